@@ -1,0 +1,133 @@
+"""The parsed form of an HL7 v2 message: segments hold raw (escaped) field text, split lazily on access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mappers.exceptions import Issue
+from mappers.hl7v2.escape import unescape
+
+
+@dataclass(frozen=True, slots=True)
+class Delimiters:
+    """MSH-1 and MSH-2 of a message (HL7 v2.5.1 §2.5.4)."""
+
+    field: str = "|"
+    component: str = "^"
+    repetition: str = "~"
+    escape: str = "\\"
+    subcomponent: str = "&"
+    truncation: str = ""  # v2.7+: '#' when MSH-2 has five characters
+
+    @property
+    def encoding_characters(self) -> str:
+        return self.component + self.repetition + self.escape + self.subcomponent + self.truncation
+
+
+DEFAULT_DELIMITERS = Delimiters()
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment. `fields[n]` is the raw text of SEG-n (for MSH, `fields[1]` is MSH-1, the field separator)."""
+
+    name: str
+    fields: tuple[str, ...]
+    occurrence: int  # 1-based rank among same-named segments of the message: OBX[3]
+    line: int  # 1-based line in the input
+    delims: Delimiters = DEFAULT_DELIMITERS
+    encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
+
+    @property
+    def ref(self) -> str:
+        """Path prefix used in issue expressions, e.g. `OBX[3]`."""
+        return f"{self.name}[{self.occurrence}]"
+
+    def raw(self, n: int) -> str:
+        return self.fields[n] if n < len(self.fields) else ""
+
+    def repetitions(self, n: int) -> list[str]:
+        """Raw repetitions of field n ("" yields none)."""
+        raw = self.raw(n)
+        if not raw:
+            return []
+        if self.name == "MSH" and n <= 2:
+            return [raw]
+        return raw.split(self.delims.repetition)
+
+    def components(self, n: int, rep: int = 1) -> list[str]:
+        """Unescaped components of field n, repetition `rep` (subcomponents left joined by their separator)."""
+        reps = self.repetitions(n)
+        if rep > len(reps):
+            return []
+        d = self.delims
+        return [unescape(c, d, self.encoding) for c in reps[rep - 1].split(d.component)]
+
+    def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
+        """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
+        if self.name == "MSH" and n <= 2:
+            return self.raw(n)
+        reps = self.repetitions(n)
+        if rep > len(reps):
+            return ""
+        d = self.delims
+        comps = reps[rep - 1].split(d.component)
+        if comp > len(comps):
+            return ""
+        subs = comps[comp - 1].split(d.subcomponent)
+        if sub > len(subs):
+            return ""
+        return unescape(subs[sub - 1], d, self.encoding)
+
+    def text(self, n: int, rep: int = 1) -> str:
+        """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""
+        reps = self.repetitions(n)
+        return unescape(reps[rep - 1], self.delims, self.encoding) if rep <= len(reps) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One HL7 v2 message; `warnings` records what the parser had to guess (charset fallbacks)."""
+
+    segments: tuple[Segment, ...]
+    delims: Delimiters
+    encoding: str  # Python codec the bytes were decoded with ("" when text was given)
+    warnings: tuple[Issue, ...] = ()
+
+    @property
+    def msh(self) -> Segment:
+        return self.segments[0]
+
+    @property
+    def message_type(self) -> str:
+        """MSH-9 as `ORU^R01`."""
+        code, event = self.msh.get(9, 1), self.msh.get(9, 2)
+        return f"{code}^{event}" if event else code
+
+    @property
+    def control_id(self) -> str:
+        return self.msh.get(10)
+
+    @property
+    def version(self) -> str:
+        return self.msh.get(12)
+
+    def all(self, name: str) -> list[Segment]:
+        return [s for s in self.segments if s.name == name]
+
+    def first(self, name: str) -> Segment | None:
+        return next((s for s in self.segments if s.name == name), None)
+
+    @property
+    def z_segments(self) -> list[Segment]:
+        return [s for s in self.segments if s.name.startswith("Z")]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch or file (FHS/BHS ... BTS/FTS) or a plain run of messages."""
+
+    messages: tuple[Message, ...]
+    header: tuple[Segment, ...] = field(default=())
+    trailer: tuple[Segment, ...] = field(default=())
+    warnings: tuple[Issue, ...] = field(default=())
