@@ -36,6 +36,9 @@ DECLARED_NAME = {"utf-8": "UNICODE UTF-8", "gb18030": "GB 18030-2000", "latin-1"
 # Tried in order when MSH-18 is empty or unknown.
 FALLBACKS = ("utf-8", "gb18030")
 
+# Multi-byte codecs whose trail bytes include ASCII 0x40-0x7E, so a character can end in '|', '^', '\\' or '~'.
+ASCII_TRAIL_CODECS = ("gb18030", "big5", "shift_jis")
+
 
 def codec_for(declared: str) -> str | None:
     """The codec for an MSH-18 value, or None when the name is unknown or empty."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,6 +11,8 @@ if TYPE_CHECKING:
 
 # Formatting commands of the FT data type (§2.7.6), rendered as plain text.
 _FORMATTING = {".br": "\n", ".fi": "", ".nf": "", ".ce": "\n"}
+_COUNT = re.compile(r"\s*([+-]?)([0-9]+)\s*")
+_MAX_COUNT = 100  # \.sp n\ and \.sk n\ expand to at most this many characters (untrusted input)
 
 
 def unescape(text: str, d: Delimiters, encoding: str = "utf-8") -> str:
@@ -58,13 +61,17 @@ def _expand(seq: str, d: Delimiters, encoding: str, literal: str) -> str:
             return codecs.decode(data, encoding)
         except (UnicodeDecodeError, LookupError):
             return data.decode("latin-1")
-    if head in "CM" and len(seq) in (5, 7) and all(c in "0123456789ABCDEFabcdef" for c in seq[1:]):
+    # \Cxxyy\ (two bytes), \Mxxyy\ or \Mxxyyzz\ (zz optional)
+    if len(seq) in {"C": (5,), "M": (5, 7)}.get(head, ()) and all(c in "0123456789ABCDEFabcdef" for c in seq[1:]):
         return ""
     if head == ".":
         cmd, _, arg = seq.partition(" ")
         if cmd in _FORMATTING:
             return _FORMATTING[cmd]
-        count = int(arg) if arg.strip().lstrip("+-").isdigit() else 1
+        num = _COUNT.fullmatch(arg)
+        count = 1
+        if num:  # only ASCII digits; a long number is capped before int() sees it
+            count = min(int(num[2].lstrip("0")[:10] or "0"), _MAX_COUNT) * (-1 if num[1] == "-" else 1)
         if cmd == ".sp":
             return "\n" * max(count, 1)
         if cmd == ".sk":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
-from mappers.hl7v2.charsets import FALLBACKS, codec_for
+from mappers.hl7v2.charsets import ASCII_TRAIL_CODECS, FALLBACKS, codec_for
 from mappers.hl7v2.model import Batch, Delimiters, Message, Segment
 
 _MLLP = bytes.maketrans(b"", b"")
@@ -46,7 +46,8 @@ def parse_batch(data: bytes | str) -> Batch:
     messages = tuple(_message(g, forced) for g in groups)
     warnings: list[Issue] = []
     bts = next((s for s in trailer if s.name == "BTS"), None)
-    if bts is not None and bts.get(1).isdigit() and int(bts.get(1)) != len(messages):
+    count = bts.get(1).strip() if bts is not None else ""
+    if bts is not None and count.isascii() and count.isdigit() and int(count) != len(messages):
         warnings.append(Issue("warning", "structure", "hl7v2-batch-count",
                               f"BTS-1 declares {bts.get(1)} messages, the batch holds {len(messages)}", bts.ref + "-1"))
     return Batch(messages, tuple(header), tuple(trailer), tuple(warnings))
@@ -97,10 +98,7 @@ def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[l
     if isinstance(first, str):
         return [(n, ln) for n, ln in lines if isinstance(ln, str)], "", []
     blob = b"\r".join(ln for _, ln in lines if isinstance(ln, bytes))
-    msh = first.decode("latin-1")  # byte-transparent: MSH-18 itself is ASCII
-    fs = msh[3] if len(msh) > 3 else "|"
-    parts = msh.split(fs)
-    declared = parts[17].split(msh[5] if len(msh) > 5 else "~")[0].strip() if len(parts) > 17 else ""
+    declared = _declared_charset(first)
     warnings: list[Issue] = []
     codec = forced or codec_for(declared)
     if declared and codec is None:
@@ -117,12 +115,39 @@ def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[l
         if i > 0 and codec:
             warnings.append(Issue("warning", "value", "hl7v2-charset-mismatch",
                                   f"bytes are not valid {declared!r} (MSH-18); decoded as {c}", "MSH-18"))
+        elif i > 0 and not declared:
+            warnings.append(Issue("warning", "value", "hl7v2-charset-guessed",
+                                  f"MSH-18 is empty and the bytes are not {tried[0]}; decoded as {c}", "MSH-18"))
         return list(zip([n for n, _ in lines], text.split("\r"), strict=True)), c, warnings
     text = blob.decode("latin-1")
     warnings.append(Issue("warning", "value", "hl7v2-charset-undetected",
                           "bytes are neither UTF-8 nor GB 18030 and MSH-18 did not help; decoded as ISO 8859-1",
                           "MSH-18"))
     return list(zip([n for n, _ in lines], text.split("\r"), strict=True)), "latin-1", warnings
+
+
+def _declared_charset(msh: bytes) -> str:
+    """MSH-18 (its first repetition) read from the raw bytes of the MSH line.
+
+    Latin-1 keeps every byte in place, but in GB 18030, Big5 or Shift_JIS a character before MSH-18 may end in the
+    byte '|' or '^' and shift the fields; so when the line is not ASCII, a reading under such a codec wins when it
+    declares that very codec.
+    """
+    if not msh.isascii():
+        for codec in ASCII_TRAIL_CODECS:
+            try:
+                declared = _msh18(msh.decode(codec))
+            except UnicodeDecodeError:
+                continue
+            if codec_for(declared) == codec:
+                return declared
+    return _msh18(msh.decode("latin-1"))
+
+
+def _msh18(msh: str) -> str:
+    fs = msh[3] if len(msh) > 3 else "|"
+    parts = msh.split(fs)
+    return parts[17].split(msh[5] if len(msh) > 5 else "~")[0].strip() if len(parts) > 17 else ""
 
 
 def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None) -> Message:

@@ -1,0 +1,177 @@
+"""OBX rows of one OBX-4 variant group → a Variant Observation and, where clinical significance or
+phenotype rows are present, a DiagnosticImplication derived from it (Genomics Reporting IG 3.0.0).
+
+Which LOINC variable lands in which slice is data: tables/lri-genetic-variables.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mappers.hl7v2.context import Context
+from mappers.hl7v2.datatypes import cwe_to_codeable_concept, number, text_to_codeable_concept
+from mappers.hl7v2.emit import CATEGORY_GE, CATEGORY_LAB, GR, LOINC, TBD, datetime_field, ref
+from mappers.hl7v2.emit.observation import notes, quantity, status
+from mappers.hl7v2.structure import Observation
+from mappers.ids import resource_id
+from mappers.terminology import translate
+
+_CODED = {"CWE", "CNE", "CE", "CF"}
+ONE_BASED = {"system": LOINC, "code": "LA30102-0", "display": "1-based character counting"}
+PRESENT = {"system": LOINC, "code": "LA9633-4", "display": "Present"}
+UCUM = "http://unitsofmeasure.org"
+
+
+@cache
+def variables() -> dict[str, Any]:
+    return json.loads((Path(__file__).parents[1] / "tables" / "lri-genetic-variables.json").read_text("utf-8"))
+
+
+def variable(code: str) -> dict[str, Any] | None:
+    return variables()["variables"].get(code)
+
+
+def group_key(obx_4: str) -> str:
+    """OBX-4 sub-ID up to the first '.': `2a.1` belongs to variant group `2a` (LRI nested SV addenda)."""
+    return obx_4.split(".", 1)[0]
+
+
+def _component_code(code: str, display: str) -> dict[str, Any]:
+    code = variables()["component_code"].get(code, code)
+    coding = {"system": LOINC, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> list[tuple[str, Any]]:
+    """OBX-5 repetitions as values of the slice's FHIR type; a coded slice also takes ST text (V2X writes
+    some CWE rows as ST)."""
+    obx = obs.obx
+    out: list[tuple[str, Any]] = []
+    vt = obx.get(2)
+    for rep in range(1, len(obx.repetitions(5)) + 1):
+        if fhir_type == "CodeableConcept":
+            if vt in _CODED:
+                cc = cwe_to_codeable_concept(obx, 5, rep)
+            elif slice_name == "chromosome-identifier":
+                name = re.sub(r"^chr", "", obx.text(5, rep), flags=re.I)
+                t = translate("chromosome-name-to-loinc-ll2938-0", name.upper())
+                cc = ({"coding": [{"system": LOINC, "code": t.code, "display": t.display}]} if t
+                      else text_to_codeable_concept(obx.text(5, rep)))
+            else:
+                cc = text_to_codeable_concept(obx.text(5, rep))
+            if cc:
+                out.append(("valueCodeableConcept", cc))
+        elif fhir_type == "string":
+            text = obx.get(5, 1, rep=rep) if vt in _CODED else obx.text(5, rep)
+            if text:
+                out.append(("valueString", text))
+        elif fhir_type == "Range":
+            lo, hi = number(obx.get(5, 1, rep=rep)), number(obx.get(5, 2, rep=rep))
+            rng = {k: {"value": v} for k, v in (("low", lo), ("high", hi)) if v is not None}
+            if rng:
+                out.append(("valueRange", rng))
+        elif fhir_type == "Quantity":
+            n = number(obx.get(5, 1, rep=rep))
+            if n is None:
+                ctx.warn("hl7v2-bad-number", f"OBX-5 {obx.get(5)!r} is not a number; kept as a string component",
+                         f"{obx.ref}-5")
+                out.append(("valueString", obx.text(5, rep)))
+                continue
+            q = quantity(n, obx)
+            if slice_name == "sample-allelic-frequency":  # the IG fixes UCUM '1' (a fraction)
+                q.update(system=UCUM, code="1")
+                q.setdefault("unit", "1")
+            out.append(("valueQuantity", q))
+    return out
+
+
+def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared: list[Observation],
+            subject: dict[str, Any] | None, specimen: dict[str, Any] | None,
+            effective: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Build the Variant (and its DiagnosticImplication, or None) of one OBX-4 group.
+
+    Reads per row OBX-2/3/4/5/6/11/14 and NTE-3; `shared` holds overall rows (sub-ID 1) such as the
+    assembly (62374-4), which apply to every variant of the order unless the group has its own.
+    """
+    first = rows[0].obx
+    var: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": resource_id("Observation", key, "variant", group),
+        "meta": {"profile": [GR + "variant"]},
+        "status": status(ctx, first),
+        "category": [CATEGORY_LAB, CATEGORY_GE],
+        "code": {"coding": [{"system": LOINC, "code": "69548-6", "display": "Genetic variant assessment"}]},
+    }
+    components: list[dict[str, Any]] = []
+    impl_components: list[dict[str, Any]] = []
+    own_codes = {o.obx.get(3) for o in rows}
+    note_list: list[dict[str, str]] = []
+    for obs in [*rows, *(s for s in shared if s.obx.get(3) not in own_codes)]:
+        obx = obs.obx
+        ctx.use(obx, 1, 2, 3, 4, 5, 6, 11, 14)
+        code, display = obx.get(3), obx.get(3, 2)
+        spec = variable(code)
+        if spec is None:
+            ctx.inform("hl7v2-unsliced-component",
+                       f"OBX-3 {code} in variant group {group} is not a Genomics Reporting variable; kept as a "
+                       "component under its own code", f"{obx.ref}-3")
+            spec = {"target": "component", "fhir_type": "CodeableConcept" if obx.get(2) in _CODED else "string",
+                    "scope": "variant"}
+        target = spec["target"]
+        vals = _values(ctx, obs, spec["fhir_type"], target)
+        note_list += notes(obs.notes, ctx)
+        if target == "value":
+            if vals:
+                var["valueCodeableConcept"] = vals[0][1]
+            continue
+        if target == "method":
+            if vals:
+                var["method"] = vals[0][1]
+            continue
+        for element, val in vals:
+            comp = {"code": _component_code(code, display or spec.get("display", "")), element: val}
+            (impl_components if spec["scope"] == "implication" else components).append(comp)
+    codes = {c["code"]["coding"][0]["code"] for c in components}
+    if "81254-5" in codes and "92822-6" not in codes:
+        # HL7 v2 LRI (Ch.5) positions are 1-based; say so, as the IG asks for coordinates.
+        components.append({"code": _component_code("92822-6", "Genomic coordinate system [Type]"),
+                           "valueCodeableConcept": {"coding": [ONE_BASED]}})
+    if "valueCodeableConcept" not in var:
+        var["valueCodeableConcept"] = {"coding": [PRESENT]}
+        ctx.inform("hl7v2-variant-assessment-inferred",
+                   f"variant group {group} has no 69548-6 row; reported as Present (LA9633-4), as the IG asks "
+                   "every variant to carry an assessment", f"{first.ref}-4")
+    if subject:
+        var["subject"] = ref(subject)
+    when = datetime_field(ctx, first, 14) or effective
+    if when:
+        var["effectiveDateTime"] = when
+    if specimen:
+        var["specimen"] = ref(specimen)
+    if note_list:
+        var["note"] = note_list
+    if components:
+        var["component"] = components
+    if not impl_components:
+        return var, None
+    impl: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": resource_id("Observation", key, "diagnostic-implication", group),
+        "meta": {"profile": [GR + "diagnostic-implication"]},
+        "status": var["status"],
+        "category": [CATEGORY_LAB, CATEGORY_GE],
+        "code": {"coding": [{"system": TBD, "code": "diagnostic-implication", "display": "Diagnostic Implication"}]},
+    }
+    if subject:
+        impl["subject"] = ref(subject)
+    if when:
+        impl["effectiveDateTime"] = when
+    impl["derivedFrom"] = [ref(var)]
+    impl["component"] = impl_components
+    return var, impl

@@ -1,0 +1,83 @@
+"""ORU^R01 segment grouping (HL7 v2.5.1 §7.3.1): PATIENT_RESULT → ORDER_OBSERVATION → OBSERVATION / SPECIMEN."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mappers.exceptions import UnsupportedMessage
+from mappers.hl7v2.model import Message, Segment
+
+SUPPORTED = ("ORU^R01",)
+
+
+@dataclass(slots=True)
+class Observation:
+    obx: Segment
+    notes: list[Segment] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Specimen:
+    spm: Segment
+    observations: list[Observation] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Order:
+    obr: Segment
+    orc: Segment | None = None
+    notes: list[Segment] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    specimens: list[Specimen] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PatientResult:
+    pid: Segment | None
+    notes: list[Segment] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
+
+
+def group_oru(msg: Message) -> list[PatientResult]:
+    """Group the segments of an ORU^R01. Raises UnsupportedMessage for other types or an ORU with no OBR.
+
+    Segments outside the groups (SFT, PD1, PV1, TQ1, CTD, FT1, DSC, Z-segments) are left for the
+    conversion report.
+    """
+    mtype = msg.message_type
+    if mtype not in SUPPORTED and not (mtype == "ORU" and msg.msh.get(9, 3) == "ORU_R01"):
+        raise UnsupportedMessage(
+            f"unsupported message type {mtype or '(empty MSH-9)'}: helixgate converts {', '.join(SUPPORTED)} to FHIR",
+            details="hl7v2-unsupported-message-type", expression="MSH-9")
+    results: list[PatientResult] = []
+    order: Order | None = None
+    pending_orc: Segment | None = None
+    specimen: Specimen | None = None
+    last: Observation | Order | PatientResult | None = None
+    for seg in msg.segments[1:]:
+        name = seg.name
+        if name == "PID":
+            results.append(PatientResult(seg))
+            order, specimen, last = None, None, results[-1]
+        elif name == "ORC":
+            pending_orc = seg
+        elif name == "OBR":
+            if not results:
+                results.append(PatientResult(None))
+            order = Order(seg, pending_orc)
+            pending_orc, specimen, last = None, None, order
+            results[-1].orders.append(order)
+        elif name == "OBX" and order is not None:
+            obs = Observation(seg)
+            (specimen.observations if specimen else order.observations).append(obs)
+            last = obs
+        elif name == "SPM" and order is not None:
+            specimen = Specimen(seg)
+            order.specimens.append(specimen)
+            last = None
+        elif name == "NTE" and last is not None:
+            last.notes.append(seg)
+    if not any(r.orders for r in results):
+        raise UnsupportedMessage("ORU^R01 without an OBR: there is no result to convert",
+                                 details="hl7v2-no-order", expression="OBR")
+    return results
