@@ -45,6 +45,9 @@ def system_name(uri: str | None, code: str = "") -> str:
     if uri == "http://varnomen.hgvs.org":
         m = re.search(r":([cgp])\.", code)
         return coding_systems()["hgvs_v2_names"].get(m.group(1), "HGVS") if m else "HGVS"
+    if uri == "http://www.ncbi.nlm.nih.gov/refseq":
+        kind = {"NC": "G", "NG": "G", "NT": "G", "NW": "G", "NM": "T", "NR": "T", "XM": "T", "NP": "P", "XP": "P"}
+        return f"RefSeq-{kind[code[:2]]}" if code[:2] in kind else "RefSeq"
     if uri.startswith(LOCAL_SYSTEM):
         return uri[len(LOCAL_SYSTEM):]
     if uri.startswith("urn:oid:"):

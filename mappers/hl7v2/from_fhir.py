@@ -241,7 +241,7 @@ class _Writer:
             code = "81255-2"
         spec = variables()["variables"].get(code, {})
         ident = "^".join(x for x in (escape(code, D), escape(coding.get("display") or spec.get("display", ""), D),
-                                     system_name(coding.get("system"))))
+                                     system_name(coding.get("system"), code)))
         vt, value, units = _value(comp, spec.get("v2_type"))
         return _obx(vt, ident, sub, value, status, units)
 

@@ -25,11 +25,12 @@ class Delimiters:
 
 
 DEFAULT_DELIMITERS = Delimiters()
+_HEADERS = frozenset({"MSH", "FHS", "BHS"})  # SEG-1 is the field separator, SEG-2 the encoding characters
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One segment. `fields[n]` is the raw text of SEG-n (for MSH, `fields[1]` is MSH-1, the field separator)."""
+    """One segment. `fields[n]` is the raw text of SEG-n (for MSH/FHS/BHS, `fields[1]` is the field separator)."""
 
     name: str
     fields: tuple[str, ...]
@@ -51,7 +52,7 @@ class Segment:
         raw = self.raw(n)
         if not raw:
             return []
-        if self.name == "MSH" and n <= 2:
+        if self.name in _HEADERS and n <= 2:
             return [raw]
         return raw.split(self.delims.repetition)
 
@@ -65,7 +66,7 @@ class Segment:
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
-        if self.name == "MSH" and n <= 2:
+        if self.name in _HEADERS and n <= 2:
             return self.raw(n)
         reps = self.repetitions(n)
         if rep > len(reps):

@@ -29,9 +29,9 @@ def practitioner(seg: Segment, n: int) -> dict[str, Any] | None:
     res: dict[str, Any] = {"resourceType": "Practitioner"}
     system = hd_system(seg.get(n, 9, 1), seg.get(n, 9, 2), seg.get(n, 9, 3))
     if pid:
-        ident: dict[str, Any] = {"value": pid}
-        if system:
-            ident = {"system": system, "value": pid}
+        ident: dict[str, Any] = {"system": system, "value": pid} if system else {"value": pid}
+        if seg.get(n, 9, 1):
+            ident["assigner"] = {"display": seg.get(n, 9, 1)}
         if seg.get(n, 13):
             ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
                                          "code": seg.get(n, 13)}]}

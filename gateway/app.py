@@ -1,0 +1,76 @@
+"""The ASGI application: routes, error handlers and the lifespan that opens the cache."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.cache import make_cache
+from gateway.formats import UnsupportedFormat
+from gateway.responses import FHIRResponse, outcome_response
+from gateway.routes import TooLarge, routes
+from gateway.settings import Settings
+from mappers.exceptions import MappingError, ParseError, operation_outcome
+
+log = logging.getLogger("helixgate.http")
+
+
+def _status(exc: MappingError) -> int:
+    if isinstance(exc, UnsupportedFormat):
+        return 415
+    if isinstance(exc, ParseError):
+        return 400
+    return 422
+
+
+async def mapping_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MappingError)
+    return FHIRResponse(operation_outcome(exc.issues), status_code=_status(exc))
+
+
+async def too_large(request: Request, exc: Exception) -> Response:
+    return outcome_response(413, "too-costly", "request-too-large", str(exc))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+    return outcome_response(exc.status_code, code, f"http-{exc.status_code}", str(exc.detail),
+                            headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return outcome_response(500, "exception", "internal-error", "internal error; the gateway log has details")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.cache_max_entries)
+        log.info("cache: %s", app.state.cache.kind)
+        try:
+            yield
+        finally:
+            await app.state.cache.close()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            MappingError: mapping_error,
+            TooLarge: too_large,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app
