@@ -1,0 +1,5 @@
+"""Pure format mappers: national and exchange formats ⇄ FHIR R4. No I/O, no clock, no randomness."""
+
+from mappers.exceptions import EmitError, Issue, MappingError, ParseError, UnsupportedMessage, operation_outcome
+
+__all__ = ["EmitError", "Issue", "MappingError", "ParseError", "UnsupportedMessage", "operation_outcome"]

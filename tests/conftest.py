@@ -1,0 +1,127 @@
+"""Session fixtures: real Redis servers and the real gateway on loopback ports."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def start(self) -> None:
+        """(Re)start on the same port."""
+        self.proc = _spawn_redis(self.port, self.workdir)
+
+
+def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"redis-server did not start on port {port}")
+
+
+def start_redis() -> RedisServer:
+    workdir = tempfile.mkdtemp(prefix="helixgate-redis-")
+    port = free_port()
+    return RedisServer(port, _spawn_redis(port, workdir), workdir)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for the test session (its own port, so tests may flush or stop it)."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server this one test may stop and restart."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+class ServedApp:
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("gateway did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def gateway(redis_server: RedisServer) -> Iterator[ServedApp]:
+    """The gateway on a loopback port, caching in the session's Redis, with a small body limit for tests."""
+    with ServedApp(Settings(redis_url=redis_server.url, max_request_bytes=512 * 1024)) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def embedded_gateway() -> Iterator[ServedApp]:
+    """The gateway on its embedded default: in-process LRU cache, no Redis."""
+    with ServedApp(Settings()) as app:
+        yield app
