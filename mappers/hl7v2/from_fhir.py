@@ -183,6 +183,7 @@ class _Writer:
         if report.get("conclusion"):
             out.append(_segment("NTE", ["", "1", "", escape(report["conclusion"], D)]))
         rows: list[list[str]] = []
+        notes: dict[int, list[str]] = {}  # row index → NTE comments written after it
         for cc in report.get("conclusionCode", []):
             rows.append(_obx("CWE", "51968-6^Discrete variation analysis overall interpretation^LN", "1",
                              codeable_concept_to_cwe(cc, D), "F"))
@@ -195,9 +196,14 @@ class _Writer:
                 rows.extend(self.variant_rows(target, "2" + _letters(group)))
             else:
                 rows.append(self.lab_row(target))
-        for i, row in enumerate(rows, 1):
-            row[1] = str(i)
+            comments = [n["text"] for n in target.get("note", []) if n.get("text")]
+            if comments:
+                notes[len(rows) - 1] = comments
+        for i, row in enumerate(rows):
+            row[1] = str(i + 1)
             out.append(_segment("OBX", row))
+            for n, text in enumerate(notes.get(i, []), 1):
+                out.append(_segment("NTE", ["", str(n), "", escape(text, D)]))
         for n, spec in enumerate((self.resolve(s) for s in report.get("specimen", [])), 1):
             if spec is not None:
                 out.append(self.spm(spec, n))

@@ -113,13 +113,20 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
             ctx.use(obs.obx, 1, 2, 3, 4, 5, 11)
     else:
         plain = list(order.observations)
+    seen: dict[tuple[str, str], int] = {}
+
+    def ordinal(obs: Observation) -> int:
+        k = (obs.obx.get(3), obs.obx.get(4))
+        seen[k] = seen.get(k, 0) + 1
+        return seen[k]
+
     for obs in plain:
         # Overall-study rows (sub-ID 1) of a genetic report are genetic results too: category GE says so.
         overall = genomic and group_key(obs.obx.get(4)) == "1"
-        results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall))
+        results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs)))
     for s, spec_res in zip(order.specimens, specimens, strict=True):
         for obs in s.observations:
-            results.append(lab_observation(ctx, obs, key, subject, spec_res, effective, False))
+            results.append(lab_observation(ctx, obs, key, subject, spec_res, effective, False, ordinal(obs)))
     report = diagnostic_report(ctx, order, key, genomic, subject, request, specimens, results, conclusion)
     return [request, *([requester] if requester else []), *specimens, report, *results]
 

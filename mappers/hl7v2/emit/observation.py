@@ -114,16 +114,18 @@ def notes(notes: list[Segment], ctx: Context) -> list[dict[str, str]]:
 
 
 def lab_observation(ctx: Context, obs: Observation, key: str, subject: dict[str, Any] | None,
-                    specimen: dict[str, Any] | None, effective: str | None, genetic: bool) -> dict[str, Any]:
+                    specimen: dict[str, Any] | None, effective: str | None, genetic: bool,
+                    ordinal: int = 1) -> dict[str, Any]:
     """Reads OBX-2/3/5/6 (value), OBX-7 (reference range), OBX-8 (interpretation), OBX-11 (status),
-    OBX-14 (effective time), NTE-3 (notes)."""
+    OBX-14 (effective time), NTE-3 (notes). The id derives from the order, OBX-3, OBX-4 and `ordinal` (the
+    rank among same-coded rows), not from OBX-1, so renumbered rows keep their ids."""
     obx = obs.obx
     ctx.use(obx, 1, 2, 3, 5, 6, 7, 8, 11, 14)
     if genetic:
         ctx.use(obx, 4)  # sub-ID 1: carried by category GE
     res: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": resource_id("Observation", key, "OBX", obx.get(1) or str(obx.occurrence), obx.get(3), obx.get(4)),
+        "id": resource_id("Observation", key, "OBX", obx.get(3), obx.get(4), str(ordinal)),
         "status": status(ctx, obx),
         "category": [CATEGORY_LAB, CATEGORY_GE] if genetic else [CATEGORY_LAB],
         "code": cwe_to_codeable_concept(obx, 3) or {"text": "(OBX-3 empty)"},
