@@ -149,8 +149,9 @@ def test_unmapped_input_is_reported() -> None:
     z = [i for i in conv.issues if i.details == "hl7v2-segment-not-mapped" and i.expression.startswith("Z")]
     assert z and z[0].severity == "warning"
     assert conv.outcome["resourceType"] == "OperationOutcome"
-    msg = b"MSH|^~\\&|A|B|C|D|20250101120000+0000||ORU^R01|X1|P|2.5.1|||AL|NE\rPID|1||P1^^^H^MR|||||||||||||||||||||||||||Y\r" \
-          b"OBR|1||F1|81247-9^panel^LN\rOBX|1|ST|69547-8^Ref^LN|2a|T|||||N|F|||||||||||||Q\r"
+    msg = (b"MSH|^~\\&|A|B|C|D|20250101120000+0000||ORU^R01|X1|P|2.5.1|||AL|NE\r"
+           b"PID|1||P1^^^H^MR|||||||||||||||||||||||||||Y\r"
+           b"OBR|1||F1|81247-9^panel^LN\rOBX|1|ST|69547-8^Ref^LN|2a|T|||||N|F|||||||||||||Q\r")
     issues = to_fhir(msg).issues
     where = {i.expression for i in issues}
     assert {"MSH[1]-15", "MSH[1]-16", "PID[1]-30", "OBX[1]-10", "OBX[1]-24"} <= where
