@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from mappers.exceptions import Issue, operation_outcome
 from mappers.hl7v2.context import Context, Options
 from mappers.hl7v2.emit import datetime_field
-from mappers.hl7v2.emit.genomics import group_key, variable, variables, variant
+from mappers.hl7v2.emit.genomics import group_key, is_overall, variable, variables, variant
 from mappers.hl7v2.emit.observation import lab_observation
 from mappers.hl7v2.emit.order import order_key, organization, practitioner, service_request, specimen
 from mappers.hl7v2.emit.patient import patient
@@ -88,7 +90,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
             sub = group_key(obs.obx.get(4))
             if spec and spec["scope"] == "report":
                 conclusion.append(obs)
-            elif spec and spec["scope"] != "report" and sub not in ("", "1"):
+            elif spec and sub and not is_overall(sub):
                 groups.setdefault(sub, []).append(obs)
             elif spec and obs.obx.get(3) == "62374-4":
                 shared.append(obs)  # the assembly, stated once for the whole study
@@ -99,7 +101,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
         # Rows of an unknown code with a variant group's sub-ID belong to that variant.
         for obs in list(plain):
             sub = group_key(obs.obx.get(4))
-            if sub in groups and sub not in ("", "1"):
+            if sub in groups and sub:
                 groups[sub].append(obs)
                 plain.remove(obs)
         implications = []
@@ -122,7 +124,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
 
     for obs in plain:
         # Overall-study rows (sub-ID 1) of a genetic report are genetic results too: category GE says so.
-        overall = genomic and group_key(obs.obx.get(4)) == "1"
+        overall = genomic and is_overall(group_key(obs.obx.get(4)))
         results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs)))
     for s, spec_res in zip(order.specimens, specimens, strict=True):
         for obs in s.observations:
@@ -152,7 +154,8 @@ def _bundle(ctx: Context, resources: list[dict[str, Any]]) -> dict[str, Any]:
     if ctx.options.received:
         bundle["timestamp"] = ctx.options.received.isoformat(timespec="seconds")
     bundle["entry"] = entries
-    return bundle
+    # Emitters share constant codings; a deep copy keeps callers who edit the result from editing those.
+    return orjson.loads(orjson.dumps(bundle))
 
 
 def _request(res: dict[str, Any]) -> dict[str, str]:

@@ -40,6 +40,11 @@ def group_key(obx_4: str) -> str:
     return obx_4.split(".", 1)[0]
 
 
+def is_overall(group: str) -> bool:
+    """Sub-IDs `1`, `1a`, `1b`… hold overall-study rows (assembly, regions studied), not a variant."""
+    return bool(re.fullmatch(r"1[a-z]*", group))
+
+
 def _component_code(code: str, display: str) -> dict[str, Any]:
     code = variables()["component_code"].get(code, code)
     coding = {"system": LOINC, "code": code}

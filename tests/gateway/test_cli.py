@@ -1,0 +1,70 @@
+"""The helixgate command as a user runs it: a subprocess, exit codes, stdout/stderr, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import ROOT
+
+MESSAGES = sorted((ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.hl7"))
+
+
+def helixgate(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+              ) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "gateway.cli.main", *args], input=stdin, capture_output=True,
+                          cwd=ROOT, env=env, timeout=60)
+
+
+def test_convert_stdin_to_stdout_and_back(tmp_path: Path) -> None:
+    r = helixgate("convert", "-", "--from", "hl7v2", "--to", "fhir", stdin=MESSAGES[0].read_bytes())
+    assert r.returncode == 0, r.stderr
+    bundle = orjson.loads(r.stdout)
+    assert bundle["resourceType"] == "Bundle"
+    assert b"converted:" in r.stderr
+    back = helixgate("convert", "-", stdin=r.stdout)  # --from detected, --to defaults to hl7v2
+    assert back.returncode == 0, back.stderr
+    assert back.stdout.startswith(b"MSH|^~\\&|HELIXGATE|")
+
+
+def test_output_file_report_and_transaction(tmp_path: Path) -> None:
+    out, report = tmp_path / "b.json", tmp_path / "report.json"
+    path = next(p for p in MESSAGES if p.name.startswith("11-"))
+    r = helixgate("convert", str(path), "-o", str(out), "--report", str(report), "--bundle-type", "transaction")
+    assert r.returncode == 0 and r.stdout == b""
+    assert orjson.loads(out.read_bytes())["type"] == "transaction"
+    outcome = orjson.loads(report.read_bytes())
+    assert any(i["expression"] == ["ZGN[1]"] for i in outcome["issue"])
+    assert b"ZGN[1]" in r.stderr  # warnings are listed on stderr
+
+
+def test_timezone_option_keeps_times() -> None:
+    msg = (b"MSH|^~\\&|A|B|C|D|20250101||ORU^R01|X2|P|2.5.1\rPID|1||P1^^^H^MR\r"
+           b"OBR|1||F1|81247-9^panel^LN|||20250228093000\rOBX|1|ST|69547-8^Ref^LN|2a|T||||||F\r")
+    r = helixgate("convert", "-", "--timezone", "+01:00", stdin=msg)
+    report = next(e["resource"] for e in orjson.loads(r.stdout)["entry"]
+                  if e["resource"]["resourceType"] == "DiagnosticReport")
+    assert report["effectiveDateTime"] == "2025-02-28T09:30:00+01:00"
+
+
+@pytest.mark.parametrize(("args", "stdin", "code", "message"), [
+    (("convert", "-"), b"MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\rPID|1\r", 1, b"unsupported message type ADT^A01"),
+    (("convert", "-"), b"MSH|^~\\&|A|B|C|D|2025||ORU^R01|1|P|2.5\rbad line\r", 1, b"line 2"),
+    (("convert", "-"), b"", 1, b"is empty"),
+    (("convert", "-"), b"\x00\x01\x02binary", 1, b"cannot tell the input format"),
+    (("convert", "/no/such/file.hl7"), None, 1, b"cannot read /no/such/file.hl7"),
+    (("convert", "-", "--from", "fhir"), b"[1, 2]", 1, b"expected a FHIR Bundle"),
+    (("convert", "-", "--timezone", "CET"), b"MSH", 2, b"must look like +08:00"),
+    (("convert", "-", "--from", "pdf"), b"", 2, b"invalid choice"),
+    (("convert",), None, 2, b"required: input"),
+    ((), None, 2, b"usage:"),
+])
+def test_bad_input_and_usage_give_a_message_and_exit_code(args, stdin, code, message) -> None:
+    r = helixgate(*args, stdin=stdin)
+    assert r.returncode == code, r.stderr
+    assert message in r.stderr
+    assert b"Traceback" not in r.stderr
