@@ -38,6 +38,8 @@ class Segment:
     line: int  # 1-based line in the input
     delims: Delimiters = DEFAULT_DELIMITERS
     encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
+    # (field, repetition) → raw components; mappers read the same fields many times, so split once.
+    _split: dict[tuple[int, int], list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ref(self) -> str:
@@ -68,17 +70,23 @@ class Segment:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
         if self.name in _HEADERS and n <= 2:
             return self.raw(n)
-        reps = self.repetitions(n)
-        if rep > len(reps):
-            return ""
-        d = self.delims
-        comps = reps[rep - 1].split(d.component)
+        comps = self._split.get((n, rep))
+        if comps is None:
+            reps = self.repetitions(n)
+            comps = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
+            self._split[(n, rep)] = comps
         if comp > len(comps):
             return ""
-        subs = comps[comp - 1].split(d.subcomponent)
-        if sub > len(subs):
+        value = comps[comp - 1]
+        d = self.delims
+        if d.subcomponent in value:
+            subs = value.split(d.subcomponent)
+            if sub > len(subs):
+                return ""
+            value = subs[sub - 1]
+        elif sub > 1:
             return ""
-        return unescape(subs[sub - 1], d, self.encoding)
+        return unescape(value, d, self.encoding)
 
     def text(self, n: int, rep: int = 1) -> str:
         """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""
