@@ -46,16 +46,24 @@ class Converted:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What a conversion depends on; every field but `received` is part of the cache key."""
+    """What a conversion depends on; every field but `received` is part of the cache key.
+
+    `params` holds format-specific options (e.g. a VCF sample name) as sorted (name, value) pairs.
+    """
 
     source: str
     target: str
     bundle_type: str = "collection"
     timezone: str | None = None
     received: datetime | None = None
+    params: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        return next((v for k, v in self.params if k == name), default)
 
     def key_parts(self) -> tuple[str, ...]:
-        return (self.source, self.target, self.bundle_type, self.timezone or "", MAPPER_VERSION)
+        extra = tuple(f"{k}={v}" for k, v in sorted(self.params))
+        return (self.source, self.target, self.bundle_type, self.timezone or "", MAPPER_VERSION, *extra)
 
 
 def _hl7v2_to_fhir(data: bytes, req: Request) -> Converted:
