@@ -1,0 +1,56 @@
+"""The conformance resources a validation runs against: StructureDefinitions, ValueSets and CodeSystems,
+indexed by canonical URL (and `url|version`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+
+
+class Definitions:
+    """An immutable-once-built index of conformance resources. Later resources win over earlier ones for the
+    same URL, so an `--ig` folder can override a package."""
+
+    def __init__(self, resources: Iterable[dict[str, Any]] = (), label: str = "") -> None:
+        self.structures: dict[str, dict[str, Any]] = {}
+        self.value_sets: dict[str, dict[str, Any]] = {}
+        self.code_systems: dict[str, dict[str, Any]] = {}
+        self.types: dict[str, dict[str, Any]] = {}  # base definitions by type name (Observation, CodeableConcept)
+        self._hash = hashlib.sha256(label.encode())
+        self.add(resources)
+
+    def add(self, resources: Iterable[dict[str, Any]]) -> None:
+        for res in resources:
+            rtype = res.get("resourceType")
+            table = {"StructureDefinition": self.structures, "ValueSet": self.value_sets,
+                     "CodeSystem": self.code_systems}.get(rtype or "")
+            url = res.get("url")
+            if table is None or not url:
+                continue
+            table[url] = res
+            if res.get("version"):
+                table[f"{url}|{res['version']}"] = res
+            self._hash.update(f"{rtype}|{url}|{res.get('version', '')}".encode())
+            if rtype == "StructureDefinition" and res.get("derivation") != "constraint" and url.startswith(
+                    CORE_PREFIX) and res.get("kind") != "logical":
+                self.types[res["type"]] = res
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies this set of definitions (for validation cache keys)."""
+        return self._hash.hexdigest()[:32]
+
+    def structure(self, url: str) -> dict[str, Any] | None:
+        return self.structures.get(url) or self.structures.get(url.split("|", 1)[0])
+
+    def value_set(self, url: str) -> dict[str, Any] | None:
+        return self.value_sets.get(url) or self.value_sets.get(url.split("|", 1)[0])
+
+    def code_system(self, url: str) -> dict[str, Any] | None:
+        return self.code_systems.get(url) or self.code_systems.get(url.split("|", 1)[0])
+
+    def type_definition(self, type_name: str) -> dict[str, Any] | None:
+        return self.types.get(type_name)

@@ -1,0 +1,145 @@
+"""StructureDefinition snapshots compiled into element trees, once per profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PRIMITIVES = {
+    "boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64Binary", "instant", "date",
+    "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt", "positiveInt", "uuid", "xhtml", "integer64",
+}
+FHIRPATH_STRING = "http://hl7.org/fhirpath/System.String"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRef:
+    code: str
+    profiles: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    key: str
+    severity: str
+    human: str
+    expression: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slicing:
+    discriminators: tuple[tuple[str, str], ...]  # (type, path)
+    rules: str  # open | closed | openAtEnd
+    ordered: bool
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One ElementDefinition; `children` by element name, `slices` by slice name (in definition order)."""
+
+    path: str
+    name: str
+    min: int = 0
+    max: int | None = None  # None = unbounded
+    repeats: bool = False  # the base definition allows many: JSON holds an array even when a profile caps it at 1
+    types: tuple[TypeRef, ...] = ()
+    fixed: Any = None
+    pattern: Any = None
+    binding: tuple[str, str | None] | None = None  # (strength, valueSet)
+    constraints: tuple[Constraint, ...] = ()
+    slicing: Slicing | None = None
+    slice_name: str | None = None
+    content_ref: str | None = None
+    max_length: int | None = None
+    children: dict[str, Node] = field(default_factory=dict)
+    slices: dict[str, Node] = field(default_factory=dict)
+    profile_url: str = ""
+
+    @property
+    def is_choice(self) -> bool:
+        return self.name.endswith("[x]")
+
+    @property
+    def base_name(self) -> str:
+        return self.name[:-3] if self.name.endswith("[x]") else self.name
+
+    def type_codes(self) -> list[str]:
+        return [t.code for t in self.types]
+
+
+def _type_code(t: dict[str, Any]) -> str:
+    code = t.get("code", "")
+    if code.startswith("http://hl7.org/fhirpath/System."):
+        # The `value` of primitive types: typed as FHIRPath System types in R4 snapshots.
+        return "System." + code.rsplit(".", 1)[1]
+    return code
+
+
+def _fixed_or_pattern(el: dict[str, Any], prefix: str) -> Any:
+    for key, value in el.items():
+        if key.startswith(prefix) and key != prefix:
+            return value
+    return None
+
+
+def compile_snapshot(sd: dict[str, Any]) -> Node:
+    """Build the element tree of a StructureDefinition's snapshot. Raises ValueError when it has none."""
+    elements = (sd.get("snapshot") or {}).get("element")
+    if not elements:
+        raise ValueError(f"StructureDefinition {sd.get('url')} has no snapshot")
+    by_id: dict[str, Node] = {}
+    root: Node | None = None
+    url = sd.get("url", "")
+    for el in elements:
+        path = el["path"]
+        eid = el.get("id") or (path + (f":{el['sliceName']}" if el.get("sliceName") else ""))
+        parts = eid.split(".")  # slice names with dots are not supported
+        last = parts[-1]
+        name, _, slice_name = last.partition(":")
+        max_raw = el.get("max", "*")
+        node = Node(
+            path=path,
+            name=name,
+            min=int(el.get("min", 0)),
+            max=None if max_raw == "*" else int(max_raw),
+            repeats=(el.get("base") or {}).get("max", max_raw) != "1" and path.count(".") > 0,
+            types=tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
+                        for t in el.get("type", [])),
+            fixed=_fixed_or_pattern(el, "fixed"),
+            pattern=_fixed_or_pattern(el, "pattern"),
+            binding=(el["binding"]["strength"], el["binding"].get("valueSet")) if el.get("binding") else None,
+            constraints=tuple(Constraint(c["key"], c.get("severity", "error"), c.get("human", ""),
+                                         c.get("expression", ""), c.get("source", url))
+                              for c in el.get("constraint", []) if c.get("expression")),
+            slicing=Slicing(tuple((d["type"], d["path"]) for d in el["slicing"].get("discriminator", [])),
+                            el["slicing"].get("rules", "open"), bool(el["slicing"].get("ordered")))
+            if el.get("slicing") else None,
+            slice_name=slice_name or None,
+            content_ref=el.get("contentReference"),
+            max_length=el.get("maxLength"),
+            profile_url=url,
+        )
+        by_id[eid] = node
+        if root is None:
+            root = node
+            continue
+        parent = by_id.get(".".join(parts[:-1]))
+        if parent is None:
+            continue  # malformed ids: skip rather than guess
+        if slice_name:
+            base = parent.children.get(name)
+            if base is None:
+                continue
+            if "/" in slice_name:  # re-slice: attach to the slice it refines
+                outer, inner = slice_name.rsplit("/", 1)
+                target = base.slices.get(outer)
+                if target is not None:
+                    target.slices[inner] = node
+                continue
+            base.slices[slice_name] = node
+        else:
+            parent.children[name] = node
+    assert root is not None
+    return root

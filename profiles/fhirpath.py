@@ -1,0 +1,129 @@
+"""FHIRPath invariants through fhirpathpy (R4 model), with the functions core and IG invariants need that it
+lacks: hasValue(), resolve() within the Bundle being validated, memberOf() against local ValueSets,
+conformsTo() and htmlChecks(). Expressions are compiled once and shared."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.models import models
+
+R4 = models["r4"]
+
+
+@dataclass
+class Scope:
+    """What functions need from the validation in progress."""
+
+    resolve: Callable[[str], dict[str, Any] | None]
+    member_of: Callable[[str, str | None, str], bool | None]
+    conforms_to: Callable[[dict[str, Any], str], bool | None]
+
+
+_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("helixgate_fhirpath_scope", default=None)
+_ACTIVE = re.compile(r"<(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", re.I)
+
+
+def _has_value(inputs: list[Any]) -> bool:
+    return len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)
+
+
+def _resolve(inputs: list[Any]) -> list[Any]:
+    scope = _scope.get()
+    out = []
+    for item in inputs:
+        ref = item.get("reference") if isinstance(item, dict) else item if isinstance(item, str) else None
+        if scope is not None and ref:
+            target = scope.resolve(ref)
+            if target is not None:
+                out.append(target)
+    return out
+
+
+def _codings(item: Any) -> list[tuple[str | None, str]]:
+    if isinstance(item, str):
+        return [(None, item)]
+    if isinstance(item, dict):
+        if "coding" in item:
+            return [(c.get("system"), c.get("code", "")) for c in item["coding"] if c.get("code")]
+        if "code" in item:
+            return [(item.get("system"), item["code"])]
+    return []
+
+
+def _member_of(inputs: list[Any], url: str) -> list[bool]:
+    scope = _scope.get()
+    if scope is None or len(inputs) != 1:
+        return []
+    answers = [scope.member_of(url, system, code) for system, code in _codings(inputs[0])]
+    if any(a is True for a in answers):
+        return [True]
+    if answers and all(a is False for a in answers):
+        return [False]
+    return []  # unknown: empty, so the invariant does not fail on what cannot be checked
+
+
+def _conforms_to(inputs: list[Any], url: str) -> list[bool]:
+    scope = _scope.get()
+    if scope is None or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        return []
+    answer = scope.conforms_to(inputs[0], url)
+    return [] if answer is None else [answer]
+
+
+def _html_checks(inputs: list[Any]) -> list[bool]:
+    """The narrative rules behind txt-1/txt-2: XHTML div, no active content."""
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return [False]
+    div = inputs[0].strip()
+    return [div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div)]
+
+
+USER_FUNCTIONS = {
+    "hasValue": {"fn": _has_value},
+    "resolve": {"fn": _resolve},
+    "memberOf": {"fn": _member_of, "arity": {1: ["String"]}},
+    "conformsTo": {"fn": _conforms_to, "arity": {1: ["String"]}},
+    "htmlChecks": {"fn": _html_checks},
+    "htmlchecks": {"fn": _html_checks},
+}
+_OPTIONS = {"userInvocationTable": USER_FUNCTIONS, "traceFn": lambda *args: None}
+_compiled: dict[str, Callable[..., list[Any]] | Exception] = {}
+
+
+def compiled(expression: str) -> Callable[..., list[Any]] | Exception:
+    """The compiled expression, or the exception that compiling raised (cached either way)."""
+    fn = _compiled.get(expression)
+    if fn is None:
+        try:
+            fn = fhirpathpy.compile(expression, model=R4, options=_OPTIONS)
+        except Exception as e:  # fhirpathpy raises plain Exception for unsupported syntax
+            fn = e
+        _compiled[expression] = fn
+    return fn
+
+
+def evaluate(expression: str, value: Any, base: str, resource: dict[str, Any], root: dict[str, Any],
+             scope: Scope) -> bool | None:
+    """Evaluate an invariant on `value` (an element at FHIRPath type path `base`); None when it cannot run."""
+    fn = compiled(expression)
+    if isinstance(fn, Exception):
+        return None
+    token = _scope.set(scope)
+    try:
+        node = ResourceNode.create_node(value, base)
+        result = fn(node, {"resource": resource, "rootResource": root})
+    except Exception:
+        return None
+    finally:
+        _scope.reset(token)
+    if not result:
+        return True  # an empty result does not fail an invariant
+    first = result[0]
+    return bool(first) if isinstance(first, bool) else True

@@ -1,0 +1,99 @@
+"""fixed[x]/pattern[x] comparison and the small FHIRPath subset slicing discriminators use."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+_FN = re.compile(r"^(\w+)\((.*)\)$")
+
+
+def contains_pattern(instance: Any, pattern: Any) -> bool:
+    """pattern[x] semantics: every element of the pattern is present in the instance (arrays: each pattern
+    item matches some instance item)."""
+    if isinstance(pattern, dict):
+        if not isinstance(instance, dict):
+            return False
+        return all(k in instance and contains_pattern(instance[k], v) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        if not isinstance(instance, list):
+            instance = [instance]
+        return all(any(contains_pattern(i, p) for i in instance) for p in pattern)
+    return equal_primitive(instance, pattern)
+
+
+def equal_fixed(instance: Any, fixed: Any) -> bool:
+    """fixed[x] semantics: exactly equal (extensions on the instance aside)."""
+    if isinstance(fixed, dict):
+        if not isinstance(instance, dict):
+            return False
+        keys = {k for k in instance if k not in ("extension", "id") and not k.startswith("_")}
+        return keys == set(fixed) and all(equal_fixed(instance[k], v) for k, v in fixed.items())
+    if isinstance(fixed, list):
+        return isinstance(instance, list) and len(instance) == len(fixed) and all(
+            equal_fixed(i, f) for i, f in zip(instance, fixed, strict=True))
+    return equal_primitive(instance, fixed)
+
+
+def equal_primitive(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return a == b
+
+
+def split_path(path: str) -> list[str]:
+    """Split a discriminator path on dots outside parentheses: `extension('a.b').value` → 2 steps."""
+    steps, depth, buf = [], 0, ""
+    for ch in path:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "." and depth == 0:
+            steps.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    if buf:
+        steps.append(buf)
+    return steps
+
+
+def values_at(value: Any, path: str, resolve: Callable[[str], dict[str, Any] | None]) -> list[Any]:
+    """Instance values reached from `value` by a discriminator path ($this, names, resolve(), ofType(T),
+    extension('url'), as(T))."""
+    current = [value]
+    for step in split_path(path):
+        if step == "$this" or not step:
+            continue
+        nxt: list[Any] = []
+        m = _FN.match(step)
+        if m:
+            fn, arg = m.group(1), m.group(2).strip("'\"")
+            for v in current:
+                if fn == "resolve":
+                    ref = v.get("reference") if isinstance(v, dict) else None
+                    target = resolve(ref) if ref else None
+                    if target is not None:
+                        nxt.append(target)
+                elif fn == "extension" and isinstance(v, dict):
+                    nxt.extend(e for e in v.get("extension", []) if e.get("url") == arg)
+                elif fn in ("ofType", "as"):
+                    nxt.append(v)  # the caller compares types; the value itself stays
+            current = nxt
+            continue
+        for v in current:
+            if not isinstance(v, dict):
+                continue
+            if step in v:
+                got = v[step]
+                nxt.extend(got if isinstance(got, list) else [got])
+            else:  # a choice element named without its type suffix: value → valueQuantity
+                for k, got in v.items():
+                    if k.startswith(step) and k[len(step):len(step) + 1].isupper():
+                        nxt.extend(got if isinstance(got, list) else [got])
+        current = nxt
+    return current

@@ -1,0 +1,572 @@
+"""Validates FHIR R4 resources and Bundles against the base definitions and the profiles they claim
+(meta.profile) or are asked for, returning OperationOutcome issues in the HL7 validator's style."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mappers.exceptions import Issue, operation_outcome
+from profiles import fhirpath
+from profiles.definitions import CORE_PREFIX, Definitions
+from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
+from profiles.matching import contains_pattern, equal_fixed, values_at
+from profiles.primitives import json_type_error, lexical, regexes
+from profiles.valuesets import Terminology
+
+_NATIVE = {"ele-1", "ext-1"}  # checked structurally (empty values, extension value xor children)
+_REF_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
+_REF_ABSOLUTE = re.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
+_CODED = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
+
+
+@dataclass
+class _Run:
+    """State of one validate() call: the issues found and the Bundle's resources for resolution."""
+
+    root: dict[str, Any]
+    issues: list[Issue] = field(default_factory=list)
+    index: dict[str, dict[str, Any]] = field(default_factory=dict)
+    conforms: dict[tuple[int, str], bool] = field(default_factory=dict)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
+        self.issues.append(Issue(severity, code, details, message, path))
+
+    def resolve(self, ref: str) -> dict[str, Any] | None:
+        if ref.startswith("#"):
+            return next((c for c in self.resource.get("contained", []) if c.get("id") == ref[1:]), None)
+        hit = self.index.get(ref)
+        if hit is None and "/" in ref and not ref.startswith("urn:"):
+            hit = self.index.get("/".join(ref.split("/_history/")[0].rsplit("/", 2)[-2:]))
+        return hit
+
+
+class Validator:
+    """Compiles each profile once (per Definitions) and validates instances against them."""
+
+    def __init__(self, defs: Definitions) -> None:
+        self.defs = defs
+        self.tx = Terminology(defs)
+        self.regex = regexes(defs)
+        self._nodes: dict[str, Node | None] = {}
+        self._paths: dict[str, dict[str, Node]] = {}
+
+    # ---- public ----
+    def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
+        """Issues for `resource` (a dict) against its base definition, its meta.profile and `profiles`."""
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            return [Issue("error", "structure", "not-a-resource",
+                          "the input is not a FHIR resource (a JSON object with resourceType)", None)]
+        run = _Run(resource)
+        if resource["resourceType"] == "Bundle":
+            self._index_bundle(resource, run)
+        self._resource(resource, resource["resourceType"], list(profiles), run)
+        return _dedupe(run.issues)
+
+    def outcome(self, resource: Any, profiles: Sequence[str] = ()) -> dict[str, Any]:
+        return operation_outcome(self.validate(resource, profiles))
+
+    # ---- compilation ----
+    def node(self, url: str) -> Node | None:
+        """Root element node of a StructureDefinition (compiled once), or None when unknown."""
+        if url not in self._nodes:
+            sd = self.defs.structure(url)
+            root = None
+            if sd is not None:
+                try:
+                    root = compile_snapshot(sd)
+                except ValueError:
+                    root = None
+            self._nodes[url] = root
+            if root is not None:
+                index: dict[str, Node] = {}
+                stack = [root]
+                while stack:
+                    n = stack.pop()
+                    index.setdefault(n.path, n)
+                    stack.extend(n.children.values())
+                self._paths[url] = index
+        return self._nodes[url]
+
+    def _type_node(self, code: str) -> Node | None:
+        sd = self.defs.type_definition(code)
+        return self.node(sd["url"]) if sd else None
+
+    def _children(self, node: Node, typ: str) -> dict[str, Node]:
+        if node.children:
+            return node.children
+        if node.content_ref:
+            url, _, path = node.content_ref.partition("#")
+            url = url or node.profile_url
+            if self.node(url) is not None:
+                target = self._paths[url].get(path)
+                if target is not None:
+                    return target.children
+        ref = next((t for t in node.types if t.code == typ), None)
+        if ref and ref.profiles:
+            prof = self.node(ref.profiles[0])
+            if prof is not None:
+                return prof.children
+        base = self._type_node(typ)
+        return base.children if base else {}
+
+    # ---- resources ----
+    def _index_bundle(self, bundle: dict[str, Any], run: _Run) -> None:
+        for entry in bundle.get("entry") or []:
+            if not isinstance(entry, dict):
+                continue
+            res = entry.get("resource")
+            if not isinstance(res, dict):
+                continue
+            if entry.get("fullUrl"):
+                run.index[entry["fullUrl"]] = res
+            if res.get("resourceType") and res.get("id"):
+                run.index.setdefault(f"{res['resourceType']}/{res['id']}", res)
+
+    def _resource(self, res: dict[str, Any], path: str, profiles: list[str], run: _Run) -> None:
+        rtype = res.get("resourceType")
+        base = self._type_node(rtype) if isinstance(rtype, str) else None
+        if base is None:
+            run.add("error", "structure", path, f"Unknown resource type {rtype!r}")
+            return
+        claimed = [p for p in (res.get("meta") or {}).get("profile", []) if isinstance(p, str)]
+        roots: list[Node] = []
+        for url in dict.fromkeys([*profiles, *claimed]):
+            node = self.node(url)
+            if node is None:
+                sev = "error" if url in profiles else "warning"
+                run.add(sev, "not-found", path, f"Profile {url} is not known locally, so it was not checked")
+            elif node.path != rtype:
+                run.add("error", "structure", path, f"Profile {url} is for {node.path}, not {rtype}")
+            else:
+                roots.append(node)
+        outer = run.resource
+        run.resource = res
+        try:
+            for root in roots or [base]:
+                self._object(res, root, root.children, path, rtype, run, is_resource=True)
+                self._constraints(res, root, rtype, path, run)
+        finally:
+            run.resource = outer
+
+    # ---- elements ----
+    def _object(self, obj: Any, owner: Node, kids: dict[str, Node], path: str, typ: str, run: _Run,
+                is_resource: bool = False) -> None:
+        if not isinstance(obj, dict):
+            run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
+            return
+        if not obj or (is_resource and len(obj) == 1):
+            run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
+            return
+        found: dict[str, list[tuple[str, Any, Any, str]]] = {}
+        for key, value in obj.items():
+            if key == "resourceType" and is_resource:
+                continue
+            if key.startswith("_"):
+                name = key[1:]
+                if name not in obj:
+                    self._assign(found, kids, name, None, value, path, run, shadow_only=True)
+                continue
+            self._assign(found, kids, key, value, obj.get("_" + key), path, run)
+        if typ == "Extension" and ("extension" in obj) == any(k.startswith("value") for k in obj):
+            run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
+                                                "value[x], not both'")
+        for name, kid in kids.items():
+            self._element(found.get(name, []), kid, path, run)
+
+    def _assign(self, found: dict[str, list[tuple[str, Any, Any, str]]], kids: dict[str, Node], key: str,
+                value: Any, ext: Any, path: str, run: _Run, shadow_only: bool = False) -> None:
+        kid = kids.get(key)
+        typ = ""
+        if kid is not None and not kid.is_choice:
+            typ = kid.types[0].code if kid.types else ("BackboneElement" if kid.children else "Element")
+        else:
+            kid = None
+            for cand in kids.values():
+                if cand.is_choice and key.startswith(cand.base_name):
+                    suffix = key[len(cand.base_name):]
+                    match = next((t.code for t in cand.types if t.code[:1].upper() + t.code[1:] == suffix), None)
+                    if match:
+                        kid, typ = cand, match
+                        break
+        if kid is None:
+            run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
+            return
+        bucket = found.setdefault(kid.name, [])
+        if kid.is_choice and bucket and bucket[0][0] != key:
+            run.add("error", "structure", f"{path}.{key}",
+                    f"{kid.base_name}[x] has more than one value ({bucket[0][0]} and {key})")
+            return
+        values = value if isinstance(value, list) else [value]
+        exts = ext if isinstance(ext, list) else [ext] * len(values)
+        if isinstance(value, list) and not kid.repeats:
+            run.add("error", "structure", f"{path}.{key}", "This property must be a single value, not an array")
+        elif not isinstance(value, list) and value is not None and kid.repeats:
+            run.add("error", "structure", f"{path}.{key}", f"This property must be an array, not {_short(value)}")
+        if isinstance(value, list) and not value:
+            run.add("error", "invalid", f"{path}.{key}", "Array cannot be empty - the property should not be present")
+        if shadow_only:
+            values = [None] * (len(ext) if isinstance(ext, list) else 1)
+            exts = ext if isinstance(ext, list) else [ext]
+        for i, v in enumerate(values):
+            e = exts[i] if i < len(exts) else None
+            if v is None and e is None:
+                if isinstance(value, list) and not shadow_only:
+                    run.add("error", "structure", f"{path}.{key}[{i}]", "null is not allowed here")
+                continue
+            bucket.append((key, v, e, typ))
+
+    def _element(self, items: list[tuple[str, Any, Any, str]], kid: Node, path: str, run: _Run) -> None:
+        n = len(items)
+        name = kid.base_name
+        where = f"{path}.{name}"
+        if n < kid.min:
+            run.add("error", "structure", path, f"{kid.path}: minimum required = {kid.min}, but only found {n}"
+                    f" (from {kid.profile_url})")
+        if kid.max is not None and n > kid.max:
+            run.add("error", "structure", path, f"{kid.path}: max allowed = {kid.max}, but found {n}"
+                    f" (from {kid.profile_url})")
+        if not items:
+            return
+        many = kid.repeats
+        targets: list[Node] = [kid] * n
+        if kid.slicing is not None and kid.slices:
+            targets = self._slice(items, kid, where, many, run)
+        for i, (_key, value, ext, typ) in enumerate(items):
+            p = f"{where}[{i}]" if many else (f"{where}.ofType({typ[:1].upper() + typ[1:]})" if kid.is_choice
+                                               else where)
+            self._value(value, ext, typ, targets[i], p, run)
+
+    def _value(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
+        if ext is not None:
+            self._primitive_ext(ext, path, run)
+        if value is None:
+            return
+        if typ in PRIMITIVES or typ.startswith("System."):
+            self._primitive(value, typ, node, path, run)
+        elif typ == "Resource" or (typ[:1].isupper() and self.defs.type_definition(typ) is not None
+                                   and self.defs.type_definition(typ).get("kind") == "resource"):
+            if isinstance(value, dict):
+                claimed: list[str] = []
+                self._resource(value, path, claimed, run)
+            else:
+                run.add("error", "structure", path, "a resource must be a JSON object")
+            return
+        else:
+            if typ == "Extension" and isinstance(value, dict):
+                node = self._extension_definition(value, node, path, run)
+            kids = self._children(node, typ)
+            self._object(value, node, kids, path, typ, run)
+            if isinstance(value, dict):
+                if typ == "Reference":
+                    self._reference(value, node, path, run)
+                if typ in ("Coding", "CodeableConcept"):
+                    self._codes_exist(value, typ, path, run)
+                base = self._type_node(typ)
+                if base is not None and base is not node:
+                    self._constraints(value, base, typ, path, run)
+        if node.fixed is not None and not equal_fixed(value, node.fixed):
+            run.add("error", "value", path, f"Value is {_short(value)} but must be {_short(node.fixed)}"
+                    f" (fixed in {node.profile_url})")
+        if node.pattern is not None and not contains_pattern(value, node.pattern):
+            run.add("error", "value", path, f"The pattern {_short(node.pattern)} defined in the profile "
+                    f"{node.profile_url} was not found in {_short(value)}")
+        if node.binding and typ in _CODED:
+            self._binding(value, typ, node, path, run)
+        self._constraints(value, node, typ, path, run)
+
+    def _primitive_ext(self, ext: Any, path: str, run: _Run) -> None:
+        if not isinstance(ext, dict):
+            run.add("error", "structure", path, "a primitive's extension holder must be a JSON object")
+            return
+        for key in ext:
+            if key not in ("id", "extension"):
+                run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
+        element = self._type_node("Element")
+        for i, e in enumerate(ext.get("extension", []) or []):
+            self._extension(e, f"{path}.extension[{i}]", run, element)
+
+    def _extension_definition(self, value: dict[str, Any], node: Node, path: str, run: _Run) -> Node:
+        """The definition an extension is checked against: its slice's profile, else the one its url names."""
+        if any(t.profiles for t in node.types) or (node.children.get("url") and node.children["url"].fixed):
+            return node
+        url = value.get("url")
+        if not isinstance(url, str):
+            return node
+        root = self.node(url)
+        if root is None:
+            run.add("warning", "structure", path, f"The extension {url} is not known locally, so its content was "
+                    "not checked", "unknown-extension")
+            return node
+        return root
+
+    def _extension(self, e: Any, path: str, run: _Run, owner: Node | None) -> None:
+        ext_node = self._type_node("Extension")
+        if ext_node is not None:
+            self._value(e, None, "Extension", owner.children.get("extension", ext_node) if owner else ext_node,
+                        path, run)
+
+    def _primitive(self, value: Any, typ: str, node: Node, path: str, run: _Run) -> None:
+        if typ.startswith("System."):
+            return  # the `value` of a primitive type itself: checked by its owner
+        err = json_type_error(typ, value)
+        if err:
+            run.add("error", "structure", path, f"Error parsing JSON: {err}")
+            return
+        if isinstance(value, str) and value == "" :
+            run.add("error", "invalid", path, "@value cannot be empty")
+            return
+        if isinstance(value, str) and typ not in ("xhtml", "markdown", "string") and value != value.strip():
+            run.add("error", "invalid", path, f"The value {value!r} has leading or trailing whitespace")
+        rx = self.regex.get(typ)
+        if rx is not None and not rx.fullmatch(lexical(typ, value)):
+            run.add("error", "invalid", path, f"The value {_short(value)} is not a valid {typ}")
+        if typ == "positiveInt" and isinstance(value, int) and value < 1:
+            run.add("error", "invalid", path, f"The value {value} is not a valid positiveInt (must be > 0)")
+        if typ in ("integer", "positiveInt", "unsignedInt") and isinstance(value, int) and abs(value) > 2**31 - 1:
+            run.add("error", "invalid", path, f"The value {value} is outside the range of a 32-bit {typ}")
+        if node.max_length and isinstance(value, str) and len(value) > node.max_length:
+            run.add("error", "invalid", path, f"The value is longer than the maximum length {node.max_length}")
+        if typ == "xhtml" and isinstance(value, str) and not fhirpath._html_checks([value])[0]:
+            run.add("error", "invalid", path, "The narrative must be an XHTML div with no active content")
+
+    # ---- slicing ----
+    def _slice(self, items: list[tuple[str, Any, Any, str]], kid: Node, where: str, many: bool,
+               run: _Run) -> list[Node]:
+        assert kid.slicing is not None
+        slices = list(kid.slices.items())
+        chosen: list[Node] = []
+        order: list[int] = []
+        counts = dict.fromkeys(kid.slices, 0)
+        for i, (_, value, _, typ) in enumerate(items):
+            hit = next((k for k, (name, s) in enumerate(slices) if self._matches(value, typ, s, kid, run)), None)
+            if hit is None:
+                chosen.append(kid)
+                order.append(len(slices))
+                if kid.slicing.rules == "closed":
+                    run.add("error", "structure", f"{where}[{i}]" if many else where,
+                            f"This element does not match any known slice defined in the profile "
+                            f"{kid.profile_url} and slicing is closed")
+                continue
+            name, snode = slices[hit]
+            counts[name] += 1
+            chosen.append(snode)
+            order.append(hit)
+        for name, snode in slices:
+            c = counts[name]
+            if c < snode.min:
+                run.add("error", "structure", where.rsplit(".", 1)[0],
+                        f"Slice '{kid.path}:{name}': a matching slice is required, but not found"
+                        f" (from {kid.profile_url})" if c == 0 else
+                        f"Slice '{kid.path}:{name}': minimum required = {snode.min}, but only found {c}")
+            if snode.max is not None and c > snode.max:
+                run.add("error", "structure", where.rsplit(".", 1)[0],
+                        f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
+        if kid.slicing.ordered and order != sorted(order):
+            run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
+        return chosen
+
+    def _matches(self, value: Any, typ: str, snode: Node, kid: Node, run: _Run) -> bool:
+        assert kid.slicing is not None
+        if not kid.slicing.discriminators:
+            return False
+        for dtype, dpath in kid.slicing.discriminators:
+            target = self._node_at(snode, dpath)
+            found = values_at(value, dpath, run.resolve)
+            if dtype in ("value", "pattern"):
+                expected_fixed = target.fixed if target is not None else None
+                expected_pattern = target.pattern if target is not None else None
+                if expected_fixed is None and expected_pattern is None and dpath == "url":
+                    prof = next((p for t in snode.types for p in t.profiles), None)
+                    expected_fixed = prof
+                if expected_fixed is None and expected_pattern is None:
+                    return False
+                if not any((expected_fixed is not None and equal_fixed(v, expected_fixed)) or
+                           (expected_pattern is not None and contains_pattern(v, expected_pattern)) for v in found):
+                    return False
+            elif dtype == "type":
+                wanted = {t.code for t in (target.types if target else snode.types)}
+                actual = typ if dpath in ("$this", "") else (
+                    found[0].get("resourceType") if found and isinstance(found[0], dict) else None)
+                if actual not in wanted:
+                    return False
+            elif dtype == "exists":
+                required = target is not None and target.min > 0
+                if bool(found) != required:
+                    return False
+            elif dtype == "profile":
+                node_types = target.types if target is not None else snode.types
+                urls = [u for t in node_types for u in (t.targets or t.profiles)]
+                if not urls or not any(self._conforms(v, u, run) for v in found for u in urls):
+                    return False
+            else:
+                return False
+        return True
+
+    def _node_at(self, snode: Node, dpath: str) -> Node | None:
+        node: Node | None = snode
+        for step in [s for s in dpath.split(".") if s not in ("$this", "")]:
+            if node is None:
+                return None
+            if step.startswith(("resolve(", "ofType(", "as(")):
+                continue
+            if step.startswith("extension("):
+                url = step[len("extension("):-1].strip("'\"")
+                ext = node.children.get("extension")
+                node = next((s for s in (ext.slices.values() if ext else [])
+                             if any(url in t.profiles for t in s.types)), None)
+                continue
+            nxt = node.children.get(step) or node.children.get(step + "[x]")
+            if nxt is None and not node.children and node.types:
+                nxt = self._children(node, node.types[0].code).get(step)
+            node = nxt
+        return node
+
+    def _conforms(self, value: Any, url: str, run: _Run) -> bool:
+        if not isinstance(value, dict):
+            return False
+        key = (id(value), url)
+        if key in run.conforms:
+            return run.conforms[key]
+        claimed = (value.get("meta") or {}).get("profile", [])
+        if url in claimed or (url.startswith(CORE_PREFIX) and value.get("resourceType") == url[len(CORE_PREFIX):]):
+            run.conforms[key] = True
+            return True
+        root = self.node(url)
+        if root is None or root.path != value.get("resourceType"):
+            run.conforms[key] = False
+            return False
+        run.conforms[key] = True  # provisional, guards against cycles
+        sub = _Run(run.root, index=run.index, conforms=run.conforms, resource=value)
+        self._object(value, root, root.children, root.path, root.path, sub, is_resource=True)
+        ok = not any(i.severity in ("error", "fatal") for i in sub.issues)
+        run.conforms[key] = ok
+        return ok
+
+    # ---- terminology ----
+    def _binding(self, value: Any, typ: str, node: Node, path: str, run: _Run) -> None:
+        assert node.binding is not None
+        strength, vs = node.binding
+        if strength not in ("required", "extensible", "preferred") or not vs:
+            return
+        if typ in ("code", "string", "uri"):
+            codings = [(None, value)] if isinstance(value, str) else []
+        elif typ == "Coding":
+            codings = [(value.get("system"), value.get("code"))] if value.get("code") else []
+        elif typ == "Quantity":
+            if strength != "required" or not value.get("code"):
+                return
+            codings = [(value.get("system"), value.get("code"))]
+        else:
+            codings = [(c.get("system"), c.get("code")) for c in value.get("coding", []) if c.get("code")]
+            if not codings:
+                if strength == "required" and not value.get("text"):
+                    run.add("error", "code-invalid", path, f"No code provided, and a code is required from the "
+                            f"value set {vs}")
+                return
+        answers = [self.tx.contains(vs, s, c) for s, c in codings]
+        if any(a.in_set for a in answers):
+            return
+        unknown = [a for a in answers if a.in_set is None]
+        if unknown:
+            run.add("information", "informational", path, f"Not checked against {vs}: {unknown[0].reason}",
+                    "binding-not-checked")
+            return
+        shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in codings)
+        sev = "error" if strength == "required" else "warning"
+        if typ == "CodeableConcept":
+            msg = f"None of the codings provided ({shown}) are in the value set {vs}"
+        else:
+            msg = f"The value provided ({shown}) is not in the value set {vs}"
+        run.add(sev, "code-invalid", path, msg + f" (binding strength {strength})")
+
+    def _codes_exist(self, value: dict[str, Any], typ: str, path: str, run: _Run) -> None:
+        codings = [value] if typ == "Coding" else value.get("coding", [])
+        for i, c in enumerate(codings):
+            if not isinstance(c, dict):
+                continue
+            system, code = c.get("system"), c.get("code")
+            if not system or not code:
+                continue
+            codes = self.tx.system_codes(system)
+            if codes is not None and "__fragment__" not in codes and code not in codes:
+                where = path if typ == "Coding" else f"{path}.coding[{i}]"
+                run.add("error", "code-invalid", where, f"Unknown code '{code}' in the CodeSystem '{system}'")
+
+    # ---- references ----
+    def _reference(self, value: dict[str, Any], node: Node, path: str, run: _Run) -> None:
+        ref = value.get("reference")
+        if not isinstance(ref, str):
+            return
+        target = run.resolve(ref)
+        rtype: str | None = None
+        if target is not None:
+            rtype = target.get("resourceType")
+        elif ref.startswith("#"):
+            run.add("error", "structure", path, f"The contained resource {ref} was not found")
+            return
+        elif ref.startswith(("urn:uuid:", "urn:oid:")):
+            if run.root.get("resourceType") == "Bundle":
+                run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
+            return
+        else:
+            m = _REF_RELATIVE.match(ref) or _REF_ABSOLUTE.match(ref)
+            if m is None:
+                if not re.match(r"^[a-z][a-z0-9+.-]*:", ref):
+                    run.add("error", "invalid", path, f"Invalid reference format {ref!r}")
+                return
+            rtype = m.group(1) if m.re is _REF_RELATIVE else m.group(2)
+            if self.defs.type_definition(rtype) is None:
+                run.add("error", "invalid", path, f"The reference {ref!r} names an unknown resource type")
+                return
+        targets = [u for t in node.types if t.code == "Reference" for u in t.targets]
+        if not targets or rtype is None:
+            return
+        allowed = {self._type_of(u) for u in targets}
+        if "Resource" in allowed or rtype in allowed:
+            return
+        run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
+                f"({', '.join(sorted(a for a in allowed if a))})")
+
+    def _type_of(self, profile_url: str) -> str | None:
+        if profile_url.startswith(CORE_PREFIX):
+            return profile_url[len(CORE_PREFIX):]
+        sd = self.defs.structure(profile_url)
+        return sd.get("type") if sd else None
+
+    # ---- invariants ----
+    def _constraints(self, value: Any, node: Node, typ: str, path: str, run: _Run) -> None:
+        if not node.constraints:
+            return
+        scope = fhirpath.Scope(run.resolve, lambda url, s, c: self.tx.contains(url, s, c).in_set,
+                               lambda res, url: self._conforms(res, url, run))
+        base = node.path
+        for c in node.constraints:
+            if c.key in _NATIVE:
+                continue
+            ok = fhirpath.evaluate(c.expression, value, base, run.resource or run.root, run.root, scope)
+            if ok is False:
+                sev = "error" if c.severity == "error" else "warning"
+                run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _dedupe(issues: Iterable[Issue]) -> list[Issue]:
+    seen: set[tuple[str, str, str | None, str]] = set()
+    out = []
+    for i in issues:
+        key = (i.severity, i.code, i.expression, i.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+__all__ = ["TypeRef", "Validator"]
