@@ -16,6 +16,7 @@ from gateway.formats import UnsupportedFormat
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import TooLarge, routes
 from gateway.settings import Settings
+from gateway.validate_routes import routes as validate_routes
 from mappers.exceptions import MappingError, ParseError, operation_outcome
 
 log = logging.getLogger("helixgate.http")
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.cache.close()
 
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *validate_routes],
         exception_handlers={
             MappingError: mapping_error,
             TooLarge: too_large,

@@ -20,14 +20,14 @@ log = logging.getLogger("helixgate.cache")
 KEY_PREFIX = "helixgate:conv:"
 
 
-def cache_key(data: bytes, *parts: str) -> str:
+def cache_key(data: bytes, *parts: str, prefix: str = KEY_PREFIX) -> str:
     """Key of a conversion: sha256 over the input bytes and what shapes the output (formats, options, version)."""
     h = hashlib.sha256()
     for p in parts:
         h.update(p.encode())
         h.update(b"\x00")
     h.update(data)
-    return KEY_PREFIX + h.hexdigest()
+    return prefix + h.hexdigest()
 
 
 class Cache(Protocol):

@@ -71,6 +71,9 @@ class Node:
 
 def _type_code(t: dict[str, Any]) -> str:
     code = t.get("code", "")
+    for ext in t.get("extension", []):  # R4 types Resource.id and friends as System.String + their FHIR type
+        if ext.get("url", "").endswith("structuredefinition-fhir-type"):
+            return ext.get("valueUrl") or ext.get("valueUri") or code
     if code.startswith("http://hl7.org/fhirpath/System."):
         # The `value` of primitive types: typed as FHIRPath System types in R4 snapshots.
         return "System." + code.rsplit(".", 1)[1]

@@ -14,12 +14,14 @@ from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.matching import contains_pattern, equal_fixed, values_at
 from profiles.primitives import json_type_error, lexical, regexes
+from profiles.snapshot import generate
 from profiles.valuesets import Terminology
 
 _NATIVE = {"ele-1", "ext-1"}  # checked structurally (empty values, extension value xor children)
 _REF_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
 _REF_ABSOLUTE = re.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
 _CODED = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass
@@ -77,8 +79,8 @@ class Validator:
             root = None
             if sd is not None:
                 try:
-                    root = compile_snapshot(sd)
-                except ValueError:
+                    root = compile_snapshot(generate(sd, self.defs))
+                except ValueError:  # SnapshotError included: reported as an unknown profile
                     root = None
             self._nodes[url] = root
             if root is not None:
@@ -143,6 +145,11 @@ class Validator:
                 run.add("error", "structure", path, f"Profile {url} is for {node.path}, not {rtype}")
             else:
                 roots.append(node)
+        rid = res.get("id")
+        if isinstance(rid, str) and not _ID.fullmatch(rid):
+            run.add("error", "invalid", f"{path}.id", f"Invalid Resource id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .")
+        if rtype == "Bundle":
+            self._bundle_rules(res, path, run)
         outer = run.resource
         run.resource = res
         try:
@@ -151,6 +158,29 @@ class Validator:
                 self._constraints(res, root, rtype, path, run)
         finally:
             run.resource = outer
+
+    def _bundle_rules(self, bundle: dict[str, Any], path: str, run: _Run) -> None:
+        """Bundle rules the base definitions carry only as prose: unique fullUrls and ids, absolute fullUrls."""
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(bundle.get("entry") or []):
+            if not isinstance(entry, dict):
+                continue
+            full = entry.get("fullUrl")
+            res = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+            if isinstance(full, str):
+                if not re.match(r"^[a-z][a-z0-9+.-]*:", full):
+                    run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl must be an absolute URL (not "
+                            f"'{full}')")
+                key = full + "|" + str((res.get("meta") or {}).get("versionId", ""))
+                if key in seen:
+                    run.add("error", "invalid", f"{path}.entry[{i}]", f"Duplicate fullUrl {full} (also entry "
+                            f"[{seen[key]}])")
+                seen.setdefault(key, i)
+                tail = full.rsplit("/", 2)
+                if res.get("id") and not full.startswith("urn:") and len(tail) == 3 and (
+                        tail[1] == res.get("resourceType") and tail[2] != res["id"]):
+                    run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl {full} does not match the "
+                            f"resource id {res['id']}")
 
     # ---- elements ----
     def _object(self, obj: Any, owner: Node, kids: dict[str, Node], path: str, typ: str, run: _Run,
@@ -547,7 +577,8 @@ class Validator:
         for c in node.constraints:
             if c.key in _NATIVE:
                 continue
-            ok = fhirpath.evaluate(c.expression, value, base, run.resource or run.root, run.root, scope)
+            res = run.resource or run.root
+            ok = fhirpath.evaluate(c.expression, value, base, res, res, scope)
             if ok is False:
                 sev = "error" if c.severity == "error" else "warning"
                 run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)

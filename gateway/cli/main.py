@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from gateway import __version__
-from gateway.cli import convert, serve
+from gateway.cli import convert, packages, serve, validate
 
-COMMANDS = (convert, serve)
+COMMANDS = (convert, validate, serve, packages)
 
 
 def main(argv: list[str] | None = None) -> int:

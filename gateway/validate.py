@@ -1,0 +1,67 @@
+"""The validation service shared by `POST /fhir/$validate` and `helixgate validate`: read the resource,
+consult the cache, validate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+
+from gateway.cache import Cache, cache_key
+from mappers.exceptions import ParseError
+from profiles.validator import Validator
+
+VALIDATION_PREFIX = "helixgate:val:"
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    outcome: dict[str, Any]
+    errors: int
+    cached: bool
+
+
+def read_resource(data: bytes, media_type: str = "") -> dict[str, Any]:
+    """FHIR JSON or XML → a resource dict. Raises ParseError saying what is wrong and where."""
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if "xml" in media_type or head == b"<":
+        from profiles.xml import XmlError, xml_to_json
+
+        try:
+            return xml_to_json(data, None)
+        except XmlError as e:
+            raise ParseError(f"the XML cannot be read: {e}", details="bad-xml") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise ParseError(f"the JSON cannot be read: {e}", details="bad-json") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
+        raise ParseError("expected a FHIR resource: a JSON object with a resourceType", details="not-a-resource")
+    return doc
+
+
+async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validator: Validator, cache: Cache,
+                   *, offload: bool = True) -> Validated:
+    """Validate (or fetch the cached outcome for) `resource` against its claims and `profiles`.
+
+    The key hashes the canonical JSON, the requested profiles and the definitions' fingerprint, so a new
+    package set never serves an old verdict.
+    """
+    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    key = cache_key(canonical, validator.defs.fingerprint, *profiles, prefix=VALIDATION_PREFIX)
+    hit = await cache.get(key)
+    if hit is not None:
+        outcome = orjson.loads(hit)
+        return Validated(outcome, _errors(outcome), True)
+    if offload:
+        outcome = await run_in_threadpool(validator.outcome, resource, profiles)
+    else:
+        outcome = validator.outcome(resource, profiles)
+    await cache.set(key, orjson.dumps(outcome))
+    return Validated(outcome, _errors(outcome), False)
+
+
+def _errors(outcome: dict[str, Any]) -> int:
+    return sum(1 for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal"))

@@ -1,0 +1,83 @@
+"""POST /fhir/$validate and /fhir/{type}/$validate: always 200 with the OperationOutcome when validation ran
+(FHIR R4 Resource-validate); 4xx/5xx only when it could not run."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.responses import FHIRResponse, outcome_response
+from gateway.routes import read_body
+from gateway.validate import read_resource, validate
+from mappers.exceptions import ParseError
+from profiles.context import default_validator
+from profiles.packages import PackageError
+from profiles.validator import Validator
+
+_lock = asyncio.Lock()
+
+
+async def _validator(request: Request) -> Validator:
+    """The app's validator, loaded on first use (package definitions take a few seconds to index)."""
+    state = request.app.state
+    if getattr(state, "validator", None) is None:
+        async with _lock:
+            if getattr(state, "validator", None) is None:
+                state.validator = await run_in_threadpool(default_validator)
+    return state.validator
+
+
+def _from_parameters(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    resource, profiles = None, []
+    for p in doc.get("parameter", []):
+        if p.get("name") == "resource":
+            resource = p.get("resource")
+            if resource is None and "valueString" in p:
+                resource = read_resource(p["valueString"].encode())
+            if resource is None and "valueBase64Binary" in p:
+                resource = read_resource(base64.b64decode(p["valueBase64Binary"]))
+        elif p.get("name") == "profile":
+            url = p.get("valueUri") or p.get("valueCanonical") or p.get("valueString")
+            if url:
+                profiles.append(url)
+    if not isinstance(resource, dict):
+        raise ParseError("Parameters has no 'resource' parameter holding the resource to validate",
+                         details="missing-resource")
+    return resource, profiles
+
+
+async def validate_route(request: Request) -> Response:
+    body = await read_body(request, request.app.state.settings.max_request_bytes)
+    if not body.strip():
+        raise ParseError("the request body is empty: send a resource or a Parameters with 'resource'",
+                         details="empty-input")
+    doc = read_resource(body, request.headers.get("content-type", ""))
+    profiles = list(request.query_params.getlist("profile"))
+    if doc.get("resourceType") == "Parameters" and any(p.get("name") == "resource" for p in doc.get("parameter", [])):
+        doc, more = _from_parameters(doc)
+        profiles += more
+    try:
+        validator = await _validator(request)
+    except PackageError as e:
+        return outcome_response(503, "transient", "packages-missing", f"validation cannot run: {e}")
+    result = await validate(doc, tuple(dict.fromkeys(profiles)), validator, request.app.state.cache)
+    outcome = result.outcome
+    rtype = request.path_params.get("type")
+    if rtype and doc.get("resourceType") != rtype:
+        mismatch = {"severity": "error", "code": "invalid", "details": {
+            "text": f"The resource is a {doc.get('resourceType')}, but was posted to {rtype}/$validate"}}
+        kept = [i for i in outcome["issue"] if i["details"].get("coding", [{}])[0].get("code") != "ok"]
+        outcome = {**outcome, "issue": [mismatch, *kept]}
+    return FHIRResponse(outcome, headers={"X-Cache": "hit" if result.cached else "miss"})
+
+
+routes = [
+    Route("/fhir/$validate", validate_route, methods=["POST"]),
+    Route("/fhir/{type:str}/$validate", validate_route, methods=["POST"]),
+]

@@ -1,0 +1,78 @@
+"""Loading the definitions a validation runs against: installed FHIR packages plus `--ig` sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from profiles.definitions import Definitions
+from profiles.packages import DEFAULT_PACKAGES, PackageError, closure, conformance_resources, fingerprint
+from profiles.validator import Validator
+
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+
+
+def read_folder(path: Path) -> Iterator[dict[str, Any]]:
+    """Conformance resources in a file or folder (JSON, or FHIR XML); Bundles are opened."""
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for f in files:
+        if f.suffix not in (".json", ".xml") or not f.is_file():
+            continue
+        try:
+            data = f.read_bytes()
+            if f.suffix == ".json":
+                doc = orjson.loads(data)
+            else:
+                from profiles.xml import xml_to_json  # reads XML through the core definitions
+
+                doc = xml_to_json(data, None)
+        except Exception as e:  # one unreadable file must not stop the others; say which
+            raise PackageError(f"cannot read conformance resource {f}: {e}") from None
+        yield from _conformance(doc)
+
+
+def _conformance(doc: Any) -> Iterator[dict[str, Any]]:
+    if not isinstance(doc, dict):
+        return
+    if doc.get("resourceType") == "Bundle":
+        for e in doc.get("entry") or []:
+            yield from _conformance((e or {}).get("resource"))
+    elif doc.get("resourceType") in CONFORMANCE_TYPES:
+        yield doc
+
+
+def split_igs(igs: Iterable[str]) -> tuple[list[str], list[Path]]:
+    """`--ig` values: NAME#VERSION packages, or paths to files/folders of conformance resources."""
+    specs, paths = [], []
+    for ig in igs:
+        p = Path(ig)
+        if p.exists():
+            paths.append(p)
+        elif "#" in ig or "@" in ig:
+            specs.append(ig)
+        else:
+            raise PackageError(f"--ig {ig!r} is neither an existing file/folder nor NAME#VERSION")
+    return specs, paths
+
+
+def load(packages: Sequence[str] = DEFAULT_PACKAGES, paths: Sequence[Path] = ()) -> Definitions:
+    """Definitions from the installed `packages` (with dependencies) then `paths`, which override them.
+
+    Raises PackageError (naming what is missing and how to install it).
+    """
+    installed = closure(packages)
+    label = fingerprint(installed) + "|" + "|".join(str(p) for p in paths)
+    defs = Definitions(conformance_resources(installed, CONFORMANCE_TYPES), label=label)
+    for p in paths:
+        defs.add(read_folder(p))
+    return defs
+
+
+@lru_cache(maxsize=4)
+def default_validator(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Validator:
+    """A validator over the default package set, built once per process."""
+    return Validator(load(packages))

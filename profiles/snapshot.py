@@ -1,0 +1,130 @@
+"""Snapshot generation for StructureDefinitions published with a differential only.
+
+The differential is laid over the base definition's snapshot (generated first if it has none): matching
+elements are merged, new slices start as copies of the element they slice, and elements inside datatypes
+the base does not expand are expanded from the datatype's own definition. Enough for validation; not a
+full implementation of the spec's snapshot algorithm (no re-profiling of type profiles' internals).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from profiles.definitions import Definitions
+
+_REPLACE = ("min", "max", "type", "binding", "slicing", "short", "definition", "maxLength", "mustSupport",
+            "isModifier", "sliceName", "contentReference", "minValueInteger", "maxValueInteger")
+
+
+class SnapshotError(ValueError):
+    """The differential names an element the base cannot provide."""
+
+
+def generate(sd: dict[str, Any], defs: Definitions, _depth: int = 0) -> dict[str, Any]:
+    """A copy of `sd` with a generated snapshot (or `sd` itself when it already has one)."""
+    if (sd.get("snapshot") or {}).get("element"):
+        return sd
+    if _depth > 10:
+        raise SnapshotError(f"base definition chain of {sd.get('url')} is too deep")
+    base_url = sd.get("baseDefinition")
+    base = defs.structure(base_url) if base_url else None
+    if base is None:
+        raise SnapshotError(f"base definition {base_url} of {sd.get('url')} is not known locally")
+    base = generate(base, defs, _depth + 1)
+    work: dict[str, dict[str, Any]] = {}
+    for el in base["snapshot"]["element"]:
+        el = copy.deepcopy(el)
+        el.setdefault("id", el["path"])
+        work[el["id"]] = el
+    for diff in (sd.get("differential") or {}).get("element", []):
+        eid = diff.get("id") or _id_from_path(diff)
+        target = _ensure(work, _normalise(eid, work), defs)
+        _merge(target, diff)
+    out = copy.deepcopy(sd)
+    out["snapshot"] = {"element": list(work.values())}
+    return out
+
+
+def _id_from_path(diff: dict[str, Any]) -> str:
+    return diff["path"] + (f":{diff['sliceName']}" if diff.get("sliceName") else "")
+
+
+def _normalise(eid: str, work: dict[str, dict[str, Any]]) -> str:
+    """`Observation.valueQuantity` (a type-restricted choice) → `Observation.value[x]`."""
+    if eid in work:
+        return eid
+    head, _, last = eid.rpartition(".")
+    for candidate in work:
+        if candidate.startswith(head + ".") and candidate.endswith("[x]"):
+            stem = candidate[len(head) + 1:-3]
+            if last.startswith(stem) and last[len(stem):len(stem) + 1].isupper() and "." not in stem:
+                return f"{head}.{stem}[x]"
+    return eid
+
+
+def _merge(target: dict[str, Any], diff: dict[str, Any]) -> None:
+    for key, value in diff.items():
+        if key in ("id", "path"):
+            continue
+        if key == "constraint":
+            have = {c.get("key") for c in target.get("constraint", [])}
+            target["constraint"] = target.get("constraint", []) + [c for c in value if c.get("key") not in have]
+        elif key.startswith(("fixed", "pattern")) or key in _REPLACE or key not in target:
+            if key.startswith(("fixed", "pattern")):
+                for k in [k for k in target if k.startswith(("fixed", "pattern"))]:
+                    del target[k]
+            target[key] = copy.deepcopy(value)
+
+
+def _ensure(work: dict[str, dict[str, Any]], eid: str, defs: Definitions) -> dict[str, Any]:
+    if eid in work:
+        return work[eid]
+    head, _, last = eid.rpartition(".")
+    if not head:
+        raise SnapshotError(f"element {eid} is not in the base definition")
+    name, _, slice_name = last.partition(":")
+    if slice_name:  # a new slice: a copy of the element it slices
+        base_el = _ensure(work, f"{head}.{name}" if head else name, defs)
+        el = copy.deepcopy(base_el)
+        el.pop("slicing", None)
+        el["id"] = eid
+        el["sliceName"] = slice_name
+        work[eid] = el
+        # the slice's children start as copies of the sliced element's children
+        prefix = base_el["id"] + "."
+        for child_id, child in list(work.items()):
+            if child_id.startswith(prefix) and ":" not in child_id[len(prefix):].split(".")[0]:
+                new = copy.deepcopy(child)
+                new["id"] = eid + "." + child_id[len(prefix):]
+                work.setdefault(new["id"], new)
+        return el
+    parent = _ensure(work, _normalise(head, work), defs)
+    # expand the parent's datatype so its elements exist
+    _expand(work, parent, defs)
+    eid = _normalise(f"{parent['id']}.{last}", work)
+    if eid not in work:
+        raise SnapshotError(f"element {eid} is not in the base definition")
+    return work[eid]
+
+
+def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Definitions) -> None:
+    prefix = parent["id"] + "."
+    if any(k.startswith(prefix) for k in work):
+        return
+    types = parent.get("type") or []
+    if len(types) != 1:
+        return
+    profile = (types[0].get("profile") or [None])[0]
+    type_sd = defs.structure(profile) if profile else defs.type_definition(types[0]["code"])
+    if type_sd is None:
+        return
+    type_sd = generate(type_sd, defs)
+    elements = type_sd["snapshot"]["element"]
+    root = elements[0]["path"]
+    for el in elements[1:]:
+        el = copy.deepcopy(el)
+        rel = (el.get("id") or el["path"])[len(root):]
+        el["id"] = parent["id"] + rel
+        el["path"] = parent["path"] + el["path"][len(root):]
+        work.setdefault(el["id"], el)
