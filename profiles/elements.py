@@ -53,6 +53,8 @@ class Node:
     slice_name: str | None = None
     content_ref: str | None = None
     max_length: int | None = None
+    min_value: Any = None
+    max_value: Any = None
     children: dict[str, Node] = field(default_factory=dict)
     slices: dict[str, Node] = field(default_factory=dict)
     profile_url: str = ""
@@ -122,6 +124,8 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             slice_name=slice_name or None,
             content_ref=el.get("contentReference"),
             max_length=el.get("maxLength"),
+            min_value=_fixed_or_pattern(el, "minValue"),
+            max_value=_fixed_or_pattern(el, "maxValue"),
             profile_url=url,
         )
         by_id[eid] = node

@@ -65,35 +65,44 @@ def split_path(path: str) -> list[str]:
 def values_at(value: Any, path: str, resolve: Callable[[str], dict[str, Any] | None]) -> list[Any]:
     """Instance values reached from `value` by a discriminator path ($this, names, resolve(), ofType(T),
     extension('url'), as(T))."""
-    current = [value]
+    return [v for v, _ in typed_values_at(value, path, resolve)]
+
+
+def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, Any] | None],
+                    value_type: str | None = None) -> list[tuple[Any, str | None]]:
+    """As values_at, with the FHIR type of each value where the instance shows it (a choice key's suffix,
+    a resource's resourceType), else None."""
+    current: list[tuple[Any, str | None]] = [(value, value_type)]
     for step in split_path(path):
         if step == "$this" or not step:
             continue
-        nxt: list[Any] = []
+        nxt: list[tuple[Any, str | None]] = []
         m = _FN.match(step)
         if m:
             fn, arg = m.group(1), m.group(2).strip("'\"")
-            for v in current:
+            for v, t in current:
                 if fn == "resolve":
                     ref = v.get("reference") if isinstance(v, dict) else None
                     target = resolve(ref) if ref else None
                     if target is not None:
-                        nxt.append(target)
+                        nxt.append((target, target.get("resourceType")))
                 elif fn == "extension" and isinstance(v, dict):
-                    nxt.extend(e for e in v.get("extension", []) if e.get("url") == arg)
-                elif fn in ("ofType", "as"):
-                    nxt.append(v)  # the caller compares types; the value itself stays
+                    nxt.extend((e, "Extension") for e in v.get("extension", []) if e.get("url") == arg)
+                elif fn in ("ofType", "as") and (t is None or t.lower() == arg.lower()):
+                    nxt.append((v, arg))
             current = nxt
             continue
-        for v in current:
+        for v, _ in current:
             if not isinstance(v, dict):
                 continue
             if step in v:
                 got = v[step]
-                nxt.extend(got if isinstance(got, list) else [got])
+                t = got.get("resourceType") if isinstance(got, dict) and "resourceType" in got else None
+                nxt.extend((g, t) for g in (got if isinstance(got, list) else [got]))
             else:  # a choice element named without its type suffix: value → valueQuantity
                 for k, got in v.items():
                     if k.startswith(step) and k[len(step):len(step) + 1].isupper():
-                        nxt.extend(got if isinstance(got, list) else [got])
+                        suffix = k[len(step):]
+                        nxt.extend((g, suffix) for g in (got if isinstance(got, list) else [got]))
         current = nxt
     return current

@@ -12,7 +12,7 @@ from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
-from profiles.matching import contains_pattern, equal_fixed, values_at
+from profiles.matching import contains_pattern, equal_fixed, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
@@ -21,6 +21,15 @@ _NATIVE = {"ele-1", "ext-1"}  # checked structurally (empty values, extension va
 _REF_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
 _REF_ABSOLUTE = re.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
 _CODED = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
+_CANONICAL = {
+    "ActivityDefinition", "CapabilityStatement", "ChargeItemDefinition", "CodeSystem", "CompartmentDefinition",
+    "ConceptMap", "EffectEvidenceSynthesis", "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario",
+    "GraphDefinition", "ImplementationGuide", "Library", "Measure", "MessageDefinition", "NamingSystem",
+    "OperationDefinition", "PlanDefinition", "Questionnaire", "ResearchDefinition", "ResearchElementDefinition",
+    "RiskEvidenceSynthesis", "SearchParameter", "StructureDefinition", "StructureMap", "TerminologyCapabilities",
+    "TestScript", "ValueSet",
+}
+_EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -205,7 +214,10 @@ class Validator:
             run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
                                                 "value[x], not both'")
         for name, kid in kids.items():
-            self._element(found.get(name, []), kid, path, run)
+            items = found.get(name, [])
+            self._element(items, kid, path, run)
+            if name in ("extension", "modifierExtension") and items:
+                self._extension_contexts(items, owner, typ, path, run)
 
     def _assign(self, found: dict[str, list[tuple[str, Any, Any, str]]], kids: dict[str, Node], key: str,
                 value: Any, ext: Any, path: str, run: _Run, shadow_only: bool = False) -> None:
@@ -306,6 +318,8 @@ class Validator:
                     f"{node.profile_url} was not found in {_short(value)}")
         if node.binding and typ in _CODED:
             self._binding(value, typ, node, path, run)
+        if node.min_value is not None or node.max_value is not None:
+            self._range(value, node, path, run)
         self._constraints(value, node, typ, path, run)
 
     def _primitive_ext(self, ext: Any, path: str, run: _Run) -> None:
@@ -328,10 +342,58 @@ class Validator:
             return node
         root = self.node(url)
         if root is None:
-            run.add("warning", "structure", path, f"The extension {url} is not known locally, so its content was "
-                    "not checked", "unknown-extension")
+            if _EXAMPLE_URL.match(url):  # example extensions are accepted unchecked, as the HL7 validator does
+                run.add("information", "informational", path, f"The extension {url} is an example and not checked",
+                        "unknown-extension")
+            else:
+                run.add("error", "structure", path, f"The extension {url} could not be found so is not allowed "
+                        "here", "unknown-extension")
             return node
         return root
+
+    def _extension_contexts(self, items: list[tuple[str, Any, Any, str]], owner: Node, typ: str, path: str,
+                            run: _Run) -> None:
+        """Each extension's StructureDefinition.context must allow the element it sits on."""
+        for i, (key, value, _, _) in enumerate(items):
+            url = value.get("url") if isinstance(value, dict) else None
+            sd = self.defs.structure(url) if isinstance(url, str) else None
+            contexts = (sd or {}).get("context") or []
+            if not contexts:
+                continue
+            ok = any(self._context_allows(ctx, owner, typ) for ctx in contexts)
+            if not ok:
+                allowed = ", ".join(f"{c.get('type', '')[:1]}:{c.get('expression', '')}" for c in contexts)
+                run.add("error", "business-rule", f"{path}.{key}[{i}]" if owner else path,
+                        f"The extension {url} is not allowed to be used at this point (this element is "
+                        f"[{owner.path}, {typ}]; allowed = {allowed})")
+
+    def _context_allows(self, ctx: dict[str, Any], owner: Node, typ: str) -> bool:
+        kind, expr = ctx.get("type"), ctx.get("expression", "")
+        if kind == "fhirpath" or expr == "Element":
+            return True
+        if kind == "extension":
+            return typ == "Extension"
+        if expr in (owner.path, typ) or self._type_is_a(typ, expr):
+            return True
+        head, _, rest = expr.partition(".")
+        if rest:  # DomainResource.text allows Patient.text; CanonicalResource.x allows ValueSet.x
+            root, _, tail = owner.path.partition(".")
+            return tail == rest and self._type_is_a(root, head)
+        return False
+
+    def _type_is_a(self, typ: str, ancestor: str) -> bool:
+        """Whether datatype/resource `typ` specialises `ancestor` (e.g. Patient is a DomainResource)."""
+        if ancestor in ("CanonicalResource", "MetadataResource"):  # R5 interfaces used by R4-era extensions
+            return typ in _CANONICAL
+        seen = 0
+        while typ and seen < 10:
+            if typ == ancestor:
+                return True
+            sd = self.defs.type_definition(typ)
+            base = (sd or {}).get("baseDefinition", "")
+            typ = base.rsplit("/", 1)[-1] if base.startswith(CORE_PREFIX) else ""
+            seen += 1
+        return False
 
     def _extension(self, e: Any, path: str, run: _Run, owner: Node | None) -> None:
         ext_node = self._type_node("Extension")
@@ -362,6 +424,26 @@ class Validator:
             run.add("error", "invalid", path, f"The value is longer than the maximum length {node.max_length}")
         if typ == "xhtml" and isinstance(value, str) and not fhirpath._html_checks([value])[0]:
             run.add("error", "invalid", path, "The narrative must be an XHTML div with no active content")
+
+    def _range(self, value: Any, node: Node, path: str, run: _Run) -> None:
+        """minValue[x] / maxValue[x]: numbers, Quantities (same unit) and ISO dates compare in order."""
+        def scalar(v: Any) -> Any:
+            return v.get("value") if isinstance(v, dict) else v
+
+        got = scalar(value)
+        for bound, is_min in ((node.min_value, True), (node.max_value, False)):
+            if bound is None or got is None:
+                continue
+            limit = scalar(bound)
+            if isinstance(bound, dict) and isinstance(value, dict) and bound.get("code") != value.get("code"):
+                continue  # different units: not comparable without UCUM
+            try:
+                bad = got < limit if is_min else got > limit
+            except TypeError:
+                continue
+            if bad:
+                word = "less than the specified minimum" if is_min else "greater than the specified maximum"
+                run.add("error", "invalid", path, f"The value in the instance ({got}) is {word} value ({limit})")
 
     # ---- slicing ----
     def _slice(self, items: list[tuple[str, Any, Any, str]], kid: Node, where: str, many: bool,
@@ -418,10 +500,11 @@ class Validator:
                            (expected_pattern is not None and contains_pattern(v, expected_pattern)) for v in found):
                     return False
             elif dtype == "type":
-                wanted = {t.code for t in (target.types if target else snode.types)}
-                actual = typ if dpath in ("$this", "") else (
-                    found[0].get("resourceType") if found and isinstance(found[0], dict) else None)
-                if actual not in wanted:
+                wanted = {t.code.lower() for t in (target.types if target else snode.types)}
+                typed = typed_values_at(value, dpath, run.resolve, typ)
+                actual = {(t or (target.types[0].code if target and len(target.types) == 1 else "")).lower()
+                          for _, t in typed}
+                if not typed or not actual & wanted:
                     return False
             elif dtype == "exists":
                 required = target is not None and target.min > 0

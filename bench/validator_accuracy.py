@@ -1,0 +1,130 @@
+"""Agreement with the HL7 Java validator on the R4 cases of FHIR/fhir-test-cases (recorded outcomes).
+
+For every case of ../shared/corpora/fhir-test-cases/manifest-r4-selfcontained.json (base step, and the profile
+step where there is one): load the case's supporting files over R4 core + THO + extensions, validate the input
+(JSON or XML), and compare with the Java validator's recorded outcome:
+  verdict agreement = (helixgate has an error) == (Java has an error)
+  count agreement   = same number of errors
+
+    python bench/validator_accuracy.py [--list] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from profiles.definitions import Definitions  # noqa: E402
+from profiles.packages import closure, conformance_resources  # noqa: E402
+from profiles.validator import Validator  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
+BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
+TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+
+
+def read(path: Path) -> Any:
+    data = path.read_bytes()
+    if path.suffix == ".xml":
+        from profiles.xml import xml_to_json
+
+        return xml_to_json(data, None)
+    return orjson.loads(data)
+
+
+def supporting(paths: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for p in paths:
+        try:
+            doc = read(CORPUS / p)
+        except Exception:  # unreadable support files are counted by the case failing, not here
+            continue
+        docs = [e.get("resource") for e in doc.get("entry", [])] if doc.get("resourceType") == "Bundle" else [doc]
+        out += [d for d in docs if isinstance(d, dict) and d.get("resourceType") in TYPES]
+    return out
+
+
+def steps(case: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[str], list[str]]]:
+    """(step name, expected, supporting files, profiles) per step of a case."""
+    out = [("base", case["expected"], case.get("supporting", []), [])]
+    prof = case.get("profile")
+    if prof:
+        src = prof["source"]
+        url = None
+        try:
+            url = read(CORPUS / src).get("url")
+        except Exception:
+            pass
+        out.append(("profile", prof["expected"], [*case.get("supporting", []), *prof.get("supporting", []), src],
+                    [url] if url else []))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true", help="list every disagreement")
+    ap.add_argument("--json", help="write per-step results to this file")
+    args = ap.parse_args()
+    manifest = orjson.loads((CORPUS / "manifest-r4-selfcontained.json").read_bytes())
+    t0 = time.perf_counter()
+    base_resources = list(conformance_resources(closure(BASE), TYPES))
+    base_validator = Validator(Definitions(base_resources))
+    rows = []
+    for case in manifest["test-cases"]:
+        for step, expected, support, profiles in steps(case):
+            row = {"case": case["name"], "module": case["module"], "step": step,
+                   "format": Path(case["input"]).suffix[1:], "expected": expected["errorCount"]}
+            try:
+                resource = read(CORPUS / case["input"])
+            except Exception as e:
+                row.update(got=1, note=f"unreadable input: {type(e).__name__}: {str(e)[:80]}")
+                rows.append(row)
+                continue
+            extra = supporting(support)
+            validator = Validator(Definitions([*base_resources, *extra])) if extra else base_validator
+            try:
+                issues = validator.validate(resource, profiles)
+            except Exception as e:  # a crash is a disagreement to fix, not a reason to stop the run
+                row.update(got=-1, note=f"crash: {type(e).__name__}: {e}")
+                rows.append(row)
+                continue
+            errs = [i for i in issues if i.severity in ("error", "fatal")]
+            row.update(got=len(errs), messages=[f"{i.expression}: {i.message[:140]}" for i in errs[:4]])
+            rows.append(row)
+    elapsed = time.perf_counter() - t0
+    verdict = [r for r in rows if (r["got"] > 0) == (r["expected"] > 0) and r["got"] >= 0]
+    counts = [r for r in rows if r["got"] == r["expected"]]
+    print(f"{len(manifest['test-cases'])} cases, {len(rows)} steps, {elapsed:.1f} s")
+    print(f"verdict agreement: {len(verdict)}/{len(rows)} = {len(verdict) / len(rows):.1%}")
+    print(f"error-count agreement: {len(counts)}/{len(rows)} = {len(counts) / len(rows):.1%}")
+    by_module: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for r in rows:
+        by_module[r["module"]][1] += 1
+        by_module[r["module"]][0] += r in verdict
+    print("\n| module | verdict agreement |\n|---|---:|")
+    for m, (ok, n) in sorted(by_module.items(), key=lambda kv: -kv[1][1]):
+        print(f"| {m} | {ok}/{n} |")
+    missed = [r for r in rows if r not in verdict and r["expected"] > 0]
+    extra = [r for r in rows if r not in verdict and r["expected"] == 0]
+    print(f"\nmissed errors (Java: error, helixgate: none): {len(missed)}; "
+          f"extra errors (Java: none, helixgate: error): {len(extra)}")
+    if args.list:
+        for r in [*missed, *extra]:
+            print(f"- {r['case']} [{r['module']}/{r['step']}/{r['format']}] java={r['expected']} "
+                  f"helixgate={r['got']} {r.get('note', '')} {r.get('messages', [])[:2]}")
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
