@@ -53,6 +53,7 @@ class Node:
     slice_name: str | None = None
     content_ref: str | None = None
     max_length: int | None = None
+    min_length: int | None = None
     min_value: Any = None
     max_value: Any = None
     children: dict[str, Node] = field(default_factory=dict)
@@ -124,6 +125,8 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             slice_name=slice_name or None,
             content_ref=el.get("contentReference"),
             max_length=el.get("maxLength"),
+            min_length=next((x.get("valueInteger") for x in el.get("extension", [])
+                             if x.get("url") == "http://hl7.org/fhir/StructureDefinition/minLength"), None),
             min_value=_fixed_or_pattern(el, "minValue"),
             max_value=_fixed_or_pattern(el, "maxValue"),
             profile_url=url,

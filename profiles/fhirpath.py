@@ -82,7 +82,8 @@ def _html_checks(inputs: list[Any]) -> list[bool]:
     if len(inputs) != 1 or not isinstance(inputs[0], str):
         return [False]
     div = inputs[0].strip()
-    return [div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div)]
+    has_content = bool(re.sub(r"<[^>]*>", "", div).strip()) or "<img" in div
+    return [div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div) and has_content]
 
 
 USER_FUNCTIONS = {

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ _CANONICAL = {
     "TestScript", "ValueSet",
 }
 _EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
+_RESTFUL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -171,11 +174,23 @@ class Validator:
     def _bundle_rules(self, bundle: dict[str, Any], path: str, run: _Run) -> None:
         """Bundle rules the base definitions carry only as prose: unique fullUrls and ids, absolute fullUrls."""
         seen: dict[str, int] = {}
+        btype = bundle.get("type")
+        relations: dict[str, int] = {}
+        for i, link in enumerate(bundle.get("link") or []):
+            rel = link.get("relation") if isinstance(link, dict) else None
+            if rel in ("self", "first", "previous", "prev", "next", "last") and rel in relations:
+                run.add("error", "invalid", f"{path}.link[{i}]", f"The link relationship type '{rel}' can only occur "
+                        "once")
+            relations[rel] = i
         for i, entry in enumerate(bundle.get("entry") or []):
             if not isinstance(entry, dict):
                 continue
             full = entry.get("fullUrl")
             res = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+            if res and not full and btype not in ("transaction", "batch", "transaction-response",
+                                                  "batch-response"):
+                run.add("error", "invalid", f"{path}.entry[{i}]", "Except for transactions and batches, each entry "
+                        "in a Bundle must have a fullUrl which is the identity of the resource in the entry")
             if isinstance(full, str):
                 if not re.match(r"^[a-z][a-z0-9+.-]*:", full):
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl must be an absolute URL (not "
@@ -185,11 +200,12 @@ class Validator:
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"Duplicate fullUrl {full} (also entry "
                             f"[{seen[key]}])")
                 seen.setdefault(key, i)
-                tail = full.rsplit("/", 2)
-                if res.get("id") and not full.startswith("urn:") and len(tail) == 3 and (
-                        tail[1] == res.get("resourceType") and tail[2] != res["id"]):
-                    run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl {full} does not match the "
-                            f"resource id {res['id']}")
+                rest = _RESTFUL.match(full)
+                if rest and res and (rest.group(1), rest.group(2)) != (res.get("resourceType"), res.get("id")):
+                    why = "the resource has no id" if not res.get("id") else (
+                        f"it must end with the correct type and id (/{res.get('resourceType')}/{res['id']})")
+                    run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl '{full}' looks like a RESTful "
+                            f"server URL, but {why}")
 
     # ---- elements ----
     def _object(self, obj: Any, owner: Node, kids: dict[str, Node], path: str, typ: str, run: _Run,
@@ -200,6 +216,9 @@ class Validator:
         if not obj or (is_resource and len(obj) == 1):
             run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
             return
+        if not is_resource and set(obj) == {"id"}:
+            run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
+                    "children'")
         found: dict[str, list[tuple[str, Any, Any, str]]] = {}
         for key, value in obj.items():
             if key == "resourceType" and is_resource:
@@ -305,6 +324,8 @@ class Validator:
             if isinstance(value, dict):
                 if typ == "Reference":
                     self._reference(value, node, path, run)
+                if typ == "Attachment":
+                    self._attachment(value, path, run)
                 if typ in ("Coding", "CodeableConcept"):
                     self._codes_exist(value, typ, path, run)
                 base = self._type_node(typ)
@@ -322,6 +343,17 @@ class Validator:
             self._range(value, node, path, run)
         self._constraints(value, node, typ, path, run)
 
+    def _attachment(self, value: dict[str, Any], path: str, run: _Run) -> None:
+        data, size = value.get("data"), value.get("size")
+        if isinstance(data, str) and isinstance(size, int):
+            try:
+                actual = len(base64.b64decode(data, validate=False))
+            except (binascii.Error, ValueError):
+                return  # the base64Binary regex reports it
+            if actual != size:
+                run.add("error", "invalid", path, f"Stated Attachment Size {size} does not match actual attachment "
+                        f"size {actual}")
+
     def _primitive_ext(self, ext: Any, path: str, run: _Run) -> None:
         if not isinstance(ext, dict):
             run.add("error", "structure", path, "a primitive's extension holder must be a JSON object")
@@ -329,6 +361,9 @@ class Validator:
         for key in ext:
             if key not in ("id", "extension"):
                 run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
+        if not ext.get("extension"):
+            run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
+                    "children'")
         element = self._type_node("Element")
         for i, e in enumerate(ext.get("extension", []) or []):
             self._extension(e, f"{path}.extension[{i}]", run, element)
@@ -420,6 +455,11 @@ class Validator:
             run.add("error", "invalid", path, f"The value {value} is not a valid positiveInt (must be > 0)")
         if typ in ("integer", "positiveInt", "unsignedInt") and isinstance(value, int) and abs(value) > 2**31 - 1:
             run.add("error", "invalid", path, f"The value {value} is outside the range of a 32-bit {typ}")
+        if isinstance(value, str) and len(value) > 1048576:
+            run.add("error", "invalid", path, "value is longer than permitted maximum length of 1 MB (1048576 bytes)")
+        if node.min_length and isinstance(value, str) and len(value) < node.min_length:
+            run.add("error", "invalid", path, f"Value '{value[:40]}' is shorter than permitted minimum length of "
+                    f"{node.min_length}")
         if node.max_length and isinstance(value, str) and len(value) > node.max_length:
             run.add("error", "invalid", path, f"The value is longer than the maximum length {node.max_length}")
         if typ == "xhtml" and isinstance(value, str) and not fhirpath._html_checks([value])[0]:
