@@ -142,12 +142,7 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             base = parent.children.get(name)
             if base is None:
                 continue
-            if "/" in slice_name:  # re-slice: attach to the slice it refines
-                outer, inner = slice_name.rsplit("/", 1)
-                target = base.slices.get(outer)
-                if target is not None:
-                    target.slices[inner] = node
-                continue
+            # re-slices (`a/b`) sit beside their parent slice: matching picks the most specific one
             base.slices[slice_name] = node
         else:
             parent.children[name] = node

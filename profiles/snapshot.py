@@ -112,6 +112,16 @@ def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Defin
     prefix = parent["id"] + "."
     if any(k.startswith(prefix) for k in work):
         return
+    ref = parent.get("contentReference")
+    if ref:  # a recursive element (Parameters.parameter.part): copy the children of what it points at
+        source = ref.split("#", 1)[1] + "."
+        for child_id, child in list(work.items()):
+            if child_id.startswith(source) and ":" not in child_id[len(source):]:
+                new = copy.deepcopy(child)
+                new["id"] = prefix + child_id[len(source):]
+                new["path"] = parent["path"] + "." + child["path"][len(source):]
+                work.setdefault(new["id"], new)
+        return
     types = parent.get("type") or []
     if len(types) != 1:
         return

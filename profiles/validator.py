@@ -14,7 +14,7 @@ from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
-from profiles.matching import contains_pattern, equal_fixed, typed_values_at, values_at
+from profiles.matching import contains_pattern, equal_fixed, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
@@ -213,7 +213,7 @@ class Validator:
         if not isinstance(obj, dict):
             run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
             return
-        if not obj or (is_resource and len(obj) == 1):
+        if not obj:
             run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
             return
         if not is_resource and set(obj) == {"id"}:
@@ -373,8 +373,8 @@ class Validator:
         if any(t.profiles for t in node.types) or (node.children.get("url") and node.children["url"].fixed):
             return node
         url = value.get("url")
-        if not isinstance(url, str):
-            return node
+        if not isinstance(url, str) or ":" not in url:
+            return node  # a complex extension's sub-extension, named relative to it
         root = self.node(url)
         if root is None:
             if _EXAMPLE_URL.match(url):  # example extensions are accepted unchecked, as the HL7 validator does
@@ -535,12 +535,16 @@ class Validator:
                     prof = next((p for t in snode.types for p in t.profiles), None)
                     expected_fixed = prof
                 if expected_fixed is None and expected_pattern is None:
-                    return False
+                    continue  # the slice does not constrain this discriminator: anything matches it
                 if not any((expected_fixed is not None and equal_fixed(v, expected_fixed)) or
                            (expected_pattern is not None and contains_pattern(v, expected_pattern)) for v in found):
                     return False
             elif dtype == "type":
-                wanted = {t.code.lower() for t in (target.types if target else snode.types)}
+                if dpath.endswith("resolve()"):  # the type of what the reference points at
+                    wanted = {(self._type_of(u) or "").lower() for t in (target.types if target else snode.types)
+                              for u in t.targets}
+                else:
+                    wanted = {t.code.lower() for t in (target.types if target else snode.types)}
                 typed = typed_values_at(value, dpath, run.resolve, typ)
                 actual = {(t or (target.types[0].code if target and len(target.types) == 1 else "")).lower()
                           for _, t in typed}
@@ -561,7 +565,7 @@ class Validator:
 
     def _node_at(self, snode: Node, dpath: str) -> Node | None:
         node: Node | None = snode
-        for step in [s for s in dpath.split(".") if s not in ("$this", "")]:
+        for step in [s for s in split_path(dpath) if s not in ("$this", "")]:
             if node is None:
                 return None
             if step.startswith(("resolve(", "ofType(", "as(")):
@@ -569,8 +573,10 @@ class Validator:
             if step.startswith("extension("):
                 url = step[len("extension("):-1].strip("'\"")
                 ext = node.children.get("extension")
-                node = next((s for s in (ext.slices.values() if ext else [])
-                             if any(url in t.profiles for t in s.types)), None)
+                hits = [(name, s) for name, s in (ext.slices.items() if ext else [])
+                        if any(url in t.profiles for t in s.types)]
+                hits.sort(key=lambda h: "/" not in h[0])  # a re-slice says more than the slice it refines
+                node = hits[0][1] if hits else None
                 continue
             nxt = node.children.get(step) or node.children.get(step + "[x]")
             if nxt is None and not node.children and node.types:
@@ -658,6 +664,8 @@ class Validator:
         rtype: str | None = None
         if target is not None:
             rtype = target.get("resourceType")
+        elif ref == "#":
+            return  # from a contained resource to its container
         elif ref.startswith("#"):
             run.add("error", "structure", path, f"The contained resource {ref} was not found")
             return
@@ -669,11 +677,11 @@ class Validator:
             m = _REF_RELATIVE.match(ref) or _REF_ABSOLUTE.match(ref)
             if m is None:
                 if not re.match(r"^[a-z][a-z0-9+.-]*:", ref):
-                    run.add("error", "invalid", path, f"Invalid reference format {ref!r}")
+                    run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
                 return
             rtype = m.group(1) if m.re is _REF_RELATIVE else m.group(2)
             if self.defs.type_definition(rtype) is None:
-                run.add("error", "invalid", path, f"The reference {ref!r} names an unknown resource type")
+                run.add("warning", "invalid", path, f"The reference {ref!r} names an unknown resource type")
                 return
         targets = [u for t in node.types if t.code == "Reference" for u in t.targets]
         if not targets or rtype is None:
