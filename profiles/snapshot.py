@@ -113,13 +113,15 @@ def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Defin
     if any(k.startswith(prefix) for k in work):
         return
     ref = parent.get("contentReference")
-    if ref:  # a recursive element (Parameters.parameter.part): copy the children of what it points at
-        source = ref.split("#", 1)[1] + "."
-        for child_id, child in list(work.items()):
-            if child_id.startswith(source) and ":" not in child_id[len(source):]:
+    if ref:  # a recursive element (Parameters.parameter.part): the base definition's children of its target
+        source = ref.split("#", 1)[1]
+        base = defs.type_definition(source.split(".", 1)[0])
+        for child in (base or {}).get("snapshot", {}).get("element", []):
+            child_id = child.get("id") or child["path"]
+            if child_id.startswith(source + ".") and ":" not in child_id:
                 new = copy.deepcopy(child)
-                new["id"] = prefix + child_id[len(source):]
-                new["path"] = parent["path"] + "." + child["path"][len(source):]
+                new["id"] = prefix + child_id[len(source) + 1:]
+                new["path"] = parent["path"] + "." + child["path"][len(source) + 1:]
                 work.setdefault(new["id"], new)
         return
     types = parent.get("type") or []

@@ -45,6 +45,7 @@ class _Run:
     index: dict[str, dict[str, Any]] = field(default_factory=dict)
     conforms: dict[tuple[int, str], bool] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
+    container: dict[str, Any] | None = None  # while inside a contained resource: the resource containing it
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -162,14 +163,16 @@ class Validator:
             run.add("error", "invalid", f"{path}.id", f"Invalid Resource id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .")
         if rtype == "Bundle":
             self._bundle_rules(res, path, run)
-        outer = run.resource
+        outer, outer_container = run.resource, run.container
+        if path.rsplit(".", 1)[-1].startswith("contained["):
+            run.container = outer
         run.resource = res
         try:
             for root in roots or [base]:
                 self._object(res, root, root.children, path, rtype, run, is_resource=True)
                 self._constraints(res, root, rtype, path, run)
         finally:
-            run.resource = outer
+            run.resource, run.container = outer, outer_container
 
     def _bundle_rules(self, bundle: dict[str, Any], path: str, run: _Run) -> None:
         """Bundle rules the base definitions carry only as prose: unique fullUrls and ids, absolute fullUrls."""
@@ -303,7 +306,7 @@ class Validator:
 
     def _value(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
         if ext is not None:
-            self._primitive_ext(ext, path, run)
+            self._primitive_ext(ext, value is None, node, typ, path, run)
         if value is None:
             return
         if typ in PRIMITIVES or typ.startswith("System."):
@@ -354,19 +357,23 @@ class Validator:
                 run.add("error", "invalid", path, f"Stated Attachment Size {size} does not match actual attachment "
                         f"size {actual}")
 
-    def _primitive_ext(self, ext: Any, path: str, run: _Run) -> None:
+    def _primitive_ext(self, ext: Any, no_value: bool, node: Node, typ: str, path: str, run: _Run) -> None:
+        """The `_name` object of a primitive: its id and extensions (and ele-1 when there is no value)."""
         if not isinstance(ext, dict):
             run.add("error", "structure", path, "a primitive's extension holder must be a JSON object")
             return
         for key in ext:
             if key not in ("id", "extension"):
                 run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
-        if not ext.get("extension"):
+        if no_value and not ext.get("extension"):
             run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
                     "children'")
         element = self._type_node("Element")
-        for i, e in enumerate(ext.get("extension", []) or []):
+        items = [("extension", e, None, "Extension") for e in ext.get("extension", []) or []]
+        for i, (_, e, _, _) in enumerate(items):
             self._extension(e, f"{path}.extension[{i}]", run, element)
+        if items:
+            self._extension_contexts(items, node, typ, path, run)
 
     def _extension_definition(self, value: dict[str, Any], node: Node, path: str, run: _Run) -> Node:
         """The definition an extension is checked against: its slice's profile, else the one its url names."""
@@ -404,16 +411,23 @@ class Validator:
 
     def _context_allows(self, ctx: dict[str, Any], owner: Node, typ: str) -> bool:
         kind, expr = ctx.get("type"), ctx.get("expression", "")
-        if kind == "fhirpath" or expr == "Element":
+        if expr == "Element":
             return True
-        if kind == "extension":
-            return typ == "Extension"
+        if kind == "extension":  # on that extension, or on its value
+            return typ == "Extension" or owner.path.startswith("Extension.")
+        if kind == "fhirpath":  # judged by the path it selects, e.g. Patient.address.where(...) → Patient.address
+            expr = re.sub(r"\.(where|ofType|exists|first)\(.*$", "", expr)
+            if not re.fullmatch(r"[A-Za-z][\w.]*", expr):
+                return True  # a context expression too rich to judge: allow rather than guess
         if expr in (owner.path, typ) or self._type_is_a(typ, expr):
             return True
         head, _, rest = expr.partition(".")
-        if rest:  # DomainResource.text allows Patient.text; CanonicalResource.x allows ValueSet.x
+        if rest:
             root, _, tail = owner.path.partition(".")
-            return tail == rest and self._type_is_a(root, head)
+            if tail == rest and self._type_is_a(root, head):  # DomainResource.text allows Patient.text
+                return True
+            datatype = self.defs.type_definition(head)  # Address.line allows Patient.address.line
+            return bool(datatype) and datatype.get("kind") == "complex-type" and owner.path.endswith("." + rest)
         return False
 
     def _type_is_a(self, typ: str, ancestor: str) -> bool:
@@ -709,7 +723,7 @@ class Validator:
             if c.key in _NATIVE:
                 continue
             res = run.resource or run.root
-            ok = fhirpath.evaluate(c.expression, value, base, res, res, scope)
+            ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
             if ok is False:
                 sev = "error" if c.severity == "error" else "warning"
                 run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)

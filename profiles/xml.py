@@ -16,10 +16,11 @@ Parsing is defused: DOCTYPE (and with it every entity declaration) and external 
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Comment, Element, ParseError, TreeBuilder
@@ -39,9 +40,9 @@ CORE_PACKAGE = "hl7.fhir.r4.core#4.0.1"
 _F = "{" + FHIR_NS + "}"
 _XSI = "{" + XSI_NS + "}"
 _DIV = "{" + XHTML_NS + "}div"
+_F_LEN = len(_F)
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 _DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_INTEGERS = frozenset({"integer", "positiveInt", "unsignedInt"})
 # HTML void elements: written `<br/>`; every other empty element as `<p></p>`, which HTML parsers also read right.
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                    "track", "wbr"})
@@ -85,7 +86,7 @@ class _Reader:
         self.sds = defs.types  # not `defs` itself: the cache is weakly keyed by it
         self.types: dict[str, _Shape | None] = {}
         self.inline: dict[int, _Shape] = {}
-        self.attr_paths: dict[str, frozenset[str]] = {}
+        self.attr_paths: dict[str, frozenset[str]] = {}  # per type: the elements XML writes as attributes
 
     # ---- compilation ----
     def type_shape(self, type_code: str) -> _Shape | None:
@@ -100,13 +101,13 @@ class _Reader:
                 if root is not None:
                     paths = frozenset(el["path"] for el in sd["snapshot"]["element"]
                                       if "xmlAttr" in (el.get("representation") or ()))
+                    self.attr_paths[root.path] = paths
                     shape = self._shape(root.children, root, paths)
             self.types[type_code] = shape
         return self.types[type_code]
 
     def _shape(self, kids: dict[str, Node], root: Node, attr_paths: frozenset[str]) -> _Shape:
         shape = _Shape()
-        self.attr_paths[root.path] = attr_paths
         for name, kid in kids.items():
             if kid.is_choice:
                 for t in kid.types:
@@ -148,7 +149,7 @@ class _Reader:
     # ---- conversion ----
     def resource(self, el: Element) -> dict[str, Any]:
         tag = el.tag
-        rtype = tag[len(_F):] if tag.startswith(_F) else tag
+        rtype = tag[_F_LEN:] if tag.startswith(_F) else tag
         shape = self.type_shape(rtype) if tag.startswith(_F) and self._kind(rtype) == _RESOURCE else None
         content = self.complex(el, shape or _EMPTY, is_resource=True)
         if "resourceType" in content:  # an element of that name: must not pass for the JSON property
@@ -157,61 +158,73 @@ class _Reader:
 
     def complex(self, el: Element, shape: _Shape, is_resource: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key, value in el.attrib.items():
-            prop = None if is_resource else shape.attrs.get(key)
-            if prop is not None:
-                out[prop.json] = _primitive_value(prop.type, value)
-            elif not key.startswith(_XSI):
-                out["@" + key] = value  # reported by the validator as an unrecognized property
-        groups: dict[str, tuple[_Prop | None, list[Element]]] = {}
+        if el.attrib:
+            for key, value in el.attrib.items():
+                prop = None if is_resource else shape.attrs.get(key)
+                if prop is not None:
+                    out[prop.json] = _primitive_value(prop.type, value)
+                elif not key.startswith(_XSI):
+                    out["@" + key] = value  # reported by the validator as an unrecognized property
+        elements = shape.elements
+        groups: dict[str, list[Element]] = {}  # by tag, in order of first appearance
+        head = el.text
+        text = bool(head and not head.isspace())
         for child in el:
+            tail = child.tail
+            if tail and not text and not tail.isspace():
+                text = True
             tag = child.tag
-            if not isinstance(tag, str):
+            if tag.__class__ is not str:
                 continue  # comment or processing instruction
-            if tag.startswith(_F):
-                name = tag[len(_F):]
-                group = groups.get(name)
-                if group is None:
-                    group = groups[name] = (shape.elements.get(name), [])
-            elif tag == _DIV and "div" in shape.elements:  # Narrative.div, in the XHTML namespace
-                group = groups.setdefault("div", (shape.elements["div"], []))
-            else:  # not FHIR: unknown whatever its local name
-                group = groups.setdefault(tag, (None, []))
-            group[1].append(child)
-        for name, (prop, items) in groups.items():
-            if prop is None:
+            if tag == _DIV and "div" in elements:  # Narrative.div is in the XHTML namespace
+                tag = _F + "div"
+            items = groups.get(tag)
+            if items is None:
+                groups[tag] = [child]
+            else:
+                items.append(child)
+        for tag, items in groups.items():
+            fhir = tag.startswith(_F)
+            name = tag[_F_LEN:] if fhir else tag
+            prop = elements.get(name) if fhir else None
+            if prop is None:  # not FHIR, or not defined here: unknown whatever its local name
                 values = [_generic(i) for i in items]
                 out[_unknown_key(name, shape.attrs)] = values[0] if len(values) == 1 else values
                 continue
             many = prop.repeats or len(items) > 1  # a single-valued element given twice: an array, so it is reported
-            if prop.kind == _PRIMITIVE:
-                pairs = [self.primitive(i, prop.type) for i in items]
-                if many:
-                    if any(v is not None for v, _ in pairs):
-                        out[prop.json] = [v for v, _ in pairs]
-                    if any(s is not None for _, s in pairs):
-                        out["_" + prop.json] = [s for _, s in pairs]
-                else:
-                    value, shadow = pairs[0]
+            kind = prop.kind
+            if kind == _PRIMITIVE:
+                key, typ = prop.json, prop.type
+                if not many:
+                    value, shadow = self.primitive(items[0], typ)
                     if value is not None:
-                        out[prop.json] = value
+                        out[key] = value
                     if shadow is not None:
-                        out["_" + prop.json] = shadow
+                        out["_" + key] = shadow
+                    continue
+                pairs = [self.primitive(i, typ) for i in items]
+                if any(v is not None for v, _ in pairs):
+                    out[key] = [v for v, _ in pairs]
+                if any(s is not None for _, s in pairs):
+                    out["_" + key] = [s for _, s in pairs]
                 continue
-            if prop.kind == _COMPLEX:
-                sub = self.prop_shape(prop)
+            if kind == _COMPLEX:
+                sub = prop.shape or self.prop_shape(prop)
                 values = [self.complex(i, sub) for i in items]
-            elif prop.kind == _RESOURCE:
+            elif kind == _RESOURCE:
                 values = [self.holder(i) for i in items]
             else:
                 values = [xhtml(i) for i in items]
             out[prop.json] = values if many else values[0]
-        if _has_text(el):
+        if text:
             out["#text"] = _text(el)
         return out
 
     def primitive(self, el: Element, type_code: str) -> tuple[Any, dict[str, Any] | None]:
         """(value, shadow): the JSON value and the `_name` object with id/extension (None when absent)."""
+        attrib = el.attrib
+        if len(attrib) == 1 and "value" in attrib and not len(el) and (not el.text or el.text.isspace()):
+            return _primitive_value(type_code, attrib["value"]), None  # the usual case, quickly
         value: Any = None
         shadow: dict[str, Any] = {}
         for key, raw in el.attrib.items():
@@ -231,7 +244,7 @@ class _Reader:
                 if tag == _F + "extension":
                     shadow.setdefault("extension", []).append(self.complex(child, extension))
                 else:
-                    extras.setdefault(tag[len(_F):] if tag.startswith(_F) else tag, []).append(_generic(child))
+                    extras.setdefault(tag[_F_LEN:] if tag.startswith(_F) else tag, []).append(_generic(child))
             for name, values in extras.items():
                 shadow[_unknown_key(name, _PRIMITIVE_ATTRS)] = values[0] if len(values) == 1 else values
         if _has_text(el):
@@ -246,7 +259,7 @@ class _Reader:
         out: dict[str, Any] = self.resource(kids[0]) if kids else {}
         for extra in kids[1:]:  # more than one resource: kept, so the validator reports them
             tag = extra.tag
-            out.setdefault(tag[len(_F):] if tag.startswith(_F) else tag, self.resource(extra))
+            out.setdefault(tag[_F_LEN:] if tag.startswith(_F) else tag, self.resource(extra))
         for key, value in el.attrib.items():
             if not key.startswith(_XSI):
                 out["@" + key] = value
@@ -269,21 +282,36 @@ def _find(root: Node, path: str) -> Node | None:
     return node
 
 
+def _boolean(raw: str) -> Any:
+    return True if raw == "true" else False if raw == "false" else raw
+
+
+def _integer(raw: str) -> Any:
+    return int(raw) if _INTEGER.fullmatch(raw) else raw
+
+
+def _decimal(raw: str) -> Any:
+    """An int when written without fraction or exponent, else a float (JSON has one number type, so this is
+    what a JSON parser gives for the same lexical form)."""
+    if not _DECIMAL.fullmatch(raw):
+        return raw
+    if _INTEGER.fullmatch(raw):
+        return int(raw)
+    number = float(raw)
+    return number if number not in (math.inf, -math.inf) else raw
+
+
+# Primitive types that JSON does not carry as strings (integer64 is a string in JSON, like the rest).
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "boolean": _boolean, "integer": _integer, "positiveInt": _integer, "unsignedInt": _integer, "decimal": _decimal,
+}
+
+
 def _primitive_value(type_code: str, raw: str) -> Any:
     """The JSON value of a primitive's lexical form; kept a string when it is not valid for the type, so the
     validator reports it instead of this reader guessing."""
-    if type_code == "boolean":
-        return {"true": True, "false": False}.get(raw, raw)
-    if type_code in _INTEGERS:
-        return int(raw) if _INTEGER.fullmatch(raw) else raw
-    if type_code == "decimal":
-        if not _DECIMAL.fullmatch(raw):
-            return raw
-        if _INTEGER.fullmatch(raw):
-            return int(raw)
-        number = float(raw)
-        return number if number not in (float("inf"), float("-inf")) else raw
-    return raw
+    convert = _CONVERTERS.get(type_code)
+    return raw if convert is None else convert(raw)
 
 
 def _has_text(el: Element) -> bool:
@@ -304,7 +332,7 @@ def _generic(el: Element) -> Any:
     out: dict[str, Any] = dict(el.attrib)
     for child in tag_kids:
         tag = child.tag
-        name = tag[len(_F):] if tag.startswith(_F) else tag
+        name = tag[_F_LEN:] if tag.startswith(_F) else tag
         value = _generic(child)
         if name in out:
             prev = out[name]
