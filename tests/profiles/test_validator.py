@@ -69,8 +69,6 @@ def test_valid_variant_has_no_errors(v: Validator) -> None:
     (lambda r: r.update(dataAbsentReason={"text": "x"}), "invariant", "Observation", "obs-6"),
     (lambda r: r.update(subject={"reference": "Medication/1"}), "structure", "Observation.subject",
      "Invalid Resource target type"),
-    (lambda r: r.update(subject={"reference": "not a ref"}), "invalid", "Observation.subject",
-     "Invalid reference format"),
     (lambda r: r.update(id="bad id!"), "invalid", "Observation.id", "Invalid Resource id"),
     (lambda r: r.update(valueString="x", valueBoolean=True), "structure", "Observation.valueBoolean",
      "more than one value"),
@@ -86,6 +84,13 @@ def test_each_kind_of_check_reports_an_error_at_the_right_place(v: Validator, mu
     mutate(res)
     found = errors(v, res)
     assert any(c == code and w == where and text in m for c, w, m in found), found
+
+
+def test_malformed_reference_is_a_warning_as_in_the_hl7_validator(v: Validator) -> None:
+    res = variant()
+    res["subject"] = {"reference": "not a ref"}
+    issues = v.validate(res)
+    assert any(i.severity == "warning" and "Invalid reference format" in i.message for i in issues)
 
 
 def test_bindings_by_strength_and_external_systems(v: Validator) -> None:
