@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,43 @@ from profiles.validator import Validator  # noqa: E402
 CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+
+# Why the remaining disagreements remain: (case-name pattern, class). First match wins.
+CLASSES = [
+    (r"^(q|qr|questionnaire|q-|nested-questionnaire)", "Questionnaire/QuestionnaireResponse rules (enableWhen, "
+     "answer lists): Java has bespoke code for these; not implemented"),
+    (r"^(mr-|measure)", "Measure/MeasureReport scoring and population rules: not implemented"),
+    (r"^(bundle-sig|signatures)", "digital signatures (Bundle.signature): not verified"),
+    (r"^(sp-|capstmt|observation-bad-profile|obs-mz|StructureDefinition-Slice23|profile-patient-op|ext-derived)",
+     "rules about conformance resources themselves (SearchParameter, CapabilityStatement, StructureDefinition "
+     "authoring and snapshot errors): the validator checks instances, not definitions"),
+    (r"^logical-", "logical models: not supported"),
+    (r"^xhtml-ctrl|^bad-markdown", "narrative language sections / HTML in markdown required by a profile: not "
+     "implemented"),
+    (r"^patient-translated-codes", "display names checked against CodeSystem designations: not implemented"),
+    (r"^pat-security", "security checks on embedded HTML in strings: not implemented"),
+    (r"^(dr-example-org|pat-example-extensions)", "example URLs refused outside examples: helixgate accepts "
+     "example domains everywhere"),
+    (r"^obs-temp-bad", "vital-signs profiles applied by LOINC/SNOMED code without a meta.profile claim: "
+     "not implemented"),
+    (r"^patient-value-|^additional-bindings", "profile extensions (value alternatives, additional bindings): "
+     "not implemented"),
+    (r"^(patient-circle|bundle-ihe|bundle-conformsto|res-inv-example|parameters-profiled-resource)",
+     "profile conformance of referenced or nested resources (targetProfile checks on resolved targets, "
+     "Bundle entries matched by conformsTo): partly implemented"),
+    (r"^(bundle-document-versioned|relative_reference|bad-bundle-reference-type|parameters-reference-bad|"
+     r"bundle-bad-by-param)", "reference resolution inside Bundles and Parameters (versioned references, "
+     "ambiguous matches, relative references against fullUrl bases): partly implemented"),
+    (r"^json-comments", "JSON with comments (the Java validator's allow-comments option): strict JSON only"),
+    (r"^patient-ig-bad", "global profiles declared by an ImplementationGuide resource: not applied"),
+    (r"^obs-value-(min|max)-g", "minValue/maxValue in another UCUM unit: needs UCUM conversion"),
+    (r"^toplevel-(min|max)valueduration", "minValue/maxValue on Duration elements: not compared"),
+    (r"^(type-ref-unchecked|contained-resource-bad-id-ignore|contained-invariant|aggregation-apart-good4)",
+     "extra errors under investigation (reference type check where Java skips it, an option that relaxes ids, "
+     "an invariant over a contained resource, an XML reading difference)"),
+    (r"^(document-bad-no-sections|ext-ctxt|extb-ctxt)", "extension contexts and slices inside profiled "
+     "documents: edge cases of the implemented checks"),
+]
 
 
 def read(path: Path) -> Any:
@@ -60,25 +98,19 @@ def steps(case: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[str], li
     if prof:
         src = prof["source"]
         url = None
-        try:
+        with contextlib.suppress(Exception):
             url = read(CORPUS / src).get("url")
-        except Exception:
-            pass
         out.append(("profile", prof["expected"], [*case.get("supporting", []), *prof.get("supporting", []), src],
                     [url] if url else []))
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--list", action="store_true", help="list every disagreement")
-    ap.add_argument("--json", help="write per-step results to this file")
-    args = ap.parse_args()
+def evaluate() -> list[dict[str, Any]]:
+    """One row per case step: expected (Java) and got (helixgate) error counts, with helixgate's first messages."""
     manifest = orjson.loads((CORPUS / "manifest-r4-selfcontained.json").read_bytes())
-    t0 = time.perf_counter()
     base_resources = list(conformance_resources(closure(BASE), TYPES))
     base_validator = Validator(Definitions(base_resources))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in manifest["test-cases"]:
         for step, expected, support, profiles in steps(case):
             row = {"case": case["name"], "module": case["module"], "step": step,
@@ -100,8 +132,24 @@ def main() -> int:
             errs = [i for i in issues if i.severity in ("error", "fatal")]
             row.update(got=len(errs), messages=[f"{i.expression}: {i.message[:140]}" for i in errs[:4]])
             rows.append(row)
+    return rows
+
+
+def agrees(row: dict[str, Any]) -> bool:
+    return row["got"] >= 0 and (row["got"] > 0) == (row["expected"] > 0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--list", action="store_true", help="list every disagreement")
+    ap.add_argument("--json", help="write per-step results to this file")
+    ap.add_argument("--markdown", help="write the disagreements, by class, as a markdown table to this file")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    rows = evaluate()
+    manifest = {"test-cases": sorted({r["case"] for r in rows})}
     elapsed = time.perf_counter() - t0
-    verdict = [r for r in rows if (r["got"] > 0) == (r["expected"] > 0) and r["got"] >= 0]
+    verdict = [r for r in rows if agrees(r)]
     counts = [r for r in rows if r["got"] == r["expected"]]
     print(f"{len(manifest['test-cases'])} cases, {len(rows)} steps, {elapsed:.1f} s")
     print(f"verdict agreement: {len(verdict)}/{len(rows)} = {len(verdict) / len(rows):.1%}")
@@ -117,6 +165,18 @@ def main() -> int:
     extra = [r for r in rows if r not in verdict and r["expected"] == 0]
     print(f"\nmissed errors (Java: error, helixgate: none): {len(missed)}; "
           f"extra errors (Java: none, helixgate: error): {len(extra)}")
+    if args.markdown:
+        import re
+
+        lines = ["| case | step | Java errors | helixgate errors | class |", "|---|---|---:|---:|---|"]
+        tally: collections.Counter[str] = collections.Counter()
+        for r in [*missed, *extra]:
+            cls = next((c for pat, c in CLASSES if re.search(pat, r["case"])), "unclassified: to investigate")
+            tally[cls] += 1
+            lines.append(f"| {r['case']} | {r['module']}/{r['step']}/{r['format']} | {r['expected']} | {r['got']} "
+                         f"| {cls} |")
+        summary = ["| class | steps |", "|---|---:|"] + [f"| {c} | {n} |" for c, n in tally.most_common()]
+        Path(args.markdown).write_text("\n".join(summary) + "\n\n" + "\n".join(lines) + "\n")
     if args.list:
         for r in [*missed, *extra]:
             print(f"- {r['case']} [{r['module']}/{r['step']}/{r['format']}] java={r['expected']} "

@@ -398,6 +398,18 @@ class Validator:
         """Each extension's StructureDefinition.context must allow the element it sits on."""
         for i, (key, value, _, _) in enumerate(items):
             url = value.get("url") if isinstance(value, dict) else None
+            where = f"{path}.{key}[{i}]"
+            if isinstance(url, str) and ":" not in url:
+                if typ != "Extension":
+                    run.add("error", "structure", where, "Extension.url must be an absolute URL")
+                else:
+                    defined = owner.children.get("extension")
+                    names = {str(s.children["url"].fixed) for s in (defined.slices.values() if defined else [])
+                             if s.children.get("url") is not None and s.children["url"].fixed}
+                    if names and url not in names:
+                        run.add("error", "structure", f"{where}[url='{url}']", f"Sub-extension url '{url}' is not "
+                                f"defined by the Extension {owner.profile_url}")
+                continue
             sd = self.defs.structure(url) if isinstance(url, str) else None
             contexts = (sd or {}).get("context") or []
             if not contexts:
