@@ -14,6 +14,7 @@ from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
+from profiles.invariants import NATIVE
 from profiles.matching import contains_pattern, equal_fixed, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
@@ -68,6 +69,9 @@ class Validator:
         self.regex = regexes(defs)
         self._nodes: dict[str, Node | None] = {}
         self._paths: dict[str, dict[str, Node]] = {}
+        self._indexes: dict[int, _SliceIndex | None] = {}
+        self._required_kids: dict[int, list[Node]] = {}
+        self._node_memo: dict[tuple[int, str], Node | None] = {}
 
     # ---- public ----
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
@@ -235,11 +239,23 @@ class Validator:
         if typ == "Extension" and ("extension" in obj) == any(k.startswith("value") for k in obj):
             run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
                                                 "value[x], not both'")
-        for name, kid in kids.items():
-            items = found.get(name, [])
+        for name, items in found.items():
+            kid = kids[name]
             self._element(items, kid, path, run)
             if name in ("extension", "modifierExtension") and items:
                 self._extension_contexts(items, owner, typ, path, run)
+        for kid in self._required(kids):  # absent but required: the cardinality (and slice) errors
+            if kid.name not in found:
+                self._element([], kid, path, run)
+
+    def _required(self, kids: dict[str, Node]) -> list[Node]:
+        """Children that must be present (min > 0, or a required slice), computed once per set of children."""
+        key = id(kids)
+        req = self._required_kids.get(key)
+        if req is None:
+            req = [k for k in kids.values() if k.min > 0 or any(s.min > 0 for s in k.slices.values())]
+            self._required_kids[key] = req
+        return req
 
     def _assign(self, found: dict[str, list[tuple[str, Any, Any, str]]], kids: dict[str, Node], key: str,
                 value: Any, ext: Any, path: str, run: _Run, shadow_only: bool = False) -> None:
@@ -294,6 +310,10 @@ class Validator:
             run.add("error", "structure", path, f"{kid.path}: max allowed = {kid.max}, but found {n}"
                     f" (from {kid.profile_url})")
         if not items:
+            for name, snode in kid.slices.items():
+                if snode.min > 0:
+                    run.add("error", "structure", path, f"Slice '{kid.path}:{name}': a matching slice is required, "
+                            f"but not found (from {kid.profile_url})")
             return
         many = kid.repeats
         targets: list[Node] = [kid] * n
@@ -519,8 +539,10 @@ class Validator:
         chosen: list[Node] = []
         order: list[int] = []
         counts = dict.fromkeys(kid.slices, 0)
+        index = self._slice_index(kid)
         for i, (_, value, _, typ) in enumerate(items):
-            hit = next((k for k, (name, s) in enumerate(slices) if self._matches(value, typ, s, kid, run)), None)
+            candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
+            hit = next((k for k in candidates if self._matches(value, typ, slices[k][1], kid, run)), None)
             if hit is None:
                 chosen.append(kid)
                 order.append(len(slices))
@@ -589,7 +611,33 @@ class Validator:
                 return False
         return True
 
+    def _slice_index(self, kid: Node) -> _SliceIndex | None:
+        """Slices keyed by the codes or values their first discriminator fixes, so an item is only tried
+        against the slices it could match (30 component slices × 8 components otherwise)."""
+        key = id(kid)
+        if key not in self._indexes:
+            self._indexes[key] = None
+            assert kid.slicing is not None
+            dtype, dpath = kid.slicing.discriminators[0] if kid.slicing.discriminators else ("", "")
+            if dtype in ("value", "pattern") and "(" not in dpath:
+                idx = _SliceIndex(dpath)
+                for k, snode in enumerate(kid.slices.values()):
+                    target = self._node_at(snode, dpath)
+                    expected = None if target is None else (target.fixed if target.fixed is not None
+                                                            else target.pattern)
+                    idx.add(k, _keys(expected))
+                self._indexes[key] = idx
+        return self._indexes[key]
+
     def _node_at(self, snode: Node, dpath: str) -> Node | None:
+        memo = self._node_memo.get((id(snode), dpath), _MISSING)
+        if memo is not _MISSING:
+            return memo  # type: ignore[return-value]
+        found = self._node_at_uncached(snode, dpath)
+        self._node_memo[(id(snode), dpath)] = found
+        return found
+
+    def _node_at_uncached(self, snode: Node, dpath: str) -> Node | None:
         node: Node | None = snode
         for step in [s for s in split_path(dpath) if s not in ("$this", "")]:
             if node is None:
@@ -735,10 +783,53 @@ class Validator:
             if c.key in _NATIVE:
                 continue
             res = run.resource or run.root
-            ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
+            native = NATIVE.get(c.expression)
+            ok = native(value, res, run.container or res) if native is not None and isinstance(value, dict) else None
+            if not ok:  # no native form, or it failed: the FHIRPath engine has the last word on edge cases
+                ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
             if ok is False:
                 sev = "error" if c.severity == "error" else "warning"
                 run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)
+
+
+_MISSING = object()
+
+
+def _keys(value: Any) -> set[Any] | None:
+    """Index keys of a fixed/pattern value: (system, code) for codings, the value for primitives; None when
+    the value cannot be indexed (the slice then stays a candidate for every item)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        codings = value.get("coding") if "coding" in value else [value] if "code" in value else None
+        if not codings:
+            return None
+        return {(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)}
+    if isinstance(value, list):
+        return None
+    return {value}
+
+
+class _SliceIndex:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.by_key: dict[Any, list[int]] = {}
+        self.always: list[int] = []
+
+    def add(self, slice_no: int, keys: set[Any] | None) -> None:
+        if keys is None:
+            self.always.append(slice_no)
+        for k in keys or ():
+            self.by_key.setdefault(k, []).append(slice_no)
+
+    def candidates(self, value: Any, resolve: Any) -> list[int]:
+        found = set(self.always)
+        for v in values_at(value, self.path, resolve):
+            for k in _keys(v) or ():
+                found.update(self.by_key.get(k, ()))
+                if isinstance(k, tuple):  # a coding with extra elements still carries system and code
+                    found.update(self.by_key.get((k[0], k[1]), ()))
+        return sorted(found)
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,97 @@
+"""Native implementations of the core R4 invariants that sit on nearly every element, so FHIRPath
+evaluation is kept for the rest. Each function returns the invariant's boolean for one value; each is keyed by
+the published expression text, so a profile that redefines an invariant still gets the FHIRPath engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from profiles.fhirpath import _html_checks
+
+
+def _has(v: dict[str, Any], prefix: str) -> bool:
+    return any(k.startswith(prefix) and (len(k) == len(prefix) or k[len(prefix)].isupper()) for k in v)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k != "contained":
+                yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def _dom3(res: dict[str, Any], root: dict[str, Any]) -> bool:
+    contained = res.get("contained") or []
+    if not contained:
+        return True
+    refs = set(_strings({k: v for k, v in res.items() if k != "contained"}))
+    for c in contained:
+        cid = c.get("id") if isinstance(c, dict) else None
+        if cid and f"#{cid}" in refs:
+            continue
+        if "#" in set(_strings(c)):  # it points back at its container
+            continue
+        if any(f"#{cid}" in set(_strings(other)) for other in contained if other is not c):
+            continue
+        return False
+    return True
+
+
+def _le(a: Any, b: Any) -> bool:
+    """low <= high for Quantities (same unit) and ISO dates; anything incomparable passes."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.get("code") != b.get("code") or "value" not in a or "value" not in b:
+            return True
+        return a["value"] <= b["value"]
+    if isinstance(a, str) and isinstance(b, str):
+        n = min(len(a), len(b), 19)
+        return a[:n] <= b[:n]
+    return True
+
+
+def _codes(cc: Any) -> set[tuple[Any, Any]]:
+    return {(c.get("system"), c.get("code")) for c in (cc or {}).get("coding", []) if isinstance(c, dict)}
+
+
+NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
+    "contained.contained.empty()": lambda v, res, root: not any(
+        isinstance(c, dict) and c.get("contained") for c in v.get("contained", [])),
+    "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()": lambda v, res, root: not any(
+        isinstance(c, dict) and ((c.get("meta") or {}).get("versionId") or (c.get("meta") or {}).get("lastUpdated"))
+        for c in v.get("contained", [])),
+    "contained.meta.security.empty()": lambda v, res, root: not any(
+        isinstance(c, dict) and (c.get("meta") or {}).get("security") for c in v.get("contained", [])),
+    "text.`div`.exists()": lambda v, res, root: bool((v.get("text") or {}).get("div")),
+    "dataAbsentReason.empty() or value.empty()": lambda v, res, root: "dataAbsentReason" not in v or not _has(
+        v, "value"),
+    "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()":
+        lambda v, res, root: not _has(v, "value") or not any(
+            _codes(c.get("code")) & _codes(res.get("code")) for c in v.get("component", []) if isinstance(c, dict)),
+    "code.empty() or system.exists()": lambda v, res, root: "code" not in v or "system" in v,
+    "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+    "%rootResource.contained.id.trace('ids'))": lambda v, res, root: not str(v.get("reference", "")).startswith(
+        "#") or v["reference"][1:] in {c.get("id") for c in root.get("contained", []) if isinstance(c, dict)},
+    "low.empty() or high.empty() or (low <= high)": lambda v, res, root: _le(v.get("low"), v.get("high")),
+    "start.hasValue().not() or end.hasValue().not() or (start <= end)": lambda v, res, root: _le(
+        v.get("start"), v.get("end")),
+    "comparator.empty()": lambda v, res, root: "comparator" not in v,
+    "data.empty() or contentType.exists()": lambda v, res, root: "data" not in v or "contentType" in v,
+    "htmlChecks()": lambda v, res, root: _html_checks([v.get("div") if isinstance(v, dict) else v])[0],
+}
+for _expr in (
+    "contained.where(((id.exists() and ('#'+id in (%resource.descendants().reference | "
+    "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url)))) "
+    "or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or "
+    "descendants().where(as(uri) = '#').exists()).not()).trace('unmatched', id).empty()",
+    "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | "
+    "%resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = "
+    "'#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = "
+    "'#').exists()).not()).trace('unmatched', id).empty()",
+):
+    NATIVE[_expr] = lambda v, res, root: _dom3(v, root)
