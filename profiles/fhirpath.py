@@ -8,6 +8,7 @@ import contextvars
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -81,9 +82,14 @@ def _html_checks(inputs: list[Any]) -> list[bool]:
     """The narrative rules behind txt-1/txt-2: XHTML div, no active content."""
     if len(inputs) != 1 or not isinstance(inputs[0], str):
         return [False]
-    div = inputs[0].strip()
+    return [_div_ok(inputs[0])]
+
+
+@lru_cache(maxsize=1024)
+def _div_ok(div: str) -> bool:  # each narrative meets txt-1, txt-2 and the xhtml check: judge it once
+    div = div.strip()
     has_content = bool(re.sub(r"<[^>]*>", "", div).strip()) or "<img" in div
-    return [div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div) and has_content]
+    return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div) and has_content
 
 
 USER_FUNCTIONS = {

@@ -71,6 +71,7 @@ class Validator:
         self._paths: dict[str, dict[str, Node]] = {}
         self._indexes: dict[int, _SliceIndex | None] = {}
         self._required_kids: dict[int, list[Node]] = {}
+        self._type_nodes: dict[str, Node | None] = {}
         self._node_memo: dict[tuple[int, str], Node | None] = {}
 
     # ---- public ----
@@ -111,8 +112,11 @@ class Validator:
         return self._nodes[url]
 
     def _type_node(self, code: str) -> Node | None:
-        sd = self.defs.type_definition(code)
-        return self.node(sd["url"]) if sd else None
+        hit = self._type_nodes.get(code, _MISSING)
+        if hit is _MISSING:
+            sd = self.defs.type_definition(code)
+            hit = self._type_nodes[code] = self.node(sd["url"]) if sd else None
+        return hit  # type: ignore[return-value]
 
     def _children(self, node: Node, typ: str) -> dict[str, Node]:
         if node.children:
