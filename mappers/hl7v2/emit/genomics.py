@@ -70,6 +70,8 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                       else text_to_codeable_concept(obx.text(5, rep)))
             else:
                 cc = text_to_codeable_concept(obx.text(5, rep))
+            if cc and slice_name == "coding-change-type":
+                _add_sequence_ontology(cc)
             if cc:
                 out.append(("valueCodeableConcept", cc))
         elif fhir_type == "string":
@@ -94,6 +96,19 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                 q.setdefault("unit", "1")
             out.append(("valueQuantity", q))
     return out
+
+
+def _add_sequence_ontology(cc: dict[str, Any]) -> None:
+    """The IG binds coding-change-type to Sequence Ontology terms; LRI sends LOINC answers (LL379-9). Add the SO
+    coding the IG's own ConceptMap gives, keeping the LOINC one."""
+    codings = cc.get("coding", [])
+    have = {(c.get("system"), c.get("code")) for c in codings}
+    for c in list(codings):
+        if c.get("system") != LOINC:
+            continue
+        t = translate("loinc-ll379-9-to-sequence-ontology", c.get("code", ""))
+        if t is not None and (t.system, t.code) not in have:
+            codings.append({"system": t.system, "code": t.code, "display": t.display})
 
 
 def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared: list[Observation],
