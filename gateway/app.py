@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.cache import make_cache
 from gateway.formats import UnsupportedFormat
+from gateway.negotiation import NegotiationMiddleware
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import TooLarge, routes
 from gateway.settings import Settings
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             HTTPException: http_error,
             Exception: server_error,
         },
+        middleware=[Middleware(NegotiationMiddleware)],  # _format / Accept: 406 for formats not rendered
         lifespan=lifespan,
     )
     app.state.settings = settings

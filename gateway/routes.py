@@ -6,12 +6,14 @@ import base64
 import binascii
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway import __version__
@@ -19,15 +21,20 @@ from gateway.convert import convert
 from gateway.formats import (
     CONVERTERS,
     DEFAULT_TARGET,
+    FHIR_NDJSON,
     GENERIC_MEDIA_TYPES,
     MEDIA_TYPES,
+    VCF_PARAMS,
     UnsupportedFormat,
     resolve,
+    vcf_options,
 )
 from gateway.formats import (
     Request as ConvertRequest,
 )
 from gateway.responses import FHIRResponse, outcome_response
+from gateway.terminology_routes import routes as terminology_routes
+from mappers import vcf
 from mappers.exceptions import ParseError
 
 log = logging.getLogger("helixgate.http")
@@ -108,7 +115,12 @@ async def convert_route(request: Request) -> Response:
     if not body.strip():
         raise ParseError("the request body is empty", details="empty-input")
     src, tgt = resolve(body, source, target)
-    req = ConvertRequest(src, tgt, bundle_type, settings.v2_timezone, datetime.now(UTC))
+    params = tuple(sorted((k, v) for k, v in q.items() if k in VCF_PARAMS)) if src == "vcf" else ()
+    req = ConvertRequest(src, tgt, bundle_type, settings.v2_timezone, datetime.now(UTC), params)
+    if src == "vcf" and tgt == "fhir":
+        vcf_options(req)  # a bad option is a 400 before any work
+        if FHIR_NDJSON in request.headers.get("accept", ""):
+            return await _vcf_ndjson(body, req)
     started = time.perf_counter()
     result, cached = await convert(body, req, request.app.state.cache, offload=len(body) > _THREAD_THRESHOLD)
     log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
@@ -123,6 +135,33 @@ async def convert_route(request: Request) -> Response:
         doc = {"resourceType": "Parameters", "parameter": [output, {"name": "outcome", "resource": result.outcome}]}
         return FHIRResponse(doc, headers=headers)
     return Response(result.body, media_type=result.media_type, headers=headers)
+
+
+async def _vcf_ndjson(body: bytes, req: ConvertRequest) -> Response:
+    """VCF → NDJSON, streamed and never cached. The whole body is checked first (off the event loop), so bad
+    input is a 400 OperationOutcome rather than a stream cut short."""
+    options = vcf_options(req)
+
+    def check() -> None:
+        vcf.Converter(vcf.iter_lines([body]), options).validate()
+
+    await run_in_threadpool(check)
+    conv = vcf.Converter(vcf.iter_lines([body]), options, relative_refs=True)
+
+    def chunks() -> Iterator[bytes]:
+        buf: list[bytes] = []
+        size = 0
+        for piece in vcf.ndjson(conv):  # one thread hop per ~64 KiB, not per resource
+            buf.append(piece)
+            size += len(piece)
+            if size >= 1 << 16:
+                yield b"".join(buf)
+                buf, size = [], 0
+        if buf:
+            yield b"".join(buf)
+        log.info("convert vcf->fhir ndjson bytes=%d %s", len(body), conv.summary.text())
+
+    return StreamingResponse(chunks(), media_type=FHIR_NDJSON, headers={"X-Cache": "bypass"})
 
 
 async def metadata(request: Request) -> Response:
@@ -165,4 +204,5 @@ routes = [
     Route("/fhir/$convert", convert_route, methods=["POST"]),
     Route("/fhir/metadata", metadata, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
+    *terminology_routes,
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +22,23 @@ class Settings:
     cache_max_entries: int = 2048
     max_request_bytes: int = 10 * 1024 * 1024
     v2_timezone: str | None = None  # '+HH:MM' assumed for HL7 v2 times without a zone
+    # Integration engine (see README "Integration engine"): upstream FHIR server, MLLP listener, workers, bulk jobs.
+    upstream_url: str | None = None  # None: no facade, no delivery
+    upstream_timeout_ms: int = 30_000
+    upstream_retries: int = 4  # retries per request after the first try (exponential backoff, Retry-After)
+    upstream_transaction_max_entries: int = 0  # 0: one transaction per Bundle; Medplum needs 8 (conditional creates)
+    mllp_port: int | None = None  # None: no MLLP listener
+    mllp_host: str | None = None  # None: same as host
+    mllp_max_message_bytes: int = 16 * 1024 * 1024
+    mllp_max_connections: int = 100
+    mllp_ack_codes: tuple[tuple[str, str, str], ...] = ()  # (sending facility or '*', failure, AE|AR)
+    worker_concurrency: int = 8  # messages in flight per worker process (back-pressure on a slow upstream)
+    worker_claim_idle_ms: int = 60_000  # a pending entry idle this long is taken over from its (dead) worker
+    worker_max_attempts: int = 5  # deliveries before an entry moves to the dead-letter stream
+    worker_validate: bool = True
+    bulk_dir: str = ""  # "": <temp dir>/helixgate-bulk
+    bulk_expires_seconds: int = 24 * 3600
+    audit_upstream: bool = False  # also send AuditEvents to the upstream server
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +56,16 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r} must not be negative")
             return value
 
+        def boolean(name: str, default: bool) -> bool:
+            raw = (env.get(name) or "").strip().lower()
+            if raw == "":
+                return default
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            if raw in ("0", "false", "no", "off"):
+                return False
+            raise SettingsError(f"{name}={raw!r} must be 1/true/yes/on or 0/false/no/off")
+
         tz = env.get("HELIXGATE_V2_TIMEZONE") or None
         if tz is not None:
             tz = check_timezone(tz, "HELIXGATE_V2_TIMEZONE")
@@ -50,6 +78,23 @@ class Settings:
             cache_max_entries=integer("HELIXGATE_CACHE_MAX_ENTRIES", d.cache_max_entries),
             max_request_bytes=integer("HELIXGATE_MAX_REQUEST_BYTES", d.max_request_bytes),
             v2_timezone=tz,
+            upstream_url=(env.get("HELIXGATE_UPSTREAM_URL") or "").rstrip("/") or None,
+            upstream_timeout_ms=integer("HELIXGATE_UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms),
+            upstream_retries=integer("HELIXGATE_UPSTREAM_RETRIES", d.upstream_retries),
+            upstream_transaction_max_entries=integer("HELIXGATE_UPSTREAM_TRANSACTION_MAX_ENTRIES",
+                                                     d.upstream_transaction_max_entries),
+            mllp_port=integer("HELIXGATE_MLLP_PORT", -1) if env.get("HELIXGATE_MLLP_PORT") else None,
+            mllp_host=env.get("HELIXGATE_MLLP_HOST") or None,
+            mllp_max_message_bytes=integer("HELIXGATE_MLLP_MAX_MESSAGE_BYTES", d.mllp_max_message_bytes),
+            mllp_max_connections=integer("HELIXGATE_MLLP_MAX_CONNECTIONS", d.mllp_max_connections),
+            mllp_ack_codes=ack_codes(env.get("HELIXGATE_MLLP_ACK_CODES") or "", "HELIXGATE_MLLP_ACK_CODES"),
+            worker_concurrency=max(1, integer("HELIXGATE_WORKER_CONCURRENCY", d.worker_concurrency)),
+            worker_claim_idle_ms=integer("HELIXGATE_WORKER_CLAIM_IDLE_MS", d.worker_claim_idle_ms),
+            worker_max_attempts=max(1, integer("HELIXGATE_WORKER_MAX_ATTEMPTS", d.worker_max_attempts)),
+            worker_validate=boolean("HELIXGATE_WORKER_VALIDATE", d.worker_validate),
+            bulk_dir=env.get("HELIXGATE_BULK_DIR") or "",
+            bulk_expires_seconds=integer("HELIXGATE_BULK_EXPIRES", d.bulk_expires_seconds),
+            audit_upstream=boolean("HELIXGATE_AUDIT_UPSTREAM", d.audit_upstream),
         )
 
 
@@ -60,3 +105,31 @@ def check_timezone(value: str, name: str = "time zone") -> str:
     if not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", value):
         raise SettingsError(f"{name} {value!r} must look like +08:00, -05:00 or Z")
     return value
+
+
+ACK_FAILURES = ("unparseable", "rejected", "too-large")  # which MLLP failures get a configurable code
+
+
+def ack_codes(raw: str, name: str = "ACK codes") -> tuple[tuple[str, str, str], ...]:
+    """Per-sending-facility MLLP NAK codes from JSON, e.g. {"*": {"unparseable": "AR"}, "LAB-A": {"rejected": "AE"}}
+    ('*' is every facility; failures: unparseable, rejected, too-large; codes AE or AR). Raises SettingsError."""
+    if not raw.strip():
+        return ()
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name} is not JSON ({e}); expected e.g. {{\"*\": {{\"unparseable\": \"AR\"}}}}") from None
+    if not isinstance(doc, dict):
+        raise SettingsError(f"{name} must be a JSON object of sending facility -> {{failure: code}}")
+    out: list[tuple[str, str, str]] = []
+    for facility, codes in doc.items():
+        if not isinstance(codes, dict):
+            raise SettingsError(f"{name}[{facility!r}] must be an object of failure -> AE|AR")
+        for failure, code in codes.items():
+            if failure not in ACK_FAILURES:
+                raise SettingsError(f"{name}[{facility!r}]: unknown failure {failure!r}; use {', '.join(ACK_FAILURES)}")
+            if code not in ("AE", "AR"):
+                raise SettingsError(f"{name}[{facility!r}][{failure!r}] = {code!r}; use AE or AR")
+            out.append((str(facility), failure, code))
+    return tuple(out)
+

@@ -18,6 +18,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests.upstream.fixtures import medplum_upstream, upstream_control  # noqa: F401 - session upstream FHIR server
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from gateway import __version__
-from gateway.cli import convert, packages, serve, validate
+from gateway.cli import conformance, convert, packages, serve, translate, validate
 
-COMMANDS = (convert, validate, serve, packages)
+COMMANDS = (convert, validate, serve, packages, translate, conformance)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -22,6 +23,7 @@ from mappers.hl7v2.structure import Observation, Order, group_oru
 from mappers.ids import resource_id
 
 BUNDLE_TYPES = ("collection", "transaction")
+ID_SYSTEM = "urn:helixgate:id"  # identifier system of a resource's deterministic id (see _identified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,8 @@ def _bundle(ctx: Context, resources: list[dict[str, Any]]) -> dict[str, Any]:
         if res["id"] in seen:  # the same practitioner or specimen reached twice
             continue
         seen.add(res["id"])
+        if transaction:
+            res = _identified(res)
         entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{res['id']}", "resource": res}
         if transaction:
             entry["request"] = _request(res)
@@ -158,10 +162,33 @@ def _bundle(ctx: Context, resources: list[dict[str, Any]]) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(bundle))
 
 
+def _identified(res: dict[str, Any]) -> dict[str, Any]:
+    """In a transaction every resource that has an identifier element gets an identifier, so every create is
+    conditional and a replayed message never duplicates a resource upstream: those without a business identifier
+    (Observations, the converter Device) get their deterministic id, as a bare UUID: some servers (Medplum)
+    rewrite every `urn:uuid:` string of a transaction that names an entry. R4 Provenance has no identifier; a
+    deliverer makes it idempotent by its deterministic id (PUT)."""
+    if res["resourceType"] == "Provenance" or _business_identifier(res):
+        return res
+    own = {"system": ID_SYSTEM, "value": res["id"]}
+    return {**res, "identifier": [*res.get("identifier", []), own]}
+
+
+def _business_identifier(res: dict[str, Any]) -> dict[str, Any] | None:
+    return next((i for i in res.get("identifier", []) if i.get("system") and i.get("value")), None)
+
+
+def _token(text: str) -> str:
+    """A search token part: FHIR search escapes (\\ \\| \\, \\$), and percent-encoding where a query would break."""
+    for ch in "\\|,$":
+        text = text.replace(ch, "\\" + ch)
+    return quote(text, safe=":/?@!$'()*,;=.-_~\\|")
+
+
 def _request(res: dict[str, Any]) -> dict[str, str]:
-    """POST; conditional on a business identifier where the resource has one (Patient, report, order, specimen)."""
+    """POST, conditional (ifNoneExist) on the resource's first identifier with a system and a value."""
     req = {"method": "POST", "url": res["resourceType"]}
-    ident = next((i for i in res.get("identifier", []) if i.get("system") and i.get("value")), None)
-    if ident and res["resourceType"] in ("Patient", "DiagnosticReport", "ServiceRequest", "Specimen"):
-        req["ifNoneExist"] = f"identifier={ident['system']}|{ident['value']}"
+    ident = _business_identifier(res)
+    if ident:
+        req["ifNoneExist"] = f"identifier={_token(ident['system'])}|{_token(ident['value'])}"
     return req

@@ -8,7 +8,7 @@ from mappers.hl7v2.context import Context
 from mappers.hl7v2.emit import datetime_field, ref
 from mappers.ids import resource_id
 
-MAPPER_VERSION = "hl7v2-oru-r01/0.1.0"
+MAPPER_VERSION = "hl7v2-oru-r01/0.1.1"  # 0.1.1: transactions give every resource an identifier
 
 
 def converter_device() -> dict[str, Any]:

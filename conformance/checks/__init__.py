@@ -1,0 +1,5 @@
+"""The checks suites refer to by name; importing this package registers them all."""
+
+from conformance.checks import capability, convert, rest, server
+
+__all__ = ["capability", "convert", "rest", "server"]

@@ -1,0 +1,177 @@
+"""Bulk $convert over HTTP, after the FHIR Bulk Data conventions (HL7/bulk-data 3.0.0, async pattern).
+
+    POST /fhir/$convert  (Prefer: respond-async, an NDJSON body, or several HL7 v2 messages)
+         → 202, Content-Location: [base]/fhir/bulk/{job}
+    GET  /fhir/bulk/{job}            → 202 + X-Progress + Retry-After while queued or running;
+                                       200 + Expires + manifest (output[], error[]) when done;
+                                       500 + OperationOutcome when the job failed; 404 unknown, expired or cancelled
+    DELETE /fhir/bulk/{job}          → 202: cancelled, its files removed
+    GET  /fhir/bulk/{job}/{Type}.ndjson  an output file (application/fhir+ndjson)
+
+Jobs live in Redis (a hash per job, and an entry on the bulk stream that a worker takes); input and output files
+live under HELIXGATE_BULK_DIR.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from gateway.bulk.documents import NDJSON_TYPES, count_hl7v2_messages
+from gateway.formats import DEFAULT_TARGET, MEDIA_TYPES, detect
+from gateway.responses import outcome_response
+from gateway.settings import Settings
+from gateway.workers.streams import BULK
+
+JOB_PREFIX = "helixgate:bulk:job:"
+PENDING_TTL = 7 * 24 * 3600  # a job nobody runs is forgotten after a week
+_FILE = re.compile(r"[A-Za-z]{1,64}\.ndjson\Z")
+_JOB = re.compile(r"[0-9a-f]{32}\Z")
+
+
+def bulk_dir(settings: Settings) -> Path:
+    return Path(settings.bulk_dir) if settings.bulk_dir else Path(tempfile.gettempdir()) / "helixgate-bulk"
+
+
+def job_key(job: str) -> str:
+    return JOB_PREFIX + job
+
+
+def wants_async(request: Request, body: bytes, media: str) -> bool:
+    """Whether this $convert becomes a bulk job: Prefer: respond-async, an NDJSON body, or (when bulk jobs are
+    available) more than one HL7 v2 message."""
+    if "respond-async" in request.headers.get("prefer", "").lower() or media in NDJSON_TYPES:
+        return True
+    if getattr(request.app.state, "redis", None) is None:
+        return False
+    source = request.query_params.get("source") or MEDIA_TYPES.get(media) or detect(body)
+    return source == "hl7v2" and count_hl7v2_messages(body) > 1
+
+
+async def kickoff(request: Request, body: bytes, media: str) -> Response:
+    """Store the input, create the job and queue it; 202 with the polling URL in Content-Location."""
+    client = getattr(request.app.state, "redis", None)
+    if client is None:
+        return outcome_response(501, "not-supported", "bulk-needs-redis",
+                                "asynchronous $convert needs Redis (set HELIXGATE_REDIS_URL) and a running "
+                                "`helixgate worker`; send one document without Prefer: respond-async instead")
+    q = request.query_params
+    source = q.get("source") or (MEDIA_TYPES.get(media) if media not in NDJSON_TYPES else None)
+    target = q.get("target") or (DEFAULT_TARGET.get(source or "") if source else "fhir")
+    if target != "fhir":
+        return outcome_response(400, "not-supported", "bulk-target",
+                                f"a bulk $convert writes FHIR NDJSON; target {target!r} is only converted one "
+                                "document at a time")
+    if not body.strip():
+        return outcome_response(400, "required", "empty-input", "the request body is empty")
+    settings: Settings = request.app.state.settings
+    job = uuid.uuid4().hex
+    folder = bulk_dir(settings) / job
+    await run_in_threadpool(_write_input, folder, body)
+    state = {"status": "queued", "created": f"{time.time():.3f}", "request": str(request.url), "media": media,
+             "source": source or "", "timezone": settings.v2_timezone or "", "total": "0", "done": "0",
+             "errors": "0"}
+    try:
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(job_key(job), mapping=state)
+        pipe.expire(job_key(job), PENDING_TTL)
+        pipe.xadd(BULK, {"job": job})
+        await pipe.execute()
+    except (RedisError, OSError):
+        await run_in_threadpool(shutil.rmtree, folder, True)
+        return outcome_response(503, "transient", "bulk-redis-unavailable",
+                                "the job store (Redis) is unavailable; try again later", headers={"Retry-After": "5"})
+    status_url = f"{str(request.base_url).rstrip('/')}/fhir/bulk/{job}"
+    return Response(status_code=202, headers={"Content-Location": status_url})
+
+
+def _write_input(folder: Path, body: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "input").write_bytes(body)
+
+
+async def _state(request: Request) -> tuple[str, dict[str, str]] | Response:
+    job = request.path_params["job"]
+    client = getattr(request.app.state, "redis", None)
+    if client is None:
+        return outcome_response(404, "not-found", "bulk-unknown-job", "no bulk jobs without Redis")
+    if not _JOB.match(job):
+        return outcome_response(404, "not-found", "bulk-unknown-job", f"no bulk job {job!r}")
+    try:
+        raw = await client.hgetall(job_key(job))
+    except (RedisError, OSError):
+        return outcome_response(503, "transient", "bulk-redis-unavailable",
+                                "the job store (Redis) is unavailable; poll again later", headers={"Retry-After": "5"})
+    state = {k.decode(): v.decode() for k, v in raw.items()}
+    if not state or state.get("status") == "cancelled":
+        return outcome_response(404, "not-found", "bulk-unknown-job",
+                                f"no bulk job {job}: it never existed, expired or was cancelled")
+    return job, state
+
+
+def manifest(state: dict[str, str], base: str, job: str) -> dict[str, Any]:
+    def files(kind: str) -> list[dict[str, Any]]:
+        return [{"type": f["type"], "url": f"{base}/fhir/bulk/{job}/{f['file']}", "count": f["count"]}
+                for f in orjson.loads(state.get(kind) or "[]")]
+
+    done = float(state.get("completed") or time.time())
+    return {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done)),
+            "request": state.get("request", ""), "requiresAccessToken": False,
+            "output": files("output"), "error": files("error")}
+
+
+async def status_route(request: Request) -> Response:
+    found = await _state(request)
+    if isinstance(found, Response):
+        return found
+    job, state = found
+    settings: Settings = request.app.state.settings
+    if request.method == "DELETE":
+        pipe = request.app.state.redis.pipeline(transaction=True)
+        pipe.hset(job_key(job), "status", "cancelled")
+        pipe.expire(job_key(job), 3600)
+        await pipe.execute()
+        await run_in_threadpool(shutil.rmtree, bulk_dir(settings) / job, True)
+        return Response(status_code=202)
+    status = state.get("status")
+    if status in ("queued", "running"):
+        total, done = int(state.get("total") or 0), int(state.get("done") or 0)
+        progress = f"{done}/{total} documents" if total else status
+        return Response(status_code=202, headers={"X-Progress": progress, "Retry-After": "1"})
+    if status == "failed":
+        return outcome_response(500, "exception", "bulk-job-failed", f"the bulk job failed: {state.get('reason')}")
+    base = str(request.base_url).rstrip("/")
+    expires = float(state.get("completed") or time.time()) + settings.bulk_expires_seconds
+    return Response(orjson.dumps(manifest(state, base, job)), media_type="application/json",
+                    headers={"Expires": email.utils.formatdate(expires, usegmt=True)})
+
+
+async def file_route(request: Request) -> Response:
+    found = await _state(request)
+    if isinstance(found, Response):
+        return found
+    job, state = found
+    name = request.path_params["file"]
+    path = bulk_dir(request.app.state.settings) / job / "output" / name
+    if state.get("status") != "completed" or not _FILE.match(name) or not path.is_file():
+        return outcome_response(404, "not-found", "bulk-unknown-file", f"job {job} has no output file {name!r}")
+    return FileResponse(path, media_type="application/fhir+ndjson")
+
+
+routes = [
+    Route("/fhir/bulk/{job}", status_route, methods=["GET", "DELETE"]),
+    Route("/fhir/bulk/{job}/{file}", file_route, methods=["GET"]),
+]

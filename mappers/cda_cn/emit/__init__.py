@@ -1,0 +1,74 @@
+"""Report (model) → FHIR R4 resources: one module per resource family, each a pure function of the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mappers.cda_cn import systems as S
+from mappers.cda_cn.context import Notes, Options
+from mappers.cda_cn.model import Code, Id
+from mappers.cda_cn.tables import identifier_oids
+from mappers.cda_cn.times import ts_to_fhir
+
+MAPPER_VERSION = "cda-cn/0.1.0"
+
+
+@dataclass(slots=True)
+class Ctx:
+    notes: Notes
+    options: Options
+    org_code: str = ""  # the custodian's organisation code, scoping local code systems
+    source: str = "cda"  # 'cda' | 'ws445': names the format in messages
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → resource, for de-duplication
+
+    def time(self, ts: str, where: str, what: str) -> str | None:
+        if not ts:
+            return None
+        value = ts_to_fhir(ts, self.options.timezone)
+        if value is None:
+            self.notes.warn("cn-bad-time", f"{what} {ts!r} is not an HL7 timestamp (YYYYMMDD[HHMMSS]); not mapped",
+                            where)
+        return value
+
+    def add(self, res: dict[str, Any]) -> dict[str, Any]:
+        """Keep one resource per id (the same organisation or practitioner reached twice)."""
+        return self.resources.setdefault(res["id"], res)
+
+
+def ref(resource: dict[str, Any]) -> dict[str, str]:
+    return {"reference": f"urn:uuid:{resource['id']}"}
+
+
+def system_uri(system: str) -> str:
+    """An OID as urn:oid:…; a URI as it is."""
+    return system if not system or ":" in system else S.oid_system(system)
+
+
+def coding(code: Code) -> dict[str, str]:
+    out = {"system": system_uri(code.system), "code": code.code} if code.system else {"code": code.code}
+    if code.display:
+        out["display"] = code.display
+    return out
+
+
+def id_type(root: str) -> dict[str, Any] | None:
+    spec = identifier_oids().get(root)
+    if not spec or not spec.get("type"):
+        return None
+    return {"coding": [{"system": S.V2_0203, "code": spec["type"]}], "text": spec["meaning"]}
+
+
+def identifier(i: Id, with_type: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"system": S.oid_system(i.root), "value": i.extension}
+    t = id_type(i.root) if with_type else None
+    if t:
+        out["type"] = t
+    return out
+
+
+def de_coding(de: str, display: str = "") -> dict[str, str]:
+    out = {"system": S.DE_SYSTEM, "code": de}
+    if display:
+        out["display"] = display
+    return out

@@ -1,0 +1,66 @@
+"""FHIR R4 Bundle → WS/T 500 lab (C0007) or examination (C0006) document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mappers.cda_cn.context import Notes
+from mappers.cda_cn.model import Id, Report
+from mappers.cda_cn.read_fhir import read_bundle
+from mappers.cda_cn.safexml import parse_xml
+from mappers.cda_cn.systems import OID_DOC_ID
+from mappers.cda_cn.validate import check
+from mappers.cda_cn.write import serialize, write_document
+from mappers.exceptions import EmitError, Issue, operation_outcome
+
+ENCODINGS = {"utf-8": "UTF-8", "gb18030": "GB18030"}
+
+
+@dataclass(frozen=True, slots=True)
+class CdaDocument:
+    data: bytes
+    encoding: str
+    issues: tuple[Issue, ...] = field(default=())
+
+    @property
+    def outcome(self) -> dict[str, Any]:
+        return operation_outcome(self.issues)
+
+
+def from_fhir(bundle: bytes | str | dict[str, Any], encoding: str = "utf-8") -> CdaDocument:
+    """Bundle → CDA. Raises ParseError (not a Bundle) or EmitError (no report or patient, or the result would not be
+    structurally valid CDA R2)."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}")
+    notes = Notes()
+    report = read_bundle(bundle, notes)
+    report = _fill_required(report, notes)
+    data = serialize(write_document(report), ENCODINGS[encoding])
+    problems = check(parse_xml(data)[0])  # re-parsed, so problems name output lines
+    if problems:
+        raise EmitError(f"the generated document is not valid CDA R2: {problems[0]}", details="cda-invalid-output",
+                        expression="ClinicalDocument")
+    return CdaDocument(data, encoding, tuple(notes.issues))
+
+
+def _fill_required(report: Report, notes: Notes) -> Report:
+    """CDA needs a document id and an effectiveTime; name what was missing and how it was filled."""
+    from dataclasses import replace
+
+    if report.doc_id is None:
+        key = next((i.extension for i in report.ids), "") or report.patient.name or "document"
+        report = replace(report, doc_id=Id(OID_DOC_ID, f"HG-{report.type_code}-{key}"))
+        notes.warn("cda-document-id-generated", "the Bundle has no Composition.identifier; the document id was "
+                   "derived from the report number", "ClinicalDocument/id")
+    if not report.effective_time:
+        raise EmitError("no time for ClinicalDocument/effectiveTime: the Bundle has no Composition.date, "
+                        "DiagnosticReport.issued or effectiveDateTime", details="cda-no-effective-time",
+                        expression="DiagnosticReport.issued")
+    if not report.authors:
+        notes.warn("cda-no-author", "no Practitioner authored the report; the author is written with a null id",
+                   "ClinicalDocument/author")
+    if report.custodian is None:
+        notes.warn("cda-no-custodian", "no custodian organisation; written with a null id",
+                   "ClinicalDocument/custodian")
+    return report

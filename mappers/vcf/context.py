@@ -1,0 +1,136 @@
+"""What a VCF conversion depends on (Options), what it counts (Summary), and per-conversion state (Context)."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mappers.exceptions import Issue, ParseError
+
+GENOMIC_SOURCES = ("germline", "somatic")
+SEXES = ("male", "female", "other", "unknown")
+BUNDLE_TYPES = ("collection", "transaction")
+MAX_LISTED_ISSUES = 50  # per details code; the rest are counted in one closing issue
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the caller decides; the mapper reads nothing else.
+
+    sample: the sample column to convert (default: the first).
+    genomic_source: 'germline' | 'somatic' → genomic-source-class; germline runs also get allelic-state.
+    sex: of the patient; 'male' makes X/Y calls outside the pseudoautosomal regions hemizygous.
+    patient: the patient identifier, 'value' or 'system|value'; the Patient id derives from it, so the same
+        identifier yields the same Patient as the HL7 v2 mapper. None: identified by the sample name.
+    assembly: 'GRCh37' | 'GRCh38', overriding what the header says.
+    lenient: skip (and count) a malformed record instead of rejecting the file.
+    keep_filtered: convert records whose FILTER is not PASS (kept with their FILTER).
+    homoplasmy_threshold: mitochondrial allele fraction at or above which a call is homoplasmic.
+    max_variants: refuse (UnsupportedMessage) to build a Bundle past this many variants; NDJSON has no limit.
+    source_name: the input's file name, named in the GenomicStudyAnalysis input; not part of ids.
+    received: when the edge received the input (DiagnosticReport.issued); not part of ids.
+    """
+
+    sample: str | None = None
+    genomic_source: str | None = None
+    sex: str | None = None
+    patient: str | None = None
+    assembly: str | None = None
+    lenient: bool = False
+    keep_filtered: bool = False
+    bundle_type: str = "collection"
+    homoplasmy_threshold: float = 0.99
+    max_variants: int | None = None
+    source_name: str | None = None
+    received: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("genomic_source", self.genomic_source, GENOMIC_SOURCES),
+                                     ("sex", self.sex, SEXES), ("assembly", self.assembly, ("GRCh37", "GRCh38")),
+                                     ("bundle_type", self.bundle_type, BUNDLE_TYPES)):
+            if value is not None and value not in allowed:
+                raise ParseError(f"{name} {value!r} must be one of {', '.join(allowed)}", details="vcf-bad-option",
+                                 expression=name)
+
+    def key_parts(self) -> tuple[str, ...]:
+        """The options that shape resource ids and content (everything but received and source_name)."""
+        return (self.sample or "", self.genomic_source or "", self.sex or "", self.patient or "",
+                self.assembly or "", str(self.keep_filtered), str(self.homoplasmy_threshold))
+
+
+@dataclass(slots=True)
+class Summary:
+    """Counts of a conversion, for the summary line and the conversion report."""
+
+    records: int = 0  # data lines read
+    converted: int = 0  # records that yielded at least one variant
+    variants: int = 0  # variant Observations
+    phase_relationships: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # records, by reason
+    alleles_skipped: Counter[str] = field(default_factory=Counter)  # ALT alleles of converted records
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "converted": self.converted, "variants": self.variants,
+                "phaseRelationships": self.phase_relationships, "skipped": dict(sorted(self.skipped.items())),
+                "allelesSkipped": dict(sorted(self.alleles_skipped.items()))}
+
+    def text(self) -> str:
+        """One line for stderr: 'read 5698 records: converted 3605 (3612 variants, 14 phase relationships);
+        skipped 2093 (no-call 1800, filtered 293)'."""
+        skipped = sum(self.skipped.values())
+        line = (f"read {self.records} records: converted {self.converted} ({self.variants} variants, "
+                f"{self.phase_relationships} phase relationships); skipped {skipped}")
+        if skipped:
+            line += " (" + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common()) + ")"
+        if self.alleles_skipped:
+            line += "; ALT alleles not converted: " + ", ".join(
+                f"{k} {v}" for k, v in self.alleles_skipped.most_common())
+        return line
+
+
+@dataclass(slots=True)
+class Context:
+    options: Options
+    key: str  # digest of the header and the options: the business key every id derives from
+    assembly: str | None
+    relative_refs: bool  # NDJSON: 'Type/id'; Bundle: 'urn:uuid:id'
+    summary: Summary = field(default_factory=Summary)
+    issues: list[Issue] = field(default_factory=list)
+    _listed: Counter[str] = field(default_factory=Counter)
+    subject: dict[str, str] | None = None
+    specimen: dict[str, str] | None = None
+
+    def ref(self, resource_type: str, rid: str) -> dict[str, str]:
+        return {"reference": f"{resource_type}/{rid}" if self.relative_refs else f"urn:uuid:{rid}"}
+
+    def issue(self, severity: str, details: str, message: str, where: str | None = None,
+              code: str = "informational") -> None:
+        """Record an issue; past MAX_LISTED_ISSUES of one kind they are only counted (see close_issues)."""
+        self._listed[details] += 1
+        if self._listed[details] <= MAX_LISTED_ISSUES:
+            self.issues.append(Issue(severity, code, details, message, where))
+
+    def close_issues(self) -> None:
+        for details, n in self._listed.items():
+            if n > MAX_LISTED_ISSUES:
+                self.issues.append(Issue("information", "informational", details,
+                                         f"{n - MAX_LISTED_ISSUES} more '{details}' issues not listed"))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building or walking a whole Bundle: millions of containers created next to an
+    already large heap otherwise trigger full collections over and over (5-10x slower on a 30 MB Bundle).
+    JSON documents hold no cycles; whatever else is garbage is collected once the GC is back on."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

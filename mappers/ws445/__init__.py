@@ -1,0 +1,46 @@
+"""WS 445 datasets (JSON keyed by WS 363 data-element ids) ⇄ FHIR R4, through the China national Report model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mappers.cda_cn.context import Notes, Options
+from mappers.cda_cn.read_fhir import read_bundle
+from mappers.cda_cn.to_fhir import Conversion, report_to_fhir
+from mappers.exceptions import Issue, operation_outcome
+from mappers.ws445.dataset import SCHEMA_PATH, from_report, load, looks_like, schema, to_report
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    doc: dict[str, Any]
+    issues: tuple[Issue, ...] = field(default=())
+
+    @property
+    def data(self) -> bytes:
+        return orjson.dumps(self.doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+    @property
+    def outcome(self) -> dict[str, Any]:
+        return operation_outcome(self.issues)
+
+
+def to_fhir(data: bytes | str | dict[str, Any], options: Options | None = None) -> Conversion:
+    """Dataset → Bundle (no Composition: a dataset is not a document). Raises ParseError for bad JSON or a dataset
+    that does not match the schema."""
+    notes = Notes()
+    report = to_report(load(data), notes)
+    return report_to_fhir(report, options or Options(), notes, document=False, source="ws445")
+
+
+def from_fhir(bundle: bytes | str | dict[str, Any]) -> Dataset:
+    """Bundle → dataset. Raises ParseError (not a Bundle) or EmitError (no report, patient name or results)."""
+    notes = Notes()
+    doc = from_report(read_bundle(bundle, notes), notes)
+    return Dataset(doc, tuple(notes.issues))
+
+
+__all__ = ["SCHEMA_PATH", "Dataset", "from_fhir", "load", "looks_like", "schema", "to_fhir"]
