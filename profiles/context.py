@@ -14,6 +14,8 @@ from profiles.packages import DEFAULT_PACKAGES, PackageError, closure, conforman
 from profiles.validator import Validator
 
 CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+# Definitions helixgate itself publishes: the extensions its mappers emit (e.g. the China CDA mapper's).
+LOCAL = Path(__file__).parent / "local"
 
 
 def read_folder(path: Path) -> Iterator[dict[str, Any]]:
@@ -67,6 +69,7 @@ def load(packages: Sequence[str] = DEFAULT_PACKAGES, paths: Sequence[Path] = ())
     installed = closure(packages)
     label = fingerprint(installed) + "|" + "|".join(str(p) for p in paths)
     defs = Definitions(conformance_resources(installed, CONFORMANCE_TYPES), label=label)
+    defs.add(read_folder(LOCAL))
     for p in paths:
         defs.add(read_folder(p))
     return defs

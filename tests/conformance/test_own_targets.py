@@ -1,0 +1,76 @@
+"""The kit against real targets: the project's gateway (Gateway and Converter suites), a conformant reference
+server and Medplum (Genomics FHIR server suite), and the gateway's facade in front of Medplum when it exists."""
+
+from __future__ import annotations
+
+from conformance import PASS, RunReport, load_suite, run_suite
+from gateway.settings import Settings
+from tests.conftest import ROOT, RedisServer, ServedApp
+
+FACTS = sorted((ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.facts.json"))
+# A gap the kit found in another area, tolerated here (and only this) until it is fixed: the facade's
+# CapabilityStatement copies the upstream's resources without the IG profiles and without search parameters
+# (Medplum declares none, though it supports them).
+FACADE_METADATA_GAP = {"srv-profiles", "srv-search-params"}
+
+
+def _not_passed(report: RunReport) -> dict[str, str]:
+    return {r.test.id: f"{r.status}: {r.message}" for r in report.results if r.status != PASS}
+
+
+def _explain(report: RunReport) -> str:
+    return "\n".join(f"{k} {v}" for k, v in _not_passed(report).items())
+
+
+def test_gateway_suite_passes_against_the_gateway(gateway: ServedApp) -> None:
+    report = run_suite(load_suite("gateway"), f"{gateway.url}/fhir")
+    assert report.passed, _explain(report)
+    assert report.counts()["error"] == 0, _explain(report)
+    by_id = {r.test.id: r for r in report.results}
+    assert by_id["neg-format-xml"].message.startswith("refused with 406")  # the gateway renders JSON only
+    assert by_id["val-invalid-profile"].exchanges[0].status == 200
+
+
+def test_converter_suite_passes_against_the_gateway(gateway: ServedApp) -> None:
+    report = run_suite(load_suite("converter"), f"{gateway.url}/fhir")
+    assert report.passed, _explain(report)
+    assert all(r.status == PASS for r in report.results if r.group.id in ("capability", "hl7v2", "errors"))
+    facts = [r for r in report.results if r.test.check == "convert-facts"]
+    assert len(facts) == len(FACTS) >= 16
+    assert all(r.status == PASS for r in facts)
+    valid = [r for r in report.results if r.test.check == "convert-validates" and r.test.id.startswith("v2-")]
+    assert len(valid) >= len(FACTS) and all(r.status == PASS for r in valid)
+    # Formats still without examples are optional placeholders, never silent passes.
+    for r in report.results:
+        if r.test.check == "not-applicable":
+            assert not r.test.required and r.status == "skip"
+
+
+def test_genomics_server_suite_passes_against_a_conformant_server(reference_fhir: str) -> None:
+    report = run_suite(load_suite("genomics-server"), reference_fhir)
+    assert report.passed and not _not_passed(report), _explain(report)  # optional searches included
+
+
+# What a plain FHIR server cannot know about the Genomics Reporting IG; the gateway's facade must add it.
+FACADE_DUTIES = {"srv-profiles", "srv-search-params", "reject-profile-invalid", "reject-base-invalid"}
+
+
+def test_genomics_server_suite_against_medplum(medplum_upstream: str) -> None:
+    """Medplum's FHIR router alone stores, reads and searches the genomic resources correctly; it neither
+    declares nor enforces the IG's profiles, which is what the gateway in front of it is for."""
+    report = run_suite(load_suite("genomics-server"), medplum_upstream)
+    failed = {r.test.id for r in report.results if r.status not in (PASS, "skip")}
+    assert failed <= FACADE_DUTIES, _explain(report)
+    for r in report.results:
+        if r.group.id in ("create", "read") or (r.group.id == "search" and r.test.required):
+            assert r.status == PASS, f"{r.test.id}: {r.message}"
+
+
+def test_genomics_server_suite_through_the_gateway_facade(redis_server: RedisServer, medplum_upstream: str) -> None:
+    settings = Settings(redis_url=redis_server.url, upstream_url=medplum_upstream)
+    with ServedApp(settings) as app:
+        report = run_suite(load_suite("genomics-server"), f"{app.url}/fhir")
+        gateway_report = run_suite(load_suite("gateway"), f"{app.url}/fhir")
+    assert {r.test.id for r in report.required_not_passed} <= FACADE_METADATA_GAP, _explain(report)
+    assert all(r.status == PASS for r in report.results if r.group.id != "capability" and r.test.required)
+    assert gateway_report.passed, _explain(gateway_report)
