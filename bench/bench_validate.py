@@ -4,7 +4,13 @@ Inputs: the Genomics Reporting IG 3.0.0 examples installed under ~/.fhir/package
 meta.profile = .../StructureDefinition/variant, and the example Bundles), plus synthetic Bundles of 10k and 100k
 entries built from the variant Observations to check that Bundle validation scales linearly.
 
-    python bench/bench_validate.py [--seconds 5] [--quick] [--no-node] [--no-scale] [--profile] [--json out.json]
+    python bench/bench_validate.py [--seconds 5] [--quick] [--sizes 10000,100000] [--no-node] [--no-scale]
+                                   [--profile auto|always|never] [--json out.json]
+    python bench/bench_validate.py --from-json out.json     # print the report of a saved run again
+
+Rates are given per wall-clock second and per CPU-second of the timed loop; on a shared VM the second is the fairer
+per-core comparison. `--profile auto` (the default) adds a cProfile of the helixgate variant loop when helixgate
+validates fewer than half as many Observations per CPU-second as @medplum/core.
 
 All peers run one after the other (never at the same time) on one core each; only the validation loops are timed,
 the one-time load/index/compile costs are reported on their own. @medplum/core runs in node from bench/node
@@ -18,6 +24,7 @@ import argparse
 import contextlib
 import copy
 import cProfile
+import hashlib
 import json
 import os
 import pstats
@@ -128,11 +135,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def code_fingerprint() -> str:
+    """Short hash of profiles/**/*.py: the validator is edited concurrently, so every part of a run records it."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "profiles").rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "?")
     return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "cpu": model,
-            "load_average_start": os.getloadavg()}
+            "load_average_start": os.getloadavg(), "profiles_code": code_fingerprint()}
 
 
 def severities(issues: Sequence[Any]) -> dict[str, int]:
@@ -370,10 +385,13 @@ def scale_child(n: int) -> None:
     issues = v.validate(bundle)
     t_validate, cpu = time.perf_counter() - t0, time.process_time() - c0
     sev = severities(issues)
-    errors = Counter(i.message.split(" (")[0][:100] for i in issues if i.severity in ("error", "fatal"))
+    def top(*sev: str) -> list[tuple[str, int]]:
+        return Counter(f"{i.code}: {i.message[:90]}" for i in issues if i.severity in sev).most_common(5)
+
     print(json.dumps({
         "entries": n, "build_s": t_build, "validate_s": t_validate, "cpu_s": cpu,
-        "entries_per_second": n / t_validate, "issues": sev, "top_errors": errors.most_common(5),
+        "entries_per_second": n / t_validate, "issues": sev, "top_errors": top("error", "fatal"),
+        "top_warnings": top("warning"), "top_information": top("information"), "profiles_code": code_fingerprint(),
         "rss_before_build_mb": rss_before_build, "bundle_mb": rss_before - rss_before_build,
         "rss_before_validate_mb": rss_before, "rss_after_mb": rss_mb(), "peak_rss_mb": peak_rss_mb(),
     }))
@@ -419,7 +437,8 @@ def report(res: dict[str, Any]) -> str:
     lines = [
         f"{ho['n']} variant Observations and {hb['n']} example Bundles ({hb['entries']} entries) from {IG}; "
         f"Python {m['python']}, {m['cpus']} × {m['cpu']}, >= {res['seconds']:g} s per row, one peer at a time; "
-        f"load average {m['load_average_start'][0]:.1f} at start, {m.get('load_average_end', [0])[0]:.1f} at end",
+        f"load average {m['load_average_start'][0]:.1f} at start, {m.get('load_average_end', [0])[0]:.1f} at end; "
+        f"profiles/ code {m['profiles_code']}",
         "",
         "| Variant Observations | Checked against | Obs/s | Obs per CPU-s | Ratio to helixgate (per CPU-s) | "
         "Rejected examples |",
@@ -488,6 +507,9 @@ def report(res: dict[str, Any]) -> str:
                          f"{fmt(r['entries'] / r['cpu_s'])} | {r['build_s']:.1f} | {r['bundle_mb']:.0f} | "
                          f"{r['peak_rss_mb']:.0f} | {r['issues'].get('error', 0) + r['issues'].get('fatal', 0)} |")
         ok = [r for r in sc if "validate_s" in r]
+        changed = {r["profiles_code"] for r in ok} - {m["profiles_code"]}
+        if changed:
+            lines.append(f"\nWARNING: profiles/ changed during the run (children saw {sorted(changed)}): rerun")
         if len(ok) >= 2:
             a, b = ok[0], ok[-1]
             goal = GOAL_RATIO * (b["entries"] / a["entries"]) / 10
@@ -531,7 +553,8 @@ def print_report(res: dict[str, Any]) -> None:
         print("\nby own time:\n")
         print(profile_table(prof["tottime"]))
         inv = res["helixgate"]["invariants"]
-        print(f"\nFHIRPath invariants in the same loop (no profiler): {inv['fhirpath_seconds'] / inv['seconds']:.0%} "
+        print(f"\nInvariants that reached the FHIRPath engine (profiles.fhirpath.evaluate: no native form, or the "
+              f"native form failed), same loop without the profiler: {inv['fhirpath_seconds'] / inv['seconds']:.0%} "
               f"of the time, {inv['distinct']} distinct expressions; the most expensive:\n")
         print(invariant_table(inv))
 

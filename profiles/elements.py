@@ -60,13 +60,12 @@ class Node:
     slices: dict[str, Node] = field(default_factory=dict)
     profile_url: str = ""
 
-    @property
-    def is_choice(self) -> bool:
-        return self.name.endswith("[x]")
+    is_choice: bool = False  # value[x]: set from the name at compile time (read on every instance property)
+    base_name: str = ""
 
-    @property
-    def base_name(self) -> str:
-        return self.name[:-3] if self.name.endswith("[x]") else self.name
+    def __post_init__(self) -> None:
+        self.is_choice = self.name.endswith("[x]")
+        self.base_name = self.name[:-3] if self.is_choice else self.name
 
     def type_codes(self) -> list[str]:
         return [t.code for t in self.types]

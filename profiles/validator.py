@@ -72,6 +72,7 @@ class Validator:
         self._indexes: dict[int, _SliceIndex | None] = {}
         self._required_kids: dict[int, list[Node]] = {}
         self._type_nodes: dict[str, Node | None] = {}
+        self._keymaps: dict[int, dict[str, tuple[Node, str]]] = {}
         self._node_memo: dict[tuple[int, str], Node | None] = {}
 
     # ---- public ----
@@ -134,7 +135,7 @@ class Validator:
             if prof is not None:
                 return prof.children
         base = self._type_node(typ)
-        return base.children if base else {}
+        return base.children if base else _NO_CHILDREN
 
     # ---- resources ----
     def _index_bundle(self, bundle: dict[str, Any], run: _Run) -> None:
@@ -261,21 +262,25 @@ class Validator:
             self._required_kids[key] = req
         return req
 
+    def _keymap(self, kids: dict[str, Node]) -> dict[str, tuple[Node, str]]:
+        """JSON property name → (element, type) for a set of children, choice types spelled out (valueQuantity)."""
+        key = id(kids)
+        km = self._keymaps.get(key)
+        if km is None:
+            km = {}
+            for kid in kids.values():
+                if kid.is_choice:
+                    for t in kid.types:
+                        km[kid.base_name + t.code[:1].upper() + t.code[1:]] = (kid, t.code)
+                else:
+                    km[kid.name] = (kid, kid.types[0].code if kid.types else (
+                        "BackboneElement" if kid.children else "Element"))
+            self._keymaps[key] = km
+        return km
+
     def _assign(self, found: dict[str, list[tuple[str, Any, Any, str]]], kids: dict[str, Node], key: str,
                 value: Any, ext: Any, path: str, run: _Run, shadow_only: bool = False) -> None:
-        kid = kids.get(key)
-        typ = ""
-        if kid is not None and not kid.is_choice:
-            typ = kid.types[0].code if kid.types else ("BackboneElement" if kid.children else "Element")
-        else:
-            kid = None
-            for cand in kids.values():
-                if cand.is_choice and key.startswith(cand.base_name):
-                    suffix = key[len(cand.base_name):]
-                    match = next((t.code for t in cand.types if t.code[:1].upper() + t.code[1:] == suffix), None)
-                    if match:
-                        kid, typ = cand, match
-                        break
+        kid, typ = self._keymap(kids).get(key, (None, ""))
         if kid is None:
             run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
             return
@@ -797,6 +802,7 @@ class Validator:
 
 
 _MISSING = object()
+_NO_CHILDREN: dict[str, Node] = {}  # one shared empty set: caches key children sets by id()
 
 
 def _keys(value: Any) -> set[Any] | None:
