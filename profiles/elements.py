@@ -10,6 +10,7 @@ PRIMITIVES = {
     "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt", "positiveInt", "uuid", "xhtml", "integer64",
 }
 FHIRPATH_STRING = "http://hl7.org/fhirpath/System.String"
+NATIVE_KEYS = {"ele-1", "ext-1"}  # checked structurally by the validator (empty values; extension value xor children)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,8 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             binding=(el["binding"]["strength"], el["binding"].get("valueSet")) if el.get("binding") else None,
             constraints=tuple(Constraint(c["key"], c.get("severity", "error"), c.get("human", ""),
                                          c.get("expression", ""), c.get("source", url))
-                              for c in el.get("constraint", []) if c.get("expression")),
+                              for c in el.get("constraint", [])
+                              if c.get("expression") and c["key"] not in NATIVE_KEYS),
             slicing=Slicing(tuple((d["type"], d["path"]) for d in el["slicing"].get("discriminator", [])),
                             el["slicing"].get("rules", "open"), bool(el["slicing"].get("ordered")))
             if el.get("slicing") else None,

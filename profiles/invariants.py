@@ -83,7 +83,12 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     "comparator.empty()": lambda v, res, root: "comparator" not in v,
     "data.empty() or contentType.exists()": lambda v, res, root: "data" not in v or "contentType" in v,
     "htmlChecks()": lambda v, res, root: _html_checks([v.get("div") if isinstance(v, dict) else v])[0],
+    "resource.exists() or request.exists() or response.exists()": lambda v, res, root: bool(
+        {"resource", "request", "response"} & set(v)),
+    "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v, res, root: "/_history/" not in str(
+        v.get("fullUrl", "")),
 }
+TAKES_TEXT = {"htmlChecks()"}  # invariants whose element is a primitive (Narrative.div), not an object
 for _expr in (
     "contained.where(((id.exists() and ('#'+id in (%resource.descendants().reference | "
     "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url)))) "

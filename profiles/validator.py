@@ -14,13 +14,12 @@ from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
-from profiles.invariants import NATIVE
+from profiles.invariants import NATIVE, TAKES_TEXT
 from profiles.matching import contains_pattern, equal_fixed, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
 
-_NATIVE = {"ele-1", "ext-1"}  # checked structurally (empty values, extension value xor children)
 _REF_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
 _REF_ABSOLUTE = re.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
 _CODED = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
@@ -789,11 +788,10 @@ class Validator:
                                lambda res, url: self._conforms(res, url, run))
         base = node.path
         for c in node.constraints:
-            if c.key in _NATIVE:
-                continue
             res = run.resource or run.root
             native = NATIVE.get(c.expression)
-            ok = native(value, res, run.container or res) if native is not None and isinstance(value, dict) else None
+            ok = native(value, res, run.container or res) if native is not None and (
+                isinstance(value, dict) or c.expression in TAKES_TEXT) else None
             if not ok:  # no native form, or it failed: the FHIRPath engine has the last word on edge cases
                 ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
             if ok is False:
