@@ -29,7 +29,7 @@ class Reply:
     """A response as the checks see it: the status, headers and the whole body (within the read cap)."""
 
     method: str
-    url: str
+    url: str  # as requested, credentials redacted (it goes into messages)
     status: int
     headers: httpx.Headers
     body: bytes
@@ -180,4 +180,4 @@ class Target:
             response.close()
         body = b"".join(chunks)
         record(None, response, body)
-        return Reply(method, str(request.url), response.status_code, response.headers, body)
+        return Reply(method, shown, response.status_code, response.headers, body)

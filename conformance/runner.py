@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conformance.client import Target
+from conformance.client import Target, redact_url
 from conformance.context import Context, RunState
 from conformance.exceptions import CheckFailed, CheckSkipped, ConformanceError
 from conformance.model import ERROR, FAIL, PASS, SKIP, Group, RunReport, Suite, TestResult, TestSpec
@@ -26,7 +26,6 @@ class RunOptions:
     max_body: int = 32 << 20  # bytes read from one response before the test becomes an error
     report_body_limit: int = 16 << 10  # bytes of each body kept in the report
     verify_tls: bool = True
-    inputs: tuple[Path, ...] = ()
 
 
 def run_suite(suite: Suite, target_url: str, options: RunOptions | None = None, *,
@@ -52,7 +51,7 @@ def run_suite(suite: Suite, target_url: str, options: RunOptions | None = None, 
                 progress(len(results), total, result)
     finally:
         target.close()
-    return RunReport(suite, target.base, started, datetime.now(UTC), tuple(results), __version__)
+    return RunReport(suite, redact_url(target.base), started, datetime.now(UTC), tuple(results), __version__)
 
 
 def _run_one(group: Group, test: TestSpec, target: Target, state: RunState, status_of: dict[str, str]) -> TestResult:

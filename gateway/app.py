@@ -12,6 +12,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import bulk, facade
+from gateway.audit import AuditMiddleware
 from gateway.cache import make_cache
 from gateway.formats import UnsupportedFormat
 from gateway.negotiation import NegotiationMiddleware
@@ -61,19 +63,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.cache_max_entries)
         log.info("cache: %s", app.state.cache.kind)
         try:
-            yield
+            async with facade.integration_resources(app, settings):  # Redis, upstream, audit, MLLP listener
+                yield
         finally:
             await app.state.cache.close()
 
+    before, after = facade.routes(settings)  # the validating facade, when HELIXGATE_UPSTREAM_URL is set
     app = Starlette(
-        routes=[*routes, *validate_routes],
+        routes=[*before, *routes, *validate_routes, *bulk.routes, *after],
         exception_handlers={
             MappingError: mapping_error,
             TooLarge: too_large,
             HTTPException: http_error,
             Exception: server_error,
         },
-        middleware=[Middleware(NegotiationMiddleware)],  # _format / Accept: 406 for formats not rendered
+        middleware=[Middleware(AuditMiddleware),  # an AuditEvent per /fhir request
+                    Middleware(NegotiationMiddleware)],  # _format / Accept: 406 for formats not rendered
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import socket
 import time
@@ -188,6 +189,7 @@ class AuditLog:
         self.dropped = 0
         self.written = 0
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
         self._down = False
 
     def record(self, event: dict[str, Any]) -> None:
@@ -212,7 +214,11 @@ class AuditLog:
 
     async def flush(self) -> None:
         """Write what is buffered; on failure the events stay buffered for the next try."""
-        batch = list(self.pending)[:500]
+        async with self._lock:  # the background flusher and close() must not send the same events twice
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch = list(itertools.islice(self.pending, 500))
         if not batch:
             return
         if self.client is not None:
@@ -223,15 +229,16 @@ class AuditLog:
                 await pipe.execute()
             except (RedisError, OSError) as e:
                 if not self._down:
-                    log.warning("audit: Redis unavailable (%s); keeping events buffered", type(e).__name__)
+                    log.warning("audit: cannot reach Redis (%s); events stay buffered", type(e).__name__)
                     self._down = True
                 await asyncio.sleep(self.interval)
                 return
             self._down = False
         if self.upstream is not None:
             await self._send_upstream(batch)
-        for _ in batch:
-            self.pending.popleft()
+        for event in batch:  # those a full buffer dropped meanwhile are gone already
+            if self.pending and self.pending[0] is event:
+                self.pending.popleft()
         self.written += len(batch)
 
     async def _send_upstream(self, batch: list[dict[str, Any]]) -> None:
@@ -261,3 +268,31 @@ async def read_events(client: Any, stream: str = AUDIT_STREAM, count: int = 1000
     """The latest `count` AuditEvents of the stream, oldest first."""
     entries = await client.xrevrange(stream, count=count)
     return [orjson.loads(fields[b"event"]) for _, fields in reversed(entries)]
+
+
+class AuditMiddleware:
+    """Records an AuditEvent for every request under /fhir (in `app.state.audit`), denials and errors included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/fhir"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            audit = getattr(getattr(scope.get("app"), "state", None), "audit", None)
+            if audit is not None:
+                client = scope.get("client")
+                audit.record(rest_event(scope["method"], scope["path"], status, client[0] if client else None,
+                                        time.time()))

@@ -16,10 +16,10 @@ from mappers.hl7v2.context import Options
 from mappers.hl7v2.emit.provenance import MAPPER_VERSION
 from mappers.hl7v2.from_fhir import EmitOptions, from_fhir
 from mappers.hl7v2.to_fhir import to_fhir
-from mappers.vcf import MAPPER_VERSION as VCF_MAPPER_VERSION
 from mappers.vcf import Options as VcfOptions
 from mappers.vcf import from_fhir as vcf_from_fhir
 from mappers.vcf import to_fhir as vcf_to_fhir
+from mappers.vcf.context import MAPPER_VERSION as VCF_MAPPER_VERSION
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 FHIR_NDJSON = "application/fhir+ndjson"

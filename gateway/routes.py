@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway import __version__
+from gateway import __version__, bulk
 from gateway.convert import convert
 from gateway.formats import (
     CONVERTERS,
@@ -89,6 +89,8 @@ async def convert_route(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_request_bytes)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if bulk.wants_async(request, body, media):  # Prefer: respond-async, NDJSON or many documents: a bulk job
+        return await bulk.kickoff(request, body, media)
     q = request.query_params
     source, target, bundle_type = q.get("source"), q.get("target"), q.get("bundleType", "collection")
     as_parameters = False

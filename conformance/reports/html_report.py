@@ -41,14 +41,15 @@ def _donut(counts: dict[str, int]) -> str:
 
 def _bars(report: RunReport) -> str:
     """One stacked bar per group."""
-    width, label_w, row = 360, 150, 22
+    width, label_w, row = 360, 190, 22
     groups = report.suite.groups
     out = [f'<svg class="bars" width="{label_w + width + 40}" height="{row * len(groups) + 4}" role="img" '
            'aria-label="results per group">']
     for i, g in enumerate(groups):
         results = [r for r in report.results if r.group is g]
         y = i * row + 2
-        out.append(f'<text x="0" y="{y + 14}">{e(g.title[:24])}</text>')
+        title = g.title if len(g.title) <= 30 else g.title[:29] + "…"
+        out.append(f'<text x="0" y="{y + 14}">{e(title)}<title>{e(g.title)}</title></text>')
         x = float(label_w)
         for status in STATUSES:
             n = sum(1 for r in results if r.status == status)

@@ -43,8 +43,8 @@ def _out(r: TestResult) -> str:
     return "\n".join(head) + "".join(f"\n\n{_exchange(x)}" for x in r.exchanges)
 
 
-def _element(r: TestResult) -> tuple[ET.Element, str]:
-    case = ET.Element("testcase", classname=f"{r.group.id}", name=_text(f"{r.test.id}: {r.test.title}"),
+def _element(r: TestResult, suite_id: str) -> tuple[ET.Element, str]:
+    case = ET.Element("testcase", classname=f"{suite_id}.{r.group.id}", name=_text(f"{r.test.id}: {r.test.title}"),
                       time=f"{r.duration_ms / 1000:.3f}")
     kind = "pass"
     if r.status in (FAIL, ERROR) and not r.test.required:
@@ -81,7 +81,7 @@ def render_junit(report: RunReport) -> bytes:
             ET.SubElement(props, "property", name=name, value=_text(value))
         counts = {"tests": len(results), "failures": 0, "errors": 0, "skipped": 0}
         for r in results:
-            case, kind = _element(r)
+            case, kind = _element(r, s.id)
             suite.append(case)
             if kind != "pass":
                 counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[kind]] += 1

@@ -18,6 +18,7 @@ from conformance import (
     suite_names,
     write_reports,
 )
+from conformance.client import redact_url
 from gateway.cli import status
 
 SUMMARY = "run conformance suites against a FHIR server or converter (JSON, JUnit and HTML reports)"
@@ -86,9 +87,9 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"helixgate: --target {args.target!r} must be an http:// or https:// URL", file=sys.stderr)
         return status.USAGE
     total = sum(len(g.tests) for g in suite.groups)
-    print(f"{suite.title} ({suite.id} {suite.version}): {total} tests against {args.target}", file=sys.stderr)
-    options = RunOptions(headers=headers, timeout=args.timeout, max_body=args.max_body, verify_tls=not args.insecure,
-                         inputs=tuple(args.inputs))
+    print(f"{suite.title} ({suite.id} {suite.version}): {total} tests against {redact_url(args.target)}",
+          file=sys.stderr)
+    options = RunOptions(headers=headers, timeout=args.timeout, max_body=args.max_body, verify_tls=not args.insecure)
     report = run_suite(suite, args.target, options, progress=_progress(args.quiet))
     counts = report.counts()
     verdict = "PASSED" if report.passed else f"FAILED: {len(report.required_not_passed)} required test(s) did not pass"

@@ -215,9 +215,16 @@ def _run_vcf(args: argparse.Namespace) -> int:
             _err(f"helixgate: {name}: {issue.severity}{where}: {issue.message}")
         if conv is not None:
             _err(f"helixgate: {name}: stopped after {conv.summary.text()}")
+        if out is not None and args.output:  # no half-written file left behind
+            out.close()
+            Path(args.output).unlink(missing_ok=True)
         return status.INPUT_REJECTED
     except BrokenPipeError:  # e.g. piped into head
         return status.OK
+    except OSError as e:  # the index, or -o
+        progress.close()
+        _err(f"helixgate: cannot use {e.filename or name}: {e.strerror}")
+        return status.INPUT_REJECTED
     finally:
         if not stdin:
             src.close()

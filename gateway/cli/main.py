@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from gateway import __version__
-from gateway.cli import conformance, convert, packages, serve, translate, validate
+from gateway.cli import conformance, convert, dlq, packages, serve, translate, validate, worker
 
-COMMANDS = (convert, validate, serve, packages, translate, conformance)
+COMMANDS = (convert, validate, serve, worker, dlq, packages, translate, conformance)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,7 +120,7 @@ class MllpServer:
         except (RedisError, OSError) as e:
             self.stats["unavailable"] += 1
             if not self._redis_down:
-                log.error("MLLP: Redis unavailable (%s); answering AR until it is back", type(e).__name__)
+                log.error("MLLP: cannot store messages in Redis (%s); answering AR until it is back", type(e).__name__)
                 self._redis_down = True
             self._audit(header, "unavailable", peer)
             ack = build_ack(header, "AR", "message store unavailable: the message was NOT accepted; send it again "

@@ -112,6 +112,7 @@ class Worker:
                 await asyncio.sleep(0.5)
         if self.inflight:
             await asyncio.wait(list(self.inflight.values()), timeout=10)
+        log.info("worker %s stopped: %s", self.name, " ".join(f"{k}={v}" for k, v in self.stats.items()))
 
     async def _groups(self) -> None:
         while not self._stopping.is_set():
@@ -126,7 +127,7 @@ class Worker:
 
     def _down(self, e: Exception) -> None:
         if not self._redis_down:
-            log.error("worker %s: Redis unavailable (%s); retrying", self.name, type(e).__name__)
+            log.error("worker %s: cannot reach Redis (%s); retrying", self.name, type(e).__name__)
             self._redis_down = True
 
     def _up(self) -> None:
@@ -190,16 +191,18 @@ class Worker:
                 await self._dead(stream, entry_id, fields, e.reason, e.detail, attempts, msg)
                 return
             except Transient as e:
-                self._record(msg, "retrying" if attempts < self.options.max_attempts else "failed", [], str(e))
                 if attempts >= self.options.max_attempts:
                     await self._dead(stream, entry_id, fields, e.reason, e.detail, attempts, msg)
                 else:
+                    self._record(msg, "retrying", [], str(e))
                     self.stats["retrying"] += 1
                     log.warning("worker %s: entry %s not delivered (attempt %d of %d): %s", self.name, entry_id,
                                 attempts, self.options.max_attempts, e)
                 return
             await self._ack(stream, entry_id)
             self.stats["delivered"] += 1
+            log.debug("worker %s: entry %s delivered (%d created, %d existed)", self.name, entry_id,
+                      len(delivered.created), len(delivered.matched))
             self._record(msg, "delivered", delivered.references)
         except (RedisError, OSError) as e:  # left pending; reclaimed once Redis is back
             self._down(e)

@@ -11,19 +11,10 @@ from mappers.vcf.index import Index, parse_index
 from mappers.vcf.model import Genotype, Header, Record
 from mappers.vcf.parse import iter_lines, read_header
 from mappers.vcf.regions import Regions, parse_bed
-from mappers.vcf.to_fhir import (
-    MAPPER_VERSION,
-    Conversion,
-    Converter,
-    bundle_json,
-    indexed_lines,
-    ndjson,
-    summary_issue,
-    to_fhir,
-)
+from mappers.vcf.serialize import bundle_json, ndjson
+from mappers.vcf.to_fhir import Conversion, Converter, indexed_lines, summary_issue, to_fhir
 
 __all__ = [
-    "MAPPER_VERSION",
     "Conversion",
     "Converter",
     "Genotype",

@@ -12,6 +12,7 @@ from typing import Any
 
 from mappers.exceptions import Issue, ParseError
 
+MAPPER_VERSION = "vcf/0.1.0"  # in cache keys and the ##source of written VCFs
 GENOMIC_SOURCES = ("germline", "somatic")
 SEXES = ("male", "female", "other", "unknown")
 BUNDLE_TYPES = ("collection", "transaction")
@@ -56,6 +57,9 @@ class Options:
             if value is not None and value not in allowed:
                 raise ParseError(f"{name} {value!r} must be one of {', '.join(allowed)}", details="vcf-bad-option",
                                  expression=name)
+        if self.patient is not None and not self.patient.rpartition("|")[2].strip():
+            raise ParseError(f"patient {self.patient!r} has no identifier value (give 'value' or 'system|value')",
+                             details="vcf-bad-option", expression="patient")
 
     def key_parts(self) -> tuple[str, ...]:
         """The options that shape resource ids and content (everything but received and source_name)."""

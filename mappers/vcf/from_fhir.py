@@ -18,7 +18,7 @@ import orjson
 
 from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
 from mappers.vcf import reference
-from mappers.vcf.context import gc_paused
+from mappers.vcf.context import MAPPER_VERSION, gc_paused
 from mappers.vcf.emit import DBSNP, LOINC, REFSEQ, SAMPLE_SYSTEM, VCF_SYSTEM
 
 # coordinate system -> what to add to `low` and `high` for 1-based POS and (inclusive) END
@@ -322,8 +322,6 @@ def _name(r: _Row, style: str) -> str:
 
 
 def _header(records: list[_Row], assembly: str | None, style: str, sample: str) -> list[str]:
-    from mappers.vcf.to_fhir import MAPPER_VERSION
-
     lines = ["##fileformat=VCFv4.2", f"##source=helixgate {MAPPER_VERSION} (FHIR Genomics Reporting → VCF)"]
     if assembly:
         lines.append(f"##reference={assembly}")

@@ -48,6 +48,7 @@ class Record:
     fmt: list[str]
     call: list[str]
     _info: dict[str, str] | None = field(default=None, repr=False)
+    _call: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def where(self) -> str:
@@ -67,11 +68,10 @@ class Record:
         return self._info
 
     def sample(self, key: str) -> str | None:
-        """The chosen sample's FORMAT `key` value, None when absent or '.'."""
-        try:
-            v = self.call[self.fmt.index(key)]
-        except (ValueError, IndexError):
-            return None
+        """The chosen sample's FORMAT `key` value, None when absent or '.' (trailing values may be dropped)."""
+        if self._call is None:
+            self._call = dict(zip(self.fmt, self.call, strict=False))
+        v = self._call.get(key)
         return None if v in (".", "") else v
 
 

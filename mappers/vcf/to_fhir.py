@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage, operation_outcome
-from mappers.ids import resource_id
 from mappers.vcf import reference
 from mappers.vcf.bgzf import ReadAt
 from mappers.vcf.context import Context, Options, Summary, gc_paused
@@ -28,8 +27,8 @@ from mappers.vcf.index import header_lines, parse_index, query, region_lines
 from mappers.vcf.model import Genotype, Header, Record
 from mappers.vcf.parse import genotype, iter_lines, numbers, parse_record, read_header
 from mappers.vcf.regions import Regions
+from mappers.vcf.serialize import bundle_json
 
-MAPPER_VERSION = "vcf/0.1.0"
 GVCF_ALTS = {"<NON_REF>", "<*>"}
 MAX_OPEN_PHASE_SETS = 4096  # per chromosome; the oldest set is closed beyond this
 
@@ -65,7 +64,6 @@ class Converter:
         self._phase_chrom = ""
         self._here: tuple[str, int] = ("", -1)
         self._seen_here: dict[tuple[str, str], int] = {}
-        self._done = False
 
     @property
     def summary(self) -> Summary:
@@ -119,7 +117,6 @@ class Converter:
             summary.records += 1
             try:
                 if raw[:1] == b"#":
-                    summary.records -= 1
                     raise ParseError("a header line comes after the #CHROM line", details="vcf-misplaced-header",
                                      expression=where or "header")
                 try:
@@ -139,7 +136,6 @@ class Converter:
                 continue
             yield from out
         self.ctx.close_issues()
-        self._done = True
 
     def closing(self) -> list[dict[str, Any]]:
         """The BED DocumentReferences, GenomicStudyAnalysis and GenomicStudy (after resources())."""
@@ -360,74 +356,6 @@ def _fraction(af: list[float | None] | None, depths: list[float | None] | None, 
         return min(depths[allele] / dp, 1.0)
     total = sum(d for d in depths if d is not None)
     return depths[allele] / total if total else None
-
-
-# -- serialisation -----------------------------------------------------------------------------------------
-
-
-def _report_json(conv: Converter) -> Iterator[bytes]:
-    """The DiagnosticReport as JSON, `result` streamed in pieces."""
-    head = orjson.dumps(conv.report())
-    refs = conv.result_refs()
-    first = next(refs, None)
-    if first is None:
-        yield head
-        return
-    yield head[:-1] + b',"result":[' + orjson.dumps(first)
-    batch: list[bytes] = []
-    for r in refs:
-        batch.append(orjson.dumps(r))
-        if len(batch) == 4096:
-            yield b"," + b",".join(batch)
-            batch = []
-    if batch:
-        yield b"," + b",".join(batch)
-    yield b"]}"
-
-
-def ndjson(conv: Converter) -> Iterator[bytes]:
-    """NDJSON (one resource per line, references 'Type/id'); the DiagnosticReport is the last line."""
-    for res in chain(conv.resources(), conv.closing()):
-        yield orjson.dumps(res) + b"\n"
-    yield from _report_json(conv)
-    yield b"\n"
-
-
-def bundle_json(conv: Converter) -> Iterator[bytes]:
-    """A Bundle, written as it is produced (no whole-Bundle object in memory)."""
-    transaction = conv.options.bundle_type == "transaction"
-    head: dict[str, Any] = {"resourceType": "Bundle", "id": resource_id("Bundle", conv.ctx.key,
-                                                                          conv.options.bundle_type),
-                            "type": conv.options.bundle_type}
-    if conv.options.received:
-        head["timestamp"] = conv.options.received.isoformat(timespec="seconds")
-    yield orjson.dumps(head)[:-1] + b',"entry":['
-    sep = b""
-    for res in chain(conv.resources(), conv.closing()):
-        yield sep + orjson.dumps(_entry(res, transaction))
-        sep = b","
-    report = conv.report()
-    entry = _entry(report, transaction)
-    entry_json = orjson.dumps(entry)
-    marker = b'"resource":'
-    cut = entry_json.index(marker) + len(marker)
-    # The report (with its streamed result list) goes where the placeholder resource would.
-    res_json = orjson.dumps(entry["resource"])
-    yield sep + entry_json[:cut]
-    yield from _report_json(conv)
-    yield entry_json[cut + len(res_json):]
-    yield b"]}"
-
-
-def _entry(res: dict[str, Any], transaction: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{res['id']}", "resource": res}
-    if transaction:
-        req = {"method": "POST", "url": res["resourceType"]}
-        ident = next((i for i in res.get("identifier", []) if i.get("system") and i.get("value")), None)
-        if ident and res["resourceType"] == "Patient":
-            req["ifNoneExist"] = f"identifier={ident['system']}|{ident['value']}"
-        entry["request"] = req
-    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,288 @@
+"""The validating facade in front of an upstream FHIR server (HELIXGATE_UPSTREAM_URL), and the lifespan
+resources of the integration engine (Redis client, upstream client, audit log, MLLP listener).
+
+- Reads (`GET /fhir/{type}…`) are proxied; responses with an ETag are kept in the cache and revalidated with
+  If-None-Match (a 304 from the upstream serves the kept body). Entries are keyed by URL and Authorization, so
+  users never share them.
+- Writes (`POST /fhir/{type}`, `PUT /fhir/{type}/{id}`, `POST /fhir` transactions) are validated first; with
+  errors the answer is 422 with the OperationOutcome and nothing is forwarded. A national format posted to
+  `/fhir` (HL7 v2, VCF, …) is converted to a transaction Bundle first and delivered idempotently.
+- Upstream URLs never leak: the upstream base is replaced by the gateway's in bodies, Location and
+  Content-Location. `/fhir/metadata` announces the upstream's resources beside the gateway's own operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.audit import AuditLog, delivery_provenance, with_provenance
+from gateway.cache import cache_key
+from gateway.convert import convert
+from gateway.formats import GENERIC_MEDIA_TYPES, MEDIA_TYPES, resolve
+from gateway.formats import Request as ConvertRequest
+from gateway.responses import FHIRResponse, outcome_response
+from gateway.routes import metadata as own_metadata
+from gateway.routes import read_body
+from gateway.settings import Settings, SettingsError
+from gateway.upstream import Upstream, UpstreamRejected, UpstreamUnavailable, deliver, make_upstream
+from gateway.validate import read_resource, validate
+from mappers.hl7v2.emit.provenance import MAPPER_VERSION
+from profiles.packages import PackageError
+
+log = logging.getLogger("helixgate.facade")
+UPSTREAM_PREFIX = "helixgate:up:"
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}\Z")
+_FORWARD = ("authorization", "if-match", "if-none-exist", "if-modified-since", "prefer", "x-request-id",
+            "x-correlation-id")
+_PASS_BACK = ("etag", "last-modified", "location", "content-location", "x-request-id")
+_CAP_TTL = 300.0
+_validator_lock = asyncio.Lock()
+
+
+@contextlib.asynccontextmanager
+async def integration_resources(app: Any, settings: Settings) -> AsyncIterator[None]:
+    """Opens what the engine needs for the app's lifetime: `app.state.redis`, `.upstream`, `.audit` and, with
+    HELIXGATE_MLLP_PORT, the MLLP listener (`.mllp`). Raises SettingsError for a listener without Redis."""
+    from gateway.workers.streams import AUDIT, Enqueuer, redis_client
+
+    if settings.mllp_port is not None and not settings.redis_url:
+        raise SettingsError("the MLLP listener needs HELIXGATE_REDIS_URL: messages are stored in a Redis stream "
+                            "before they are acknowledged")
+    redis = redis_client(settings.redis_url) if settings.redis_url else None
+    upstream = make_upstream(settings)
+    audit = AuditLog(redis, stream=AUDIT, upstream=upstream if settings.audit_upstream else None)
+    app.state.redis, app.state.upstream, app.state.audit = redis, upstream, audit
+    app.state.mllp = None
+    enqueuer = None
+    try:
+        if settings.mllp_port is not None and redis is not None:
+            from gateway.mllp.ack import AckPolicy
+            from gateway.mllp.server import MllpServer
+
+            enqueuer = Enqueuer(redis)
+            app.state.mllp = MllpServer(enqueuer, host=settings.mllp_host or settings.host, port=settings.mllp_port,
+                                        max_message_bytes=settings.mllp_max_message_bytes,
+                                        max_connections=settings.mllp_max_connections,
+                                        policy=AckPolicy(settings.mllp_ack_codes), audit=audit, reuse_port=True)
+            await app.state.mllp.start()
+        yield
+    finally:
+        if app.state.mllp is not None:
+            await app.state.mllp.close()
+        if enqueuer is not None:
+            await enqueuer.close()
+        await audit.close()
+        if upstream is not None:
+            await upstream.aclose()
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _rewrite(data: bytes, upstream: Upstream, base: str) -> bytes:
+    return data.replace(upstream.base_url.encode(), base.encode()) if data else data
+
+
+def _response(upstream_response: Any, upstream: Upstream, base: str, body: bytes | None = None,
+              status: int | None = None, extra: dict[str, str] | None = None) -> Response:
+    headers = {h: upstream_response.headers[h].replace(upstream.base_url, base)
+               for h in _PASS_BACK if h in upstream_response.headers}
+    headers.update({k.lower(): v for k, v in (extra or {}).items()})
+    content = _rewrite(upstream_response.content if body is None else body, upstream, base)
+    media = upstream_response.headers.get("content-type", "application/fhir+json; charset=utf-8")
+    return Response(content, status_code=status or upstream_response.status_code, headers=headers, media_type=media)
+
+
+def _unavailable(e: UpstreamUnavailable) -> Response:
+    headers = {"Retry-After": str(max(1, int(e.retry_after or 1)))}
+    return outcome_response(503, "transient", "upstream-unavailable", f"the upstream FHIR server is unavailable: {e}",
+                            headers=headers)
+
+
+def _forwarded_headers(request: Request) -> dict[str, str]:
+    return {h: request.headers[h] for h in _FORWARD if h in request.headers}
+
+
+async def read_route(request: Request) -> Response:
+    """GET [base]/{type}[/…]: proxied, with ETag revalidation through the cache."""
+    if not _TYPE.match(request.path_params["type"]):
+        return outcome_response(404, "not-found", "http-404", f"no route {request.url.path}")
+    upstream: Upstream = request.app.state.upstream
+    path = request.url.path.split("/fhir/", 1)[1]
+    url = upstream.url(path) + (f"?{request.url.query}" if request.url.query else "")
+    cache = request.app.state.cache
+    key = cache_key(url.encode(), request.headers.get("authorization", ""), prefix=UPSTREAM_PREFIX)
+    kept = await cache.get(key)
+    entry = orjson.loads(kept) if kept else None
+    headers = _forwarded_headers(request)
+    if entry:
+        headers["If-None-Match"] = entry["etag"]
+    try:
+        resp = await upstream.send("GET", url, headers=headers)
+    except UpstreamUnavailable as e:
+        return _unavailable(e)
+    base = _base(request)
+    if resp.status_code == 304 and entry:
+        etag, body, state = entry["etag"], entry["body"].encode(), "revalidated"
+    elif resp.status_code == 200 and resp.headers.get("etag"):
+        etag, body, state = resp.headers["etag"], resp.content, "miss"
+        await cache.set(key, orjson.dumps({"etag": etag, "body": body.decode("utf-8", "replace")}))
+    else:
+        return _response(resp, upstream, base, extra={"X-Cache": "bypass"})
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag, "X-Cache": state})
+    return _response(resp, upstream, base, body=body, status=200, extra={"X-Cache": state, "ETag": etag})
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    """If-None-Match against an ETag, by weak comparison (RFC 9110 §13.1.2); '*' matches any."""
+    if not header:
+        return False
+    wanted = etag.removeprefix("W/")
+    return any(t.strip() == "*" or t.strip().removeprefix("W/") == wanted for t in header.split(","))
+
+
+async def _validator(request: Request) -> Any:
+    """The app's validator, loaded on first use (shared with $validate through app.state.validator)."""
+    from profiles.context import default_validator
+
+    state = request.app.state
+    if getattr(state, "validator", None) is None:
+        async with _validator_lock:
+            if getattr(state, "validator", None) is None:
+                state.validator = await run_in_threadpool(default_validator)
+    return state.validator
+
+
+async def _check(request: Request, resource: dict[str, Any]) -> Response | None:
+    """422 with the OperationOutcome when `resource` has validation errors; 503 when validation cannot run."""
+    try:
+        validator = await _validator(request)
+    except PackageError as e:
+        return outcome_response(503, "transient", "packages-missing", f"writes cannot be validated: {e}")
+    result = await validate(resource, (), validator, request.app.state.cache)
+    if result.errors:
+        return FHIRResponse(result.outcome, status_code=422, headers={"X-Forwarded": "no"})
+    return None
+
+
+async def write_route(request: Request) -> Response:
+    """POST/PUT of a FHIR resource (or POST /fhir of a Bundle or a national format): validate, then forward."""
+    rtype = request.path_params.get("type")
+    if rtype is not None and not _TYPE.match(rtype):
+        return outcome_response(404, "not-found", "http-404", f"no route {request.url.path}")
+    settings: Settings = request.app.state.settings
+    body = await read_body(request, settings.max_request_bytes)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    source = request.query_params.get("source") or MEDIA_TYPES.get(media)
+    if source is None and media in GENERIC_MEDIA_TYPES:
+        source, _ = resolve(body, None, None)
+    if source != "fhir":
+        if rtype is not None:
+            return outcome_response(415, "not-supported", "facade-national-format",
+                                    f"POST a {source or media} document to [base] (/fhir), not to /fhir/{rtype}")
+        return await _national(request, body, source)
+    resource = read_resource(body, media)
+    if rtype and request.method == "POST" and resource.get("resourceType") != rtype:
+        return outcome_response(400, "invalid", "facade-type-mismatch",
+                                f"the body is a {resource.get('resourceType')}, but was posted to /fhir/{rtype}")
+    refused = await _check(request, resource)
+    if refused is not None:
+        return refused
+    upstream: Upstream = request.app.state.upstream
+    path = request.url.path.split("/fhir", 1)[1].lstrip("/")
+    url = upstream.url(path) + (f"?{request.url.query}" if request.url.query else "")
+    headers = {**_forwarded_headers(request), "Content-Type": "application/fhir+json"}
+    idempotent = request.method == "PUT" or "if-none-exist" in request.headers
+    try:
+        resp = await upstream.send(request.method, url, content=body, headers=headers, idempotent=idempotent)
+    except UpstreamUnavailable as e:
+        return _unavailable(e)
+    return _response(resp, upstream, _base(request))
+
+
+async def _national(request: Request, body: bytes, source: str | None) -> Response:
+    """A national-format document posted to [base]: converted to a transaction Bundle, validated, delivered."""
+    settings: Settings = request.app.state.settings
+    src, _ = resolve(body, source, "fhir")
+    req = ConvertRequest(src, "fhir", "transaction", settings.v2_timezone, datetime.now(UTC))
+    result, _ = await convert(body, req, request.app.state.cache, offload=len(body) > 64 * 1024)
+    bundle = orjson.loads(result.body)
+    message_id = request.headers.get("x-request-id") or bundle.get("id", "")
+    prov = delivery_provenance(bundle, source_format=src, message_id=message_id, mapper_version=MAPPER_VERSION,
+                               recorded=datetime.now(UTC).isoformat(timespec="milliseconds"))
+    bundle = with_provenance(bundle, prov)
+    refused = await _check(request, bundle)
+    if refused is not None:
+        return refused
+    upstream: Upstream = request.app.state.upstream
+    try:
+        delivered = await deliver(upstream, bundle)
+    except UpstreamUnavailable as e:
+        return _unavailable(e)
+    except UpstreamRejected as e:
+        status = e.status if 400 <= e.status < 500 else 502
+        return FHIRResponse(e.outcome, status_code=status) if e.outcome else outcome_response(
+            502, "exception", "upstream-rejected", str(e))
+    base = _base(request)
+    entries = [{"response": {"status": "201 Created", "location": f"{base}/{ref}"}} for ref in delivered.created]
+    entries += [{"response": {"status": "200 OK", "location": f"{base}/{ref}"}} for ref in delivered.matched]
+    return FHIRResponse({"resourceType": "Bundle", "type": "transaction-response", "entry": entries},
+                        headers={"X-Conversion-Source": src})
+
+
+async def metadata_route(request: Request) -> Response:
+    """The gateway's CapabilityStatement, announcing the upstream's resources and interactions as its own."""
+    own = orjson.loads((await own_metadata(request)).body)
+    state = request.app.state
+    cap, fetched = getattr(state, "upstream_cap", (None, 0.0))
+    if cap is None or time.monotonic() - fetched > _CAP_TTL:
+        try:
+            cap = await state.upstream.capabilities()
+            state.upstream_cap = (cap, time.monotonic())
+        except (UpstreamUnavailable, UpstreamRejected) as e:
+            log.warning("upstream CapabilityStatement unavailable (%s); announcing the gateway's own", e)
+    rest = own["rest"][0]
+    if cap:
+        up = next((r for r in cap.get("rest", []) if r.get("mode") == "server"), {})
+        rest["resource"] = up.get("resource", [])
+        rest["interaction"] = up.get("interaction", [])
+        names = {o["name"] for o in rest.get("operation", [])}
+        rest["operation"] = [*rest.get("operation", []), *(o for o in up.get("operation", [])
+                                                             if o.get("name") not in names)]
+        rest["documentation"] += (" Reads and writes of these resources are passed to an upstream FHIR server; "
+                                  "writes are validated against the IG profiles first (422 on errors).")
+    body = orjson.dumps(own).replace(state.upstream.base_url.encode(), _base(request).encode())
+    return FHIRResponse(body)
+
+
+def routes(settings: Settings) -> tuple[list[Route], list[Route]]:
+    """(routes to place before the gateway's own, routes to place after them); none without an upstream."""
+    if not settings.upstream_url:
+        return [], []
+    first = [Route("/fhir/metadata", metadata_route, methods=["GET"])]
+    last = [
+        Route("/fhir", write_route, methods=["POST"]),
+        Route("/fhir/{type:str}", read_route, methods=["GET"]),
+        Route("/fhir/{type:str}", write_route, methods=["POST"]),
+        Route("/fhir/{type:str}/{rest:path}", read_route, methods=["GET"]),
+        Route("/fhir/{type:str}/{id:str}", write_route, methods=["PUT"]),
+    ]
+    return first, last
