@@ -126,3 +126,15 @@ def embedded_gateway() -> Iterator[ServedApp]:
     """The gateway on its embedded default: in-process LRU cache, no Redis."""
     with ServedApp(Settings()) as app:
         yield app
+
+
+@pytest.fixture(scope="session")
+def validator():  # type: ignore[no-untyped-def]
+    """The validator over the default FHIR packages (R4 core, Genomics Reporting IG, IPS), built once."""
+    from profiles.context import default_validator
+    from profiles.packages import PackageError
+
+    try:
+        return default_validator()
+    except PackageError as e:
+        pytest.fail(f"the default FHIR packages are not installed ({e}); run: helixgate packages install")

@@ -8,35 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from mappers.cda_cn import systems as S
 from mappers.cda_cn.context import Notes
 from mappers.cda_cn.model import Code, Diagnosis, Encounter, Id, Item, Party, Patient, Report, Specimen
 from mappers.cda_cn.names import name_text
 from mappers.cda_cn.tables import document_types, ucum_reverse
 from mappers.cda_cn.times import local_ts as fhir_to_ts
-from mappers.exceptions import EmitError, ParseError
+from mappers.conversion import load_bundle
+from mappers.exceptions import EmitError
 from mappers.terminology import translate, translate_all
 
 _PHYSICAL_KIND = {"bd": "bed", "ro": "room", "wa": "ward"}
 _ROOT_KIND = {S.OID_BED: "bed", S.OID_ROOM: "room", S.OID_DEPT: "dept", S.OID_WARD: "ward"}
 _AGE_UNIT = {"a": "岁", "mo": "月", "d": "天"}
-
-
-def load_bundle(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
-    """The Bundle as a dict. Raises ParseError for bad JSON or another resource type."""
-    if isinstance(data, dict):
-        doc = data
-    else:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise ParseError(f"input is not JSON: {e}", details="fhir-bad-json") from None
-    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
-        raise ParseError("expected a FHIR Bundle (resourceType 'Bundle')", details="fhir-not-a-bundle",
-                         expression="resourceType")
-    return doc
 
 
 def _codings(cc: dict[str, Any] | None) -> list[dict[str, Any]]:

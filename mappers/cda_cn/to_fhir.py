@@ -3,7 +3,6 @@ that the WS 445 mapper reuses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mappers.cda_cn import systems as S
@@ -23,22 +22,10 @@ from mappers.cda_cn.emit.results import (
 )
 from mappers.cda_cn.model import Id, Report
 from mappers.cda_cn.parse import read_document
-from mappers.exceptions import Issue, operation_outcome
+from mappers.conversion import Conversion
 from mappers.ids import resource_id
 
 BUNDLE_TYPES = ("collection", "transaction")
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """A converted document: the Bundle and the conversion report."""
-
-    bundle: dict[str, Any]
-    issues: tuple[Issue, ...]
-
-    @property
-    def outcome(self) -> dict[str, Any]:
-        return operation_outcome(self.issues)
 
 
 def to_fhir(data: bytes, options: Options | None = None) -> Conversion:

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
+from mappers.conversion import load_bundle
+from mappers.exceptions import EmitError, Issue, operation_outcome
 from mappers.hl7v2.charsets import DECLARED_NAME
 from mappers.hl7v2.datatypes import (
     address_to_xad,
@@ -69,15 +70,7 @@ class V2Message:
 def from_fhir(bundle: dict[str, Any] | bytes | str, options: EmitOptions | None = None) -> V2Message:
     """Bundle → ORU^R01. Raises ParseError (not a Bundle) or EmitError (no DiagnosticReport to report)."""
     options = options or EmitOptions()
-    if not isinstance(bundle, dict):
-        try:
-            bundle = orjson.loads(bundle)
-        except orjson.JSONDecodeError as e:
-            raise ParseError(f"input is not JSON: {e}", details="fhir-bad-json") from None
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise ParseError("expected a FHIR Bundle (resourceType 'Bundle')", details="fhir-not-a-bundle",
-                         expression="resourceType")
-    w = _Writer(bundle, options)
+    w = _Writer(load_bundle(bundle), options)
     return w.run()
 
 

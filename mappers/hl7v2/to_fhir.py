@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
-from mappers.exceptions import Issue, operation_outcome
+from mappers.conversion import Conversion
 from mappers.hl7v2.context import Context, Options
 from mappers.hl7v2.emit import datetime_field
 from mappers.hl7v2.emit.genomics import group_key, is_overall, variable, variables, variant
@@ -24,18 +23,6 @@ from mappers.ids import resource_id
 
 BUNDLE_TYPES = ("collection", "transaction")
 ID_SYSTEM = "urn:helixgate:id"  # identifier system of a resource's deterministic id (see _identified)
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """A converted message: the Bundle and the conversion report (what was not mapped, what was guessed)."""
-
-    bundle: dict[str, Any]
-    issues: tuple[Issue, ...]
-
-    @property
-    def outcome(self) -> dict[str, Any]:
-        return operation_outcome(self.issues)
 
 
 def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conversion:

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from mappers.exceptions import Issue, ParseError, UnsupportedMessage, operation_outcome
+from mappers.conversion import Conversion as BaseConversion
+from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.vcf import reference
 from mappers.vcf.bgzf import ReadAt
 from mappers.vcf.context import Context, Options, Summary, gc_paused
@@ -359,16 +360,10 @@ def _fraction(af: list[float | None] | None, depths: list[float | None] | None, 
 
 
 @dataclass(frozen=True, slots=True)
-class Conversion:
+class Conversion(BaseConversion):
     """A converted VCF held in memory: the Bundle, the conversion report and the counts."""
 
-    bundle: dict[str, Any]
-    issues: tuple[Issue, ...]
     summary: Summary
-
-    @property
-    def outcome(self) -> dict[str, Any]:
-        return operation_outcome(self.issues)
 
 
 def summary_issue(summary: Summary) -> Issue:

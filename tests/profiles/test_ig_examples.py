@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from profiles.context import default_validator
-from profiles.packages import PackageError, cache_dir
+from profiles.packages import cache_dir
 from profiles.validator import Validator
 
 IG = cache_dir() / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "example"
@@ -19,11 +18,8 @@ EXAMPLES = sorted(IG.glob("*.json"))
 
 
 @pytest.fixture(scope="module")
-def v() -> Validator:
-    try:
-        return default_validator()
-    except PackageError as e:
-        pytest.fail(f"the default FHIR packages are not installed ({e}); run: helixgate packages install")
+def v(validator: Validator) -> Validator:
+    return validator
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -7,19 +7,14 @@ from typing import Any
 
 import pytest
 
-from profiles.context import default_validator
-from profiles.packages import PackageError
 from profiles.validator import Validator
 
 GR = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 
 
 @pytest.fixture(scope="module")
-def v() -> Validator:
-    try:
-        return default_validator()
-    except PackageError as e:
-        pytest.fail(f"the default FHIR packages are not installed ({e}); run: helixgate packages install")
+def v(validator: Validator) -> Validator:
+    return validator
 
 
 def errors(v: Validator, res: dict[str, Any], profiles: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:

@@ -185,17 +185,6 @@ def test_non_oru_and_orderless_messages_are_rejected_clearly() -> None:
         to_fhir(b"not hl7 at all")
 
 
-@pytest.fixture(scope="module")
-def validator():  # type: ignore[no-untyped-def]
-    from profiles.context import default_validator
-    from profiles.packages import PackageError
-
-    try:
-        return default_validator()
-    except PackageError as e:
-        pytest.fail(f"the default FHIR packages are not installed ({e}); run: helixgate packages install")
-
-
 @pytest.mark.parametrize("path", MESSAGES, ids=IDS)
 @pytest.mark.parametrize("bundle_type", ["collection", "transaction"])
 def test_bundle_validates_against_the_ig_with_zero_errors(validator, path: Path, bundle_type: str) -> None:

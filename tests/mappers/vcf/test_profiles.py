@@ -5,18 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mappers.vcf import Options, parse_bed, to_fhir
-from profiles.context import default_validator
-from profiles.packages import PackageError
 from tests.conftest import ROOT
 from tests.mappers.vcf.facts import CORPUS
-
-
-@pytest.fixture(scope="module")
-def validator():  # type: ignore[no-untyped-def]
-    try:
-        return default_validator()
-    except PackageError as e:
-        pytest.fail(f"the default FHIR packages are not installed ({e}); run: helixgate packages install")
 
 
 def _regions(*names: tuple[str, str]) -> dict:
