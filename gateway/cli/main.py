@@ -1,22 +1,37 @@
-"""helixgate command line: one module per command, each registered with a one-line summary."""
+"""helixgate command line: one module per command, imported only when its command runs (start-up stays quick)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from gateway import __version__
-from gateway.cli import conformance, convert, dlq, packages, serve, translate, validate, worker
 
-COMMANDS = (convert, validate, serve, worker, dlq, packages, translate, conformance)
+# name → (module, one-line summary shown by --help); each module has add_parser(sub) and SUMMARY.
+COMMANDS = {
+    "convert": ("gateway.cli.convert", "convert between FHIR and HL7 v2, VCF, China WS/T 500 CDA and WS 445"),
+    "validate": ("gateway.cli.validate", "validate FHIR resources against R4 and the profiles they claim"),
+    "translate": ("gateway.cli.translate", "translate a code through the shipped ConceptMaps (FHIR $translate)"),
+    "serve": ("gateway.cli.serve", "run the HTTP gateway and, with --mllp-port, the MLLP listener"),
+    "worker": ("gateway.cli.worker", "run a worker: deliver queued messages upstream, run bulk $convert jobs"),
+    "dlq": ("gateway.cli.dlq", "inspect and replay the dead-letter stream"),
+    "packages": ("gateway.cli.packages", "install FHIR packages into the package cache, or list them"),
+    "conformance": ("gateway.cli.conformance", "run conformance suites against a FHIR server or converter"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="helixgate", description="FHIR interoperability gateway for genomic results")
     parser.add_argument("--version", action="version", version=f"helixgate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(sub)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, summary) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
