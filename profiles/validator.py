@@ -31,6 +31,7 @@ _CANONICAL = {
     "RiskEvidenceSynthesis", "SearchParameter", "StructureDefinition", "StructureMap", "TerminologyCapabilities",
     "TestScript", "ValueSet",
 }
+_ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed|form|img|a|svg)\b|\son\w+\s*=|javascript:", re.I)
 _EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
 _RESTFUL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -62,8 +63,11 @@ class _Run:
 class Validator:
     """Compiles each profile once (per Definitions) and validates instances against them."""
 
-    def __init__(self, defs: Definitions) -> None:
+    def __init__(self, defs: Definitions, security_checks: bool = True) -> None:
+        """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
+        validator does with its security-checks option; a gateway wants it on."""
         self.defs = defs
+        self.security_checks = security_checks
         self.tx = Terminology(defs)
         self.regex = regexes(defs)
         self._nodes: dict[str, Node | None] = {}
@@ -509,6 +513,10 @@ class Validator:
             run.add("error", "invalid", path, f"The value {value} is not a valid positiveInt (must be > 0)")
         if typ in ("integer", "positiveInt", "unsignedInt") and isinstance(value, int) and abs(value) > 2**31 - 1:
             run.add("error", "invalid", path, f"The value {value} is outside the range of a 32-bit {typ}")
+        if self.security_checks and typ in ("string", "markdown") and isinstance(value, str) and "<" in value \
+                and _ACTIVE_HTML.search(value):
+            run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
+                    "which are not allowed for security reasons in this context")
         if isinstance(value, str) and len(value) > 1048576:
             run.add("error", "invalid", path, "value is longer than permitted maximum length of 1 MB (1048576 bytes)")
         if node.min_length and isinstance(value, str) and len(value) < node.min_length:
