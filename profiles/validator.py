@@ -777,10 +777,17 @@ class Validator:
         if not targets or rtype is None:
             return
         allowed = {self._type_of(u) for u in targets}
-        if "Resource" in allowed or rtype in allowed:
+        if not ("Resource" in allowed or rtype in allowed):
+            run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
+                    f"({', '.join(sorted(a for a in allowed if a))})")
             return
-        run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
-                f"({', '.join(sorted(a for a in allowed if a))})")
+        # a resolved target must also conform to one of the (non-core) target profiles of its type
+        of_type = [u for u in targets if self._type_of(u) == rtype]
+        profiled = [u for u in of_type if not u.startswith(CORE_PREFIX)]
+        if target is not None and profiled and len(profiled) == len(of_type) and not any(
+                self._conforms(target, u, run) for u in profiled):
+            run.add("error", "structure", path, f"Unable to find a profile match for {ref} among choices: "
+                    f"{', '.join(profiled)}")
 
     def _type_of(self, profile_url: str) -> str | None:
         if profile_url.startswith(CORE_PREFIX):
