@@ -303,13 +303,15 @@ def _epoch(iso: str) -> float:
 
 LUA_COLD = """
 local counter = 0
+local nonce = ""
 local f = io.open("{prefix}", "rb"); local prefix = f:read("*a"); f:close()
 f = io.open("{suffix}", "rb"); local suffix = f:read("*a"); f:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "x-application/hl7-v2+er7"
+init = function(args) nonce = args[1] or "" end
 request = function()
   counter = counter + 1
-  return wrk.format(nil, "/fhir/$convert", nil, prefix .. "W" .. counter .. suffix)
+  return wrk.format(nil, "/fhir/$convert", nil, prefix .. nonce .. "-" .. counter .. suffix)
 end
 """
 LUA_STATIC = """
@@ -319,9 +321,15 @@ wrk.headers["Content-Type"] = "x-application/hl7-v2+er7"
 """
 
 
+_runs_started = 0
+
+
 def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    global _runs_started
+    _runs_started += 1
+    nonce = f"{os.getpid()}R{_runs_started}"  # cold bodies never repeat across runs (MSH-10 stays ≤ 20 chars)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, timeout=seconds + 60).stdout
+                          url, "--", nonce], capture_output=True, text=True, timeout=seconds + 60).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p: str) -> float:

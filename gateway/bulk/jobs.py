@@ -69,6 +69,13 @@ async def kickoff(request: Request, body: bytes, media: str) -> Response:
                                 "asynchronous $convert needs Redis (set HELIXGATE_REDIS_URL) and a running "
                                 "`helixgate worker`; send one document without Prefer: respond-async instead")
     q = request.query_params
+    if MEDIA_TYPES.get(media) == "fhir" and body.lstrip()[:1] == b"{":
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("resourceType") in ("Parameters", "Binary"):
+            body, media = orjson.dumps(doc), "application/fhir+ndjson"  # one document, read as an NDJSON line
     source = q.get("source") or (MEDIA_TYPES.get(media) if media not in NDJSON_TYPES else None)
     target = q.get("target") or (DEFAULT_TARGET.get(source or "") if source else "fhir")
     if target != "fhir":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import sys
 
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
             _err(f"helixgate: cannot validate before delivery: {e}\n"
                  "run `helixgate packages install`, or set HELIXGATE_WORKER_VALIDATE=0 to deliver unvalidated")
             return status.INPUT_REJECTED
+
+    gc.collect()
+    gc.freeze()  # the validator's definitions live as long as the process: keep gen-2 collections off them
 
     async def main() -> None:
         async with open_worker(settings, name=args.name, validator=validator) as worker:

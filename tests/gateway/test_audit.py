@@ -98,7 +98,7 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them() -> None:
     log._task = asyncio.Future(loop=asyncio.new_event_loop())  # no flusher: nothing leaves the buffer
     for n in range(5):
         log.record({"n": n})
-    assert [e["n"] for e in log.pending] == [2, 3, 4] and log.dropped == 2
+    assert [item[1]["n"] for item in log.pending] == [2, 3, 4] and log.dropped == 2
 
 
 def test_events_can_also_go_to_the_upstream(upstream_control: UpstreamControl) -> None:

@@ -110,6 +110,16 @@ def test_an_ndjson_body_of_binary_documents_is_a_bulk_job_without_asking(bulk_ga
     assert manifest["error"][0]["count"] == 1
 
 
+def test_a_parameters_invocation_can_be_asynchronous_too(bulk_gateway: ServedApp, bulk_worker) -> None:
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "input", "valueString": unique_message(1, "A").decode()}, {"name": "source", "valueCode": "hl7v2"}]}
+    r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", json=body,
+                   headers={"Content-Type": "application/fhir+json", "Prefer": "respond-async"}, timeout=10)
+    assert r.status_code == 202, r.text
+    manifest = poll(r.headers["content-location"]).json()
+    assert {o["type"]: o["count"] for o in manifest["output"]}["DiagnosticReport"] == 1 and manifest["error"] == []
+
+
 def test_several_messages_without_prefer_also_go_async_and_delete_cancels(bulk_gateway: ServedApp,
                                                                             bulk_worker, bulk_folder: Path) -> None:
     r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=unique_message(1, "C") + unique_message(2, "C"),
