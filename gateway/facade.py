@@ -253,6 +253,50 @@ async def _national(request: Request, body: bytes, source: str | None) -> Respon
                         headers={"X-Conversion-Source": src})
 
 
+GR = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
+# What the gateway enforces on writes (it validates every claimed profile), announced per resource type.
+GENOMIC_PROFILES = {
+    "Observation": ["variant", "diagnostic-implication", "therapeutic-implication", "molecular-consequence",
+                    "genotype", "haplotype", "sequence-phase-relationship", "molecular-biomarker"],
+    "DiagnosticReport": ["genomic-report"],
+    "Procedure": ["genomic-study", "genomic-study-analysis"],
+    "DocumentReference": ["genomic-data-file"],
+    "Task": ["medication-recommendation", "followup-recommendation"],
+}
+_SP = "http://hl7.org/fhir/SearchParameter/"
+# R4 search parameters of the genomic resource types, announced when the upstream declares none of its own (the
+# conformance kit's server suite exercises each one, so the claim is checked, not assumed).
+STANDARD_SEARCH = {
+    "Observation": [("subject", "Observation-subject", "reference"), ("patient", "clinical-patient", "reference"),
+                    ("code", "clinical-code", "token"), ("category", "Observation-category", "token"),
+                    ("status", "Observation-status", "token"), ("date", "clinical-date", "date"),
+                    ("component-code", "Observation-component-code", "token"),
+                    ("combo-code", "Observation-combo-code", "token"),
+                    ("derived-from", "Observation-derived-from", "reference")],
+    "DiagnosticReport": [("subject", "DiagnosticReport-subject", "reference"),
+                         ("patient", "clinical-patient", "reference"), ("code", "clinical-code", "token"),
+                         ("category", "DiagnosticReport-category", "token"),
+                         ("status", "DiagnosticReport-status", "token"), ("date", "clinical-date", "date"),
+                         ("result", "DiagnosticReport-result", "reference")],
+}
+
+
+def _announce_genomics(resources: list[dict]) -> list[dict]:
+    """The upstream's resource entries with the IG profiles the gateway enforces and, where the upstream lists
+    none, the standard search parameters."""
+    out = []
+    for res in resources:
+        res = dict(res)
+        rtype = res.get("type", "")
+        if rtype in GENOMIC_PROFILES:
+            have = list(res.get("supportedProfile") or [])
+            res["supportedProfile"] = have + [GR + p for p in GENOMIC_PROFILES[rtype] if GR + p not in have]
+        if rtype in STANDARD_SEARCH and not res.get("searchParam"):
+            res["searchParam"] = [{"name": n, "definition": _SP + d, "type": t} for n, d, t in STANDARD_SEARCH[rtype]]
+        out.append(res)
+    return out
+
+
 async def metadata_route(request: Request) -> Response:
     """The gateway's CapabilityStatement, announcing the upstream's resources and interactions as its own."""
     own = orjson.loads((await own_metadata(request)).body)
@@ -267,7 +311,7 @@ async def metadata_route(request: Request) -> Response:
     rest = own["rest"][0]
     if cap:
         up = next((r for r in cap.get("rest", []) if r.get("mode") == "server"), {})
-        rest["resource"] = up.get("resource", [])
+        rest["resource"] = _announce_genomics(up.get("resource", []))
         rest["interaction"] = up.get("interaction", [])
         names = {o["name"] for o in rest.get("operation", [])}
         rest["operation"] = [*rest.get("operation", []), *(o for o in up.get("operation", [])

@@ -179,8 +179,8 @@ async def metadata(request: Request) -> Response:
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Converts between HL7 v2.5.1 ORU^R01 genetic results and FHIR R4 Bundles of the "
-                             "Genomics Reporting IG 3.0.0. Conversions: "
+            "documentation": "Converts national and exchange formats to and from FHIR R4 Bundles of the "
+                             "Genomics Reporting IG 3.0.0, and validates FHIR resources. Conversions: "
                              + ", ".join(f"{s}->{t}" for s, t in CONVERTERS),
             "operation": [{
                 "name": "convert",
@@ -190,6 +190,15 @@ async def metadata(request: Request) -> Response:
                                  f"(defaults: {DEFAULT_TARGET}); ?bundleType=collection|transaction. A Parameters "
                                  "body (input, source, target, bundleType) returns Parameters with output and "
                                  "outcome (the conversion report).",
+            }, {
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                "documentation": "POST /fhir/$validate or /fhir/{type}/$validate (a resource, or Parameters with "
+                                 "resource and profile): 200 with the OperationOutcome whenever validation ran.",
+            }, {
+                "name": "translate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
+                "documentation": "GET/POST /fhir/ConceptMap/$translate over the shipped ConceptMaps.",
             }],
         }],
     }
