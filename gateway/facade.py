@@ -13,7 +13,6 @@ resources of the integration engine (Redis client, upstream client, audit log, M
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -24,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,7 +37,7 @@ from gateway.routes import metadata as own_metadata
 from gateway.routes import read_body
 from gateway.settings import Settings, SettingsError
 from gateway.upstream import Upstream, UpstreamRejected, UpstreamUnavailable, deliver, make_upstream
-from gateway.validate import read_resource, validate
+from gateway.validate import app_validator, read_resource, validate
 from mappers.hl7v2.emit.provenance import MAPPER_VERSION
 from profiles.packages import PackageError
 
@@ -50,7 +48,6 @@ _FORWARD = ("authorization", "if-match", "if-none-exist", "if-modified-since", "
             "x-correlation-id")
 _PASS_BACK = ("etag", "last-modified", "location", "content-location", "x-request-id")
 _CAP_TTL = 300.0
-_validator_lock = asyncio.Lock()
 
 
 @contextlib.asynccontextmanager
@@ -164,22 +161,10 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(t.strip() == "*" or t.strip().removeprefix("W/") == wanted for t in header.split(","))
 
 
-async def _validator(request: Request) -> Any:
-    """The app's validator, loaded on first use (shared with $validate through app.state.validator)."""
-    from profiles.context import default_validator
-
-    state = request.app.state
-    if getattr(state, "validator", None) is None:
-        async with _validator_lock:
-            if getattr(state, "validator", None) is None:
-                state.validator = await run_in_threadpool(default_validator)
-    return state.validator
-
-
 async def _check(request: Request, resource: dict[str, Any]) -> Response | None:
     """422 with the OperationOutcome when `resource` has validation errors; 503 when validation cannot run."""
     try:
-        validator = await _validator(request)
+        validator = await app_validator(request)
     except PackageError as e:
         return outcome_response(503, "transient", "packages-missing", f"writes cannot be validated: {e}")
     result = await validate(resource, (), validator, request.app.state.cache)

@@ -3,17 +3,35 @@ consult the cache, validate."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from gateway.cache import Cache, cache_key
 from mappers.exceptions import ParseError
 from profiles.validator import Validator
 
 VALIDATION_PREFIX = "helixgate:val:"
+_loading = asyncio.Lock()
+
+
+async def app_validator(request: Request) -> Validator:
+    """The app's validator, built on first use (indexing the packages takes a second or two), once per app.
+
+    Raises PackageError (naming the install command) when the default packages are not installed.
+    """
+    from profiles.context import default_validator
+
+    state = request.app.state
+    if getattr(state, "validator", None) is None:
+        async with _loading:
+            if getattr(state, "validator", None) is None:
+                state.validator = await run_in_threadpool(default_validator)
+    return state.validator
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,34 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import read_body
-from gateway.validate import read_resource, validate
+from gateway.validate import app_validator, read_resource, validate
 from mappers.exceptions import ParseError
-from profiles.context import default_validator
 from profiles.packages import PackageError
-from profiles.validator import Validator
-
-_lock = asyncio.Lock()
-
-
-async def _validator(request: Request) -> Validator:
-    """The app's validator, loaded on first use (package definitions take a few seconds to index)."""
-    state = request.app.state
-    if getattr(state, "validator", None) is None:
-        async with _lock:
-            if getattr(state, "validator", None) is None:
-                state.validator = await run_in_threadpool(default_validator)
-    return state.validator
 
 
 def _from_parameters(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -63,7 +47,7 @@ async def validate_route(request: Request) -> Response:
         doc, more = _from_parameters(doc)
         profiles += more
     try:
-        validator = await _validator(request)
+        validator = await app_validator(request)
     except PackageError as e:
         return outcome_response(503, "transient", "packages-missing", f"validation cannot run: {e}")
     result = await validate(doc, tuple(dict.fromkeys(profiles)), validator, request.app.state.cache)
