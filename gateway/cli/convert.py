@@ -21,7 +21,7 @@ from gateway.settings import Settings, SettingsError, check_timezone
 from mappers import vcf
 from mappers.exceptions import MappingError, operation_outcome
 
-SUMMARY = "convert between HL7 v2 and FHIR (Genomics Reporting IG 3.0.0)"
+SUMMARY = "convert between FHIR (Genomics Reporting IG 3.0.0) and HL7 v2, VCF, China WS/T 500 CDA and WS 445"
 FORMATS = sorted({f for pair in CONVERTERS for f in pair})
 
 
