@@ -134,3 +134,14 @@ def evaluate(expression: str, value: Any, base: str, resource: dict[str, Any], r
         return True  # an empty result does not fail an invariant
     first = result[0]
     return bool(first) if isinstance(first, bool) else True
+
+
+def select(expression: str, resource: dict[str, Any]) -> list[Any] | None:
+    """What `expression` selects from `resource` (plain values), or None when it cannot be evaluated."""
+    fn = compiled(expression)
+    if isinstance(fn, Exception):
+        return None
+    try:
+        return list(fn(resource, {"resource": resource, "rootResource": resource}))
+    except Exception:
+        return None

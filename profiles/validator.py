@@ -251,7 +251,7 @@ class Validator:
             kid = kids[name]
             self._element(items, kid, path, run)
             if name in ("extension", "modifierExtension") and items:
-                self._extension_contexts(items, owner, typ, path, run)
+                self._extension_contexts(items, owner, typ, path, run, obj)
         for kid in self._required(kids):  # absent but required: the cardinality (and slice) errors
             if kid.name not in found:
                 self._element([], kid, path, run)
@@ -426,8 +426,9 @@ class Validator:
         return root
 
     def _extension_contexts(self, items: list[tuple[str, Any, Any, str]], owner: Node, typ: str, path: str,
-                            run: _Run) -> None:
-        """Each extension's StructureDefinition.context must allow the element it sits on."""
+                            run: _Run, owner_value: Any = None) -> None:
+        """Each extension's StructureDefinition.context must allow the element it sits on (fhirpath contexts are
+        evaluated on the resource when the element's own value is known), and its contextInvariants must hold."""
         for i, (key, value, _, _) in enumerate(items):
             url = value.get("url") if isinstance(value, dict) else None
             where = f"{path}.{key}[{i}]"
@@ -446,19 +447,31 @@ class Validator:
             contexts = (sd or {}).get("context") or []
             if not contexts:
                 continue
-            ok = any(self._context_allows(ctx, owner, typ) for ctx in contexts)
-            if not ok:
+            if not any(self._context_allows(ctx, owner, typ, owner_value, run) for ctx in contexts):
                 allowed = ", ".join(f"{c.get('type', '')[:1]}:{c.get('expression', '')}" for c in contexts)
-                run.add("error", "business-rule", f"{path}.{key}[{i}]" if owner else path,
-                        f"The extension {url} is not allowed to be used at this point (this element is "
-                        f"[{owner.path}, {typ}]; allowed = {allowed})")
+                run.add("error", "business-rule", where, f"The extension {url} is not allowed to be used at this "
+                        f"point (this element is [{owner.path}, {typ}]; allowed = {allowed})")
+                continue
+            res = run.resource or run.root
+            failed = next((inv for inv in (sd or {}).get("contextInvariant") or []
+                           if fhirpath.evaluate(inv, res, res.get("resourceType", ""), res, res,
+                                                self._scope(run)) is False), None)
+            if failed:
+                run.add("error", "business-rule", where, f"The extension {url} is not allowed to be used at this "
+                        f"point (based on context invariant '{failed}')")
 
-    def _context_allows(self, ctx: dict[str, Any], owner: Node, typ: str) -> bool:
+    def _context_allows(self, ctx: dict[str, Any], owner: Node, typ: str, owner_value: Any = None,
+                        run: _Run | None = None) -> bool:
         kind, expr = ctx.get("type"), ctx.get("expression", "")
         if expr == "Element":
             return True
         if kind == "extension":  # on that extension, or on its value
             return typ == "Extension" or owner.path.startswith("Extension.")
+        if kind == "fhirpath" and isinstance(owner_value, dict) and run is not None:
+            res = run.resource or run.root
+            selected = fhirpath.select(expr, res)
+            if selected is not None:  # the element must be among what the expression selects
+                return any(s == owner_value for s in selected)
         if kind == "fhirpath":  # judged by the path it selects, e.g. Patient.address.where(...) → Patient.address
             expr = re.sub(r"\.(where|ofType|exists|first)\(.*$", "", expr)
             if not re.fullmatch(r"[A-Za-z][\w.]*", expr):
@@ -796,11 +809,14 @@ class Validator:
         return sd.get("type") if sd else None
 
     # ---- invariants ----
+    def _scope(self, run: _Run) -> fhirpath.Scope:
+        return fhirpath.Scope(run.resolve, lambda url, s, c: self.tx.contains(url, s, c).in_set,
+                              lambda res, url: self._conforms(res, url, run))
+
     def _constraints(self, value: Any, node: Node, typ: str, path: str, run: _Run) -> None:
         if not node.constraints:
             return
-        scope = fhirpath.Scope(run.resolve, lambda url, s, c: self.tx.contains(url, s, c).in_set,
-                               lambda res, url: self._conforms(res, url, run))
+        scope = self._scope(run)
         base = node.path
         for c in node.constraints:
             res = run.resource or run.root
