@@ -47,6 +47,7 @@ class _Run:
     conforms: dict[tuple[int, str], bool] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
     container: dict[str, Any] | None = None  # while inside a contained resource: the resource containing it
+    versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # Type/id → the Bundle entries with it
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -148,10 +149,14 @@ class Validator:
             res = entry.get("resource")
             if not isinstance(res, dict):
                 continue
-            if entry.get("fullUrl"):
-                run.index[entry["fullUrl"]] = res
-            if res.get("resourceType") and res.get("id"):
-                run.index.setdefault(f"{res['resourceType']}/{res['id']}", res)
+            full = entry.get("fullUrl")
+            if full:
+                run.index[full] = res
+            # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it alone
+            if res.get("resourceType") and res.get("id") and not str(full or "").startswith("urn:"):
+                key = f"{res['resourceType']}/{res['id']}"
+                run.index.setdefault(key, res)
+                run.versions.setdefault(key, []).append(entry)
 
     def _resource(self, res: dict[str, Any], path: str, profiles: list[str], run: _Run) -> None:
         rtype = res.get("resourceType")
@@ -765,8 +770,26 @@ class Validator:
             return
         target = run.resolve(ref)
         rtype: str | None = None
+        rel = _REF_RELATIVE.match(ref)
+        entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel else []
+        # several versions of one resource (same fullUrl): only a versioned reference can pick one
+        same = [e["resource"] for e in entries] if len({e.get("fullUrl") for e in entries}) == 1 else []
+        if rel and len(same) > 1:
+            version = (rel.group(3) or "").removeprefix("/_history/")
+            hits = [r for r in same if version and (r.get("meta") or {}).get("versionId") == version]
+            if not version:
+                run.add("error", "invalid", path, f"Found {len(same)} matches for '{ref}' in the Bundle")
+                return
+            if not hits:
+                run.add("error", "not-found", path, f"Can't find '{ref}' in the Bundle ({len(same)} resources have "
+                        "that type and id, but none that version)")
+                return
+            target = hits[0]
         if target is not None:
             rtype = target.get("resourceType")
+            if rel and rel.group(1) != rtype:
+                run.add("error", "structure", path, f"Matching reference for reference {ref} has resourceType {rtype}")
+                return
         elif ref == "#":
             return  # from a contained resource to its container
         elif ref.startswith("#"):
