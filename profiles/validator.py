@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath
 from profiles.definitions import CORE_PREFIX, Definitions
@@ -64,11 +66,13 @@ class _Run:
 class Validator:
     """Compiles each profile once (per Definitions) and validates instances against them."""
 
-    def __init__(self, defs: Definitions, security_checks: bool = True) -> None:
+    def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True) -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
-        validator does with its security-checks option; a gateway wants it on."""
+        validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
+        context-free datatype values (codes, quantities), which recur across resources."""
         self.defs = defs
         self.security_checks = security_checks
+        self.use_memo = memo
         self.tx = Terminology(defs)
         self.regex = regexes(defs)
         self._nodes: dict[str, Node | None] = {}
@@ -77,6 +81,7 @@ class Validator:
         self._required_kids: dict[int, list[Node]] = {}
         self._type_nodes: dict[str, Node | None] = {}
         self._keymaps: dict[int, dict[str, tuple[Node, str]]] = {}
+        self._memo: dict[tuple[int, str, bytes], list[tuple[str, str, str, str, str]]] = {}
         self._node_memo: dict[tuple[int, str], Node | None] = {}
 
     # ---- public ----
@@ -342,6 +347,26 @@ class Validator:
             self._value(value, ext, typ, targets[i], p, run)
 
     def _value(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
+        if self.use_memo and typ in _CONTEXT_FREE and isinstance(value, dict) and ext is None:
+            # Codes, quantities and identifiers recur across resources and nothing outside them changes their
+            # verdict: replay the issues of an identical value checked against the same element before.
+            key = (id(node), typ, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+            seen = self._memo.get(key)
+            if seen is not None:
+                run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+                return
+            start = len(run.issues)
+            self._value_checked(value, ext, typ, node, path, run)
+            found = run.issues[start:]
+            if all((i.expression or "").startswith(path) for i in found):
+                if len(self._memo) > 100_000:
+                    self._memo.clear()
+                self._memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
+                                   for i in found]
+            return
+        self._value_checked(value, ext, typ, node, path, run)
+
+    def _value_checked(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
         if ext is not None:
             self._primitive_ext(ext, value is None, node, typ, path, run)
         if value is None:
@@ -854,6 +879,10 @@ class Validator:
 
 
 _MISSING = object()
+# Datatypes whose verdict depends only on their own content and the element they fill (no references, no
+# resolve(), no %resource in their invariants).
+_CONTEXT_FREE = {"Coding", "CodeableConcept", "Quantity", "Range", "Period", "HumanName", "Address", "ContactPoint",
+                 "Ratio"}
 _NO_CHILDREN: dict[str, Node] = {}  # one shared empty set: caches key children sets by id()
 
 
