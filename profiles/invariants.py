@@ -88,6 +88,44 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v, res, root: "/_history/" not in str(
         v.get("fullUrl", "")),
 }
+def _entries(v: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in v.get("entry") or [] if isinstance(e, dict)]
+
+
+def _first_is(v: dict[str, Any], rtype: str) -> bool:
+    entries = _entries(v)
+    return bool(entries) and (entries[0].get("resource") or {}).get("resourceType") == rtype
+
+
+def _bdl7(v: dict[str, Any]) -> bool:
+    keys = [f"{e['fullUrl']}&{((e.get('resource') or {}).get('meta') or {}).get('versionId', '')}"
+            for e in _entries(v) if e.get("fullUrl")]
+    return v.get("type") == "history" or len(keys) == len(set(keys))
+
+
+NATIVE.update({  # the Bundle invariants (bdl-*): evaluated once per Bundle, but over every entry
+    "total.empty() or (type = 'searchset') or (type = 'history')": lambda v, res, root: "total" not in v or v.get(
+        "type") in ("searchset", "history"),
+    "entry.search.empty() or (type = 'searchset')": lambda v, res, root: v.get("type") == "searchset" or not any(
+        "search" in e for e in _entries(v)),
+    "entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = "
+    "'history'))": lambda v, res, root: all(("request" in e) == (v.get("type") in ("batch", "transaction", "history"))
+                                             for e in _entries(v)),
+    "entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or "
+    "%resource.type = 'history'))": lambda v, res, root: all(("response" in e) == (v.get("type") in (
+        "batch-response", "transaction-response", "history")) for e in _entries(v)),
+    "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()":
+        lambda v, res, root: _bdl7(v),
+    "type = 'document' implies (identifier.system.exists() and identifier.value.exists())": lambda v, res, root:
+        v.get("type") != "document" or bool((v.get("identifier") or {}).get("system")
+                                           and (v.get("identifier") or {}).get("value")),
+    "type = 'document' implies (timestamp.hasValue())": lambda v, res, root: v.get("type") != "document" or bool(
+        v.get("timestamp")),
+    "type = 'document' implies entry.first().resource.is(Composition)": lambda v, res, root: v.get(
+        "type") != "document" or _first_is(v, "Composition"),
+    "type = 'message' implies entry.first().resource.is(MessageHeader)": lambda v, res, root: v.get(
+        "type") != "message" or _first_is(v, "MessageHeader"),
+})
 TAKES_TEXT = {"htmlChecks()"}  # invariants whose element is a primitive (Narrative.div), not an object
 for _expr in (
     "contained.where(((id.exists() and ('#'+id in (%resource.descendants().reference | "

@@ -731,6 +731,10 @@ class Validator:
         if root is None or root.path != value.get("resourceType"):
             run.conforms[key] = False
             return False
+        code = root.children.get("code")
+        if code is not None and code.pattern is not None and not contains_pattern(value.get("code"), code.pattern):
+            run.conforms[key] = False  # the profile fixes another code: no need to walk the whole resource
+            return False
         run.conforms[key] = True  # provisional, guards against cycles
         sub = _Run(run.root, index=run.index, conforms=run.conforms, resource=value)
         self._object(value, root, root.children, root.path, root.path, sub, is_resource=True)
