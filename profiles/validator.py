@@ -571,7 +571,8 @@ class Validator:
             run.add("error", "invalid", path, "The narrative must be an XHTML div with no active content")
 
     def _range(self, value: Any, node: Node, path: str, run: _Run) -> None:
-        """minValue[x] / maxValue[x]: numbers, Quantities (same unit) and ISO dates compare in order."""
+        """minValue[x] / maxValue[x]: numbers, ISO dates, Quantities (converted between common UCUM units), and
+        Durations on dates (the date must lie within that span of today)."""
         def scalar(v: Any) -> Any:
             return v.get("value") if isinstance(v, dict) else v
 
@@ -580,10 +581,20 @@ class Validator:
             if bound is None or got is None:
                 continue
             limit = scalar(bound)
-            if isinstance(bound, dict) and isinstance(value, dict) and bound.get("code") != value.get("code"):
-                continue  # different units: not comparable without UCUM
+            if isinstance(bound, dict) and isinstance(got, str):  # a Duration bounding a date
+                limit = _date_offset(bound, -1 if is_min else 1)
+                if limit is None:
+                    continue
+                got_cmp, limit_cmp = got[:10], limit
+            elif isinstance(bound, dict) and isinstance(value, dict) and bound.get("code") != value.get("code"):
+                a, b = _ucum_base(value), _ucum_base(bound)
+                if a is None or b is None or a[0] != b[0]:
+                    continue  # units not convertible here: not compared
+                got_cmp, limit_cmp = a[1], b[1]
+            else:
+                got_cmp, limit_cmp = got, limit
             try:
-                bad = got < limit if is_min else got > limit
+                bad = got_cmp < limit_cmp if is_min else got_cmp > limit_cmp
             except TypeError:
                 continue
             if bad:
@@ -888,6 +899,32 @@ _MISSING = object()
 _CONTEXT_FREE = {"Coding", "CodeableConcept", "Quantity", "Range", "Period", "HumanName", "Address", "ContactPoint",
                  "Ratio"}
 _NO_CHILDREN: dict[str, Node] = {}  # one shared empty set: caches key children sets by id()
+
+
+# UCUM units common in min/max bounds → (dimension, factor to the base unit).
+_UCUM = {"g": ("g", 1.0), "kg": ("g", 1e3), "mg": ("g", 1e-3), "ug": ("g", 1e-6), "m": ("m", 1.0), "cm": ("m", 1e-2),
+         "mm": ("m", 1e-3), "km": ("m", 1e3), "L": ("L", 1.0), "dL": ("L", 1e-1), "mL": ("L", 1e-3),
+         "s": ("s", 1.0), "min": ("s", 60.0), "h": ("s", 3600.0), "d": ("s", 86400.0), "wk": ("s", 604800.0)}
+_DAYS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0}
+
+
+def _ucum_base(q: dict[str, Any]) -> tuple[str, float] | None:
+    unit = _UCUM.get(str(q.get("code")))
+    v = q.get("value")
+    if unit is None or not isinstance(v, int | float) or q.get("system") not in (None, "http://unitsofmeasure.org"):
+        return None
+    return unit[0], v * unit[1]
+
+
+def _date_offset(duration: dict[str, Any], sign: int) -> str | None:
+    """Today plus (sign=1) or minus (sign=-1) a Duration in a, mo, wk or d, as YYYY-MM-DD."""
+    import datetime
+
+    days = _DAYS.get(str(duration.get("code")))
+    v = duration.get("value")
+    if days is None or not isinstance(v, int | float):
+        return None
+    return (datetime.date.today() + datetime.timedelta(days=sign * v * days)).isoformat()
 
 
 def _keys(value: Any) -> set[Any] | None:
