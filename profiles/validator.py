@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ class Validator:
         self.defs = defs
         self.security_checks = security_checks
         self.use_memo = memo
+        self._lock = threading.RLock()
         self.tx = Terminology(defs)
         self.regex = regexes(defs)
         self._nodes: dict[str, Node | None] = {}
@@ -86,7 +88,16 @@ class Validator:
 
     # ---- public ----
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
-        """Issues for `resource` (a dict) against its base definition, its meta.profile and `profiles`."""
+        """Issues for `resource` (a dict) against its base definition, its meta.profile and `profiles`.
+
+        Thread-safe: calls are serialised, because the lazily filled caches (compiled profiles, slice indexes,
+        expansions, the value memo, fhirpathpy's evaluator state) are shared; the work is CPU-bound, so threads
+        would not run it in parallel anyway.
+        """
+        with self._lock:
+            return self._validate(resource, profiles)
+
+    def _validate(self, resource: Any, profiles: Sequence[str]) -> list[Issue]:
         if not isinstance(resource, dict) or "resourceType" not in resource:
             return [Issue("error", "structure", "not-a-resource",
                           "the input is not a FHIR resource (a JSON object with resourceType)", None)]
