@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from gateway import __version__, bulk
 from gateway.convert import convert
+from gateway.fhir_input import parameters
 from gateway.formats import (
     CONVERTERS,
     DEFAULT_TARGET,
@@ -64,7 +65,7 @@ def _parameters_input(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """A FHIR Parameters invocation: `input` (valueString, valueBase64Binary or a resource) plus codes."""
     data: bytes | None = None
     params: dict[str, str] = {}
-    for p in doc.get("parameter", []):
+    for p in parameters(doc):
         name = p.get("name")
         if name == "input":
             if "valueString" in p:

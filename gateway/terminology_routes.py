@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.cache import Cache
+from gateway.fhir_input import parameters
 from gateway.responses import FHIRResponse
 from mappers.exceptions import ParseError
 from mappers.terminology import conceptmaps_digest, conceptmaps_for, find_conceptmap, translate_all
@@ -96,7 +97,7 @@ def query_from_pairs(pairs: list[tuple[str, Any]], map_id: str | None = None) ->
 def query_from_parameters(doc: dict[str, Any], map_id: str | None = None) -> TranslateQuery:
     """A query from a FHIR Parameters resource (valueUri, valueCode, valueString, valueBoolean, valueCoding …)."""
     pairs: list[tuple[str, Any]] = []
-    for p in doc.get("parameter", []):
+    for p in parameters(doc):
         value = next((v for k, v in p.items() if k.startswith("value")), None)
         pairs.append((p.get("name", ""), value))
     return query_from_pairs(pairs, map_id)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.fhir_input import parameters
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import read_body
 from gateway.validate import app_validator, read_resource, validate
@@ -19,7 +20,7 @@ from profiles.packages import PackageError
 
 def _from_parameters(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     resource, profiles = None, []
-    for p in doc.get("parameter", []):
+    for p in parameters(doc):
         if p.get("name") == "resource":
             resource = p.get("resource")
             if resource is None and "valueString" in p:
@@ -43,7 +44,7 @@ async def validate_route(request: Request) -> Response:
                          details="empty-input")
     doc = read_resource(body, request.headers.get("content-type", ""))
     profiles = list(request.query_params.getlist("profile"))
-    if doc.get("resourceType") == "Parameters" and any(p.get("name") == "resource" for p in doc.get("parameter", [])):
+    if doc.get("resourceType") == "Parameters" and any(p.get("name") == "resource" for p in parameters(doc)):
         doc, more = _from_parameters(doc)
         profiles += more
     try:

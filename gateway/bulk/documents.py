@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from gateway.fhir_input import parameters
 from gateway.formats import MEDIA_TYPES, detect
 
 NDJSON_TYPES = {"application/fhir+ndjson", "application/x-ndjson", "application/ndjson"}
@@ -62,7 +63,7 @@ def _from_resource(doc: object, where: str) -> Document:
             return Document(data, MEDIA_TYPES.get(media) or detect(data), where)
         if rtype == "Parameters":
             data, source = b"", None
-            for p in doc.get("parameter", []):
+            for p in parameters(doc):
                 if p.get("name") == "input":
                     if "valueString" in p:
                         data = p["valueString"].encode("utf-8")

@@ -34,6 +34,12 @@ KINDS = {"检验记录": "lab", "检查记录": "exam"}
 
 
 @cache
+def _checker() -> jsonschema.Draft202012Validator:
+    """The dataset schema's validator, built once (building it compiles the schema)."""
+    return jsonschema.Draft202012Validator(schema())
+
+
+@cache
 def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
@@ -63,7 +69,7 @@ def load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ParseError("a WS 445 dataset is a JSON object keyed by data-element ids", details="ws445-not-object",
                          expression="(dataset)")
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = sorted(_checker().iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""

@@ -66,3 +66,13 @@ def test_unreadable_input_is_a_4xx(gateway) -> None:
         r = httpx.post(f"{gateway.url}/fhir/$validate", content=body, headers=FHIR)
         assert r.status_code == 400, body
         assert text in _issues(r)[0]["details"]["text"]
+
+
+def test_malformed_parameters_bodies_are_400_not_500(gateway) -> None:
+    bodies = ({"resourceType": "Parameters", "parameter": "x"}, {"resourceType": "Parameters", "parameter": [1]},
+              {"resourceType": "Parameters", "parameter": [{"name": "resource", "valueString": 5}]})
+    for url in ("/fhir/$validate", "/fhir/$convert", "/fhir/ConceptMap/$translate"):
+        for body in bodies:
+            r = httpx.post(f"{gateway.url}{url}", json=body, headers=FHIR, timeout=60)
+            assert r.status_code == 400, (url, body, r.text)
+            assert "Parameters.parameter" in _issues(r)[0]["details"]["text"]
