@@ -24,13 +24,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from profiles.definitions import Definitions  # noqa: E402
+from profiles.definitions import CONFORMANCE_TYPES, Definitions  # noqa: E402
 from profiles.packages import closure, conformance_resources  # noqa: E402
 from profiles.validator import Validator  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
-TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
+TYPES = CONFORMANCE_TYPES
 
 # Why the remaining disagreements remain: (case-name pattern, class). First match wins.
 CLASSES = [
@@ -122,9 +122,12 @@ def evaluate() -> list[dict[str, Any]]:
                 rows.append(row)
                 continue
             extra = supporting(support)
-            security = bool((case.get("options") or {}).get("security-checks"))
-            if extra or security:
-                validator = Validator(Definitions([*base_resources, *extra]), security_checks=security)
+            options = case.get("options") or {}
+            security = bool(options.get("security-checks"))
+            examples = options.get("examples", True)
+            if extra or security or not examples:
+                validator = Validator(Definitions([*base_resources, *extra]), security_checks=security,
+                                      examples=examples)
             else:
                 validator = base_validator
             try:

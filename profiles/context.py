@@ -9,11 +9,10 @@ from typing import Any
 
 import orjson
 
-from profiles.definitions import Definitions
+from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import DEFAULT_PACKAGES, PackageError, closure, conformance_resources, fingerprint
 from profiles.validator import Validator
 
-CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem")
 # Definitions helixgate itself publishes: the extensions its mappers emit (e.g. the China CDA mapper's).
 LOCAL = Path(__file__).parent / "local"
 

@@ -1,5 +1,6 @@
 """The conformance resources a validation runs against: StructureDefinitions, ValueSets and CodeSystems,
-indexed by canonical URL (and `url|version`)."""
+indexed by canonical URL (and `url|version`), and the other canonical resources instances point to
+(Questionnaire, Measure, Library, SearchParameter, ImplementationGuide, ...)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+# Resource types loaded from packages and `--ig` sources.
+CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter", "Questionnaire", "Measure",
+                     "Library", "ImplementationGuide", "CapabilityStatement", "OperationDefinition")
 
 
 class Definitions:
@@ -18,6 +22,7 @@ class Definitions:
         self.structures: dict[str, dict[str, Any]] = {}
         self.value_sets: dict[str, dict[str, Any]] = {}
         self.code_systems: dict[str, dict[str, Any]] = {}
+        self.others: dict[str, dict[str, Any]] = {}  # any other canonical resource
         self.types: dict[str, dict[str, Any]] = {}  # base definitions by type name (Observation, CodeableConcept)
         self._hash = hashlib.sha256(label.encode())
         self.add(resources)
@@ -26,9 +31,9 @@ class Definitions:
         for res in resources:
             rtype = res.get("resourceType")
             table = {"StructureDefinition": self.structures, "ValueSet": self.value_sets,
-                     "CodeSystem": self.code_systems}.get(rtype or "")
+                     "CodeSystem": self.code_systems}.get(rtype or "", self.others)
             url = res.get("url")
-            if table is None or not url:
+            if not url:
                 continue
             table[url] = res
             if res.get("version"):
@@ -51,6 +56,11 @@ class Definitions:
 
     def code_system(self, url: str) -> dict[str, Any] | None:
         return self.code_systems.get(url) or self.code_systems.get(url.split("|", 1)[0])
+
+    def canonical(self, url: str, rtype: str | None = None) -> dict[str, Any] | None:
+        """Any other canonical resource (Questionnaire, Measure, ...) by url or url|version, of `rtype` if given."""
+        hit = self.others.get(url) or self.others.get(url.split("|", 1)[0])
+        return hit if hit is not None and (rtype is None or hit.get("resourceType") == rtype) else None
 
     def type_definition(self, type_name: str) -> dict[str, Any] | None:
         return self.types.get(type_name)

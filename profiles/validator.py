@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import fhirpath
+from profiles import fhirpath, rules
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.invariants import NATIVE, TAKES_TEXT
@@ -67,12 +67,16 @@ class _Run:
 class Validator:
     """Compiles each profile once (per Definitions) and validates instances against them."""
 
-    def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True) -> None:
+    def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True,
+                 examples: bool = True) -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
         validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
-        context-free datatype values (codes, quantities), which recur across resources."""
+        context-free datatype values (codes, quantities), which recur across resources. `examples`: accept
+        references and extensions in the example domains (example.org, ...), as the HL7 validator does unless
+        told otherwise."""
         self.defs = defs
         self.security_checks = security_checks
+        self.examples = examples
         self.use_memo = memo
         self._lock = threading.RLock()
         self.tx = Terminology(defs)
@@ -204,6 +208,7 @@ class Validator:
             for root in roots or [base]:
                 self._object(res, root, root.children, path, rtype, run, is_resource=True)
                 self._constraints(res, root, rtype, path, run)
+            rules.apply(self, res, path, run)
         finally:
             run.resource, run.container = outer, outer_container
 
