@@ -70,12 +70,16 @@ CLASSES = [
 ]
 
 
-def read(path: Path) -> Any:
+def read(path: Path, allow_comments: bool = False) -> Any:
     data = path.read_bytes()
     if path.suffix == ".xml":
         from profiles.xml import xml_to_json
 
         return xml_to_json(data, None)
+    if allow_comments:  # the Java validator's allow-comments option
+        from profiles.jsonc import loads
+
+        return loads(data, allow_comments=True)
     return orjson.loads(data)
 
 
@@ -116,7 +120,7 @@ def evaluate() -> list[dict[str, Any]]:
             row = {"case": case["name"], "module": case["module"], "step": step,
                    "format": Path(case["input"]).suffix[1:], "expected": expected["errorCount"]}
             try:
-                resource = read(CORPUS / case["input"])
+                resource = read(CORPUS / case["input"], bool((case.get("options") or {}).get("allow-comments")))
             except Exception as e:
                 row.update(got=1, note=f"unreadable input: {type(e).__name__}: {str(e)[:80]}")
                 rows.append(row)
@@ -125,9 +129,10 @@ def evaluate() -> list[dict[str, Any]]:
             options = case.get("options") or {}
             security = bool(options.get("security-checks"))
             examples = options.get("examples", True)
-            if extra or security or not examples:
+            markdown = "error" if options.get("noHtmlInMarkdown") else "warning"
+            if extra or security or not examples or markdown != "warning":
                 validator = Validator(Definitions([*base_resources, *extra]), security_checks=security,
-                                      examples=examples)
+                                      examples=examples, html_in_markdown=markdown)
             else:
                 validator = base_validator
             try:

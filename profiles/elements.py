@@ -11,6 +11,11 @@ PRIMITIVES = {
 }
 FHIRPATH_STRING = "http://hl7.org/fhirpath/System.String"
 NATIVE_KEYS = {"ele-1", "ext-1"}  # checked structurally by the validator (empty values; extension value xor children)
+# Published invariant expressions that contradict their own human text, read as the HL7 validator reads them
+# (its FHIRPathExpressionFixer). que-12: "If there are more than one enableWhen, enableBehavior must be specified".
+FIXED_EXPRESSIONS = {
+    "enableWhen.count() > 2 implies enableBehavior.exists()": "enableWhen.count() > 1 implies enableBehavior.exists()",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,8 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             pattern=_fixed_or_pattern(el, "pattern"),
             binding=(el["binding"]["strength"], el["binding"].get("valueSet")) if el.get("binding") else None,
             constraints=tuple(Constraint(c["key"], c.get("severity", "error"), c.get("human", ""),
-                                         c.get("expression", ""), c.get("source", url))
+                                         FIXED_EXPRESSIONS.get(c.get("expression", ""), c.get("expression", "")),
+                                         c.get("source", url))
                               for c in el.get("constraint", [])
                               if c.get("expression") and c["key"] not in NATIVE_KEYS),
             slicing=Slicing(tuple((d["type"], d["path"]) for d in el["slicing"].get("discriminator", [])),

@@ -81,6 +81,9 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     "start.hasValue().not() or end.hasValue().not() or (start <= end)": lambda v, res, root: _le(
         v.get("start"), v.get("end")),
     "comparator.empty()": lambda v, res, root: "comparator" not in v,
+    # que-7: fhirpathpy does not take a FHIR boolean for `is Boolean`, as the HL7 validator does
+    "operator = 'exists' implies (answer is Boolean)": lambda v, res, root: v.get(
+        "operator") != "exists" or "answerBoolean" in v,
     "data.empty() or contentType.exists()": lambda v, res, root: "data" not in v or "contentType" in v,
     "htmlChecks()": lambda v, res, root: _html_checks([v.get("div") if isinstance(v, dict) else v])[0],
     "resource.exists() or request.exists() or response.exists()": lambda v, res, root: bool(

@@ -16,6 +16,7 @@ import orjson
 from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath, rules
 from profiles.definitions import CORE_PREFIX, Definitions
+from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.invariants import NATIVE, TAKES_TEXT
 from profiles.matching import contains_pattern, equal_fixed, split_path, typed_values_at, values_at
@@ -36,6 +37,10 @@ _CANONICAL = {
 }
 _ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed|form|img|a|svg)\b|\son\w+\s*=|javascript:", re.I)
 _EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
+_EXAMPLE_DOMAIN = re.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme\.(com|org))([:/]|$)")
+_MARKDOWN_TAG = re.compile(r"</?[A-Za-z]")  # the start of an HTML tag (or end tag) inside markdown
+# a canonical is an absolute URL (a lower-case scheme, then something) unless it is a #fragment reference
+_ABSOLUTE_CANONICAL = re.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
 _RESTFUL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -51,6 +56,7 @@ class _Run:
     resource: dict[str, Any] = field(default_factory=dict)
     container: dict[str, Any] | None = None  # while inside a contained resource: the resource containing it
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # Type/id → the Bundle entries with it
+    applied: list[str] = field(default_factory=list)  # while rules run: the profiles the resource was checked against
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -68,13 +74,15 @@ class Validator:
     """Compiles each profile once (per Definitions) and validates instances against them."""
 
     def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True,
-                 examples: bool = True) -> None:
+                 examples: bool = True, html_in_markdown: str = "warning") -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
         validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
         context-free datatype values (codes, quantities), which recur across resources. `examples`: accept
         references and extensions in the example domains (example.org, ...), as the HL7 validator does unless
-        told otherwise."""
+        told otherwise. `html_in_markdown`: "warning" (the HL7 validator's default), "error" (its noHtmlInMarkdown
+        option) or "ignore" for markdown holding what looks like an HTML tag (FHIR-38714)."""
         self.defs = defs
+        self.html_in_markdown = html_in_markdown
         self.security_checks = security_checks
         self.examples = examples
         self.use_memo = memo
@@ -208,6 +216,7 @@ class Validator:
             for root in roots or [base]:
                 self._object(res, root, root.children, path, rtype, run, is_resource=True)
                 self._constraints(res, root, rtype, path, run)
+            run.applied = [r.profile_url for r in roots]
             rules.apply(self, res, path, run)
         finally:
             run.resource, run.container = outer, outer_container
@@ -334,6 +343,9 @@ class Validator:
             if v is None and e is None:
                 if isinstance(value, list) and not shadow_only:
                     run.add("error", "structure", f"{path}.{key}[{i}]", "null is not allowed here")
+                elif value is None and not shadow_only:  # JSON null stands for nothing only inside arrays
+                    run.add("error", "invalid", f"{path}.{key}", f"The property {key} must be "
+                            f"{'an Object' if typ[:1].isupper() else 'a JSON ' + typ}, not a Null")
                 continue
             bucket.append((key, v, e, typ))
 
@@ -408,7 +420,7 @@ class Validator:
                 if typ == "Attachment":
                     self._attachment(value, path, run)
                 if typ in ("Coding", "CodeableConcept"):
-                    self._codes_exist(value, typ, path, run)
+                    self._codes_exist(value, typ, path, run, node)
                 base = self._type_node(typ)
                 if base is not None and base is not node:
                     self._constraints(value, base, typ, path, run)
@@ -462,7 +474,7 @@ class Validator:
             return node  # a complex extension's sub-extension, named relative to it
         root = self.node(url)
         if root is None:
-            if _EXAMPLE_URL.match(url):  # example extensions are accepted unchecked, as the HL7 validator does
+            if self.examples and _EXAMPLE_URL.match(url):  # example extensions are accepted unchecked (Java too)
                 run.add("information", "informational", path, f"The extension {url} is an example and not checked",
                         "unknown-extension")
             else:
@@ -500,8 +512,7 @@ class Validator:
                 continue
             res = run.resource or run.root
             failed = next((inv for inv in (sd or {}).get("contextInvariant") or []
-                           if fhirpath.evaluate(inv, res, res.get("resourceType", ""), res, res,
-                                                self._scope(run)) is False), None)
+                           if fhirpath.select(inv, res) == [False]), None)  # a path from the resource type
             if failed:
                 run.add("error", "business-rule", where, f"The extension {url} is not allowed to be used at this "
                         f"point (based on context invariant '{failed}')")
@@ -512,7 +523,12 @@ class Validator:
         if expr == "Element":
             return True
         if kind == "extension":  # on that extension, or on its value
-            return typ == "Extension" or owner.path.startswith("Extension.")
+            if not (typ == "Extension" or owner.path.startswith("Extension.")):
+                return False
+            sd = self.defs.structure(owner.profile_url)  # the enclosing extension, when its definition is known
+            if sd and sd.get("type") == "Extension" and sd.get("url") != CORE_PREFIX + "Extension":
+                return sd.get("url") == expr.split("|")[0]
+            return True
         if kind == "fhirpath" and isinstance(owner_value, dict) and run is not None:
             res = run.resource or run.root
             selected = fhirpath.select(expr, res)
@@ -523,6 +539,8 @@ class Validator:
             if not re.fullmatch(r"[A-Za-z][\w.]*", expr):
                 return True  # a context expression too rich to judge: allow rather than guess
         if expr in (owner.path, typ) or self._type_is_a(typ, expr):
+            return True
+        if owner.content_ref and owner.content_ref.partition("#")[2] == expr:  # Questionnaire.item.item is an item
             return True
         head, _, rest = expr.partition(".")
         if rest:
@@ -576,6 +594,19 @@ class Validator:
                 and _ACTIVE_HTML.search(value):
             run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
                     "which are not allowed for security reasons in this context")
+        if typ == "markdown" and isinstance(value, str) and "<" in value and self.html_in_markdown != "ignore":
+            tag = _MARKDOWN_TAG.search(value)
+            if tag:
+                run.add("error" if self.html_in_markdown == "error" else "warning", "invalid", path,
+                        f"The markdown contains content that appears to be an embedded HTML tag starting at "
+                        f"'{tag.group()}'. This will (or SHOULD) be escaped by the presentation layer. The content "
+                        "should be checked to confirm that this is the desired behaviour")
+        if typ == "canonical" and isinstance(value, str) and not _ABSOLUTE_CANONICAL.match(value):
+            run.add("error", "invalid", path, "Canonical URLs must be absolute URLs if they are not fragment "
+                    f"references ({value})")
+        if not self.examples and typ in ("uri", "url", "canonical") and isinstance(value, str) \
+                and _EXAMPLE_DOMAIN.match(value):  # the HL7 validator's examples=false option
+            run.add("error", "invalid", path, f"Example URLs are not allowed in this context ({value})")
         if isinstance(value, str) and len(value) > 1048576:
             run.add("error", "invalid", path, "value is longer than permitted maximum length of 1 MB (1048576 bytes)")
         if node.min_length and isinstance(value, str) and len(value) < node.min_length:
@@ -806,7 +837,7 @@ class Validator:
             msg = f"The value provided ({shown}) is not in the value set {vs}"
         run.add(sev, "code-invalid", path, msg + f" (binding strength {strength})")
 
-    def _codes_exist(self, value: dict[str, Any], typ: str, path: str, run: _Run) -> None:
+    def _codes_exist(self, value: dict[str, Any], typ: str, path: str, run: _Run, node: Node | None = None) -> None:
         codings = [value] if typ == "Coding" else value.get("coding", [])
         for i, c in enumerate(codings):
             if not isinstance(c, dict):
@@ -818,6 +849,24 @@ class Validator:
             if codes is not None and "__fragment__" not in codes and code not in codes:
                 where = path if typ == "Coding" else f"{path}.coding[{i}]"
                 run.add("error", "code-invalid", where, f"Unknown code '{code}' in the CodeSystem '{system}'")
+            elif codes is not None and code in codes and "display" in c and not (
+                    typ == "Coding" and node is not None and node.path.endswith(".coding")):  # CodeableConcept's
+                problem = display_problem(system, code, c["display"], codes[code],
+                                          self._bound_displays(node).get((system, code), []))
+                if problem:
+                    where = path if typ == "Coding" else f"{path}.coding[{i}]"
+                    run.add("error", "invalid", f"{where}.display", problem)
+
+    def _bound_displays(self, node: Node | None) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+        """Displays the ValueSet bound to `node` gives its codes (cached per element)."""
+        if node is None or not node.binding or not node.binding[1]:
+            return {}
+        key = (id(node), "displays")
+        hit = self._node_memo.get(key, _MISSING)  # type: ignore[arg-type]
+        if hit is _MISSING:
+            hit = value_set_displays(binding_value_set(self.defs, node.binding[1], node.profile_url))
+            self._node_memo[key] = hit  # type: ignore[index]
+        return hit  # type: ignore[return-value]
 
     # ---- references ----
     def _reference(self, value: dict[str, Any], node: Node, path: str, run: _Run) -> None:

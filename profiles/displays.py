@@ -1,0 +1,71 @@
+"""Coding.display against the CodeSystem: "the display SHALL be ... one of the displays defined by the code
+system" (http://hl7.org/fhir/R4/datatypes.html#Coding) — its display or one of its designations (translations,
+synonyms), compared as the HL7 validator does: ignoring case and runs of whitespace."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_WS = re.compile(r"\s+")
+
+
+def _norm(text: str) -> str:
+    return _WS.sub(" ", text.strip()).lower()
+
+
+def valid_displays(concept: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(display, language) pairs a concept accepts: its display, then its designations."""
+    out: list[tuple[str, str | None]] = []
+    if isinstance(concept.get("display"), str):
+        out.append((concept["display"], None))
+    for d in concept.get("designation") or []:
+        if isinstance(d, dict) and isinstance(d.get("value"), str):
+            out.append((d["value"], d.get("language")))
+    return out
+
+
+def display_problem(system: str, code: str, display: Any, concept: dict[str, Any],
+                    also: list[tuple[str, str | None]] = ()) -> str | None:  # type: ignore[assignment]
+    """The message for a display the concept does not define (nor `also`, the displays a bound ValueSet gives
+    it), or None when it is fine (or not checkable)."""
+    if not isinstance(display, str) or not display.strip():
+        return None
+    choices = valid_displays(concept)
+    if not choices or any(_norm(d) == _norm(display) for d, _ in [*choices, *also]):
+        return None
+    shown = " or ".join(f"'{d}'" + (f" ({lang})" if lang else "") for d, lang in dict.fromkeys(choices))
+    n = len(dict.fromkeys(choices))
+    lead = f"one of {n} choices: " if n > 1 else ""
+    return f"Wrong Display Name '{display}' for {system}#{code}. Valid display is {lead}{shown}"
+
+
+def value_set_displays(vs: dict[str, Any] | None) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
+    """(system, code) → the displays and designations a ValueSet itself gives its codes (in compose concepts or
+    its expansion): a binding to it makes them valid displays too."""
+    out: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    if not vs:
+        return out
+
+    def add(system: Any, concept: dict[str, Any]) -> None:
+        if isinstance(system, str) and isinstance(concept.get("code"), str):
+            out.setdefault((system, concept["code"]), []).extend(valid_displays(concept))
+
+    for inc in (vs.get("compose") or {}).get("include") or []:
+        for concept in inc.get("concept") or []:
+            add(inc.get("system"), concept)
+    stack = list((vs.get("expansion") or {}).get("contains") or [])
+    while stack:
+        item = stack.pop()
+        add(item.get("system"), item)
+        stack.extend(item.get("contains") or [])
+    return out
+
+
+def binding_value_set(defs: Any, vs_url: str, profile_url: str) -> dict[str, Any] | None:
+    """The ValueSet a binding names: a `#id` is contained in the profile that declares the binding."""
+    if vs_url.startswith("#"):
+        sd = defs.structure(profile_url) or {}
+        return next((c for c in sd.get("contained") or [] if c.get("resourceType") == "ValueSet"
+                     and c.get("id") == vs_url[1:]), None)
+    return defs.value_set(vs_url)
