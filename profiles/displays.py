@@ -5,6 +5,7 @@ synonyms), compared as the HL7 validator does: ignoring case and runs of whitesp
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 _WS = re.compile(r"\s+")
@@ -26,7 +27,7 @@ def valid_displays(concept: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def display_problem(system: str, code: str, display: Any, concept: dict[str, Any],
-                    also: list[tuple[str, str | None]] = ()) -> str | None:  # type: ignore[assignment]
+                    also: Sequence[tuple[str, str | None]] = ()) -> str | None:
     """The message for a display the concept does not define (nor `also`, the displays a bound ValueSet gives
     it), or None when it is fine (or not checkable)."""
     if not isinstance(display, str) or not display.strip():

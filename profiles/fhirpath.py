@@ -124,7 +124,9 @@ def evaluate(expression: str, value: Any, base: str, resource: dict[str, Any], r
         return None
     token = _scope.set(scope)
     try:
-        node = ResourceNode.create_node(value, base)
+        # a resource goes in as it is: wrapped in a node, fhirpathpy no longer matches a leading type name
+        # (`Patient.active`) against it, and such invariants would pass unevaluated
+        node = value if isinstance(value, dict) and "resourceType" in value else ResourceNode.create_node(value, base)
         result = fn(node, {"resource": resource, "rootResource": root})
     except Exception:
         return None

@@ -40,6 +40,7 @@ def generate(sd: dict[str, Any], defs: Definitions, _depth: int = 0) -> dict[str
     for diff in (sd.get("differential") or {}).get("element", []):
         eid = diff.get("id") or _id_from_path(diff)
         target = _ensure(work, _normalise(eid, work), defs)
+        _check_choice_path(diff, target)
         _merge(target, diff)
     out = copy.deepcopy(sd)
     out["snapshot"] = {"element": list(work.values())}
@@ -48,6 +49,25 @@ def generate(sd: dict[str, Any], defs: Definitions, _depth: int = 0) -> dict[str
 
 def _id_from_path(diff: dict[str, Any]) -> str:
     return diff["path"] + (f":{diff['sliceName']}" if diff.get("sliceName") else "")
+
+
+def _check_choice_path(diff: dict[str, Any], target: dict[str, Any]) -> None:
+    """A differential path that renames a choice element (`Observation.valueQuantity` for `Observation.value[x]`)
+    must name one of its types, unless the element lists its type (the HL7 snapshot generator's rule)."""
+    path, base_path = diff.get("path"), target.get("path", "")
+    if not isinstance(path, str) or not base_path.endswith("[x]"):
+        return
+    last, base_last = path.rpartition(".")[2], base_path.rpartition(".")[2]
+    if last == base_last or len(diff.get("type") or []) == 1:
+        return
+    suffix = last[len(base_last) - 3:] if last.startswith(base_last[:-3]) else ""
+    if suffix not in {_cap(t.get("code", "")) for t in target.get("type") or []}:
+        raise SnapshotError(f"The path must be '{path.replace(last, base_last)}' not '{path}' when the type list "
+                            "is not constrained")
+
+
+def _cap(code: str) -> str:
+    return code[:1].upper() + code[1:]
 
 
 def _normalise(eid: str, work: dict[str, dict[str, Any]]) -> str:
@@ -84,8 +104,10 @@ def _ensure(work: dict[str, dict[str, Any]], eid: str, defs: Definitions) -> dic
     if not head:
         raise SnapshotError(f"element {eid} is not in the base definition")
     name, _, slice_name = last.partition(":")
-    if slice_name:  # a new slice: a copy of the element it slices
-        base_el = _ensure(work, f"{head}.{name}" if head else name, defs)
+    if slice_name:  # a new slice: a copy of the element it slices (a re-slice `a/b`: of slice `a`)
+        base_el = work.get(f"{head}.{name}:{slice_name.rsplit('/', 1)[0]}") if "/" in slice_name else None
+        if base_el is None:
+            base_el = _ensure(work, f"{head}.{name}" if head else name, defs)
         el = copy.deepcopy(base_el)
         el.pop("slicing", None)
         el["id"] = eid
@@ -100,15 +122,15 @@ def _ensure(work: dict[str, dict[str, Any]], eid: str, defs: Definitions) -> dic
                 work.setdefault(new["id"], new)
         return el
     parent = _ensure(work, _normalise(head, work), defs)
-    # expand the parent's datatype so its elements exist
-    _expand(work, parent, defs)
+    # expand the parent's datatype so its elements exist (`valueQuantity.unit`: the Quantity of value[x])
+    _expand(work, parent, defs, head.rpartition(".")[2])
     eid = _normalise(f"{parent['id']}.{last}", work)
     if eid not in work:
         raise SnapshotError(f"element {eid} is not in the base definition")
     return work[eid]
 
 
-def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Definitions) -> None:
+def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Definitions, named: str = "") -> None:
     prefix = parent["id"] + "."
     if any(k.startswith(prefix) for k in work):
         return
@@ -125,6 +147,9 @@ def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Defin
                 work.setdefault(new["id"], new)
         return
     types = parent.get("type") or []
+    if len(types) > 1 and parent.get("path", "").endswith("[x]"):  # the one type a renamed choice names
+        stem = parent["path"].rpartition(".")[2][:-3]
+        types = [t for t in types if named == stem + _cap(t.get("code", ""))]
     if len(types) != 1:
         return
     profile = (types[0].get("profile") or [None])[0]

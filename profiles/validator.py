@@ -37,7 +37,7 @@ _CANONICAL = {
 }
 _ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed|form|img|a|svg)\b|\son\w+\s*=|javascript:", re.I)
 _EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
-_EXAMPLE_DOMAIN = re.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme\.(com|org))([:/]|$)")
+_EXAMPLE_DOMAIN = re.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme\.com)([:/]|$)")
 _MARKDOWN_TAG = re.compile(r"</?[A-Za-z]")  # the start of an HTML tag (or end tag) inside markdown
 # a canonical is an absolute URL (a lower-case scheme, then something) unless it is a #fragment reference
 _ABSOLUTE_CANONICAL = re.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
@@ -843,8 +843,8 @@ class Validator:
             if not isinstance(c, dict):
                 continue
             system, code = c.get("system"), c.get("code")
-            if not system or not code:
-                continue
+            if not isinstance(system, str) or not system or not isinstance(code, str) or not code:
+                continue  # a wrongly typed system or code is reported as such by the primitive checks
             codes = self.tx.system_codes(system)
             if codes is not None and "__fragment__" not in codes and code not in codes:
                 where = path if typ == "Coding" else f"{path}.coding[{i}]"

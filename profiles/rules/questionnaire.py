@@ -43,9 +43,14 @@ _VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_-]*)")
 _KNOWN_VARIABLES = {"resource", "rootResource", "context", "sct", "loinc", "ucum"}
 
 
+def _objects(node: Any, key: str) -> list[dict[str, Any]]:
+    """The objects of a repeating element (malformed content is the structure checks' business, not a crash)."""
+    got = node.get(key) if isinstance(node, dict) else None
+    return [i for i in got if isinstance(i, dict)] if isinstance(got, list) else []
+
+
 def _items(node: dict[str, Any]) -> list[dict[str, Any]]:
-    items = node.get("item")
-    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+    return _objects(node, "item")
 
 
 def _value(node: dict[str, Any], prefix: str = "value") -> tuple[str, Any] | None:
@@ -159,8 +164,8 @@ def _questionnaire(validator: Any, qr: dict[str, Any], ref: str, run: Any
     """The Questionnaire and, when it is contained, the resource containing it (where '#' references resolve)."""
     if ref.startswith("#"):
         for holder in (qr, run.container):
-            for c in (holder or {}).get("contained") or []:
-                if isinstance(c, dict) and c.get("id") == ref[1:] and c.get("resourceType") == "Questionnaire":
+            for c in _objects(holder, "contained"):
+                if c.get("id") == ref[1:] and c.get("resourceType") == "Questionnaire":
                     return c, holder
         return None, None
     q = validator.defs.canonical(ref, "Questionnaire")
@@ -198,7 +203,7 @@ class _Check:
               stack: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """The items of `node` (the response, an item or an answer) against the Questionnaire items `q_items`."""
         found: dict[str, list[tuple[dict[str, Any], int]]] = {}
-        positions = {qi.get("linkId"): n for n, qi in enumerate(q_items)}
+        positions = {qi["linkId"]: n for n, qi in enumerate(q_items) if isinstance(qi.get("linkId"), str)}
         last = -1
         for n, item in enumerate(_items(node)):
             link = item.get("linkId")
@@ -220,7 +225,7 @@ class _Check:
             last = index
             found.setdefault(link, []).append((item, n))
         for qi in q_items:
-            got = found.get(qi.get("linkId"))
+            got = found.get(qi["linkId"]) if isinstance(qi.get("linkId"), str) else None
             enabled = self.enabled(qi, stack)
             if got:
                 if not enabled:
@@ -245,8 +250,8 @@ class _Check:
         if isinstance(text, str) and text and text != qi.get("text"):
             run.add("error", "invalid", path, f"If text exists, it must match the questionnaire definition for linkId "
                     f"{link}")
-        answers = [a for a in item.get("answer") or [] if isinstance(a, dict)]
-        qtype = qi.get("type")
+        answers = _objects(item, "answer")
+        qtype = qi.get("type") if isinstance(qi.get("type"), str) else None
         if not answers and qi.get("required") is True and qtype != "group":
             if self.not_completed:
                 run.add("warning", "required", path, f"No response answer found for required item '{link}'")
@@ -298,12 +303,12 @@ class _Check:
                 self.free_string(qi, value, vpath)
             else:
                 self.option(qi, vtype, value, vpath, open_choice)
-        elif vtype in _OPTION_TYPES and qi.get("answerOption"):
+        elif vtype in _OPTION_TYPES and _objects(qi, "answerOption"):
             self.option(qi, vtype, value, vpath, False)
 
     def option(self, qi: dict[str, Any], vtype: str, value: Any, path: str, open_choice: bool) -> None:
         """A date, time, integer or string answer against the item's answerOption values of that type."""
-        options = [o for o in qi.get("answerOption") or [] if isinstance(o, dict)]
+        options = _objects(qi, "answerOption")
         if not options:
             return  # nothing to check against (the HL7 validator gives a hint)
         listed = [v for t, v in filter(None, (_value(o) for o in options)) if t == vtype]
@@ -315,8 +320,8 @@ class _Check:
     def free_string(self, qi: dict[str, Any], value: Any, path: str) -> None:
         """open-choice: a string is allowed, but one spelling a listed Coding probably should have been that Coding."""
         s = str(value).lower()
-        for o in qi.get("answerOption") or []:
-            c = o.get("valueCoding") if isinstance(o, dict) else None
+        for o in _objects(qi, "answerOption"):
+            c = o.get("valueCoding")
             if isinstance(c, dict) and s in (str(c.get("display", "")).lower(), str(c.get("code", "")).lower()):
                 self.run.add("warning", "invariant", path, f"The string value '{value}' matches an entry in the list "
                              "of valid Codings, so this is probably an error")
@@ -326,9 +331,8 @@ class _Check:
         if not isinstance(coding, dict):
             return
         system, code = coding.get("system"), coding.get("code")
-        if qi.get("answerOption"):
-            listed = [o["valueCoding"] for o in qi["answerOption"] if isinstance(o, dict)
-                      and isinstance(o.get("valueCoding"), dict)]
+        if _objects(qi, "answerOption"):
+            listed = [o["valueCoding"] for o in _objects(qi, "answerOption") if isinstance(o.get("valueCoding"), dict)]
             if not listed:
                 self.run.add("error", "invariant", path, "Option list has no option values of type coding")
             elif not any(c.get("system") == system and c.get("code") == code for c in listed):
@@ -349,8 +353,8 @@ class _Check:
                 return None
             return self.v.tx.contains(vs_ref, system, code).in_set
         # a ValueSet contained in the Questionnaire (or in the resource that contains the Questionnaire)
-        vs = next((c for holder in (self.q, self.container) for c in (holder or {}).get("contained") or []
-                   if isinstance(c, dict) and c.get("id") == vs_ref[1:] and c.get("resourceType") == "ValueSet"), None)
+        vs = next((c for holder in (self.q, self.container) for c in _objects(holder, "contained")
+                   if c.get("id") == vs_ref[1:] and c.get("resourceType") == "ValueSet"), None)
         if vs is None:
             self.run.add("warning", "code-invalid", path, f"ValueSet {vs_ref} not found by validator")
             return None
@@ -377,7 +381,7 @@ class _Check:
             if len(got) == 1 and isinstance(got[0], bool):
                 return got[0]
             return bool(got)
-        whens = [w for w in qi.get("enableWhen") or [] if isinstance(w, dict)]
+        whens = _objects(qi, "enableWhen")
         if not whens:
             return True
         results = [self._condition(w, qi, stack) for w in whens]
@@ -390,9 +394,7 @@ class _Check:
 
     @staticmethod
     def _expression(qi: dict[str, Any]) -> str | None:
-        for ext in qi.get("extension") or []:
-            if not isinstance(ext, dict):
-                continue
+        for ext in _objects(qi, "extension"):
             if ext.get("url") == _FI_ENABLE_WHEN and isinstance(ext.get("valueString"), str):
                 return ext["valueString"]
             if ext.get("url") == _SDC_ENABLE_WHEN:
@@ -439,8 +441,8 @@ def _answers_on(node: dict[str, Any], link: str) -> list[tuple[str, Any]]:
         if item.get("linkId") == link:
             out += _answer_values(item)
         out += _answers_on(item, link)
-    for answer in node.get("answer") or []:
-        if isinstance(answer, dict) and answer.get("item"):
+    for answer in _objects(node, "answer"):
+        if answer.get("item"):
             out += _answers_on(answer, link)
     if node.get("linkId") == link:  # the question holding the one that depends on it
         out += _answer_values(node)
@@ -448,7 +450,7 @@ def _answers_on(node: dict[str, Any], link: str) -> list[tuple[str, Any]]:
 
 
 def _answer_values(item: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [v for v in (_value(a) for a in item.get("answer") or [] if isinstance(a, dict)) if v is not None]
+    return [v for v in (_value(a) for a in _objects(item, "answer")) if v is not None]
 
 
 def _same(vtype: str, a: Any, b: Any) -> bool:

@@ -48,9 +48,29 @@ def base() -> list[dict[str, Any]]:
     return list(conformance_resources(closure(BASE), CONFORMANCE_TYPES))
 
 
+EXPR: dict[str, Any] = {  # 'b' is enabled by an SDC enableWhenExpression instead of enableWhen
+    "resourceType": "Questionnaire", "id": "expr", "url": "http://helixgate.test/Questionnaire/expr",
+    "status": "active", "item": [
+        {"linkId": "a", "text": "A", "type": "boolean"},
+        {"linkId": "b", "text": "B", "type": "string", "extension": [{
+            "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression",
+            "valueExpression": {"language": "text/fhirpath",
+                                "expression": "%resource.item.where(linkId='a').answer.value"}}]},
+        {"linkId": "c", "text": "C", "type": "string", "extension": [{
+            "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression",
+            "valueExpression": {"language": "text/fhirpath", "expression": "%patient.gender = 'male'"}}]},
+    ]}
+VSQ: dict[str, Any] = {  # answers from a ValueSet the Questionnaire contains
+    "resourceType": "Questionnaire", "id": "vsq", "url": "http://helixgate.test/Questionnaire/vsq",
+    "status": "active",
+    "contained": [{"resourceType": "ValueSet", "id": "yn", "status": "active", "compose": {"include": [
+        {"system": "http://helixgate.test/cs", "concept": [{"code": "y"}, {"code": "n"}]}]}}],
+    "item": [{"linkId": "a", "text": "A", "type": "choice", "answerValueSet": "#yn"}]}
+
+
 @pytest.fixture(scope="module")
 def v(base: list[dict[str, Any]]) -> Validator:
-    return Validator(Definitions([*base, INTAKE]), security_checks=False)
+    return Validator(Definitions([*base, INTAKE, EXPR, VSQ]), security_checks=False)
 
 
 def qr(*items: dict[str, Any], status: str = "completed", questionnaire: str = Q_URL) -> dict[str, Any]:
@@ -163,23 +183,21 @@ def test_repeating_groups_decide_enable_when_each(v: Validator) -> None:
 
 
 def test_enable_when_expression(v: Validator) -> None:
-    q = copy.deepcopy(INTAKE)
-    q["id"] = "expr"
-    q.pop("url")
-    q["item"][1].pop("enableWhen")
-    q["item"][1]["extension"] = [{
-        "url": "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression",
-        "valueExpression": {"language": "text/fhirpath",
-                            "expression": "%resource.item.where(linkId='smoker').answer.value"}}]
-    res = qr(SMOKER_NO, item("packs", {"valueInteger": 2}), questionnaire="#expr")
+    url = EXPR["url"]
+    res = qr(item("a", {"valueBoolean": False}), item("b", {"valueString": "x"}), questionnaire=url)
+    assert [(c, e) for c, e, _ in issues(v, res)] == [("invalid", "QuestionnaireResponse.item[1]")]
+    res = qr(item("a", {"valueBoolean": True}), item("b", {"valueString": "x"}), questionnaire=url)
+    assert issues(v, res) == []
+    # an expression needing a launch context (%patient) cannot be judged here: the answer is not blamed
+    res = qr(item("a", {"valueBoolean": False}), item("c", {"valueString": "x"}), questionnaire=url)
+    assert issues(v, res) == []
+
+
+def test_contained_questionnaire(v: Validator) -> None:
+    q = {k: val for k, val in copy.deepcopy(INTAKE).items() if k != "url"}
+    res = qr(SMOKER_NO, item("packs", {"valueInteger": 2}), questionnaire="#intake")
     res["contained"] = [q]
     assert [(c, e) for c, e, _ in issues(v, res)] == [("invalid", "QuestionnaireResponse.item[1]")]
-    res["item"][0] = SMOKER_YES
-    assert issues(v, res) == []
-    # an expression needing a launch context cannot be judged here: the answer is not blamed
-    q["item"][1]["extension"][0]["valueExpression"]["expression"] = "%patient.gender = 'male'"
-    res["item"][0] = SMOKER_NO
-    assert issues(v, res) == []
 
 
 def test_questionnaire_in_the_same_bundle(v: Validator) -> None:
@@ -194,12 +212,7 @@ def test_questionnaire_in_the_same_bundle(v: Validator) -> None:
 
 
 def test_answer_value_set_contained(v: Validator) -> None:
-    q = {"resourceType": "Questionnaire", "id": "vsq", "status": "active",
-         "contained": [{"resourceType": "ValueSet", "id": "yn", "status": "active", "compose": {"include": [
-             {"system": "http://helixgate.test/cs", "concept": [{"code": "y"}, {"code": "n"}]}]}}],
-         "item": [{"linkId": "a", "text": "A", "type": "choice", "answerValueSet": "#yn"}]}
-    res = {"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "#vsq",
-           "contained": [q], "item": [item("a", {"valueCoding": {"system": "http://helixgate.test/cs", "code": "y"}})]}
+    res = qr(item("a", {"valueCoding": {"system": "http://helixgate.test/cs", "code": "y"}}), questionnaire=VSQ["url"])
     assert issues(v, res) == []
     res["item"][0]["answer"][0]["valueCoding"]["code"] = "maybe"
     assert [(c, e) for c, e, _ in issues(v, res)] == [

@@ -145,3 +145,13 @@ def test_bundle_rules(v: Validator) -> None:
 
 def test_not_a_resource(v: Validator) -> None:
     assert errors(v, [1, 2]) and errors(v, {"resourceType": "Nope"})
+
+
+def test_invariant_that_names_its_resource_type_is_evaluated() -> None:
+    """`Patient.active.not()` must be evaluated on a Patient, not pass because the type name matched nothing."""
+    from profiles import fhirpath
+
+    scope = fhirpath.Scope(lambda ref: None, lambda url, system, code: None, lambda res, url: None)
+    patient = {"resourceType": "Patient", "active": True}
+    assert fhirpath.evaluate("Patient.active.not()", patient, "Patient", patient, patient, scope) is False
+    assert fhirpath.evaluate("Patient.active", patient, "Patient", patient, patient, scope) is True

@@ -1,0 +1,293 @@
+"""Rules the HL7 validator applies to StructureDefinition resources themselves (its StructureDefinitionValidator
+and the errors its snapshot generator reports), beyond what the StructureDefinition definition and invariants say:
+
+- a constraint's differential must produce a snapshot over its base (FHIR R4 §2.21.0.4 "profiles");
+- an element that a slicing applies to cannot redefine that slicing (§5.1.0.7 "slicing": a slice carrying its own
+  slicing is a re-slice of a slice already sliced the same way);
+- a discriminator path must select something in the types of the element it slices (§5.1.0.7);
+- a fixed value set by the base cannot be changed by a constraint (constraints only restrict);
+- a type profile must be a profile on that type (§2.21.0.4: "profile: ... must be a constraint on the type");
+- obligation profiles a profile inherits from must be obligation profiles on the same base.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from profiles.rules import rule
+from profiles.snapshot import generate
+
+_OBLIGATION_PROFILE = "http://hl7.org/fhir/StructureDefinition/obligation-profile"
+_INHERIT_OBLIGATIONS = "http://hl7.org/fhir/StructureDefinition/inherit-obligations"
+_SLICE = re.compile(r":[^.]*")
+_FUNCTION = re.compile(r"^([A-Za-z]+)\((.*)\)$")
+
+
+@rule("StructureDefinition")
+def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any) -> None:
+    defs = validator.defs
+    _context(sd, path, run)
+    base_url = sd.get("baseDefinition")
+    base = defs.structure(base_url) if isinstance(base_url, str) else None
+    if isinstance(base_url, str) and base is None:
+        run.add("warning", "not-found", path, f"Unable to find base {base_url} for StructureDefinition, so can't "
+                "check the differential")
+    diff = [e for e in (sd.get("differential") or {}).get("element") or [] if isinstance(e, dict)]
+    base_snapshot: dict[str, dict[str, Any]] = {}
+    if base is not None and sd.get("derivation") == "constraint":
+        try:
+            own = dict(sd)
+            own.pop("snapshot", None)
+            generate(own, defs)
+        except (ValueError, KeyError, TypeError) as e:  # SnapshotError, or a differential too broken to read
+            run.add("error", "exception", path, f"Error generating Snapshot: {e} (this usually arises from a "
+                    "problem in the differential)")
+        try:
+            base_snapshot = {el.get("id") or el.get("path"): el for el in generate(base, defs)["snapshot"]["element"]}
+        except (ValueError, KeyError, TypeError):  # the base's own problem, reported when it is validated
+            base_snapshot = {}
+        _slicing_redefined(diff, base_snapshot, path, run)
+        _fixed_values(diff, base_snapshot, base, path, run)
+    for where in ("differential", "snapshot"):
+        elements = (sd.get(where) or {}).get("element") or []
+        for i, el in enumerate(elements):
+            if not isinstance(el, dict):
+                continue
+            epath = f"{path}.{where}.element[{i}]"
+            if where == "differential" and isinstance(el.get("slicing"), dict):
+                _discriminators(defs, el, epath, run)
+            _type_profiles(defs, el, epath, run)
+    _inherited_obligations(defs, sd, path, run)
+
+
+def _context(sd: dict[str, Any], path: str, run: Any) -> None:
+    if sd.get("type") != "Extension":
+        return
+    for i, ctx in enumerate(sd.get("context") or []):
+        if isinstance(ctx, dict) and ctx.get("type") == "element" and ctx.get("expression") == "Element":
+            run.add("warning", "business-rule", f"{path}.context[{i}]", f"Review the extension type for "
+                    f"{sd.get('id') or sd.get('name')}: extensions should not have a context of Element unless it's "
+                    "really intended that they can be used anywhere")
+
+
+# ---- slicing ----
+def _slicing_summary(s: dict[str, Any]) -> str:
+    ordered = "??" if "ordered" not in s else ("ordered" if s["ordered"] else "unordered")
+    discs = ", ".join(f"{d.get('type')}={d.get('path')}" for d in s.get("discriminator") or [] if isinstance(d, dict))
+    return f"{ordered}/{s.get('rules', '??')} [{discs}]"
+
+
+def _slicing_matches(s1: dict[str, Any], s2: dict[str, Any]) -> bool:
+    for key in ("ordered", "rules"):
+        if key in s2 and s1.get(key) != s2[key]:
+            return False
+    return (s1.get("discriminator") or []) == (s2.get("discriminator") or [])
+
+
+def _slicer_key(el: dict[str, Any]) -> str:
+    eid = el.get("id") or el.get("path") or ""
+    if el.get("sliceName"):
+        head, _, last = eid.rpartition(".")
+        last = last.split(":", 1)[0]
+        return f"{head}.{last}" if head else last
+    return eid
+
+
+def _slicing_redefined(diff: list[dict[str, Any]], base: dict[str, dict[str, Any]], path: str, run: Any) -> None:
+    """A differential that introduces a slicing and then states a different one on a slice of it (the snapshot
+    generator's "attempt to change slicing"). Slicings inherited from the base are re-sliced, not redefined."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for el in diff:
+        groups.setdefault(_slicer_key(el), []).append(el)
+    for key, members in groups.items():
+        first = members[0]
+        slicing = first.get("slicing")
+        if len(members) < 2 or not isinstance(slicing, dict):
+            continue
+        inherited = base.get(key) or base.get(_SLICE.sub("", key)) or {}
+        if inherited.get("slicing"):
+            continue
+        for other in members[1:]:
+            theirs = other.get("slicing")
+            if isinstance(theirs, dict) and not _slicing_matches(slicing, theirs):
+                run.add("error", "business-rule", path, f"The element at {first.get('id') or first.get('path')} "
+                        f"defines the slicing {_slicing_summary(slicing)} but then an element in the slicing "
+                        f"{other.get('id') or other.get('path')} tries to redefine the slicing to "
+                        f"{_slicing_summary(theirs)}")
+
+
+def _steps(expression: str) -> list[str]:
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(expression):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "." and depth == 0:
+            out.append(expression[start:i])
+            start = i + 1
+    out.append(expression[start:])
+    return [s.strip() for s in out]
+
+
+def _child_types(defs: Any, type_code: str, name: str) -> list[str] | None:
+    """Type codes of element `name` of datatype/resource `type_code`; None when it has no such element, [] when
+    it cannot be told (unknown type, backbone content)."""
+    tsd = defs.type_definition(type_code)
+    if tsd is None or not (tsd.get("snapshot") or {}).get("element"):
+        return []
+    root = tsd["snapshot"]["element"][0].get("path", type_code)
+    for el in tsd["snapshot"]["element"]:
+        p = el.get("path", "")
+        if p in (f"{root}.{name}", f"{root}.{name}[x]"):
+            if el.get("contentReference"):
+                return []
+            return [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and t.get("code")]
+    return None
+
+
+def discriminator_valid(defs: Any, types: list[str], expression: str) -> bool:
+    """Whether a discriminator path can select something from elements of `types` (only what can be told from
+    the type definitions: unknown functions, resolve() and backbone content are given the benefit of the doubt)."""
+    current = list(types)
+    for step in _steps(expression):
+        if not current or any(t in ("BackboneElement", "Element", "Resource") for t in current):
+            return True
+        if step == "$this":
+            continue
+        m = _FUNCTION.match(step)
+        if m:
+            fn, arg = m.groups()
+            if fn == "extension":
+                current = ["Extension"]
+            elif fn in ("ofType", "as"):
+                current = [arg.strip().strip("'\"")]
+            else:  # resolve() and anything else: beyond what the definitions tell
+                return True
+            continue
+        found: list[str] = []
+        known = False
+        for t in current:
+            kids = _child_types(defs, t, step)
+            if kids is None:
+                continue
+            known = True
+            if not kids:
+                return True
+            found += kids
+        if not known:
+            return False
+        current = found
+    return True
+
+
+def _discriminators(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
+    path = el.get("path") or ""
+    if "." not in path:
+        return
+    types = [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and t.get("code")]
+    tsd = defs.type_definition(path.split(".", 1)[0])
+    if not types or tsd is None or not any(e.get("path") == path for e in tsd.get("snapshot", {}).get("element", [])):
+        return
+    for i, disc in enumerate(el["slicing"].get("discriminator") or []):
+        dpath = disc.get("path") if isinstance(disc, dict) else None
+        if isinstance(dpath, str) and not discriminator_valid(defs, types, dpath):
+            run.add("error", "invalid", f"{epath}.slicing.discriminator[{i}]", f"The discriminator path '{dpath}' "
+                    f"does not appear to be valid for the element that is being sliced '{path}'")
+
+
+# ---- fixed values ----
+def _fixed(el: dict[str, Any]) -> tuple[str, Any] | None:
+    return next(((k, v) for k, v in el.items() if k.startswith("fixed")), None)
+
+
+def _fixed_values(diff: list[dict[str, Any]], base: dict[str, dict[str, Any]], base_sd: dict[str, Any], path: str,
+                  run: Any) -> None:
+    """A constraint cannot change a value its base fixes (the base element is found by path, as the HL7 validator
+    does, so that slices compare with the element they slice)."""
+    for i, el in enumerate(diff):
+        mine = _fixed(el)
+        base_el = base.get(el.get("path") or "")
+        theirs = _fixed(base_el) if base_el else None
+        if mine is None or theirs is None or mine == theirs:
+            continue
+        where = f"{path}.differential.element[{i}].{mine[0]}"
+        source = f"{base_sd.get('url')}|{base_sd['version']}" if base_sd.get("version") else base_sd.get("url")
+        if mine[0] != theirs[0]:
+            run.add("error", "invalid", where, f"The fixed value has type '{mine[0][5:]}' but the base fixes a value "
+                    f"of type '{theirs[0][5:]}' ({source})")
+        else:
+            run.add("error", "value", where, f"Value is '{_show(mine[1])}' but is fixed to '{_show(theirs[1])}' in "
+                    f"the profile {source}, because the value must match the fixed value defined in '{source}'")
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+# ---- type profiles ----
+def _base_type(defs: Any, sd: dict[str, Any]) -> dict[str, Any] | None:
+    seen = 0
+    while sd is not None and sd.get("derivation") == "constraint" and seen < 20:
+        sd = defs.structure(sd.get("baseDefinition") or "")
+        seen += 1
+    return sd
+
+
+def _is_instance_of(defs: Any, sd: dict[str, Any] | None, code: str) -> bool:
+    """The HL7 validator's test: the type is the code, or the code names it, walking up abstract ancestors only."""
+    while sd is not None:
+        if sd.get("type") == code or sd.get("url") == code:
+            return True
+        parent = defs.structure(sd["baseDefinition"]) if sd.get("baseDefinition") else None
+        sd = parent if parent is not None and (parent.get("abstract") or parent.get("kind") == "logical") else None
+    return False
+
+
+def _type_profiles(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
+    for j, tr in enumerate(el.get("type") or []):
+        if not isinstance(tr, dict) or not isinstance(tr.get("code"), str):
+            continue
+        code = tr["code"]
+        for k, url in enumerate(tr.get("profile") or []):
+            if not isinstance(url, str):
+                continue
+            where = f"{epath}.type[{j}].profile[{k}]"
+            target = defs.structure(url)
+            if target is None:
+                run.add("warning", "exception", where, f"Unable to find the profile {url} to check it")
+                continue
+            t = _base_type(defs, target)
+            if t is None:
+                run.add("error", "exception", where, f"Unable to find the base type of the profile {url}")
+            elif not _is_instance_of(defs, t, code):
+                run.add("error", "exception", where, f"Profile {url} is for type {t.get('type')}, but the "
+                        f"{el.get('path')} element has type {code}")
+
+
+# ---- obligation profiles ----
+def _ext_value(res: dict[str, Any], url: str) -> Any:
+    for ext in res.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == url:
+            return next((v for k, v in ext.items() if k.startswith("value")), None)
+    return None
+
+
+def _inherited_obligations(defs: Any, sd: dict[str, Any], path: str, run: Any) -> None:
+    for c, ext in enumerate(sd.get("extension") or []):
+        if not isinstance(ext, dict) or ext.get("url") != _INHERIT_OBLIGATIONS:
+            continue
+        where = f"{path}.extension[{c}]"
+        target_url = ext.get("valueCanonical")
+        if not isinstance(target_url, str):
+            run.add("error", "invalid", where, "The inherit-obligations extension has no target profile")
+            continue
+        target = defs.structure(target_url)
+        if target is None:
+            run.add("error", "invalid", where, f"The profile '{target_url}' could not be found")
+        elif _ext_value(target, _OBLIGATION_PROFILE) is not True:
+            run.add("error", "invalid", where, f"The profile '{target_url}' is not marked as an obligation profile")
+        elif target.get("baseDefinition") != sd.get("baseDefinition"):
+            run.add("error", "invalid", where, f"The profile '{target_url}' has a different base "
+                    f"'{target.get('baseDefinition')}' from that expected '{sd.get('baseDefinition')}'")
