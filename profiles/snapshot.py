@@ -37,7 +37,9 @@ def generate(sd: dict[str, Any], defs: Definitions, _depth: int = 0) -> dict[str
         el = copy.deepcopy(el)
         el.setdefault("id", el["path"])
         work[el["id"]] = el
-    for diff in (sd.get("differential") or {}).get("element", []):
+    diffs = (sd.get("differential") or {}).get("element", [])
+    for diff in diffs:
+        _check_slicing(diff, len(diffs))
         eid = diff.get("id") or _id_from_path(diff)
         target = _ensure(work, _normalise(eid, work), defs)
         _check_choice_path(diff, target)
@@ -49,6 +51,24 @@ def generate(sd: dict[str, Any], defs: Definitions, _depth: int = 0) -> dict[str
 
 def _id_from_path(diff: dict[str, Any]) -> str:
     return diff["path"] + (f":{diff['sliceName']}" if diff.get("sliceName") else "")
+
+
+_DISCRIMINATOR_TYPES = {"value", "exists", "pattern", "type", "profile"}
+
+
+def _check_slicing(diff: dict[str, Any], count: int) -> None:
+    """Slicings the HL7 snapshot generator refuses: at the root of a profile that constrains anything below it
+    (sdf-20), or with a discriminator type outside R4's DiscriminatorType codes."""
+    slicing = diff.get("slicing")
+    if not isinstance(slicing, dict):
+        return
+    path = diff.get("path") or ""
+    if "." not in path and count > 1:
+        raise SnapshotError(f"Error: The profile has slicing at the root ('{path}'), which is illegal")
+    for disc in slicing.get("discriminator") or []:
+        dtype = disc.get("type") if isinstance(disc, dict) else None
+        if dtype not in _DISCRIMINATOR_TYPES:
+            raise SnapshotError(f"Unknown DiscriminatorType code '{dtype}'")
 
 
 def _check_choice_path(diff: dict[str, Any], target: dict[str, Any]) -> None:

@@ -110,9 +110,9 @@ class Validator:
             return self._validate(resource, profiles)
 
     def _validate(self, resource: Any, profiles: Sequence[str]) -> list[Issue]:
-        if not isinstance(resource, dict) or "resourceType" not in resource:
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             return [Issue("error", "structure", "not-a-resource",
-                          "the input is not a FHIR resource (a JSON object with resourceType)", None)]
+                          "the input is not a FHIR resource (a JSON object with a resourceType string)", None)]
         run = _Run(resource)
         if resource["resourceType"] == "Bundle":
             self._index_bundle(resource, run)
@@ -949,8 +949,11 @@ class Validator:
         for c in node.constraints:
             res = run.resource or run.root
             native = NATIVE.get(c.expression)
-            ok = native(value, res, run.container or res) if native is not None and (
-                isinstance(value, dict) or c.expression in TAKES_TEXT) else None
+            try:
+                ok = native(value, res, run.container or res) if native is not None and (
+                    isinstance(value, dict) or c.expression in TAKES_TEXT) else None
+            except (TypeError, AttributeError):  # malformed content (already reported): the engine decides
+                ok = None
             if not ok:  # no native form, or it failed: the FHIRPath engine has the last word on edge cases
                 ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
             if ok is False:

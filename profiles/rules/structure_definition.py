@@ -56,8 +56,12 @@ def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any
                 continue
             epath = f"{path}.{where}.element[{i}]"
             if where == "differential" and isinstance(el.get("slicing"), dict):
+                if "." not in (el.get("path") or "."):
+                    run.add("error", "invalid", epath, "Slicing is not allowed at the root of a profile")
                 _discriminators(defs, el, epath, run)
             _type_profiles(defs, el, epath, run)
+            if isinstance(el.get("binding"), dict):
+                _bindable(defs, el, epath, run)
     _inherited_obligations(defs, sd, path, run)
 
 
@@ -195,6 +199,23 @@ def _discriminators(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None
         if isinstance(dpath, str) and not discriminator_valid(defs, types, dpath):
             run.add("error", "invalid", f"{epath}.slicing.discriminator[{i}]", f"The discriminator path '{dpath}' "
                     f"does not appear to be valid for the element that is being sliced '{path}'")
+
+
+# ---- binding ----
+# Types a binding applies to (the HL7 validator's "can-bind" type characteristic, R5 §2.1.28.0.4; in R4 the same
+# types: ElementDefinition.binding "only for elements of type code, Coding, CodeableConcept, Quantity, string, uri"
+# and their derivatives).
+_CAN_BIND = {"string", "uri", "code", "oid", "url", "uuid", "canonical", "CodeableConcept", "CodeableReference",
+             "Coding", "Quantity", "Age", "Distance", "Duration", "Count", "MoneyQuantity", "SimpleQuantity", "Range",
+             "Extension", "markdown", "id"}
+
+
+def _bindable(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
+    codes = [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and isinstance(t.get("code"), str)]
+    known = [c for c in codes if defs.type_definition(c) is not None]
+    if codes and known and len(known) == len(codes) and not any(c in _CAN_BIND for c in codes):
+        run.add("error", "business-rule", epath, f"This element has a Binding but the types [{', '.join(codes)}] "
+                "do not make this kind of constraint relevant")
 
 
 # ---- fixed values ----

@@ -155,3 +155,12 @@ def test_invariant_that_names_its_resource_type_is_evaluated() -> None:
     patient = {"resourceType": "Patient", "active": True}
     assert fhirpath.evaluate("Patient.active.not()", patient, "Patient", patient, patient, scope) is False
     assert fhirpath.evaluate("Patient.active", patient, "Patient", patient, patient, scope) is True
+
+
+@pytest.mark.parametrize("res", [
+    {"resourceType": 5}, {"resourceType": ["Patient"]}, {"resourceType": "Patient", "contained": 1},
+    {"resourceType": "Patient", "contained": [1, {"resourceType": {}}]},
+    {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": None}}, 3]},
+])
+def test_malformed_input_is_reported_not_a_crash(v: Validator, res: dict[str, Any]) -> None:
+    assert any(i.severity == "error" for i in v.validate(res))
