@@ -48,6 +48,7 @@ def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any
         except (ValueError, KeyError, TypeError):  # the base's own problem, reported when it is validated
             base_snapshot = {}
         _slicing_redefined(diff, base_snapshot, path, run)
+        _order(diff, base_snapshot, sd, path, run)
         _fixed_values(diff, base_snapshot, base, path, run)
     for where in ("differential", "snapshot"):
         elements = (sd.get(where) or {}).get("element") or []
@@ -201,13 +202,68 @@ def _discriminators(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None
                     f"does not appear to be valid for the element that is being sliced '{path}'")
 
 
+# ---- order ----
+def _position(positions: dict[str, int], choices: dict[str, list[str]], elpath: str) -> tuple[int, ...] | None:
+    """The snapshot positions of each level of `elpath` (None when the base snapshot does not list it)."""
+    key: list[int] = []
+    prefix = ""
+    for seg in elpath.split("."):
+        cand = f"{prefix}.{seg}" if prefix else seg
+        if cand not in positions:
+            cand = next((f"{prefix}.{stem}[x]" for stem in choices.get(prefix, ())
+                         if seg.startswith(stem) and seg[len(stem):len(stem) + 1].isupper()), cand)
+        if cand not in positions:
+            return None
+        key.append(positions[cand])
+        prefix = cand
+    return tuple(key)
+
+
+def _order(diff: list[dict[str, Any]], base: dict[str, dict[str, Any]], sd: dict[str, Any], path: str,
+           run: Any) -> None:
+    """A differential lists its elements in snapshot order (FHIR R4 §2.21.0.4: "the differential ... in the same
+    order as the snapshot"); the HL7 snapshot generator walks the base once, so an element listed after one that
+    comes later in the base finds no match. Checked for the elements outside slices that the base lists itself."""
+    positions = {eid: i for i, eid in enumerate(base) if ":" not in eid}
+    choices: dict[str, list[str]] = {}
+    for eid in positions:
+        if eid.endswith("[x]"):
+            head, _, last = eid.rpartition(".")
+            choices.setdefault(head, []).append(last[:-3])
+    keyed = []
+    for i, el in enumerate(diff):
+        eid, elpath = el.get("id"), el.get("path")
+        if el.get("sliceName") or not isinstance(elpath, str) or (isinstance(eid, str) and ":" in eid):
+            continue
+        key = _position(positions, choices, elpath)
+        if key is not None:
+            keyed.append((key, i))
+    unmatched, cursor = [], -1
+    for _, i in sorted(keyed):
+        if i < cursor:
+            unmatched.append(i)
+        else:
+            cursor = i
+    if not unmatched:
+        return
+    ids = []
+    for i in sorted(unmatched):
+        eid = diff[i].get("id") or diff[i].get("path")
+        ids.append(eid)
+        run.add("error", "value", f"{path}.differential.element[{i}]", f"No match found for {eid} in the generated "
+                "snapshot: check that the path and definitions are legal in the differential (including order)")
+    run.add("error", "value", path, f"The profile {sd.get('url')} has {len(ids)} element"
+            f"{'s' if len(ids) > 1 else ''} in the differential (id: {', '.join(ids)}) that don't have a matching "
+            "element in the snapshot: check that the path and definitions are legal in the differential "
+            "(including order)")
+
+
 # ---- binding ----
 # Types a binding applies to (the HL7 validator's "can-bind" type characteristic, R5 §2.1.28.0.4; in R4 the same
 # types: ElementDefinition.binding "only for elements of type code, Coding, CodeableConcept, Quantity, string, uri"
 # and their derivatives).
-_CAN_BIND = {"string", "uri", "code", "oid", "url", "uuid", "canonical", "CodeableConcept", "CodeableReference",
-             "Coding", "Quantity", "Age", "Distance", "Duration", "Count", "MoneyQuantity", "SimpleQuantity", "Range",
-             "Extension", "markdown", "id"}
+_CAN_BIND = {"string", "uri", "code", "oid", "url", "uuid", "CodeableConcept", "CodeableReference", "Coding",
+             "Quantity", "Age", "Distance", "Duration", "MoneyQuantity", "SimpleQuantity", "Range", "Extension"}
 
 
 def _bindable(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
