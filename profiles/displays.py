@@ -27,9 +27,11 @@ def valid_displays(concept: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 
 def display_problem(system: str, code: str, display: Any, concept: dict[str, Any],
-                    also: Sequence[tuple[str, str | None]] = ()) -> str | None:
-    """The message for a display the concept does not define (nor `also`, the displays a bound ValueSet gives
-    it), or None when it is fine (or not checkable)."""
+                    also: Sequence[tuple[str, str | None]] = (), language: Any = None) -> tuple[str, str] | None:
+    """(severity, message) for a display the concept does not define (nor `also`, the displays a bound ValueSet
+    gives it), or None when it is fine (or not checkable). When the resource declares a language other than
+    English and the code system has no designation in it, a display in that language cannot be checked: a
+    warning, not an error."""
     if not isinstance(display, str) or not display.strip():
         return None
     choices = valid_displays(concept)
@@ -38,7 +40,11 @@ def display_problem(system: str, code: str, display: Any, concept: dict[str, Any
     shown = " or ".join(f"'{d}'" + (f" ({lang})" if lang else "") for d, lang in dict.fromkeys(choices))
     n = len(dict.fromkeys(choices))
     lead = f"one of {n} choices: " if n > 1 else ""
-    return f"Wrong Display Name '{display}' for {system}#{code}. Valid display is {lead}{shown}"
+    message = f"Wrong Display Name '{display}' for {system}#{code}. Valid display is {lead}{shown}"
+    lang = language.split("-")[0].lower() if isinstance(language, str) and language else None
+    if lang and lang != "en" and not any((dl or "").split("-")[0].lower() == lang for _, dl in choices):
+        return "warning", f"{message} (no display is defined for the language '{language}', so it was not checked)"
+    return "error", message
 
 
 def value_set_displays(vs: dict[str, Any] | None) -> dict[tuple[str, str], list[tuple[str, str | None]]]:

@@ -23,6 +23,7 @@ class TypeRef:
     code: str
     profiles: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    aggregation: tuple[str, ...] = ()  # Reference: contained | referenced | bundled (none = any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,8 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             min=int(el.get("min", 0)),
             max=None if max_raw == "*" else int(max_raw),
             repeats=(el.get("base") or {}).get("max", max_raw) != "1" and path.count(".") > 0,
-            types=tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
+            types=tuple(TypeRef(_type_code(t), tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])),
+                                tuple(t.get("aggregation", [])))
                         for t in el.get("type", [])),
             fixed=_fixed_or_pattern(el, "fixed"),
             pattern=_fixed_or_pattern(el, "pattern"),

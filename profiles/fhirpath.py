@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import fhirpathpy
+from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
@@ -100,6 +101,25 @@ USER_FUNCTIONS = {
     "htmlChecks": {"fn": _html_checks},
     "htmlchecks": {"fn": _html_checks},
 }
+
+
+def _type_fn(ctx: Any, coll: list[Any]) -> list[dict[str, str]]:
+    """type() that knows FHIR types: a resource is FHIR.<resourceType> (fhirpathpy says Object), an element the
+    R4 model's type for its path (fhirpathpy says object); anything else as fhirpathpy types it."""
+    out = []
+    for value in coll:
+        data = value.data if isinstance(value, ResourceNode) else value
+        name = None
+        if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
+            name = data["resourceType"]
+        elif isinstance(value, ResourceNode) and isinstance(data, dict) and value.path:
+            name = R4["path2Type"].get(value.path) or (value.path if "." not in value.path else None)
+        out.append({"name": name, "namespace": "FHIR"} if name else _BUILTIN_TYPE(ctx, [value])[0])
+    return out
+
+
+_BUILTIN_TYPE = invocation_registry["type"]["fn"]
+invocation_registry["type"] = {**invocation_registry["type"], "fn": _type_fn}
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS, "traceFn": lambda *args: None}
 _compiled: dict[str, Callable[..., list[Any]] | Exception] = {}
 

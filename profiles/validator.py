@@ -15,6 +15,7 @@ import orjson
 
 from mappers.exceptions import Issue, operation_outcome
 from profiles import fhirpath, rules
+from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
@@ -57,6 +58,9 @@ class _Run:
     container: dict[str, Any] | None = None  # while inside a contained resource: the resource containing it
     versions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # Type/id → the Bundle entries with it
     applied: list[str] = field(default_factory=list)  # while rules run: the profiles the resource was checked against
+    full_urls: dict[int, str] = field(default_factory=dict)  # id(entry resource) → its Bundle entry's fullUrl
+    extra_profiles: dict[int, list[str]] = field(default_factory=dict)  # id(entry resource) → bundle-param profiles
+    type_ids: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # Type/id → (entry no, fullUrl)
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -64,24 +68,24 @@ class _Run:
     def resolve(self, ref: str) -> dict[str, Any] | None:
         if ref.startswith("#"):
             return next((c for c in self.resource.get("contained", []) if c.get("id") == ref[1:]), None)
-        hit = self.index.get(ref)
-        if hit is None and "/" in ref and not ref.startswith("urn:"):
-            hit = self.index.get("/".join(ref.split("/_history/")[0].rsplit("/", 2)[-2:]))
-        return hit
+        return references_module.resolve(self, ref)
 
 
 class Validator:
     """Compiles each profile once (per Definitions) and validates instances against them."""
 
     def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True,
-                 examples: bool = True, html_in_markdown: str = "warning") -> None:
+                 examples: bool = True, html_in_markdown: str = "warning",
+                 references: references_module.ReferencePolicy | None = None) -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
         validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
         context-free datatype values (codes, quantities), which recur across resources. `examples`: accept
         references and extensions in the example domains (example.org, ...), as the HL7 validator does unless
         told otherwise. `html_in_markdown`: "warning" (the HL7 validator's default), "error" (its noHtmlInMarkdown
-        option) or "ignore" for markdown holding what looks like an HTML tag (FHIR-38714)."""
+        option) or "ignore" for markdown holding what looks like an HTML tag (FHIR-38714). `references`: how far
+        references and nested resources are followed (profiles/references.py)."""
         self.defs = defs
+        self.references = references or references_module.DEFAULT
         self.html_in_markdown = html_in_markdown
         self.security_checks = security_checks
         self.examples = examples
@@ -95,7 +99,7 @@ class Validator:
         self._required_kids: dict[int, list[Node]] = {}
         self._type_nodes: dict[str, Node | None] = {}
         self._keymaps: dict[int, dict[str, tuple[Node, str]]] = {}
-        self._memo: dict[tuple[int, str, bytes], list[tuple[str, str, str, str, str]]] = {}
+        self._memo: dict[tuple[int, str, bytes, Any], list[tuple[str, str, str, str, str]]] = {}
         self._node_memo: dict[tuple[int, str], Node | None] = {}
 
     # ---- public ----
@@ -114,7 +118,7 @@ class Validator:
             return [Issue("error", "structure", "not-a-resource",
                           "the input is not a FHIR resource (a JSON object with a resourceType string)", None)]
         run = _Run(resource)
-        if resource["resourceType"] == "Bundle":
+        if resource["resourceType"] in ("Bundle", "Parameters"):
             self._index_bundle(resource, run)
         self._resource(resource, resource["resourceType"], list(profiles), run)
         return _dedupe(run.issues)
@@ -171,20 +175,8 @@ class Validator:
 
     # ---- resources ----
     def _index_bundle(self, bundle: dict[str, Any], run: _Run) -> None:
-        for entry in bundle.get("entry") or []:
-            if not isinstance(entry, dict):
-                continue
-            res = entry.get("resource")
-            if not isinstance(res, dict):
-                continue
-            full = entry.get("fullUrl")
-            if full:
-                run.index[full] = res
-            # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it alone
-            if res.get("resourceType") and res.get("id") and not str(full or "").startswith("urn:"):
-                key = f"{res['resourceType']}/{res['id']}"
-                run.index.setdefault(key, res)
-                run.versions.setdefault(key, []).append(entry)
+        """Index a Bundle's entries (or a Parameters' resources) for reference resolution."""
+        references_module.index(bundle, run, self.references.bundle_rules)
 
     def _resource(self, res: dict[str, Any], path: str, profiles: list[str], run: _Run) -> None:
         rtype = res.get("resourceType")
@@ -378,7 +370,8 @@ class Validator:
         if self.use_memo and typ in _CONTEXT_FREE and isinstance(value, dict) and ext is None:
             # Codes, quantities and identifiers recur across resources and nothing outside them changes their
             # verdict: replay the issues of an identical value checked against the same element before.
-            key = (id(node), typ, orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+            key = (id(node), typ, orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
+                   (run.resource or run.root).get("language"))  # display checks depend on the language
             seen = self._memo.get(key)
             if seen is not None:
                 run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
@@ -404,7 +397,12 @@ class Validator:
         elif typ == "Resource" or (typ[:1].isupper() and self.defs.type_definition(typ) is not None
                                    and self.defs.type_definition(typ).get("kind") == "resource"):
             if isinstance(value, dict):
-                claimed: list[str] = []
+                if not self.references.contained and path.endswith("]") and ".contained[" in path:
+                    return  # validateContains IGNORE: contained resources are not validated
+                claimed = references_module.element_profiles(self, node, value, path, run) if any(
+                    t.profiles for t in node.types) else []
+                if run.extra_profiles and id(value) in run.extra_profiles:
+                    claimed = [*claimed, *run.extra_profiles[id(value)]]
                 self._resource(value, path, claimed, run)
             else:
                 run.add("error", "structure", path, "a resource must be a JSON object")
@@ -794,7 +792,8 @@ class Validator:
             run.conforms[key] = False  # the profile fixes another code: no need to walk the whole resource
             return False
         run.conforms[key] = True  # provisional, guards against cycles
-        sub = _Run(run.root, index=run.index, conforms=run.conforms, resource=value)
+        sub = _Run(run.root, index=run.index, conforms=run.conforms, resource=value, full_urls=run.full_urls,
+                   type_ids=run.type_ids)
         self._object(value, root, root.children, root.path, root.path, sub, is_resource=True)
         ok = not any(i.severity in ("error", "fatal") for i in sub.issues)
         run.conforms[key] = ok
@@ -852,10 +851,11 @@ class Validator:
             elif codes is not None and code in codes and "display" in c and not (
                     typ == "Coding" and node is not None and node.path.endswith(".coding")):  # CodeableConcept's
                 problem = display_problem(system, code, c["display"], codes[code],
-                                          self._bound_displays(node).get((system, code), []))
+                                          self._bound_displays(node).get((system, code), []),
+                                          (run.resource or run.root).get("language"))
                 if problem:
                     where = path if typ == "Coding" else f"{path}.coding[{i}]"
-                    run.add("error", "invalid", f"{where}.display", problem)
+                    run.add(problem[0], "invalid", f"{where}.display", problem[1])
 
     def _bound_displays(self, node: Node | None) -> dict[tuple[str, str], list[tuple[str, str | None]]]:
         """Displays the ValueSet bound to `node` gives its codes (cached per element)."""
@@ -914,9 +914,29 @@ class Validator:
             if self.defs.type_definition(rtype) is None:
                 run.add("warning", "invalid", path, f"The reference {ref!r} names an unknown resource type")
                 return
-        targets = [u for t in node.types if t.code == "Reference" for u in t.targets]
-        if not targets or rtype is None:
+            for i, full, url in references_module.near_misses(run, ref):
+                run.add("warning", "required", path, f"Entry {i} matches the reference {ref} by type and id but its "
+                        f"fullUrl {full} does not match the full target URL {url} by Bundle resolution rules")
+        refs = [t for t in node.types if t.code == "Reference"]
+        modes = {m for t in refs for m in t.aggregation}
+        if modes:
+            problem = references_module.aggregation_problem(modes, ref, target, run)
+            if problem:
+                run.add("error", problem[0], path, problem[1])
+                return
+        policy = self.references
+        if target is None and policy.fetch is not None and not ref.startswith("#"):
+            target = policy.fetch(ref)  # found outside the instance (a server, a store): not for aggregation
+        if target is None and not ref.startswith("#") and policy.check_exists and not (
+                self.examples and _EXAMPLE_DOMAIN.match(ref)):
+            run.add("error", "structure", path, f"Unable to resolve resource with reference '{ref}'")
             return
+        targets = [u for t in refs for u in t.targets]
+        # the type an unresolved URL implies is trusted only when asked to (assumeValidRestReferences)
+        if not targets or rtype is None or (target is None and not policy.assume_valid_rest):
+            return
+        for u in references_module.unknown_profiles(self, targets):
+            run.add("error", "structure", path, f"Unable to resolve the profile reference '{u}'")
         allowed = {self._type_of(u) for u in targets}
         if not ("Resource" in allowed or rtype in allowed):
             run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "

@@ -210,7 +210,7 @@ def _item(b: _Bundle, obs: dict[str, Any], notes: Notes) -> tuple[Item, str]:
         v3 = _first(i, S.V3_INTERPRETATION)
         rc = _first(i, S.RESULT_CODE_SYSTEM)
         if v3:
-            interpretations.append(Code(v3["code"], S.OID_INTERPRETATION, v3.get("display", "")))
+            interpretations.append(Code(v3["code"], S.OID_INTERPRETATION, i.get("text") or v3.get("display", "")))
         if rc:
             result_code = Code(rc["code"], S.OID_RESULT_CODE, rc.get("display", ""))
     if "valueQuantity" in obs:

@@ -220,3 +220,16 @@ def test_extension_context_invariant(base: list[dict[str, Any]]) -> None:
 
 def test_corpus_files_exist() -> None:
     assert Path(CASES / "json-comments-1.json").exists()
+
+
+def test_display_in_a_language_the_code_system_lacks_is_a_warning(validator) -> None:  # type: ignore[no-untyped-def]
+    coding = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "H",
+              "display": "偏高"}
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "血红蛋白"},
+           "interpretation": [{"coding": [coding]}]}
+    def displays(res):  # type: ignore[no-untyped-def]
+        return [(i.severity, i.expression) for i in validator.validate(res) if "Wrong Display Name" in i.message]
+    where = "Observation.interpretation[0].coding[0].display"
+    assert displays(obs) == [("error", where)]
+    assert displays({**obs, "language": "zh-CN"}) == [("warning", where)]
+    assert displays({**obs, "language": "en-US"}) == [("error", where)]

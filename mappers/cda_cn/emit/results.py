@@ -123,8 +123,10 @@ def observation(ctx: Ctx, report: Report, item: Item, key: str, n: int, subject:
     when = ctx.time(item.time, item.where, "test time") or effective
     if when:
         res["effectiveDateTime"] = when
-    interpretation = [{"coding": [{"system": S.V3_INTERPRETATION, "code": c.code,
-                                   **({"display": c.display} if c.display else {})}]} for c in item.interpretation]
+    # the document's own wording (e.g. 偏高) is the concept's text: Coding.display may only hold a display the code
+    # system defines (R4 datatypes.html#Coding), and v3-ObservationInterpretation has no Chinese designations
+    interpretation = [{"coding": [{"system": S.V3_INTERPRETATION, "code": c.code}],
+                       **({"text": c.display} if c.display else {})} for c in item.interpretation]
     if item.value:
         q = quantity(ctx, item.value, item.unit, item.where)
         if q is not None:

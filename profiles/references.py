@@ -1,0 +1,347 @@
+"""Reference resolution inside Bundles and Parameters, and the profiles that apply to resources nested in other
+resources (Bundle.entry.resource, Parameters.parameter.resource), as the HL7 validator applies them.
+
+Resolution follows FHIR R4 "Resolving references in Bundles" (http://hl7.org/fhir/R4/bundle.html#references):
+an absolute reference matches an entry's fullUrl; a relative one (Type/id) is first made absolute against the
+fullUrl of the entry that holds it (its RESTful base, or the `urn:uuid:` scheme) and then matched by fullUrl.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$")
+_ABSOLUTE = re.compile(r"^[a-z][a-z0-9+.-]*:")
+CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """How far references and nested resources are followed (the HL7 validator's options of the same names).
+
+    `check_exists` (validateReference CHECK_EXISTS...): a reference that resolves neither inside the Bundle,
+    Parameters or contained resources nor through `fetch` is an error. `assume_valid_rest` (assumeValidRestReferences):
+    the type named by an unresolved `Type/id` reference is checked against the element's target types; on by
+    default, as a gateway wants (Medication/1 as an Observation's subject), off in the HL7 validator (JAVA_DEFAULT).
+    `contained` (validateContains, False = IGNORE): validate contained resources. `bundle_rules` (bundle-param):
+    (rule, profile) pairs; a rule `Type:n` applies the profile to the n-th entry of that type (0-based), `n` to entry
+    n, `Type` to every entry of the type. `fetch`: resolves references found nowhere in the instance (or None)."""
+
+    check_exists: bool = False
+    assume_valid_rest: bool = True
+    contained: bool = True
+    bundle_rules: tuple[tuple[str, str], ...] = ()
+    fetch: Any = None
+
+
+DEFAULT = ReferencePolicy()
+JAVA_DEFAULT = ReferencePolicy(assume_valid_rest=False)  # the HL7 validator's defaults
+
+
+def index(root: dict[str, Any], run: Any, rules: tuple[tuple[str, str], ...]) -> None:
+    """Index the resources a reference inside `root` can reach: Bundle entries by fullUrl (and Type/id for RESTful
+    fullUrls or none), Parameters resources by Type/id; remember each entry's fullUrl and bundle-param profiles."""
+    if root.get("resourceType") == "Parameters":
+        _index_parameters(root.get("parameter"), run)
+        return
+    counts: dict[str, int] = {}
+    for i, entry in enumerate(root.get("entry") or []):
+        if not isinstance(entry, dict):
+            continue
+        res = entry.get("resource")
+        if not isinstance(res, dict):
+            continue
+        full = entry.get("fullUrl")
+        rtype = res.get("resourceType")
+        if isinstance(full, str):
+            run.index[full] = res
+            run.full_urls[id(res)] = full
+        # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it alone
+        if rtype and res.get("id"):
+            run.type_ids.setdefault(f"{rtype}/{res['id']}", []).append((i, str(full)))
+        if rtype and res.get("id") and not str(full or "").startswith("urn:"):
+            key = f"{rtype}/{res['id']}"
+            run.index.setdefault(key, res)
+            run.versions.setdefault(key, []).append(entry)
+        if rules and isinstance(rtype, str):
+            n = counts.get(rtype, 0)
+            counts[rtype] = n + 1
+            extra = [prof for rule, prof in rules if _meets(rule, rtype, n, i)]
+            if extra:
+                run.extra_profiles[id(res)] = extra
+
+
+def _meets(rule: str, rtype: str, nth_of_type: int, entry_no: int) -> bool:
+    t, _, n = rule.partition(":")
+    if not n and t.isdigit():
+        return int(t) == entry_no
+    if t and t != rtype:
+        return False
+    return not n or (n.isdigit() and int(n) == nth_of_type)
+
+
+def _index_parameters(params: Any, run: Any) -> None:
+    # Java resolves Type/id references between the resources of one Parameters (e.g. $member-match input)
+    for p in params or []:
+        if not isinstance(p, dict):
+            continue
+        res = p.get("resource")
+        if isinstance(res, dict) and res.get("resourceType") and res.get("id"):
+            run.index.setdefault(f"{res['resourceType']}/{res['id']}", res)
+        _index_parameters(p.get("part"), run)
+
+
+def source_full_url(run: Any) -> str | None:
+    """fullUrl of the Bundle entry holding the resource being validated (or its container)."""
+    if not run.full_urls:
+        return None
+    hit = run.full_urls.get(id(run.resource))
+    if hit is None and run.container is not None:
+        hit = run.full_urls.get(id(run.container))
+    return hit
+
+
+def target_url(ref: str, source: str) -> str | None:
+    """The absolute URL a relative `Type/id` reference stands for inside the entry whose fullUrl is `source`
+    (R4 bundle.html#references): a RESTful fullUrl gives its base; a urn:uuid: / urn:oid: fullUrl its scheme,
+    which is followed by the id alone."""
+    m = _RELATIVE.match(ref)
+    if m is None:
+        return None
+    if source.startswith("urn:"):
+        return source[: source.rfind(":") + 1] + m.group(2)
+    parts = source.split("/")
+    if len(parts) < 3:
+        return None
+    return "/".join(parts[:-2]) + "/" + f"{m.group(1)}/{m.group(2)}"
+
+
+def resolve(run: Any, ref: str) -> dict[str, Any] | None:
+    """The resource `ref` points to within the instance (Bundle entries, Parameters resources), or None."""
+    hit = run.index.get(ref)
+    if hit is not None:
+        return hit
+    if ref.startswith("urn:"):
+        return None
+    if _ABSOLUTE.match(ref):
+        if "/_history/" in ref:
+            return run.index.get(ref.split("/_history/")[0])
+        return None
+    source = source_full_url(run)
+    if source is not None and _RELATIVE.match(ref):
+        url = target_url(ref, source)
+        return run.index.get(url) if url else None
+    if "/" in ref:  # no source fullUrl (transactions, Parameters, a single resource): by type and id
+        return run.index.get("/".join(ref.split("/_history/")[0].rsplit("/", 2)[-2:]))
+    return None
+
+
+def near_misses(run: Any, ref: str) -> list[tuple[int, str, str]]:
+    """Entries of the root Bundle with the type and id of an unresolved relative `ref`, but whose fullUrl is not
+    the target URL: (entry number, fullUrl, target URL)."""
+    m = _RELATIVE.match(ref)
+    source = source_full_url(run)
+    if m is None or source is None or run.root.get("resourceType") != "Bundle":
+        return []
+    url = target_url(ref, source) or ref
+    return [(i, full, url) for i, full in run.type_ids.get(f"{m.group(1)}/{m.group(2)}", [])]
+
+
+def element_profiles(validator: Any, node: Any, res: dict[str, Any], path: str, run: Any) -> list[str]:
+    """Profiles the element holding resource `res` requires of it (its type's `profile`s, Bundle.entry.resource or
+    Parameters.parameter.resource in a profile): the one for the resource's type, or an error when no allowed
+    profile is for that type. Unknown profiles are returned too, so that they are reported as unknown."""
+    rtype = res.get("resourceType")
+    urls = [u for t in node.types for u in t.profiles]
+    if not urls:
+        return []
+    typed = [(u, validator._type_of(u)) for u in urls]
+    matching = [u for u, t in typed if t == rtype or t is None]
+    if not matching:
+        allowed = sorted({t for _, t in typed if t})
+        run.add("error", "informational", path, f"The type '{rtype}' is not valid - must be "
+                f"{' or '.join(allowed)}")
+        return []
+    if len(matching) > 1:  # any one of them will do: report against the first when none fits
+        if any(validator._conforms(res, u, run) for u in matching):
+            return []
+        # a profile that cannot be compiled (snapshot errors) cannot be judged: give it the benefit of the doubt
+        return [] if any(validator.node(u) is None for u in matching) else matching[:1]
+    return matching
+
+
+def aggregation_problem(modes: set[str], ref: str, target: Any, run: Any) -> tuple[str, str] | None:
+    """(issue code, message) when a reference breaks the aggregation modes of its element, else None. R4 gives
+    `bundled` its meaning inside a Bundle only, so outside one just `contained` is enforced."""
+    if ref.startswith("#"):
+        kind = "contained"
+    elif target is not None:
+        kind = "bundled"
+    else:
+        kind = "referenced"
+    if kind in modes:
+        return None
+    in_bundle = run.root.get("resourceType") == "Bundle"
+    if kind == "referenced" and not in_bundle and "contained" not in modes:
+        return None
+    shown = ", ".join(sorted(modes))
+    if kind == "referenced" and in_bundle:
+        return "required", f"Bundled or contained reference not found within the bundle/resource {ref}"
+    words = {"contained": "contained", "bundled": "bundled", "referenced": "external"}
+    return "structure", (f"Reference is {words[kind]} which isn't supported by the specified aggregation mode(s) "
+                         f"for the reference ({shown})")
+
+
+def unknown_profiles(validator: Any, urls: list[str]) -> list[str]:
+    """Target profiles that name no StructureDefinition known locally (so no type can be inferred from them)."""
+    return [u for u in urls if not u.startswith(CORE_PREFIX) and validator.defs.structure(u) is None]
+
+
+# ---- documents: Composition references and entry reachability (R4 bundle.html#document, documents.html) ----
+_RESTFUL_FULL_URL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+
+
+class _Entries:
+    """A Bundle's entries looked up the way the HL7 validator resolves links in documents: absolute references by
+    fullUrl; relative ones against the RESTful fullUrl of the resource holding them (its base), which must end with
+    that resource's own type and id. A Type/id match elsewhere is only an "apparent" match."""
+
+    def __init__(self, bundle: dict[str, Any]) -> None:
+        self.entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+        self.by_full: dict[str, list[int]] = {}
+        self.by_type_id: dict[str, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            if isinstance(e.get("fullUrl"), str):
+                self.by_full.setdefault(e["fullUrl"], []).append(i)
+            res = e.get("resource")
+            if isinstance(res, dict) and res.get("resourceType") and res.get("id"):
+                self.by_type_id.setdefault(f"{res['resourceType']}/{res['id']}", []).append(i)
+
+    def lookup(self, ref: str, source: int) -> tuple[list[int], list[int]]:
+        """(matching entries, apparent matches by type and id only) for `ref` held by entry `source`."""
+        ref = ref.split("#", 1)[0]
+        bare, _, version = ref.partition("/_history/")
+        if _ABSOLUTE.match(ref):
+            hits = self.by_full.get(bare, [])
+            return self._version(hits, version), []
+        m = _RELATIVE.match(ref)
+        if m is None:
+            return [], []
+        e = self.entries[source]
+        res = e.get("resource") if isinstance(e.get("resource"), dict) else {}
+        full = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else ""
+        own = f"{res.get('resourceType')}/{res.get('id')}"
+        hits: list[int] = []
+        if _RESTFUL_FULL_URL.match(full) and full.endswith("/" + own):
+            hits = self._version(self.by_full.get(full[: -len(own)] + f"{m.group(1)}/{m.group(2)}", []), version)
+        apparent = [] if hits else self.by_type_id.get(f"{m.group(1)}/{m.group(2)}", [])
+        return hits, apparent
+
+    def _version(self, hits: list[int], version: str) -> list[int]:
+        if not version:
+            return hits
+        return [i for i in hits if ((self.entries[i].get("resource") or {}).get("meta") or {}).get("versionId")
+                == version]
+
+
+def _refs_in(value: Any, out: list[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            out.append(ref)
+        for v in value.values():
+            if isinstance(v, dict | list):
+                _refs_in(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _refs_in(v, out)
+
+
+_COMPOSITION_LINKS = (("subject", "Composition.subject"), ("author", "Composition.author"),
+                      ("encounter", "Composition.encounter"), ("custodian", "Composition.custodian"))
+
+
+def document_problems(bundle: dict[str, Any], path: str) -> list[tuple[str, str, str, str]]:
+    """(severity, code, path, message) for a document Bundle: the Composition's links (subject, author, encounter,
+    custodian, attester.party, event.detail, section author/focus/entry) must resolve inside the Bundle, and every
+    entry must be reachable from the Composition by following references forward or backward."""
+    index = _Entries(bundle)
+    if not index.entries or (index.entries[0].get("resource") or {}).get("resourceType") != "Composition":
+        return []
+    comp = index.entries[0]["resource"]
+    cpath = f"{path}.entry[0].resource"
+    out: list[tuple[str, str, str, str]] = []
+
+    def check(value: Any, where: str, label: str) -> None:
+        ref = value.get("reference") if isinstance(value, dict) else None
+        if not isinstance(ref, str) or ref.startswith("#"):
+            return
+        hits, apparent = index.lookup(ref, 0)
+        if len(hits) > 1:
+            out.append(("error", "invalid", where, f"Found {len(hits)} matches for '{ref}' in the bundle ({label})"))
+        elif not hits:
+            msg = f"Can't find '{ref}' in the bundle ({label})"
+            if apparent:
+                msg += (". Note that there is a resource in the bundle with the same type and id, but it does not "
+                        "match because of the fullUrl based rules around matching relative references")
+            out.append(("error", "invalid" if apparent else "not-found", where, msg))
+
+    def each(value: Any) -> list[tuple[int, Any]]:
+        return list(enumerate(value)) if isinstance(value, list) else [(-1, value)] if value is not None else []
+
+    for name, label in _COMPOSITION_LINKS:
+        for i, v in each(comp.get(name)):
+            check(v, f"{cpath}.{name}" + (f"[{i}]" if i >= 0 else ""), label)
+    for i, att in each(comp.get("attester")):
+        if isinstance(att, dict):
+            check(att.get("party"), f"{cpath}.attester[{i}].party", "Composition.attester.party")
+    for i, ev in each(comp.get("event")):
+        for j, d in each(ev.get("detail") if isinstance(ev, dict) else None):
+            check(d, f"{cpath}.event[{i}].detail[{j}]", "Composition.event.detail")
+
+    def sections(owner: dict[str, Any], where: str) -> None:
+        for i, sec in each(owner.get("section")):
+            if not isinstance(sec, dict):
+                continue
+            spath = f"{where}.section[{i}]"
+            for j, a in each(sec.get("author")):
+                check(a, f"{spath}.author[{j}]", "Section.author")
+            check(sec.get("focus"), f"{spath}.focus", "Section.focus")
+            for j, e in each(sec.get("entry")):
+                check(e, f"{spath}.entry[{j}]", "Section Entry")
+            sections(sec, spath)
+
+    sections(comp, cpath)
+    # reachability: links between entries, followed forward from the Composition, then backward
+    links: list[set[int]] = []
+    for i, e in enumerate(index.entries):
+        refs: list[str] = []
+        _refs_in(e.get("resource"), refs)
+        links.append({t for r in refs for t in index.lookup(r, i)[0] if t != i})
+    seen: set[int] = set()
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        if i not in seen:
+            seen.add(i)
+            stack.extend(links[i])
+    grown = True
+    while grown:
+        grown = False
+        for i in range(len(index.entries)):
+            if i not in seen and links[i] & seen:
+                stack = [i]
+                while stack:
+                    k = stack.pop()
+                    if k not in seen:
+                        seen.add(k)
+                        stack.extend(links[k])
+                grown = True
+    for i, e in enumerate(index.entries):
+        if i not in seen and isinstance(e.get("resource"), dict):
+            full = f"'{e['fullUrl']}'" if isinstance(e.get("fullUrl"), str) else ""
+            out.append(("error", "informational", f"{path}.entry[{i}]", f"Entry {full} isn't reachable by traversing "
+                        "links (forward or backward) from the Composition"))
+    return out
