@@ -8,7 +8,7 @@ import importlib.util
 
 from tests.conftest import ROOT
 
-THRESHOLD = 0.85  # verdict agreement over all base and profile steps, JSON and XML
+THRESHOLD = 0.97  # verdict agreement over all base and profile steps, JSON and XML
 
 
 def _harness():  # type: ignore[no-untyped-def]
