@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 _FN = re.compile(r"^(\w+)\((.*)\)$")
@@ -44,9 +45,11 @@ def equal_primitive(a: Any, b: Any) -> bool:
     return a == b
 
 
-def split_path(path: str) -> list[str]:
+@lru_cache(maxsize=4096)  # a profile set has a few hundred discriminator paths, split for every item
+def split_path(path: str) -> tuple[str, ...]:
     """Split a discriminator path on dots outside parentheses: `extension('a.b').value` → 2 steps."""
-    steps, depth, buf = [], 0, ""
+    steps: list[str] = []
+    depth, buf = 0, ""
     for ch in path:
         if ch == "(":
             depth += 1
@@ -59,7 +62,7 @@ def split_path(path: str) -> list[str]:
             buf += ch
     if buf:
         steps.append(buf)
-    return steps
+    return tuple(steps)
 
 
 def values_at(value: Any, path: str, resolve: Callable[[str], dict[str, Any] | None]) -> list[Any]:

@@ -101,6 +101,7 @@ class Validator:
         self._keymaps: dict[int, dict[str, tuple[Node, str]]] = {}
         self._memo: dict[tuple[int, str, bytes, Any], list[tuple[str, str, str, str, str]]] = {}
         self._node_memo: dict[tuple[int, str], Node | None] = {}
+        self._slice_memo: dict[tuple[int, str, bytes], int | None] = {}  # item content → the slice it matched
 
     # ---- public ----
     def validate(self, resource: Any, profiles: Sequence[str] = ()) -> list[Issue]:
@@ -367,11 +368,11 @@ class Validator:
             self._value(value, ext, typ, targets[i], p, run)
 
     def _value(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
-        if self.use_memo and typ in _CONTEXT_FREE and isinstance(value, dict) and ext is None:
+        content = _content_key(value) if self.use_memo and typ in _CONTEXT_FREE and ext is None else None
+        if content is not None:
             # Codes, quantities and identifiers recur across resources and nothing outside them changes their
             # verdict: replay the issues of an identical value checked against the same element before.
-            key = (id(node), typ, orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
-                   (run.resource or run.root).get("language"))  # display checks depend on the language
+            key = (id(node), typ, content, (run.resource or run.root).get("language"))  # displays: per language
             seen = self._memo.get(key)
             if seen is not None:
                 run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
@@ -655,9 +656,17 @@ class Validator:
         order: list[int] = []
         counts = dict.fromkeys(kid.slices, 0)
         index = self._slice_index(kid)
+        memo = self.use_memo and self._context_free_slicing(kid)
         for i, (_, value, _, typ) in enumerate(items):
-            candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
-            hit = next((k for k in candidates if self._matches(value, typ, slices[k][1], kid, run)), None)
+            content = _content_key(value) if memo else None
+            hit = self._slice_memo.get((id(kid), typ, content), _MISSING) if content is not None else _MISSING
+            if hit is _MISSING:
+                candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
+                hit = next((k for k in candidates if self._matches(value, typ, slices[k][1], kid, run)), None)
+                if content is not None:
+                    if len(self._slice_memo) > 100_000:
+                        self._slice_memo.clear()
+                    self._slice_memo[(id(kid), typ, content)] = hit
             if hit is None:
                 chosen.append(kid)
                 order.append(len(slices))
@@ -683,6 +692,17 @@ class Validator:
         if kid.slicing.ordered and order != sorted(order):
             run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
         return chosen
+
+    def _context_free_slicing(self, kid: Node) -> bool:
+        """Whether the slice an item falls in depends on the item alone (no profile or resolve() discriminator)."""
+        key = (id(kid), "context-free")
+        hit = self._node_memo.get(key, _MISSING)  # type: ignore[arg-type]
+        if hit is _MISSING:
+            assert kid.slicing is not None
+            hit = all(dtype in ("value", "pattern", "exists", "type") and "resolve(" not in dpath
+                      for dtype, dpath in kid.slicing.discriminators)
+            self._node_memo[key] = hit  # type: ignore[assignment]
+        return bool(hit)
 
     def _matches(self, value: Any, typ: str, snode: Node, kid: Node, run: _Run) -> bool:
         assert kid.slicing is not None
@@ -1050,6 +1070,17 @@ class _SliceIndex:
                 if isinstance(k, tuple):  # a coding with extra elements still carries system and code
                     found.update(self.by_key.get((k[0], k[1]), ()))
         return sorted(found)
+
+
+def _content_key(value: Any) -> bytes | None:
+    """A JSON object's content as memo key bytes; None for other values and for what orjson cannot write (integers
+    beyond 64 bits, which the XML reader and Python's json module can produce)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
 
 
 def _short(value: Any) -> str:

@@ -55,18 +55,24 @@ _TABLE: list[tuple[str, str, str, frozenset[str]]] = [
 _SYSTEMS = {"LOINC": "http://loinc.org", "SNOMED CT": "http://snomed.info/sct"}
 
 
+_BY_CODE: dict[tuple[str, str], int] = {}
+for _row, (_sysname, _, _, _codes) in enumerate(_TABLE):
+    for _code in _codes:
+        _BY_CODE.setdefault((_SYSTEMS[_sysname], _code), _row)
+
+
 def vital_signs_profile(code: Any) -> tuple[str, str, str, str] | None:
     """(profile url, name, code system name, code) that an Observation.code requires, or None."""
     codings = code.get("coding") if isinstance(code, dict) else None
     if not isinstance(codings, list):
         return None
-    pairs = [(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
-    for sysname, profile, name, codes in _TABLE:
-        system = _SYSTEMS[sysname]
-        hit = next((c for s, c in pairs if s == system and c in codes), None)
-        if hit is not None:
-            return _VS + profile, name, sysname, hit
-    return None
+    hits = [(_BY_CODE[key], key[1]) for c in codings if isinstance(c, dict) and isinstance(c.get("system"), str)
+            and isinstance(c.get("code"), str) and (key := (c["system"], c["code"])) in _BY_CODE]
+    if not hits:
+        return None
+    row, hit = min(hits)  # the table's order: LOINC rows before SNOMED CT ones
+    sysname, profile, name, _ = _TABLE[row]
+    return _VS + profile, name, sysname, hit
 
 
 @rule("Observation")
