@@ -164,3 +164,10 @@ def test_invariant_that_names_its_resource_type_is_evaluated() -> None:
 ])
 def test_malformed_input_is_reported_not_a_crash(v: Validator, res: dict[str, Any]) -> None:
     assert any(i.severity == "error" for i in v.validate(res))
+
+
+def test_integer_beyond_64_bits_is_validated_not_a_crash(v: Validator) -> None:
+    """FHIR decimals have no size limit; XML input and Python's json module give such values as int."""
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "count"},
+           "valueQuantity": {"value": 10**30, "unit": "1"}}
+    assert errors(v, obs) == []
