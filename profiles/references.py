@@ -47,12 +47,14 @@ def index(root: dict[str, Any], run: Any, rules: tuple[tuple[str, str], ...]) ->
         _index_parameters(root.get("parameter"), run)
         return
     counts: dict[str, int] = {}
-    for i, entry in enumerate(root.get("entry") or []):
+    entries = root.get("entry")
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
         if not isinstance(entry, dict):
             continue
         res = entry.get("resource")
-        if not isinstance(res, dict):
-            continue
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str) or not isinstance(
+                res.get("id", ""), str):
+            continue  # malformed entries are reported by the structure checks, and cannot be referred to
         full = entry.get("fullUrl")
         rtype = res.get("resourceType")
         if isinstance(full, str):
@@ -84,11 +86,11 @@ def _meets(rule: str, rtype: str, nth_of_type: int, entry_no: int) -> bool:
 
 def _index_parameters(params: Any, run: Any) -> None:
     # Java resolves Type/id references between the resources of one Parameters (e.g. $member-match input)
-    for p in params or []:
+    for p in params if isinstance(params, list) else []:
         if not isinstance(p, dict):
             continue
         res = p.get("resource")
-        if isinstance(res, dict) and res.get("resourceType") and res.get("id"):
+        if isinstance(res, dict) and isinstance(res.get("resourceType"), str) and isinstance(res.get("id"), str):
             run.index.setdefault(f"{res['resourceType']}/{res['id']}", res)
         _index_parameters(p.get("part"), run)
 

@@ -66,8 +66,10 @@ class _Run:
         self.issues.append(Issue(severity, code, details, message, path))
 
     def resolve(self, ref: str) -> dict[str, Any] | None:
+        if not isinstance(ref, str):
+            return None  # a malformed Reference.reference (reported by the type checks) resolves to nothing
         if ref.startswith("#"):
-            return next((c for c in self.resource.get("contained", []) if c.get("id") == ref[1:]), None)
+            return next((c for c in _objects(self.resource.get("contained")) if c.get("id") == ref[1:]), None)
         return references_module.resolve(self, ref)
 
 
@@ -185,7 +187,8 @@ class Validator:
         if base is None:
             run.add("error", "structure", path, f"Unknown resource type {rtype!r}")
             return
-        claimed = [p for p in (res.get("meta") or {}).get("profile", []) if isinstance(p, str)]
+        meta = res.get("meta")
+        claimed = [p for p in _items(meta.get("profile")) if isinstance(p, str)] if isinstance(meta, dict) else []
         roots: list[Node] = []
         for url in dict.fromkeys([*profiles, *claimed]):
             node = self.node(url)
@@ -219,13 +222,15 @@ class Validator:
         seen: dict[str, int] = {}
         btype = bundle.get("type")
         relations: dict[str, int] = {}
-        for i, link in enumerate(bundle.get("link") or []):
+        for i, link in enumerate(_items(bundle.get("link"))):
             rel = link.get("relation") if isinstance(link, dict) else None
+            if not isinstance(rel, str):
+                continue
             if rel in ("self", "first", "previous", "prev", "next", "last") and rel in relations:
                 run.add("error", "invalid", f"{path}.link[{i}]", f"The link relationship type '{rel}' can only occur "
                         "once")
             relations[rel] = i
-        for i, entry in enumerate(bundle.get("entry") or []):
+        for i, entry in enumerate(_items(bundle.get("entry"))):
             if not isinstance(entry, dict):
                 continue
             full = entry.get("fullUrl")
@@ -238,7 +243,8 @@ class Validator:
                 if not re.match(r"^[a-z][a-z0-9+.-]*:", full):
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl must be an absolute URL (not "
                             f"'{full}')")
-                key = full + "|" + str((res.get("meta") or {}).get("versionId", ""))
+                meta = res.get("meta")
+                key = full + "|" + str(meta.get("versionId", "") if isinstance(meta, dict) else "")
                 if key in seen:
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"Duplicate fullUrl {full} (also entry "
                             f"[{seen[key]}])")
@@ -458,7 +464,7 @@ class Validator:
             run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
                     "children'")
         element = self._type_node("Element")
-        items = [("extension", e, None, "Extension") for e in ext.get("extension", []) or []]
+        items = [("extension", e, None, "Extension") for e in _items(ext.get("extension"))]
         for i, (_, e, _, _) in enumerate(items):
             self._extension(e, f"{path}.extension[{i}]", run, element)
         if items:
@@ -827,6 +833,8 @@ class Validator:
             return
         if typ in ("code", "string", "uri"):
             codings = [(None, value)] if isinstance(value, str) else []
+        elif not isinstance(value, dict):
+            return  # a Coding, CodeableConcept or Quantity that is not an object: reported as such
         elif typ == "Coding":
             codings = [(value.get("system"), value.get("code"))] if value.get("code") else []
         elif typ == "Quantity":
@@ -834,7 +842,7 @@ class Validator:
                 return
             codings = [(value.get("system"), value.get("code"))]
         else:
-            codings = [(c.get("system"), c.get("code")) for c in value.get("coding", []) if c.get("code")]
+            codings = [(c.get("system"), c.get("code")) for c in _objects(value.get("coding")) if c.get("code")]
             if not codings:
                 if strength == "required" and not value.get("text"):
                     run.add("error", "code-invalid", path, f"No code provided, and a code is required from the "
@@ -857,7 +865,7 @@ class Validator:
         run.add(sev, "code-invalid", path, msg + f" (binding strength {strength})")
 
     def _codes_exist(self, value: dict[str, Any], typ: str, path: str, run: _Run, node: Node | None = None) -> None:
-        codings = [value] if typ == "Coding" else value.get("coding", [])
+        codings = [value] if typ == "Coding" else _items(value.get("coding"))
         for i, c in enumerate(codings):
             if not isinstance(c, dict):
                 continue
@@ -898,10 +906,11 @@ class Validator:
         rel = _REF_RELATIVE.match(ref)
         entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel else []
         # several versions of one resource (same fullUrl): only a versioned reference can pick one
-        same = [e["resource"] for e in entries] if len({e.get("fullUrl") for e in entries}) == 1 else []
+        same = [e["resource"] for e in entries] if len({str(e.get("fullUrl")) for e in entries}) == 1 else []
         if rel and len(same) > 1:
             version = (rel.group(3) or "").removeprefix("/_history/")
-            hits = [r for r in same if version and (r.get("meta") or {}).get("versionId") == version]
+            hits = [r for r in same if version and isinstance(r.get("meta"), dict)
+                    and r["meta"].get("versionId") == version]
             if not version:
                 run.add("error", "invalid", path, f"Found {len(same)} matches for '{ref}' in the Bundle")
                 return
@@ -953,7 +962,7 @@ class Validator:
             return
         targets = [u for t in refs for u in t.targets]
         # the type an unresolved URL implies is trusted only when asked to (assumeValidRestReferences)
-        if not targets or rtype is None or (target is None and not policy.assume_valid_rest):
+        if not targets or not isinstance(rtype, str) or (target is None and not policy.assume_valid_rest):
             return
         for u in references_module.unknown_profiles(self, targets):
             run.add("error", "structure", path, f"Unable to resolve the profile reference '{u}'")
@@ -1070,6 +1079,16 @@ class _SliceIndex:
                 if isinstance(k, tuple):  # a coding with extra elements still carries system and code
                     found.update(self.by_key.get((k[0], k[1]), ()))
         return sorted(found)
+
+
+def _items(value: Any) -> list[Any]:
+    """A repeating element's items; nothing when the content is not an array (reported by the structure checks)."""
+    return value if isinstance(value, list) else []
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects among a repeating element's items."""
+    return [v for v in _items(value) if isinstance(v, dict)]
 
 
 def _content_key(value: Any) -> bytes | None:

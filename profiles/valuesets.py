@@ -179,6 +179,8 @@ class Terminology:
 
     # ---- membership ----
     def contains(self, url: str, system: str | None, code: str) -> Membership:
+        if not isinstance(code, str) or not isinstance(system, str | None):
+            return Membership(None, "the code or system is not a string")  # the JSON type checks report it
         exp = self.expand(url)
         if exp is None:
             return Membership(None, f"ValueSet {url} is not available locally")

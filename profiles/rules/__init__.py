@@ -31,7 +31,15 @@ def rule(*resource_types: str) -> Callable[[Rule], Rule]:
 
 def apply(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None:
     for fn in (*RULES.get(resource.get("resourceType", ""), ()), *RULES.get("*", ())):
-        fn(validator, resource, path, run)
+        try:
+            fn(validator, resource, path, run)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError):
+            # Rules read content the structure checks have passed; on content they have already refused (an
+            # object where an array belongs, ...) a rule may not apply. Anything else is a defect: let it surface.
+            if not any(i.severity in ("error", "fatal") for i in run.issues):
+                raise
+            run.add("information", "informational", path, f"The {fn.__module__.rsplit('.', 1)[-1]} rules were "
+                    "not applied, because the resource's content is malformed (see the errors)")
 
 
 for _mod in pkgutil.iter_modules(__path__):
