@@ -18,6 +18,28 @@ FIXED_EXPRESSIONS = {
 }
 
 
+def _anchored(expr: str) -> str:
+    """`x.matches('re')` → `x.matches('^re$')`: matches() finds the pattern anywhere in the string."""
+    head, _, regex = expr.partition(".matches('")
+    return f"{head}.matches('^{regex[:-2]}$')"
+
+
+# eld-19, eld-20 and the canonical-resource name rule (sdf-0, opd-0, ...) give regexes meant for the whole value but
+# unanchored, so that any value with one valid character run passed; the HL7 validator anchors them.
+_R4_ELD19 = ("path.matches('[^\\\\s\\\\.,:;\\\\\\'\"\\\\/|?!@#$%&*()\\\\[\\\\]{}]{1,64}(\\\\.[^\\\\s\\\\.,:;"
+             "\\\\\\'\"\\\\/|?!@#$%&*()\\\\[\\\\]{}]{1,64}(\\\\[x\\\\])?(\\\\:[^\\\\s\\\\.]+)?)*')")
+_R4_ELD20 = "path.matches('[A-Za-z][A-Za-z0-9]*(\\\\.[a-z][A-Za-z0-9]*(\\\\[x])?)*')"
+_R4_NAME = "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')"
+FIXED_EXPRESSIONS.update({_R4_ELD19: _anchored(_R4_ELD19), _R4_ELD20: _anchored(_R4_ELD20),
+                          _R4_NAME: "name.exists() implies " + _anchored(_R4_NAME)})
+# R4 gives txt-1 and txt-2 the same expression (htmlChecks()); txt-2 is the "some non-whitespace content" half
+FIXED_BY_KEY = {("txt-2", "htmlChecks()"): "htmlChecks2()"}
+
+
+def _expression(key: str, expression: str) -> str:
+    return FIXED_BY_KEY.get((key, expression)) or FIXED_EXPRESSIONS.get(expression, expression)
+
+
 @dataclass(frozen=True, slots=True)
 class TypeRef:
     code: str
@@ -124,7 +146,7 @@ def compile_snapshot(sd: dict[str, Any]) -> Node:
             pattern=_fixed_or_pattern(el, "pattern"),
             binding=(el["binding"]["strength"], el["binding"].get("valueSet")) if el.get("binding") else None,
             constraints=tuple(Constraint(c["key"], c.get("severity", "error"), c.get("human", ""),
-                                         FIXED_EXPRESSIONS.get(c.get("expression", ""), c.get("expression", "")),
+                                         _expression(c["key"], c.get("expression", "")),
                                          c.get("source", url))
                               for c in el.get("constraint", [])
                               if c.get("expression") and c["key"] not in NATIVE_KEYS),

@@ -80,17 +80,28 @@ def _conforms_to(inputs: list[Any], url: str) -> list[bool]:
 
 
 def _html_checks(inputs: list[Any]) -> list[bool]:
-    """The narrative rules behind txt-1/txt-2: XHTML div, no active content."""
+    """txt-1 (and the xhtml check): an XHTML div, no active content."""
     if len(inputs) != 1 or not isinstance(inputs[0], str):
         return [False]
     return [_div_ok(inputs[0])]
 
 
+def _html_checks2(inputs: list[Any]) -> list[bool]:
+    """txt-2 (the HL7 validator's htmlChecks2()): the narrative has some non-whitespace content."""
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return [False]
+    return [_div_has_content(inputs[0])]
+
+
 @lru_cache(maxsize=1024)
-def _div_ok(div: str) -> bool:  # each narrative meets txt-1, txt-2 and the xhtml check: judge it once
+def _div_ok(div: str) -> bool:  # each narrative meets txt-1 and the xhtml check: judge it once
     div = div.strip()
-    has_content = bool(re.sub(r"<[^>]*>", "", div).strip()) or "<img" in div
-    return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div) and has_content
+    return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div)
+
+
+@lru_cache(maxsize=1024)
+def _div_has_content(div: str) -> bool:
+    return bool(re.sub(r"<[^>]*>", "", div).strip()) or "<img" in div
 
 
 USER_FUNCTIONS = {
@@ -100,6 +111,7 @@ USER_FUNCTIONS = {
     "conformsTo": {"fn": _conforms_to, "arity": {1: ["String"]}},
     "htmlChecks": {"fn": _html_checks},
     "htmlchecks": {"fn": _html_checks},
+    "htmlChecks2": {"fn": _html_checks2},
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from profiles.fhirpath import _html_checks
+from profiles.fhirpath import _html_checks, _html_checks2
 
 
 def _has(v: dict[str, Any], prefix: str) -> bool:
@@ -86,6 +86,7 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
         "operator") != "exists" or "answerBoolean" in v,
     "data.empty() or contentType.exists()": lambda v, res, root: "data" not in v or "contentType" in v,
     "htmlChecks()": lambda v, res, root: _html_checks([v.get("div") if isinstance(v, dict) else v])[0],
+    "htmlChecks2()": lambda v, res, root: _html_checks2([v.get("div") if isinstance(v, dict) else v])[0],
     "resource.exists() or request.exists() or response.exists()": lambda v, res, root: bool(
         {"resource", "request", "response"} & set(v)),
     "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v, res, root: "/_history/" not in str(
@@ -129,7 +130,7 @@ NATIVE.update({  # the Bundle invariants (bdl-*): evaluated once per Bundle, but
     "type = 'message' implies entry.first().resource.is(MessageHeader)": lambda v, res, root: v.get(
         "type") != "message" or _first_is(v, "MessageHeader"),
 })
-TAKES_TEXT = {"htmlChecks()"}  # invariants whose element is a primitive (Narrative.div), not an object
+TAKES_TEXT = {"htmlChecks()", "htmlChecks2()"}  # invariants whose element is a primitive (Narrative.div), not an object
 for _expr in (
     "contained.where(((id.exists() and ('#'+id in (%resource.descendants().reference | "
     "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url)))) "

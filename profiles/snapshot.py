@@ -110,6 +110,13 @@ def _merge(target: dict[str, Any], diff: dict[str, Any]) -> None:
         if key == "constraint":
             have = {c.get("key") for c in target.get("constraint", [])}
             target["constraint"] = target.get("constraint", []) + [c for c in value if c.get("key") not in have]
+        elif key == "binding" and isinstance(value, dict) and isinstance(target.get("binding"), dict):
+            # the differential's binding refines the base one: what it leaves out (strength, valueSet) is kept,
+            # except the base's description and extensions, which belong to the base's binding (as the HL7
+            # snapshot generator merges bindings)
+            merged = {k: v for k, v in target["binding"].items() if k not in ("description", "extension")}
+            merged.update(copy.deepcopy(value))
+            target["binding"] = merged
         elif key.startswith(("fixed", "pattern")) or key in _REPLACE or key not in target:
             if key.startswith(("fixed", "pattern")):
                 for k in [k for k in target if k.startswith(("fixed", "pattern"))]:
@@ -173,7 +180,8 @@ def _expand(work: dict[str, dict[str, Any]], parent: dict[str, Any], defs: Defin
     if len(types) != 1:
         return
     profile = (types[0].get("profile") or [None])[0]
-    type_sd = defs.structure(profile) if profile else defs.type_definition(types[0]["code"])
+    # a type profile that is not loaded: expand the base type (the validator reports the unknown profile)
+    type_sd = (defs.structure(profile) if profile else None) or defs.type_definition(types[0]["code"])
     if type_sd is None:
         return
     type_sd = generate(type_sd, defs)

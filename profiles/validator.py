@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import fhirpath, rules
+from profiles import fhirpath, fixed_values, narrative_links, rules, type_profiles
 from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.displays import binding_value_set, display_problem, value_set_displays
@@ -69,7 +69,9 @@ class _Run:
         if not isinstance(ref, str):
             return None  # a malformed Reference.reference (reported by the type checks) resolves to nothing
         if ref.startswith("#"):
-            return next((c for c in _objects(self.resource.get("contained")) if c.get("id") == ref[1:]), None)
+            # inside a contained resource, #id names a sibling: the container holds them all (R4 References 2.3.0.1)
+            holder = self.container if self.container is not None else self.resource
+            return next((c for c in _objects(holder.get("contained")) if c.get("id") == ref[1:]), None)
         return references_module.resolve(self, ref)
 
 
@@ -281,8 +283,20 @@ class Validator:
         if typ == "Extension" and ("extension" in obj) == any(k.startswith("value") for k in obj):
             run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
                                                 "value[x], not both'")
+        ids: set[str] = set()
         for name, items in found.items():
             kid = kids[name]
+            for i, (_, v, e, _) in enumerate(items):
+                # element ids are unique among an element's children (R4 Element.id; the HL7 validator's scope);
+                # a primitive's id sits in its `_name` object, nested resources have ids of their own
+                holder = v if isinstance(v, dict) else e
+                if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
+                    eid = holder["id"]
+                    if isinstance(eid, str) and eid in ids:
+                        run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats else
+                                f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
+                    elif isinstance(eid, str) and eid:
+                        ids.add(eid)
             self._element(items, kid, path, run)
             if name in ("extension", "modifierExtension") and items:
                 self._extension_contexts(items, owner, typ, path, run, obj)
@@ -319,8 +333,11 @@ class Validator:
                 value: Any, ext: Any, path: str, run: _Run, shadow_only: bool = False) -> None:
         kid, typ = self._keymap(kids).get(key, (None, ""))
         if kid is None:
-            run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
-            return
+            kid = type_profiles.restricted_choice(self, kids, key, path, run)
+            if kid is None:
+                run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
+                return
+            typ = ""  # a type the profile does not allow (reported): the element is present, its value not checked
         bucket = found.setdefault(kid.name, [])
         if kid.is_choice and bucket and bucket[0][0] != key:
             run.add("error", "structure", f"{path}.{key}",
@@ -329,7 +346,10 @@ class Validator:
         values = value if isinstance(value, list) else [value]
         exts = ext if isinstance(ext, list) else [ext] * len(values)
         if isinstance(value, list) and not kid.repeats:
-            run.add("error", "structure", f"{path}.{key}", "This property must be a single value, not an array")
+            # several items are one error, the cardinality one (_element); it is also how a single-valued XML
+            # element given twice arrives here
+            if kid.max is None or len(value) <= kid.max:
+                run.add("error", "structure", f"{path}.{key}", "This property must be a single value, not an array")
         elif not isinstance(value, list) and value is not None and kid.repeats:
             run.add("error", "structure", f"{path}.{key}", f"This property must be an array, not {_short(value)}")
         if isinstance(value, list) and not value:
@@ -358,6 +378,8 @@ class Validator:
         if kid.max is not None and n > kid.max:
             run.add("error", "structure", path, f"{kid.path}: max allowed = {kid.max}, but found {n}"
                     f" (from {kid.profile_url})")
+        if n < kid.min or (kid.max is not None and n > kid.max):
+            type_profiles.base_cardinality(self, kid, n, path, run)  # the base definition's verdict too
         if not items:
             for name, snode in kid.slices.items():
                 if snode.min > 0:
@@ -369,6 +391,8 @@ class Validator:
         if kid.slicing is not None and kid.slices:
             targets = self._slice(items, kid, where, many, run)
         for i, (_key, value, ext, typ) in enumerate(items):
+            if not typ:
+                continue
             p = f"{where}[{i}]" if many else (f"{where}.ofType({typ[:1].upper() + typ[1:]})" if kid.is_choice
                                                else where)
             self._value(value, ext, typ, targets[i], p, run)
@@ -401,6 +425,10 @@ class Validator:
             return
         if typ in PRIMITIVES or typ.startswith("System."):
             self._primitive(value, typ, node, path, run)
+            if value == "" and typ in PRIMITIVES and not (isinstance(ext, dict) and ext.get("extension")):
+                # an empty value is no value: the element has neither (ele-1), besides being empty
+                run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a "
+                        "@value or children'")
         elif typ == "Resource" or (typ[:1].isupper() and self.defs.type_definition(typ) is not None
                                    and self.defs.type_definition(typ).get("kind") == "resource"):
             if isinstance(value, dict):
@@ -417,8 +445,9 @@ class Validator:
         else:
             if typ == "Extension" and isinstance(value, dict):
                 node = self._extension_definition(value, node, path, run)
-            kids = self._children(node, typ)
-            self._object(value, node, kids, path, typ, run)
+            typed = type_profiles.profiles_of(node, typ) if typ != "Extension" else ()
+            if not (typed and type_profiles.check(self, value, typ, typed, node, path, run)):
+                self._object(value, node, self._children(node, typ), path, typ, run)
             if isinstance(value, dict):
                 if typ == "Reference":
                     self._reference(value, node, path, run)
@@ -430,8 +459,12 @@ class Validator:
                 if base is not None and base is not node:
                     self._constraints(value, base, typ, path, run)
         if node.fixed is not None and not equal_fixed(value, node.fixed):
-            run.add("error", "value", path, f"Value is {_short(value)} but must be {_short(node.fixed)}"
-                    f" (fixed in {node.profile_url})")
+            if isinstance(value, dict) and isinstance(node.fixed, dict):  # child by child, as the HL7 validator
+                for where, message in fixed_values.differences(value, node.fixed, path, node.profile_url):
+                    run.add("error", "value", where, message)
+            else:
+                run.add("error", "value", path, f"Value is {_short(value)} but must be {_short(node.fixed)}"
+                        f" (fixed in {node.profile_url})")
         if node.pattern is not None and not contains_pattern(value, node.pattern):
             run.add("error", "value", path, f"The pattern {_short(node.pattern)} defined in the profile "
                     f"{node.profile_url} was not found in {_short(value)}")
@@ -495,9 +528,19 @@ class Validator:
         for i, (key, value, _, _) in enumerate(items):
             url = value.get("url") if isinstance(value, dict) else None
             where = f"{path}.{key}[{i}]"
+            if isinstance(value, dict) and not url:  # absent or empty: nothing to judge the extension by
+                run.add("error", "invalid", where, "Extension.url is required in order to identify, use and "
+                        "validate the extension")
+                continue
+            if isinstance(url, str) and url in narrative_links.URLS:
+                narrative_links.check(value, where, run)
+            if isinstance(url, str) and "|" in url and (versioned := self.defs.structure(url)) is not None:
+                # Extension.url identifies the extension, not a version of it (the HL7 validator's rule)
+                run.add("error", "invalid", f"{where}[url='{url}']", "The extension URL must not contain a version. "
+                        f"The extension was validated against version {versioned.get('version')} of the extension")
             if isinstance(url, str) and ":" not in url:
                 if typ != "Extension":
-                    run.add("error", "structure", where, "Extension.url must be an absolute URL")
+                    run.add("error", "invalid", where, "Extension.url must be an absolute URL")
                 else:
                     defined = owner.children.get("extension")
                     names = {str(s.children["url"].fixed) for s in (defined.slices.values() if defined else [])
@@ -799,14 +842,17 @@ class Validator:
             node = nxt
         return node
 
-    def _conforms(self, value: Any, url: str, run: _Run) -> bool:
+    def _conforms(self, value: Any, url: str, run: _Run, strict: bool = False) -> bool:
+        """Whether `value` (a resource) meets the profile `url`. `strict` (FHIRPath conformsTo(), which the HL7
+        validator answers by validating) also checks a resource against its own core definition."""
         if not isinstance(value, dict):
             return False
-        key = (id(value), url)
+        key = (id(value), url + "|strict" if strict else url)
         if key in run.conforms:
             return run.conforms[key]
         claimed = (value.get("meta") or {}).get("profile", [])
-        if url in claimed or (url.startswith(CORE_PREFIX) and value.get("resourceType") == url[len(CORE_PREFIX):]):
+        if url in claimed or (not strict and url.startswith(CORE_PREFIX)
+                              and value.get("resourceType") == url[len(CORE_PREFIX):]):
             run.conforms[key] = True
             return True
         root = self.node(url)
@@ -858,6 +904,11 @@ class Validator:
             return
         shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in codings)
         sev = "error" if strength == "required" else "warning"
+        if strength == "required" and typ in ("code", "string", "uri"):
+            # A bare code carries no system: the HL7 validator infers it from the value set's codes and, when the
+            # code is in none of them, reports that failure (UNABLE_TO_INFER_CODESYSTEM) beside the binding error.
+            run.add("error", "not-found", path, f"The System URI could not be determined for the code '{value}' in "
+                    f"the ValueSet '{vs}'")
         if typ == "CodeableConcept":
             msg = f"None of the codings provided ({shown}) are in the value set {vs}"
         else:
@@ -914,9 +965,10 @@ class Validator:
             if not version:
                 run.add("error", "invalid", path, f"Found {len(same)} matches for '{ref}' in the Bundle")
                 return
-            if not hits:
-                run.add("error", "not-found", path, f"Can't find '{ref}' in the Bundle ({len(same)} resources have "
-                        "that type and id, but none that version)")
+            if not hits:  # the HL7 validator warns here (an unresolved reference is not an error by itself)
+                run.add("warning", "required", path, f"The bundle contains no match for '{ref}' by the rules of "
+                        f"Bundle reference resolution, but it has {len(same)} resources that match it by resource "
+                        "type and id (none with that version)")
                 return
             target = hits[0]
         if target is not None:
@@ -988,7 +1040,7 @@ class Validator:
     # ---- invariants ----
     def _scope(self, run: _Run) -> fhirpath.Scope:
         return fhirpath.Scope(run.resolve, lambda url, s, c: self.tx.contains(url, s, c).in_set,
-                              lambda res, url: self._conforms(res, url, run))
+                              lambda res, url: self._conforms(res, url, run, strict=True))
 
     def _constraints(self, value: Any, node: Node, typ: str, path: str, run: _Run) -> None:
         if not node.constraints:

@@ -6,6 +6,7 @@ be checked, and the answer says so instead of rejecting the code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,14 @@ from profiles.definitions import Definitions
 # Systems whose content is never local here; codes from them are reported as not checked.
 EXTERNAL = ("http://loinc.org", "http://snomed.info/sct", "http://www.genenames.org", "http://unitsofmeasure.org",
             "http://www.nlm.nih.gov/research/umls/rxnorm", "http://hl7.org/fhir/sid/icd-10")
+
+# Code systems whose codes are defined by a grammar rather than listed: MIME types (BCP 13, RFC 6838 §4.2: type "/"
+# subtype, then optional ";" parameters), as terminology services check them, with the FHIR format shorthands that
+# R4 allows where a MIME type is asked for (CapabilityStatement.format: "xml | json | ttl | mime type").
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+GRAMMARS = {
+    "urn:ietf:bcp:13": re.compile(rf"xml|json|ttl|{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}=(\"[^\"]*\"|[^;\s]+))*"),
+}
 
 
 @dataclass(slots=True)
@@ -198,6 +207,9 @@ class Terminology:
             return Membership(None, f"ValueSet {url} could not be fully expanded locally")
         codes = exp.codes[system]
         if codes is None:
+            grammar = GRAMMARS.get(system)
+            if grammar is not None:  # a code system defined by a grammar: its codes are judged by their form
+                return Membership(grammar.fullmatch(code) is not None)
             if system in exp.unchecked:
                 return Membership(None, f"codes of {system} are not available locally")
             return Membership(True)

@@ -1,0 +1,48 @@
+"""Extensions that point into a narrative (narrativeLink, originalText as a url): inside a Bundle, `fullUrl#id`
+must name exactly one element of the narrative of the entry with that fullUrl. The HL7 validator checks these
+links when it follows the links between a Bundle's entries (BundleValidator: "Can't find ... in the bundle",
+"Found N matches for fragment ...")."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+URLS = frozenset({"http://hl7.org/fhir/StructureDefinition/narrativeLink",
+                  "http://hl7.org/fhir/StructureDefinition/originalText"})
+
+
+def check(extension: dict[str, Any], path: str, run: Any) -> None:
+    """Report a narrative link of `extension` (at `path`) that names no element, or several, in its target."""
+    if not isinstance(run.root, dict) or run.root.get("resourceType") != "Bundle":
+        return
+    link = next((v for k, v in extension.items() if k.startswith("value") and isinstance(v, str)), None)
+    if link is None or "#" not in link or link.startswith("#"):
+        return
+    base, _, fragment = link.partition("#")
+    target = run.resolve(base)
+    if not isinstance(target, dict) or not fragment:
+        return  # an unresolvable target is the reference checks' business
+    pattern = re.compile(r"""\sid\s*=\s*["']""" + re.escape(fragment) + """["']""")
+    hits = sum(len(pattern.findall(div)) for div in _divs(target))
+    if hits == 0:
+        run.add("error", "not-found", "Bundle", f"Can't find '{base}' in the bundle ({fragment})")
+    elif hits > 1:
+        run.add("error", "invalid", "Bundle", f"Found {hits} matches for fragment {fragment} in resource '{base}' "
+                f"in the bundle ({path}.value[x])")
+
+
+def _divs(value: Any) -> list[str]:
+    """The XHTML of every narrative in a resource (its text and, for a Composition, its sections')."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            div = v.get("div")
+            if isinstance(div, str):
+                out.append(div)
+            stack.extend(x for k, x in v.items() if k != "div" and isinstance(x, dict | list))
+        elif isinstance(v, list):
+            stack.extend(x for x in v if isinstance(x, dict | list))
+    return out
