@@ -37,9 +37,9 @@ def display_problem(system: str, code: str, display: Any, concept: dict[str, Any
     choices = valid_displays(concept)
     if not choices or any(_norm(d) == _norm(display) for d, _ in [*choices, *also]):
         return None
-    shown = " or ".join(f"'{d}'" + (f" ({lang})" if lang else "") for d, lang in dict.fromkeys(choices))
-    n = len(dict.fromkeys(choices))
-    lead = f"one of {n} choices: " if n > 1 else ""
+    unique = list(dict.fromkeys(choices))
+    shown = " or ".join(f"'{d}'" + (f" ({lang})" if lang else "") for d, lang in unique)
+    lead = f"one of {len(unique)} choices: " if len(unique) > 1 else ""
     message = f"Wrong Display Name '{display}' for {system}#{code}. Valid display is {lead}{shown}"
     lang = language.split("-")[0].lower() if isinstance(language, str) and language else None
     if lang and lang != "en" and not any((dl or "").split("-")[0].lower() == lang for _, dl in choices):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiles.matching import equal_primitive
+from profiles.matching import equal_primitive, short
 
 
 def differences(value: Any, fixed: Any, path: str, source: str) -> list[tuple[str, str]]:
@@ -31,9 +31,4 @@ def differences(value: Any, fixed: Any, path: str, source: str) -> list[tuple[st
         return out
     if not isinstance(fixed, dict | list) and not isinstance(value, dict | list) and equal_primitive(value, fixed):
         return []
-    return [(path, f"Value is {_short(value)} but must be {_short(fixed)} (fixed in {source})")]
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f"'{value}'"
-    return text if len(text) <= 120 else text[:117] + "..."
+    return [(path, f"Value is {short(value)} but must be {short(fixed)} (fixed in {source})")]

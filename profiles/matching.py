@@ -109,3 +109,9 @@ def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, An
                         nxt.extend((g, suffix) for g in (got if isinstance(got, list) else [got]))
         current = nxt
     return current
+
+
+def short(value: Any) -> str:
+    """A value as shown in a message, cut at 120 characters."""
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 120 else text[:117] + "..."

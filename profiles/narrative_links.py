@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from profiles.references import json_objects
+
 URLS = frozenset({"http://hl7.org/fhir/StructureDefinition/narrativeLink",
                   "http://hl7.org/fhir/StructureDefinition/originalText"})
 
@@ -32,17 +34,6 @@ def check(extension: dict[str, Any], path: str, run: Any) -> None:
                 f"in the bundle ({path}.value[x])")
 
 
-def _divs(value: Any) -> list[str]:
+def _divs(resource: Any) -> list[str]:
     """The XHTML of every narrative in a resource (its text and, for a Composition, its sections')."""
-    out: list[str] = []
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            div = v.get("div")
-            if isinstance(div, str):
-                out.append(div)
-            stack.extend(x for k, x in v.items() if k != "div" and isinstance(x, dict | list))
-        elif isinstance(v, list):
-            stack.extend(x for x in v if isinstance(x, dict | list))
-    return out
+    return [div for o in json_objects(resource) if isinstance(div := o.get("div"), str)]

@@ -9,11 +9,12 @@ fullUrl of the entry that holds it (its RESTful base, or the `urn:uuid:` scheme)
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 _RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$")
-_ABSOLUTE = re.compile(r"^[a-z][a-z0-9+.-]*:")
+ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*:")
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 
 
@@ -56,18 +57,18 @@ def index(root: dict[str, Any], run: Any, rules: tuple[tuple[str, str], ...]) ->
                 res.get("id", ""), str):
             continue  # malformed entries are reported by the structure checks, and cannot be referred to
         full = entry.get("fullUrl")
-        rtype = res.get("resourceType")
+        rtype = res["resourceType"]
         if isinstance(full, str):
             run.index[full] = res
             run.full_urls[id(res)] = full
-        # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it alone
-        if rtype and res.get("id"):
-            run.type_ids.setdefault(f"{rtype}/{res['id']}", []).append((i, str(full)))
-        if rtype and res.get("id") and not str(full or "").startswith("urn:"):
+        if res.get("id"):
             key = f"{rtype}/{res['id']}"
-            run.index.setdefault(key, res)
-            run.versions.setdefault(key, []).append(entry)
-        if rules and isinstance(rtype, str):
+            run.type_ids.setdefault(key, []).append((i, str(full)))
+            # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it
+            if not str(full or "").startswith("urn:"):
+                run.index.setdefault(key, res)
+                run.versions.setdefault(key, []).append(entry)
+        if rules:
             n = counts.get(rtype, 0)
             counts[rtype] = n + 1
             extra = [prof for rule, prof in rules if _meets(rule, rtype, n, i)]
@@ -85,7 +86,8 @@ def _meets(rule: str, rtype: str, nth_of_type: int, entry_no: int) -> bool:
 
 
 def _index_parameters(params: Any, run: Any) -> None:
-    # Java resolves Type/id references between the resources of one Parameters (e.g. $member-match input)
+    # Type/id references between the resources of one Parameters resolve to each other (R4 gives no rule; the HL7
+    # validator does so, e.g. for the Patient and Coverage of a $member-match input)
     for p in params if isinstance(params, list) else []:
         if not isinstance(p, dict):
             continue
@@ -127,7 +129,7 @@ def resolve(run: Any, ref: str) -> dict[str, Any] | None:
         return hit
     if ref.startswith("urn:"):
         return None
-    if _ABSOLUTE.match(ref):
+    if ABSOLUTE_URL.match(ref):
         if "/_history/" in ref:
             return run.index.get(ref.split("/_history/")[0])
         return None
@@ -202,7 +204,7 @@ def unknown_profiles(validator: Any, urls: list[str]) -> list[str]:
 
 
 # ---- documents: Composition references and entry reachability (R4 bundle.html#document, documents.html) ----
-_RESTFUL_FULL_URL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+RESTFUL_FULL_URL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 
 
 class _Entries:
@@ -211,7 +213,9 @@ class _Entries:
     that resource's own type and id. A Type/id match elsewhere is only an "apparent" match."""
 
     def __init__(self, bundle: dict[str, Any]) -> None:
-        self.entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict)]
+        entries = bundle.get("entry")
+        # malformed entries stay in place (as empty ones) so that entry numbers remain the instance's
+        self.entries = [e if isinstance(e, dict) else {} for e in entries] if isinstance(entries, list) else []
         self.by_full: dict[str, list[int]] = {}
         self.by_type_id: dict[str, list[int]] = {}
         for i, e in enumerate(self.entries):
@@ -225,7 +229,7 @@ class _Entries:
         """(matching entries, apparent matches by type and id only) for `ref` held by entry `source`."""
         ref = ref.split("#", 1)[0]
         bare, _, version = ref.partition("/_history/")
-        if _ABSOLUTE.match(ref):
+        if ABSOLUTE_URL.match(ref):
             hits = self.by_full.get(bare, [])
             return self._version(hits, version), []
         m = _RELATIVE.match(ref)
@@ -236,7 +240,7 @@ class _Entries:
         full = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else ""
         own = f"{res.get('resourceType')}/{res.get('id')}"
         hits: list[int] = []
-        if _RESTFUL_FULL_URL.match(full) and full.endswith("/" + own):
+        if RESTFUL_FULL_URL.match(full) and full.endswith("/" + own):
             hits = self._version(self.by_full.get(full[: -len(own)] + f"{m.group(1)}/{m.group(2)}", []), version)
         apparent = [] if hits else self.by_type_id.get(f"{m.group(1)}/{m.group(2)}", [])
         return hits, apparent
@@ -244,21 +248,25 @@ class _Entries:
     def _version(self, hits: list[int], version: str) -> list[int]:
         if not version:
             return hits
-        return [i for i in hits if ((self.entries[i].get("resource") or {}).get("meta") or {}).get("versionId")
-                == version]
+        return [i for i in hits if _version_id(self.entries[i].get("resource")) == version]
 
 
-def _refs_in(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        ref = value.get("reference")
-        if isinstance(ref, str) and not ref.startswith("#"):
-            out.append(ref)
-        for v in value.values():
-            if isinstance(v, dict | list):
-                _refs_in(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _refs_in(v, out)
+def _version_id(res: Any) -> Any:
+    meta = res.get("meta") if isinstance(res, dict) else None
+    return meta.get("versionId") if isinstance(meta, dict) else None
+
+
+def json_objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `value` (itself included), depth-first: for the checks that look at a whole instance
+    (narrative ids, references between entries) rather than at one element."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            yield v
+            stack.extend(x for x in v.values() if isinstance(x, dict | list))
+        elif isinstance(v, list):
+            stack.extend(x for x in v if isinstance(x, dict | list))
 
 
 _COMPOSITION_LINKS = (("subject", "Composition.subject"), ("author", "Composition.author"),
@@ -270,9 +278,9 @@ def document_problems(bundle: dict[str, Any], path: str) -> list[tuple[str, str,
     custodian, attester.party, event.detail, section author/focus/entry) must resolve inside the Bundle, and every
     entry must be reachable from the Composition by following references forward or backward."""
     index = _Entries(bundle)
-    if not index.entries or (index.entries[0].get("resource") or {}).get("resourceType") != "Composition":
+    comp = index.entries[0].get("resource") if index.entries else None
+    if not isinstance(comp, dict) or comp.get("resourceType") != "Composition":
         return []
-    comp = index.entries[0]["resource"]
     cpath = f"{path}.entry[0].resource"
     out: list[tuple[str, str, str, str]] = []
 
@@ -316,31 +324,31 @@ def document_problems(bundle: dict[str, Any], path: str) -> list[tuple[str, str,
             sections(sec, spath)
 
     sections(comp, cpath)
-    # reachability: links between entries, followed forward from the Composition, then backward
+    # reachability, as the HL7 validator judges it: links between entries, followed forward from the Composition,
+    # then backward (from any entry that links into what was reached)
     links: list[set[int]] = []
     for i, e in enumerate(index.entries):
-        refs: list[str] = []
-        _refs_in(e.get("resource"), refs)
+        refs = {r for o in json_objects(e.get("resource")) if isinstance(r := o.get("reference"), str)
+                and not r.startswith("#")}
         links.append({t for r in refs for t in index.lookup(r, i)[0] if t != i})
     seen: set[int] = set()
-    stack = [0]
-    while stack:
-        i = stack.pop()
-        if i not in seen:
-            seen.add(i)
-            stack.extend(links[i])
+
+    def reach(start: int) -> None:
+        stack = [start]
+        while stack:
+            k = stack.pop()
+            if k not in seen:
+                seen.add(k)
+                stack.extend(links[k] - seen)
+
+    reach(0)
     grown = True
     while grown:
-        grown = False
+        before = len(seen)
         for i in range(len(index.entries)):
             if i not in seen and links[i] & seen:
-                stack = [i]
-                while stack:
-                    k = stack.pop()
-                    if k not in seen:
-                        seen.add(k)
-                        stack.extend(links[k])
-                grown = True
+                reach(i)
+        grown = len(seen) > before
     for i, e in enumerate(index.entries):
         if i not in seen and isinstance(e.get("resource"), dict):
             full = f"'{e['fullUrl']}'" if isinstance(e.get("fullUrl"), str) else ""

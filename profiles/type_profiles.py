@@ -101,14 +101,19 @@ def restricted_choice(validator: Any, kids: dict[str, Node], key: str, path: str
     return None
 
 
-def _base_types(validator: Any, kid: Node) -> list[str]:
-    """The types the core definition of the type owning `kid` allows for it (value[x] of Observation, ...)."""
-    owner = kid.path.split(".", 1)[0]
-    sd = validator.defs.type_definition(owner)
+def _base_element(validator: Any, kid: Node) -> tuple[str, Node] | None:
+    """(url, element) of the core definition of the type owning `kid` at kid's path (Observation.value[x], ...)."""
+    sd = validator.defs.type_definition(kid.path.split(".", 1)[0])
     if sd is None or validator.node(sd["url"]) is None:
-        return []
+        return None
     base = validator._paths[sd["url"]].get(kid.path)
-    return [t.code for t in base.types] if base is not None else []
+    return (sd["url"], base) if base is not None else None
+
+
+def _base_types(validator: Any, kid: Node) -> list[str]:
+    """The types the core definition of the type owning `kid` allows for it."""
+    found = _base_element(validator, kid)
+    return [t.code for t in found[1].types] if found else []
 
 
 def base_cardinality(validator: Any, kid: Node, n: int, path: str, run: Any) -> None:
@@ -116,15 +121,12 @@ def base_cardinality(validator: Any, kid: Node, n: int, path: str, run: Any) -> 
     definition too when that refuses it as well. The HL7 validator validates an instance against its type's own
     definition besides its profiles, and a cardinality finding names the definition it comes from, so a profile
     that keeps the base's `1..1` gets two findings. Only called on the error path."""
-    owner = kid.path.split(".", 1)[0]
-    sd = validator.defs.type_definition(owner)
-    if sd is None or sd.get("url") == kid.profile_url or validator.node(sd["url"]) is None:
+    found = _base_element(validator, kid)
+    if found is None or found[0] == kid.profile_url:
         return
-    base = validator._paths[sd["url"]].get(kid.path)
-    if base is None:
-        return
+    url, base = found
     if n < base.min:
         run.add("error", "structure", path, f"{kid.path}: minimum required = {base.min}, but only found {n} "
-                f"(from {sd['url']})")
+                f"(from {url})")
     if base.max is not None and n > base.max:
-        run.add("error", "structure", path, f"{kid.path}: max allowed = {base.max}, but found {n} (from {sd['url']})")
+        run.add("error", "structure", path, f"{kid.path}: max allowed = {base.max}, but found {n} (from {url})")

@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import fhirpath, fixed_values, narrative_links, rules, type_profiles
+from profiles import content, fhirpath, fixed_values, narrative_links, rules, type_profiles
 from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.invariants import NATIVE, TAKES_TEXT
-from profiles.matching import contains_pattern, equal_fixed, split_path, typed_values_at, values_at
+from profiles.matching import contains_pattern, equal_fixed, short, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
@@ -42,7 +42,6 @@ _EXAMPLE_DOMAIN = re.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme
 _MARKDOWN_TAG = re.compile(r"</?[A-Za-z]")  # the start of an HTML tag (or end tag) inside markdown
 # a canonical is an absolute URL (a lower-case scheme, then something) unless it is a #fragment reference
 _ABSOLUTE_CANONICAL = re.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
-_RESTFUL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
@@ -71,7 +70,7 @@ class _Run:
         if ref.startswith("#"):
             # inside a contained resource, #id names a sibling: the container holds them all (R4 References 2.3.0.1)
             holder = self.container if self.container is not None else self.resource
-            return next((c for c in _objects(holder.get("contained")) if c.get("id") == ref[1:]), None)
+            return next((c for c in content.objects(holder.get("contained")) if c.get("id") == ref[1:]), None)
         return references_module.resolve(self, ref)
 
 
@@ -190,7 +189,8 @@ class Validator:
             run.add("error", "structure", path, f"Unknown resource type {rtype!r}")
             return
         meta = res.get("meta")
-        claimed = [p for p in _items(meta.get("profile")) if isinstance(p, str)] if isinstance(meta, dict) else []
+        profiles_claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
+        claimed = [p for p in profiles_claimed if isinstance(p, str)]
         roots: list[Node] = []
         for url in dict.fromkeys([*profiles, *claimed]):
             node = self.node(url)
@@ -224,7 +224,7 @@ class Validator:
         seen: dict[str, int] = {}
         btype = bundle.get("type")
         relations: dict[str, int] = {}
-        for i, link in enumerate(_items(bundle.get("link"))):
+        for i, link in enumerate(content.items(bundle.get("link"))):
             rel = link.get("relation") if isinstance(link, dict) else None
             if not isinstance(rel, str):
                 continue
@@ -232,7 +232,7 @@ class Validator:
                 run.add("error", "invalid", f"{path}.link[{i}]", f"The link relationship type '{rel}' can only occur "
                         "once")
             relations[rel] = i
-        for i, entry in enumerate(_items(bundle.get("entry"))):
+        for i, entry in enumerate(content.items(bundle.get("entry"))):
             if not isinstance(entry, dict):
                 continue
             full = entry.get("fullUrl")
@@ -242,7 +242,7 @@ class Validator:
                 run.add("error", "invalid", f"{path}.entry[{i}]", "Except for transactions and batches, each entry "
                         "in a Bundle must have a fullUrl which is the identity of the resource in the entry")
             if isinstance(full, str):
-                if not re.match(r"^[a-z][a-z0-9+.-]*:", full):
+                if not references_module.ABSOLUTE_URL.match(full):
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl must be an absolute URL (not "
                             f"'{full}')")
                 meta = res.get("meta")
@@ -251,7 +251,7 @@ class Validator:
                     run.add("error", "invalid", f"{path}.entry[{i}]", f"Duplicate fullUrl {full} (also entry "
                             f"[{seen[key]}])")
                 seen.setdefault(key, i)
-                rest = _RESTFUL.match(full)
+                rest = references_module.RESTFUL_FULL_URL.match(full)
                 if rest and res and (rest.group(1), rest.group(2)) != (res.get("resourceType"), res.get("id")):
                     why = "the resource has no id" if not res.get("id") else (
                         f"it must end with the correct type and id (/{res.get('resourceType')}/{res['id']})")
@@ -351,7 +351,7 @@ class Validator:
             if kid.max is None or len(value) <= kid.max:
                 run.add("error", "structure", f"{path}.{key}", "This property must be a single value, not an array")
         elif not isinstance(value, list) and value is not None and kid.repeats:
-            run.add("error", "structure", f"{path}.{key}", f"This property must be an array, not {_short(value)}")
+            run.add("error", "structure", f"{path}.{key}", f"This property must be an array, not {short(value)}")
         if isinstance(value, list) and not value:
             run.add("error", "invalid", f"{path}.{key}", "Array cannot be empty - the property should not be present")
         if shadow_only:
@@ -398,11 +398,11 @@ class Validator:
             self._value(value, ext, typ, targets[i], p, run)
 
     def _value(self, value: Any, ext: Any, typ: str, node: Node, path: str, run: _Run) -> None:
-        content = _content_key(value) if self.use_memo and typ in _CONTEXT_FREE and ext is None else None
-        if content is not None:
+        digest = _content_key(value) if self.use_memo and typ in _CONTEXT_FREE and ext is None else None
+        if digest is not None:
             # Codes, quantities and identifiers recur across resources and nothing outside them changes their
             # verdict: replay the issues of an identical value checked against the same element before.
-            key = (id(node), typ, content, (run.resource or run.root).get("language"))  # displays: per language
+            key = (id(node), typ, digest, (run.resource or run.root).get("language"))  # displays: per language
             seen = self._memo.get(key)
             if seen is not None:
                 run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
@@ -459,15 +459,11 @@ class Validator:
                 if base is not None and base is not node:
                     self._constraints(value, base, typ, path, run)
         if node.fixed is not None and not equal_fixed(value, node.fixed):
-            if isinstance(value, dict) and isinstance(node.fixed, dict):  # child by child, as the HL7 validator
-                for where, message in fixed_values.differences(value, node.fixed, path, node.profile_url):
-                    run.add("error", "value", where, message)
-            else:
-                run.add("error", "value", path, f"Value is {_short(value)} but must be {_short(node.fixed)}"
-                        f" (fixed in {node.profile_url})")
+            for where, message in fixed_values.differences(value, node.fixed, path, node.profile_url):
+                run.add("error", "value", where, message)  # child by child, as the HL7 validator reports them
         if node.pattern is not None and not contains_pattern(value, node.pattern):
-            run.add("error", "value", path, f"The pattern {_short(node.pattern)} defined in the profile "
-                    f"{node.profile_url} was not found in {_short(value)}")
+            run.add("error", "value", path, f"The pattern {short(node.pattern)} defined in the profile "
+                    f"{node.profile_url} was not found in {short(value)}")
         if node.binding and typ in _CODED:
             self._binding(value, typ, node, path, run)
         if node.min_value is not None or node.max_value is not None:
@@ -497,7 +493,7 @@ class Validator:
             run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
                     "children'")
         element = self._type_node("Element")
-        items = [("extension", e, None, "Extension") for e in _items(ext.get("extension"))]
+        items = [("extension", e, None, "Extension") for e in content.items(ext.get("extension"))]
         for i, (_, e, _, _) in enumerate(items):
             self._extension(e, f"{path}.extension[{i}]", run, element)
         if items:
@@ -633,7 +629,7 @@ class Validator:
             run.add("error", "invalid", path, f"The value {value!r} has leading or trailing whitespace")
         rx = self.regex.get(typ)
         if rx is not None and not rx.fullmatch(lexical(typ, value)):
-            run.add("error", "invalid", path, f"The value {_short(value)} is not a valid {typ}")
+            run.add("error", "invalid", path, f"The value {short(value)} is not a valid {typ}")
         if typ == "positiveInt" and isinstance(value, int) and value < 1:
             run.add("error", "invalid", path, f"The value {value} is not a valid positiveInt (must be > 0)")
         if typ in ("integer", "positiveInt", "unsignedInt") and isinstance(value, int) and abs(value) > 2**31 - 1:
@@ -707,15 +703,15 @@ class Validator:
         index = self._slice_index(kid)
         memo = self.use_memo and self._context_free_slicing(kid)
         for i, (_, value, _, typ) in enumerate(items):
-            content = _content_key(value) if memo else None
-            hit = self._slice_memo.get((id(kid), typ, content), _MISSING) if content is not None else _MISSING
+            digest = _content_key(value) if memo else None
+            hit = self._slice_memo.get((id(kid), typ, digest), _MISSING) if digest is not None else _MISSING
             if hit is _MISSING:
                 candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
                 hit = next((k for k in candidates if self._matches(value, typ, slices[k][1], kid, run)), None)
-                if content is not None:
+                if digest is not None:
                     if len(self._slice_memo) > 100_000:
                         self._slice_memo.clear()
-                    self._slice_memo[(id(kid), typ, content)] = hit
+                    self._slice_memo[(id(kid), typ, digest)] = hit
             if hit is None:
                 chosen.append(kid)
                 order.append(len(slices))
@@ -888,7 +884,7 @@ class Validator:
                 return
             codings = [(value.get("system"), value.get("code"))]
         else:
-            codings = [(c.get("system"), c.get("code")) for c in _objects(value.get("coding")) if c.get("code")]
+            codings = [(c.get("system"), c.get("code")) for c in content.objects(value.get("coding")) if c.get("code")]
             if not codings:
                 if strength == "required" and not value.get("text"):
                     run.add("error", "code-invalid", path, f"No code provided, and a code is required from the "
@@ -916,7 +912,7 @@ class Validator:
         run.add(sev, "code-invalid", path, msg + f" (binding strength {strength})")
 
     def _codes_exist(self, value: dict[str, Any], typ: str, path: str, run: _Run, node: Node | None = None) -> None:
-        codings = [value] if typ == "Coding" else _items(value.get("coding"))
+        codings = [value] if typ == "Coding" else content.items(value.get("coding"))
         for i, c in enumerate(codings):
             if not isinstance(c, dict):
                 continue
@@ -988,7 +984,7 @@ class Validator:
         else:
             m = _REF_RELATIVE.match(ref) or _REF_ABSOLUTE.match(ref)
             if m is None:
-                if not re.match(r"^[a-z][a-z0-9+.-]*:", ref):
+                if not references_module.ABSOLUTE_URL.match(ref):
                     run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
                 return
             rtype = m.group(1) if m.re is _REF_RELATIVE else m.group(2)
@@ -1133,16 +1129,6 @@ class _SliceIndex:
         return sorted(found)
 
 
-def _items(value: Any) -> list[Any]:
-    """A repeating element's items; nothing when the content is not an array (reported by the structure checks)."""
-    return value if isinstance(value, list) else []
-
-
-def _objects(value: Any) -> list[dict[str, Any]]:
-    """The JSON objects among a repeating element's items."""
-    return [v for v in _items(value) if isinstance(v, dict)]
-
-
 def _content_key(value: Any) -> bytes | None:
     """A JSON object's content as memo key bytes; None for other values and for what orjson cannot write (integers
     beyond 64 bits, which the XML reader and Python's json module can produce)."""
@@ -1152,11 +1138,6 @@ def _content_key(value: Any) -> bytes | None:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f"'{value}'"
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _dedupe(issues: Iterable[Issue]) -> list[Issue]:

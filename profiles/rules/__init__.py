@@ -16,6 +16,7 @@ from typing import Any
 
 Rule = Callable[[Any, dict[str, Any], str, Any], None]
 RULES: dict[str, list[Rule]] = {}
+_BY_TYPE: dict[str, tuple[Rule, ...]] = {}  # resource type → its rules and the "*" ones (apply() runs per resource)
 
 
 def rule(*resource_types: str) -> Callable[[Rule], Rule]:
@@ -24,13 +25,19 @@ def rule(*resource_types: str) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
         for t in resource_types:
             RULES.setdefault(t, []).append(fn)
+        _BY_TYPE.clear()
         return fn
 
     return register
 
 
 def apply(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None:
-    for fn in (*RULES.get(resource.get("resourceType", ""), ()), *RULES.get("*", ())):
+    """Run the rules registered for the resource's type and for every resource on `resource` (at `path`)."""
+    rtype = resource.get("resourceType", "")
+    fns = _BY_TYPE.get(rtype)
+    if fns is None:
+        fns = _BY_TYPE[rtype] = (*RULES.get(rtype, ()), *RULES.get("*", ()))
+    for fn in fns:
         try:
             fn(validator, resource, path, run)
         except (TypeError, AttributeError, KeyError, ValueError, IndexError):
@@ -40,6 +47,13 @@ def apply(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None
                 raise
             run.add("information", "informational", path, f"The {fn.__module__.rsplit('.', 1)[-1]} rules were "
                     "not applied, because the resource's content is malformed (see the errors)")
+
+
+def validate_against(validator: Any, resource: dict[str, Any], node: Any, path: str, run: Any) -> None:
+    """Check `resource` against one more profile (`node`, its compiled root) exactly as against a claimed one: for
+    the profiles a rule requires whether or not the instance claims them (vital signs, ImplementationGuide.global)."""
+    validator._object(resource, node, node.children, path, node.path, run, is_resource=True)
+    validator._constraints(resource, node, node.path, path, run)
 
 
 for _mod in pkgutil.iter_modules(__path__):

@@ -4,44 +4,44 @@ the validator checks instances of that type against it even without a meta.profi
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from profiles.rules import rule
+from profiles.rules import rule, validate_against
+
+# Definitions → resource type → [(profile url, ImplementationGuide url)]; the rule runs for every resource
+_tables: weakref.WeakKeyDictionary[Any, dict[str, list[tuple[str, str]]]] = weakref.WeakKeyDictionary()
 
 
-def global_profiles(validator: Any) -> dict[str, list[tuple[str, str]]]:
-    """Resource type → [(profile url, ImplementationGuide url)] over the loaded ImplementationGuides (once per
-    validator)."""
-    table = getattr(validator, "_global_profiles", None)
+def global_profiles(defs: Any) -> dict[str, list[tuple[str, str]]]:
+    """Resource type → [(profile url, ImplementationGuide url)] over the ImplementationGuides in `defs` (computed
+    once per Definitions)."""
+    table = _tables.get(defs)
     if table is None:
         table = {}
-        seen: set[int] = set()
-        for res in validator.defs.others.values():
-            if res.get("resourceType") != "ImplementationGuide" or id(res) in seen:
-                continue
-            seen.add(id(res))  # indexed under url and url|version
-            for g in res.get("global") or []:
+        # an ImplementationGuide is indexed under url and url|version: each counts once
+        guides = {id(r): r for r in defs.others.values() if r.get("resourceType") == "ImplementationGuide"}
+        for guide in guides.values():
+            for g in guide.get("global") or []:
                 if isinstance(g, dict) and isinstance(g.get("type"), str) and isinstance(g.get("profile"), str):
-                    table.setdefault(g["type"], []).append((g["profile"], str(res.get("url", ""))))
-        validator._global_profiles = table
+                    table.setdefault(g["type"], []).append((g["profile"], str(guide.get("url", ""))))
+        _tables[defs] = table
     return table
 
 
 @rule("*")
 def check_global_profiles(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None:
-    wanted = global_profiles(validator).get(resource.get("resourceType", ""))
+    wanted = global_profiles(validator.defs).get(resource["resourceType"])
     if not wanted:
         return
-    claimed = (resource.get("meta") or {}).get("profile") or []
     for url, ig in dict.fromkeys(wanted):
-        if url in claimed:
-            continue  # already checked as a claimed profile
+        if url in run.applied:
+            continue  # already checked as a claimed (or requested) profile
         node = validator.node(url)
-        if node is None or node.path != resource.get("resourceType"):
+        if node is None or node.path != resource["resourceType"]:
             run.add("warning", "not-found", path, f"The global profile {url} declared in {ig} is not known "
                     "locally, so it was not checked")
             continue
         run.add("information", "informational", path, f"Validate resource against profile {url} - a global "
                 f"profile in {ig}")
-        validator._object(resource, node, node.children, path, node.path, run, is_resource=True)
-        validator._constraints(resource, node, node.path, path, run)
+        validate_against(validator, resource, node, path, run)

@@ -8,6 +8,7 @@ from typing import Any
 
 from profiles.definitions import CORE_PREFIX
 from profiles.rules import rule
+from profiles.rules.structure_definition import elements
 
 
 @rule("StructureDefinition")
@@ -30,8 +31,8 @@ def type_and_paths(validator: Any, sd: dict[str, Any], path: str, run: Any) -> N
                     f"structure {sd['baseDefinition']} that is being specialised")
     name = typ.rstrip("/").rsplit("/", 1)[-1] if absolute else typ
     for part in ("differential", "snapshot"):
-        for i, element in enumerate((sd.get(part) or {}).get("element") or []):
-            epath = element.get("path") if isinstance(element, dict) else None
+        for i, element in elements(sd, part):
+            epath = element.get("path")
             if isinstance(epath, str) and epath.split(".", 1)[0] != name:
                 run.add("error", "not-found", f"{path}.{part}.element[{i}]", f"The path {epath} must start with the "
                         f"type of the structure {name}")

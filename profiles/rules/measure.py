@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import weakref
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -41,18 +42,18 @@ def _list(v: Any) -> list[Any]:
 
 
 def _cc(v: Any) -> dict[str, Any] | None:
-    """A CodeableConcept (the first, where the element repeats, as the Java validator reads it)."""
+    """A CodeableConcept (the first, where the element repeats, as the HL7 validator reads it)."""
     for c in _list(v):
         if isinstance(c, dict):
             return c
     return None
 
 
-def _codings(cc: dict[str, Any] | None) -> list[dict[str, Any]]:
-    return [c for c in _list((cc or {}).get("coding")) if isinstance(c, dict)]
+def _codings(cc: Any) -> list[dict[str, Any]]:
+    return [c for c in _list(cc.get("coding")) if isinstance(c, dict)] if isinstance(cc, dict) else []
 
 
-def _has_coding(cc: dict[str, Any], system: Any, code: Any) -> bool:
+def _has_coding(cc: Any, system: Any, code: Any) -> bool:
     return any(c.get("system") == system and c.get("code") == code for c in _codings(cc))
 
 
@@ -78,12 +79,15 @@ def _missing(kind: str, definition: dict[str, Any]) -> str:
 
 # --- Measure -------------------------------------------------------------------------------------------------------
 
-_ELM_CACHE: dict[int, tuple[dict[str, Any], Element | str | None]] = {}
+# Libraries come from the definitions: each one's ELM is decoded and parsed once per Definitions
+_ELM_CACHE: weakref.WeakKeyDictionary[Any, dict[int, tuple[dict[str, Any], Element | str | None]]] = (
+    weakref.WeakKeyDictionary())
 
 
-def _elm(lib: dict[str, Any]) -> Element | str | None:
+def _elm(defs: Any, lib: dict[str, Any]) -> Element | str | None:
     """The compiled CQL (ELM XML) of a Library: the parsed root, an error message, or None when there is none."""
-    hit = _ELM_CACHE.get(id(lib))
+    cache = _ELM_CACHE.setdefault(defs, {})
+    hit = cache.get(id(lib))
     if hit is not None and hit[0] is lib:
         return hit[1]
     out: Element | str | None = None
@@ -93,9 +97,7 @@ def _elm(lib: dict[str, Any]) -> Element | str | None:
                 out = fromstring(base64.b64decode(att.get("data") or "", validate=False))
             except (ParseError, DefusedXmlException, binascii.Error, ValueError) as e:
                 out = str(e)
-    if len(_ELM_CACHE) > 256:
-        _ELM_CACHE.clear()
-    _ELM_CACHE[id(lib)] = (lib, out)
+    cache[id(lib)] = (lib, out)
     return out
 
 
@@ -110,7 +112,7 @@ def _has_cql_target(elm: Element, name: str) -> bool:
     return False
 
 
-def _criteria(crit: dict[str, Any], libs: list[dict[str, Any]], path: str, run: Any) -> None:
+def _criteria(defs: Any, crit: dict[str, Any], libs: list[dict[str, Any]], path: str, run: Any) -> None:
     language = crit.get("language")
     if not language:
         return  # required by the Expression datatype: reported elsewhere
@@ -141,7 +143,7 @@ def _criteria(crit: dict[str, Any], libs: list[dict[str, Any]], path: str, run: 
     else:
         lib = libs[0]
     url = lib.get("url", "")
-    elm = _elm(lib)
+    elm = _elm(defs, lib)
     if elm is None:
         run.add("error", "invalid", path, f"Error in {url}: No compiled version of CQL found")
     elif isinstance(elm, str):
@@ -188,7 +190,7 @@ def measure(validator: Any, resource: dict[str, Any], path: str, run: Any) -> No
                 run.add("warning", "required", spath, "A measure group stratifier should have a code when there is "
                         "more than one population")
             if isinstance(st.get("criteria"), dict):
-                _criteria(st["criteria"], libs, f"{spath}.criteria", run)
+                _criteria(validator.defs, st["criteria"], libs, f"{spath}.criteria", run)
             # The HL7 validator's walk over stratifier components reads group.component, which does not exist,
             # so component criteria are never checked there; nor are they here.
 
@@ -277,7 +279,7 @@ def _score(mres: dict[str, Any], mgroup: dict[str, Any], report: dict[str, Any],
 def _populations(mgroup: dict[str, Any], report: dict[str, Any], group: dict[str, Any], path: str,
                  run: Any) -> None:
     definitions = [p for p in _list(mgroup.get("population")) if isinstance(p, dict)]
-    seen: list[int] = []
+    seen: set[int] = set()
     subject_list = report.get("type") == "subject-list"
     for i, pop in enumerate(_list(group.get("population"))):
         if not isinstance(pop, dict):
@@ -297,7 +299,7 @@ def _populations(mgroup: dict[str, Any], report: dict[str, Any], group: dict[str
             run.add("error", "business-rule", ppath, "The code for this group population is duplicated with "
                     "another group")
             continue
-        seen.append(id(mp))
+        seen.add(id(mp))
         subjects = len(_list(pop.get("subjectResults")))
         if subject_list:  # the count is the number of subjects listed
             count = pop.get("count")
@@ -313,13 +315,13 @@ def _populations(mgroup: dict[str, Any], report: dict[str, Any], group: dict[str
                         "'subject-list'")
     for mp in definitions:
         # measure-observation populations hold the observations of a continuous variable, not a count
-        if id(mp) not in seen and not _has_coding(_cc(mp.get("code")) or {}, _POPULATION_CS, "measure-observation"):
+        if id(mp) not in seen and not _has_coding(_cc(mp.get("code")), _POPULATION_CS, "measure-observation"):
             run.add("error", "business-rule", path, _missing("population", mp))
 
 
 def _stratifiers(mgroup: dict[str, Any], group: dict[str, Any], path: str, run: Any) -> None:
     definitions = [s for s in _list(mgroup.get("stratifier")) if isinstance(s, dict)]
-    seen: list[int] = []
+    seen: set[int] = set()
     for i, st in enumerate(_list(group.get("stratifier"))):
         if not isinstance(st, dict):
             continue
@@ -337,7 +339,7 @@ def _stratifiers(mgroup: dict[str, Any], group: dict[str, Any], path: str, run: 
             run.add("error", "business-rule", spath, "The code for this group stratifier is duplicated with "
                     "another stratifier")
         else:
-            seen.append(id(ms))
+            seen.add(id(ms))
     for ms in definitions:
         if id(ms) not in seen:
             run.add("error", "business-rule", path, _missing("stratifier", ms))
@@ -359,12 +361,8 @@ def measure_report(validator: Any, resource: dict[str, Any], path: str, run: Any
         run.add("information", "required", path, "No Measure is identified, so no validation can be performed "
                 "against the Measure")
         return
-    if ref.startswith("#"):
-        mres = next((c for c in _list(resource.get("contained"))
-                     if isinstance(c, dict) and c.get("id") == ref[1:] and c.get("resourceType") == "Measure"), None)
-    else:
-        mres = validator.defs.canonical(ref, "Measure")
-    if mres is None:
+    mres = run.resolve(ref) if ref.startswith("#") else validator.defs.canonical(ref, "Measure")
+    if not isinstance(mres, dict) or mres.get("resourceType") != "Measure":
         run.add("warning", "required", path, f"The Measure '{ref}' could not be resolved, so no validation can be "
                 "performed against the Measure")
         return
@@ -388,7 +386,7 @@ def measure_report(validator: Any, resource: dict[str, Any], path: str, run: Any
                         f"code defined for this group in the measure ({_display(mcc)})")
         _group(mres, mgroup, resource, group, gpath, run)
         return
-    seen: list[int] = []
+    seen: set[int] = set()
     for i, group in enumerate(groups):
         gpath = f"{path}.group[{i}]"
         cc = _cc(group.get("code"))
@@ -402,7 +400,7 @@ def measure_report(validator: Any, resource: dict[str, Any], path: str, run: Any
         elif id(mgroup) in seen:
             run.add("error", "business-rule", gpath, "The code for this group is duplicated with another group")
         else:
-            seen.append(id(mgroup))
+            seen.add(id(mgroup))
             _group(mres, mgroup, resource, group, gpath, run)
     if resource.get("type") != "data-collection":  # a data collection may report on some groups only
         for mgroup in mgroups:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import html
 import re
+import weakref
 from typing import Any
 
+from profiles.references import json_objects
 from profiles.rules import rule
 
 _LINK = re.compile(r"""<a\b[^>]*?\shref\s*=\s*(["'])#([^"']*)\1[^>]*>(.*?)</a\s*>""", re.S | re.I)
@@ -26,7 +28,7 @@ def internal_hyperlinks(validator: Any, resource: dict[str, Any], path: str, run
     links = [(m.group(2), m.group(3)) for m in _LINK.finditer(div) if m.group(2)]
     if not links:
         return
-    targets = _targets(run.root)
+    targets = _run_targets(run)
     for fragment, label in links:
         if html.unescape(fragment) not in targets and fragment not in targets:
             shown = " ".join(html.unescape(_TAG.sub("", label)).split())
@@ -34,20 +36,27 @@ def internal_hyperlinks(validator: Any, resource: dict[str, Any], path: str, run
                     "resolve")
 
 
+# the targets of the run last asked about: the entries of one Bundle share them, so they are collected once per
+# validate() call rather than once per entry with a link (weakly held: the run and its instance are not kept alive)
+_last: tuple[weakref.ref[Any], set[str]] | None = None
+
+
+def _run_targets(run: Any) -> set[str]:
+    global _last
+    last = _last
+    if last is not None and last[0]() is run:
+        return last[1]
+    targets = _targets(run.root)
+    _last = (weakref.ref(run), targets)
+    return targets
+
+
 def _targets(root: Any) -> set[str]:
     """Every id in the instance: element and resource ids, and the id and name attributes of its narratives."""
     out: set[str] = set()
-    stack = [root]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if k == "id" and isinstance(x, str):
-                    out.add(x)
-                elif k == "div" and isinstance(x, str):
-                    out.update(m.group(2) for m in _ANCHOR.finditer(x))
-                elif isinstance(x, dict | list):
-                    stack.append(x)
-        elif isinstance(v, list):
-            stack.extend(x for x in v if isinstance(x, dict | list))
+    for o in json_objects(root):
+        if isinstance(o.get("id"), str):
+            out.add(o["id"])
+        if isinstance(o.get("div"), str):
+            out.update(m.group(2) for m in _ANCHOR.finditer(o["div"]))
     return out

@@ -9,25 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from profiles.content import objects_at
 from profiles.rules import rule
-from profiles.snapshot import generate
+from profiles.rules.structure_definition import base_elements, elements, is_obligation_profile
 
-_FLAGS = ("http://hl7.org/fhir/StructureDefinition/obligation-profile",
-          "http://hl7.org/fhir/tools/StructureDefinition/obligation-profile")
 _OBLIGATIONS = ("http://hl7.org/fhir/StructureDefinition/obligation",
                 "http://hl7.org/fhir/tools/StructureDefinition/obligation")
 _ADDITIONAL_BINDING = "http://hl7.org/fhir/tools/StructureDefinition/additional-binding"
 _ALLOWED = {"mustSupport", "min", "max", "id"}
 
 
-def _flagged(sd: dict[str, Any]) -> bool:
-    return any(isinstance(e, dict) and e.get("url") in _FLAGS and e.get("valueBoolean") is True
-               for e in sd.get("extension") or [])
-
-
 @rule("StructureDefinition")
 def obligation_profile(validator: Any, sd: dict[str, Any], path: str, run: Any) -> None:
-    if not sd.get("extension") or not _flagged(sd):
+    if not is_obligation_profile(sd):
         return
     if sd.get("derivation") != "constraint":
         run.add("error", "invalid", path, "An obligation profile must be a constraint on its base")
@@ -38,20 +32,17 @@ def obligation_profile(validator: Any, sd: dict[str, Any], path: str, run: Any) 
         run.add("warning", "not-found", path, f"The base {base_url} of the obligation profile is not known, so the "
                 "profile cannot be checked")
         return
-    try:
-        snapshot = generate(base, validator.defs)["snapshot"]["element"]
-    except (ValueError, KeyError, TypeError):
+    by_id = base_elements(validator.defs, base)
+    if not by_id:
         return  # the base's own problem, reported when it is validated
-    by_id = {e.get("id"): e for e in snapshot if isinstance(e, dict)}
     shown = f"{base_url}|{base['version']}" if base.get("version") else base_url
-    for i, el in enumerate((sd.get("differential") or {}).get("element") or []):
-        if isinstance(el, dict):
-            _element(el, by_id, shown, f"{path}.differential.element[{i}]", run)
+    for i, el in elements(sd, "differential"):
+        _element(el, by_id, shown, f"{path}.differential.element[{i}]", run)
 
 
 def _element(el: dict[str, Any], by_id: dict[str, Any], base: str, where: str, run: Any) -> None:
     eid = el.get("id")
-    bd = by_id.get(eid)
+    bd = by_id.get(eid) if isinstance(eid, str) else None
     if bd is None:
         run.add("error", "invalid", where, f"The element '{eid}' is not found in the base profile {base}, which is "
                 "not allowed in Obligation profiles")
@@ -91,8 +82,8 @@ def _binding(binding: dict[str, Any], base: dict[str, Any], eid: Any, where: str
                     run.add("error", "invalid", f"{where}.extension[{j}]", f"The element '{eid}' has a property "
                             f"'extension#{url}' which is not allowed in Obligation profiles")
                     continue
-                purpose = next((p.get("valueCode") for p in ext.get("extension") or []
-                                if isinstance(p, dict) and p.get("url") == "purpose"), None)
+                purpose = next((p.get("valueCode") for p in objects_at(ext, "extension") if p.get("url") == "purpose"),
+                               None)
                 if purpose in ("maximum", "required", "extensible"):
                     run.add("error", "invalid", f"{where}.extension[{j}]", f"The element '{eid}' has an additional "
                             f"binding with the purpose '{purpose}', which is not allowed in Obligation profiles")

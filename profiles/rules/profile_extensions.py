@@ -15,6 +15,7 @@ and a resource whose profiles carry none of these extensions costs a dict lookup
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,23 +46,27 @@ class _Control:
         self.language_control: str | None = None
 
 
-def controls(validator: Any, url: str) -> list[_Control]:
-    """The elements of profile `url` carrying these extensions (computed once per validator and profile)."""
-    table: dict[str, list[_Control]] | None = getattr(validator, "_element_controls", None)
+# Definitions → profile url → its elements with controls (the rule runs for every resource: scan each profile once)
+_controls: weakref.WeakKeyDictionary[Any, dict[str, list[_Control]]] = weakref.WeakKeyDictionary()
+
+
+def controls(defs: Any, url: str) -> list[_Control]:
+    """The elements of profile `url` carrying these extensions (computed once per Definitions and profile)."""
+    table = _controls.get(defs)
     if table is None:
-        table = validator._element_controls = {}
+        table = _controls[defs] = {}
     hit = table.get(url)
     if hit is None:
-        hit = table[url] = _scan(validator, url)
+        hit = table[url] = _scan(defs, url)
     return hit
 
 
-def _scan(validator: Any, url: str) -> list[_Control]:
-    sd = validator.defs.structure(url)
+def _scan(defs: Any, url: str) -> list[_Control]:
+    sd = defs.structure(url)
     if sd is None or sd.get("derivation") != "constraint":
         return []
     try:
-        elements = generate(sd, validator.defs).get("snapshot", {}).get("element") or []
+        elements = generate(sd, defs).get("snapshot", {}).get("element") or []
     except ValueError:  # no snapshot: the differential still says what this profile adds
         elements = (sd.get("differential") or {}).get("element") or []
     out = []
@@ -94,11 +99,11 @@ def _scan(validator: Any, url: str) -> list[_Control]:
     return out
 
 
-def instances(resource: dict[str, Any], path: str) -> Iterator[tuple[str, Any, Any]]:
+def instances(resource: dict[str, Any], element_path: str, location: str) -> Iterator[tuple[str, Any, Any]]:
     """(FHIRPath location, value, primitive extension holder `_name`) of each occurrence of the element at
-    `path` (an ElementDefinition.path) in `resource`."""
-    head, *steps = path.split(".")
-    current: list[tuple[str, Any, Any]] = [(head, resource, None)]
+    `element_path` (an ElementDefinition.path) in `resource`, which is at `location` in the instance."""
+    steps = element_path.split(".")[1:]
+    current: list[tuple[str, Any, Any]] = [(location, resource, None)]
     for step in steps:
         nxt = []
         for where, value, _ in current:
@@ -126,9 +131,8 @@ def instances(resource: dict[str, Any], path: str) -> Iterator[tuple[str, Any, A
 @rule("*")
 def check_element_controls(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None:
     for url in run.applied:
-        for c in controls(validator, url):
-            for where, value, shadow in instances(resource, c.path):
-                where = path + where[len(c.path.split(".")[0]):]
+        for c in controls(validator.defs, url):
+            for where, value, shadow in instances(resource, c.path, path):
                 _check(validator, c, url, resource, where, value, shadow, run)
 
 

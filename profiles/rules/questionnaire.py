@@ -18,11 +18,14 @@ The R4 item types are read the way the HL7 validator reads them after its R4 →
 
 from __future__ import annotations
 
+import operator
 import re
+import weakref
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from profiles import fhirpath
+from profiles.content import objects_at
 from profiles.rules import rule
 
 _SDC_ENABLE_WHEN = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-enableWhenExpression"
@@ -41,16 +44,12 @@ _OPTION_TYPES = {"integer", "date", "time", "string"}
 _COMPLEX = {"Coding", "Quantity", "Reference", "Attachment"}
 _VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_-]*)")
 _KNOWN_VARIABLES = {"resource", "rootResource", "context", "sct", "loinc", "ucum"}
-
-
-def _objects(node: Any, key: str) -> list[dict[str, Any]]:
-    """The objects of a repeating element (malformed content is the structure checks' business, not a crash)."""
-    got = node.get(key) if isinstance(node, dict) else None
-    return [i for i in got if isinstance(i, dict)] if isinstance(got, list) else []
+_OPERATORS = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge,
+              "<=": operator.le}
 
 
 def _items(node: dict[str, Any]) -> list[dict[str, Any]]:
-    return _objects(node, "item")
+    return objects_at(node, "item")
 
 
 def _value(node: dict[str, Any], prefix: str = "value") -> tuple[str, Any] | None:
@@ -62,27 +61,57 @@ def _value(node: dict[str, Any], prefix: str = "value") -> tuple[str, Any] | Non
     return None
 
 
-def _find(items: list[dict[str, Any]], link_id: str) -> dict[str, Any] | None:
-    """The first item with this linkId, depth first (Questionnaire.getQuestion)."""
-    for it in items:
-        if it.get("linkId") == link_id:
-            return it
-        hit = _find(_items(it), link_id)
-        if hit is not None:
-            return hit
-    return None
+class _Tree:
+    """The items of a Questionnaire indexed once: the items of each linkId depth first (the first is the one the
+    HL7 validator's Questionnaire.getQuestion finds), each item's parent and its depth-first position."""
+
+    def __init__(self, q: dict[str, Any]) -> None:
+        self.by_link: dict[str, list[dict[str, Any]]] = {}
+        self.parent: dict[int, dict[str, Any] | None] = {}
+        self.position: dict[int, int] = {}
+        stack: list[tuple[dict[str, Any], dict[str, Any] | None]] = [(i, None) for i in reversed(_items(q))]
+        while stack:
+            item, parent = stack.pop()
+            if id(item) in self.position:
+                continue  # the same object twice (only possible in content built in code): index it once
+            self.position[id(item)] = len(self.position)
+            self.parent[id(item)] = parent
+            link = item.get("linkId")
+            if isinstance(link, str):
+                self.by_link.setdefault(link, []).append(item)
+            stack.extend((kid, item) for kid in reversed(_items(item)))
+
+    def find(self, link: str) -> dict[str, Any] | None:
+        found = self.by_link.get(link)
+        return found[0] if found else None
+
+    def ancestors(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The item and the items holding it, nearest first."""
+        out: list[dict[str, Any]] = []
+        node: dict[str, Any] | None = item
+        while node is not None:
+            out.append(node)
+            node = self.parent.get(id(node))
+        return out
+
+    def common_group(self, q1: dict[str, Any], q2: dict[str, Any]) -> dict[str, Any] | None:
+        """The deepest item holding both (either may be the item itself); None when only the Questionnaire does."""
+        holding = {id(a) for a in self.ancestors(q1)}
+        return next((a for a in self.ancestors(q2) if id(a) in holding), None)
 
 
-def _contains(item: dict[str, Any], target: dict[str, Any]) -> bool:
-    return item is target or any(_contains(c, target) for c in _items(item))
+# Questionnaires loaded with the definitions do not change: their index is built once per Definitions.
+_TREES: weakref.WeakKeyDictionary[Any, dict[int, tuple[dict[str, Any], _Tree]]] = weakref.WeakKeyDictionary()
 
 
-def _common_group(items: list[dict[str, Any]], q1: dict[str, Any], q2: dict[str, Any]) -> dict[str, Any] | None:
-    """The deepest item holding both (either may be the item itself); None when only the Questionnaire does."""
-    for it in items:
-        if _contains(it, q1) and _contains(it, q2):
-            return _common_group(_items(it), q1, q2) or it
-    return None
+def _tree(defs: Any, q: dict[str, Any], loaded: bool) -> _Tree:
+    if not loaded:
+        return _Tree(q)  # contained or in the Bundle: this validation's own content
+    cache = _TREES.setdefault(defs, {})
+    hit = cache.get(id(q))
+    if hit is None or hit[0] is not q:
+        hit = cache[id(q)] = (q, _Tree(q))
+    return hit[1]
 
 
 # ---- Questionnaire ----
@@ -91,54 +120,39 @@ def _common_group(items: list[dict[str, Any]], q1: dict[str, Any], q2: dict[str,
 def questionnaire(validator: Any, res: dict[str, Any], path: str, run: Any) -> None:
     top = _items(res)
     if top:
-        _check_items(res, top, path, [res], run)
+        _check_items(_Tree(res), top, path, run)
 
 
-def _check_items(q: dict[str, Any], items: list[dict[str, Any]], path: str, parents: list[dict[str, Any]],
-                 run: Any) -> None:
+def _check_items(tree: _Tree, items: list[dict[str, Any]], path: str, run: Any) -> None:
     for i, item in enumerate(items):
         ipath = f"{path}.item[{i}]"
-        whens = item.get("enableWhen")
-        if isinstance(whens, list):
-            for ew in whens:
-                if isinstance(ew, dict):
-                    _check_enable_when(q, item, ew, ipath, parents, run)
-        kids = _items(item)
-        if kids:
-            _check_items(q, kids, ipath, [item, *parents], run)
+        for ew in objects_at(item, "enableWhen"):
+            _check_enable_when(tree, item, ew, ipath, run)
+        _check_items(tree, _items(item), ipath, run)
 
 
-def _check_enable_when(q: dict[str, Any], item: dict[str, Any], ew: dict[str, Any], path: str,
-                       parents: list[dict[str, Any]], run: Any) -> None:
+def _check_enable_when(tree: _Tree, item: dict[str, Any], ew: dict[str, Any], path: str, run: Any) -> None:
+    """Questionnaire.item.enableWhen.question: "the linkId for the question whose answer (or lack of answer)
+    governs whether this item is enabled" (R4 questionnaire-definitions.html); the checks are the HL7
+    validator's."""
     link = ew.get("question")
     if not isinstance(link, str) or not link:
         run.add("error", "business-rule", path, "Questions with an enableWhen must have a value for the question link")
         return
-    if _find(_items(item), link) is not None:
+    if any(a is item for t in tree.by_link.get(link, ()) for a in tree.ancestors(t)[1:]):
         run.add("error", "business-rule", path, "Questions with an enableWhen cannot refer to an inner question for "
                 "its enableWhen condition")
         return
-    target = _find(_items(q), link)
+    target = tree.find(link)
     if target is None:
         run.add("error", "business-rule", path, f"Unable to find an item with the linkId '{link}' which is "
                 f"referenced in the enableWhen for '{item.get('linkId')}'")
     elif target is item:
         run.add("error", "business-rule", path, "Target for this question enableWhen can't reference itself")
-    elif not _is_before(item, target, parents):
+    elif tree.position[id(target)] > tree.position[id(item)]:
+        # depth first, a question comes after the groups holding it and after everything listed before it
         run.add("warning", "business-rule", path, f"The target of this enableWhen rule ({link}) comes after the "
                 "question itself")
-
-
-def _is_before(item: dict[str, Any], target: dict[str, Any], parents: list[dict[str, Any]]) -> bool:
-    if any(p is target for p in parents):  # a question may depend on the group (question) it sits in
-        return True
-    for p in parents:  # nearest first: the closest node holding both decides the order
-        kids = _items(p)
-        i = next((n for n, c in enumerate(kids) if _contains(c, item)), -1)
-        t = next((n for n, c in enumerate(kids) if _contains(c, target)), -1)
-        if i > -1 and t > -1:
-            return i > t
-    return False
 
 
 # ---- QuestionnaireResponse ----
@@ -150,53 +164,49 @@ def questionnaire_response(validator: Any, res: dict[str, Any], path: str, run: 
         ref = ref.get("reference")
     if not isinstance(ref, str) or not ref:
         return
-    q, container = _questionnaire(validator, res, ref, run)
+    q, container, loaded = _questionnaire(validator, res, ref, run)
     if q is None:
         sev = "information" if ref.startswith(("http://example.org", "https://example.org")) else "warning"
         run.add(sev, "required", path, f"The questionnaire '{ref}' could not be resolved, so no validation can be "
                 "performed against the base questionnaire")
         return
-    _Check(validator, q, container, res, run).items(_items(q), res, path, [])
+    _Check(validator, q, _tree(validator.defs, q, loaded), container, res, run).items(_items(q), res, path, [])
 
 
 def _questionnaire(validator: Any, qr: dict[str, Any], ref: str, run: Any
-                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Questionnaire and, when it is contained, the resource containing it (where '#' references resolve)."""
+                   ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, bool]:
+    """The Questionnaire; when it is contained, the resource containing it (where its own '#' references
+    resolve); whether it was loaded with the definitions."""
     if ref.startswith("#"):
-        for holder in (qr, run.container):
-            for c in _objects(holder, "contained"):
-                if c.get("id") == ref[1:] and c.get("resourceType") == "Questionnaire":
-                    return c, holder
-        return None, None
+        q = run.resolve(ref)
+        if isinstance(q, dict) and q.get("resourceType") == "Questionnaire":
+            return q, run.container if run.container is not None else qr, False
+        return None, None, False
     q = validator.defs.canonical(ref, "Questionnaire")
     if q is not None:
-        return q, None
+        return q, None, True
     url, _, version = ref.partition("|")
     for r in run.index.values():  # a Questionnaire travelling in the same Bundle
         if isinstance(r, dict) and r.get("resourceType") == "Questionnaire" and r.get("url") == url and (
                 not version or r.get("version") == version):
-            return r, None
-    return None, None
+            return r, None, False
+    return None, None, False
 
 
 class _Check:
     """One QuestionnaireResponse checked against its Questionnaire."""
 
-    def __init__(self, validator: Any, q: dict[str, Any], container: dict[str, Any] | None, qr: dict[str, Any],
-                 run: Any) -> None:
+    def __init__(self, validator: Any, q: dict[str, Any], tree: _Tree, container: dict[str, Any] | None,
+                 qr: dict[str, Any], run: Any) -> None:
         self.v = validator
         self.q = q
+        self.tree = tree
         self.container = container
         self.qr = qr
         self.run = run
         # required answers are only owed once the response is finished (in-progress, stopped: warnings)
         self.not_completed = qr.get("status") not in ("completed", "amended")
-        self._by_link: dict[str, dict[str, Any] | None] = {}
-
-    def find(self, link: str) -> dict[str, Any] | None:
-        if link not in self._by_link:
-            self._by_link[link] = _find(_items(self.q), link)
-        return self._by_link[link]
+        self._expansions: dict[str, Any] = {}  # contained answerValueSets, expanded once per response
 
     # -- structure --
     def items(self, q_items: list[dict[str, Any]], node: dict[str, Any], path: str,
@@ -212,7 +222,7 @@ class _Check:
                 continue
             index = positions.get(link, -1)
             if index == -1:
-                qi = self.find(link)
+                qi = self.tree.find(link)
                 if qi is None:
                     self.run.add("error", "not-found", path, f"LinkId '{link}' not found in questionnaire")
                 else:
@@ -226,9 +236,8 @@ class _Check:
             found.setdefault(link, []).append((item, n))
         for qi in q_items:
             got = found.get(qi["linkId"]) if isinstance(qi.get("linkId"), str) else None
-            enabled = self.enabled(qi, stack)
             if got:
-                if not enabled:
+                if not self.enabled(qi, stack):
                     for item, n in got:
                         if item.get("answer") or item.get("item"):
                             self.run.add("error", "invalid", f"{path}.item[{n}]", "Item has answer, even though it "
@@ -238,7 +247,7 @@ class _Check:
                                  f"linkId allowed - {qi.get('linkId')}")
                 for item, n in got:
                     self.item(qi, item, f"{path}.item[{n}]", [*stack, (qi, item)])
-            elif enabled and qi.get("required") is True:
+            elif qi.get("required") is True and self.enabled(qi, stack):
                 self.run.add("warning" if self.not_completed else "error", "required", path,
                              f"No response answer found for required item '{qi.get('linkId')}'")
 
@@ -250,7 +259,7 @@ class _Check:
         if isinstance(text, str) and text and text != qi.get("text"):
             run.add("error", "invalid", path, f"If text exists, it must match the questionnaire definition for linkId "
                     f"{link}")
-        answers = _objects(item, "answer")
+        answers = objects_at(item, "answer")
         qtype = qi.get("type") if isinstance(qi.get("type"), str) else None
         if not answers and qi.get("required") is True and qtype != "group":
             if self.not_completed:
@@ -303,12 +312,12 @@ class _Check:
                 self.free_string(qi, value, vpath)
             else:
                 self.option(qi, vtype, value, vpath, open_choice)
-        elif vtype in _OPTION_TYPES and _objects(qi, "answerOption"):
+        elif vtype in _OPTION_TYPES and objects_at(qi, "answerOption"):
             self.option(qi, vtype, value, vpath, False)
 
     def option(self, qi: dict[str, Any], vtype: str, value: Any, path: str, open_choice: bool) -> None:
         """A date, time, integer or string answer against the item's answerOption values of that type."""
-        options = _objects(qi, "answerOption")
+        options = objects_at(qi, "answerOption")
         if not options:
             return  # nothing to check against (the HL7 validator gives a hint)
         listed = [v for t, v in filter(None, (_value(o) for o in options)) if t == vtype]
@@ -320,7 +329,7 @@ class _Check:
     def free_string(self, qi: dict[str, Any], value: Any, path: str) -> None:
         """open-choice: a string is allowed, but one spelling a listed Coding probably should have been that Coding."""
         s = str(value).lower()
-        for o in _objects(qi, "answerOption"):
+        for o in objects_at(qi, "answerOption"):
             c = o.get("valueCoding")
             if isinstance(c, dict) and s in (str(c.get("display", "")).lower(), str(c.get("code", "")).lower()):
                 self.run.add("warning", "invariant", path, f"The string value '{value}' matches an entry in the list "
@@ -331,15 +340,16 @@ class _Check:
         if not isinstance(coding, dict):
             return
         system, code = coding.get("system"), coding.get("code")
-        if _objects(qi, "answerOption"):
-            listed = [o["valueCoding"] for o in _objects(qi, "answerOption") if isinstance(o.get("valueCoding"), dict)]
+        options = objects_at(qi, "answerOption")
+        if options:
+            listed = [o["valueCoding"] for o in options if isinstance(o.get("valueCoding"), dict)]
             if not listed:
                 self.run.add("error", "invariant", path, "Option list has no option values of type coding")
             elif not any(c.get("system") == system and c.get("code") == code for c in listed):
                 self.run.add("error", "invariant", path, f"The code {system}::{code} is not a valid option")
             return
         vs_ref = qi.get("answerValueSet")
-        if not isinstance(vs_ref, str) or not vs_ref or not system or not isinstance(code, str):
+        if not (isinstance(vs_ref, str) and vs_ref and isinstance(system, str) and system and isinstance(code, str)):
             return  # no options to check against; a Coding with no system cannot be validated (a warning elsewhere)
         in_set = self._member(vs_ref, system, code, path)
         if in_set is False:
@@ -353,14 +363,18 @@ class _Check:
                 return None
             return self.v.tx.contains(vs_ref, system, code).in_set
         # a ValueSet contained in the Questionnaire (or in the resource that contains the Questionnaire)
-        vs = next((c for holder in (self.q, self.container) for c in _objects(holder, "contained")
-                   if c.get("id") == vs_ref[1:] and c.get("resourceType") == "ValueSet"), None)
-        if vs is None:
+        if vs_ref not in self._expansions:
+            vs = next((c for holder in (self.q, self.container) for c in objects_at(holder, "contained")
+                       if c.get("id") == vs_ref[1:] and c.get("resourceType") == "ValueSet"), None)
+            try:
+                # Terminology.contains() takes canonical URLs only; a contained ValueSet is expanded directly
+                self._expansions[vs_ref] = vs and self.v.tx._expand(vs)
+            except (AttributeError, KeyError, TypeError):  # a malformed contained ValueSet: its own checks say so
+                self._expansions[vs_ref] = False
+        exp = self._expansions[vs_ref]
+        if exp is None:
             self.run.add("warning", "code-invalid", path, f"ValueSet {vs_ref} not found by validator")
-            return None
-        try:
-            exp = self.v.tx._expand(vs)
-        except (AttributeError, KeyError, TypeError):  # a malformed contained ValueSet: its own checks report it
+        if not exp:
             return None
         if system not in exp.codes:
             return False if exp.complete else None
@@ -381,7 +395,7 @@ class _Check:
             if len(got) == 1 and isinstance(got[0], bool):
                 return got[0]
             return bool(got)
-        whens = _objects(qi, "enableWhen")
+        whens = objects_at(qi, "enableWhen")
         if not whens:
             return True
         results = [self._condition(w, qi, stack) for w in whens]
@@ -394,7 +408,7 @@ class _Check:
 
     @staticmethod
     def _expression(qi: dict[str, Any]) -> str | None:
-        for ext in _objects(qi, "extension"):
+        for ext in objects_at(qi, "extension"):
             if ext.get("url") == _FI_ENABLE_WHEN and isinstance(ext.get("valueString"), str):
                 return ext["valueString"]
             if ext.get("url") == _SDC_ENABLE_WHEN:
@@ -422,10 +436,10 @@ class _Check:
         response item matching the deepest Questionnaire item that holds both questions (repeating groups each
         decide for themselves)."""
         link = ew.get("question")
-        target = self.find(link) if isinstance(link, str) else None
+        target = self.tree.find(link) if isinstance(link, str) else None
         if target is None:
             return []
-        group = _common_group(_items(self.q), qi, target)
+        group = self.tree.common_group(qi, target)
         if group is None:
             return _answers_on(self.qr, link)
         for q_item, r_item in reversed(stack):
@@ -441,7 +455,7 @@ def _answers_on(node: dict[str, Any], link: str) -> list[tuple[str, Any]]:
         if item.get("linkId") == link:
             out += _answer_values(item)
         out += _answers_on(item, link)
-    for answer in _objects(node, "answer"):
+    for answer in objects_at(node, "answer"):
         if answer.get("item"):
             out += _answers_on(answer, link)
     if node.get("linkId") == link:  # the question holding the one that depends on it
@@ -450,12 +464,13 @@ def _answers_on(node: dict[str, Any], link: str) -> list[tuple[str, Any]]:
 
 
 def _answer_values(item: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [v for v in (_value(a) for a in _objects(item, "answer")) if v is not None]
+    return [v for v in (_value(a) for a in objects_at(item, "answer")) if v is not None]
 
 
 def _same(vtype: str, a: Any, b: Any) -> bool:
     if vtype == "integer":
-        return _num(a) is not None and _num(a) == _num(b)
+        n = _num(a)
+        return n is not None and n == _num(b)
     return a == b
 
 
@@ -479,9 +494,9 @@ def _compare(actual: tuple[str, Any], expected: tuple[str, Any], op: Any) -> boo
         if not isinstance(a, dict) or not isinstance(e, dict):
             return False
         same = (not e.get("system") or e.get("system") == a.get("system")) and e.get("code") == a.get("code")
-        return same if op == "=" else (not same if op == "!=" else False)
+        return same if op == "=" else op == "!=" and not same
     if etype == "Quantity":
-        a, e = (a or {}).get("value"), (e or {}).get("value")
+        a, e = (v.get("value") if isinstance(v, dict) else None for v in (a, e))
         etype = "decimal"
     if etype in ("integer", "decimal"):
         a, e = _num(a), _num(e)
@@ -489,19 +504,8 @@ def _compare(actual: tuple[str, Any], expected: tuple[str, Any], op: Any) -> boo
             return False
     elif etype in ("Reference", "Attachment") or isinstance(a, dict | list) or isinstance(e, dict | list):
         return False
+    compare = _OPERATORS.get(op) if isinstance(op, str) else None
     try:
-        if op == "=":
-            return bool(a == e)
-        if op == "!=":
-            return bool(a != e)
-        if op == ">":
-            return bool(a > e)
-        if op == "<":
-            return bool(a < e)
-        if op == ">=":
-            return bool(a >= e)
-        if op == "<=":
-            return bool(a <= e)
-    except TypeError:
+        return compare is not None and bool(compare(a, e))
+    except TypeError:  # values that do not order (a date against a dateTime, ...)
         return False
-    return False

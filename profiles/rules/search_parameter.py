@@ -14,6 +14,7 @@ import re
 import weakref
 from typing import Any
 
+from profiles.definitions import CORE_PREFIX
 from profiles.rules import rule
 
 _LEADING_NAME = re.compile(r"\s*\(*\s*([A-Za-z_][A-Za-z0-9_]*)")
@@ -51,7 +52,8 @@ def union_branches(expression: str) -> list[tuple[int, str]]:
 
 
 def _bases(sp: dict[str, Any]) -> list[str]:
-    return [b for b in sp.get("base") or [] if isinstance(b, str)]
+    bases = sp.get("base")
+    return [b for b in bases if isinstance(b, str)] if isinstance(bases, list) else []
 
 
 def _expression_error(defs: Any, expression: str, bases: list[str]) -> str | None:
@@ -69,7 +71,7 @@ def _expression_error(defs: Any, expression: str, bases: list[str]) -> str | Non
             continue
         name = m.group(1)
         if name in names and name not in bases and name not in _ABSTRACT_ROOTS:
-            types = ", ".join(f"http://hl7.org/fhir/StructureDefinition/{b}" for b in bases)
+            types = ", ".join(CORE_PREFIX + b for b in bases)
             return (f"The name '{name}' is not valid for any of the possible types: [{types}] "
                     f"(@char {offset + m.start(1) + 1})")
     return None
@@ -100,24 +102,31 @@ def search_parameter(validator: Any, sp: dict[str, Any], path: str, run: Any) ->
                     f"evaluating FHIRPath expression: {why}")
     master_url = sp.get("derivedFrom")
     if isinstance(master_url, str) and master_url:
-        master = defs.canonical(master_url, "SearchParameter")
-        if master is None:
-            run.add("warning", "business-rule", path, f"The SearchParameter {master_url} could not be found")
-        else:
-            master_bases = _bases(master)
-            for b in bases:
-                if b not in master_bases and "Resource" not in master_bases:
-                    run.add("error", "business-rule", path, f"The resource type {b} is not listed as a base in the "
-                            f"SearchParameter this is derived from ({master_url})")
-            if sp.get("type") and sp.get("type") != master.get("type"):
-                run.add("error", "business-rule", path, f"The type {sp.get('type')} is different to the type "
-                        f"{master.get('type')} of {master_url} in the derivedFrom SearchParameter")
-            theirs = master.get("expression")
-            if (isinstance(expression, str) and isinstance(theirs, str) and expression != theirs
-                    and _canonical_expression(defs, expression, bases) != _canonical_expression(defs, theirs, bases)):
-                run.add("warning", "business-rule", path, f"The expression '{expression}' is not compatible with "
-                        f"the expression '{theirs}' in the derivedFrom SearchParameter {master_url}, and this likely "
-                        "indicates that the derivation relationship is not valid")
-    if sp.get("type") == "composite" and len(sp.get("component") or []) < 2:
+        _derived(defs, sp, master_url, bases, path, run)
+    components = sp.get("component")
+    if sp.get("type") == "composite" and (not isinstance(components, list) or len(components) < 2):
         run.add("error", "business-rule", path, "When the SearchParameter has a type of 'composite', then the "
                 "SearchParameter must define two or more components")
+
+
+def _derived(defs: Any, sp: dict[str, Any], master_url: str, bases: list[str], path: str, run: Any) -> None:
+    """derivedFrom: "the details in the search parameter must be consistent with the definition from which it is
+    defined" (R4 searchparameter-definitions.html#SearchParameter.derivedFrom)."""
+    master = defs.canonical(master_url, "SearchParameter")
+    if master is None:
+        run.add("warning", "business-rule", path, f"The SearchParameter {master_url} could not be found")
+        return
+    master_bases = _bases(master)
+    for b in bases:
+        if b not in master_bases and "Resource" not in master_bases:
+            run.add("error", "business-rule", path, f"The resource type {b} is not listed as a base in the "
+                    f"SearchParameter this is derived from ({master_url})")
+    if sp.get("type") and sp.get("type") != master.get("type"):
+        run.add("error", "business-rule", path, f"The type {sp.get('type')} is different to the type "
+                f"{master.get('type')} of {master_url} in the derivedFrom SearchParameter")
+    expression, theirs = sp.get("expression"), master.get("expression")
+    if (isinstance(expression, str) and isinstance(theirs, str) and expression != theirs
+            and _canonical_expression(defs, expression, bases) != _canonical_expression(defs, theirs, bases)):
+        run.add("warning", "business-rule", path, f"The expression '{expression}' is not compatible with "
+                f"the expression '{theirs}' in the derivedFrom SearchParameter {master_url}, and this likely "
+                "indicates that the derivation relationship is not valid")

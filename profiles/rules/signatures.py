@@ -56,8 +56,16 @@ def bundle_signature(validator: Any, bundle: dict[str, Any], path: str, run: Any
         run.add("warning", "value", where, "The signature's header has no usable certificate (x5c), so the signature "
                 "cannot be verified")
         return
-    signing_input = (header_b64 + "." + (payload_b64 or _b64url_encode(
-        orjson.dumps(content, option=orjson.OPT_SORT_KEYS)))).encode()
+    if payload_b64:
+        signed_part = payload_b64
+    else:  # detached (RFC 7515 appendix F): what was signed is the Bundle's canonical JSON
+        try:
+            signed_part = _b64url_encode(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits, which JSON numbers in FHIR cannot carry
+            run.add("error", "value", where, "The Bundle's content cannot be canonicalized as JSON, so the "
+                    "signature cannot be verified")
+            return
+    signing_input = f"{header_b64}.{signed_part}".encode()
     verified = _verify(key, str(header.get("alg", "")), signature, signing_input)
     if verified is None:
         run.add("warning", "not-supported", where, f"The signature algorithm {header.get('alg')!r} is not supported, "

@@ -8,20 +8,59 @@ and the errors its snapshot generator reports), beyond what the StructureDefinit
 - a fixed value set by the base cannot be changed by a constraint (constraints only restrict);
 - a type profile must be a profile on that type (§2.21.0.4: "profile: ... must be a constraint on the type");
 - obligation profiles a profile inherits from must be obligation profiles on the same base.
+
+`objects`, `elements`, `base_elements` and `is_obligation_profile` serve the other StructureDefinition rules
+(obligation_profiles.py, logical_models.py) too.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 
+from profiles.content import objects_at
+from profiles.elements import Node
+from profiles.matching import split_path
 from profiles.rules import rule
 from profiles.snapshot import generate
 
-_OBLIGATION_PROFILE = "http://hl7.org/fhir/StructureDefinition/obligation-profile"
+_OBLIGATION_FLAGS = ("http://hl7.org/fhir/StructureDefinition/obligation-profile",
+                     "http://hl7.org/fhir/tools/StructureDefinition/obligation-profile")
 _INHERIT_OBLIGATIONS = "http://hl7.org/fhir/StructureDefinition/inherit-obligations"
 _SLICE = re.compile(r":[^.]*")
 _FUNCTION = re.compile(r"^([A-Za-z]+)\((.*)\)$")
+# SnapshotError, or a differential too broken to read (the snapshot generator reads its input as well-formed)
+_SNAPSHOT_FAILURES = (ValueError, KeyError, TypeError, AttributeError)
+# snapshots of base definitions by id, generated once per Definitions (the definitions do not change)
+_BASES: weakref.WeakKeyDictionary[Any, dict[int, tuple[dict[str, Any], dict[str, dict[str, Any]]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def elements(sd: dict[str, Any], part: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index, element) of a StructureDefinition's differential or snapshot."""
+    got = sd.get(part)
+    listed = got.get("element") if isinstance(got, dict) else None
+    return [(i, e) for i, e in enumerate(listed) if isinstance(e, dict)] if isinstance(listed, list) else []
+
+
+def is_obligation_profile(sd: dict[str, Any]) -> bool:
+    """Flagged with the obligation-profile extension (its core or its tooling URL)."""
+    return any(e.get("url") in _OBLIGATION_FLAGS and e.get("valueBoolean") is True for e in objects_at(sd, "extension"))
+
+
+def base_elements(defs: Any, base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The snapshot elements of a definition from `defs` by id (or path), generated once; empty when the snapshot
+    cannot be generated (the base's own problem, reported when it is validated itself). Read-only."""
+    cache = _BASES.setdefault(defs, {})
+    hit = cache.get(id(base))  # by identity: two versions of one url are two definitions
+    if hit is None or hit[0] is not base:
+        try:
+            by_id = {el.get("id") or el.get("path"): el for el in generate(base, defs)["snapshot"]["element"]}
+        except _SNAPSHOT_FAILURES:
+            by_id = {}
+        hit = cache[id(base)] = (base, by_id)
+    return hit[1]
 
 
 @rule("StructureDefinition")
@@ -33,33 +72,24 @@ def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any
     if isinstance(base_url, str) and base is None:
         run.add("warning", "not-found", path, f"Unable to find base {base_url} for StructureDefinition, so can't "
                 "check the differential")
-    diff = [e for e in (sd.get("differential") or {}).get("element") or [] if isinstance(e, dict)]
-    base_snapshot: dict[str, dict[str, Any]] = {}
+    diff = [e for _, e in elements(sd, "differential")]
     if base is not None and sd.get("derivation") == "constraint":
         try:
-            own = dict(sd)
-            own.pop("snapshot", None)
-            generate(own, defs)
-        except (ValueError, KeyError, TypeError) as e:  # SnapshotError, or a differential too broken to read
+            generate({k: v for k, v in sd.items() if k != "snapshot"}, defs)
+        except _SNAPSHOT_FAILURES as e:
             run.add("error", "exception", path, f"Error generating Snapshot: {e} (this usually arises from a "
                     "problem in the differential)")
-        try:
-            base_snapshot = {el.get("id") or el.get("path"): el for el in generate(base, defs)["snapshot"]["element"]}
-        except (ValueError, KeyError, TypeError):  # the base's own problem, reported when it is validated
-            base_snapshot = {}
+        base_snapshot = base_elements(defs, base)
         _slicing_redefined(diff, base_snapshot, path, run)
         _order(diff, base_snapshot, sd, path, run)
         _fixed_values(diff, base_snapshot, base, path, run)
     for where in ("differential", "snapshot"):
-        elements = (sd.get(where) or {}).get("element") or []
-        for i, el in enumerate(elements):
-            if not isinstance(el, dict):
-                continue
+        for i, el in elements(sd, where):
             epath = f"{path}.{where}.element[{i}]"
             if where == "differential" and isinstance(el.get("slicing"), dict):
-                if "." not in (el.get("path") or "."):
+                if isinstance(el.get("path"), str) and el["path"] and "." not in el["path"]:
                     run.add("error", "invalid", epath, "Slicing is not allowed at the root of a profile")
-                _discriminators(defs, el, epath, run)
+                _discriminators(validator, el, epath, run)
             _type_profiles(defs, el, epath, run)
             if isinstance(el.get("binding"), dict):
                 _bindable(defs, el, epath, run)
@@ -69,7 +99,7 @@ def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any
 def _context(sd: dict[str, Any], path: str, run: Any) -> None:
     if sd.get("type") != "Extension":
         return
-    for i, ctx in enumerate(sd.get("context") or []):
+    for i, ctx in enumerate(sd.get("context") if isinstance(sd.get("context"), list) else []):
         if isinstance(ctx, dict) and ctx.get("type") == "element" and ctx.get("expression") == "Element":
             run.add("warning", "business-rule", f"{path}.context[{i}]", f"Review the extension type for "
                     f"{sd.get('id') or sd.get('name')}: extensions should not have a context of Element unless it's "
@@ -79,7 +109,7 @@ def _context(sd: dict[str, Any], path: str, run: Any) -> None:
 # ---- slicing ----
 def _slicing_summary(s: dict[str, Any]) -> str:
     ordered = "??" if "ordered" not in s else ("ordered" if s["ordered"] else "unordered")
-    discs = ", ".join(f"{d.get('type')}={d.get('path')}" for d in s.get("discriminator") or [] if isinstance(d, dict))
+    discs = ", ".join(f"{d.get('type')}={d.get('path')}" for d in objects_at(s, "discriminator"))
     return f"{ordered}/{s.get('rules', '??')} [{discs}]"
 
 
@@ -91,7 +121,9 @@ def _slicing_matches(s1: dict[str, Any], s2: dict[str, Any]) -> bool:
 
 
 def _slicer_key(el: dict[str, Any]) -> str:
-    eid = el.get("id") or el.get("path") or ""
+    eid = el.get("id") or el.get("path")
+    if not isinstance(eid, str):
+        return ""
     if el.get("sliceName"):
         head, _, last = eid.rpartition(".")
         last = last.split(":", 1)[0]
@@ -122,41 +154,31 @@ def _slicing_redefined(diff: list[dict[str, Any]], base: dict[str, dict[str, Any
                         f"{_slicing_summary(theirs)}")
 
 
-def _steps(expression: str) -> list[str]:
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(expression):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "." and depth == 0:
-            out.append(expression[start:i])
-            start = i + 1
-    out.append(expression[start:])
-    return [s.strip() for s in out]
+def _type_root(validator: Any, type_code: str) -> Node | None:
+    """The compiled base definition of a type (compiled once per validator)."""
+    tsd = validator.defs.type_definition(type_code)
+    return validator.node(tsd["url"]) if tsd is not None else None
 
 
-def _child_types(defs: Any, type_code: str, name: str) -> list[str] | None:
+def _child_types(validator: Any, type_code: str, name: str) -> list[str] | None:
     """Type codes of element `name` of datatype/resource `type_code`; None when it has no such element, [] when
     it cannot be told (unknown type, backbone content)."""
-    tsd = defs.type_definition(type_code)
-    if tsd is None or not (tsd.get("snapshot") or {}).get("element"):
+    root = _type_root(validator, type_code)
+    if root is None:
         return []
-    root = tsd["snapshot"]["element"][0].get("path", type_code)
-    for el in tsd["snapshot"]["element"]:
-        p = el.get("path", "")
-        if p in (f"{root}.{name}", f"{root}.{name}[x]"):
-            if el.get("contentReference"):
-                return []
-            return [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and t.get("code")]
-    return None
+    kid = root.children.get(name) or root.children.get(f"{name}[x]")
+    if kid is None:
+        return None
+    return [] if kid.content_ref else [t.code for t in kid.types if t.code]
 
 
-def discriminator_valid(defs: Any, types: list[str], expression: str) -> bool:
+def discriminator_valid(validator: Any, types: list[str], expression: str) -> bool:
     """Whether a discriminator path can select something from elements of `types` (only what can be told from
     the type definitions: unknown functions, resolve() and backbone content are given the benefit of the doubt)."""
+    if expression.rstrip().endswith("."):
+        return False  # an empty last step selects nothing
     current = list(types)
-    for step in _steps(expression):
+    for step in (s.strip() for s in split_path(expression)):
         if not current or any(t in ("BackboneElement", "Element", "Resource") for t in current):
             return True
         if step == "$this":
@@ -174,7 +196,7 @@ def discriminator_valid(defs: Any, types: list[str], expression: str) -> bool:
         found: list[str] = []
         known = False
         for t in current:
-            kids = _child_types(defs, t, step)
+            kids = _child_types(validator, t, step)
             if kids is None:
                 continue
             known = True
@@ -187,17 +209,23 @@ def discriminator_valid(defs: Any, types: list[str], expression: str) -> bool:
     return True
 
 
-def _discriminators(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
-    path = el.get("path") or ""
-    if "." not in path:
+def _discriminators(validator: Any, el: dict[str, Any], epath: str, run: Any) -> None:
+    """ElementDefinition.slicing.discriminator.path: "a FHIRPath expression ... that is used to identify the
+    element on which discrimination is based" (R4 §5.1.0.7); checked for elements the base type defines."""
+    path = el.get("path")
+    types = [t.get("code") for t in objects_at(el, "type") if isinstance(t.get("code"), str)]
+    if not isinstance(path, str) or "." not in path or not types:
         return
-    types = [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and t.get("code")]
-    tsd = defs.type_definition(path.split(".", 1)[0])
-    if not types or tsd is None or not any(e.get("path") == path for e in tsd.get("snapshot", {}).get("element", [])):
+    head, *steps = path.split(".")
+    node = _type_root(validator, head)
+    for step in steps:
+        node = node.children.get(step) if node is not None else None
+    if node is None:
         return
-    for i, disc in enumerate(el["slicing"].get("discriminator") or []):
+    discs = el["slicing"].get("discriminator")
+    for i, disc in enumerate(discs if isinstance(discs, list) else []):
         dpath = disc.get("path") if isinstance(disc, dict) else None
-        if isinstance(dpath, str) and not discriminator_valid(defs, types, dpath):
+        if isinstance(dpath, str) and not discriminator_valid(validator, types, dpath):
             run.add("error", "invalid", f"{epath}.slicing.discriminator[{i}]", f"The discriminator path '{dpath}' "
                     f"does not appear to be valid for the element that is being sliced '{path}'")
 
@@ -248,7 +276,7 @@ def _order(diff: list[dict[str, Any]], base: dict[str, dict[str, Any]], sd: dict
         return
     ids = []
     for i in sorted(unmatched):
-        eid = diff[i].get("id") or diff[i].get("path")
+        eid = diff[i].get("id") if isinstance(diff[i].get("id"), str) else diff[i]["path"]
         ids.append(eid)
         run.add("error", "value", f"{path}.differential.element[{i}]", f"No match found for {eid} in the generated "
                 "snapshot: check that the path and definitions are legal in the differential (including order)")
@@ -267,7 +295,7 @@ _CAN_BIND = {"string", "uri", "code", "oid", "url", "uuid", "CodeableConcept", "
 
 
 def _bindable(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
-    codes = [t.get("code") for t in el.get("type") or [] if isinstance(t, dict) and isinstance(t.get("code"), str)]
+    codes = [t["code"] for t in objects_at(el, "type") if isinstance(t.get("code"), str)]
     known = [c for c in codes if defs.type_definition(c) is not None]
     if codes and known and len(known) == len(codes) and not any(c in _CAN_BIND for c in codes):
         run.add("error", "business-rule", epath, f"This element has a Binding but the types [{', '.join(codes)}] "
@@ -283,24 +311,20 @@ def _fixed_values(diff: list[dict[str, Any]], base: dict[str, dict[str, Any]], b
                   run: Any) -> None:
     """A constraint cannot change a value its base fixes (the base element is found by path, as the HL7 validator
     does, so that slices compare with the element they slice)."""
+    source = f"{base_sd.get('url')}|{base_sd['version']}" if base_sd.get("version") else base_sd.get("url")
     for i, el in enumerate(diff):
         mine = _fixed(el)
-        base_el = base.get(el.get("path") or "")
+        base_el = base.get(el["path"]) if mine is not None and isinstance(el.get("path"), str) else None
         theirs = _fixed(base_el) if base_el else None
         if mine is None or theirs is None or mine == theirs:
             continue
         where = f"{path}.differential.element[{i}].{mine[0]}"
-        source = f"{base_sd.get('url')}|{base_sd['version']}" if base_sd.get("version") else base_sd.get("url")
         if mine[0] != theirs[0]:
             run.add("error", "invalid", where, f"The fixed value has type '{mine[0][5:]}' but the base fixes a value "
                     f"of type '{theirs[0][5:]}' ({source})")
         else:
-            run.add("error", "value", where, f"Value is '{_show(mine[1])}' but is fixed to '{_show(theirs[1])}' in "
-                    f"the profile {source}, because the value must match the fixed value defined in '{source}'")
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+            run.add("error", "value", where, f"Value is '{mine[1]}' but is fixed to '{theirs[1]}' in the profile "
+                    f"{source}, because the value must match the fixed value defined in '{source}'")
 
 
 # ---- type profiles ----
@@ -323,11 +347,12 @@ def _is_instance_of(defs: Any, sd: dict[str, Any] | None, code: str) -> bool:
 
 
 def _type_profiles(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
-    for j, tr in enumerate(el.get("type") or []):
-        if not isinstance(tr, dict) or not isinstance(tr.get("code"), str):
+    types = el.get("type")
+    for j, tr in enumerate(types if isinstance(types, list) else []):
+        if not isinstance(tr, dict) or not isinstance(tr.get("code"), str) or not isinstance(tr.get("profile"), list):
             continue
         code = tr["code"]
-        for k, url in enumerate(tr.get("profile") or []):
+        for k, url in enumerate(tr["profile"]):
             if not isinstance(url, str):
                 continue
             where = f"{epath}.type[{j}].profile[{k}]"
@@ -344,15 +369,9 @@ def _type_profiles(defs: Any, el: dict[str, Any], epath: str, run: Any) -> None:
 
 
 # ---- obligation profiles ----
-def _ext_value(res: dict[str, Any], url: str) -> Any:
-    for ext in res.get("extension") or []:
-        if isinstance(ext, dict) and ext.get("url") == url:
-            return next((v for k, v in ext.items() if k.startswith("value")), None)
-    return None
-
-
 def _inherited_obligations(defs: Any, sd: dict[str, Any], path: str, run: Any) -> None:
-    for c, ext in enumerate(sd.get("extension") or []):
+    extensions = sd.get("extension")
+    for c, ext in enumerate(extensions if isinstance(extensions, list) else []):
         if not isinstance(ext, dict) or ext.get("url") != _INHERIT_OBLIGATIONS:
             continue
         where = f"{path}.extension[{c}]"
@@ -363,7 +382,7 @@ def _inherited_obligations(defs: Any, sd: dict[str, Any], path: str, run: Any) -
         target = defs.structure(target_url)
         if target is None:
             run.add("error", "invalid", where, f"The profile '{target_url}' could not be found")
-        elif _ext_value(target, _OBLIGATION_PROFILE) is not True:
+        elif not is_obligation_profile(target):
             run.add("error", "invalid", where, f"The profile '{target_url}' is not marked as an obligation profile")
         elif target.get("baseDefinition") != sd.get("baseDefinition"):
             run.add("error", "invalid", where, f"The profile '{target_url}' has a different base "

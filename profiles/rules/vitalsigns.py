@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from profiles.rules import rule
+from profiles.rules import rule, validate_against
 
 _VS = "http://hl7.org/fhir/StructureDefinition/"
 # (system, profile, name, codes): the first row with a matching coding wins, LOINC rows before SNOMED CT ones.
@@ -81,16 +81,15 @@ def check_vital_signs(validator: Any, resource: dict[str, Any], path: str, run: 
     if found is None:
         return
     url, name, sysname, code = found
-    if url in ((resource.get("meta") or {}).get("profile") or []):
-        return  # checked already as a claimed profile
+    if url in run.applied:
+        return  # checked already as a claimed (or requested) profile
     node = validator.node(url)
     if node is None:
         return
     run.add("information", "informational", path, f"Validate Observation against the {name} profile ({url}) "
             f"which is required by the FHIR specification because the {sysname} code {code} was found")
     start = len(run.issues)
-    validator._object(resource, node, node.children, path, node.path, run, is_resource=True)
-    validator._constraints(resource, node, node.path, path, run)
+    validate_against(validator, resource, node, path, run)
     # The profiles bind every component's units to ucum-vitals-common (required), which the spec's own examples
     # leave (FiO2 flow in L/min beside an oxygen saturation): the HL7 validator reports that binding, and only
     # that one, as a warning.

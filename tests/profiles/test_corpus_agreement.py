@@ -4,23 +4,13 @@ raise it when the validator improves (current figures and every disagreement cla
 
 from __future__ import annotations
 
-import importlib.util
-
-from tests.conftest import ROOT
+from tests.profiles import corpus
 
 THRESHOLD = 0.97  # verdict agreement over all base and profile steps, JSON and XML
 
 
-def _harness():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("validator_accuracy", ROOT / "bench" / "validator_accuracy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_verdict_agreement_with_the_java_validator() -> None:
-    harness = _harness()
+    harness = corpus.harness()
     assert harness.CORPUS.is_dir(), f"the corpus is missing at {harness.CORPUS}"
     rows = harness.evaluate()
     assert len(rows) >= 400

@@ -164,6 +164,20 @@ def test_internal_hyperlinks(v: Validator) -> None:
     assert errors(v, bad) == [("invalid", "Patient.text.div", "Hyperlink '#nowhere/x' for 'a link' does not resolve")]
 
 
+def test_internal_hyperlinks_between_bundle_entries(v: Validator) -> None:
+    def entry(n: int, div: str) -> dict[str, Any]:
+        return {"fullUrl": f"urn:uuid:{n}", "resource": {"resourceType": "Basic", "code": {"text": "x"},
+                                                         "text": narrative(div)}}
+
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        entry(1, '<a name="one">1</a><a href="#two">to 2</a>'), entry(2, '<a name="two">2</a><a href="#one">to 1</a>')]}
+    assert not any("Hyperlink" in m for _, _, m in errors(v, bundle))
+    # the same instance changed between calls: its targets are collected afresh
+    bundle["entry"][1]["resource"]["text"] = narrative('<a href="#one">to 1</a>')
+    assert [(e, m) for _, e, m in errors(v, bundle) if "Hyperlink" in m] == [
+        ("Bundle.entry[0].resource.text.div", "Hyperlink '#two' for 'to 2' does not resolve")]
+
+
 def test_narrative_links_in_a_bundle(v: Validator) -> None:
     link = "http://hl7.org/fhir/StructureDefinition/narrativeLink"
     rows = '<table><tr id="r1"><td>a</td></tr><tr id="r2"><td>b</td></tr></table>'

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import json
 import random
 from collections.abc import Iterator
@@ -17,18 +16,10 @@ import pytest
 from profiles.definitions import Definitions
 from profiles.packages import closure, conformance_resources
 from profiles.validator import Validator
-from tests.conftest import ROOT
+from tests.profiles import corpus
 
 JUNK: list[Any] = [None, 1, -3.5, True, "x", "", [], [1], {}, {"a": 1}, [None], ["s"], [{}], {"reference": 5}, 10**30]
 MUTATIONS = 600
-
-
-def _harness():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("validator_accuracy", ROOT / "bench" / "validator_accuracy.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -46,7 +37,7 @@ def _set(obj: Any, path: tuple[Any, ...], value: Any) -> None:
 
 @pytest.fixture(scope="module")
 def cases() -> list[tuple[str, dict[str, Any], Validator]]:
-    va = _harness()
+    va = corpus.harness()
     base = list(conformance_resources(closure(va.BASE), va.TYPES))
     shared = Validator(Definitions(base))
     manifest = orjson.loads((va.CORPUS / "manifest-r4-selfcontained.json").read_bytes())

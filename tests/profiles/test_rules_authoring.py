@@ -179,9 +179,9 @@ def test_valid_discriminator_paths(v: Validator) -> None:
     for types, path in [(["Extension"], "url"), (["Coding"], "$this"), (["CodeableConcept"], "coding.system"),
                         (["Reference"], "resolve().code"), (["Extension"], "value.ofType(Identifier).type"),
                         (["Identifier"], "extension('http://example.org/x').value"), (["Quantity"], "code")]:
-        assert discriminator_valid(v.defs, types, path), (types, path)
-    assert not discriminator_valid(v.defs, ["Identifier"], "code")
-    assert not discriminator_valid(v.defs, ["CodeableConcept"], "coding.nothing")
+        assert discriminator_valid(v, types, path), (types, path)
+    assert not discriminator_valid(v, ["Identifier"], "code")
+    assert not discriminator_valid(v, ["CodeableConcept"], "coding.nothing")
 
 
 def test_a_constraint_cannot_change_a_fixed_value_of_its_base(v: Validator) -> None:

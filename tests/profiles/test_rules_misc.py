@@ -5,7 +5,6 @@ additional bindings, narrative source/language control) and extension contexts."
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -132,6 +131,9 @@ def test_vital_signs_profile_applied_by_code(validator: Validator) -> None:
     good = copy.deepcopy(obs)
     good["code"]["coding"].append({"system": "http://loinc.org", "code": "8310-5"})
     assert errors(validator.validate(good)) == []
+    requested = validator.validate(obs, ["http://hl7.org/fhir/StructureDefinition/bodytemp"])
+    assert not any("Body temperature profile" in i.message for i in requested)  # checked as a requested profile
+    assert len(errors(requested)) == len(errors(issues))
     other = copy.deepcopy(obs)
     other["code"] = {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}
     assert not any("Body temperature" in i.message for i in validator.validate(other))
@@ -139,9 +141,16 @@ def test_vital_signs_profile_applied_by_code(validator: Validator) -> None:
 
 # ---- global profiles ----
 def test_implementation_guide_global_profile(base: list[dict[str, Any]]) -> None:
-    v = with_defs(base, read("patient-ig-ig.json"), read("patient-ig-sd.json"))
-    got = errors(v.validate(read("patient-ig-bad.json")))
+    sd = read("patient-ig-sd.json")
+    v = with_defs(base, read("patient-ig-ig.json"), sd)
+    bad = read("patient-ig-bad.json")
+    issues = v.validate(bad)
+    got = errors(issues)
     assert len(got) == 1 and "Patient.name: minimum required = 1" in got[0].message
+    assert any("a global profile in" in i.message for i in issues)
+    # asked for explicitly, the profile is checked once, as a requested one
+    requested = v.validate(bad, [sd["url"]])
+    assert len(errors(requested)) == 1 and not any("a global profile in" in i.message for i in requested)
     assert errors(v.validate({"resourceType": "Patient", "name": [{"family": "x"}]})) == []
 
 
@@ -216,10 +225,6 @@ def test_extension_context_invariant(base: list[dict[str, Any]]) -> None:
     good = copy.deepcopy(bad)
     good.pop("active")
     assert errors(v.validate(good)) == []
-
-
-def test_corpus_files_exist() -> None:
-    assert Path(CASES / "json-comments-1.json").exists()
 
 
 def test_display_in_a_language_the_code_system_lacks_is_a_warning(validator) -> None:  # type: ignore[no-untyped-def]

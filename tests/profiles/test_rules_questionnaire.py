@@ -6,16 +6,15 @@ validator's recorded error counts."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from typing import Any
 
-import orjson
 import pytest
 
 from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import closure, conformance_resources
 from profiles.validator import Validator
 from tests.conftest import ROOT
+from tests.profiles import corpus
 
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
@@ -252,6 +251,21 @@ def test_enable_when_targets(v: Validator) -> None:
     assert issues(v, q_with(a, later), ("error", "warning")) == []
 
 
+def test_enable_when_order_in_nested_items(v: Validator) -> None:
+    # a question may depend on the question holding it, or on one listed earlier in another group
+    parent = {"linkId": "p", "type": "boolean", "item": [
+        {"linkId": "p.1", "type": "string", "enableWhen": [{"question": "p", "operator": "exists",
+                                                            "answerBoolean": True}]}]}
+    g1 = {"linkId": "g1", "type": "group", "item": [{"linkId": "g1.a", "type": "boolean"}]}
+    g2 = {"linkId": "g2", "type": "group", "item": [
+        {"linkId": "g2.a", "type": "boolean", "enableWhen": [{"question": "g1.a", "operator": "=",
+                                                              "answerBoolean": True}]}]}
+    assert issues(v, q_with(parent, g1, g2), ("error", "warning")) == []
+    # ... but one in a later group comes after it
+    assert [(e, m) for _, e, m in issues(v, q_with(g2, g1), ("warning",)) if "enableWhen" in m] == [
+        ("Questionnaire.item[0].item[0]", "The target of this enableWhen rule (g1.a) comes after the question itself")]
+
+
 def test_que_12_counts_two_conditions(v: Validator) -> None:
     a, b = {"linkId": "a", "type": "boolean"}, {"linkId": "b", "type": "boolean"}
     c = {"linkId": "c", "type": "boolean", "enableWhen": [
@@ -264,20 +278,6 @@ def test_que_12_counts_two_conditions(v: Validator) -> None:
 
 # ---- the HL7 corpus ----
 
-def _cases() -> list[dict[str, Any]]:
-    manifest = CORPUS / "manifest-r4-selfcontained.json"
-    if not manifest.exists():
-        return []
-    return [c for c in orjson.loads(manifest.read_bytes())["test-cases"] if c["module"] == "questionnaire"]
-
-
-@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["name"])
+@pytest.mark.parametrize("case", corpus.cases("questionnaire"), ids=lambda c: c["name"])
 def test_corpus_error_counts_match_java(case: dict[str, Any], base: list[dict[str, Any]]) -> None:
-    spec = importlib.util.spec_from_file_location("validator_accuracy", ROOT / "bench" / "validator_accuracy.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    validator = Validator(Definitions([*base, *harness.supporting(case.get("supporting", []))]),
-                          security_checks=False)
-    errors = [i for i in validator.validate(harness.read(CORPUS / case["input"])) if i.severity in ("error", "fatal")]
-    assert len(errors) == case["expected"]["errorCount"], [f"{i.expression}: {i.message}" for i in errors]
+    corpus.assert_error_counts_match(case, base)

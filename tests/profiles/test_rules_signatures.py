@@ -98,3 +98,23 @@ def test_not_a_jws(validator) -> None:  # type: ignore[no-untyped-def]
     bundle = _sign(_bundle())
     bundle["signature"]["data"] = base64.b64encode(b"not a signature").decode()
     assert any(s == "error" and "not a JWS" in m for s, m in _issues(validator, bundle))
+
+
+def test_signature_without_certificate_or_with_unsupported_algorithm(validator) -> None:  # type: ignore[no-untyped-def]
+    bundle = _sign(_bundle())
+    header, payload, sig = base64.b64decode(bundle["signature"]["data"]).decode().split(".")
+    x5c = orjson.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["x5c"]
+    for changed, fragment in (({"alg": "RS256"}, "no usable certificate"),
+                              ({"alg": "HS256", "x5c": x5c}, "'HS256' is not supported")):
+        jws = f"{_b64url(orjson.dumps(changed))}.{payload}.{sig}"
+        bundle["signature"]["data"] = base64.b64encode(jws.encode()).decode()
+        issues = _issues(validator, bundle)
+        assert [s for s, _ in issues] == ["warning"] and fragment in issues[0][1], issues
+
+
+def test_content_that_cannot_be_canonicalized_is_reported(validator) -> None:  # type: ignore[no-untyped-def]
+    bundle = _sign(_bundle())
+    bundle["entry"][0]["resource"] = {"resourceType": "Basic", "code": {"text": "x"}, "extension": [
+        {"url": "http://example.org/big", "valueDecimal": 10**30}]}  # a Python int JSON in FHIR cannot carry
+    issues = _issues(validator, bundle)
+    assert any(s == "error" and "cannot be canonicalized" in m for s, m in issues), issues
