@@ -139,7 +139,8 @@ class Validator:
             if sd is not None:
                 try:
                     root = compile_snapshot(generate(sd, self.defs))
-                except ValueError:  # SnapshotError included: reported as an unknown profile
+                except (ValueError, TypeError, AttributeError, KeyError):  # SnapshotError, or a malformed definition:
+                    # reported as a profile that is not known
                     root = None
             self._nodes[url] = root
             if root is not None:

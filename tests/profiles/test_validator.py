@@ -171,3 +171,16 @@ def test_integer_beyond_64_bits_is_validated_not_a_crash(v: Validator) -> None:
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "count"},
            "valueQuantity": {"value": 10**30, "unit": "1"}}
     assert errors(v, obs) == []
+
+
+def test_a_malformed_profile_is_reported_not_a_crash(v: Validator) -> None:
+    from profiles.definitions import Definitions
+
+    bad = {"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/bad", "name": "Bad",
+           "status": "draft", "kind": "resource", "abstract": False, "type": "Patient", "derivation": "constraint",
+           "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+           "differential": {"element": [1, {"path": None}]}}
+    local = Validator(Definitions([*v.defs.structures.values(), *v.defs.value_sets.values(), bad]))
+    issues = local.validate({"resourceType": "Patient"}, ["http://example.org/StructureDefinition/bad"])
+    assert [(i.severity, i.code) for i in issues if "example.org/StructureDefinition/bad" in i.message] == [
+        ("error", "not-found")]
