@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from profiles.definitions import CONFORMANCE_TYPES, Definitions  # noqa: E402
 from profiles.packages import closure, conformance_resources  # noqa: E402
-from profiles.references import JAVA_DEFAULT as DEFAULT_REFERENCES  # noqa: E402
+from profiles.references import HL7_VALIDATOR_DEFAULT as DEFAULT_REFERENCES  # noqa: E402
 from profiles.references import ReferencePolicy  # noqa: E402
 from profiles.validator import Validator  # noqa: E402
 

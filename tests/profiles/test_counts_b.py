@@ -11,7 +11,7 @@ import pytest
 
 from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import closure, conformance_resources
-from profiles.references import JAVA_DEFAULT, ReferencePolicy
+from profiles.references import HL7_VALIDATOR_DEFAULT, ReferencePolicy
 from profiles.snapshot import generate
 from profiles.validator import Validator
 
@@ -68,7 +68,7 @@ def base() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def v(base: list[dict[str, Any]]) -> Validator:
-    return Validator(Definitions([*base, *SUPPORT]), security_checks=False, references=JAVA_DEFAULT)
+    return Validator(Definitions([*base, *SUPPORT]), security_checks=False, references=HL7_VALIDATOR_DEFAULT)
 
 
 def errors(v: Validator, res: dict[str, Any]) -> list[tuple[str, str, str]]:

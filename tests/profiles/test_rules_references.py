@@ -12,7 +12,7 @@ import pytest
 from mappers.exceptions import Issue
 from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import closure, conformance_resources
-from profiles.references import JAVA_DEFAULT, ReferencePolicy, target_url
+from profiles.references import HL7_VALIDATOR_DEFAULT, ReferencePolicy, target_url
 from profiles.validator import Validator
 from profiles.xml import xml_to_json
 from tests.conftest import ROOT
@@ -222,7 +222,7 @@ def test_bundled_aggregation(v: Validator) -> None:
 def test_type_of_unresolved_reference_checked_only_when_asked(defs: Definitions) -> None:
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
            "subject": {"reference": "Group/12345"}}
-    java = Validator(defs, security_checks=False, references=JAVA_DEFAULT)
+    java = Validator(defs, security_checks=False, references=HL7_VALIDATOR_DEFAULT)
     assert not errors(java.validate(obs, [T + "patient-or-location"]))
     gateway = Validator(defs, security_checks=False)  # the default: the type a RESTful reference names is checked
     assert has(gateway.validate(obs, [T + "patient-or-location"]), "error", "Observation.subject",
