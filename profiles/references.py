@@ -25,7 +25,8 @@ class ReferencePolicy:
     `check_exists` (validateReference CHECK_EXISTS...): a reference that resolves neither inside the Bundle,
     Parameters or contained resources nor through `fetch` is an error. `assume_valid_rest` (assumeValidRestReferences):
     the type named by an unresolved `Type/id` reference is checked against the element's target types; on by
-    default, as a gateway wants (Medication/1 as an Observation's subject), off in the HL7 validator (HL7_VALIDATOR_DEFAULT).
+    default, as a gateway wants (Medication/1 as an Observation's subject), off in the HL7 validator
+    (HL7_VALIDATOR_DEFAULT).
     `contained` (validateContains, False = IGNORE): validate contained resources. `bundle_rules` (bundle-param):
     (rule, profile) pairs; a rule `Type:n` applies the profile to the n-th entry of that type (0-based), `n` to entry
     n, `Type` to every entry of the type. `fetch`: resolves references found nowhere in the instance (or None)."""
