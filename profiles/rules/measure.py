@@ -276,30 +276,40 @@ def _score(mres: dict[str, Any], mgroup: dict[str, Any], report: dict[str, Any],
         run.add("warning", "not-found", mspath, "A unit should be present when the scoring type is ratio")
 
 
+def _by_code(items: list[Any], definitions: list[dict[str, Any]], element: str, name: str, other: str, path: str,
+             run: Any, by_text: bool = False) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], set[int]]:
+    """Match a report's groups, populations or stratifiers to the Measure's by code, reporting items with no code,
+    no match or a match already taken. Returns (path, item, definition) per match and the ids of those matched."""
+    matched: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    seen: set[int] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        where = f"{path}.{element}[{i}]"
+        cc = _cc(item.get("code"))
+        if cc is None:
+            run.add("error", "business-rule", where, f"Group should have a code that matches the {name} definition "
+                    "in the measure")
+            continue
+        found = _find(cc, definitions, by_text=by_text)
+        if found is None:
+            run.add("error", "business-rule", where, f"The code for this {name} has no match in the measure "
+                    "definition")
+        elif id(found) in seen:
+            run.add("error", "business-rule", where, f"The code for this {name} is duplicated with another {other}")
+        else:
+            seen.add(id(found))
+            matched.append((where, item, found))
+    return matched, seen
+
+
 def _populations(mgroup: dict[str, Any], report: dict[str, Any], group: dict[str, Any], path: str,
                  run: Any) -> None:
     definitions = [p for p in _list(mgroup.get("population")) if isinstance(p, dict)]
-    seen: set[int] = set()
     subject_list = report.get("type") == "subject-list"
-    for i, pop in enumerate(_list(group.get("population"))):
-        if not isinstance(pop, dict):
-            continue
-        ppath = f"{path}.population[{i}]"
-        cc = _cc(pop.get("code"))
-        if cc is None:
-            run.add("error", "business-rule", ppath, "Group should have a code that matches the group population "
-                    "definition in the measure")
-            continue
-        mp = _find(cc, definitions)
-        if mp is None:
-            run.add("error", "business-rule", ppath, "The code for this group population has no match in the "
-                    "measure definition")
-            continue
-        if id(mp) in seen:
-            run.add("error", "business-rule", ppath, "The code for this group population is duplicated with "
-                    "another group")
-            continue
-        seen.add(id(mp))
+    matched, seen = _by_code(_list(group.get("population")), definitions, "population", "group population", "group",
+                             path, run)
+    for ppath, pop, _ in matched:
         subjects = len(_list(pop.get("subjectResults")))
         if subject_list:  # the count is the number of subjects listed
             count = pop.get("count")
@@ -321,25 +331,8 @@ def _populations(mgroup: dict[str, Any], report: dict[str, Any], group: dict[str
 
 def _stratifiers(mgroup: dict[str, Any], group: dict[str, Any], path: str, run: Any) -> None:
     definitions = [s for s in _list(mgroup.get("stratifier")) if isinstance(s, dict)]
-    seen: set[int] = set()
-    for i, st in enumerate(_list(group.get("stratifier"))):
-        if not isinstance(st, dict):
-            continue
-        spath = f"{path}.stratifier[{i}]"
-        cc = _cc(st.get("code"))
-        if cc is None:
-            run.add("error", "business-rule", spath, "Group should have a code that matches the group stratifier "
-                    "definition in the measure")
-            continue
-        ms = _find(cc, definitions, by_text=True)
-        if ms is None:
-            run.add("error", "business-rule", spath, "The code for this group stratifier has no match in the "
-                    "measure definition")
-        elif id(ms) in seen:
-            run.add("error", "business-rule", spath, "The code for this group stratifier is duplicated with "
-                    "another stratifier")
-        else:
-            seen.add(id(ms))
+    _, seen = _by_code(_list(group.get("stratifier")), definitions, "stratifier", "group stratifier", "stratifier",
+                       path, run, by_text=True)
     for ms in definitions:
         if id(ms) not in seen:
             run.add("error", "business-rule", path, _missing("stratifier", ms))
@@ -386,22 +379,9 @@ def measure_report(validator: Any, resource: dict[str, Any], path: str, run: Any
                         f"code defined for this group in the measure ({_display(mcc)})")
         _group(mres, mgroup, resource, group, gpath, run)
         return
-    seen: set[int] = set()
-    for i, group in enumerate(groups):
-        gpath = f"{path}.group[{i}]"
-        cc = _cc(group.get("code"))
-        if cc is None:
-            run.add("error", "business-rule", gpath, "Group should have a code that matches the group definition in "
-                    "the measure")
-            continue
-        mgroup = _find(cc, mgroups)
-        if mgroup is None:
-            run.add("error", "business-rule", gpath, "The code for this group has no match in the measure definition")
-        elif id(mgroup) in seen:
-            run.add("error", "business-rule", gpath, "The code for this group is duplicated with another group")
-        else:
-            seen.add(id(mgroup))
-            _group(mres, mgroup, resource, group, gpath, run)
+    matched, seen = _by_code(groups, mgroups, "group", "group", "group", path, run)
+    for gpath, group, mgroup in matched:
+        _group(mres, mgroup, resource, group, gpath, run)
     if resource.get("type") != "data-collection":  # a data collection may report on some groups only
         for mgroup in mgroups:
             if id(mgroup) not in seen:
