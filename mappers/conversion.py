@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -16,6 +16,10 @@ class Conversion:
 
     bundle: dict[str, Any]
     issues: tuple[Issue, ...]
+    # Where each output resource (key: its id) or element (key: "id:path", path as FHIRPath from the resource,
+    # e.g. "abc:effectiveDateTime") came from in the source, as a source expression (`OBX[3]-14`, `line 12`,
+    # an XPath). Lets an error in the output name the source field that produced it (mappers.toolkit.origins).
+    origins: dict[str, str] = field(default_factory=dict)
 
     @property
     def outcome(self) -> dict[str, Any]:

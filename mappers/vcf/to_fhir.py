@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -363,7 +363,7 @@ def _fraction(af: list[float | None] | None, depths: list[float | None] | None, 
 class Conversion(BaseConversion):
     """A converted VCF held in memory: the Bundle, the conversion report and the counts."""
 
-    summary: Summary
+    summary: Summary = field(default_factory=Summary)
 
 
 def summary_issue(summary: Summary) -> Issue:
@@ -380,7 +380,7 @@ def to_fhir(data: bytes | Iterable[bytes], options: Options | None = None,
     body = b"".join(bundle_json(conv))
     with gc_paused():
         bundle = orjson.loads(body)
-    return Conversion(bundle, (*conv.issues, summary_issue(conv.summary)), conv.summary)
+    return Conversion(bundle, (*conv.issues, summary_issue(conv.summary)), summary=conv.summary)
 
 
 def indexed_lines(read_at: ReadAt, index_data: bytes, regions: Regions) -> Iterator[bytes]:

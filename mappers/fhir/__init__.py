@@ -1,0 +1,1 @@
+"""FHIR R4 JSON, the hub every other format converts through."""

@@ -1,0 +1,60 @@
+"""HL7 v2.5.1 ORU^R01 as a helixgate format (mappers.toolkit.registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mappers.conversion import Conversion
+from mappers.hl7v2.context import Options
+from mappers.hl7v2.emit.provenance import MAPPER_VERSION
+from mappers.hl7v2.from_fhir import EmitOptions, from_fhir
+from mappers.hl7v2.to_fhir import to_fhir
+from mappers.toolkit.registry import ConvertOptions, Format, Rendered
+
+_ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
+
+
+def sniff(data: bytes) -> bool:
+    return data[:64].lstrip(b"\xef\xbb\xbf\x0b \t\r\n").startswith((b"MSH", b"FHS", b"BHS"))
+
+
+def split(data: bytes) -> list[tuple[str, bytes]]:
+    """The messages of a batch file (FHS/BHS … BTS/FTS) or of MSH after MSH, each as its own bytes."""
+    data = data.replace(b"\x0b", b"").replace(b"\x1c", b"")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    text = data.replace(b"\r\n", b"\r")
+    lines = text.split(b"\r") if b"\r" in text else text.split(b"\n")
+    messages: list[list[bytes]] = []
+    for line in lines:
+        line = line.strip(b"\n")
+        if not line.strip() or line[:3] in _ENVELOPE:
+            continue
+        if line.startswith(b"MSH") or not messages:
+            messages.append([line])
+        else:
+            messages[-1].append(line)
+    return [(f"message {n}", b"\r".join(m) + b"\r") for n, m in enumerate(messages, 1)]
+
+
+def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
+    return to_fhir(data, Options(bundle_type=opts.bundle_type, timezone=opts.timezone))
+
+
+def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
+    msg = from_fhir(bundle, EmitOptions())
+    return Rendered(msg.data, msg.issues)
+
+
+FORMAT = Format(
+    name="hl7v2",
+    title="HL7 v2.5.1 ORU^R01 (LRI genetic variant model)",
+    version=MAPPER_VERSION,
+    media_type="x-application/hl7-v2+er7; charset=utf-8",
+    media_types=("x-application/hl7-v2+er7", "application/hl7-v2", "application/hl7-v2+er7", "application/edi-hl7"),
+    sniff=sniff,
+    to_fhir=_to_fhir,
+    from_fhir=_from_fhir,
+    split=split,
+    sniff_order=10,
+)

@@ -1,0 +1,31 @@
+"""Which source field produced an element of the output: validator issues on a converted Bundle are located in the
+source through the origins a mapper recorded (Conversion.origins)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource(?:\.(.*))?$")
+
+
+def source_of(bundle: dict[str, Any], origins: dict[str, str], expression: str) -> str | None:
+    """The source expression behind a FHIRPath `expression` into `bundle`: the origin recorded for the longest
+    element path that prefixes it, else for its resource; None when the mapper recorded none."""
+    m = _ENTRY.match(expression)
+    if not m:
+        return None
+    entries = bundle.get("entry") or []
+    index = int(m.group(1))
+    if index >= len(entries):
+        return None
+    rid = (entries[index].get("resource") or {}).get("id")
+    if not isinstance(rid, str):
+        return None
+    path = re.sub(r"\[\d+\]", "", m.group(2) or "")  # element paths are recorded without list indexes
+    while path:
+        hit = origins.get(f"{rid}:{path}")
+        if hit:
+            return hit
+        path = path.rpartition(".")[0]
+    return origins.get(rid)

@@ -1,0 +1,60 @@
+"""VCF 4.x as a helixgate format (mappers.toolkit.registry). Large files stream through vcf.Converter instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mappers.conversion import Conversion
+from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
+from mappers.vcf.context import GENOMIC_SOURCES, MAPPER_VERSION, SEXES, Options
+from mappers.vcf.from_fhir import from_fhir
+from mappers.vcf.to_fhir import to_fhir
+
+BUNDLE_MAX_VARIANTS = 20_000  # a Bundle is built in memory; NDJSON streams any number
+
+OPTIONS = (
+    Option("sample", "sample column to convert (default: the first)"),
+    Option("genomicSource", "genomic source class", choices=GENOMIC_SOURCES),
+    Option("sex", "patient sex; male makes X/Y calls outside the PARs hemizygous", choices=SEXES),
+    Option("patient", "patient identifier (default: the sample name)", metavar="[SYSTEM|]ID"),
+    Option("assembly", "reference assembly (default: from the header)", choices=("GRCh37", "GRCh38")),
+    Option("lenient", "skip and count malformed records instead of failing", flag=True),
+    Option("keepFiltered", "also convert records whose FILTER is not PASS", flag=True),
+)
+
+
+def options(opts: ConvertOptions, **extra: Any) -> Options:
+    """The VCF mapper's Options from generic ones; raises ParseError for a bad value."""
+    return Options(sample=opts.param("sample"), genomic_source=opts.param("genomicSource"), sex=opts.param("sex"),
+                   patient=opts.param("patient"), assembly=opts.param("assembly"), lenient=opts.flag("lenient"),
+                   keep_filtered=opts.flag("keepFiltered"), bundle_type=opts.bundle_type, **extra)
+
+
+def sniff(data: bytes) -> bool:
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"##fileformat=VCF") or data[:2] == b"\x1f\x8b"  # VCF, or gzip (bgzipped VCF)
+
+
+def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
+    return to_fhir(data, options(opts, max_variants=BUNDLE_MAX_VARIANTS))
+
+
+def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
+    out = from_fhir(orjson.dumps(bundle))
+    return Rendered(out.data, out.issues)
+
+
+FORMAT = Format(
+    name="vcf",
+    title="VCF 4.1-4.3 (plain, gzip or bgzip)",
+    version=MAPPER_VERSION,
+    media_type="text/vcf; charset=utf-8",
+    media_types=("text/vcf", "text/x-vcf"),
+    sniff=sniff,
+    to_fhir=_to_fhir,
+    from_fhir=_from_fhir,
+    options=OPTIONS,
+    sniff_order=10,
+)
