@@ -42,11 +42,11 @@ def suite_path(name: str) -> Path:
 
 
 def available_formats() -> set[str]:
-    """Source formats this helixgate build converts to FHIR (gateway.formats.CONVERTERS), read at run time so
+    """Source formats this helixgate build converts to FHIR (the format registry), read at run time so
     suites pick up the VCF and China CDA mappers as they are registered."""
-    from gateway.formats import CONVERTERS
+    from gateway.formats import HUB, names
 
-    return {source for source, target in CONVERTERS if target == "fhir"}
+    return set(names("read")) - {HUB}
 
 
 def load_suite(name: str, *, inputs: Iterable[Path] = (), formats: Collection[str] | None = None) -> Suite:
@@ -162,7 +162,7 @@ class _Loader:
         fmt = next((f for f in wanted if f in self.formats), None)
         if fmt is None:
             return [self.placeholder(gid, f"this helixgate build has no {' / '.join(wanted)} → FHIR converter "
-                                          "(gateway.formats.CONVERTERS)", required=False)]
+                                          "(the format registry)", required=False)]
         files = self.find_inputs(self.field(spec, "paths", gid, list))
         if not files:
             return [self.placeholder(gid, f"no reference inputs matching {', '.join(spec['paths'])} under "

@@ -1,28 +1,103 @@
-"""The conversion service shared by the HTTP route and the CLI: resolve formats, consult the cache, convert."""
+"""The conversion service shared by the HTTP route, the CLI, workers and bulk jobs: consult the cache, convert
+through the format registry, validate the output, cache. Data flows one way: mapper → validator → cache."""
 
 from __future__ import annotations
+
+from collections import Counter
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 
 from gateway.cache import Cache, cache_key
-from gateway.formats import CONVERTERS, Converted, Request
+from gateway.formats import HUB, Converted, Request
+from mappers.conversion import Conversion
+from mappers.exceptions import Issue, MappingError, operation_outcome
+from mappers.toolkit.origins import source_of
+from mappers.toolkit.registry import get
+
+MAX_REPORTED_ERRORS = 50  # of an invalid output; the rest are counted
 
 
-async def convert(data: bytes, request: Request, cache: Cache, *, offload: bool = False) -> tuple[Converted, bool]:
+class InvalidOutput(MappingError):
+    """Raised when a conversion's output fails validation (HTTP 422, CLI exit 1); each issue names the output
+    element and, where the mapper recorded it, the source field that produced it."""
+
+    def __init__(self, errors: list[Issue], total: int) -> None:
+        more = f" (the first {len(errors)} are listed)" if total > len(errors) else ""
+        super().__init__(f"the converted output has {total} validation error(s){more}; nothing was returned "
+                         "(pass allow-invalid to get it with its errors)", details="invalid-output",
+                         code="processing", issues=errors)
+
+
+async def convert(data: bytes, request: Request, cache: Cache, validator: Any = None, *,
+                  offload: bool = False) -> tuple[Converted, bool]:
     """Convert `data` as `request` says; returns the result and whether it came from the cache.
 
-    `offload` runs the (CPU-bound) mapper in a worker thread, keeping the event loop free for large inputs.
+    `validator` (profiles.validator.Validator) checks FHIR output; None means it is not available, which refuses
+    the conversion unless the request allows invalid output. `offload` runs the CPU-bound work in a thread.
 
-    Raises the mappers' MappingError subclasses for input that cannot be converted (nothing is cached then).
+    Raises the mappers' MappingError subclasses, or InvalidOutput; nothing is cached then.
     """
     key = cache_key(data, *request.key_parts())
     hit = await cache.get(key)
     if hit is not None:
         doc = orjson.loads(hit)
         return Converted(doc["body"].encode(), doc["media_type"], doc["outcome"]), True
-    mapper = CONVERTERS[(request.source, request.target)]
-    result = await run_in_threadpool(mapper, data, request) if offload else mapper(data, request)
+    result = await run_in_threadpool(run, data, request, validator) if offload else run(data, request, validator)
     payload = {"media_type": result.media_type, "outcome": result.outcome, "body": result.body.decode()}
     await cache.set(key, orjson.dumps(payload))
     return result, False
+
+
+def run(data: bytes, request: Request, validator: Any = None) -> Converted:
+    """The conversion itself (synchronous): source → FHIR (validated when FHIR is the output) → target."""
+    src, tgt = get(request.source), get(request.target)
+    assert src.to_fhir is not None and tgt.from_fhir is not None  # resolve() picked them
+    conv = src.to_fhir(data, request.options)
+    issues = list(conv.issues)
+    if tgt.name == HUB:
+        issues.extend(check(conv, validator, request.allow_invalid))
+        return Converted(orjson.dumps(conv.bundle), tgt.media_type, operation_outcome(issues))
+    out = tgt.from_fhir(conv.bundle, request.options)
+    issues.extend(out.issues)
+    if tgt.check_output:
+        problems = tgt.check_output(out.data)
+        errors = [p for p in problems if p.severity in ("error", "fatal")]
+        if errors and not request.allow_invalid:
+            raise InvalidOutput(errors[:MAX_REPORTED_ERRORS], len(errors))
+        issues.extend(problems)
+    return Converted(out.data, tgt.media_type, operation_outcome(issues))
+
+
+def check(conv: Conversion, validator: Any, allow_invalid: bool) -> list[Issue]:
+    """Validate a converted Bundle: errors refuse it (InvalidOutput) unless `allow_invalid`, when they join the
+    report; warnings join the report, one issue per distinct message."""
+    if validator is None:
+        if not allow_invalid:
+            raise MappingError("the output cannot be validated: the FHIR packages are not installed (run "
+                               "'helixgate packages install'), or allow unvalidated output", details="no-validator",
+                               code="not-supported")
+        return [Issue("warning", "informational", "output-not-validated",
+                      "the output was not validated: the FHIR packages are not installed")]
+    outcome = validator.outcome(conv.bundle, ())
+    errors: list[Issue] = []
+    warnings: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], str | None] = {}
+    for i in outcome.get("issue", []):
+        text = (i.get("details") or {}).get("text") or i.get("diagnostics") or ""
+        path = (i.get("expression") or [""])[0]
+        if i.get("severity") in ("error", "fatal"):
+            source = source_of(conv.bundle, conv.origins, path)
+            origin = f" (from {source})" if source else ""
+            errors.append(Issue("error", i.get("code") or "invalid", "invalid-output",
+                                f"{path}{origin}: {text}", source or path or None))
+        elif i.get("severity") == "warning":
+            k = (i.get("code") or "informational", text)
+            warnings[k] += 1
+            where.setdefault(k, source_of(conv.bundle, conv.origins, path) or path or None)
+    if errors and not allow_invalid:
+        raise InvalidOutput(errors[:MAX_REPORTED_ERRORS], len(errors))
+    notes = [Issue("warning", code, "output-warning", f"{text} ({n} times)" if n > 1 else text, where[(code, text)])
+             for (code, text), n in warnings.items()]
+    return [*errors, *notes]

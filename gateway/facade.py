@@ -30,7 +30,7 @@ from starlette.routing import Route
 from gateway.audit import AuditLog, delivery_provenance, with_provenance
 from gateway.cache import cache_key
 from gateway.convert import convert
-from gateway.formats import GENERIC_MEDIA_TYPES, MEDIA_TYPES, resolve
+from gateway.formats import GENERIC_MEDIA_TYPES, HUB, detect, media_source, resolve
 from gateway.formats import Request as ConvertRequest
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import metadata as own_metadata
@@ -38,7 +38,7 @@ from gateway.routes import read_body
 from gateway.settings import Settings, SettingsError
 from gateway.upstream import Upstream, UpstreamRejected, UpstreamUnavailable, deliver, make_upstream
 from gateway.validate import app_validator, read_resource, validate
-from mappers.hl7v2.emit.provenance import MAPPER_VERSION
+from mappers.toolkit.registry import ConvertOptions, get
 from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.facade")
@@ -181,10 +181,10 @@ async def write_route(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_request_bytes)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    source = request.query_params.get("source") or MEDIA_TYPES.get(media)
+    source = request.query_params.get("source") or media_source(media)
     if source is None and media in GENERIC_MEDIA_TYPES:
-        source, _ = resolve(body, None, None)
-    if source != "fhir":
+        source = detect(body)
+    if source != HUB:
         if rtype is not None:
             return outcome_response(415, "not-supported", "facade-national-format",
                                     f"POST a {source or media} document to [base] (/fhir), not to /fhir/{rtype}")
@@ -211,12 +211,13 @@ async def write_route(request: Request) -> Response:
 async def _national(request: Request, body: bytes, source: str | None) -> Response:
     """A national-format document posted to [base]: converted to a transaction Bundle, validated, delivered."""
     settings: Settings = request.app.state.settings
-    src, _ = resolve(body, source, "fhir")
-    req = ConvertRequest(src, "fhir", "transaction", settings.v2_timezone, datetime.now(UTC))
-    result, _ = await convert(body, req, request.app.state.cache, offload=len(body) > 64 * 1024)
+    src, _ = resolve(body, source, HUB)
+    req = ConvertRequest(src, HUB, ConvertOptions("transaction", settings.v2_timezone))
+    validator = await app_validator(request)
+    result, _ = await convert(body, req, request.app.state.cache, validator, offload=len(body) > 64 * 1024)
     bundle = orjson.loads(result.body)
     message_id = request.headers.get("x-request-id") or bundle.get("id", "")
-    prov = delivery_provenance(bundle, source_format=src, message_id=message_id, mapper_version=MAPPER_VERSION,
+    prov = delivery_provenance(bundle, source_format=src, message_id=message_id, mapper_version=get(src).version,
                                recorded=datetime.now(UTC).isoformat(timespec="milliseconds"))
     bundle = with_provenance(bundle, prov)
     refused = await _check(request, bundle)

@@ -6,37 +6,34 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import __version__, bulk
+from gateway import __version__, bulk, stream
 from gateway.convert import convert
 from gateway.fhir_input import parameters
 from gateway.formats import (
-    CONVERTERS,
-    DEFAULT_TARGET,
     FHIR_NDJSON,
     GENERIC_MEDIA_TYPES,
-    MEDIA_TYPES,
-    VCF_PARAMS,
     UnsupportedFormat,
+    conversions,
+    format_params,
+    media_source,
     resolve,
-    vcf_options,
 )
 from gateway.formats import (
     Request as ConvertRequest,
 )
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.terminology_routes import routes as terminology_routes
-from mappers import vcf
-from mappers.exceptions import ParseError
+from gateway.validate import app_validator
+from mappers.exceptions import Issue, MappingError, ParseError, operation_outcome
+from mappers.toolkit.registry import HUB, ConvertOptions, get, registry
+from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.http")
 _THREAD_THRESHOLD = 64 * 1024  # convert larger bodies off the event loop
@@ -78,8 +75,9 @@ def _parameters_input(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
                                      details="bad-base64") from None
             elif "resource" in p:
                 data = orjson.dumps(p["resource"])
-        elif name in ("source", "target", "bundleType"):
-            params[name] = p.get("valueCode") or p.get("valueString") or ""
+        elif isinstance(name, str):  # source, target, bundleType, allowInvalid and format options
+            value = next((p[k] for k in ("valueCode", "valueString", "valueBoolean") if k in p), "")
+            params[name] = str(value).lower() if isinstance(value, bool) else str(value)
     if data is None:
         raise ParseError("Parameters has no 'input' parameter (valueString, valueBase64Binary or resource)",
                          details="missing-input")
@@ -93,9 +91,9 @@ async def convert_route(request: Request) -> Response:
     if bulk.wants_async(request, body, media):  # Prefer: respond-async, NDJSON or many documents: a bulk job
         return await bulk.kickoff(request, body, media)
     q = request.query_params
-    source, target, bundle_type = q.get("source"), q.get("target"), q.get("bundleType", "collection")
+    given = dict(q.items())
     as_parameters = False
-    if media in MEDIA_TYPES and MEDIA_TYPES[media] == "fhir" and body.lstrip()[:1] == b"{":
+    if media_source(media) == HUB and body.lstrip()[:1] == b"{":
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -103,29 +101,31 @@ async def convert_route(request: Request) -> Response:
         if isinstance(doc, dict) and doc.get("resourceType") == "Parameters":
             as_parameters = True
             body, params = _parameters_input(doc)
-            source = params.get("source") or source
-            target = params.get("target") or target
-            bundle_type = params.get("bundleType") or bundle_type
+            given.update(params)
             media = ""
-    if media not in GENERIC_MEDIA_TYPES and media not in MEDIA_TYPES:
-        raise UnsupportedFormat(f"Content-Type {media!r} is not a format helixgate converts; use one of "
-                                f"{', '.join(sorted(MEDIA_TYPES))} or name it with ?source=")
-    if source is None and media in MEDIA_TYPES:
-        source = MEDIA_TYPES[media]
+    if media not in GENERIC_MEDIA_TYPES and media_source(media) is None:
+        raise UnsupportedFormat(f"Content-Type {media!r} is not a format helixgate converts; name the format with "
+                                "?source= or use a media type listed at /fhir/metadata")
+    source = given.get("source") or media_source(media)
+    bundle_type = given.get("bundleType", "collection")
     if bundle_type not in ("collection", "transaction"):
         return outcome_response(400, "value", "bad-bundle-type",
                                 f"bundleType {bundle_type!r} must be 'collection' or 'transaction'")
     if not body.strip():
         raise ParseError("the request body is empty", details="empty-input")
-    src, tgt = resolve(body, source, target)
-    params = tuple(sorted((k, v) for k, v in q.items() if k in VCF_PARAMS)) if src == "vcf" else ()
-    req = ConvertRequest(src, tgt, bundle_type, settings.v2_timezone, datetime.now(UTC), params)
-    if src == "vcf" and tgt == "fhir":
-        vcf_options(req)  # a bad option is a 400 before any work
-        if FHIR_NDJSON in request.headers.get("accept", ""):
-            return await _vcf_ndjson(body, req)
+    src, tgt = resolve(body, source, given.get("target"))
+    options = ConvertOptions(bundle_type, settings.v2_timezone, None, format_params(src, tgt, given.items()))
+    req = ConvertRequest(src, tgt, options, given.get("allowInvalid", "").lower() in ("1", "true", "yes"))
+    if stream.wants(request, src, tgt):
+        return await stream.response(body, req, request)
+    validator = await _validator(request, req)
+    split = get(src).split
+    documents = split(body) if split else []
+    if len(documents) > 1:
+        return await _batch(request, documents, req, validator)
     started = time.perf_counter()
-    result, cached = await convert(body, req, request.app.state.cache, offload=len(body) > _THREAD_THRESHOLD)
+    result, cached = await convert(body, req, request.app.state.cache, validator,
+                                   offload=len(body) > _THREAD_THRESHOLD)
     log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
              (time.perf_counter() - started) * 1000)
     issues = result.outcome.get("issue", [])
@@ -133,38 +133,42 @@ async def convert_route(request: Request) -> Response:
     headers = {"X-Conversion-Report": f"warnings={counts['warning']}; information={counts['information']}",
                "X-Cache": "hit" if cached else "miss"}
     if as_parameters:
-        output: dict[str, Any] = ({"name": "output", "resource": orjson.loads(result.body)} if tgt == "fhir"
+        output: dict[str, Any] = ({"name": "output", "resource": orjson.loads(result.body)} if tgt == HUB
                                   else {"name": "output", "valueString": result.body.decode()})
         doc = {"resourceType": "Parameters", "parameter": [output, {"name": "outcome", "resource": result.outcome}]}
         return FHIRResponse(doc, headers=headers)
     return Response(result.body, media_type=result.media_type, headers=headers)
 
 
-async def _vcf_ndjson(body: bytes, req: ConvertRequest) -> Response:
-    """VCF → NDJSON, streamed and never cached. The whole body is checked first (off the event loop), so bad
-    input is a 400 OperationOutcome rather than a stream cut short."""
-    options = vcf_options(req)
+async def _validator(request: Request, req: ConvertRequest) -> Any:
+    """The app's validator when the output is FHIR; None when it is not, or when the packages are missing (the
+    conversion then refuses, unless invalid output is allowed)."""
+    if req.target != HUB:
+        return None
+    try:
+        return await app_validator(request)
+    except PackageError:
+        return None
 
-    def check() -> None:
-        vcf.Converter(vcf.iter_lines([body]), options).validate()
 
-    await run_in_threadpool(check)
-    conv = vcf.Converter(vcf.iter_lines([body]), options, relative_refs=True)
-
-    def chunks() -> Iterator[bytes]:
-        buf: list[bytes] = []
-        size = 0
-        for piece in vcf.ndjson(conv):  # one thread hop per ~64 KiB, not per resource
-            buf.append(piece)
-            size += len(piece)
-            if size >= 1 << 16:
-                yield b"".join(buf)
-                buf, size = [], 0
-        if buf:
-            yield b"".join(buf)
-        log.info("convert vcf->fhir ndjson bytes=%d %s", len(body), conv.summary.text())
-
-    return StreamingResponse(chunks(), media_type=FHIR_NDJSON, headers={"X-Cache": "bypass"})
+async def _batch(request: Request, documents: list[tuple[str, bytes]], req: ConvertRequest,
+                 validator: Any) -> Response:
+    """A batch file converted synchronously: NDJSON, one Bundle a line, or an OperationOutcome line naming the
+    document that could not be converted (`X-Batch` counts both). Large batches: Prefer: respond-async."""
+    if req.target != HUB:
+        raise UnsupportedFormat(f"the input holds {len(documents)} documents; a batch converts to FHIR only")
+    lines, failed = [], 0
+    for where, doc in documents:
+        try:
+            result, _ = await convert(doc, req, request.app.state.cache, validator,
+                                      offload=len(doc) > _THREAD_THRESHOLD)
+            lines.append(result.body)
+        except MappingError as e:
+            failed += 1
+            lines.append(orjson.dumps(operation_outcome(
+                [Issue(i.severity, i.code, i.details, f"{where}: {i.message}", i.expression) for i in e.issues])))
+    headers = {"X-Batch": f"documents={len(documents)}; converted={len(documents) - failed}; failed={failed}"}
+    return Response(b"\n".join(lines) + b"\n", media_type=FHIR_NDJSON, headers=headers)
 
 
 async def metadata(request: Request) -> Response:
@@ -182,15 +186,16 @@ async def metadata(request: Request) -> Response:
             "mode": "server",
             "documentation": "Converts national and exchange formats to and from FHIR R4 Bundles of the "
                              "Genomics Reporting IG 3.0.0, and validates FHIR resources. Conversions: "
-                             + ", ".join(f"{s}->{t}" for s, t in CONVERTERS),
+                             + conversions(),
             "operation": [{
                 "name": "convert",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-convert",
-                "documentation": "POST a message (Content-Type x-application/hl7-v2+er7 or application/fhir+json, "
-                                 "or ?source=) to get it converted; ?target= picks the output "
-                                 f"(defaults: {DEFAULT_TARGET}); ?bundleType=collection|transaction. A Parameters "
-                                 "body (input, source, target, bundleType) returns Parameters with output and "
-                                 "outcome (the conversion report).",
+                "documentation": "POST a document (its Content-Type, or ?source=) to get it converted; ?target= "
+                                 "picks the output (default FHIR; name it for FHIR input); "
+                                 "?bundleType=collection|transaction; ?allowInvalid=true returns output that "
+                                 "fails validation with its errors (default: 422). A Parameters body (input, "
+                                 "source, target, bundleType, format options) returns Parameters with output and "
+                                 "outcome (the conversion report). Formats: " + _formats_doc(),
             }, {
                 "name": "validate",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
@@ -204,6 +209,14 @@ async def metadata(request: Request) -> Response:
         }],
     }
     return FHIRResponse(doc)
+
+
+def _formats_doc() -> str:
+    parts = []
+    for f in registry().values():
+        opts = "".join(f"; ?{o.name}=" + ("|".join(o.choices) if o.choices else "") for o in f.options)
+        parts.append(f"{f.name} ({f.title}; {', '.join(f.media_types)}{opts})")
+    return ", ".join(parts)
 
 
 async def healthz(request: Request) -> Response:

@@ -1,5 +1,5 @@
-"""Splitting a bulk input into documents: HL7 v2 messages (plain or a batch file), NDJSON lines (Binary or
-Parameters resources carrying a document), or one document of any other source format."""
+"""Splitting a bulk input into documents: NDJSON lines (Binary or Parameters resources carrying a document), the
+documents of a batch file (a format's `split`, e.g. HL7 v2 FHS/BHS), or one document."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import orjson
 
 from gateway.fhir_input import parameters
-from gateway.formats import MEDIA_TYPES, detect
+from gateway.formats import detect, media_source
+from mappers.toolkit.registry import get
 
 NDJSON_TYPES = {"application/fhir+ndjson", "application/x-ndjson", "application/ndjson"}
-_ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,31 +27,6 @@ class Document:
     error: str = ""
 
 
-def hl7v2_messages(data: bytes) -> list[bytes]:
-    """The messages of an HL7 v2 input, each as its own bytes (batch envelopes dropped, CR terminators)."""
-    data = data.replace(b"\x0b", b"").replace(b"\x1c", b"")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    text = data.replace(b"\r\n", b"\r")
-    lines = text.split(b"\r") if b"\r" in text else text.split(b"\n")
-    messages: list[list[bytes]] = []
-    for line in lines:
-        line = line.strip(b"\n")
-        if not line.strip() or line[:3] in _ENVELOPE:
-            continue
-        if line.startswith(b"MSH") or not messages:
-            messages.append([line])
-        else:
-            messages[-1].append(line)
-    return [b"\r".join(m) + b"\r" for m in messages]
-
-
-def count_hl7v2_messages(data: bytes) -> int:
-    """How many MSH segments start a line (cheap; no parsing)."""
-    n = 1 if data.lstrip(b"\xef\xbb\xbf\x0b \t\r\n").startswith(b"MSH") else 0
-    return n + data.count(b"\rMSH") + data.count(b"\nMSH")
-
-
 def _from_resource(doc: object, where: str) -> Document:
     if not isinstance(doc, dict):
         return Document(b"", None, where, "the line is not a JSON object")
@@ -60,7 +35,7 @@ def _from_resource(doc: object, where: str) -> Document:
         if rtype == "Binary":
             media = str(doc.get("contentType", "")).split(";")[0].strip().lower()
             data = base64.b64decode(doc.get("data", ""), validate=True)
-            return Document(data, MEDIA_TYPES.get(media) or detect(data), where)
+            return Document(data, media_source(media) or detect(data), where)
         if rtype == "Parameters":
             data, source = b"", None
             for p in parameters(doc):
@@ -94,8 +69,9 @@ def documents(data: bytes, media: str, source: str | None) -> Iterator[Document]
             yield _from_resource(doc, f"line {number}")
         return
     src = source or detect(data)
-    if src == "hl7v2":
-        for number, message in enumerate(hl7v2_messages(data), 1):
-            yield Document(message, "hl7v2", f"message {number}")
+    split = get(src).split if src else None
+    if split is None:
+        yield Document(data, src, "document 1")
         return
-    yield Document(data, src, "document 1")
+    for where, doc in split(data):
+        yield Document(doc, src, where)

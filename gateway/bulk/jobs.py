@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from gateway.bulk.documents import NDJSON_TYPES, count_hl7v2_messages
-from gateway.formats import DEFAULT_TARGET, MEDIA_TYPES, detect
+from gateway.bulk.documents import NDJSON_TYPES
+from gateway.formats import HUB, media_source
 from gateway.responses import outcome_response
 from gateway.settings import Settings
 from gateway.workers.streams import BULK
@@ -51,14 +51,9 @@ def job_key(job: str) -> str:
 
 
 def wants_async(request: Request, body: bytes, media: str) -> bool:
-    """Whether this $convert becomes a bulk job: Prefer: respond-async, an NDJSON body, or (when bulk jobs are
-    available) more than one HL7 v2 message."""
-    if "respond-async" in request.headers.get("prefer", "").lower() or media in NDJSON_TYPES:
-        return True
-    if getattr(request.app.state, "redis", None) is None:
-        return False
-    source = request.query_params.get("source") or MEDIA_TYPES.get(media) or detect(body)
-    return source == "hl7v2" and count_hl7v2_messages(body) > 1
+    """Whether this $convert becomes a bulk job: Prefer: respond-async, or an NDJSON body. (A batch file sent
+    without respond-async is converted synchronously, one Bundle per document.)"""
+    return "respond-async" in request.headers.get("prefer", "").lower() or media in NDJSON_TYPES
 
 
 async def kickoff(request: Request, body: bytes, media: str) -> Response:
@@ -69,16 +64,16 @@ async def kickoff(request: Request, body: bytes, media: str) -> Response:
                                 "asynchronous $convert needs Redis (set HELIXGATE_REDIS_URL) and a running "
                                 "`helixgate worker`; send one document without Prefer: respond-async instead")
     q = request.query_params
-    if MEDIA_TYPES.get(media) == "fhir" and body.lstrip()[:1] == b"{":
+    if media_source(media) == HUB and body.lstrip()[:1] == b"{":
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
             doc = None
         if isinstance(doc, dict) and doc.get("resourceType") in ("Parameters", "Binary"):
             body, media = orjson.dumps(doc), "application/fhir+ndjson"  # one document, read as an NDJSON line
-    source = q.get("source") or (MEDIA_TYPES.get(media) if media not in NDJSON_TYPES else None)
-    target = q.get("target") or (DEFAULT_TARGET.get(source or "") if source else "fhir")
-    if target != "fhir":
+    source = q.get("source") or (media_source(media) if media not in NDJSON_TYPES else None)
+    target = q.get("target") or HUB
+    if target != HUB:
         return outcome_response(400, "not-supported", "bulk-target",
                                 f"a bulk $convert writes FHIR NDJSON; target {target!r} is only converted one "
                                 "document at a time")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -15,9 +14,11 @@ import orjson
 
 from gateway.bulk.documents import Document, documents
 from gateway.bulk.jobs import PENDING_TTL, bulk_dir, job_key
-from gateway.formats import CONVERTERS, Request
+from gateway.convert import run
+from gateway.formats import HUB, Request
 from gateway.settings import Settings
 from mappers.exceptions import Issue, MappingError, operation_outcome
+from mappers.toolkit.registry import ConvertOptions, registry
 
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to Redis
 
@@ -78,18 +79,31 @@ class NdjsonWriter:
             if self.errors else []
 
 
-def _convert(doc: Document, timezone: str | None, received: datetime) -> dict[str, Any] | dict[str, str]:
-    """A Bundle, or {'error': OperationOutcome JSON} for a document that cannot be converted."""
+def _validator() -> Any:
+    """The process's validator over the installed packages; None when they are missing (outputs unvalidated)."""
+    from profiles.context import default_validator
+    from profiles.packages.exceptions import PackageError
+
+    try:
+        return default_validator()
+    except PackageError:
+        return None
+
+
+def _convert(doc: Document, timezone: str | None) -> dict[str, Any] | dict[str, str]:
+    """A validated Bundle, or {'error': OperationOutcome JSON} for a document that cannot be converted."""
     if doc.error:
         return {"error": orjson.dumps(operation_outcome([Issue("error", "invalid", "bulk-bad-line", doc.error,
                                                                 doc.where)])).decode()}
-    converter = CONVERTERS.get((doc.source or "", "fhir"))
-    if converter is None:
+    fmt = registry().get(doc.source or "")
+    if fmt is None or fmt.to_fhir is None:
         text = f"no conversion from {doc.source or 'an unrecognised format'} to FHIR"
         return {"error": orjson.dumps(operation_outcome([Issue("error", "not-supported", "unsupported-format", text,
                                                                 doc.where)])).decode()}
+    validator = _validator()
+    request = Request(fmt.name, HUB, ConvertOptions(timezone=timezone), allow_invalid=validator is None)
     try:
-        result = converter(doc.data, Request(doc.source or "", "fhir", "collection", timezone, received))
+        result = run(doc.data, request, validator)
     except MappingError as e:
         return {"error": orjson.dumps(operation_outcome(e.issues)).decode()}
     return orjson.loads(result.body)
@@ -130,12 +144,11 @@ async def run_job(client: Any, settings: Settings, job: str) -> None:
     out = folder / "output"
     shutil.rmtree(out, ignore_errors=True)  # a rerun after a crash starts over
     writer = NdjsonWriter(out)
-    received = datetime.fromtimestamp(float(state.get("created") or time.time()), UTC)
     timezone = state.get("timezone") or None
     last = time.monotonic()
     try:
         for number, doc in enumerate(docs, 1):
-            result = await asyncio.to_thread(_convert, doc, timezone, received)
+            result = await asyncio.to_thread(_convert, doc, timezone)
             if "error" in result:
                 writer.error(doc.where, orjson.loads(result["error"]))
             else:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from gateway import __version__
 
 # name → (module, one-line summary shown by --help); each module has add_parser(sub) and SUMMARY.
 COMMANDS = {
-    "convert": ("gateway.cli.convert", "convert between FHIR and HL7 v2, VCF, China WS/T 500 CDA and WS 445"),
+    "convert": ("gateway.cli.convert", "convert between FHIR and the other formats (convert --help lists them)"),
     "validate": ("gateway.cli.validate", "validate FHIR resources against R4 and the profiles they claim"),
     "translate": ("gateway.cli.translate", "translate a code through the shipped ConceptMaps (FHIR $translate)"),
     "serve": ("gateway.cli.serve", "run the HTTP gateway and, with --mllp-port, the MLLP listener"),
@@ -36,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # e.g. piped into head: end quietly, as other tools do (128 + SIGPIPE)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141
 
 
 if __name__ == "__main__":

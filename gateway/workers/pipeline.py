@@ -16,12 +16,11 @@ import orjson
 
 from gateway.audit import delivery_provenance, with_provenance
 from gateway.cache import Cache
-from gateway.convert import convert
-from gateway.formats import Request
+from gateway.convert import InvalidOutput, convert
+from gateway.formats import HUB, Request
 from gateway.upstream import Delivered, Upstream, UpstreamRejected, UpstreamUnavailable, deliver
-from gateway.validate import validate
 from mappers.exceptions import MappingError, operation_outcome
-from mappers.hl7v2.emit.provenance import MAPPER_VERSION
+from mappers.toolkit.registry import ConvertOptions, registry
 
 
 class Failure(Exception):
@@ -79,30 +78,25 @@ class Pipeline:
 
     async def bundle(self, msg: Message) -> dict[str, Any]:
         """The transaction Bundle to deliver, with the delivery Provenance. Raises Permanent."""
-        req = Request(msg.source, "fhir", "transaction", self.timezone, msg.received)
+        fmt = registry().get(msg.source)
+        if fmt is None or fmt.to_fhir is None:
+            raise Permanent("unsupported-source", f"no conversion from {msg.source!r} to FHIR")
+        # The conversion validates its output (when this worker validates): errors are a permanent failure.
+        req = Request(fmt.name, HUB, ConvertOptions("transaction", self.timezone), allow_invalid=self.validator is None)
         try:
-            result, _ = await convert(msg.data, req, self.cache, offload=len(msg.data) > 64 * 1024)
+            result, _ = await convert(msg.data, req, self.cache, self.validator, offload=len(msg.data) > 64 * 1024)
+        except InvalidOutput as e:
+            raise Permanent("invalid", operation_outcome(e.issues)) from None
         except MappingError as e:
             raise Permanent("conversion-failed", operation_outcome(e.issues)) from None
-        except KeyError:
-            raise Permanent("unsupported-source", f"no conversion from {msg.source!r} to FHIR") from None
         bundle = orjson.loads(result.body)
         recorded = msg.received.astimezone(UTC).isoformat(timespec="milliseconds")
         prov = delivery_provenance(bundle, source_format=msg.source, message_id=msg.message_id,
-                                   mapper_version=MAPPER_VERSION, recorded=recorded)
+                                   mapper_version=fmt.version, recorded=recorded)
         return with_provenance(bundle, prov)
-
-    async def check(self, bundle: dict[str, Any]) -> None:
-        """Raises Permanent with the OperationOutcome when the Bundle has validation errors."""
-        if self.validator is None:
-            return
-        result = await validate(bundle, (), self.validator, self.cache)
-        if result.errors:
-            raise Permanent("invalid", result.outcome)
 
     async def run(self, msg: Message) -> Delivered:
         bundle = await self.bundle(msg)
-        await self.check(bundle)
         try:
             return await deliver(self.upstream, bundle)
         except UpstreamRejected as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -32,6 +32,7 @@ class Option:
     choices: tuple[str, ...] = ()
     flag: bool = False
     metavar: str | None = None
+    aliases: tuple[str, ...] = ()  # further CLI flags kept for compatibility
 
     @property
     def cli(self) -> str:
@@ -86,6 +87,8 @@ class Format:
     formats are tried by ascending `sniff_order`, so a generic one (FHIR JSON) goes last.
     to_fhir / from_fhir: the pure mappers (None where a direction does not exist).
     options: format-specific options. split: a batch file → (where, document) pairs, else one document.
+    ndjson: to FHIR as NDJSON text (one resource a line, references Type/id; a line may span pieces), streamed for
+    inputs too large for one Bundle; raises MappingError before the first piece for input it cannot convert.
     check_output: a structural check of what from_fhir wrote (issues; errors refuse the conversion).
     """
 
@@ -99,6 +102,7 @@ class Format:
     from_fhir: Callable[[dict[str, Any], ConvertOptions], Rendered] | None = None
     options: tuple[Option, ...] = ()
     split: Callable[[bytes], list[tuple[str, bytes]]] | None = None
+    ndjson: Callable[[bytes, ConvertOptions], Iterator[bytes]] | None = None
     check_output: Callable[[bytes], list[Issue]] | None = None
     sniff_order: int = 50
 

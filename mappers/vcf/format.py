@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -10,13 +11,15 @@ from mappers.conversion import Conversion
 from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
 from mappers.vcf.context import GENOMIC_SOURCES, MAPPER_VERSION, SEXES, Options
 from mappers.vcf.from_fhir import from_fhir
-from mappers.vcf.to_fhir import to_fhir
+from mappers.vcf.parse import iter_lines
+from mappers.vcf.serialize import ndjson
+from mappers.vcf.to_fhir import Converter, to_fhir
 
 BUNDLE_MAX_VARIANTS = 20_000  # a Bundle is built in memory; NDJSON streams any number
 
 OPTIONS = (
     Option("sample", "sample column to convert (default: the first)"),
-    Option("genomicSource", "genomic source class", choices=GENOMIC_SOURCES),
+    Option("genomicSource", "genomic source class", choices=GENOMIC_SOURCES, aliases=("--source",)),
     Option("sex", "patient sex; male makes X/Y calls outside the PARs hemizygous", choices=SEXES),
     Option("patient", "patient identifier (default: the sample name)", metavar="[SYSTEM|]ID"),
     Option("assembly", "reference assembly (default: from the header)", choices=("GRCh37", "GRCh38")),
@@ -41,6 +44,13 @@ def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
     return to_fhir(data, options(opts, max_variants=BUNDLE_MAX_VARIANTS))
 
 
+def _ndjson(data: bytes, opts: ConvertOptions) -> Iterator[bytes]:
+    """The whole input is checked first, so bad input is refused before the first line."""
+    mapper_options = options(opts)
+    Converter(iter_lines([data]), mapper_options).validate()
+    yield from ndjson(Converter(iter_lines([data]), mapper_options, relative_refs=True))
+
+
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
     out = from_fhir(orjson.dumps(bundle))
     return Rendered(out.data, out.issues)
@@ -56,5 +66,6 @@ FORMAT = Format(
     to_fhir=_to_fhir,
     from_fhir=_from_fhir,
     options=OPTIONS,
+    ndjson=_ndjson,
     sniff_order=10,
 )

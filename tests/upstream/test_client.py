@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.formats import CONVERTERS, Request
+from gateway.convert import run as convert
+from gateway.formats import Request
 from gateway.upstream import (
     CircuitBreaker,
     Upstream,
@@ -20,13 +21,15 @@ from gateway.upstream import (
     dependency_order,
     retry_after_seconds,
 )
+from mappers.toolkit.registry import ConvertOptions
 from tests.conftest import free_port
 from tests.upstream.engine import OWN, unique_message
 from tests.upstream.fixtures import UpstreamControl
 
 
 def transaction(n: int, tag: str = "U") -> dict[str, Any]:
-    result = CONVERTERS[("hl7v2", "fhir")](unique_message(n, tag), Request("hl7v2", "fhir", "transaction"))
+    request = Request("hl7v2", "fhir", ConvertOptions("transaction"), allow_invalid=True)
+    result = convert(unique_message(n, tag), request)
     return orjson.loads(result.body)
 
 
