@@ -4,15 +4,12 @@ synonyms), compared as the HL7 validator does: ignoring case and runs of whitesp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-_WS = re.compile(r"\s+")
-
 
 def _norm(text: str) -> str:
-    return _WS.sub(" ", text.strip()).lower()
+    return " ".join(text.split()).lower()  # runs of (Unicode) white space as one space
 
 
 def valid_displays(concept: dict[str, Any]) -> list[tuple[str, str | None]]:

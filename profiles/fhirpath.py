@@ -1,11 +1,11 @@
 """FHIRPath invariants through fhirpathpy (R4 model), with the functions core and IG invariants need that it
 lacks: hasValue(), resolve() within the Bundle being validated, memberOf() against local ValueSets,
-conformsTo() and htmlChecks(). Expressions are compiled once and shared."""
+conformsTo() and htmlChecks(). matches() and replaceMatches() run on RE2 (profiles/patterns.py), not on Python's
+backtracking `re`. Expressions are compiled once and shared."""
 
 from __future__ import annotations
 
 import contextvars
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,8 +13,11 @@ from typing import Any
 
 import fhirpathpy
 from fhirpathpy.engine.invocations import invocation_registry
+from fhirpathpy.engine.invocations.strings import ensure_string_singleton
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
+
+from profiles import patterns
 
 R4 = models["r4"]
 
@@ -29,7 +32,9 @@ class Scope:
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("helixgate_fhirpath_scope", default=None)
-_ACTIVE = re.compile(r"<(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", re.I)
+_ACTIVE = patterns.compile(r"<(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", patterns.IGNORECASE)
+_TAG = patterns.compile(r"<[^>]*>")
+_GROUP_REF = patterns.compile(r"\$(\d+)")
 
 
 def _has_value(inputs: list[Any]) -> bool:
@@ -96,12 +101,35 @@ def _html_checks2(inputs: list[Any]) -> list[bool]:
 @lru_cache(maxsize=1024)
 def _div_ok(div: str) -> bool:  # each narrative meets txt-1 and the xhtml check: judge it once
     div = div.strip()
-    return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.search(div)
+    return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.found(div)
 
 
 @lru_cache(maxsize=1024)
 def _div_has_content(div: str) -> bool:
-    return bool(re.sub(r"<[^>]*>", "", div).strip()) or "<img" in div
+    return bool(_TAG.sub("", div).strip()) or "<img" in div
+
+
+def _matches(ctx: Any, coll: list[Any], regex: str) -> list[Any] | bool:
+    """FHIRPath matches(): the pattern found anywhere in the string, `.` matching line breaks (FHIRPath N1 §5.6.9,
+    "single line mode"), as fhirpathpy's own does, but on RE2."""
+    if not regex or not coll:
+        return []
+    return patterns.compile(regex, patterns.DOTALL).found(ensure_string_singleton(coll))
+
+
+def _replace_matches(ctx: Any, coll: list[Any], regex: Any, repl: Any) -> list[Any] | str:
+    """FHIRPath replaceMatches(): every match replaced, `$1`… standing for the groups (FHIRPath N1 §5.6.10)."""
+    string = ensure_string_singleton(coll)
+    if isinstance(regex, list) or isinstance(repl, list):
+        return []
+    pieces: list[str | int] = []  # the replacement template: text, and group numbers
+    last = 0
+    for m in _GROUP_REF.finditer(repl):
+        pieces += [repl[last:m.start()], int(m.group(1) or 0)]
+        last = m.end()
+    pieces.append(repl[last:])
+    return patterns.compile(regex).sub(
+        lambda m: "".join(p if isinstance(p, str) else (m.group(p) or "") for p in pieces), string)
 
 
 USER_FUNCTIONS = {
@@ -132,6 +160,8 @@ def _type_fn(ctx: Any, coll: list[Any]) -> list[dict[str, str]]:
 
 _BUILTIN_TYPE = invocation_registry["type"]["fn"]
 invocation_registry["type"] = {**invocation_registry["type"], "fn": _type_fn}
+invocation_registry["matches"] = {**invocation_registry["matches"], "fn": _matches}
+invocation_registry["replaceMatches"] = {**invocation_registry["replaceMatches"], "fn": _replace_matches}
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS, "traceFn": lambda *args: None}
 _compiled: dict[str, Callable[..., list[Any]] | Exception] = {}
 
@@ -150,7 +180,8 @@ def compiled(expression: str) -> Callable[..., list[Any]] | Exception:
 
 def evaluate(expression: str, value: Any, base: str, resource: dict[str, Any], root: dict[str, Any],
              scope: Scope) -> bool | None:
-    """Evaluate an invariant on `value` (an element at FHIRPath type path `base`); None when it cannot run."""
+    """Evaluate an invariant on `value` (an element at FHIRPath type path `base`); None when it cannot run.
+    Raises patterns.PatternTimeout when a regular expression RE2 cannot run exceeded its time budget."""
     fn = compiled(expression)
     if isinstance(fn, Exception):
         return None
@@ -160,6 +191,8 @@ def evaluate(expression: str, value: Any, base: str, resource: dict[str, Any], r
         # (`Patient.active`) against it, and such invariants would pass unevaluated
         node = value if isinstance(value, dict) and "resourceType" in value else ResourceNode.create_node(value, base)
         result = fn(node, {"resource": resource, "rootResource": root})
+    except patterns.PatternTimeout:
+        raise
     except Exception:
         return None
     finally:

@@ -15,15 +15,16 @@ def _has(v: dict[str, Any], prefix: str) -> bool:
 
 
 def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            if k != "contained":
-                yield from _strings(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _strings(v)
+    """Every string in `node` outside `contained` (iterative: content may nest as deep as the JSON reader allows)."""
+    stack = [node]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            stack.extend(x for k, x in v.items() if k != "contained")
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def _dom3(res: dict[str, Any], root: dict[str, Any]) -> bool:

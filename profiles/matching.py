@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-_FN = re.compile(r"^(\w+)\((.*)\)$")
+from profiles import patterns
+
+_FN = patterns.compile(r"^(\w+)\((.*)\)$")
 
 
 def contains_pattern(instance: Any, pattern: Any) -> bool:

@@ -5,13 +5,14 @@ links when it follows the links between a Bundle's entries (BundleValidator: "Ca
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from profiles import patterns
 from profiles.references import json_objects
 
 URLS = frozenset({"http://hl7.org/fhir/StructureDefinition/narrativeLink",
                   "http://hl7.org/fhir/StructureDefinition/originalText"})
+_ID_ATTR = patterns.compile(r"""\sid\s*=\s*["']([^"']*)["']""")  # an id attribute and its value
 
 
 def check(extension: dict[str, Any], path: str, run: Any) -> None:
@@ -25,8 +26,7 @@ def check(extension: dict[str, Any], path: str, run: Any) -> None:
     target = run.resolve(base)
     if not isinstance(target, dict) or not fragment:
         return  # an unresolvable target is the reference checks' business
-    pattern = re.compile(r"""\sid\s*=\s*["']""" + re.escape(fragment) + """["']""")
-    hits = sum(len(pattern.findall(div)) for div in _divs(target))
+    hits = sum(_ID_ATTR.findall(div).count(fragment) for div in _divs(target))
     if hits == 0:
         run.add("error", "not-found", "Bundle", f"Can't find '{base}' in the bundle ({fragment})")
     elif hits > 1:

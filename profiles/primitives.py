@@ -3,18 +3,19 @@ type StructureDefinitions, so they are the published ones)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from profiles import patterns
 from profiles.definitions import Definitions
 
 INTEGER_TYPES = {"integer", "positiveInt", "unsignedInt", "integer64"}
 _JSON_KIND = {"boolean": "boolean", "decimal": "number", **{t: "integer" for t in INTEGER_TYPES}}
 
 
-def regexes(defs: Definitions) -> dict[str, re.Pattern[str]]:
-    """type name → compiled regex, from `<type>.value` of each primitive type's snapshot."""
-    out: dict[str, re.Pattern[str]] = {}
+def regexes(defs: Definitions) -> dict[str, patterns.Pattern]:
+    """type name → compiled regex (on RE2: profiles/patterns.py), from `<type>.value` of each primitive type's
+    snapshot. FHIR's primitive regexes match the whole value."""
+    out: dict[str, patterns.Pattern] = {}
     for name, sd in defs.types.items():
         if sd.get("kind") != "primitive-type":
             continue
@@ -24,7 +25,10 @@ def regexes(defs: Definitions) -> dict[str, re.Pattern[str]]:
             for t in el.get("type", []):
                 for ext in t.get("extension", []):
                     if ext.get("url", "").endswith("/regex") and ext.get("valueString"):
-                        out[name] = re.compile(ext["valueString"])
+                        try:
+                            out[name] = patterns.compile(ext["valueString"])
+                        except patterns.error:  # a malformed regex in a type definition: the type goes unchecked
+                            continue
     return out
 
 

@@ -8,13 +8,14 @@ fullUrl of the entry that holds it (its RESTful base, or the `urn:uuid:` scheme)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$")
-ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*:")
+from profiles import patterns
+
+_RELATIVE = patterns.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/([A-Za-z0-9\-.]{1,64}))?$")
+ABSOLUTE_URL = patterns.compile(r"^[a-z][a-z0-9+.-]*:")
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 
 
@@ -205,7 +206,7 @@ def unknown_profiles(validator: Any, urls: list[str]) -> list[str]:
 
 
 # ---- documents: Composition references and entry reachability (R4 bundle.html#document, documents.html) ----
-RESTFUL_FULL_URL = re.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+RESTFUL_FULL_URL = patterns.compile(r"^https?://\S+/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 
 
 class _Entries:

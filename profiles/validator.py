@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import content, fhirpath, fixed_values, narrative_links, rules, type_profiles
+from profiles import content, fhirpath, fixed_values, narrative_links, patterns, rules, type_profiles
 from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.displays import binding_value_set, display_problem, value_set_displays
@@ -25,8 +24,8 @@ from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
 
-_REF_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
-_REF_ABSOLUTE = re.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
+_REF_RELATIVE = patterns.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?$")
+_REF_ABSOLUTE = patterns.compile(r"^(https?://\S+/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/\S+)?$")
 _CODED = {"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"}
 _CANONICAL = {
     "ActivityDefinition", "CapabilityStatement", "ChargeItemDefinition", "CodeSystem", "CompartmentDefinition",
@@ -36,13 +35,16 @@ _CANONICAL = {
     "RiskEvidenceSynthesis", "SearchParameter", "StructureDefinition", "StructureMap", "TerminologyCapabilities",
     "TestScript", "ValueSet",
 }
-_ACTIVE_HTML = re.compile(r"<\s*(script|iframe|object|embed|form|img|a|svg)\b|\son\w+\s*=|javascript:", re.I)
-_EXAMPLE_URL = re.compile(r"^https?://(www\.)?example\.(org|com|net)/")
-_EXAMPLE_DOMAIN = re.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme\.com)([:/]|$)")
-_MARKDOWN_TAG = re.compile(r"</?[A-Za-z]")  # the start of an HTML tag (or end tag) inside markdown
+_ACTIVE_HTML = patterns.compile(r"<\s*(script|iframe|object|embed|form|img|a|svg)\b|\son\w+\s*=|javascript:",
+                                patterns.IGNORECASE)
+_EXAMPLE_URL = patterns.compile(r"^https?://(www\.)?example\.(org|com|net)/")
+_EXAMPLE_DOMAIN = patterns.compile(r"^https?://([\w-]+\.)*(example\.(org|com|net)|acme\.com)([:/]|$)")
+_MARKDOWN_TAG = patterns.compile(r"</?[A-Za-z]")  # the start of an HTML tag (or end tag) inside markdown
 # a canonical is an absolute URL (a lower-case scheme, then something) unless it is a #fragment reference
-_ABSOLUTE_CANONICAL = re.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ABSOLUTE_CANONICAL = patterns.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
+_ID = patterns.compile(r"[A-Za-z0-9\-.]{1,64}")
+_CONTEXT_TAIL = patterns.compile(r"\.(where|ofType|exists|first)\(.*$")
+_CONTEXT_PATH = patterns.compile(r"[A-Za-z][\w.]*")
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Run:
     full_urls: dict[int, str] = field(default_factory=dict)  # id(entry resource) → its Bundle entry's fullUrl
     extra_profiles: dict[int, list[str]] = field(default_factory=dict)  # id(entry resource) → bundle-param profiles
     type_ids: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # Type/id → (entry no, fullUrl)
+    depth: int = 0  # how many JSON objects deep the element walk is
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -115,7 +118,11 @@ class Validator:
         would not run it in parallel anyway.
         """
         with self._lock:
-            return self._validate(resource, profiles)
+            try:
+                return self._validate(resource, profiles)
+            except RecursionError:  # MAX_DEPTH keeps the element walk well inside the limit; this is the backstop
+                return [Issue("error", "too-costly", "too-deep", "The content is nested too deeply to be validated",
+                              None)]
 
     def _validate(self, resource: Any, profiles: Sequence[str]) -> list[Issue]:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
@@ -203,7 +210,7 @@ class Validator:
             else:
                 roots.append(node)
         rid = res.get("id")
-        if isinstance(rid, str) and not _ID.fullmatch(rid):
+        if isinstance(rid, str) and not _ID.full(rid):
             run.add("error", "invalid", f"{path}.id", f"Invalid Resource id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .")
         if rtype == "Bundle":
             self._bundle_rules(res, path, run)
@@ -265,6 +272,17 @@ class Validator:
         if not isinstance(obj, dict):
             run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
             return
+        if run.depth >= MAX_DEPTH:
+            run.add("error", "too-costly", path, f"Elements nested more than {MAX_DEPTH} deep are not validated")
+            return
+        run.depth += 1
+        try:
+            self._object_checked(obj, owner, kids, path, typ, run, is_resource)
+        finally:
+            run.depth -= 1
+
+    def _object_checked(self, obj: dict[str, Any], owner: Node, kids: dict[str, Node], path: str, typ: str,
+                        run: _Run, is_resource: bool) -> None:
         if not obj:
             run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
             return
@@ -580,8 +598,8 @@ class Validator:
             if selected is not None:  # the element must be among what the expression selects
                 return any(s == owner_value for s in selected)
         if kind == "fhirpath":  # judged by the path it selects, e.g. Patient.address.where(...) → Patient.address
-            expr = re.sub(r"\.(where|ofType|exists|first)\(.*$", "", expr)
-            if not re.fullmatch(r"[A-Za-z][\w.]*", expr):
+            expr = _CONTEXT_TAIL.sub("", expr)
+            if not _CONTEXT_PATH.full(expr):
                 return True  # a context expression too rich to judge: allow rather than guess
         if expr in (owner.path, typ) or self._type_is_a(typ, expr):
             return True
@@ -629,14 +647,14 @@ class Validator:
         if isinstance(value, str) and typ not in ("xhtml", "markdown", "string") and value != value.strip():
             run.add("error", "invalid", path, f"The value {value!r} has leading or trailing whitespace")
         rx = self.regex.get(typ)
-        if rx is not None and not rx.fullmatch(lexical(typ, value)):
+        if rx is not None and not rx.full(lexical(typ, value)):
             run.add("error", "invalid", path, f"The value {short(value)} is not a valid {typ}")
         if typ == "positiveInt" and isinstance(value, int) and value < 1:
             run.add("error", "invalid", path, f"The value {value} is not a valid positiveInt (must be > 0)")
         if typ in ("integer", "positiveInt", "unsignedInt") and isinstance(value, int) and abs(value) > 2**31 - 1:
             run.add("error", "invalid", path, f"The value {value} is outside the range of a 32-bit {typ}")
         if self.security_checks and typ in ("string", "markdown") and isinstance(value, str) and "<" in value \
-                and _ACTIVE_HTML.search(value):
+                and _ACTIVE_HTML.found(value):
             run.add("error", "security", path, "The string value contains text that looks like embedded HTML tags, "
                     "which are not allowed for security reasons in this context")
         if typ == "markdown" and isinstance(value, str) and "<" in value and self.html_in_markdown != "ignore":
@@ -847,7 +865,8 @@ class Validator:
         key = (id(value), url + "|strict" if strict else url)
         if key in run.conforms:
             return run.conforms[key]
-        claimed = (value.get("meta") or {}).get("profile", [])
+        meta = value.get("meta")
+        claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
         if url in claimed or (not strict and url.startswith(CORE_PREFIX)
                               and value.get("resourceType") == url[len(CORE_PREFIX):]):
             run.conforms[key] = True
@@ -983,12 +1002,12 @@ class Validator:
                 run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
             return
         else:
-            m = _REF_RELATIVE.match(ref) or _REF_ABSOLUTE.match(ref)
+            m = rel or _REF_ABSOLUTE.match(ref)
             if m is None:
                 if not references_module.ABSOLUTE_URL.match(ref):
                     run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
                 return
-            rtype = m.group(1) if m.re is _REF_RELATIVE else m.group(2)
+            rtype = m.group(1) if rel else m.group(2)
             if self.defs.type_definition(rtype) is None:
                 run.add("warning", "invalid", path, f"The reference {ref!r} names an unknown resource type")
                 return
@@ -1053,13 +1072,22 @@ class Validator:
             except (TypeError, AttributeError):  # malformed content (already reported): the engine decides
                 ok = None
             if not ok:  # no native form, or it failed: the FHIRPath engine has the last word on edge cases
-                ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
+                try:
+                    ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
+                except patterns.PatternTimeout:
+                    run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: its regular "
+                            "expression (one RE2 cannot run) exceeded its time budget", c.key)
+                    continue
             if ok is False:
                 sev = "error" if c.severity == "error" else "warning"
                 run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)
 
 
 _MISSING = object()
+_SCALAR = (str, int, float, bool, type(None))
+# Elements nested deeper than this are reported, not walked: a handful of Python frames per level, so the walk stays
+# far inside the interpreter's recursion limit (1000) whoever calls it; real content nests a few dozen levels at most.
+MAX_DEPTH = 100
 # Datatypes whose verdict depends only on their own content and the element they fill (no references, no
 # resolve(), no %resource in their invariants).
 _CONTEXT_FREE = {"Coding", "CodeableConcept", "Quantity", "Range", "Period", "HumanName", "Address", "ContactPoint",
@@ -1099,10 +1127,12 @@ def _keys(value: Any) -> set[Any] | None:
     if value is None:
         return None
     if isinstance(value, dict):
-        codings = value.get("coding") if "coding" in value else [value] if "code" in value else None
+        codings = content.objects(value.get("coding")) if "coding" in value else [value] if "code" in value else []
         if not codings:
             return None
-        return {(c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)}
+        # instance content may put objects where system and code belong: such a coding matches no slice key
+        return {(s, c) for s, c in ((c.get("system"), c.get("code")) for c in codings)
+                if isinstance(s, _SCALAR) and isinstance(c, _SCALAR)}
     if isinstance(value, list):
         return None
     return {value}

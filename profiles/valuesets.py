@@ -6,10 +6,10 @@ be checked, and the answer says so instead of rejecting the code.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from profiles import patterns
 from profiles.definitions import Definitions
 
 # Systems whose content is never local here; codes from them are reported as not checked.
@@ -21,7 +21,7 @@ EXTERNAL = ("http://loinc.org", "http://snomed.info/sct", "http://www.genenames.
 # R4 allows where a MIME type is asked for (CapabilityStatement.format: "xml | json | ttl | mime type").
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
 GRAMMARS = {
-    "urn:ietf:bcp:13": re.compile(rf"xml|json|ttl|{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}=(\"[^\"]*\"|[^;\s]+))*"),
+    "urn:ietf:bcp:13": patterns.compile(rf"xml|json|ttl|{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}=(\"[^\"]*\"|[^;\s]+))*"),
 }
 
 
@@ -209,7 +209,7 @@ class Terminology:
         if codes is None:
             grammar = GRAMMARS.get(system)
             if grammar is not None:  # a code system defined by a grammar: its codes are judged by their form
-                return Membership(grammar.fullmatch(code) is not None)
+                return Membership(grammar.full(code))
             if system in exp.unchecked:
                 return Membership(None, f"codes of {system} are not available locally")
             return Membership(True)

@@ -17,7 +17,6 @@ Parsing is defused: DOCTYPE (and with it every entity declaration) and external 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import weakref
 from collections.abc import Callable, Collection
@@ -28,6 +27,7 @@ from xml.etree.ElementTree import Comment, Element, ParseError, TreeBuilder
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from profiles import patterns
 from profiles.definitions import Definitions
 from profiles.elements import PRIMITIVES, Node, compile_snapshot
 
@@ -41,8 +41,9 @@ _F = "{" + FHIR_NS + "}"
 _XSI = "{" + XSI_NS + "}"
 _DIV = "{" + XHTML_NS + "}div"
 _F_LEN = len(_F)
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_INTEGER = patterns.compile(r"-?(0|[1-9][0-9]*)")
+_DECIMAL = patterns.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_POSITION = patterns.compile(r": line \d+, column \d+$")  # expat's, said again in our own words
 # HTML void elements: written `<br/>`; every other empty element as `<p></p>`, which HTML parsers also read right.
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                    "track", "wbr"})
@@ -287,15 +288,15 @@ def _boolean(raw: str) -> Any:
 
 
 def _integer(raw: str) -> Any:
-    return int(raw) if _INTEGER.fullmatch(raw) else raw
+    return int(raw) if _INTEGER.full(raw) else raw
 
 
 def _decimal(raw: str) -> Any:
     """An int when written without fraction or exponent, else a float (JSON has one number type, so this is
     what a JSON parser gives for the same lexical form)."""
-    if not _DECIMAL.fullmatch(raw):
+    if not _DECIMAL.full(raw):
         return raw
-    if _INTEGER.fullmatch(raw):
+    if _INTEGER.full(raw):
         return int(raw)
     number = float(raw)
     return number if number not in (math.inf, -math.inf) else raw
@@ -414,7 +415,7 @@ def parse(data: bytes | str) -> Element:
         return parser.close()
     except ParseError as e:
         line, column = e.position
-        reason = re.sub(r": line \d+, column \d+$", "", str(e))
+        reason = _POSITION.sub("", str(e))
         raise XmlError(f"{reason} at line {line}, column {column + 1}") from None
     except DefusedXmlException as e:
         expat = parser.parser

@@ -9,7 +9,6 @@ dataelements.json are left out. `version.info` must say 4.0.1, or the build stop
 
 from __future__ import annotations
 
-import re
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from profiles import patterns
 from profiles.packages.exceptions import PackageError
 from profiles.packages.index import INDEX, index_entry
 
@@ -35,7 +35,7 @@ BUNDLES = (
     "conceptmaps.json",
     "search-parameters.json",
 )
-_ID = re.compile(r"^[A-Za-z0-9.-]{1,64}$")
+_ID = patterns.compile(r"^[A-Za-z0-9.-]{1,64}$")
 
 
 def parse_version_info(text: str) -> dict[str, str]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from profiles import patterns
 from profiles.packages.exceptions import PackageError
 
 # What the gateway validates against: R4 core, the Genomics Reporting IG STU3 and the International Patient Summary.
@@ -16,8 +16,8 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
 )
 
 # Names and versions become folder names in the cache, so nothing that could climb out of it is accepted.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_*-]*$")
+_NAME = patterns.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VERSION = patterns.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_*-]*$")
 
 
 @dataclass(frozen=True, slots=True)

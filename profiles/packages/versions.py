@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-_WILDCARD = re.compile(r"^\d+(\.(\d+|x|\*))*$")
+from profiles import patterns
+
+_WILDCARD = patterns.compile(r"^\d+(\.(\d+|x|\*))*$")
 
 
 def is_wildcard(version: str) -> bool:
@@ -17,7 +18,8 @@ def version_key(version: str) -> tuple[tuple[int, ...], int, tuple[tuple[int, in
     """Semver-like order: 1.2.10 > 1.2.9, and a release sorts above its pre-releases (5.3.0 > 5.3.0-ballot-tc1)."""
     main, _, pre = version.split("+", 1)[0].partition("-")
     numbers = tuple(int(p) if p.isdigit() else 0 for p in main.split("."))
-    pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.-]", pre)) if pre else ()
+    parts = pre.replace("-", ".").split(".") if pre else []
+    pre_key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
     return numbers, 0 if pre else 1, pre_key
 
 

@@ -8,14 +8,14 @@ on the contained resource itself; this does the same.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
+from profiles import patterns
 from profiles.rules import rule
 
 # a local link in narrative (<img src="#id">, <a href="#id">) also references a contained resource
-_XHTML_LINK = re.compile(r"""\b(?:href|src)\s*=\s*["'](#[^"']*)["']""")
+_XHTML_LINK = patterns.compile(r"""\b(?:href|src)\s*=\s*["'](#[^"']*)["']""")
 
 
 def _strings(node: Any, skip_contained: bool = False) -> Iterator[str]:

@@ -7,16 +7,18 @@ is reported."""
 from __future__ import annotations
 
 import html
-import re
 import weakref
 from typing import Any
 
+from profiles import patterns
 from profiles.references import json_objects
 from profiles.rules import rule
 
-_LINK = re.compile(r"""<a\b[^>]*?\shref\s*=\s*(["'])#([^"']*)\1[^>]*>(.*?)</a\s*>""", re.S | re.I)
-_ANCHOR = re.compile(r"""\s(?:id|name)\s*=\s*(["'])([^"']*)\1""")
-_TAG = re.compile(r"<[^>]*>")
+# the quote that opens an attribute value closes it: one alternative per quote (RE2 has no backreferences)
+_LINK = patterns.compile(r"""<a\b[^>]*?\shref\s*=\s*(?:"#([^"']*)"|'#([^"']*)')[^>]*>(.*?)</a\s*>""",
+                         patterns.DOTALL | patterns.IGNORECASE)
+_ANCHOR = patterns.compile(r"""\s(?:id|name)\s*=\s*(?:"([^"']*)"|'([^"']*)')""")
+_TAG = patterns.compile(r"<[^>]*>")
 
 
 @rule("*")
@@ -25,7 +27,7 @@ def internal_hyperlinks(validator: Any, resource: dict[str, Any], path: str, run
     div = text.get("div") if isinstance(text, dict) else None
     if not isinstance(div, str) or "#" not in div:
         return  # the usual narrative: no internal link, nothing to do
-    links = [(m.group(2), m.group(3)) for m in _LINK.finditer(div) if m.group(2)]
+    links = [(m.group(1) or m.group(2), m.group(3)) for m in _LINK.finditer(div) if m.group(1) or m.group(2)]
     if not links:
         return
     targets = _run_targets(run)
@@ -58,5 +60,5 @@ def _targets(root: Any) -> set[str]:
         if isinstance(o.get("id"), str):
             out.add(o["id"])
         if isinstance(o.get("div"), str):
-            out.update(m.group(2) for m in _ANCHOR.finditer(o["div"]))
+            out.update(m.group(1) or m.group(2) or "" for m in _ANCHOR.finditer(o["div"]))
     return out

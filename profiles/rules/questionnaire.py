@@ -19,12 +19,11 @@ The R4 item types are read the way the HL7 validator reads them after its R4 →
 from __future__ import annotations
 
 import operator
-import re
 import weakref
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from profiles import fhirpath
+from profiles import fhirpath, patterns
 from profiles.content import objects_at
 from profiles.rules import rule
 
@@ -42,7 +41,7 @@ _ANSWER_TYPES: dict[str, tuple[str, ...]] = {
 # primitive answer types that an answerOption list can restrict (non-choice items: their own type only)
 _OPTION_TYPES = {"integer", "date", "time", "string"}
 _COMPLEX = {"Coding", "Quantity", "Reference", "Attachment"}
-_VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_-]*)")
+_VARIABLE = patterns.compile(r"%([A-Za-z_][A-Za-z0-9_-]*)")
 _KNOWN_VARIABLES = {"resource", "rootResource", "context", "sct", "loinc", "ucum"}
 _OPERATORS = {"=": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge,
               "<=": operator.le}

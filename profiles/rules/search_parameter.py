@@ -10,14 +10,14 @@ more, since a composite of one part is a plain parameter.
 
 from __future__ import annotations
 
-import re
 import weakref
 from typing import Any
 
+from profiles import patterns
 from profiles.definitions import CORE_PREFIX
 from profiles.rules import rule
 
-_LEADING_NAME = re.compile(r"\s*\(*\s*([A-Za-z_][A-Za-z0-9_]*)")
+_LEADING_NAME = patterns.compile(r"\s*\(*\s*([A-Za-z_][A-Za-z0-9_]*)")
 _ABSTRACT_ROOTS = ("Resource", "DomainResource")
 _names: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
 

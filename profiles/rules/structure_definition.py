@@ -15,10 +15,10 @@ and the errors its snapshot generator reports), beyond what the StructureDefinit
 
 from __future__ import annotations
 
-import re
 import weakref
 from typing import Any
 
+from profiles import patterns
 from profiles.content import objects_at
 from profiles.elements import Node
 from profiles.matching import split_path
@@ -28,8 +28,8 @@ from profiles.snapshot import generate
 _OBLIGATION_FLAGS = ("http://hl7.org/fhir/StructureDefinition/obligation-profile",
                      "http://hl7.org/fhir/tools/StructureDefinition/obligation-profile")
 _INHERIT_OBLIGATIONS = "http://hl7.org/fhir/StructureDefinition/inherit-obligations"
-_SLICE = re.compile(r":[^.]*")
-_FUNCTION = re.compile(r"^([A-Za-z]+)\((.*)\)$")
+_SLICE = patterns.compile(r":[^.]*")
+_FUNCTION = patterns.compile(r"^([A-Za-z]+)\((.*)\)$")
 # SnapshotError, or a differential too broken to read (the snapshot generator reads its input as well-formed)
 _SNAPSHOT_FAILURES = (ValueError, KeyError, TypeError, AttributeError)
 # snapshots of base definitions by id, generated once per Definitions (the definitions do not change)
