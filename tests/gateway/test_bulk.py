@@ -120,10 +120,16 @@ def test_a_parameters_invocation_can_be_asynchronous_too(bulk_gateway: ServedApp
     assert {o["type"]: o["count"] for o in manifest["output"]}["DiagnosticReport"] == 1 and manifest["error"] == []
 
 
-def test_several_messages_without_prefer_also_go_async_and_delete_cancels(bulk_gateway: ServedApp,
-                                                                            bulk_worker, bulk_folder: Path) -> None:
-    r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=unique_message(1, "C") + unique_message(2, "C"),
-                   headers=V2, timeout=10)
+def test_a_batch_without_prefer_converts_synchronously_and_an_async_job_can_be_cancelled(
+        bulk_gateway: ServedApp, bulk_worker, bulk_folder: Path) -> None:
+    body = unique_message(1, "C") + unique_message(2, "C")
+    sync = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=body, headers=V2, timeout=30)
+    assert sync.status_code == 200 and sync.headers["content-type"].startswith("application/fhir+ndjson")
+    assert sync.headers["x-batch"] == "documents=2; converted=2; failed=0"
+    bundles = [orjson.loads(line) for line in sync.content.splitlines()]
+    assert [b["resourceType"] for b in bundles] == ["Bundle", "Bundle"] and bundles[0]["id"] != bundles[1]["id"]
+    r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=body, headers={**V2, "Prefer": "respond-async"},
+                   timeout=10)
     assert r.status_code == 202
     url = r.headers["content-location"]
     job = url.rsplit("/", 1)[1]
@@ -148,18 +154,23 @@ def test_a_job_polled_before_any_worker_runs_reports_its_progress(bulk_redis: Re
         assert httpx.get(f"{app.url}/fhir/bulk/../etc", timeout=10).status_code == 404
 
 
-def test_without_redis_an_async_request_is_refused_and_a_batch_keeps_its_old_answer(embedded_gateway) -> None:
+def test_without_redis_an_async_request_is_refused_and_a_batch_converts_synchronously(embedded_gateway) -> None:
     r = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=unique_message(1),
                    headers={**V2, "Prefer": "respond-async"}, timeout=10)
     assert r.status_code == 501 and "HELIXGATE_REDIS_URL" in r.json()["issue"][0]["details"]["text"]
-    two = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=unique_message(1) + unique_message(2),
-                     headers=V2, timeout=10)
-    assert two.status_code == 422
+    bad = b"MSH|^~\\&|A|B|C|D|20250101||ADT^A01|X9|P|2.5.1\r"  # a message type that does not convert
+    two = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=unique_message(1) + bad, headers=V2, timeout=30)
+    assert two.status_code == 200 and two.headers["x-batch"] == "documents=2; converted=1; failed=1"
+    first, second = (orjson.loads(line) for line in two.content.splitlines())
+    assert first["resourceType"] == "Bundle"
+    assert second["resourceType"] == "OperationOutcome"
+    assert second["issue"][0]["details"]["text"].startswith("message 2: ")
 
 
 def test_a_long_job_shows_progress(bulk_gateway: ServedApp, bulk_worker) -> None:
     body = b"".join(unique_message(n, "L") for n in range(150))
-    r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=body, headers=V2, timeout=10)
+    r = httpx.post(f"{bulk_gateway.url}/fhir/$convert", content=body, headers={**V2, "Prefer": "respond-async"},
+                   timeout=10)
     started = time.monotonic()
     done = poll(r.headers["content-location"], timeout=60)
     assert done.status_code == 200
