@@ -1,22 +1,54 @@
 """FHIR input as a Bundle: a Bundle as it is, a single resource or a Parameters of resources wrapped in a collection
-Bundle (so a variant Observation, or a genomics-operations answer, converts like a Bundle)."""
+Bundle (so a variant Observation, or a genomics-operations answer, converts like a Bundle). FHIR XML is read as the
+JSON it stands for (http://hl7.org/fhir/R4/xml.html), through the R4 core definitions (profiles.xml)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
 
 from mappers.conversion import Conversion
-from mappers.exceptions import Issue, ParseError
+from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.ids import resource_id
+
+_BOM = b"\xef\xbb\xbf"
+_FHIR_NS = re.compile(rb"""xmlns\s*=\s*["']http://hl7\.org/fhir["']""")
+SNIFF_BYTES = 4096  # an XML declaration and comments may precede the root element
+
+
+def is_xml(data: bytes) -> bool:
+    """FHIR XML: the first non-blank byte opens markup, and the FHIR namespace is declared near the start."""
+    head = data[:SNIFF_BYTES].removeprefix(_BOM).lstrip(b" \t\r\n")
+    return head.startswith(b"<") and _FHIR_NS.search(head) is not None
+
+
+def _from_xml(data: bytes) -> Any:
+    """FHIR XML → the JSON representation. The XML format does not say which elements repeat or what JSON type a
+    primitive has, so the R4 core StructureDefinitions (the installed hl7.fhir.r4.core package, read once per
+    process) decide; they are data, so the same input still gives the same output."""
+    from profiles.packages import PackageError
+    from profiles.xml import XmlError, xml_to_json
+
+    try:
+        return xml_to_json(data, None)
+    except XmlError as e:
+        raise ParseError(f"the FHIR XML cannot be read: {e}", details="fhir-bad-xml") from None
+    except PackageError as e:
+        raise UnsupportedMessage(f"FHIR XML is read through the R4 core definitions, which are not installed ({e}); "
+                                 "run 'helixgate packages install', or send FHIR JSON",
+                                 details="fhir-xml-unreadable") from None
 
 
 def load(data: bytes | dict[str, Any]) -> dict[str, Any]:
-    """The input as a resource dict. Raises ParseError for bad JSON or anything but a resource."""
+    """The input as a resource dict (FHIR JSON or XML). Raises ParseError for bad JSON/XML or anything but a
+    resource."""
     if isinstance(data, dict):
         doc: Any = data
+    elif is_xml(data):
+        doc = _from_xml(data)
     else:
         try:
             doc = orjson.loads(data)
@@ -29,42 +61,64 @@ def load(data: bytes | dict[str, Any]) -> dict[str, Any]:
 
 
 def as_bundle(data: bytes | dict[str, Any]) -> Conversion:
-    """The input as a Bundle, with an information issue when it had to be wrapped."""
+    """The input as a Bundle, with an information issue when it had to be wrapped, a warning for each parameter
+    of a Parameters that is not a resource (it has no place in a Bundle), and the origin of each wrapped resource."""
     doc = load(data)
     if doc["resourceType"] == "Bundle":
         return Conversion(doc, ())
+    issues: list[Issue] = []
     if doc["resourceType"] == "Parameters":
-        resources = list(_parameter_resources(doc.get("parameter")))
-        if not resources:
+        found: list[tuple[dict[str, Any], str]] = []
+        _parameters(doc.get("parameter"), "Parameters.parameter", found, issues)
+        if not found:
             raise ParseError("the Parameters holds no resource to convert", details="fhir-parameters-empty",
                              expression="Parameters.parameter")
-        what = f"the {len(resources)} resources of a Parameters"
+        what = f"the {len(found)} resource(s) of a Parameters"
     else:
-        resources = [doc]
+        found = [(doc, doc["resourceType"])]
         what = f"a single {doc['resourceType']}"
     digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
     entries = []
-    for n, res in enumerate(resources):
+    origins: dict[str, str] = {}
+    for n, (res, where) in enumerate(found):
         rid = res.get("id") if isinstance(res.get("id"), str) else None
-        url = f"urn:uuid:{resource_id(res['resourceType'], digest, str(n))}"
+        # Bundle.entry.fullUrl is absolute (R4 bundle.html): a deterministic urn:uuid; readers resolve Type/id too
+        entries.append({"fullUrl": f"urn:uuid:{resource_id(res['resourceType'], digest, str(n))}", "resource": res})
         if rid:
-            url = f"{res['resourceType']}/{rid}"
-        entries.append({"fullUrl": url, "resource": res})
+            origins.setdefault(rid, where)
     bundle = {"resourceType": "Bundle", "id": resource_id("Bundle", digest), "type": "collection", "entry": entries}
-    issue = Issue("information", "informational", "fhir-wrapped", f"{what} was read as a collection Bundle")
-    return Conversion(bundle, (issue,))
+    issues.insert(0, Issue("information", "informational", "fhir-wrapped", f"{what} was read as a collection Bundle"))
+    return Conversion(bundle, tuple(issues), origins)
 
 
-def _parameter_resources(params: Any) -> Any:
-    """Every resource of a Parameters, parts included (genomics-operations nest variants in parts)."""
-    for p in params if isinstance(params, list) else []:
+def _parameters(params: Any, where: str, found: list[tuple[dict[str, Any], str]], issues: list[Issue]) -> None:
+    """Every resource of a Parameters, parts included (genomics-operations nest variants in parts); values that are
+    not resources are reported, as a Bundle has no place for them."""
+    if params is None:
+        return
+    if not isinstance(params, list):
+        raise ParseError(f"{where} must be a list", details="fhir-wrong-type", expression=where)
+    for i, p in enumerate(params):
+        here = f"{where}[{i}]"
         if not isinstance(p, dict):
-            continue
+            raise ParseError(f"{here} must be an object", details="fhir-wrong-type", expression=here)
         res = p.get("resource")
-        if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
+        if res is not None:
+            if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+                raise ParseError(f"{here}.resource is not a FHIR resource", details="fhir-not-a-resource",
+                                 expression=f"{here}.resource")
             if res["resourceType"] == "Bundle":
-                yield from (e["resource"] for e in res.get("entry") or []
-                            if isinstance(e, dict) and isinstance(e.get("resource"), dict))
+                entries = res.get("entry")
+                for k, e in enumerate(entries if isinstance(entries, list) else []):
+                    inner = e.get("resource") if isinstance(e, dict) else None
+                    if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
+                        found.append((inner, f"{here}.resource.entry[{k}].resource"))
             else:
-                yield res
-        yield from _parameter_resources(p.get("part"))
+                found.append((res, f"{here}.resource"))
+        value = next((k for k in p if k.startswith("value")), None)
+        if value is not None:
+            shown = p[value] if isinstance(p[value], (str, int, float, bool)) else value
+            issues.append(Issue("warning", "informational", "fhir-parameter-not-carried",
+                                f"parameter {p.get('name', i)!r} ({shown!r}) is not a resource; a Bundle has no place "
+                                "for it, not carried over", f"{here}.{value}"))
+        _parameters(p.get("part"), f"{here}.part", found, issues)

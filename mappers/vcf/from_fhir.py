@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
+from mappers.fhir.genomics import upgrade
 from mappers.vcf import reference
 from mappers.vcf.context import MAPPER_VERSION, gc_paused
 from mappers.vcf.emit import DBSNP, LOINC, REFSEQ, SAMPLE_SYSTEM, VCF_SYSTEM
@@ -267,7 +268,8 @@ def from_fhir(data: bytes, chrom_style: str | None = None) -> VcfOutput:
 
 
 def _from_fhir(data: bytes, chrom_style: str | None) -> VcfOutput:
-    resources = resources_of(data)
+    # Variants of earlier Genomics Reporting releases (STU1 coordinates, nuccore RefSeq URLs) read as STU3 ones
+    resources = [upgrade(r) for r in resources_of(data)]
     b = _Builder()
     rows: list[_Row] = []
     for i, res in enumerate(resources):
