@@ -42,7 +42,7 @@ def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
 
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
-    msg = from_fhir(bundle, EmitOptions())
+    msg = from_fhir(bundle, EmitOptions(timestamp=opts.recorded))  # MSH-7 when the input states no time
     return Rendered(msg.data, msg.issues)
 
 
