@@ -54,15 +54,31 @@ class TranslateQuery:
         return TX_KEY_PREFIX + h.hexdigest()
 
 
-def _bool(value: str | bool | None, name: str) -> bool:
+def _bool(value: Any, name: str) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
-    if value.lower() in ("true", "1"):
+    if isinstance(value, str) and value.lower() in ("true", "1"):
         return True
-    if value.lower() in ("false", "0", ""):
+    if isinstance(value, str) and value.lower() in ("false", "0", ""):
         return False
-    raise ParseError(f"parameter {name}={value!r} must be true or false", details="translate-bad-parameter",
-                     expression=name)
+    raise ParseError(f"parameter {name}={str(value)[:80]!r} must be true or false",
+                     details="translate-bad-parameter", expression=name)
+
+
+def _text(value: Any, name: str) -> str | None:
+    """A parameter that must be a string (uri, code, canonical): anything else is the client's error."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ParseError(f"parameter {name} must be a string, not {type(value).__name__}",
+                     details="translate-bad-parameter", expression=name)
+
+
+def _coding(value: Any, name: str) -> tuple[str | None, str]:
+    """(system, code) of a Coding parameter; ParseError when it is not an object with string system and code."""
+    if not isinstance(value, dict):
+        raise ParseError(f"{name} must be a Coding (a JSON object), not {type(value).__name__}",
+                         details="translate-bad-parameter", expression=name)
+    return _text(value.get("system"), f"{name}.system"), _text(value.get("code", ""), f"{name}.code") or ""
 
 
 def query_from_pairs(pairs: list[tuple[str, Any]], map_id: str | None = None) -> TranslateQuery:
@@ -71,16 +87,28 @@ def query_from_pairs(pairs: list[tuple[str, Any]], map_id: str | None = None) ->
     single: dict[str, Any] = {}
     codings: list[tuple[str | None, str]] = []
     for name, value in pairs:
+        if not isinstance(name, str):
+            raise ParseError("a parameter's name must be a string", details="translate-bad-parameter",
+                             expression="name")
         if name == "coding" and isinstance(value, dict):
-            codings.append((value.get("system"), value.get("code", "")))
+            codings.append(_coding(value, name))
         elif name == "codeableConcept" and isinstance(value, dict):
-            codings += [(c.get("system"), c.get("code", "")) for c in value.get("coding", [])]
+            coding = value.get("coding", [])
+            if not isinstance(coding, list):
+                raise ParseError("codeableConcept.coding must be an array of Codings", expression="codeableConcept"
+                                 ".coding", details="translate-bad-parameter")
+            codings += [_coding(c, f"codeableConcept.coding[{i}]") for i, c in enumerate(coding)]
         elif name in single:
             raise ParseError(f"parameter {name} is repeated; $translate takes one", details="translate-bad-parameter",
                              expression=name)
         else:
             single[name] = value
+    for name in ("system", "url", "conceptMap", "target", "targetsystem"):
+        _text(single.get(name), name)
     if "code" in single:
+        if isinstance(single["code"], dict | list):
+            raise ParseError("parameter code must be a code (a string)", details="translate-bad-parameter",
+                             expression="code")
         codings.insert(0, (single.get("system"), str(single["code"])))
     codings = [(s, c) for s, c in codings if c]
     if not codings:

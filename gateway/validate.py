@@ -67,9 +67,12 @@ async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validato
     The key hashes the canonical JSON, the requested profiles and the definitions' fingerprint, so a new
     package set never serves an old verdict.
     """
-    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-    key = cache_key(canonical, validator.defs.fingerprint, *profiles, prefix=VALIDATION_PREFIX)
-    hit = await cache.get(key)
+    try:
+        canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        canonical = None  # deeper than orjson writes (255 levels) or integers beyond 64 bits: validated, not cached
+    key = cache_key(canonical, validator.defs.fingerprint, *profiles, prefix=VALIDATION_PREFIX) if canonical else None
+    hit = await cache.get(key) if key else None
     if hit is not None:
         outcome = orjson.loads(hit)
         return Validated(outcome, _errors(outcome), True)
@@ -77,7 +80,8 @@ async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validato
         outcome = await run_in_threadpool(validator.outcome, resource, profiles)
     else:
         outcome = validator.outcome(resource, profiles)
-    await cache.set(key, orjson.dumps(outcome))
+    if key:
+        await cache.set(key, orjson.dumps(outcome))
     return Validated(outcome, _errors(outcome), False)
 
 

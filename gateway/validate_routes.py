@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Any
 
 from starlette.requests import Request
@@ -19,16 +20,32 @@ from profiles.packages import PackageError
 
 
 def _from_parameters(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The `resource` and `profile` parameters of Resource-validate (FHIR R4 OperationDefinition
+    Resource-validate). Raises ParseError, naming the parameter, for content of the wrong type."""
     resource, profiles = None, []
-    for p in parameters(doc):
+    for i, p in enumerate(parameters(doc)):
+        where = f"Parameters.parameter[{i}]"
         if p.get("name") == "resource":
             resource = p.get("resource")
+            if resource is not None and not isinstance(resource, dict):
+                raise ParseError(f"{where}.resource must be a resource (a JSON object)", details="bad-parameters",
+                                 expression=f"{where}.resource")
             if resource is None and "valueString" in p:
-                resource = read_resource(p["valueString"].encode())
+                resource = read_resource(p["valueString"].encode("utf-8", "surrogatepass"))
             if resource is None and "valueBase64Binary" in p:
-                resource = read_resource(base64.b64decode(p["valueBase64Binary"]))
+                try:
+                    # white space is allowed in a base64Binary (its R4 regex), any other stray character is not
+                    data = base64.b64decode("".join(p["valueBase64Binary"].split()), validate=True)
+                except (binascii.Error, ValueError):
+                    raise ParseError(f"{where}.valueBase64Binary is not base64", details="bad-parameters",
+                                     expression=f"{where}.valueBase64Binary") from None
+                resource = read_resource(data)
         elif p.get("name") == "profile":
-            url = p.get("valueUri") or p.get("valueCanonical") or p.get("valueString")
+            key = next((k for k in ("valueUri", "valueCanonical", "valueString") if k in p), None)
+            url = p.get(key) if key else None
+            if key and not isinstance(url, str):
+                raise ParseError(f"{where}.{key} must be a string (a profile's canonical URL)",
+                                 details="bad-parameters", expression=f"{where}.{key}")
             if url:
                 profiles.append(url)
     if not isinstance(resource, dict):
