@@ -13,7 +13,7 @@ from mappers.toolkit.registry import ConvertOptions, Format, Rendered
 
 def options(opts: ConvertOptions) -> cda_cn.Options:
     # China has one time zone; WS/T 500 and WS 445 times carry none, so +08:00 unless the caller names another.
-    return cda_cn.Options(bundle_type=opts.bundle_type, timezone=opts.timezone or CHINA_TZ)
+    return cda_cn.Options(bundle_type=opts.bundle_type, timezone=opts.timezone or CHINA_TZ, recorded=opts.recorded)
 
 
 def sniff(data: bytes) -> bool:

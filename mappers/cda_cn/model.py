@@ -2,7 +2,9 @@
 
 Both China formats parse into `Report` and are written from it, so FHIR emission and reading exist once.
 Times are kept as the source wrote them (HL7 TS `YYYYMMDD[HHMM[SS]][+ZZZZ]`); codes keep their OID system.
-`where` fields hold a source location (`line 42` or a DE key) for issues.
+`where` fields hold a source location (an XPath, or a WS 445 key such as `items[0]`) for issues and origins;
+`paths` name the source of single fields (field name → XPath or key), so an output element can name its source.
+They do not take part in comparisons: the same facts from another place are the same facts.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Party:
     ids: tuple[Id, ...] = ()
     role: str = ""
     time: str = ""
+    paths: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Patient:
     telecom: tuple[str, ...] = ()
     address: tuple[tuple[str, str], ...] = ()  # (DE02.01.009.0n, text)
     where: str = ""
+    paths: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Specimen:
     received: str = ""
     fixative: str = ""
     number: str = ""
+    paths: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,10 @@ class Item:
     ref_unit: str = ""
     ref_text: str = ""
     specimen: Specimen | None = None
+    status: str = ""  # the organizer's statusCode (v3 ActStatus), '' when not stated
+    absent: str = ""  # the result's nullFlavor (v3 NullFlavor) when the value is explicitly absent
     where: str = ""
+    paths: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,7 @@ class Diagnosis:
     name: str = ""
     date: str = ""
     where: str = ""
+    paths: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +135,9 @@ class Report:
     remarks: str = ""
     report_date: str = ""
     ids: tuple[Id, ...] = ()  # report-level ids: report number (.32/.33), order number (.24), pathology (.8)
+    confidentiality: Code | None = None
+    language: str = ""
+    related: tuple[tuple[str, Id], ...] = ()  # relatedDocument: (typeCode RPLC|APND|XFRM, parent document id)
+    results_absent: str = ""  # nullFlavor of a results section that states it holds nothing
+    unread: tuple[str, ...] = ()  # XPaths of results-section entries that hold content no reader recognised
+    paths: dict[str, str] = field(default_factory=dict, compare=False)

@@ -39,3 +39,9 @@ def ucum_reverse(code: str) -> str:
 
 def data_element(de: str) -> dict[str, str]:
     return table("data-elements")["elements"].get(de, {})
+
+
+def results_section(loinc: str, title: str) -> bool:
+    """True for a body section that holds results (tables/sections.json)."""
+    spec = table("sections")["results"]
+    return loinc in spec["loinc"] or any(w in title for w in spec["words"])

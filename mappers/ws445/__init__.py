@@ -13,6 +13,9 @@ from mappers.cda_cn.to_fhir import Conversion, report_to_fhir
 from mappers.exceptions import Issue, operation_outcome
 from mappers.ws445.dataset import SCHEMA_PATH, from_report, load, looks_like, schema, to_report
 
+# 0.2.0: no wall-clock times (no Provenance without a stated instant); every data element not mapped is reported.
+MAPPER_VERSION = "ws445/0.2.0"
+
 
 @dataclass(frozen=True, slots=True)
 class Dataset:
@@ -33,7 +36,8 @@ def to_fhir(data: bytes | str | dict[str, Any], options: Options | None = None) 
     that does not match the schema."""
     notes = Notes()
     report = to_report(load(data), notes)
-    return report_to_fhir(report, options or Options(), notes, document=False, source="ws445")
+    return report_to_fhir(report, options or Options(), notes, document=False, source="ws445",
+                          version=MAPPER_VERSION)
 
 
 def from_fhir(bundle: bytes | str | dict[str, Any]) -> Dataset:

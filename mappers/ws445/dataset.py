@@ -86,55 +86,109 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+class _Taken:
+    """The dataset keys a reading used, so every data element left over is reported (WS 445 DE ids)."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def get(self, obj: dict[str, Any], key: str, prefix: str = "", default: Any = None) -> Any:
+        if key in obj:
+            self.keys.add(prefix + key)
+            return obj[key]
+        return default
+
+    def unused(self, doc: dict[str, Any], notes: Notes) -> None:
+        """One information issue per data-element id not mapped, with how many times and where first."""
+        left: dict[str, list[str]] = {}
+        for key in doc:
+            if key not in GROUP_KEYS and key not in self.keys:
+                left.setdefault(key, []).append(key)
+        for group in ("items", "diagnoses"):
+            for n, obj in enumerate(doc.get(group) or []):
+                for key in obj:
+                    if f"{group}[{n}].{key}" not in self.keys:
+                        left.setdefault(key, []).append(f"{group}[{n}].{key}")
+        for de, where in left.items():
+            notes.inform("ws445-element-not-mapped", f"{de} ({len(where)}x) was not mapped: {_why(de)}", where[0])
+
+
+def _why(de: str) -> str:
+    return {"DE04.50.130.00": "an exam dataset's conclusion is DE04.50.132.00",
+            "DE04.50.132.00": "a lab dataset's conclusion is DE04.50.130.00",
+            "DE02.01.032.00": "the age in years (DE02.01.026.00) is given",
+            "DE02.01.031.00": "there is no ID number (DE02.01.030.00) it types"}.get(de, "no emitter reads it")
+
+
 def to_report(doc: dict[str, Any], notes: Notes) -> Report:
-    kind = KINDS.get(doc.get("dataset", "检验记录"), "lab")
-    ids: list[Id] = [Id(root, _s(doc[de])) for de, root in PATIENT_IDS.items() if de in doc]
+    """Dataset → Report; every data element no field takes is reported (ws445-element-not-mapped)."""
+    t = _Taken()
+    kind = KINDS.get(t.get(doc, "dataset", default="检验记录"), "lab")
+    ids: list[Id] = [Id(root, _s(t.get(doc, de))) for de, root in PATIENT_IDS.items() if de in doc]
     id_docs: list[tuple[str, str]] = []
     if "DE02.01.030.00" in doc:
-        type_code = doc.get("DE02.01.031.00")
+        type_code = t.get(doc, "DE02.01.031.00")
         if type_code is None:
             notes.inform("ws445-id-type-assumed", "DE02.01.030.00 has no type (DE02.01.031.00); read as a resident "
                          "identity card (01)", "DE02.01.030.00")
             type_code = "01"
-        id_docs.append((type_code, doc["DE02.01.030.00"]))
+        id_docs.append((type_code, t.get(doc, "DE02.01.030.00")))
     age = None
     if "DE02.01.026.00" in doc:
-        age = (_s(doc["DE02.01.026.00"]), "岁")
+        age = (_s(t.get(doc, "DE02.01.026.00")), "岁")
     elif "DE02.01.032.00" in doc:
-        age = (_s(doc["DE02.01.032.00"]), "月")
-    sex = doc.get("DE02.01.040.00")
+        age = (_s(t.get(doc, "DE02.01.032.00")), "月")
+    sex = t.get(doc, "DE02.01.040.00")
+    marital, ethnic = t.get(doc, "DE02.01.018.00"), t.get(doc, "DE02.01.025.00")
+    phone = t.get(doc, "DE02.01.010.00")
     patient = Patient(
-        ids=tuple(ids), id_documents=tuple(id_docs), name=doc["DE02.01.039.00"],
-        gender=Code(sex, S.OID_SEX) if sex else None, birth_time=doc.get("DE02.01.005.01", ""), age=age,
-        marital=Code(doc["DE02.01.018.00"], S.OID_MARITAL) if "DE02.01.018.00" in doc else None,
-        ethnicity=Code(doc["DE02.01.025.00"], S.OID_ETHNICITY) if "DE02.01.025.00" in doc else None,
-        telecom=(f"tel:{doc['DE02.01.010.00']}",) if "DE02.01.010.00" in doc else (),
-        address=tuple((k, doc[k]) for k in ADDRESS if k in doc), where="DE02.01")
-    items = []
-    for n, it in enumerate(doc.get("items", [])):
-        spec = None
-        if any(k in it for k in ("DE04.50.134.00", "DE04.50.135.00", "DE04.50.137.00", "DE04.50.141.00")):
-            spec = Specimen(type=it.get("DE04.50.134.00", ""), status=it.get("DE04.50.135.00", ""),
-                            collected=_dt(it.get("DE04.50.137.00", "")), received=_dt(it.get("DE04.50.141.00", "")))
-        rc = it.get("DE04.30.017.00")
-        items.append(Item(code=it.get("DE04.30.019.00", ""), name=it.get("DE04.30.020.00", ""),
-                          time=_dt(it.get("DE04.50.140.00", "")), value=_s(it.get("DE04.30.015.00")),
-                          unit=it.get("DE04.30.016.00", ""), text=it.get("DE04.50.130.00", ""),
-                          result_code=Code(rc, S.OID_RESULT_CODE) if rc else None, specimen=spec,
-                          where=f"items[{n}]"))
-    diagnoses = tuple(Diagnosis(Code(d["DE05.01.024.00"], S.OID_ICD10_CN, d.get("DE05.01.025.00", "")),
-                                d.get("DE05.01.025.00", ""), "", f"diagnoses[{n}]")
-                      for n, d in enumerate(doc.get("diagnoses", [])))
-    report_ids = ()
+        ids=tuple(ids), id_documents=tuple(id_docs), name=t.get(doc, "DE02.01.039.00"),
+        gender=Code(sex, S.OID_SEX) if sex else None, birth_time=t.get(doc, "DE02.01.005.01", default=""), age=age,
+        marital=Code(marital, S.OID_MARITAL) if marital else None,
+        ethnicity=Code(ethnic, S.OID_ETHNICITY) if ethnic else None,
+        telecom=(f"tel:{phone}",) if phone else (),
+        address=tuple((k, t.get(doc, k)) for k in ADDRESS if k in doc), where="DE02.01",
+        paths={"birth_time": "DE02.01.005.01", "ids": "DE02.01.030.00" if id_docs else "DE01.00"})
+    items = [_read_item(t, it, n) for n, it in enumerate(t.get(doc, "items", default=[]))]
+    diagnoses = []
+    for n, d in enumerate(t.get(doc, "diagnoses", default=[])):
+        at = f"diagnoses[{n}]."
+        name = t.get(d, "DE05.01.025.00", at, "")
+        diagnoses.append(Diagnosis(Code(t.get(d, "DE05.01.024.00", at), S.OID_ICD10_CN, name), name, "",
+                                   f"diagnoses[{n}]", paths={"code": f"{at}DE05.01.024.00"}))
+    report_ids: tuple[Id, ...] = ()
     if "DE01.00.018.00" in doc:
-        report_ids = (Id("2.16.156.10011.1.33" if kind == "lab" else "2.16.156.10011.1.32", doc["DE01.00.018.00"]),)
-    text = {field: doc[de] for de, field in REPORT_TEXT.items() if de in doc}
-    conclusion = doc.get("DE04.50.130.00" if kind == "lab" else "DE04.50.132.00", "")
+        report_ids = (Id("2.16.156.10011.1.33" if kind == "lab" else "2.16.156.10011.1.32",
+                         t.get(doc, "DE01.00.018.00")),)
+    text = {field: t.get(doc, de) for de, field in REPORT_TEXT.items() if de in doc}
+    conclusion_de = "DE04.50.130.00" if kind == "lab" else "DE04.50.132.00"
+    conclusion = t.get(doc, conclusion_de, default="")
     org = doc.get("DE08.10.013.00")
-    return Report(kind=kind, type_code="C0007" if kind == "lab" else "C0006",
-                  effective_time=doc.get("DE04.50.133.00", ""), report_date=doc.get("DE04.50.133.00", ""),
-                  patient=patient, custodian=Party(org) if org else None, diagnoses=diagnoses, items=tuple(items),
-                  conclusion=conclusion, ids=report_ids, **text)
+    date = t.get(doc, "DE04.50.133.00", default="")
+    paths = {"effective_time": "DE04.50.133.00", "report_date": "DE04.50.133.00", "ids": "DE01.00.018.00",
+             "conclusion": conclusion_de, **{field: de for de, field in REPORT_TEXT.items()}}
+    t.unused(doc, notes)
+    return Report(kind=kind, type_code="C0007" if kind == "lab" else "C0006", effective_time=date, report_date=date,
+                  patient=patient, custodian=Party(org) if org else None, diagnoses=tuple(diagnoses),
+                  items=tuple(items), conclusion=conclusion, ids=report_ids, paths=paths, **text)
+
+
+def _read_item(t: _Taken, it: dict[str, Any], n: int) -> Item:
+    at = f"items[{n}]."
+    spec = None
+    if any(k in it for k in ("DE04.50.134.00", "DE04.50.135.00", "DE04.50.137.00", "DE04.50.141.00")):
+        spec = Specimen(type=t.get(it, "DE04.50.134.00", at, ""), status=t.get(it, "DE04.50.135.00", at, ""),
+                        collected=_dt(t.get(it, "DE04.50.137.00", at, "")),
+                        received=_dt(t.get(it, "DE04.50.141.00", at, "")),
+                        paths={"collected": f"{at}DE04.50.137.00", "received": f"{at}DE04.50.141.00"})
+    rc = t.get(it, "DE04.30.017.00", at)
+    return Item(code=t.get(it, "DE04.30.019.00", at, ""), name=t.get(it, "DE04.30.020.00", at, ""),
+                time=_dt(t.get(it, "DE04.50.140.00", at, "")), value=_s(t.get(it, "DE04.30.015.00", at)),
+                unit=t.get(it, "DE04.30.016.00", at, ""), text=t.get(it, "DE04.50.130.00", at, ""),
+                result_code=Code(rc, S.OID_RESULT_CODE) if rc else None, specimen=spec, where=f"items[{n}]",
+                paths={"code": f"{at}DE04.30.019.00", "time": f"{at}DE04.50.140.00",
+                       "value": f"{at}DE04.30.015.00", "result": f"{at}DE04.30.017.00" if rc else
+                       f"{at}DE04.50.130.00"})
 
 
 def _number(value: str) -> int | float | str:

@@ -7,7 +7,6 @@ from typing import Any
 import orjson
 
 from mappers import ws445
-from mappers.cda_cn.emit import MAPPER_VERSION
 from mappers.cda_cn.format import options
 from mappers.conversion import Conversion
 from mappers.toolkit.registry import ConvertOptions, Format, Rendered
@@ -35,7 +34,7 @@ def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
 FORMAT = Format(
     name="ws445",
     title="China WS 445 dataset (JSON keyed by WS 363 data-element ids)",
-    version=MAPPER_VERSION,
+    version=ws445.MAPPER_VERSION,
     media_type="application/x-ws445+json; charset=utf-8",
     media_types=("application/x-ws445+json",),
     sniff=sniff,

@@ -10,8 +10,10 @@ from mappers.cda_cn.context import Notes, Options
 from mappers.cda_cn.model import Code, Id
 from mappers.cda_cn.tables import identifier_oids
 from mappers.cda_cn.times import ts_to_fhir
+from mappers.toolkit.fhirtime import is_datetime
 
-MAPPER_VERSION = "cda-cn/0.1.0"
+# 0.2.0: no wall-clock times; flat result entries; times checked as FHIR dateTimes; origins; unmapped elements listed.
+MAPPER_VERSION = "cda-cn/0.2.0"
 
 
 @dataclass(slots=True)
@@ -21,15 +23,24 @@ class Ctx:
     org_code: str = ""  # the custodian's organisation code, scoping local code systems
     source: str = "cda"  # 'cda' | 'ws445': names the format in messages
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → resource, for de-duplication
+    origins: dict[str, str] = field(default_factory=dict)  # Conversion.origins: id or "id:path" → source location
 
     def time(self, ts: str, where: str, what: str) -> str | None:
+        """A FHIR date/dateTime for a source TS (no zone: the options' zone); None, with a warning naming the
+        field, when it is not a real calendar time."""
         if not ts:
             return None
         value = ts_to_fhir(ts, self.options.timezone)
-        if value is None:
-            self.notes.warn("cn-bad-time", f"{what} {ts!r} is not an HL7 timestamp (YYYYMMDD[HHMMSS]); not mapped",
-                            where)
+        if value is None or not is_datetime(value):
+            self.notes.warn("cn-bad-time", f"{what} {ts!r} is not a valid HL7 timestamp (YYYYMMDD[HHMMSS], a real "
+                            "date and time); not mapped", where or None)
+            return None
         return value
+
+    def origin(self, res: dict[str, Any], where: str, element: str | None = None) -> None:
+        """Record where `res` (or its `element`, a FHIRPath from the resource) came from in the source."""
+        if where:
+            self.origins.setdefault(f"{res['id']}:{element}" if element else res["id"], where)
 
     def add(self, res: dict[str, Any]) -> dict[str, Any]:
         """Keep one resource per id (the same organisation or practitioner reached twice)."""

@@ -31,6 +31,7 @@ def organization(ctx: Ctx, org: Party | None, part_of: dict[str, Any] | None = N
         res["name"] = org.name
     if part_of is not None:
         res["partOf"] = ref(part_of)
+    ctx.origin(res, org.paths.get("where", ""))
     return ctx.add(res)
 
 
@@ -55,6 +56,7 @@ def practitioner(ctx: Ctx, person: Party | None) -> dict[str, Any] | None:
     if person.name:
         name, _ = human_name(person.name)
         res["name"] = [name]
+    ctx.origin(res, person.paths.get("where", ""))
     return ctx.add(res)
 
 
@@ -81,6 +83,8 @@ def encounter(ctx: Ctx, report: Report, subject: dict[str, Any], provider: dict[
     key = "|".join(f"{i.root}|{i.extension}" for i in visit_ids) or f"{report.doc_id}"
     cls = _class(report, visit_ids)
     res: dict[str, Any] = {"resourceType": "Encounter", "id": resource_id("Encounter", key)}
+    where = "/ClinicalDocument/componentOf/encompassingEncounter" if ctx.source == "cda" else "(dataset)"
+    ctx.origin(res, where if enc else report.patient.paths.get("ids", ""))
     if visit_ids:
         res["identifier"] = [identifier(i) for i in visit_ids]
     res["status"] = "unknown"  # a report document does not say whether the visit has ended
@@ -89,10 +93,11 @@ def encounter(ctx: Ctx, report: Report, subject: dict[str, Any], provider: dict[
         res["type"] = [{"coding": [coding(enc.patient_type)]}]
     res["subject"] = ref(subject)
     if enc:
-        start = ctx.time(enc.start, "componentOf/encompassingEncounter", "encounter start")
-        end = ctx.time(enc.end, "componentOf/encompassingEncounter", "encounter end")
+        start = ctx.time(enc.start, f"{where}/effectiveTime", "encounter start")
+        end = ctx.time(enc.end, f"{where}/effectiveTime/high", "encounter end")
         if start or end:
             res["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+            ctx.origin(res, f"{where}/effectiveTime", "period")
         locations = []
         for kind, ident, name in enc.locations:
             loc: dict[str, Any] = {"location": {}}

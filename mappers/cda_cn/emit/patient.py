@@ -137,9 +137,11 @@ def patient(ctx: Ctx, report: Report) -> dict[str, Any]:
                        "from the document", p.where, code="required")
         key = f"{report.doc_id or report.type_code}"
     res: dict[str, Any] = {"resourceType": "Patient", "id": resource_id("Patient", key)}
+    ctx.origin(res, p.where)
     extensions: list[dict[str, Any]] = []
     if identifiers:
         res["identifier"] = identifiers
+        ctx.origin(res, p.paths.get("ids", ""), "identifier")
     if p.name:
         name, split = human_name(p.name)
         res["name"] = [name]
@@ -153,9 +155,11 @@ def patient(ctx: Ctx, report: Report) -> dict[str, Any]:
         res["gender"], gb = gender(ctx, p.gender, p.where)
         extensions.append(gb)
     if p.birth_time:
-        born = ctx.time(p.birth_time[:8], p.where, "birthTime")
+        born_at = p.paths.get("birth_time") or p.where
+        born = ctx.time(p.birth_time[:8], born_at, "birthTime")
         if born:
             res["birthDate"] = born
+            ctx.origin(res, born_at, "birthDate")
     if p.address:
         res["address"] = [_address(p.address)]
     if p.marital:

@@ -9,15 +9,16 @@ DE06.00.179.00 remarks, DE02.10.027.00 method, DE04.30.018.00 category) and the 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from mappers.cda_cn import systems as S
 from mappers.cda_cn.emit import Ctx, coding, de_coding, identifier, ref
-from mappers.cda_cn.model import Diagnosis, Item, Report, Specimen
+from mappers.cda_cn.model import Code, Diagnosis, Item, Report, Specimen
 from mappers.cda_cn.tables import data_element, ucum
 from mappers.ids import resource_id
-from mappers.terminology import translate_all
+from mappers.terminology import translate, translate_all
 
 _LOINC_SHAPE = re.compile(r"^\d{1,7}-\d$")
 _NUMBER = re.compile(r"^\s*([<>]=?)?\s*([-+]?\d+(?:\.\d+)?)\s*$")
@@ -26,6 +27,7 @@ _IMAGING = re.compile(r"CT|MR|磁共振|X线|DR|超声|彩超|影像|造影|PET"
 _CATEGORY_LAB = {"system": S.V2_0074, "code": "LAB", "display": "Laboratory"}
 _CATEGORY_GE = {"system": S.V2_0074, "code": "GE", "display": "Genetics"}
 _CATEGORY_RAD = {"system": S.V2_0074, "code": "RAD", "display": "Radiology"}
+_MAX_DIGITS = 18  # FHIR decimal: up to 18 significant digits (R4 datatypes.html#decimal)
 
 
 def loinc_check(code: str) -> bool:
@@ -45,18 +47,25 @@ def is_genetic(report: Report) -> bool:
 
 
 def _number(text: str) -> int | float | None:
+    """A JSON number FHIR can carry for `text`, or None (not a number, not finite, or more than 18 digits)."""
+    digits = text.strip().lstrip("+-").replace(".", "").lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        return None
     try:
         value = float(text)
     except ValueError:
         return None
-    return int(value) if value.is_integer() and "." not in text else value
+    if not math.isfinite(value):
+        return None
+    return int(text) if "." not in text and value.is_integer() else value
 
 
 def quantity(ctx: Ctx, value: str, unit: str, where: str) -> dict[str, Any] | None:
     m = _NUMBER.match(value)
-    if not m:
+    number = _number(m.group(2)) if m else None
+    if number is None:
         return None
-    q: dict[str, Any] = {"value": _number(m.group(2))}
+    q: dict[str, Any] = {"value": number}
     if m.group(1):
         q["comparator"] = m.group(1)
     if unit:
@@ -89,8 +98,10 @@ def _item_code(ctx: Ctx, item: Item) -> dict[str, Any]:
 
 
 def specimen(ctx: Ctx, spec: Specimen, subject: dict[str, Any], where: str) -> dict[str, Any]:
-    received = ctx.time(spec.received, where, "specimen received (DE04.50.141.00)")
-    collected = ctx.time(spec.collected, where, "specimen collected (DE04.50.137.00)")
+    received_at = spec.paths.get("received") or where
+    collected_at = spec.paths.get("collected") or where
+    received = ctx.time(spec.received, received_at, "specimen received (DE04.50.141.00)")
+    collected = ctx.time(spec.collected, collected_at, "specimen collected (DE04.50.137.00)")
     key = "|".join((spec.number, spec.type, collected or "", received or "", spec.status, spec.fixative))
     res: dict[str, Any] = {"resourceType": "Specimen", "id": resource_id("Specimen", key)}
     if res["id"] in ctx.resources:
@@ -108,46 +119,92 @@ def specimen(ctx: Ctx, spec: Specimen, subject: dict[str, Any], where: str) -> d
         res["container"] = [{"additiveCodeableConcept": {"text": spec.fixative}}]
     if spec.status:
         res["condition"] = [{"text": spec.status}]
+    ctx.origin(res, where)
+    if received:
+        ctx.origin(res, received_at, "receivedTime")
+    if collected:
+        ctx.origin(res, collected_at, "collection.collectedDateTime")
     return ctx.add(res)
 
 
+def _status(ctx: Ctx, item: Item) -> str:
+    """Observation.status from the organizer's statusCode (v3-actstatus-to-observation-status); none stated: final."""
+    if not item.status:
+        return "final"
+    t = translate("v3-actstatus-to-observation-status", item.status)
+    if t is None or t.equivalence == "unmatched":
+        ctx.notes.warn("cn-status-unmapped", f"statusCode {item.status!r} has no Observation.status; 'unknown'",
+                       item.paths.get("status") or item.where)
+        return "unknown"
+    return t.code
+
+
+def _interpretation(code: Code) -> dict[str, Any]:
+    """interpretationCode: v3 ObservationInterpretation (the CDA default) keeps its canonical URI; another system
+    keeps its own. The document's wording (e.g. 偏高) is the concept's text: Coding.display may only hold a display
+    the code system defines (R4 datatypes.html#Coding), and v3-ObservationInterpretation has no Chinese designations."""
+    if code.system in ("", S.OID_INTERPRETATION):
+        cc: dict[str, Any] = {"coding": [{"system": S.V3_INTERPRETATION, "code": code.code}]}
+    else:
+        cc = {"coding": [{k: v for k, v in coding(code).items() if k != "display"}]}
+    if code.display:
+        cc["text"] = code.display
+    return cc
+
+
 def observation(ctx: Ctx, report: Report, item: Item, key: str, n: int, subject: dict[str, Any],
-                encounter: dict[str, Any] | None, spec: dict[str, Any] | None, effective: str | None,
-                category: list[dict[str, Any]]) -> dict[str, Any]:
+                encounter: dict[str, Any] | None, spec: dict[str, Any] | None,
+                effective: tuple[str | None, str], category: list[dict[str, Any]]) -> dict[str, Any]:
     res: dict[str, Any] = {"resourceType": "Observation",
                            "id": resource_id("Observation", key, item.code or item.name, str(n)),
-                           "status": "final", "category": category, "code": _item_code(ctx, item),
+                           "status": _status(ctx, item), "category": category, "code": _item_code(ctx, item),
                            "subject": ref(subject)}
+    ctx.origin(res, item.where)
+    ctx.origin(res, item.paths.get("code", ""), "code")
+    if item.status:
+        ctx.origin(res, item.paths.get("status", ""), "status")
     if encounter:
         res["encounter"] = ref(encounter)
-    when = ctx.time(item.time, item.where, "test time") or effective
+    when = ctx.time(item.time, item.paths.get("time") or item.where, "test time")
     if when:
         res["effectiveDateTime"] = when
-    # the document's own wording (e.g. 偏高) is the concept's text: Coding.display may only hold a display the code
-    # system defines (R4 datatypes.html#Coding), and v3-ObservationInterpretation has no Chinese designations
-    interpretation = [{"coding": [{"system": S.V3_INTERPRETATION, "code": c.code}],
-                       **({"text": c.display} if c.display else {})} for c in item.interpretation]
+        ctx.origin(res, item.paths.get("time", ""), "effectiveDateTime")
+    elif effective[0]:
+        res["effectiveDateTime"] = effective[0]
+        ctx.origin(res, effective[1], "effectiveDateTime")
+    interpretation = [_interpretation(c) for c in item.interpretation]
+    value_at = item.paths.get("value") or item.where
     if item.value:
-        q = quantity(ctx, item.value, item.unit, item.where)
+        q = quantity(ctx, item.value, item.unit, value_at)
         if q is not None:
             res["valueQuantity"] = q
+            ctx.origin(res, value_at, "valueQuantity")
         else:
             res["valueString"] = f"{item.value} {item.unit}".strip()
+            ctx.origin(res, value_at, "valueString")
             ctx.notes.warn("cn-result-not-numeric", f"quantitative result {item.value!r} (DE04.30.015.00) is not "
-                           "a number; kept as a string", item.where)
+                           "a number FHIR can carry (at most 18 digits); kept as a string", value_at)
         if item.text:
             ctx.notes.warn("cn-result-text-dropped", "the item has both a quantitative and a text result; the text "
-                           "was not mapped", item.where)
+                           "was not mapped", item.paths.get("result") or item.where)
     elif item.text:
         res["valueString"] = item.text
+        ctx.origin(res, item.paths.get("result", ""), "valueString")
     if item.result_code:
         rc = {"coding": [coding(item.result_code)]}
         if "valueQuantity" in res or "valueString" in res:
             interpretation.append(rc)
         else:
             res["valueCodeableConcept"] = rc
+            ctx.origin(res, item.paths.get("result", ""), "valueCodeableConcept")
+    if item.absent and not any(k.startswith("value") for k in res):
+        t = translate("v3-nullflavor-to-data-absent-reason", item.absent)
+        res["dataAbsentReason"] = {"coding": [{"system": t.system, "code": t.code, "display": t.display}]} if t \
+            else {"text": item.absent}
+        ctx.origin(res, item.paths.get("absent", ""), "dataAbsentReason")
     if interpretation:
         res["interpretation"] = interpretation
+        ctx.origin(res, item.paths.get("interpretation", ""), "interpretation")
     if report.method:
         res["method"] = {"text": report.method}
     if spec:
@@ -189,7 +246,8 @@ def condition(ctx: Ctx, dx: Diagnosis, subject: dict[str, Any], encounter: dict[
               ) -> dict[str, Any]:
     """DE05.01.024.00: the national code kept; WHO ICD-10 codings added by the ConceptMap (rule for unlisted)."""
     codings = [coding(dx.code)]
-    if dx.code.system in (S.OID_ICD10_CN, S.ICD10_CN_SYSTEM):
+    # the national edition arrives under 2.16.156.10011.2.3.3.11 and its sub-variants .11.1, .11.3 (templates)
+    if dx.code.system in (S.OID_ICD10_CN, S.ICD10_CN_SYSTEM) or dx.code.system.startswith(S.OID_ICD10_CN + "."):
         matches = translate_all("icd-10-cn-to-icd-10", dx.code.code)
         for t in matches:
             codings.append({"system": t.system, "code": t.code, **({"display": t.display} if t.display else {})})
@@ -206,9 +264,12 @@ def condition(ctx: Ctx, dx: Diagnosis, subject: dict[str, Any], encounter: dict[
     }
     if encounter:
         res["encounter"] = ref(encounter)
-    recorded = ctx.time(dx.date, dx.where, "diagnosis date")
+    ctx.origin(res, dx.where)
+    ctx.origin(res, dx.paths.get("code", ""), "code")
+    recorded = ctx.time(dx.date, dx.paths.get("date") or dx.where, "diagnosis date")
     if recorded:
         res["recordedDate"] = recorded
+        ctx.origin(res, dx.paths.get("date", ""), "recordedDate")
     return res
 
 
@@ -237,6 +298,8 @@ def text_observation(ctx: Ctx, report: Report, key: str, de: str, text: str, sub
                            "status": "final", "category": category,
                            "code": {"coding": [de_coding(de, name)], "text": name or de},
                            "subject": ref(subject), "valueString": text}
+    field = "findings" if de == "DE04.50.131.00" else "chief_complaint"
+    ctx.origin(res, report.paths.get(field, ""))
     if encounter:
         res["encounter"] = ref(encounter)
     if effective:
@@ -255,15 +318,18 @@ def report_identifiers(report: Report) -> tuple[list[dict[str, Any]], list[dict[
     return idents, based_on
 
 
-def service_request(subject: dict[str, Any], encounter: dict[str, Any] | None, orders: list[dict[str, Any]],
-                    requester: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+def service_request(ctx: Ctx, report: Report, subject: dict[str, Any], encounter: dict[str, Any] | None,
+                    orders: list[dict[str, Any]], requester: dict[str, Any] | None, key: str
+                    ) -> dict[str, Any] | None:
     """The order behind the report: electronic order number (patientRole/id .1.24) and the requesting department
     (participant[@typeCode=PRF]/associatedEntity/scopingOrganization)."""
     if not orders and requester is None:
         return None
     res: dict[str, Any] = {"resourceType": "ServiceRequest", "id": resource_id("ServiceRequest", key)}
+    ctx.origin(res, report.paths.get("ids", "") if orders else report.paths.get("requester", ""))
     if orders:
         res["identifier"] = [o["identifier"] for o in orders]
+        ctx.origin(res, report.paths.get("ids", ""), "identifier")
     res.update(status="completed", intent="order", subject=ref(subject))
     if encounter:
         res["encounter"] = ref(encounter)

@@ -197,7 +197,7 @@ def test_recognised_but_unsupported_and_unknown_documents() -> None:
     unknown = data.replace(b'code="C0007"', b'code="X9"').replace(b"2.16.156.10011.2.1.1.27", b"1.2.3")
     with pytest.raises(UnsupportedMessage, match="not a recognised WS/T 500 document") as e:
         to_fhir(unknown)
-    assert e.value.issues[0].expression == "line 8"
+    assert e.value.issues[0].expression == "/ClinicalDocument/code"  # issues name the source element by XPath
     # The template id alone is enough when the code is missing; the mismatch is reported.
     no_code = data.replace(b'<code code="C0007" codeSystem="2.16.156.10011.2.4"', b'<code')
     assert "cda-document-code" in details(to_fhir(no_code).issues)
@@ -215,4 +215,5 @@ def test_placeholders_and_unmapped_entries() -> None:
     enc = one(c.bundle, "Encounter")
     assert "identifier" not in enc  # 'NA' is the templates' placeholder, not a number
     issue = next(i for i in c.issues if i.details == "cda-entry-not-mapped")
-    assert "DE04.10.188.00" in issue.message and issue.expression.startswith("line ")
+    assert "DE04.10.188.00" in issue.message and "(line 125)" in issue.message
+    assert issue.expression == "/ClinicalDocument/component/structuredBody/component[1]/section/entry[2]/observation"
