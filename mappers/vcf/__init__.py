@@ -1,4 +1,4 @@
-"""VCF 4.1-4.3 ⇄ FHIR R4 (Genomics Reporting IG 3.0.0): stream a sample's called variants into Variant
+"""VCF 4.0-4.3 ⇄ FHIR R4 (Genomics Reporting IG 3.0.0): stream a sample's called variants into Variant
 Observations (Bundle or NDJSON), and turn variant Observations back into a VCF 4.2.
 
 Pure: bytes or byte chunks in, dicts/bytes out; file access (including an index's random reads) is the

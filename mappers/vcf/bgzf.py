@@ -24,34 +24,66 @@ def is_gzip(head: bytes) -> bool:
     return head[:2] == MAGIC
 
 
-def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Uncompressed bytes of a (multi-member) gzip stream given as chunks of any size.
+STEP = 1 << 20  # most bytes one inflate call may produce: a bomb never inflates in one piece
+RATIO_GRACE = 4 << 20  # the compression ratio is checked once this much has been inflated (headers compress well)
 
-    Raises ParseError when the stream is corrupt or ends inside a member (a truncated file)."""
+
+def decompress(chunks: Iterable[bytes], max_bytes: int = 32 << 30, max_ratio: int = 200) -> Iterator[bytes]:
+    """Uncompressed bytes of a (multi-member) gzip stream given as chunks of any size, in pieces of at most
+    1 MiB, so memory stays flat whatever the ratio.
+
+    Raises ParseError when the stream is corrupt, ends inside a member (a truncated file), inflates past
+    `max_bytes` in all, or past `max_ratio` times the compressed bytes read so far (a decompression bomb)."""
     d = zlib.decompressobj(31)
     fed = False
+    produced = consumed = 0
     for chunk in chunks:
-        while chunk:
+        data = chunk
+        while data:
             fed = True
             try:
-                out = d.decompress(chunk)
+                out = d.decompress(data, STEP)
             except zlib.error as e:
                 raise ParseError(f"the gzip data is corrupt ({e})", details="vcf-bad-gzip") from None
-            if out:
-                yield out
-            if d.eof:  # end of one member; the rest of the chunk starts the next
-                chunk = d.unused_data
+            rest = d.unused_data if d.eof else d.unconsumed_tail
+            consumed += len(data) - len(rest)
+            if d.eof:  # end of one member; the rest starts the next
                 d = zlib.decompressobj(31)
                 fed = False
-            else:
-                chunk = b""
+            data = rest
+            if out:
+                produced += len(out)
+                _check(produced, consumed, max_bytes, max_ratio)
+                yield out
+            while fed and not data and len(out) == STEP:  # output still pending from input already read
+                out = d.decompress(b"", STEP)
+                produced += len(out)
+                _check(produced, consumed, max_bytes, max_ratio)
+                if out:
+                    yield out
+                if d.eof:
+                    data = d.unused_data
+                    d = zlib.decompressobj(31)
+                    fed = False
     if fed:
         tail = d.flush()
         if tail:
+            produced += len(tail)
+            _check(produced, consumed, max_bytes, max_ratio)
             yield tail
         if not d.eof:
             raise ParseError("the gzip stream ends in the middle of a block: the file is truncated",
                              details="vcf-truncated", expression="end of input")
+
+
+def _check(produced: int, consumed: int, max_bytes: int, max_ratio: int) -> None:
+    if produced > max_bytes:
+        raise ParseError(f"the gzip data inflates past {max_bytes:,} bytes (limit max_decompressed_bytes)",
+                         details="vcf-too-large", expression="gzip input")
+    if produced > RATIO_GRACE and produced > max_ratio * max(consumed, 1):
+        raise ParseError(f"the gzip data inflates more than {max_ratio} times its size ({produced:,} bytes from "
+                         f"{consumed:,}; limit max_compression_ratio): a decompression bomb, not a VCF",
+                         details="vcf-compression-ratio", expression="gzip input")
 
 
 def block_size(header: bytes) -> int | None:

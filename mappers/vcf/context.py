@@ -7,12 +7,13 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from mappers.exceptions import Issue, ParseError
+from mappers.toolkit.fhirtime import is_instant
 
-MAPPER_VERSION = "vcf/0.1.0"  # in cache keys and the ##source of written VCFs
+# In cache keys, the converter Device/Provenance and the ##source of written VCFs; bump when the output changes.
+MAPPER_VERSION = "vcf/0.2.0"
 GENOMIC_SOURCES = ("germline", "somatic")
 SEXES = ("male", "female", "other", "unknown")
 BUNDLE_TYPES = ("collection", "transaction")
@@ -34,7 +35,16 @@ class Options:
     homoplasmy_threshold: mitochondrial allele fraction at or above which a call is homoplasmic.
     max_variants: refuse (UnsupportedMessage) to build a Bundle past this many variants; NDJSON has no limit.
     source_name: the input's file name, named in the GenomicStudyAnalysis input; not part of ids.
-    received: when the edge received the input (DiagnosticReport.issued); not part of ids.
+    recorded: a FHIR instant the caller states for the conversion's Provenance.recorded (a VCF carries no instant
+        of its own: ##fileDate is a date); without it no Provenance is emitted. Not part of ids.
+
+    Limits (hostile or broken input ends in a ParseError naming the limit, never unbounded memory or time):
+    max_line_bytes: longest line, header lines included (16 MiB: ~4 million samples of `0/0`).
+    max_header_bytes: the whole header through #CHROM (64 MiB; large real headers are a few MB of ##contig lines).
+    max_decompressed_bytes: total gzip/BGZF output (32 GiB, a large whole-genome gVCF); plain text is bounded by
+        whoever reads it.
+    max_compression_ratio: gzip/BGZF output over input, checked once 4 MiB have been inflated (200; VCFs compress
+        5-50 times, a gzip bomb ~1000 times).
     """
 
     sample: str | None = None
@@ -48,7 +58,11 @@ class Options:
     homoplasmy_threshold: float = 0.99
     max_variants: int | None = None
     source_name: str | None = None
-    received: datetime | None = None
+    recorded: str | None = None
+    max_line_bytes: int = 16 << 20
+    max_header_bytes: int = 64 << 20
+    max_decompressed_bytes: int = 32 << 30
+    max_compression_ratio: int = 200
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("genomic_source", self.genomic_source, GENOMIC_SOURCES),
@@ -57,12 +71,18 @@ class Options:
             if value is not None and value not in allowed:
                 raise ParseError(f"{name} {value!r} must be one of {', '.join(allowed)}", details="vcf-bad-option",
                                  expression=name)
+        if self.recorded is not None and not is_instant(self.recorded):
+            raise ParseError(f"recorded {self.recorded!r} is not a FHIR instant (YYYY-MM-DDThh:mm:ss+zz:zz)",
+                             details="vcf-bad-option", expression="recorded")
+        for name in ("max_line_bytes", "max_header_bytes", "max_decompressed_bytes", "max_compression_ratio"):
+            if getattr(self, name) < 1:
+                raise ParseError(f"{name} must be positive", details="vcf-bad-option", expression=name)
         if self.patient is not None and not self.patient.rpartition("|")[2].strip():
             raise ParseError(f"patient {self.patient!r} has no identifier value (give 'value' or 'system|value')",
                              details="vcf-bad-option", expression="patient")
 
     def key_parts(self) -> tuple[str, ...]:
-        """The options that shape resource ids and content (everything but received and source_name)."""
+        """The options that shape resource ids and content (not source_name, recorded or the limits)."""
         return (self.sample or "", self.genomic_source or "", self.sex or "", self.patient or "",
                 self.assembly or "", str(self.keep_filtered), str(self.homoplasmy_threshold))
 
@@ -75,12 +95,15 @@ class Summary:
     converted: int = 0  # records that yielded at least one variant
     variants: int = 0  # variant Observations
     phase_relationships: int = 0
+    somatic_calls: int = 0  # converted records without GT: a tumour sample's somatic calls (Strelka-style)
+    copy_number_calls: int = 0  # converted records without a called GT whose FORMAT CN was kept
     skipped: Counter[str] = field(default_factory=Counter)  # records, by reason
     alleles_skipped: Counter[str] = field(default_factory=Counter)  # ALT alleles of converted records
 
     def as_dict(self) -> dict[str, Any]:
         return {"records": self.records, "converted": self.converted, "variants": self.variants,
-                "phaseRelationships": self.phase_relationships, "skipped": dict(sorted(self.skipped.items())),
+                "phaseRelationships": self.phase_relationships, "somaticCallsWithoutGenotype": self.somatic_calls,
+                "copyNumberWithoutGenotype": self.copy_number_calls, "skipped": dict(sorted(self.skipped.items())),
                 "allelesSkipped": dict(sorted(self.alleles_skipped.items()))}
 
     def text(self) -> str:
@@ -88,7 +111,12 @@ class Summary:
         skipped 2093 (no-call 1800, filtered 293)'."""
         skipped = sum(self.skipped.values())
         line = (f"read {self.records} records: converted {self.converted} ({self.variants} variants, "
-                f"{self.phase_relationships} phase relationships); skipped {skipped}")
+                f"{self.phase_relationships} phase relationships")
+        if self.somatic_calls:
+            line += f"; {self.somatic_calls} somatic calls without GT"
+        if self.copy_number_calls:
+            line += f"; {self.copy_number_calls} copy numbers without a called GT"
+        line += f"); skipped {skipped}"
         if skipped:
             line += " (" + ", ".join(f"{k} {v}" for k, v in self.skipped.most_common()) + ")"
         if self.alleles_skipped:
@@ -108,6 +136,7 @@ class Context:
     _listed: Counter[str] = field(default_factory=Counter)
     subject: dict[str, str] | None = None
     specimen: dict[str, str] | None = None
+    genomic_source: str | None = None  # the option, else somatic for the tumour of a tumour/normal pair
 
     def ref(self, resource_type: str, rid: str) -> dict[str, str]:
         return {"reference": f"{resource_type}/{rid}" if self.relative_refs else f"urn:uuid:{rid}"}

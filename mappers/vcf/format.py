@@ -32,7 +32,8 @@ def options(opts: ConvertOptions, **extra: Any) -> Options:
     """The VCF mapper's Options from generic ones; raises ParseError for a bad value."""
     return Options(sample=opts.param("sample"), genomic_source=opts.param("genomicSource"), sex=opts.param("sex"),
                    patient=opts.param("patient"), assembly=opts.param("assembly"), lenient=opts.flag("lenient"),
-                   keep_filtered=opts.flag("keepFiltered"), bundle_type=opts.bundle_type, **extra)
+                   keep_filtered=opts.flag("keepFiltered"), bundle_type=opts.bundle_type, recorded=opts.recorded,
+                   **extra)
 
 
 def sniff(data: bytes) -> bool:
@@ -41,6 +42,8 @@ def sniff(data: bytes) -> bool:
 
 
 def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
+    # The reader's limits (Options.max_*) keep their defaults: they are not request options, so a client cannot
+    # raise them.
     return to_fhir(data, options(opts, max_variants=BUNDLE_MAX_VARIANTS))
 
 
@@ -58,7 +61,7 @@ def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
 
 FORMAT = Format(
     name="vcf",
-    title="VCF 4.1-4.3 (plain, gzip or bgzip)",
+    title="VCF 4.0-4.3 (plain, gzip or bgzip)",
     version=MAPPER_VERSION,
     media_type="text/vcf; charset=utf-8",
     media_types=("text/vcf", "text/x-vcf"),

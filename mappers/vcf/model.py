@@ -26,6 +26,12 @@ class Header:
     chrom_line: int  # line number of #CHROM
     assembly: str | None  # GRCh37 | GRCh38 as the header states it (see reference.assembly_from_*)
     assembly_evidence: str  # which header line said so, for the conversion report
+    roles: dict[str, tuple[str, str]] = field(default_factory=dict)  # sample -> (tumour|normal, evidence): roles.py
+
+    @property
+    def role(self) -> str | None:
+        """The converted sample's role (tumour | normal) when the header places it in a tumour/normal pair."""
+        return self.roles[self.sample][0] if self.sample in self.roles else None
 
     def values(self, key: str) -> list[str]:
         return [v for k, v in self.meta if k == key]
@@ -47,6 +53,8 @@ class Record:
     info_raw: str
     fmt: list[str]
     call: list[str]
+    end: int | None = None  # INFO END where it places the record (symbolic alleles, reference blocks)
+    end_ignored: int | None = None  # INFO END that disagrees with REF on a sequence allele: REF decides (parse.py)
     _info: dict[str, str] | None = field(default=None, repr=False)
     _call: dict[str, str] | None = field(default=None, repr=False)
 

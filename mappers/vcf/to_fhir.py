@@ -9,6 +9,7 @@ Memory stays flat however long the input: records are read, converted and handed
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,47 +20,82 @@ import orjson
 
 from mappers.conversion import Conversion as BaseConversion
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
+from mappers.toolkit.provenance import converter_device, provenance
 from mappers.vcf import reference
 from mappers.vcf.bgzf import ReadAt
-from mappers.vcf.context import Context, Options, Summary, gc_paused
+from mappers.vcf.context import MAPPER_VERSION, Context, Options, Summary, gc_paused
+from mappers.vcf.counts import allele_counts
 from mappers.vcf.emit import report as emit
 from mappers.vcf.emit.variant import Site, id_text, sequence_kind, variant, variant_id
 from mappers.vcf.index import header_lines, parse_index, query, region_lines
 from mappers.vcf.model import Genotype, Header, Record
-from mappers.vcf.parse import genotype, iter_lines, numbers, parse_record, read_header
+from mappers.vcf.parse import INT32, genotype, integers, iter_lines, parse_record, read_header, reals
 from mappers.vcf.regions import Regions
+from mappers.vcf.roles import NORMAL, TUMOUR
 from mappers.vcf.serialize import bundle_json
+from mappers.vcf.unmapped import Unmapped, record_class
 
 GVCF_ALTS = {"<NON_REF>", "<*>"}
 MAX_OPEN_PHASE_SETS = 4096  # per chromosome; the oldest set is closed beyond this
+# Skip reasons that mean "no variant in this sample here": a conversion of only these is a (negative) report.
+# Any other reason behind an empty result means the input's calls could not be mapped: refused, saying why.
+NOT_A_VARIANT = {"outside-conversion-region", "filtered", "no-alt", "gvcf-reference-block", "no-call",
+                 "reference-genotype"}
+_COPY_NUMBER_KINDS = {"DEL", "DUP", "CNV"}  # symbolic alleles a copy number (FORMAT CN) can stand for
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one record becomes: its ALT alleles to convert, with kind, SO code and span, and how it was called:
+    'genotype' (GT), 'somatic' (a tumour sample of a caller that writes no GT, e.g. Strelka) or 'copy-number'
+    (no call, but FORMAT CN: the copy number is kept as a CNV)."""
+
+    gt: Genotype | None
+    items: list[tuple[int, str, tuple[str, str], Site]]
+    mode: str
 
 
 class Converter:
     """Read the header at once (errors surface before any output), then stream resources.
 
     Iterate `resources()` to the end, then call `report()` and `result_refs()` for the DiagnosticReport.
-    Raises ParseError / UnsupportedMessage (mappers.exceptions) for input it cannot convert.
+    Raises ParseError / UnsupportedMessage (mappers.exceptions) for input it cannot convert; UnsupportedMessage
+    at the end of resources() when records were read but none could be mapped to a variant.
+    `origins`: also record, in self.origins, the source line of every resource (Conversion.origins); off by
+    default, as a stream of millions of variants would keep one entry each.
     """
 
     def __init__(self, lines: Iterable[bytes], options: Options | None = None,
                  regions: Mapping[str, Regions] | None = None, *, relative_refs: bool = False,
-                 numbered: bool = True) -> None:
+                 numbered: bool = True, origins: bool = False) -> None:
         self.options = options = options or Options()
         self.regions = dict(regions or {})
         self._lines = iter(lines)
-        self.header: Header = read_header(self._lines, options.sample)
+        self.header: Header = read_header(self._lines, options.sample, options.max_header_bytes)
         self._numbered = numbered
+        self.origins: dict[str, str] | None = {} if origins else None
         digest = hashlib.sha256()
-        for part in (*(f"{k}={v}" for k, v in self.header.meta), *self.header.samples, *options.key_parts(),
-                     *(f"{r.role}:{r.sha1}" for r in self.regions.values())):
+        for part in (*(f"{k}={v}" for k, v in self.header.meta), *self.header.samples):
             digest.update(part.encode() + b"\0")
+        self._source_digest = digest.hexdigest()  # names the input in a Provenance
+        for part in (*options.key_parts(), *(f"{r.role}:{r.sha1}" for r in self.regions.values())):
+            digest.update(part.encode() + b"\0")
+        if options.sample is None and self.header.role:  # the sample the header picked is part of the key
+            digest.update(f"sample={self.header.sample}".encode() + b"\0")
         assembly = options.assembly or self.header.assembly
         self.ctx = Context(options, digest.hexdigest(), assembly, relative_refs)
+        self.ctx.genomic_source = options.genomic_source or ("somatic" if self.header.role == TUMOUR else None)
+        self._somatic_calls = self.header.role == TUMOUR
+        self._unmapped = Unmapped()
         self._check_assembly()
+        self._check_samples()
         self._patient = emit.patient(self.ctx, self.header)
         self.ctx.subject = self.ctx.ref("Patient", self._patient["id"])
         self._specimen = emit.specimen(self.ctx, self.header)
         self.ctx.specimen = self.ctx.ref("Specimen", self._specimen["id"])
+        columns = f"line {self.header.chrom_line} (sample column {self.header.sample})"
+        self._origin(self._patient["id"], "patient option" if options.patient else columns)
+        self._origin(self._specimen["id"], columns)
         self._results = bytearray()  # 16-byte UUIDs of every result Observation, in order
         self._phase: dict[str, tuple[str, int]] = {}
         self._phase_chrom = ""
@@ -73,6 +109,10 @@ class Converter:
     @property
     def issues(self) -> list[Issue]:
         return self.ctx.issues
+
+    def _origin(self, key: str, where: str | None) -> None:
+        if self.origins is not None and where:
+            self.origins[key] = where
 
     def _check_assembly(self) -> None:
         opt, hdr = self.options.assembly, self.header.assembly
@@ -89,11 +129,28 @@ class Converter:
                            "contig names instead of RefSeq accessions: pass --assembly GRCh37|GRCh38",
                            "header", code="incomplete")
 
-    def resources(self) -> Iterator[dict[str, Any]]:
-        """Patient, Specimen, then per record its Variants and phase relationships, then the BED files and the
-        GenomicStudyAnalysis and GenomicStudy. The DiagnosticReport comes from report()."""
-        yield self._patient
-        yield self._specimen
+    def _check_samples(self) -> None:
+        """State the sample roles the header gives and list the sample columns not converted."""
+        header, ctx = self.header, self.ctx
+        where = f"line {header.chrom_line}"
+        for name, (role, evidence) in header.roles.items():
+            what = "converted" if name == header.sample else "not converted"
+            ctx.issue("information", "vcf-sample-role", f"sample {name[:60]} is the {role} of a tumour/normal "
+                      f"pair ({evidence[:80]}); {what}", where)
+        if header.role == TUMOUR and not self.options.genomic_source:
+            ctx.issue("information", "vcf-genomic-source-somatic", f"genomic source somatic: sample "
+                      f"{header.sample[:60]} is the tumour (genomicSource overrides)", where)
+        others = [s for s in header.samples if s != header.sample]
+        if others:
+            named = ", ".join(s[:40] + (f" ({header.roles[s][0]})" if s in header.roles else "") for s in others[:10])
+            more = f" and {len(others) - 10} more" if len(others) > 10 else ""
+            ctx.issue("information", "vcf-sample-not-converted", f"{len(others)} other sample column"
+                      f"{'s' if len(others) > 1 else ''} not converted: {named}{more} (the sample option picks "
+                      f"another; converted: {header.sample[:40]})", where)
+
+    def _each(self, emit_resources: bool) -> Iterator[list[dict[str, Any]]]:
+        """The resources of each record (nothing when it is skipped; not built when `emit_resources` is
+        False). Malformed records raise ParseError, or in lenient mode are skipped and counted."""
         header, lenient = self.header, self.options.lenient
         ncols = 8 + (1 + len(header.samples) if header.samples else 0)
         number = header.chrom_line
@@ -104,8 +161,8 @@ class Converter:
                 raw = next(lines)
             except StopIteration:
                 break
-            except ParseError as e:  # the input itself ends badly (a truncated gzip member)
-                if not lenient:
+            except ParseError as e:  # the input itself ends badly (a truncated gzip member, a limit)
+                if not lenient or e.issues[0].details != "vcf-truncated":
                     raise
                 summary.skipped["truncated-input"] += 1
                 self.ctx.issue("warning", e.issues[0].details, f"reading stopped: {e.issues[0].message}",
@@ -126,7 +183,15 @@ class Converter:
                     raise ParseError("the record is not UTF-8 text", details="vcf-not-utf8",
                                      expression=where or "record") from None
                 rec = parse_record(line, number if self._numbered else None, header, ncols)
-                out = self._record(rec)
+                plan = self._plan(rec)
+                if plan is None:
+                    continue
+                if emit_resources:
+                    out = self._emit(rec, plan)
+                else:
+                    summary.converted += 1
+                    summary.variants += len(plan.items)
+                    out = []
             except ParseError as e:
                 if not lenient:
                     raise
@@ -135,19 +200,100 @@ class Converter:
                 self.ctx.issue("warning", first.details, f"record skipped: {first.message}", first.expression,
                                code="structure")
                 continue
+            yield out
+
+    def resources(self) -> Iterator[dict[str, Any]]:
+        """Patient, Specimen, then per record its Variants and phase relationships. closing() gives the BED
+        files, GenomicStudyAnalysis, GenomicStudy (and Provenance); report() the DiagnosticReport."""
+        yield self._patient
+        yield self._specimen
+        for out in self._each(True):
             yield from out
+        self._finish()
+
+    def validate(self) -> None:
+        """Read the rest of the input checking every record as resources() would, emitting nothing.
+        Raises the first ParseError (none in lenient mode) and, like resources(), UnsupportedMessage when no
+        record maps to a variant: lets an HTTP stream fail before it starts."""
+        for _ in self._each(False):
+            pass
+        self._finish()
+
+    def _finish(self) -> None:
+        self.ctx.issues.extend(self._unmapped.issues())
         self.ctx.close_issues()
+        self._check_mapped()
+
+    def _check_mapped(self) -> None:
+        """Refuse a conversion that read records but mapped none of them, unless none was a variant call."""
+        summary, header = self.ctx.summary, self.header
+        if summary.variants:
+            return
+        unmappable = [(k, n) for k, n in summary.skipped.most_common() if k not in NOT_A_VARIANT]
+        if not unmappable:
+            filtered = summary.skipped.get("filtered", 0)
+            if filtered:
+                self.ctx.issue("warning", "vcf-all-filtered", f"no variant converted: the {filtered} records "
+                               "with calls are all filtered (FILTER not PASS); keepFiltered converts them",
+                               code="incomplete")
+            return
+        reasons = []
+        for reason, n in unmappable:
+            records = f"{n} record{'s' if n > 1 else ''}"
+            if reason == "no-genotype":
+                text = f"{records} have no GT for sample {header.sample[:40]}"
+                if header.role == NORMAL:
+                    tumours = [s for s, (r, _) in header.roles.items() if r == TUMOUR]
+                    text += (f", which the header makes the matched normal ({header.roles[header.sample][1][:60]}):"
+                             " a somatic caller's records are the tumour's calls"
+                             + (f"; convert the tumour sample {tumours[0][:40]}" if tumours else ""))
+                else:
+                    text += " and the header names no tumour/normal roles that would say whose calls they are"
+            elif reason == "invalid-record":
+                text = f"{records} malformed (skipped; see the warnings)"
+            elif reason == "truncated-input":
+                text = "the input is truncated"
+            else:
+                text = f"{records} with only {reason} alleles, which are not converted"
+            reasons.append(text)
+        raise UnsupportedMessage(f"no variant converted from {summary.records} records: " + "; ".join(reasons),
+                                 details="vcf-nothing-converted", expression=f"line {header.chrom_line}")
 
     def closing(self) -> list[dict[str, Any]]:
-        """The BED DocumentReferences, GenomicStudyAnalysis and GenomicStudy (after resources())."""
+        """The BED DocumentReferences, GenomicStudyAnalysis, GenomicStudy and, when the caller stated when
+        (Options.recorded), the converter Device and the Provenance of the report (after resources())."""
         files = {role: emit.data_file(self.ctx, r) for role, r in self.regions.items()}
         analysis = emit.analysis(self.ctx, self.header, files, self.regions)
         self._study = emit.study(self.ctx, analysis)
-        return [*files.values(), analysis, self._study]
+        for role, doc in files.items():
+            self._origin(doc["id"], f"BED file {self.regions[role].name} ({role})")
+        self._origin(analysis["id"], "header")
+        self._origin(self._study["id"], "header")
+        if "performedDateTime" in analysis:
+            self._origin(f"{analysis['id']}:performedDateTime", emit.file_date_where(self.header))
+        out = [*files.values(), analysis, self._study]
+        device = converter_device(MAPPER_VERSION)
+        report_ref = {"id": emit.report_id(self.ctx)}
+        sample = self.header.sample or ""
+        name = f" {self.options.source_name}" if self.options.source_name else ""
+        prov = provenance(("urn:helixgate:vcf-header-sha256", self._source_digest),
+                          f"VCF {self.header.version} file{name}, sample {sample}", [report_ref], device,
+                          self.options.recorded)
+        if prov is not None:
+            if self.ctx.relative_refs:  # NDJSON: references by type and id
+                prov["target"] = [self.ctx.ref("DiagnosticReport", report_ref["id"])]
+                for agent in prov["agent"]:
+                    agent["who"] = self.ctx.ref("Device", device["id"])
+            self._origin(device["id"], "recorded option")
+            self._origin(prov["id"], "recorded option")
+            out += [device, prov]
+        return out
 
     def report(self) -> dict[str, Any]:
         """The DiagnosticReport without `result` (see result_refs)."""
-        return emit.report(self.ctx, self._study)
+        res = emit.report(self.ctx, self._study)
+        self._origin(res["id"], "header")
+        return res
 
     def result_refs(self) -> Iterator[dict[str, str]]:
         ids = self._results
@@ -157,79 +303,56 @@ class Converter:
 
     # -- one record --------------------------------------------------------------------------------------
 
-    def _record(self, rec: Record) -> list[dict[str, Any]]:
-        """Variants (and phase relationships) of one record; [] and a counted reason when it is skipped.
-        Everything that can fail is checked before anything is returned, so a lenient skip is all or nothing."""
-        planned = self._plan(rec)
-        return self._emit(rec, *planned) if planned else []
-
-    def validate(self) -> None:
-        """Read the rest of the input checking every record as resources() would, emitting nothing.
-        Raises the first ParseError (none in lenient mode): lets an HTTP stream fail before it starts."""
-        header = self.header
-        ncols = 8 + (1 + len(header.samples) if header.samples else 0)
-        number = header.chrom_line
-        for raw in self._lines:
-            number += 1
-            if not raw:
-                continue
-            where = f"line {number}" if self._numbered else "record"
-            try:
-                if raw[:1] == b"#":
-                    raise ParseError("a header line comes after the #CHROM line", details="vcf-misplaced-header",
-                                     expression=where)
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise ParseError("the record is not UTF-8 text", details="vcf-not-utf8",
-                                     expression=where) from None
-                self._plan(parse_record(line, number if self._numbered else None, header, ncols))
-            except ParseError:
-                if not self.options.lenient:
-                    raise
-
-    def _plan(self, rec: Record) -> tuple[Genotype, list[tuple[int, str, tuple[str, str], Site]]] | None:
+    def _plan(self, rec: Record) -> _Plan | None:
+        """What `rec` becomes, or None and a counted reason when it is skipped. Everything that can fail is
+        checked here, before anything is emitted, so a lenient skip is all or nothing."""
         skipped = self.ctx.summary.skipped
-        opts = self.options
         conv = self.regions.get("convert")
         if conv is not None and not conv.overlaps(rec.chrom, rec.pos - 1, self._end(rec)):
             skipped["outside-conversion-region"] += 1
             return None
-        if rec.filter not in ("PASS", ".") and not opts.keep_filtered:
-            skipped["filtered"] += 1
-            return None
+        # gVCF reference blocks, either convention: ALT '.' with END (Illumina gvcftools, Isaac, DRAGEN) or
+        # only <NON_REF>/<*> (GATK, bcftools); whatever their FILTER, they hold no variant.
         if rec.alts == ["."]:
-            skipped["no-alt"] += 1
+            skipped["gvcf-reference-block" if rec.end is not None else "no-alt"] += 1
             return None
         if all(a in GVCF_ALTS for a in rec.alts):
             skipped["gvcf-reference-block"] += 1
             return None
+        if rec.filter not in ("PASS", ".") and not self.options.keep_filtered:
+            skipped["filtered"] += 1
+            return None
         gt = genotype(rec)
-        if gt is None:
-            skipped["no-genotype"] += 1
-            return None
-        if not gt.called:
-            skipped["no-call"] += 1
-            return None
-        present = sorted({a for a in gt.alleles if a})
-        if not present:
-            skipped["reference-genotype"] += 1
-            return None
-        plan: list[tuple[int, str, tuple[str, str], Site]] = []
+        if gt is not None and gt.called:
+            present = sorted({a for a in gt.alleles if a})
+            if not present:
+                skipped["reference-genotype"] += 1
+                return None
+            mode = "genotype"
+        elif gt is None and self._somatic_calls:
+            # A somatic caller that writes no GT (Strelka): each record is its call of the ALT alleles in the
+            # tumour, with read counts instead of a genotype (counts.py).
+            present, mode = list(range(1, len(rec.alts) + 1)), "somatic"
+        else:
+            allele = _copy_number_allele(rec)
+            if allele is None:
+                skipped["no-genotype" if gt is None else "no-call"] += 1
+                return None
+            present, mode = [allele], "copy-number"
+        items: list[tuple[int, str, tuple[str, str], Site]] = []
         reasons: list[str] = []
         for allele in present:
-            alt = rec.alts[allele - 1]
-            reason, item = self._allele(rec, allele, alt)
+            reason, item = self._allele(rec, allele, rec.alts[allele - 1])
             if reason:
                 reasons.append(reason)
             else:
                 assert item is not None
-                plan.append(item)
+                items.append(item)
         self.ctx.summary.alleles_skipped.update(reasons)
-        if not plan:
+        if not items:
             skipped[reasons[0]] += 1
             return None
-        return gt, plan
+        return _Plan(gt, items, mode)
 
     def _end(self, rec: Record) -> int:
         """0-based exclusive end of the record's span (INFO END for symbolic alleles)."""
@@ -239,11 +362,15 @@ class Converter:
         return end
 
     def _sv_end(self, rec: Record) -> int | None:
-        info = rec.info
-        if "END" in info:
-            return int(info["END"])  # checked by parse_record
-        svlen = info.get("SVLEN", "").split(",")[0].lstrip("-")
-        return rec.pos + int(svlen) if svlen.isdigit() else None
+        if rec.end is not None:
+            return rec.end
+        svlen = rec.info.get("SVLEN", "").split(",")[0].lstrip("-+") if "SVLEN" in rec.info_raw else ""
+        if not svlen:
+            return None
+        if not (svlen.isascii() and svlen.isdigit() and int(svlen[:12]) <= INT32):
+            raise ParseError(f"INFO SVLEN {rec.info['SVLEN'][:20]!r} is not an integer from -2^31 to 2^31-1",
+                             details="vcf-bad-info", expression=rec.where)
+        return rec.pos + int(svlen)
 
     def _allele(self, rec: Record, allele: int, alt: str) -> tuple[str | None, tuple[int, str, tuple[str, str], Site]
                                                                 | None]:
@@ -263,7 +390,7 @@ class Converter:
                 if kind.startswith("INS"):
                     end = rec.pos + len(rec.ref) - 1
                 else:
-                    raise ParseError(f"symbolic allele {alt} needs INFO END or SVLEN to place it",
+                    raise ParseError(f"symbolic allele {alt[:40]} needs INFO END or SVLEN to place it",
                                      details="vcf-sv-without-end", expression=rec.where)
             return None, (allele, kind, so, Site(rec.pos - 1, end, _pair(rec, "CIPOS"), _pair(rec, "CIEND")))
         kind = sequence_kind(rec.ref, alt)
@@ -271,41 +398,71 @@ class Converter:
         assert so is not None
         return None, (allele, kind, so, Site(rec.pos - 1, rec.pos - 1 + len(rec.ref)))
 
-    def _emit(self, rec: Record, gt: Genotype, plan: list[tuple[int, str, tuple[str, str], Site]]
-              ) -> list[dict[str, Any]]:
-        ctx, summary = self.ctx, self.ctx.summary
-        nalts = len(rec.alts)
-        depths = numbers(rec.sample("AD"))
-        if depths is not None and len(depths) != nalts + 1:
-            depths = None  # not Number=R (e.g. a caller's own AD layout): keep it verbatim only
-        dp_list = numbers(rec.sample("DP"))
+    def _emit(self, rec: Record, plan: _Plan) -> list[dict[str, Any]]:
+        ctx, summary, gt = self.ctx, self.ctx.summary, plan.gt
+        used = {"FORMAT/GT", "FORMAT/AD", "INFO/CIPOS", "INFO/CIEND"}  # kept verbatim when present
+        dp_list = integers(rec, "DP")
         dp = dp_list[0] if dp_list and len(dp_list) == 1 else None
-        af = numbers(rec.sample("AF"))
-        cn_list = numbers(rec.sample("CN"))
+        if dp is not None:
+            used.add("FORMAT/DP")
+        cn_list = reals(rec, "CN")
         cn = cn_list[0] if cn_list and len(cn_list) == 1 else None
+        if cn is not None:
+            used.add("FORMAT/CN")
+        if gt is not None and gt.phased:
+            used.add("FORMAT/PS")
+        source = ctx.genomic_source or ("somatic" if "SOMATIC" in rec.info else None)
+        if source == "somatic":
+            used.add("INFO/SOMATIC")
+        if any(alt.startswith("<") for alt in rec.alts):
+            used |= {"INFO/END", "INFO/SVLEN", "INFO/SVTYPE"}
+        elif "END" in rec.info:
+            used.add("INFO/END")
+            if rec.end_ignored is not None:
+                ctx.issue("warning", "vcf-end-ignored",
+                          f"INFO END={rec.end_ignored} disagrees with REF, which spans {rec.pos}-"
+                          f"{rec.pos + len(rec.ref) - 1}: END places symbolic alleles (VCF 4.3 §1.6.1), so the "
+                          "variant is placed by POS and REF", rec.where, code="value")
+        if plan.mode == "somatic" and not summary.somatic_calls:
+            ctx.issue("information", "vcf-somatic-calls-without-gt",
+                      f"records without GT are the caller's somatic calls in the tumour sample "
+                      f"{(self.header.sample or '')[:40]}; allele fractions come from its read counts", rec.where)
         here = (rec.chrom, rec.pos)
         if here != self._here:
             self._here, self._seen_here = here, {}
         if rec.chrom != self._phase_chrom:
             self._phase_chrom, self._phase = rec.chrom, {}
         out: list[dict[str, Any]] = []
-        for allele, kind, so, site in plan:
+        for allele, kind, so, site in plan.items:
             alt = rec.alts[allele - 1]
-            vaf = _fraction(af, depths, dp, allele, nalts)
+            counts = allele_counts(rec, allele, dp)
+            used.update(f"FORMAT/{k}" for k in counts.used)
             occurrence = self._seen_here.get((rec.ref, alt), 0)
             self._seen_here[(rec.ref, alt)] = occurrence + 1
             rid, raw_id = variant_id(ctx, rec, alt, occurrence)
             copies = float(kind[2:]) if cn is None and kind[:2] == "CN" and kind[2:].isdigit() else cn
-            out.append(variant(ctx, rec, gt, allele, kind, so, site, depths, dp, vaf, copies, rid))
+            if plan.mode == "copy-number":
+                so = reference.so_of_kind("CNV") or so
+            out.append(variant(ctx, rec, gt, allele, so, site, counts.depth, dp, counts.fraction, copies, rid,
+                               source))
+            self._origin(rid, rec.where)
             self._results += raw_id
             summary.variants += 1
-            phase = self._phase_of(rec, gt, allele, rid)
+            phase = self._phase_of(rec, gt, allele, rid) if gt is not None else None
             if phase is not None:
-                phase, phase_raw = phase
-                out.append(phase)
+                phase_res, phase_raw = phase
+                out.append(phase_res)
+                self._origin(phase_res["id"], f"{rec.where} (FORMAT/GT, FORMAT/PS)")
                 self._results += phase_raw
                 summary.phase_relationships += 1
         summary.converted += 1
+        if plan.mode == "somatic":
+            summary.somatic_calls += 1
+        elif plan.mode == "copy-number":
+            summary.copy_number_calls += 1
+        first = plan.items[0]
+        self._unmapped.note(record_class(first[1], rec.alts[first[0] - 1].startswith("<"),
+                                         plan.mode == "copy-number"), rec, used)
         limit = self.options.max_variants
         if limit is not None and summary.variants > limit:
             raise UnsupportedMessage(f"more than {limit} variants: too many for one Bundle; ask for NDJSON "
@@ -330,33 +487,34 @@ class Converter:
         return res, uuid.UUID(res["id"]).bytes
 
 
+def _copy_number_allele(rec: Record) -> int | None:
+    """The ALT a no-call record's FORMAT CN stands for: its only ALT when that is a DEL/DUP/CNV/<CNn>
+    symbolic allele, else the <CNn> whose n is the copy number, else <CNV>."""
+    cn = rec.sample("CN")
+    if cn is None:
+        return None
+    kinds = [a[1:-1].split(":")[0] if a.startswith("<") else "" for a in rec.alts]
+    able = [i for i, k in enumerate(kinds, 1) if k in _COPY_NUMBER_KINDS or re.fullmatch(r"CN\d+", k)]
+    if not able:
+        return None
+    if len(rec.alts) == 1:
+        return 1
+    return next((i for i in able if rec.alts[i - 1] == f"<CN{cn}>"), None) or next(
+        (i for i in able if rec.alts[i - 1] == "<CNV>"), None)
+
+
 def _pair(rec: Record, key: str) -> tuple[int, int] | None:
     text = rec.info.get(key) if key in rec.info_raw else None
     if not text:
         return None
     parts = text.split(",")
-    try:
-        lo, hi = int(parts[0]), int(parts[-1])
-    except ValueError:
-        raise ParseError(f"INFO {key} {text!r} is not two integers", details="vcf-bad-info",
-                         expression=rec.where) from None
-    return lo, hi
+    if not all(_SIGNED.fullmatch(p) for p in parts) or any(abs(int(p)) > INT32 for p in parts):
+        raise ParseError(f"INFO {key} {text[:30]!r} is not two integers", details="vcf-bad-info",
+                         expression=rec.where)
+    return int(parts[0]), int(parts[-1])
 
 
-def _fraction(af: list[float | None] | None, depths: list[float | None] | None, dp: float | None, allele: int,
-              nalts: int) -> float | None:
-    """The sample's allele fraction: FORMAT AF (Number=A), else AD[allele]/DP, else AD[allele]/sum(AD).
-    INFO AF is a cohort frequency and never used."""
-    if af is not None:
-        value = af[allele - 1] if len(af) == nalts else af[allele] if len(af) == nalts + 1 else None
-        if value is not None:
-            return value
-    if depths is None or depths[allele] is None:
-        return None
-    if dp:
-        return min(depths[allele] / dp, 1.0)
-    total = sum(d for d in depths if d is not None)
-    return depths[allele] / total if total else None
+_SIGNED = re.compile(r"[+-]?[0-9]{1,12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,11 +534,12 @@ def to_fhir(data: bytes | Iterable[bytes], options: Options | None = None,
 
     Raises ParseError / UnsupportedMessage. For large inputs use Converter with ndjson() or bundle_json()."""
     chunks = [data] if isinstance(data, bytes | bytearray) else data
-    conv = Converter(iter_lines(chunks), options, regions)
+    conv = Converter(iter_lines(chunks, options), options, regions, origins=True)
     body = b"".join(bundle_json(conv))
     with gc_paused():
         bundle = orjson.loads(body)
-    return Conversion(bundle, (*conv.issues, summary_issue(conv.summary)), summary=conv.summary)
+    return Conversion(bundle, (*conv.issues, summary_issue(conv.summary)), conv.origins or {},
+                      summary=conv.summary)
 
 
 def indexed_lines(read_at: ReadAt, index_data: bytes, regions: Regions) -> Iterator[bytes]:

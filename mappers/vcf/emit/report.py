@@ -9,6 +9,7 @@ import base64
 from typing import Any
 
 from mappers.ids import resource_id
+from mappers.toolkit.fhirtime import is_date
 from mappers.vcf import reference
 from mappers.vcf.context import Context
 from mappers.vcf.emit import CATEGORIES, CATEGORY_GE, CATEGORY_LAB, GR, LOINC, SAMPLE_SYSTEM, SOURCE_CLASSES
@@ -96,12 +97,13 @@ def data_file(ctx: Context, regions: Regions) -> dict[str, Any]:
 def analysis(ctx: Context, header: Header, files: dict[str, dict[str, Any]], regions: dict[str, Regions]
              ) -> dict[str, Any]:
     """GenomicStudyAnalysis: genome build, source class, the regions extension (studied / uncalled BED files;
-    the conversion region is an input and is described), the VCF as input, the specimen. Reads ##fileDate."""
+    the conversion region is an input and is described), the VCF as input, the specimen. Reads ##fileDate
+    (performedDateTime) and states the sample's role in a tumour/normal pair (note)."""
     ext: list[dict[str, Any]] = []
     if ctx.assembly:
         ext.append({"url": GR + "genomic-study-analysis-genome-build", "valueCodeableConcept": {"coding": [
             {"system": LOINC, "code": reference.assembly_loinc(ctx.assembly), "display": ctx.assembly}]}})
-    source = ctx.options.genomic_source
+    source = ctx.genomic_source
     if source:
         ext.append({"url": GR + "genomic-study-analysis-genomic-source-class",
                     "valueCodeableConcept": SOURCE_CLASSES[source]})
@@ -139,13 +141,19 @@ def analysis(ctx: Context, header: Header, files: dict[str, dict[str, Any]], reg
     }
     if ctx.subject:
         res["subject"] = ctx.subject
-    performed = _file_date(header)
+    performed = _file_date(ctx, header)
     if performed:
         res["performedDateTime"] = performed
     note = f"Converted from VCF {header.version}"
     if ctx.options.source_name:
         note += f" file {ctx.options.source_name}"
-    res["note"] = [{"text": f"{note}, sample {header.sample}."}]
+    note += f", sample {header.sample}"
+    if header.role:
+        note += f" ({header.role})"
+    paired = [f"{s} ({role}, {evidence})" for s, (role, evidence) in header.roles.items() if s != header.sample]
+    if paired:
+        note += "; not converted: " + ", ".join(paired[:10])
+    res["note"] = [{"text": note + "."}]
     return res
 
 
@@ -169,7 +177,7 @@ def report(ctx: Context, study_res: dict[str, Any]) -> dict[str, Any]:
     relationship (streamed, as there may be millions)."""
     res: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
-        "id": resource_id("DiagnosticReport", ctx.key),
+        "id": report_id(ctx),
         "meta": {"profile": [GR + "genomic-report"]},
         "extension": [{"url": GR + "genomic-study-reference", "valueReference": ctx.ref("Procedure", study_res["id"])}],
         "status": "final",
@@ -178,17 +186,30 @@ def report(ctx: Context, study_res: dict[str, Any]) -> dict[str, Any]:
     }
     if ctx.subject:
         res["subject"] = ctx.subject
-    if ctx.options.received:
-        res["issued"] = ctx.options.received.isoformat(timespec="seconds")
+    # No `issued`: a VCF states no instant (##fileDate is a day) and the mapper reads no clock.
     if ctx.specimen:
         res["specimen"] = [ctx.specimen]
     return res
 
 
-def _file_date(header: Header) -> str | None:
-    """##fileDate=20121229 → 2012-12-29 (the analysis date)."""
-    for value in header.values("fileDate"):
+def report_id(ctx: Context) -> str:
+    return resource_id("DiagnosticReport", ctx.key)
+
+
+def _file_date(ctx: Context, header: Header) -> str | None:
+    """##fileDate=20121229 (VCF 4.3 §1.4.1 suggests YYYYMMDD) → 2012-12-29, the analysis date; a value that is
+    not a real day is dropped with a warning naming the line."""
+    for value in header.values("fileDate")[:1]:
         v = value.strip().replace("-", "")
-        if len(v) == 8 and v.isdigit() and "01" <= v[4:6] <= "12" and "01" <= v[6:8] <= "31":
-            return f"{v[:4]}-{v[4:6]}-{v[6:8]}"
+        day = f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isascii() and v.isdigit() else ""
+        if is_date(day):
+            return day
+        ctx.issue("warning", "vcf-bad-file-date", f"##fileDate {value[:30]!r} is not a date (YYYYMMDD); "
+                  "GenomicStudyAnalysis.performed not set", file_date_where(header), code="value")
     return None
+
+
+def file_date_where(header: Header) -> str:
+    """The line of ##fileDate (meta lines are lines 1..n in order)."""
+    n = next((i for i, (k, _) in enumerate(header.meta, 1) if k == "fileDate"), 0)
+    return f"line {n} (##fileDate)" if n else "##fileDate"

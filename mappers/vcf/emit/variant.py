@@ -1,6 +1,7 @@
 """One ALT allele of a VCF record, as called in the sample → a Variant Observation (IG `variant`).
 
-Reads CHROM, POS, ID, REF, ALT, QUAL, FILTER, INFO END/SVLEN/CIPOS/CIEND, FORMAT GT/AD/DP/AF/PS/CN.
+Reads CHROM, POS, ID, REF, ALT, QUAL, FILTER, INFO END/SVLEN/CIPOS/CIEND, FORMAT GT/AD/DP/PS/CN, and the allele
+fraction and depth counts.py derives from the caller's own FORMAT fields.
 Coordinates are 0-based intervals (LA30100-4): a sequence allele spans [POS-1, POS-1+len(REF)); a symbolic
 allele spans the record, [POS-1, END), its padding base included, as in the IG's structural examples.
 """
@@ -74,12 +75,15 @@ def sequence_kind(ref: str, alt: str) -> str:
     return "DELINS"
 
 
-def allelic_state(ctx: Context, rec: Record, gt: Genotype, allele: int, vaf: float | None) -> str | None:
-    """Zygosity of `allele` in the sample's GT; plasmy on chrMT (by allele fraction, else by GT)."""
+def allelic_state(ctx: Context, rec: Record, gt: Genotype | None, allele: int, vaf: float | None) -> str | None:
+    """Zygosity of `allele` in the sample's GT; plasmy on chrMT (by allele fraction, else by GT). None without a
+    called GT."""
+    if rec.chrom == "MT" and vaf is not None:
+        return "homoplasmic" if vaf >= ctx.options.homoplasmy_threshold else "heteroplasmic"
+    if gt is None or not gt.called:
+        return None
     alleles = gt.alleles
     if rec.chrom == "MT":
-        if vaf is not None:
-            return "homoplasmic" if vaf >= ctx.options.homoplasmy_threshold else "heteroplasmic"
         return "homoplasmic" if all(a == allele for a in alleles) else "heteroplasmic"
     if any(a is None for a in alleles):
         return None  # a half call: zygosity unknown
@@ -128,6 +132,7 @@ def _change_type(so: tuple[str, str]) -> dict[str, Any]:
 
 
 def _quantity(value: float) -> dict[str, Any]:
+    """A unitless Quantity; values are bounded by the reader (parse.integers/reals), so int() cannot overflow."""
     return {"value": int(value) if float(value).is_integer() else round(value, 4), "system": UCUM, "code": "1"}
 
 
@@ -135,10 +140,11 @@ def _range(lo: int, hi: int) -> dict[str, Any]:
     return {"low": {"value": lo}, "high": {"value": hi}}
 
 
-def variant(ctx: Context, rec: Record, gt: Genotype, allele: int, kind: str, so: tuple[str, str], site: Site,
-            depths: list[float | None] | None, dp: float | None, vaf: float | None, cn: float | None,
-            rid: str) -> dict[str, Any]:
-    """The Variant Observation of ALT number `allele` (1-based) of `rec`; `rid` is its id."""
+def variant(ctx: Context, rec: Record, gt: Genotype | None, allele: int, so: tuple[str, str], site: Site,
+            depth: int | None, dp: int | None, vaf: float | None, cn: float | None, rid: str,
+            source: str | None) -> dict[str, Any]:
+    """The Variant Observation of ALT number `allele` (1-based) of `rec`; `rid` is its id. `gt` is None for a
+    somatic caller's call without genotype; `source` the genomic source class (germline | somatic | None)."""
     alt = rec.alts[allele - 1]
     symbolic = alt.startswith("<")
     comps = list(_location(ctx.assembly, rec.chrom, rec.chrom_raw))
@@ -159,10 +165,9 @@ def variant(ctx: Context, rec: Record, gt: Genotype, allele: int, kind: str, so:
         comps.append({"code": ALT_ALLELE, "valueString": alt})
     comps.append(_change_type(so))
     for ident in rec.id.split(";"):
-        if ident.startswith("rs") and ident[2:].isdigit():
+        if ident.startswith("rs") and ident[2:].isascii() and ident[2:].isdigit():
             comps.append({"code": VARIATION_CODE, "valueCodeableConcept": {"coding": [
                 {"system": DBSNP, "code": ident}]}})
-    source = ctx.options.genomic_source
     if source:
         comps.append(_SOURCE_COMPONENTS[source])
     if source != "somatic" or rec.chrom == "MT":
@@ -171,8 +176,8 @@ def variant(ctx: Context, rec: Record, gt: Genotype, allele: int, kind: str, so:
             comps.append(_STATE_COMPONENTS[state])
     if vaf is not None:
         comps.append({"code": ALLELIC_FREQUENCY, "valueQuantity": _quantity(vaf)})
-    if depths is not None and depths[allele] is not None:
-        comps.append({"code": ALLELIC_READ_DEPTH, "valueQuantity": _quantity(depths[allele])})
+    if depth is not None:
+        comps.append({"code": ALLELIC_READ_DEPTH, "valueQuantity": _quantity(depth)})
     if cn is not None:
         comps.append({"code": COPY_NUMBER, "valueQuantity": _quantity(cn)})
     comps.extend(_verbatim(rec, gt, alt, dp))
@@ -193,20 +198,21 @@ def variant(ctx: Context, rec: Record, gt: Genotype, allele: int, kind: str, so:
     return obs
 
 
-def _verbatim(rec: Record, gt: Genotype, alt: str, dp: float | None) -> list[dict[str, Any]]:
+def _verbatim(rec: Record, gt: Genotype | None, alt: str, dp: int | None) -> list[dict[str, Any]]:
     """The VCF fields FHIR → VCF needs to restore the record exactly (see emit.VCF_SYSTEM)."""
-    out = [{"code": _VCF["FORMAT/GT"], "valueString": gt.text}]
+    out = [{"code": _VCF["FORMAT/GT"], "valueString": gt.text}] if gt is not None else []
     ad = rec.sample("AD")
     if ad is not None:
         out.append({"code": _VCF["FORMAT/AD"], "valueString": ad})
     if dp is not None:
-        out.append({"code": _VCF["FORMAT/DP"], "valueInteger": int(dp)})
+        out.append({"code": _VCF["FORMAT/DP"], "valueInteger": dp})
     ps = rec.sample("PS")
-    if ps is not None and gt.phased:
+    if ps is not None and gt is not None and gt.phased:
         out.append({"code": _VCF["FORMAT/PS"], "valueString": ps})
     if len(rec.alts) > 1 or alt.startswith("<"):
         out.append({"code": _VCF["ALT"], "valueString": ",".join(rec.alts)})
-    if rec.id != "." and not all(i.startswith("rs") and i[2:].isdigit() for i in rec.id.split(";")):
+    if rec.id != "." and not all(i.startswith("rs") and i[2:].isascii() and i[2:].isdigit()
+                                 for i in rec.id.split(";")):
         out.append({"code": _VCF["ID"], "valueString": rec.id})
     if rec.filter not in ("PASS", "."):
         out.append({"code": _VCF["FILTER"], "valueString": rec.filter})
