@@ -13,7 +13,7 @@ from gateway.cache import Cache, cache_key
 from gateway.formats import HUB, Converted, Request
 from mappers.conversion import Conversion
 from mappers.exceptions import Issue, MappingError, operation_outcome
-from mappers.toolkit.origins import source_of
+from mappers.toolkit.origins import readable, source_of
 from mappers.toolkit.registry import get
 
 MAX_REPORTED_ERRORS = 50  # of an invalid output; the rest are counted
@@ -91,7 +91,7 @@ def check(conv: Conversion, validator: Any, allow_invalid: bool) -> list[Issue]:
             source = source_of(conv.bundle, conv.origins, path)
             origin = f" (from {source})" if source else ""
             errors.append(Issue("error", i.get("code") or "invalid", "invalid-output",
-                                f"{path}{origin}: {text}", source or path or None))
+                                f"{readable(path)}{origin}: {text}", source or path or None))
         elif i.get("severity") == "warning":
             k = (i.get("code") or "informational", text)
             warnings[k] += 1

@@ -22,10 +22,15 @@ def source_of(bundle: dict[str, Any], origins: dict[str, str], expression: str) 
     rid = (entries[index].get("resource") or {}).get("id")
     if not isinstance(rid, str):
         return None
-    path = re.sub(r"\[\d+\]", "", m.group(2) or "")  # element paths are recorded without list indexes
+    path = re.sub(r"\[\d+\]", "", readable(m.group(2) or ""))  # element paths are recorded without list indexes
     while path:
         hit = origins.get(f"{rid}:{path}")
         if hit:
             return hit
         path = path.rpartition(".")[0]
     return origins.get(rid)
+
+
+def readable(expression: str) -> str:
+    """A FHIRPath expression with choice elements named as in JSON (`effective.ofType(DateTime)`: effectiveDateTime)."""
+    return re.sub(r"(\w+)\.ofType\((\w)(\w*)\)", lambda c: c.group(1) + c.group(2).upper() + c.group(3), expression)
