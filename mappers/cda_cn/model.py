@@ -139,5 +139,6 @@ class Report:
     language: str = ""
     related: tuple[tuple[str, Id], ...] = ()  # relatedDocument: (typeCode RPLC|APND|XFRM, parent document id)
     results_absent: str = ""  # nullFlavor of a results section that states it holds nothing
-    unread: tuple[str, ...] = ()  # XPaths of results-section entries that hold content no reader recognised
+    unread: tuple[str, ...] = ()  # XPaths of body entries that hold content no reader recognised
+    empty: tuple[str, ...] = ()  # XPaths of result entries that carry no value at all (a blank template)
     paths: dict[str, str] = field(default_factory=dict, compare=False)

@@ -7,8 +7,9 @@ Template placeholders 'NA' and nullFlavor values count as absent.
 
 Results arrive in two layouts: the part 6/7 templates' organizer CLUSTER (one per item, its components the item's
 data elements), and flat section entries, as several implementers' generators write them: DE04.30.019.00 (item code,
-specimen nested), DE04.30.017.00, DE04.30.015.00 (unit nested) as sibling entries, one run per item. A flat run
-ends where a data element repeats. A section entry that is a coded test with a value (no DE code) is a result too.
+specimen nested), DE04.30.017.00, DE04.30.015.00 (unit nested) as sibling entries, one run per item. An item code
+starts the next item, as does any element the current item already has. A section entry that is a coded test with a
+value (no DE code) is a result too.
 
 Every element the reader uses is marked (mappers.cda_cn.coverage), so what is left is reported by XPath.
 """
@@ -170,6 +171,13 @@ class _ItemReader:
 
     def has(self, de: str) -> bool:
         return ITEM_DES[de] in self.slots
+
+    def starts_next(self, de: str) -> bool:
+        """In a flat run, `de` begins the next item: an item code always does (the templates write it first; only
+        a name may come before it), any other element when this item already has it."""
+        if de == "DE04.30.019.00":
+            return not self.slots <= {"name"}
+        return self.has(de)
 
     def add(self, obs: etree._Element, de: str) -> None:
         self.slots.add(ITEM_DES[de])
@@ -493,6 +501,7 @@ class _Body:
         self.fields: dict[str, str] = {}
         self.paths: dict[str, str] = {}
         self.unread: list[str] = []
+        self.empty: list[str] = []
         self.absent = ""
 
     def section(self, section: etree._Element) -> None:
@@ -509,7 +518,7 @@ class _Body:
                 name = _local(stmt)
                 de = _de(stmt) if name == "observation" else ""
                 if de in ITEM_DES:
-                    if run is None or run.has(de):
+                    if run is None or run.starts_next(de):
                         self._end(run)
                         run = _ItemReader(stmt, self.notes, self.specimen_no)
                     run.add(stmt, de)
@@ -517,7 +526,10 @@ class _Body:
                 if name == "organizer":
                     self._end(run)
                     run = None
-                    self.items.extend(_organizer(stmt, self.notes, self.specimen_no))
+                    found = _organizer(stmt, self.notes, self.specimen_no)
+                    self.items.extend(found)
+                    if not found:
+                        self._nothing(stmt)
                 elif de:
                     self._de_entry(stmt, de)
                 elif results and name == "observation" and (coded := _coded_result(stmt, self.notes)):
@@ -536,6 +548,17 @@ class _Body:
             self.items.append(item)
         elif run.fields.get("absent"):  # a result slot stated absent, naming no test
             self.absent = self.absent or run.fields["absent"]
+        else:
+            self.empty.append(run.fields["where"])
+
+    def _nothing(self, org: etree._Element) -> None:
+        """An organizer that gave no item: its results stated absent (a nullFlavor value), or left blank."""
+        absent = next((v.get("nullFlavor") for v in org.iter() if isinstance(v.tag, str) and _local(v) == "value"
+                       and v.get("nullFlavor")), "")
+        if absent:
+            self.absent = self.absent or absent
+        else:
+            self.empty.append(_where(org))
 
     def _de_entry(self, stmt: etree._Element, de: str) -> None:
         if de == "DE05.01.024.00":
@@ -625,7 +648,7 @@ def _read(root: etree._Element, notes: Notes) -> Report:
         effective_time=_time(eff_el), patient=patient, authors=authors, legal_authenticator=legal,
         authenticators=auths, custodian=custodian, requester_department=req_dept, requester_organization=req_org,
         encounter=encounter, diagnoses=tuple(body.diagnoses), items=tuple(_share_specimen(body.items)),
-        ids=report_ids, results_absent=body.absent, unread=tuple(body.unread),
+        ids=report_ids, results_absent=body.absent, unread=tuple(body.unread), empty=tuple(body.empty),
         paths={"effective_time": _where(eff_el) or "/ClinicalDocument/effectiveTime", "doc_id": _where(id_el),
                "ids": _where(_kid(root, "recordTarget", "patientRole")), "requester": requester, **body.paths},
         **r.header_codes(), **body.fields)

@@ -76,6 +76,13 @@ def require_results(report: Report, notes: Notes) -> None:
             f"{'y holds' if len(report.unread) == 1 else 'ies hold'} content in no form read as a result (results "
             "are organizer CLUSTERs, flat DE04.30.015.00/.017.00/.019.00 entries or coded result observations); "
             f"first: {report.unread[0]}", details="cn-no-results", expression=report.unread[0])
+    if report.empty:
+        n = len(report.empty)
+        raise UnsupportedMessage(
+            f"the {report.type_code} report holds no results: {n} result item{'s' if n > 1 else ''} in its body "
+            f"carr{'y' if n > 1 else 'ies'} no value (a template filled with no data) and nothing states the results "
+            "are absent (a nullFlavor on the results section or the value)", details="cn-no-results",
+            expression=report.empty[0])
     raise UnsupportedMessage(
         f"the {report.type_code} report holds no results: no result item (organizer, DE04.30.015.00/.017.00/.019.00 "
         "entry or coded result) and no report result text (DE04.50.130.00-.132.00); a document with none states "
@@ -111,8 +118,8 @@ def report_to_fhir(report: Report, options: Options, notes: Notes, *, document: 
                *((p, "legal authenticator") for p in (report.legal_authenticator,) if p)]
     for party, what in signers:
         if party.role:
-            notes.inform("cda-role-not-mapped", f"{what} role {party.role!r} is not carried in FHIR (Practitioner has "
-                         "no role; the attester mode says 'professional')", party.paths.get("where"))
+            notes.inform("cda-role-not-mapped", f"{what} role {party.role!r} is not carried in FHIR (a Practitioner "
+                         "has no role of its own)", party.paths.get("where"))
     rep_org = named_organization(ctx, report.report_organization, known)
     rep_dept = named_organization(ctx, report.report_department, [], rep_org) if report.report_department else None
     key = (f"{report.doc_id.root}|{report.doc_id.extension}" if report.doc_id else
