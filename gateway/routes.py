@@ -36,7 +36,6 @@ from mappers.toolkit.registry import HUB, ConvertOptions, get, registry
 from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.http")
-_THREAD_THRESHOLD = 64 * 1024  # convert larger bodies off the event loop
 
 
 class TooLarge(Exception):
@@ -124,8 +123,8 @@ async def convert_route(request: Request) -> Response:
     if len(documents) > 1:
         return await _batch(request, documents, req, validator)
     started = time.perf_counter()
-    result, cached = await convert(body, req, request.app.state.cache, validator,
-                                   offload=len(body) > _THREAD_THRESHOLD)
+    # Always off the event loop: with validation even a small conversion is milliseconds of CPU.
+    result, cached = await convert(body, req, request.app.state.cache, validator, offload=True)
     log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
              (time.perf_counter() - started) * 1000)
     issues = result.outcome.get("issue", [])
@@ -159,9 +158,11 @@ async def _batch(request: Request, documents: list[tuple[str, bytes]], req: Conv
         raise UnsupportedFormat(f"the input holds {len(documents)} documents; a batch converts to FHIR only")
     lines, failed = [], 0
     for where, doc in documents:
+        if await request.is_disconnected():  # nobody to answer: stop between documents
+            log.info("convert batch abandoned by the client after %d of %d documents", len(lines), len(documents))
+            return Response(status_code=499)
         try:
-            result, _ = await convert(doc, req, request.app.state.cache, validator,
-                                      offload=len(doc) > _THREAD_THRESHOLD)
+            result, _ = await convert(doc, req, request.app.state.cache, validator, offload=True)
             lines.append(result.body)
         except MappingError as e:
             failed += 1
