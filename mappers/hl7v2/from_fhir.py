@@ -18,12 +18,12 @@ import orjson
 
 from mappers.conversion import load_bundle
 from mappers.exceptions import EmitError, Issue, operation_outcome
-from mappers.fhir.genomics import LOINC, Entry, read
+from mappers.fhir.genomics import LOINC, Entry, first_code, read
 from mappers.hl7v2.charsets import DECLARED_NAME
 from mappers.hl7v2.escape import escape
 from mappers.hl7v2.model import DEFAULT_DELIMITERS as D
 from mappers.hl7v2.write.results import Row, Rows, letters, obs_status, obx
-from mappers.hl7v2.write.segments import order, pid, segment, spm
+from mappers.hl7v2.write.segments import order, pid, pid_of_identifier, segment, spm
 from mappers.hl7v2.write.state import State
 from mappers.hl7v2.write.values import cwe, dtm
 from mappers.toolkit.fhirtime import is_instant
@@ -89,7 +89,7 @@ class _Writer:
                 self.st.inform("fhir-about-the-input", f"{e.label} describes how the input was made; the ORU^R01 "
                                "keeps only its time (MSH-7)", e.where)
         segments = [self.msh(reports)]
-        patients: list[int] = []
+        patients: list[int | str] = []
         if reports:
             for set_id, report in enumerate(reports, 1):
                 segments.extend(self.patient(report, patients))
@@ -135,11 +135,21 @@ class _Writer:
                      code="required")
         return ""
 
-    def patient(self, holder: Entry, written: list[int]) -> list[str]:
-        """PID of the holder's subject, once per patient; a subject not in the input is reported."""
+    def patient(self, holder: Entry, written: list[int | str]) -> list[str]:
+        """PID of the holder's subject, once per patient; a subject not in the input is written from the
+        identifier its reference states, else reported."""
         ref = holder.resource.get("subject")
         subject = self.content.resolve(ref)
         if subject is None or subject.type != "Patient":
+            ident = (ref or {}).get("identifier")
+            if ident and ident.get("value"):
+                key = f"{ident.get('system')}|{ident['value']}"
+                if key in written:
+                    return []
+                written.append(key)
+                self.st.inform("hl7v2-subject-by-identifier", f"{holder.label}: the subject is not in the input; "
+                               "PID-3 is the identifier its reference states", f"{holder.where}.subject.identifier")
+                return [pid_of_identifier(ident, len(written))]
             if ref:
                 self.st.warn("hl7v2-subject-not-in-input",
                              f"{holder.label}: subject {ref.get('reference') or ref.get('display', '')} is not a "
@@ -177,7 +187,7 @@ class _Writer:
             results.append(target)
         if res.get("result"):
             self.st.ledger.use(report, "result")
-        rows.extend(self.result_rows(results, genomic))
+        rows.extend(self.result_rows(results))
         for i, form in enumerate(res.get("presentedForm") or []):
             row = self.rows.presented_form(report, i, form)
             if row is not None:
@@ -207,7 +217,7 @@ class _Writer:
             return GENETIC_PANEL
         return cwe(self.st, code, f"{report.where}.code")
 
-    def result_rows(self, results: list[Entry], genomic: bool) -> list[Row]:
+    def result_rows(self, results: list[Entry]) -> list[Row]:
         """Rows of the results in the order given: a group per variant (genotype, haplotype) with what derives
         from it; implications whose finding is not written get a group of their own, reported."""
         written = {e.index for e in results if e.kind in FINDING_GROUPS}
@@ -239,8 +249,9 @@ class _Writer:
                              f"its rows form OBX-4 group {sub} of their own", f"{e.where}.derivedFrom")
                 rows.extend(self.rows.implication(e, sub) if e.kind != "sequence-phase-relationship"
                             else self.rows.phase(e, sub))
-            else:
-                rows.extend(self.rows.overall(e, "1" if e.genomic or genomic else ""))
+            else:  # sub-ID 1, the overall study, holds genomic results; a lab result in the same order has none
+                genetic = e.genomic or any(first_code(c) == "GE" for c in e.resource.get("category") or [])
+                rows.extend(self.rows.overall(e, "1" if genetic else ""))
         return rows
 
     def attached_elsewhere(self, e: Entry, written: set[int]) -> bool:
@@ -277,10 +288,11 @@ class _Writer:
         lost = [e for e in self.content.entries if e.type == "Observation" and e.index not in reached
                 and e.kind not in ATTACHED]
         for e in lost:
+            self.st.ledger.use(e, *e.resource)  # reported here, once
             self.st.warn("fhir-result-not-reported", f"{e.label} is not a result of any DiagnosticReport; an "
                          "ORU^R01 carries results only within an order, so it is not carried over", e.where)
 
-    def synthesized(self, observations: list[Entry], patients: list[int]) -> list[str]:
+    def synthesized(self, observations: list[Entry], patients: list[int | str]) -> list[str]:
         """Results without a DiagnosticReport: one OBR (81247-9 when they are genomic) holds them all."""
         subjects = {(o.resource.get("subject") or {}).get("reference") for o in observations} - {None}
         if len(subjects) > 1:
@@ -304,5 +316,5 @@ class _Writer:
         else:
             self.st.warn("hl7v2-no-subject", "the results name no subject: the message has no PID", "Bundle.entry")
         out.extend(order(self.st, None, None, 1, code, effective, status))
-        out.extend(self.obx_segments(self.result_rows(observations, genomic)))
+        out.extend(self.obx_segments(self.result_rows(observations)))
         return out

@@ -111,6 +111,7 @@ class Rows:
         if code == "81252-9" and any(c.get("system") == DBSNP for c in
                                      (comp.get("valueCodeableConcept") or {}).get("coding") or []):
             code = "81255-2"  # LRI has its own dbSNP variable
+            coding = {"system": LOINC, "code": code}
         if coding.get("system") == LOINC and code == "92822-6" and shift != (0, 0):
             holder = {"valueCodeableConcept": {"coding": [ONE_BASED]}}
         if coding.get("system") == LOINC and code in POSITIONS and shift != (0, 0) and "valueRange" in comp:
@@ -123,7 +124,9 @@ class Rows:
         spec = variables()["variables"].get(code, {}) if coding.get("system") == LOINC else {}
         val = value(self.st, holder, where, spec.get("v2_type"))
         if val is None:
-            return None  # the ledger reports the component
+            if any(k.startswith("value") for k in holder):
+                self.st.ledger.use(entry, f"component[{i}]")  # value() said why it was not written
+            return None  # without a value the ledger reports the component
         self.st.ledger.use(entry, f"component[{i}]")
         vt, text, units = val
         return obx(vt, _identifier(coding, code, spec.get("display", "")), sub, text, status, units)
@@ -269,6 +272,9 @@ class Rows:
         """A presented form (e.g. the signed PDF) as an ED row (inline data) or RP row (a URL) under the report's
         code; OBX-5 ED = ^type^subtype^Base64^data (§2.A.24)."""
         where = f"{report.where}.presentedForm[{i}]"
+        for name in sorted(set(form) - {"contentType", "data", "url"}):
+            self.st.warn("fhir-element-not-carried", f"{report.label}: presentedForm {name} has no place in an "
+                         "ED/RP value; not carried over", f"{where}.{name}")
         ctype = form.get("contentType", "")
         kind, _, subtype = ctype.partition("/")
         ident = cwe(self.st, report.resource.get("code"), f"{report.where}.code")

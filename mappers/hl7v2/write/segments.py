@@ -47,6 +47,13 @@ def pid(st: State, patient: Entry, set_id: int) -> str:
     return segment("PID", f)
 
 
+def pid_of_identifier(ident: dict[str, Any], set_id: int) -> str:
+    """PID of a subject known only by the identifier its reference states (Reference.identifier)."""
+    f = [""] * 4
+    f[1], f[3] = str(set_id), identifier_to_cx(ident, D)
+    return segment("PID", f)
+
+
 def xcn(st: State, pract: Entry) -> str:
     """Practitioner → XCN (1 id, 2 family, 3 given, 9 assigning authority, 13 id type)."""
     st.ledger.use(pract, "identifier", "name")
