@@ -62,7 +62,8 @@ def test_codes_of_earlier_releases_are_read_as_stu3() -> None:
     path = next(e for e in content.entries if e.resource.get("id") == "path1")
     assert path.kind == "diagnostic-implication" and "valueCodeableConcept" not in path.resource
     assert path.resource["component"][0] == {
-        "code": {"coding": [{"system": LOINC, "code": "53037-8", "display": "Genetic variation clinical significance"}]},
+        "code": {"coding": [{"system": LOINC, "code": "53037-8",
+                             "display": "Genetic variation clinical significance"}]},
         "valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA6668-3", "display": "Pathogenic"}]}}
     assert [e.resource["id"] for e in content.derived[var.index]] == ["path1"]
     said = [i.message for i in content.issues if i.details == "fhir-code-of-earlier-release"]

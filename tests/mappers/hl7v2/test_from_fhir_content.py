@@ -4,6 +4,7 @@ what the message cannot carry is reported; refusals name why; wrongly shaped con
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,5 @@ def test_wrongly_typed_content_never_crashes_the_writer() -> None:
             for step in path[:-1]:
                 holder = holder[step]
             holder[path[-1]] = bad
-            try:
+            with contextlib.suppress(MappingError):  # a refusal is fine; any other exception fails the test
                 from_fhir(mutated)
-            except MappingError:
-                pass
