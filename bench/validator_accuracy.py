@@ -1,8 +1,9 @@
 """Agreement with the HL7 Java validator on the R4 cases of FHIR/fhir-test-cases (recorded outcomes).
 
-For every case of ../shared/corpora/fhir-test-cases/manifest-r4-selfcontained.json (base step, and the profile
-step where there is one): load the case's supporting files over R4 core + THO + extensions, validate the input
-(JSON or XML), and compare with the Java validator's recorded outcome:
+For every case of fhir-test-cases/manifest-r4-selfcontained.json (base step, and the profile step where there is
+one), the corpus found in $HELIXGATE_TEST_CORPORA (default: ../shared/corpora beside the repository, as for the
+tests; they set CORPUS through tests/corpora.py): load the case's supporting files over R4 core + THO +
+extensions, validate the input (JSON or XML), and compare with the Java validator's recorded outcome:
   verdict agreement = (helixgate has an error) == (Java has an error)
   count agreement   = same number of errors
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +32,7 @@ from profiles.references import HL7_VALIDATOR_DEFAULT as DEFAULT_REFERENCES  # n
 from profiles.references import ReferencePolicy  # noqa: E402
 from profiles.validator import Validator  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
+CORPUS = Path(os.environ.get("HELIXGATE_TEST_CORPORA") or ROOT.parent / "shared" / "corpora") / "fhir-test-cases"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 TYPES = CONFORMANCE_TYPES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import socket
 import subprocess
@@ -18,10 +19,31 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import Settings
+from tests import corpora
 from tests.upstream.fixtures import medplum_upstream, upstream_control  # noqa: F401 - session upstream FHIR server
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{corpora.MARK}(name): reads third-party corpus NAME (tests/corpora.py)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `corpus(NAME)` are skipped (failed under CI=true) when that corpus is missing."""
+    for mark in item.iter_markers(corpora.MARK):
+        corpora.require(mark.args[0])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A missing corpus skips at one place (tests/corpora.py), wherever the test or fixture asked for it, so the
+    summary has one line a missing corpus rather than one a test."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and corpora.is_missing_reason(str(longrepr[2])):
+        report.longrepr = (corpora.__file__, inspect.getsourcelines(corpora.require)[1], longrepr[2])
 
 
 def free_port() -> int:

@@ -37,8 +37,9 @@ def test_run_writes_reports_and_exits_0_when_required_tests_pass(
 
 
 def test_run_exits_1_when_a_required_test_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with served(ReferenceServer(["no-outcome"]).app()) as url:
-        rc = main(["conformance", "run", "--suite", "genomics-server", "--target", url + "/fhir", "-q"])
+    with served(ReferenceServer(["no-outcome"]).app()) as url:  # --out: the default is ./conformance-report
+        rc = main(["conformance", "run", "--suite", "genomics-server", "--target", url + "/fhir", "-q",
+                   "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 1
     assert "PASS " not in err  # -q: only what did not pass

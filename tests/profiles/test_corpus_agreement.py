@@ -1,6 +1,6 @@
-"""Agreement with the HL7 Java validator's recorded verdicts on the R4 cases of FHIR/fhir-test-cases
-(../shared/corpora/fhir-test-cases), as measured by bench/validator_accuracy.py. The threshold only ratchets up:
-raise it when the validator improves (current figures and every disagreement class: bench/README.md)."""
+"""Agreement with the HL7 Java validator's recorded verdicts on the R4 cases of FHIR/fhir-test-cases (the corpus
+fhir-test-cases, located by tests/corpora.py), as measured by bench/validator_accuracy.py. The threshold only
+ratchets up: raise it when the validator improves (current figures and every disagreement class: bench/README.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ THRESHOLD = 0.97  # verdict agreement over all base and profile steps, JSON and 
 
 
 def test_verdict_agreement_with_the_java_validator() -> None:
-    harness = corpus.harness()
-    assert harness.CORPUS.is_dir(), f"the corpus is missing at {harness.CORPUS}"
+    harness = corpus.harness()  # skips, or fails under CI, without the corpus
     rows = harness.evaluate()
     assert len(rows) >= 400
     crashes = [r for r in rows if r["got"] < 0]

@@ -15,9 +15,8 @@ from profiles.packages import closure, conformance_resources
 from profiles.snapshot import SnapshotError, generate
 from profiles.validator import Validator
 from profiles.xml import xml_to_json
-from tests.conftest import ROOT
+from tests.profiles import corpus
 
-CASES = ROOT.parent / "shared" / "corpora" / "fhir-test-cases" / "validator"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 SUPPORT = ["ext-base.json", "slice23/StructureDefinition-OtherId.json", "profile-patient-op-base.xml",
            "profile-patient-op1.xml", "profile-patient-op2.xml", "profile-patient-op2a.xml",
@@ -25,7 +24,7 @@ SUPPORT = ["ext-base.json", "slice23/StructureDefinition-OtherId.json", "profile
 
 
 def read(name: str) -> dict[str, Any]:
-    data = (CASES / name).read_bytes()
+    data = corpus.case_file(name).read_bytes()
     return xml_to_json(data, None) if name.endswith(".xml") else orjson.loads(data)
 
 

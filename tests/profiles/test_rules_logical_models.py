@@ -3,26 +3,22 @@ inline definition."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from profiles.definitions import Definitions
 from profiles.validator import Validator
 from profiles.xml import xml_to_json
-from tests.conftest import ROOT
-
-CASES = ROOT.parent / "shared" / "corpora" / "fhir-test-cases" / "validator"
+from tests.profiles import corpus
 
 
 @pytest.fixture(scope="module")
 def v(validator) -> Validator:  # type: ignore[no-untyped-def]
-    foo = xml_to_json((CASES / "logical-foo.xml").read_bytes(), None)
+    foo = xml_to_json(corpus.case_file("logical-foo.xml").read_bytes(), None)
     return Validator(Definitions([*validator.defs.structures.values(), foo]))
 
 
 def _errors(v: Validator, name: str) -> list[tuple[str, str]]:
-    res = xml_to_json(Path(CASES / name).read_bytes(), None)
+    res = xml_to_json(corpus.case_file(name).read_bytes(), None)
     return [(i.expression or "", i.message) for i in v.validate(res) if i.severity == "error"]
 
 
@@ -46,6 +42,6 @@ def test_a_specialisation_defines_a_new_type_and_paths_start_with_it(v: Validato
 
 
 def test_type_namespace_other_than_the_url_is_a_warning(v: Validator) -> None:
-    res = xml_to_json((CASES / "logical-boo-bad3.xml").read_bytes(), None)
+    res = xml_to_json(corpus.case_file("logical-boo-bad3.xml").read_bytes(), None)
     issues = [(i.severity, i.expression) for i in v.validate(res) if "namespace" in i.message]
     assert issues == [("warning", "StructureDefinition.type")]

@@ -13,17 +13,15 @@ from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import closure, conformance_resources
 from profiles.validator import Validator
 from profiles.xml import xml_to_json
-from tests.conftest import ROOT
 from tests.profiles import corpus
 
-CASES = ROOT.parent / "shared" / "corpora" / "fhir-test-cases" / "validator"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 POP = "http://terminology.hl7.org/CodeSystem/measure-population"
 SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
 
 
 def read(name: str) -> dict[str, Any]:
-    data = (CASES / name).read_bytes()
+    data = corpus.case_file(name).read_bytes()
     return xml_to_json(data, None) if name.endswith(".xml") else orjson.loads(data)
 
 

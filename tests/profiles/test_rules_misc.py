@@ -16,16 +16,15 @@ from profiles.jsonc import loads, strip_comments
 from profiles.packages import closure, conformance_resources
 from profiles.validator import Validator
 from profiles.xml import xml_to_json
-from tests.conftest import ROOT
+from tests.profiles import corpus
 
-CASES = ROOT.parent / "shared" / "corpora" / "fhir-test-cases" / "validator"
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
 X5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition."
 V2_0131 = "http://terminology.hl7.org/CodeSystem/v2-0131"
 
 
 def read(name: str) -> dict[str, Any]:
-    data = (CASES / name).read_bytes()
+    data = corpus.case_file(name).read_bytes()
     return xml_to_json(data, None) if name.endswith(".xml") else orjson.loads(data)
 
 
@@ -66,7 +65,7 @@ def test_strip_comments_keeps_strings_and_positions() -> None:
 
 @pytest.mark.parametrize("name", ["json-comments-1.json", "json-comments-2.json"])
 def test_corpus_json_with_comments_reads_and_validates(validator: Validator, name: str) -> None:
-    resource = loads((CASES / name).read_bytes(), allow_comments=True)
+    resource = loads(corpus.case_file(name).read_bytes(), allow_comments=True)
     assert errors(validator.validate(resource)) == []
 
 

@@ -13,11 +13,9 @@ import pytest
 from profiles.definitions import CONFORMANCE_TYPES, Definitions
 from profiles.packages import closure, conformance_resources
 from profiles.validator import Validator
-from tests.conftest import ROOT
 from tests.profiles import corpus
 
 BASE = ("hl7.fhir.r4.core#4.0.1", "hl7.terminology.r4#7.0.1", "hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1")
-CORPUS = ROOT.parent / "shared" / "corpora" / "fhir-test-cases"
 Q_URL = "http://helixgate.test/Questionnaire/intake"
 
 INTAKE: dict[str, Any] = {

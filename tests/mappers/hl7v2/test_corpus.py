@@ -1,5 +1,5 @@
-"""Third-party corpora (../shared/corpora): every HL7 v2 sample converts or is refused with a clear error,
-and vcf2hl7v2's genomic OBX sets (wrapped in a minimal ORU^R01) give one Variant per OBX-4 group."""
+"""The third-party hl7v2 corpus (located by tests/corpora.py): every HL7 v2 sample converts or is refused with a
+clear error, and vcf2hl7v2's genomic OBX sets (wrapped in a minimal ORU^R01) give one Variant per OBX-4 group."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import pytest
 
 from mappers.exceptions import UnsupportedMessage
 from mappers.hl7v2 import parse_message, to_fhir
-from tests.conftest import SHARED
+from tests import corpora
 from tests.mappers.hl7v2.facts import has_profile, resources
 
-CORPUS = SHARED / "corpora" / "hl7v2"
-SAMPLES = sorted(CORPUS.glob("microsoft-fhir-converter/*.hl7")) + sorted(CORPUS.glob("google-hdh/*.hl7"))
-GENOMIC_OBX = sorted((CORPUS / "genomics").glob("expected_*.txt"))
+SAMPLES = corpora.params("hl7v2", lambda d: [*sorted(d.glob("microsoft-fhir-converter/*.hl7")),
+                                             *sorted(d.glob("google-hdh/*.hl7"))])
+GENOMIC_OBX = corpora.params("hl7v2", lambda d: sorted((d / "genomics").glob("expected_*.txt")))
 
 
+@corpora.needs("hl7v2")
 def test_corpus_is_present() -> None:
-    assert len(SAMPLES) >= 150, f"expected the shared HL7 v2 corpora under {CORPUS}"
+    assert len(SAMPLES) >= 150, f"expected the HL7 v2 samples under {corpora.location('hl7v2')}"
     assert len(GENOMIC_OBX) >= 5
 
 
-@pytest.mark.parametrize("path", SAMPLES, ids=[f"{p.parent.name}/{p.name}" for p in SAMPLES])
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_sample_converts_or_is_refused_clearly(path: Path) -> None:
     data = path.read_bytes()
     msg = parse_message(data)
@@ -36,7 +37,7 @@ def test_sample_converts_or_is_refused_clearly(path: Path) -> None:
             to_fhir(data)
 
 
-@pytest.mark.parametrize("path", GENOMIC_OBX, ids=[p.stem for p in GENOMIC_OBX])
+@pytest.mark.parametrize("path", GENOMIC_OBX, ids=lambda p: p.stem)
 def test_vcf2hl7v2_obx_sets_map_one_variant_per_group(path: Path) -> None:
     obx = [ln for ln in path.read_text().splitlines() if ln.startswith("OBX|")]
     message = "\r".join([

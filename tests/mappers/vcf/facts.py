@@ -7,10 +7,19 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import SHARED
+from tests import corpora
 
-CORPUS = SHARED / "corpora" / "vcf"
 DATA = Path(__file__).parent / "data"
+
+
+def vcf_file(name: str) -> Path:
+    """A file of the third-party vcf corpus; skips the test (fails it under CI=true) when the corpus is missing."""
+    return corpora.corpus("vcf") / name
+
+
+def corpus_vcfs() -> list:
+    """parametrize values: the name of every VCF of the corpus (a placeholder case naming it when missing)."""
+    return corpora.params("vcf", lambda d: sorted(p.name for p in d.glob("*.vcf*") if not p.name.endswith(".tbi")))
 
 
 @dataclass

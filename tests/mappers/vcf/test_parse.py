@@ -11,7 +11,7 @@ from mappers.exceptions import ParseError, UnsupportedMessage
 from mappers.vcf import Options, iter_lines, read_header, to_fhir
 from mappers.vcf.bgzf import EOF_BLOCK
 from mappers.vcf.parse import structured
-from tests.mappers.vcf.facts import CORPUS, read_text
+from tests.mappers.vcf.facts import corpus_vcfs, read_text, vcf_file
 
 HEAD = ("##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr1,length=248956422>\n"
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\n")
@@ -23,9 +23,9 @@ def line_of(text: str, needle: str) -> str:
     return f"line {next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)}"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.vcf*") if not p.name.endswith(".tbi")))
+@pytest.mark.parametrize("name", corpus_vcfs())
 def test_corpus_headers(name: str) -> None:
-    path = CORPUS / name
+    path = vcf_file(name)
     text = read_text(path)
     header = read_header(iter_lines([path.read_bytes()]), None)
     chrom_line = next(line for line in text.splitlines() if line.startswith("#CHROM"))
@@ -44,7 +44,7 @@ def test_corpus_headers(name: str) -> None:
     ("vcf_example4.vcf", None),  # nothing in the header says
 ])
 def test_assembly_from_the_header(name: str, assembly: str | None) -> None:
-    assert read_header(iter_lines([(CORPUS / name).read_bytes()]), None).assembly == assembly
+    assert read_header(iter_lines([vcf_file(name).read_bytes()]), None).assembly == assembly
 
 
 def test_structured_meta_values_keep_quoted_commas() -> None:

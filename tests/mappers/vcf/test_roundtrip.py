@@ -10,9 +10,9 @@ from mappers.exceptions import EmitError, ParseError
 from mappers.hl7v2 import to_fhir as hl7v2_to_fhir
 from mappers.vcf import Converter, Options, from_fhir, iter_lines, ndjson, read_header, to_fhir
 from tests.conftest import ROOT
-from tests.mappers.vcf.facts import CORPUS, norm, records, variants
+from tests.mappers.vcf.facts import corpus_vcfs, norm, records, variants, vcf_file
 
-FILES = sorted(p.name for p in CORPUS.glob("*.vcf*") if not p.name.endswith(".tbi"))
+FILES = corpus_vcfs()
 
 
 def converted_records(bundle: dict) -> set[tuple[str, int, str]]:
@@ -35,7 +35,7 @@ def converted_records(bundle: dict) -> set[tuple[str, int, str]]:
 
 @pytest.mark.parametrize("name", FILES)
 def test_round_trip_keeps_chrom_pos_ref_alt_gt_ad_dp(name: str) -> None:
-    path = CORPUS / name
+    path = vcf_file(name)
     conv = to_fhir(path.read_bytes(), Options(lenient=True, genomic_source="germline"))
     back = from_fhir(orjson.dumps(conv.bundle))
     text = back.data.decode()
@@ -63,7 +63,7 @@ def test_round_trip_keeps_chrom_pos_ref_alt_gt_ad_dp(name: str) -> None:
 
 
 def test_round_trip_through_ndjson_and_assembly_in_header() -> None:
-    path = CORPUS / "NB6TK328_filtered.vcf"
+    path = vcf_file("NB6TK328_filtered.vcf")
     conv = Converter(iter_lines([path.read_bytes()]), Options(), relative_refs=True)
     back = from_fhir(b"".join(ndjson(conv))).data.decode()
     assert "##reference=GRCh38" in back

@@ -13,7 +13,6 @@ import pytest
 from mappers.ids import resource_id
 from mappers.vcf import Converter, Options, iter_lines, ndjson, parse_bed, to_fhir
 from tests.mappers.vcf.facts import (
-    CORPUS,
     bed,
     called_alleles,
     component,
@@ -25,6 +24,7 @@ from tests.mappers.vcf.facts import (
     simple_convertible,
     value,
     variants,
+    vcf_file,
 )
 
 HET, HOM, HEMI, HOMOPLASMIC, HETEROPLASMIC = "LA6706-1", "LA6705-3", "LA6707-9", "LA6704-6", "LA6703-8"
@@ -52,12 +52,12 @@ def by_location(bundle: dict) -> dict[tuple[str, int, str, str], dict]:
 @functools.cache
 def converted(name: str, **options: object) -> dict:
     """The Bundle of a corpus file, converted once per test session and options."""
-    return to_fhir((CORPUS / name).read_bytes(), Options(**options)).bundle  # type: ignore[arg-type]
+    return to_fhir(vcf_file(name).read_bytes(), Options(**options)).bundle  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def hg00404() -> tuple[Path, dict]:
-    return CORPUS / "HG00404_b37.vcf", converted("HG00404_b37.vcf", genomic_source="germline")
+    return vcf_file("HG00404_b37.vcf"), converted("HG00404_b37.vcf", genomic_source="germline")
 
 
 def test_every_called_allele_is_a_variant_located_as_in_the_vcf(hg00404) -> None:
@@ -97,7 +97,7 @@ def test_multi_allelic_records_split_into_one_variant_per_called_alt(hg00404) ->
 
 
 def test_sample_allele_fraction_comes_from_ad_dp_not_info_af() -> None:
-    path = CORPUS / "NB6TK328_filtered.vcf"
+    path = vcf_file("NB6TK328_filtered.vcf")
     bundle = to_fhir(path.read_bytes()).bundle
     found = by_location(bundle)
     differs = 0
@@ -136,7 +136,7 @@ def expected_phase(path: Path) -> list[tuple[tuple[str, int], tuple[str, int], s
 
 @pytest.mark.parametrize("name", ["vcf_example4.vcf", "HG00404_b37.vcf", "vcf_example1.vcf"])
 def test_phased_genotypes_give_cis_and_trans_relationships(name: str) -> None:
-    path = CORPUS / name
+    path = vcf_file(name)
     bundle = converted(name, genomic_source="germline", lenient=name == "vcf_example1.vcf")
     where = {}
     for obs in variants(bundle):
@@ -175,7 +175,7 @@ def test_haploid_and_male_x_calls_outside_par_are_hemizygous() -> None:
 
 
 def test_mitochondrial_calls_are_homoplasmic_or_heteroplasmic_by_allele_fraction() -> None:
-    path = CORPUS / "vcf_example3.vcf"
+    path = vcf_file("vcf_example3.vcf")
     found = by_location(to_fhir(path.read_bytes(), Options(genomic_source="somatic")).bundle)
     checked = 0
     for rec in records(path):
@@ -194,7 +194,7 @@ SO = {"DEL": "SO:0000159", "DUP": "SO:1000035", "INV": "SO:1000036", "INS": "SO:
 
 
 def test_structural_variants_get_change_type_and_outer_inner_ranges() -> None:
-    path = CORPUS / "vcf_structural_variants.vcf"
+    path = vcf_file("vcf_structural_variants.vcf")
     conv = to_fhir(path.read_bytes(), Options(lenient=True))
     bad_end = [r for r in records(path) if not any(a.startswith("<") for a in r.alts) and "END" in r.info
                and int(r.info["END"]) != r.pos + len(r.ref) - 1]
@@ -250,8 +250,8 @@ def test_gvcf_blocks_and_filtered_records_are_skipped_and_counted() -> None:
 
 
 def test_conversion_region_filters_and_regions_are_reported_as_the_ig_expects(hg00404) -> None:
-    path = CORPUS / "HG00404_b37.vcf"
-    beds = {role: CORPUS / f"HG00404_b37_{name}.bed" for role, name in
+    path = vcf_file("HG00404_b37.vcf")
+    beds = {role: vcf_file(f"HG00404_b37_{name}.bed") for role, name in
             (("convert", "convert"), ("studied", "studied"), ("uncallable", "noncallable"))}
     regions = {role: parse_bed(p.read_bytes(), p.name, role) for role, p in beds.items()}
     conv = to_fhir(path.read_bytes(), Options(genomic_source="germline"), regions)
@@ -301,7 +301,7 @@ def test_report_lists_every_result_and_no_reference_dangles(hg00404) -> None:
 
 
 def test_ids_are_deterministic_and_follow_the_patient_identifier() -> None:
-    data = (CORPUS / "vcf_example4.vcf").read_bytes()
+    data = vcf_file("vcf_example4.vcf").read_bytes()
     a = to_fhir(data, Options(patient="urn:oid:2.16.840.1.113883.19|HG00628")).bundle
     b = to_fhir(data, Options(patient="urn:oid:2.16.840.1.113883.19|HG00628")).bundle
     assert a == b
@@ -315,7 +315,7 @@ def test_ids_are_deterministic_and_follow_the_patient_identifier() -> None:
 
 
 def test_ndjson_has_relative_references_and_the_report_last() -> None:
-    data = (CORPUS / "vcf_example4.vcf").read_bytes()
+    data = vcf_file("vcf_example4.vcf").read_bytes()
     conv = Converter(iter_lines([data]), Options(), relative_refs=True)
     lines = b"".join(ndjson(conv)).splitlines()
     docs = [orjson.loads(line) for line in lines]
@@ -326,11 +326,11 @@ def test_ndjson_has_relative_references_and_the_report_last() -> None:
 
 
 def test_unknown_assembly_keeps_contig_names_and_says_so() -> None:
-    conv = to_fhir((CORPUS / "vcf_example4.vcf").read_bytes())
+    conv = to_fhir(vcf_file("vcf_example4.vcf").read_bytes())
     obs = variants(conv.bundle)[0]
     assert value(obs, "48013-7") == "X" and component(obs, "62374-4") is None
     assert any(i.details == "vcf-assembly-unknown" for i in conv.issues)
-    pinned = to_fhir((CORPUS / "vcf_example4.vcf").read_bytes(), Options(assembly="GRCh38"))
+    pinned = to_fhir(vcf_file("vcf_example4.vcf").read_bytes(), Options(assembly="GRCh38"))
     assert value(variants(pinned.bundle)[0], "48013-7") == "NC_000023.11"
 
 
@@ -358,7 +358,7 @@ def test_input_is_read_lazily_and_only_result_ids_are_kept() -> None:
 
 
 def test_summary_text_counts_by_reason() -> None:
-    conv = to_fhir((CORPUS / "vcf_example1.vcf").read_bytes(), Options(lenient=True))
+    conv = to_fhir(vcf_file("vcf_example1.vcf").read_bytes(), Options(lenient=True))
     text = conv.summary.text()
     assert re.match(r"read 14 records: converted \d+ \(\d+ variants, 1 phase relationships\); skipped \d+ \(", text)
     assert "invalid-record 3" in text and "filtered 1" in text
