@@ -650,5 +650,7 @@ def _read(root: etree._Element, notes: Notes) -> Report:
         encounter=encounter, diagnoses=tuple(body.diagnoses), items=tuple(_share_specimen(body.items)),
         ids=report_ids, results_absent=body.absent, unread=tuple(body.unread), empty=tuple(body.empty),
         paths={"effective_time": _where(eff_el) or "/ClinicalDocument/effectiveTime", "doc_id": _where(id_el),
-               "ids": _where(_kid(root, "recordTarget", "patientRole")), "requester": requester, **body.paths},
+               "ids": _where(_kid(root, "recordTarget", "patientRole")), "requester": requester,
+               "encounter": _where(_kid(root, "componentOf", "encompassingEncounter"))
+               or _where(_kid(root, "recordTarget", "patientRole")), **body.paths},
         **r.header_codes(), **body.fields)

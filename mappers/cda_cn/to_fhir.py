@@ -120,8 +120,10 @@ def report_to_fhir(report: Report, options: Options, notes: Notes, *, document: 
         if party.role:
             notes.inform("cda-role-not-mapped", f"{what} role {party.role!r} is not carried in FHIR (a Practitioner "
                          "has no role of its own)", party.paths.get("where"))
-    rep_org = named_organization(ctx, report.report_organization, known)
-    rep_dept = named_organization(ctx, report.report_department, [], rep_org) if report.report_department else None
+    rep_org = named_organization(ctx, report.report_organization, known,
+                                 where=report.paths.get("report_organization", ""))
+    rep_dept = named_organization(ctx, report.report_department, [], rep_org,
+                                  report.paths.get("report_department", "")) if report.report_department else None
     key = (f"{report.doc_id.root}|{report.doc_id.extension}" if report.doc_id else
            "|".join(f"{i.root}|{i.extension}" for i in report.ids) or subject["id"])
     effective, effective_where = _effective(ctx, report)

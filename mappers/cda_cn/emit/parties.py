@@ -35,14 +35,14 @@ def organization(ctx: Ctx, org: Party | None, part_of: dict[str, Any] | None = N
     return ctx.add(res)
 
 
-def named_organization(ctx: Ctx, name: str, known: list[dict[str, Any]],
-                       part_of: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def named_organization(ctx: Ctx, name: str, known: list[dict[str, Any]], part_of: dict[str, Any] | None = None,
+                       where: str = "") -> dict[str, Any] | None:
     """An organisation given by name only (DE08.10.013.00 / .026.00): reuse a known one of that name."""
     if not name:
         return None
     hit = next((o for o in known if o.get("name") == name and (part_of is None or o.get("partOf") == ref(part_of))),
                None)
-    return hit or organization(ctx, Party(name), part_of)
+    return hit or organization(ctx, Party(name, paths={"where": where}), part_of)
 
 
 def practitioner(ctx: Ctx, person: Party | None) -> dict[str, Any] | None:
@@ -83,8 +83,8 @@ def encounter(ctx: Ctx, report: Report, subject: dict[str, Any], provider: dict[
     key = "|".join(f"{i.root}|{i.extension}" for i in visit_ids) or f"{report.doc_id}"
     cls = _class(report, visit_ids)
     res: dict[str, Any] = {"resourceType": "Encounter", "id": resource_id("Encounter", key)}
-    where = "/ClinicalDocument/componentOf/encompassingEncounter" if ctx.source == "cda" else "(dataset)"
-    ctx.origin(res, where if enc else report.patient.paths.get("ids", ""))
+    where = report.paths.get("encounter") or report.patient.paths.get("ids", "")
+    ctx.origin(res, where)
     if visit_ids:
         res["identifier"] = [identifier(i) for i in visit_ids]
     res["status"] = "unknown"  # a report document does not say whether the visit has ended

@@ -38,3 +38,12 @@ def observation(bundle: dict[str, Any], code: str) -> dict[str, Any]:
 
 def details(issues: Any) -> list[str]:
     return [i.details for i in issues]
+
+
+def resolve(root: Any, xpath: str) -> list[Any]:
+    """The elements an origin XPath (local names, optional [n]) names in a parsed document."""
+    steps = []
+    for step in xpath.strip("/").split("/"):
+        name, _, index = step.partition("[")
+        steps.append(f"*[local-name()='{name}']" + (f"[{index}" if index else ""))
+    return root.xpath("/" + "/".join(steps))

@@ -64,8 +64,9 @@ def test_a_repeated_data_element_starts_the_next_item() -> None:
 
 def test_a_coded_result_observation_is_a_result() -> None:
     """An entry coded with the test itself (LOINC) and carrying a PQ value, the way generic CDA writes results."""
-    coded = (b'<entry><observation classCode="OBS" moodCode="EVN"><code code="2345-7" codeSystem="2.16.840.1.113883.6.1" '
-             b'displayName="Glucose"/><statusCode code="completed"/><effectiveTime value="20240611143000"/>'
+    coded = (b'<entry><observation classCode="OBS" moodCode="EVN"><code code="2345-7" '
+             b'codeSystem="2.16.840.1.113883.6.1" displayName="Glucose"/><statusCode code="completed"/>'
+             b'<effectiveTime value="20240611143000"/>'
              b'<value xsi:type="PQ" value="5.2" unit="mmol/L"/><interpretationCode code="N" '
              b'codeSystem="2.16.840.1.113883.5.83"/></observation></entry>')
     data = FLAT.replace(b"<!-- item 1:", coded + b"<!-- item 1:", 1)
@@ -92,7 +93,7 @@ def test_an_organizer_status_maps_through_the_concept_map() -> None:
     statuses = [o["status"] for o in resources(c.bundle, "Observation")]
     assert statuses == ["cancelled", "final", "final"]
     odd = to_fhir(data.replace(b'<statusCode code="aborted"/>', b'<statusCode code="held"/>'))
-    assert [o["status"] for o in resources(odd.bundle, "Observation")][0] == "unknown"
+    assert resources(odd.bundle, "Observation")[0]["status"] == "unknown"
     assert "cn-status-unmapped" in details(odd.issues)
 
 
