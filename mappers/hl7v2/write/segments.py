@@ -55,16 +55,19 @@ def pid_of_identifier(ident: dict[str, Any], set_id: int) -> str:
 
 
 def xcn(st: State, pract: Entry) -> str:
-    """Practitioner → XCN (1 id, 2 family, 3 given, 9 assigning authority, 13 id type)."""
+    """Practitioner → XCN (1 id, 2 family, 3 given, 4 middle, 5 suffix, 6 prefix, 9 assigning authority,
+    13 id type); a name given only as text goes in the family name."""
     st.ledger.use(pract, "identifier", "name")
     res = pract.resource
     ident = (res.get("identifier") or [{}])[0]
     name = (res.get("name") or [{}])[0]
     cx = identifier_to_cx(ident, D).split("^") if ident else [""]
     cx += [""] * (5 - len(cx))
-    family = name.get("family") or ("" if name.get("given") else name.get("text", ""))
-    parts = [cx[0], escape(family, D), escape((name.get("given") or [""])[0], D),
-             "", "", "", "", "", cx[3], "", "", "", cx[4]]
+    given = name.get("given") or []
+    family = name.get("family") or ("" if given else name.get("text", ""))
+    parts = [cx[0], escape(family, D), escape(given[0] if given else "", D), escape(" ".join(given[1:]), D),
+             escape(" ".join(name.get("suffix") or []), D), escape(" ".join(name.get("prefix") or []), D),
+             "", "", cx[3], "", "", "", cx[4]]
     while parts and not parts[-1]:
         parts.pop()
     return "^".join(parts)
@@ -95,9 +98,9 @@ def order(st: State, report: Entry | None, request: Entry | None, set_id: int, c
     if report is not None:
         orc = [""] * 13
         orc[1], orc[2], orc[3], orc[12] = "RE", placer, filler, ordering
-        if req.get("authoredOn"):
-            st.ledger.use(request, "authoredOn")  # type: ignore[arg-type]
-            orc[9] = dtm(st, req["authoredOn"], f"{request.where}.authoredOn")  # type: ignore[union-attr]
+        if request is not None and req.get("authoredOn"):
+            st.ledger.use(request, "authoredOn")
+            orc[9] = dtm(st, req["authoredOn"], f"{request.where}.authoredOn")
         out.append(segment("ORC", orc))
     obr = [""] * 33
     obr[1], obr[2], obr[3], obr[4] = str(set_id), placer, filler, code
