@@ -1,29 +1,40 @@
-"""Per-conversion state: options, the issues found, and which source fields were used."""
+"""Per-conversion state: options, the issues found, which source fields were used, and where each output element
+came from (origins)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
 from mappers.exceptions import Issue
 from mappers.hl7v2.model import Message, Segment
+from mappers.hl7v2.parse import Limits
+from mappers.hl7v2.structure import known_segments
 
-# Segments whose absence of use is not worth a report: framing and structure only.
+# Fields whose absence of use is not worth a report: framing and structure only.
 _STRUCTURAL_FIELDS = {("MSH", 1), ("MSH", 2)}
+_INDEX = re.compile(r"\[\d+\]")
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What the caller decides; mappers read nothing else.
+    """What the caller decides; mappers read nothing else (no clock: times come from the message).
 
-    bundle_type: 'collection' or 'transaction' (conditional create on Patient identifier).
+    bundle_type: 'collection' or 'transaction' (conditional creates, mappers.toolkit.bundle).
     timezone: '+HH:MM' assumed for v2 times that carry none; None keeps only their date and warns.
-    received: when the edge received the input; becomes Provenance.recorded.
+    recorded: an instant stated by the caller, Provenance.recorded when MSH-7 is not an instant (else no
+        Provenance is emitted).
+    variable_names: site entries added to tables/genetic-variable-names.json, as (name or local code, LOINC)
+        pairs; they win over the shipped entries (see variable_names.py).
+    limits: caps on the input's size and shape (mappers.hl7v2.parse.Limits).
     """
 
     bundle_type: str = "collection"
     timezone: str | None = None
-    received: datetime | None = None
+    recorded: str | None = None
+    variable_names: tuple[tuple[str, str], ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(slots=True)
@@ -31,20 +42,37 @@ class Context:
     message: Message
     options: Options = field(default_factory=Options)
     issues: list[Issue] = field(default_factory=list)
+    # Conversion.origins: resource id (or "id:path") → source expression such as OBX[3]-14.
+    origins: dict[str, str] = field(default_factory=dict)
     _whole: set[tuple[str, int, int]] = field(default_factory=set)  # (segment, occurrence, field)
     _parts: dict[tuple[str, int, int], set[int]] = field(default_factory=dict)  # components used
 
     def use(self, seg: Segment, *fields: int) -> None:
-        """Mark whole fields of `seg` as mapped."""
+        """Mark whole fields of `seg` as mapped (fields read as one value: ST, NM, ID, DTM, ...)."""
         for n in fields:
             self._whole.add((seg.name, seg.occurrence, n))
 
     def use_component(self, seg: Segment, n: int, *comps: int) -> None:
+        """Mark components of field n of `seg` as mapped (fields read component by component)."""
         self._parts.setdefault((seg.name, seg.occurrence, n), set()).update(comps)
 
     def use_segment(self, seg: Segment) -> None:
         for n in range(1, len(seg.fields)):
             self._whole.add((seg.name, seg.occurrence, n))
+
+    def origin(self, res: dict[str, Any] | str, where: str, path: str = "") -> None:
+        """Record that `res` (a resource or its id), or its element at FHIRPath `path`, came from `where`. A path
+        with list indexes (`component[2]`) is recorded as given and without them (`component`, listing every source
+        of the list), as mappers.toolkit.origins looks paths up without indexes."""
+        rid = res if isinstance(res, str) else res["id"]
+        self.origins.setdefault(f"{rid}:{path}" if path else rid, where)
+        if "[" in path:
+            key = f"{rid}:{_INDEX.sub('', path)}"
+            have = self.origins.get(key)
+            if have is None:
+                self.origins[key] = where
+            elif where not in have.split(", "):
+                self.origins[key] = f"{have}, {where}"
 
     def warn(self, details: str, message: str, where: str | None = None, code: str = "value") -> None:
         self.issues.append(Issue("warning", code, details, message, where))
@@ -57,6 +85,11 @@ class Context:
         out: list[Issue] = []
         for seg in self.message.segments:
             start = 3 if seg.name == "MSH" else 1
+            if seg.name not in known_segments() and not seg.name.startswith("Z"):
+                out.append(Issue("warning", "structure", "hl7v2-unknown-segment",
+                                 f"line {seg.line}: {seg.name} is not an HL7 v2 segment (misspelt?); the row was "
+                                 "not converted", seg.ref))
+                continue
             present = [n for n in range(start, len(seg.fields)) if seg.fields[n]]
             if not present:
                 continue

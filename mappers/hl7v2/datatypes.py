@@ -10,10 +10,12 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
 from mappers.hl7v2.escape import escape
 from mappers.hl7v2.model import Delimiters, Segment
+from mappers.toolkit.fhirtime import is_date, is_datetime
 
 _TABLES = Path(__file__).parent / "tables"
 _HGVS = re.compile(r"^(?:[A-Z]{1,3}_?\d+(?:\.\d+)?(?:\([^)]*\))?|LRG_\d+\w*):[cgmnopr]\.")
@@ -21,7 +23,20 @@ _DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(\.\d{1,4}
 _FHIR_DT = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 LOCAL_SYSTEM = "urn:id:"  # prefix for coding systems and assigning authorities known only by a v2 name
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+# RFC 3986: what a URN's namespace-specific string may hold as is (unreserved, sub-delims, ':' '@' '/');
+# everything else, '%' included, is percent-encoded, so the name is restored exactly by unquote.
+_NSS_SAFE = "!$&'()*+,;=:@/-._~"
+
+
+class Usage(Protocol):
+    """Where a reader records the components it consumed (mappers.hl7v2.context.Context)."""
+
+    def use_component(self, seg: Segment, n: int, *comps: int) -> None: ...
 
 
 @cache
@@ -29,13 +44,30 @@ def coding_systems() -> dict[str, Any]:
     return json.loads((_TABLES / "coding-systems.json").read_text(encoding="utf-8"))
 
 
+@cache
+def identifier_types() -> frozenset[str]:
+    """The codes of HL7 table 0203 that FHIR's v2-0203 code system defines (tables/v2-0203.json)."""
+    return frozenset(json.loads((_TABLES / "v2-0203.json").read_text(encoding="utf-8"))["codes"])
+
+
+def local_system(name: str) -> str:
+    """`urn:id:NAME` for a system known only by a v2 name; characters a URN cannot hold are percent-encoded
+    (`Baseline West MC` → `urn:id:Baseline%20West%20MC`), so the URI is valid and the name comes back exactly."""
+    return LOCAL_SYSTEM + quote(name, safe=_NSS_SAFE)
+
+
+def local_name(uri: str) -> str:
+    """The v2 name behind a `urn:id:` system (the inverse of local_system)."""
+    return unquote(uri[len(LOCAL_SYSTEM):])
+
+
 def system_uri(name: str) -> str | None:
     """FHIR URI for a v2 coding-system name (table 0396 or LRI names); unknown names map to `urn:id:NAME`."""
     if not name:
         return None
-    if name.startswith(("http://", "https://", "urn:")):
+    if _URI.fullmatch(name) and name.startswith(("http://", "https://", "urn:")):
         return coding_systems()["normalise"].get(name, name)
-    return coding_systems()["to_fhir"].get(name.upper(), LOCAL_SYSTEM + name)
+    return coding_systems()["to_fhir"].get(name.upper()) or local_system(name)
 
 
 def system_name(uri: str | None, code: str = "") -> str:
@@ -49,7 +81,7 @@ def system_name(uri: str | None, code: str = "") -> str:
         kind = {"NC": "G", "NG": "G", "NT": "G", "NW": "G", "NM": "T", "NR": "T", "XM": "T", "NP": "P", "XP": "P"}
         return f"RefSeq-{kind[code[:2]]}" if code[:2] in kind else "RefSeq"
     if uri.startswith(LOCAL_SYSTEM):
-        return uri[len(LOCAL_SYSTEM):]
+        return local_name(uri)
     if uri.startswith("urn:oid:"):
         return uri[len("urn:oid:"):]
     return coding_systems()["to_v2"].get(uri, uri)
@@ -59,7 +91,7 @@ def is_hgvs(text: str) -> bool:
     return bool(_HGVS.match(text))
 
 
-def _coding(code: str, display: str, system_nm: str) -> dict[str, Any] | None:
+def _coding(code: str, display: str, system_nm: str, version: str) -> dict[str, Any] | None:
     if not code:
         return None
     system = system_uri(system_nm)
@@ -68,17 +100,26 @@ def _coding(code: str, display: str, system_nm: str) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if system:
         out["system"] = system
+    if version and system:  # Coding.version needs the system it versions
+        out["version"] = version
     out["code"] = code
     if display:
         out["display"] = display
     return out
 
 
-def cwe_to_codeable_concept(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
-    """CWE/CNE/CE (components 1-6 and 9 original text) → CodeableConcept; None when empty."""
+# CWE/CNE/CE components read by cwe_to_codeable_concept: two codings with their versions (7, 8) and the
+# original text (9). Components 10-22 (v2.7+ second alternate, value set ids) are not mapped.
+CWE_COMPONENTS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+
+def cwe_to_codeable_concept(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
+    """CWE/CNE/CE (components 1-9) → CodeableConcept; None when empty."""
     c = seg.components(n, rep)
     c += [""] * (9 - len(c))
-    codings = [x for x in (_coding(c[0], c[1], c[2]), _coding(c[3], c[4], c[5])) if x]
+    if used is not None:
+        used.use_component(seg, n, *CWE_COMPONENTS)
+    codings = [x for x in (_coding(c[0], c[1], c[2], c[6]), _coding(c[3], c[4], c[5], c[7])) if x]
     out: dict[str, Any] = {}
     if codings:
         out["coding"] = codings
@@ -98,50 +139,80 @@ def text_to_codeable_concept(text: str) -> dict[str, Any] | None:
 
 
 def number(text: str) -> int | float | None:
-    """NM → JSON number (int when integral in the source, so '62' stays 62)."""
+    """NM → JSON number (int when integral in the source, so '62' stays 62); None for what is not a finite
+    decimal FHIR can hold."""
     t = text.strip()
-    if not t:
+    if not t or len(t) > 40 or not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", t):
         return None
-    try:
-        return int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
-    except ValueError:
-        return None
+    return int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
 
 
 def hd_system(namespace: str, universal_id: str, id_type: str) -> str | None:
-    """An HD (assigning authority / facility) as a system URI: ISO → urn:oid, UUID → urn:uuid, URI as is,
-    a namespace alone → `urn:id:NAMESPACE` (the convention LinuxForHealth's converter uses)."""
+    """An HD (assigning authority / facility) as a system URI: an OID → urn:oid, a UUID → urn:uuid, a URI as is,
+    else the namespace (or, without one, the universal id) as `urn:id:NAME` (LinuxForHealth's convention),
+    percent-encoded where a URI needs it (local_system)."""
     t = id_type.upper()
-    if universal_id:
-        if t == "ISO" or re.fullmatch(r"[0-2](\.\d+)+", universal_id):
-            return "urn:oid:" + universal_id
-        if t == "UUID":
-            return "urn:uuid:" + universal_id.lower()
-        if t in ("URI", "URL") or universal_id.startswith(("http://", "https://", "urn:")):
-            return universal_id
-    if namespace:
-        return LOCAL_SYSTEM + namespace
+    uid = universal_id.strip()
+    if uid:
+        if _OID.fullmatch(uid):
+            return "urn:oid:" + uid
+        if _UUID.fullmatch(uid):
+            return "urn:uuid:" + uid.lower()
+        if _URI.fullmatch(uid) and (t in ("URI", "URL") or uid.startswith(("http://", "https://", "urn:"))):
+            return uid
+    if namespace.strip():
+        return local_system(namespace.strip())
+    if uid:
+        return local_system(uid)
     return None
+
+
+def identifier_type(code: str) -> dict[str, Any] | None:
+    """An identifier type code (CX-5, XCN-13) → Identifier.type: a coding when HL7 table 0203 defines it, else
+    text (FHIR's identifier-type binding only admits the table's codes for that system)."""
+    if not code:
+        return None
+    if code in identifier_types():
+        return {"coding": [{"system": V2_0203, "code": code}]}
+    return {"text": code}
 
 
 def _subs(seg: Segment, n: int, comp: int, rep: int) -> list[str]:
     return [seg.get(n, comp, s, rep) for s in (1, 2, 3)]
 
 
-def cx_to_identifier(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
-    """CX (1 id, 4 assigning authority HD, 5 identifier type) → Identifier."""
+def _period(start: str, end: str) -> dict[str, str] | None:
+    """Two DTM values as a Period of dates (only what is a real date is kept)."""
+    out = {}
+    for key, raw in (("start", start), ("end", end)):
+        m = _DTM.match(raw.strip()) if raw else None
+        if m and m.group(3):
+            value = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+            if is_date(value):
+                out[key] = value
+    return out or None
+
+
+def cx_to_identifier(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
+    """CX (1 id, 4 assigning authority HD, 5 identifier type, 7/8 effective/expiration dates) → Identifier.
+    Components 2, 3 (check digit and its scheme), 6 (assigning facility) and 9/10 are not mapped."""
     value = seg.get(n, 1, rep=rep)
     if not value:
         return None
+    if used is not None:
+        used.use_component(seg, n, 1, 4, 5, 7, 8)
     ns, uid, typ = _subs(seg, n, 4, rep)
     out: dict[str, Any] = {}
-    id_type = seg.get(n, 5, rep=rep)
+    id_type = identifier_type(seg.get(n, 5, rep=rep))
     if id_type:
-        out["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": id_type}]}
+        out["type"] = id_type
     system = hd_system(ns, uid, typ)
     if system:
         out["system"] = system
     out["value"] = value
+    period = _period(seg.get(n, 7, rep=rep), seg.get(n, 8, rep=rep))
+    if period:
+        out["period"] = period
     if ns:
         out["assigner"] = {"display": ns}
     return out
@@ -156,8 +227,9 @@ def ei_to_identifier(parts: list[str], type_code: str = "") -> dict[str, Any] | 
     if not parts[0]:
         return None
     out: dict[str, Any] = {}
-    if type_code:
-        out["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": type_code}]}
+    id_type = identifier_type(type_code)
+    if id_type:
+        out["type"] = id_type
     system = hd_system(parts[1], parts[2], parts[3])
     if system:
         out["system"] = system
@@ -165,13 +237,18 @@ def ei_to_identifier(parts: list[str], type_code: str = "") -> dict[str, Any] | 
     return out
 
 
-def xpn_to_human_name(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
-    """XPN (1 family, 2 given, 3 middle, 4 suffix, 5 prefix, 7 name type) → HumanName."""
+_NAME_USE = {"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "anonymous", "B": "official"}
+
+
+def xpn_to_human_name(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
+    """XPN (1 family, 2 given, 3 middle, 4 suffix, 5 prefix, 6 degree, 7 name type) → HumanName."""
     c = seg.components(n, rep)
     c += [""] * (7 - len(c))
+    if used is not None:
+        used.use_component(seg, n, 1, 2, 3, 4, 5, 6, 7)
     family = seg.get(n, 1, 1, rep)
     out: dict[str, Any] = {}
-    use = {"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "anonymous", "B": "official"}.get(c[6])
+    use = _NAME_USE.get(c[6])
     if use:
         out["use"] = use
     if family:
@@ -181,15 +258,21 @@ def xpn_to_human_name(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | No
         out["given"] = given
     if c[4]:
         out["prefix"] = [c[4]]
-    if c[3]:
-        out["suffix"] = [c[3]]
+    suffix = [s for s in (c[3], c[5]) if s]
+    if suffix:
+        out["suffix"] = suffix
     return out or None
 
 
-def xad_to_address(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
-    """XAD (1 street, 2 other, 3 city, 4 state, 5 zip, 6 country) → Address."""
+# XAD-7 address type (HL7 table 0190) → Address.use / Address.type (HL7 v2-to-FHIR IG, datatype map XAD).
+_ADDRESS_USE = {"H": ("use", "home"), "B": ("use", "work"), "O": ("use", "work"), "C": ("use", "temp"),
+                "M": ("type", "postal"), "SH": ("type", "postal")}
+
+
+def xad_to_address(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
+    """XAD (1 street, 2 other, 3 city, 4 state, 5 zip, 6 country, 7 address type) → Address."""
     c = seg.components(n, rep)
-    c += [""] * (6 - len(c))
+    c += [""] * (7 - len(c))
     out: dict[str, Any] = {}
     lines = [x for x in (seg.get(n, 1, 1, rep), c[1]) if x]
     if lines:
@@ -197,24 +280,51 @@ def xad_to_address(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
     for key, val in (("city", c[2]), ("state", c[3]), ("postalCode", c[4]), ("country", c[5])):
         if val:
             out[key] = val
-    return out or None
+    if not out:
+        return None
+    if used is not None:
+        used.use_component(seg, n, 1, 2, 3, 4, 5, 6)
+    kind = _ADDRESS_USE.get(c[6])
+    if kind:
+        out[kind[0]] = kind[1]
+        if used is not None:
+            used.use_component(seg, n, 7)
+    return out
 
 
-def xtn_to_contact_point(seg: Segment, n: int, rep: int = 1) -> dict[str, Any] | None:
-    """XTN (1 number, 3 equipment type, 4 email, 12 unformatted) → ContactPoint."""
+_TELECOM_USE = {"PRN": "home", "ORN": "home", "VHN": "home", "WPN": "work", "PRS": "mobile", "EMR": "home"}
+
+
+def xtn_to_contact_point(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
+    """XTN (1 number, 2 use, 3 equipment type, 4 email, 5-8 country/area/local number/extension,
+    12 unformatted) → ContactPoint."""
     c = seg.components(n, rep)
     c += [""] * (12 - len(c))
     if c[3]:
-        return {"system": "email", "value": c[3]}
-    value = c[0] or c[11]
-    if not value:
-        return None
-    system = {"FX": "fax", "BP": "pager", "Internet": "email"}.get(c[2], "phone")
-    return {"system": system, "value": value}
+        out: dict[str, Any] = {"system": "email", "value": c[3]}
+        parts: tuple[int, ...] = (2, 3, 4)
+    else:
+        value = c[0] or c[11]
+        parts = (1, 2, 3, 12)
+        if not value and c[6]:
+            # v2.5 components: +country area local, "ext." extension
+            value = " ".join(x for x in (f"+{c[4]}" if c[4] else "", c[5], c[6]) if x)
+            if c[7]:
+                value += f" ext. {c[7]}"
+            parts = (2, 3, 5, 6, 7, 8)
+        if not value:
+            return None
+        system = {"FX": "fax", "BP": "pager", "Internet": "email", "X.400": "email"}.get(c[2], "phone")
+        out = {"system": system, "value": value}
+    if c[1] in _TELECOM_USE:
+        out["use"] = _TELECOM_USE[c[1]]
+    if used is not None:
+        used.use_component(seg, n, *parts)
+    return out
 
 
 def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
-    """DTM/TS → FHIR dateTime. Returns (value, time_dropped).
+    """DTM/TS → FHIR dateTime. Returns (value, time_dropped); value None when the text is not a real time.
 
     FHIR requires a time zone whenever a time is given; a v2 time without one takes `timezone`, or,
     when that is None, only its date is kept (time_dropped=True).
@@ -224,6 +334,8 @@ def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
         return None, False
     y, mo, d, hh, mi, ss, frac, tz = m.groups()
     date = "-".join(x for x in (y, mo, d) if x)
+    if not is_date(date):
+        return None, False
     if hh is None or d is None:
         return date, False
     if tz:
@@ -231,8 +343,9 @@ def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
     elif timezone:
         zone = timezone
     else:
-        return date, True
-    return f"{date}T{hh}:{mi or '00'}:{ss or '00'}{frac or ''}{zone}", False
+        return (date, True) if is_datetime(f"{date}T{hh}:{mi or '00'}:{ss or '00'}Z") else (None, False)
+    value = f"{date}T{hh}:{mi or '00'}:{ss or '00'}{frac or ''}{zone}"
+    return (value, False) if is_datetime(value) else (None, False)
 
 
 def fhir_to_dtm(value: str | None) -> str:
@@ -280,7 +393,7 @@ def identifier_to_cx(ident: dict[str, Any], d: Delimiters) -> str:
     ns = (ident.get("assigner") or {}).get("display", "")
     sub = d.subcomponent
     if system.startswith(LOCAL_SYSTEM):
-        hd = escape(system[len(LOCAL_SYSTEM):], d)
+        hd = escape(local_name(system), d)
     elif system.startswith("urn:oid:"):
         hd = _join([escape(ns, d), system[8:], "ISO"], sub)
     elif system.startswith("urn:uuid:"):
@@ -289,8 +402,11 @@ def identifier_to_cx(ident: dict[str, Any], d: Delimiters) -> str:
         hd = _join([escape(ns, d), escape(system, d), "URI"], sub)
     else:
         hd = escape(ns, d)
-    typ = next((c.get("code", "") for c in (ident.get("type") or {}).get("coding", [])), "")
-    return _join([escape(ident.get("value", ""), d), "", "", hd, escape(typ, d)], d.component)
+    id_type = ident.get("type") or {}
+    typ = next((c.get("code", "") for c in id_type.get("coding", [])), "") or id_type.get("text", "")
+    period = ident.get("period") or {}
+    return _join([escape(ident.get("value", ""), d), "", "", hd, escape(typ, d), "",
+                  fhir_to_dtm(period.get("start")), fhir_to_dtm(period.get("end"))], d.component)
 
 
 def identifier_to_ei(ident: dict[str, Any] | None, d: Delimiters) -> str:
@@ -305,8 +421,9 @@ def identifier_to_ei(ident: dict[str, Any] | None, d: Delimiters) -> str:
 def human_name_to_xpn(name: dict[str, Any], d: Delimiters) -> str:
     given = name.get("given", [])
     use = {"official": "L", "usual": "D", "maiden": "M", "nickname": "N", "anonymous": "A"}.get(name.get("use", ""), "")
+    suffix = name.get("suffix", [])  # XPN-4 suffix, XPN-6 degree (as xpn_to_human_name reads them)
     parts = [name.get("family", ""), given[0] if given else "", " ".join(given[1:]),
-             " ".join(name.get("suffix", [])), " ".join(name.get("prefix", [])), "", use]
+             suffix[0] if suffix else "", " ".join(name.get("prefix", [])), " ".join(suffix[1:]), use]
     if not any(parts[:5]) and name.get("text"):
         parts[0] = name["text"]
     return _join([escape(p, d) for p in parts], d.component)
@@ -314,17 +431,20 @@ def human_name_to_xpn(name: dict[str, Any], d: Delimiters) -> str:
 
 def address_to_xad(addr: dict[str, Any], d: Delimiters) -> str:
     lines = addr.get("line", [])
+    kind = next((k for k, v in _ADDRESS_USE.items() if v in (("use", addr.get("use")), ("type", addr.get("type")))),
+                "")
     parts = [lines[0] if lines else "", " ".join(lines[1:]), addr.get("city", ""), addr.get("state", ""),
-             addr.get("postalCode", ""), addr.get("country", "")]
+             addr.get("postalCode", ""), addr.get("country", ""), kind]
     return _join([escape(p, d) for p in parts], d.component)
 
 
 def contact_point_to_xtn(cp: dict[str, Any], d: Delimiters) -> str:
     value = escape(cp.get("value", ""), d)
+    use = next((k for k, v in _TELECOM_USE.items() if v == cp.get("use")), "")
     if cp.get("system") == "email":
-        return _join(["", "NET", "Internet", value], d.component)
+        return _join(["", use or "NET", "Internet", value], d.component)
     equip = {"fax": "FX", "pager": "BP"}.get(cp.get("system", ""), "PH")
-    return _join([value, "", equip], d.component)
+    return _join([value, use, equip], d.component)
 
 
 def format_number(value: Any) -> str:

@@ -8,6 +8,7 @@ Reads MLLP-framed or bare input, CR/LF/CRLF segment terminators, a UTF-8 BOM, ba
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.hl7v2.charsets import ASCII_TRAIL_CODECS, FALLBACKS, codec_for
@@ -19,11 +20,38 @@ _ENVELOPE = {"FHS", "BHS", "BTS", "FTS"}
 _BOM = b"\xef\xbb\xbf"
 
 
-def parse_batch(data: bytes | str) -> Batch:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on one message, so time and memory stay proportional to what a real message needs (hostile input is
+    refused before it is expanded). Exceeding one raises UnsupportedMessage naming the limit (HTTP 422).
+
+    max_segments: segments per message (an LRI report of 200 variants is about 5,000).
+    max_fields: fields per segment (v2.9 OBX has 33).
+    max_field_length: characters per field (an embedded PDF in OBX-5 is the largest field seen: 8 MiB of base64
+        is a 6 MiB document).
+    max_repetitions: repetitions per field.
+    """
+
+    max_segments: int = 10_000
+    max_fields: int = 500
+    max_field_length: int = 8 * 1024 * 1024
+    max_repetitions: int = 1_000
+
+
+class LimitExceeded(UnsupportedMessage):
+    """The input exceeds one of Limits; `details` is hl7v2-limit-<name>."""
+
+    def __init__(self, message: str, limit: str, expression: str | None = None) -> None:
+        super().__init__(message, details=f"hl7v2-limit-{limit}", expression=expression)
+
+
+def parse_batch(data: bytes | str, limits: Limits | None = None) -> Batch:
     """Parse one or many messages, with or without a batch envelope.
 
-    Raises ParseError when there is no MSH, a line is not a segment, or MSH-1/MSH-2 are unusable.
+    Raises ParseError when there is no MSH, a line is not a segment, or MSH-1/MSH-2 are unusable, and
+    LimitExceeded when a message is larger than `limits` allow (default Limits()).
     """
+    limits = limits or Limits()
     lines, forced = _split_lines(data)
     header: list[Segment] = []
     trailer: list[Segment] = []
@@ -43,7 +71,7 @@ def parse_batch(data: bytes | str) -> Batch:
             groups[-1].append((lineno, line))
     if not groups:
         raise ParseError("no MSH segment: the input is not an HL7 v2 message", details="hl7v2-missing-msh")
-    messages = tuple(_message(g, forced) for g in groups)
+    messages = tuple(_message(g, forced, limits) for g in groups)
     warnings: list[Issue] = []
     bts = next((s for s in trailer if s.name == "BTS"), None)
     count = bts.get(1).strip() if bts is not None else ""
@@ -53,9 +81,12 @@ def parse_batch(data: bytes | str) -> Batch:
     return Batch(messages, tuple(header), tuple(trailer), tuple(warnings))
 
 
-def parse_message(data: bytes | str) -> Message:
-    """Parse exactly one message. Raises ParseError, or UnsupportedMessage for a batch of several."""
-    batch = parse_batch(data)
+def parse_message(data: bytes | str, limits: Limits | None = None) -> Message:
+    """Parse exactly one message. Raises ParseError, or UnsupportedMessage for a batch of several or input
+    beyond `limits` (checked before the input is split, so a huge input costs no more than a scan)."""
+    limits = limits or Limits()
+    _check_line_count(data, limits.max_segments)
+    batch = parse_batch(data, limits)
     if len(batch.messages) != 1:
         raise UnsupportedMessage(f"input holds {len(batch.messages)} messages; send them one at a time or as a batch",
                                  details="hl7v2-batch-not-single")
@@ -63,6 +94,24 @@ def parse_message(data: bytes | str) -> Message:
     if batch.warnings:
         msg = Message(msg.segments, msg.delims, msg.encoding, msg.warnings + batch.warnings)
     return msg
+
+
+def _check_line_count(data: bytes | str, cap: int) -> None:
+    """Refuse input holding more than `cap` non-blank lines, before anything is split (blank lines do not count)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    sep = b"\r" if b"\r" in raw else b"\n"
+    if raw.count(sep) < cap:
+        return
+    count, pos, n = 0, 0, len(raw)
+    while pos < n:
+        end = raw.find(sep, pos)
+        end = n if end < 0 else end
+        if raw[pos:end].strip(b"\n \t\x0b\x1c"):
+            count += 1
+            if count > cap:
+                raise LimitExceeded(f"the message has more than {cap} segments (limit max_segments); split it or "
+                                    "raise the limit", "segments")
+        pos = end + 1
 
 
 def _split_lines(data: bytes | str) -> tuple[list[tuple[int, bytes | str]], str | None]:
@@ -87,10 +136,49 @@ def _delimiters(line: str, lineno: int) -> Delimiters:
                          expression="MSH-2")
     fs = line[3]
     enc = line[4:].split(fs, 1)[0]
-    if fs.isalnum() or len(enc) < 4 or len(set(fs + enc)) != len(fs + enc):
-        raise ParseError(f"line {lineno}: MSH-1/MSH-2 must be distinct delimiter characters, found {line[3:9]!r}",
+    if fs.isalnum() or len(enc) < 4 or len(enc) > 5 or len(set(fs + enc)) != len(fs + enc):
+        raise ParseError(f"line {lineno}: {_delimiter_fault(fs, enc)}{_type_note(line, fs)}",
                          details="hl7v2-bad-delimiters", expression="MSH-2")
     return Delimiters(fs, enc[0], enc[1], enc[2], enc[3], enc[4] if len(enc) > 4 else "")
+
+
+def _delimiter_fault(fs: str, enc: str) -> str:
+    """What is wrong with MSH-1/MSH-2, in plain words (HL7 v2.5.1 §2.5.4: a field separator, then four distinct
+    encoding characters, component ^, repetition ~, escape \\, subcomponent &; v2.7 adds truncation #)."""
+    usual = "they are normally ^~\\&"
+    if fs.isalnum():
+        return f"MSH-1, the field separator, is {_shown(fs)}, a letter or digit; it is normally '|'"
+    if enc.count("\\") > 1:
+        return (f"MSH-2 is {_shown(enc)}: the escape character \\ is doubled (a backslash escaped twice, as a "
+                f"program's string literal writes it); the encoding characters must be four distinct characters, "
+                f"{usual}")
+    if len(enc) < 4:
+        return (f"MSH-2 is {_shown(enc)}: it needs four encoding characters (component, repetition, escape, "
+                f"subcomponent); {usual}")
+    if len(enc) > 5:
+        return f"MSH-2 is {_shown(enc)}: it holds more than the five encoding characters HL7 v2 defines; {usual}"
+    if fs in enc:
+        return f"MSH-2 is {_shown(enc)}: it reuses the field separator {_shown(fs)}; {usual}"
+    twice = sorted({c for c in enc if enc.count(c) > 1})
+    return (f"MSH-2 is {_shown(enc)}: it repeats {', '.join(map(_shown, twice))}; the encoding characters must be "
+            f"distinct, {usual}")
+
+
+def _shown(text: str) -> str:
+    """Text quoted as written (repr would double every backslash, the very fault being described)."""
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
+def _type_note(line: str, fs: str) -> str:
+    """MSH-9 as far as it can be read without delimiters, so a refusal names the message type too."""
+    parts = line.split(fs)
+    mtype = parts[8].split("^")[:2] if len(parts) > 8 else []
+    if not mtype or not mtype[0].isalnum():
+        return ""
+    name = "^".join(p for p in mtype if p.isalnum())
+    if name in ("ORU^R01", "ORU"):
+        return ""
+    return f"; besides, MSH-9 names an unsupported message type {name} (helixgate converts ORU^R01 only)"
 
 
 def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[list[tuple[int, str]], str, list[Issue]]:
@@ -150,7 +238,10 @@ def _msh18(msh: str) -> str:
     return parts[17].split(msh[5] if len(msh) > 5 else "~")[0].strip() if len(parts) > 17 else ""
 
 
-def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None) -> Message:
+def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limits: Limits) -> Message:
+    if len(raw_lines) > limits.max_segments:
+        raise LimitExceeded(f"the message has {len(raw_lines)} segments, more than {limits.max_segments} "
+                            "(limit max_segments); split it or raise the limit", "segments")
     lines, encoding, warnings = _decode(raw_lines, forced)
     d = _delimiters(lines[0][1], lines[0][0])
     seen: dict[str, int] = {}
@@ -161,10 +252,25 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None) -> Me
         if not _SEGMENT_ID.match(name):
             raise ParseError(f"line {lineno}: {name[:20]!r} is not an HL7 segment ID (3 upper-case letters/digits)",
                              details="hl7v2-bad-segment", expression=f"line {lineno}")
+        _check_fields(name, seen.get(name, 0) + 1, parts, d, limits)
         seen[name] = seen.get(name, 0) + 1
         fields = (name, d.field, *parts[1:]) if name == "MSH" else (name, *parts[1:])
         segments.append(Segment(name, fields, seen[name], lineno, d, encoding or "utf-8"))
     return Message(tuple(segments), d, encoding, tuple(warnings))
+
+
+def _check_fields(name: str, occurrence: int, parts: list[str], d: Delimiters, limits: Limits) -> None:
+    ref = f"{name}[{occurrence}]"
+    if len(parts) - 1 > limits.max_fields:
+        raise LimitExceeded(f"{ref} has {len(parts) - 1} fields, more than {limits.max_fields} (limit max_fields)",
+                            "fields", ref)
+    for n, part in enumerate(parts[1:], 2 if name == "MSH" else 1):
+        if len(part) > limits.max_field_length:
+            raise LimitExceeded(f"{ref}-{n} is {len(part)} characters long, more than {limits.max_field_length} "
+                                "(limit max_field_length)", "field-length", f"{ref}-{n}")
+        if d.repetition in part and part.count(d.repetition) >= limits.max_repetitions:
+            raise LimitExceeded(f"{ref}-{n} has {part.count(d.repetition) + 1} repetitions, more than "
+                                f"{limits.max_repetitions} (limit max_repetitions)", "repetitions", f"{ref}-{n}")
 
 
 def _envelope_segment(lineno: int, line: bytes | str) -> Segment:

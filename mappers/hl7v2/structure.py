@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from mappers.exceptions import UnsupportedMessage
 from mappers.hl7v2.model import Message, Segment
 
 SUPPORTED = ("ORU^R01",)
+# OBR-25 (HL7 table 0123) values saying no result exists yet: an order without OBX is then complete as sent.
+NO_RESULT_YET = {"O", "I", "S"}
+
+
+@cache
+def known_segments() -> frozenset[str]:
+    """Segment IDs HL7 v2 defines (tables/segments.json)."""
+    path = Path(__file__).parent / "tables" / "segments.json"
+    return frozenset(json.loads(path.read_text(encoding="utf-8"))["segments"])
 
 
 @dataclass(slots=True)
 class Observation:
     obx: Segment
     notes: list[Segment] = field(default_factory=list)
+    # The LRI genetic variable the row carries (mappers.hl7v2.variable_names.Recognised), set by the mapper.
+    variable: Any = None
 
 
 @dataclass(slots=True)
@@ -39,7 +54,9 @@ class PatientResult:
 
 
 def group_oru(msg: Message) -> list[PatientResult]:
-    """Group the segments of an ORU^R01. Raises UnsupportedMessage for other types or an ORU with no OBR.
+    """Group the segments of an ORU^R01. Raises UnsupportedMessage for other types, an ORU with no OBR, or one
+    whose orders carry no OBX although OBR-25 does not say results are still to come (a truncated message, or a
+    corrected report sent without its results: converting it would deliver an empty report).
 
     Segments outside the groups (SFT, PD1, PV1, TQ1, CTD, FT1, DSC, Z-segments) are left for the
     conversion report.
@@ -80,4 +97,15 @@ def group_oru(msg: Message) -> list[PatientResult]:
     if not any(r.orders for r in results):
         raise UnsupportedMessage("ORU^R01 without an OBR: there is no result to convert",
                                  details="hl7v2-no-order", expression="OBR")
+    orders = [o for r in results for o in r.orders]
+    if not any(o.observations or any(s.observations for s in o.specimens) for o in orders):
+        pending = [o for o in orders if o.obr.get(25) in NO_RESULT_YET]
+        if len(pending) < len(orders):
+            first = next(o for o in orders if o not in pending).obr
+            status = first.get(25)
+            raise UnsupportedMessage(
+                f"ORU^R01 without any OBX: {first.ref} ({first.get(4, 2) or first.get(4) or 'no OBR-4'}) carries no "
+                f"result although OBR-25 is {status or 'empty'!r}, not a status saying results are still to come "
+                f"({', '.join(sorted(NO_RESULT_YET))}); the message may be truncated. Nothing to convert",
+                details="hl7v2-no-result", expression=f"{first.ref}-25")
     return results

@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
-
-import orjson
 
 from mappers.conversion import Conversion
+from mappers.exceptions import EmitError
 from mappers.hl7v2.context import Context, Options
 from mappers.hl7v2.emit import datetime_field
-from mappers.hl7v2.emit.genomics import group_key, is_overall, variable, variables, variant
+from mappers.hl7v2.emit.attachment import documents, is_document
+from mappers.hl7v2.emit.genomics import fits, group_key, is_overall, variable, variable_code, variables, variant
+from mappers.hl7v2.emit.genomics import row_code as genetic_row_code
 from mappers.hl7v2.emit.observation import lab_observation
 from mappers.hl7v2.emit.order import order_key, organization, practitioner, service_request, specimen
 from mappers.hl7v2.emit.patient import patient
-from mappers.hl7v2.emit.provenance import converter_device, provenance
+from mappers.hl7v2.emit.provenance import MAPPER_VERSION, message_provenance, message_time
 from mappers.hl7v2.emit.report import diagnostic_report
 from mappers.hl7v2.model import Message
 from mappers.hl7v2.parse import parse_message
 from mappers.hl7v2.structure import Observation, Order, group_oru
-from mappers.ids import resource_id
-
-BUNDLE_TYPES = ("collection", "transaction")
-ID_SYSTEM = "urn:helixgate:id"  # identifier system of a resource's deterministic id (see _identified)
+from mappers.hl7v2.variable_names import coded_loinc, named_variable, recognise
+from mappers.toolkit.bundle import BUNDLE_TYPES, bundle
+from mappers.toolkit.provenance import converter_device
 
 
 def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conversion:
-    """Convert one ORU^R01 to a Bundle. Raises ParseError / UnsupportedMessage (mappers.exceptions)."""
+    """Convert one ORU^R01 to a Bundle. Raises ParseError / UnsupportedMessage / EmitError (mappers.exceptions).
+    Pure: the same input and options give the same Bundle, byte for byte."""
     options = options or Options()
     if options.bundle_type not in BUNDLE_TYPES:
         raise ValueError(f"bundle_type must be one of {BUNDLE_TYPES}, not {options.bundle_type!r}")
-    msg = data if isinstance(data, Message) else parse_message(data)
+    msg = data if isinstance(data, Message) else parse_message(data, options.limits)
     ctx = Context(msg, options)
     ctx.issues.extend(msg.warnings)
     results = group_oru(msg)
@@ -44,44 +44,114 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
             resources.append(subject)
         for order in result.orders:
             resources.extend(_order(ctx, order, subject))
-    device = converter_device()
+    _require_content(resources)
+    device = converter_device(MAPPER_VERSION)
+    ctx.origin(device, f"{msg.msh.ref}")  # the converter that read this message
     extras = [r for r in (org, device) if r]
+    when = message_time(ctx)
+    prov = message_provenance(ctx, list(resources), device, org, when)
     resources.extend(extras)
-    prov = provenance(ctx, [r for r in resources if r not in extras], device, org)
-    resources.append(prov)
+    if prov is not None:
+        resources.append(prov)
+    msh = msg.msh
+    key = (msh.get(3), msh.get(4), msg.control_id)
+    out = bundle(resources, options.bundle_type, key, timestamp=when if when and "T" in when else None)
     issues = ctx.issues + ctx.unmapped()
-    return Conversion(_bundle(ctx, resources), tuple(issues))
+    return Conversion(out, tuple(issues), dict(ctx.origins))
 
 
-def _is_genetic(order: Order) -> bool:
-    if order.obr.get(4) in variables()["report_codes"]:
+def _require_content(resources: list[dict[str, Any]]) -> None:
+    """A conversion that kept no result, variant or document of a message that had some is not a success."""
+    for res in resources:
+        if res["resourceType"] == "Observation" or res.get("presentedForm"):
+            return
+    raise EmitError("none of the message's results could be converted (no Observation and no document came out "
+                    "of its OBX rows; the conversion report says why)", details="hl7v2-nothing-converted",
+                    expression="OBX")
+
+
+def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
+    """Set obs.variable: the LRI variable the row carries, unless its code and name disagree or its value does
+    not fit the variable; say where a name or local code was taken for a LOINC variable."""
+    obx = obs.obx
+    known = set(variables()["variables"])
+    rec = recognise(obx, known, ctx.options.variable_names, genetic_order)
+    obs.variable = rec
+    if rec is None:
+        return
+    if rec.how == "code":
+        named = named_variable(obx, ctx.options.variable_names)
+        if named and named != rec.loinc and named in known:
+            ctx.warn("hl7v2-variable-code-name-conflict",
+                     f"OBX-3 is coded {rec.loinc} ({variable(rec.loinc)['display']}) but named {obx.get(3, 2)!r}, "  # type: ignore[index]
+                     f"the name of {named} ({variable(named)['display']}); the row is kept as a separate result, "  # type: ignore[index]
+                     "not in the variant", f"{obx.ref}-3")
+            obs.variable = None
+            return
+    if not fits(obs):
+        ctx.warn("hl7v2-variable-value-mismatch",
+                 f"OBX-3 says {rec.loinc} ({variable(rec.loinc)['display']}) but OBX-5 "  # type: ignore[index]
+                 f"{obx.get(5, 2) or obx.get(5)!r} is not one of its answers (a {obx.get(5, 3) or 'local'} code); "
+                 "the row is kept as a separate result, not in the variant", f"{obx.ref}-5")
+        obs.variable = None
+        return
+    if rec.how != "code":
+        lead = f"OBX-3 {coded_loinc(obx)} is not an LRI genetic variable; " if coded_loinc(obx) else ""
+        spec = variable(rec.loinc)
+        what = f"{rec.loinc} ({spec['display']})" if spec else rec.loinc
+        kind = {"alternate": "alternate code", "local-code": "local code", "name": "text"}[rec.how]
+        ctx.inform("hl7v2-variable-recognised", f"{lead}{kind} {rec.taken!r} taken for LOINC {what}", rec.where)
+
+
+def _is_genetic(ctx: Context, order: Order) -> bool:
+    """OBR-4 is a genetic report code, or a row carries an LRI variable (by code, alternate code, local code or a
+    distinctive name)."""
+    obr = order.obr
+    codes = variables()["report_codes"]
+    if obr.get(4) in codes or obr.get(4, 4) in codes:
         return True
-    return any(variable(o.obx.get(3)) for o in order.observations)
+    known = set(variables()["variables"])
+    return any(recognise(o.obx, known, ctx.options.variable_names) for o in order.observations)
+
+
+def _effective(ctx: Context, order: Order) -> tuple[str, str] | None:
+    """OBR-7 (observation date/time) with its source field: the time of results that carry no OBX-14."""
+    obr = order.obr
+    ctx.use(obr, 7)
+    value = datetime_field(ctx, obr, 7)
+    return (value, f"{obr.ref}-7") if value else None
 
 
 def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[dict[str, Any]]:
     key = order_key(ctx, order)
     obr = order.obr
-    requester = practitioner(obr, 16) or (practitioner(order.orc, 12) if order.orc else None)
+    requester = practitioner(ctx, obr, 16) or (practitioner(ctx, order.orc, 12) if order.orc else None)
     request = service_request(ctx, order, subject, requester)
-    specimens = [specimen(ctx, s.spm, key, subject, request) for s in order.specimens]
+    specimens = [specimen(ctx, s.spm, key, subject, request if subject else None) for s in order.specimens]
     first_specimen = specimens[0] if specimens else None
-    effective = datetime_field(ctx, obr, 7)
-    genomic = _is_genetic(order)
+    effective = _effective(ctx, order)
+    docs = [o for o in order.observations if is_document(o)]
+    order.observations = [o for o in order.observations if not is_document(o)]
+    presented = documents(ctx, docs)
+    genomic = _is_genetic(ctx, order)
+    if genomic:
+        for obs in order.observations:
+            _recognise(ctx, obs, True)  # generic names count in an order known to be genetic
     results: list[dict[str, Any]] = []
     conclusion: list[Observation] = []
+    plain: list[Observation] = []
     if genomic:
         groups: dict[str, list[Observation]] = {}
         shared: list[Observation] = []
-        plain: list[Observation] = []
         for obs in order.observations:
-            spec = variable(obs.obx.get(3))
+            code = variable_code(obs)
+            spec = variable(code) if code else None
             sub = group_key(obs.obx.get(4))
             if spec and spec["scope"] == "report":
                 conclusion.append(obs)
             elif spec and sub and not is_overall(sub):
                 groups.setdefault(sub, []).append(obs)
-            elif spec and obs.obx.get(3) == "62374-4":
+            elif spec and code == "62374-4":
                 shared.append(obs)  # the assembly, stated once for the whole study
             elif spec and sub == "":
                 groups.setdefault("", []).append(obs)
@@ -95,13 +165,15 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
                 plain.remove(obs)
         implications = []
         for sub, rows in groups.items():
-            var, impl = variant(ctx, rows, key, sub, shared, subject, first_specimen, effective)
+            var, impl, leftovers = variant(ctx, rows, key, sub, shared, subject, first_specimen, effective)
             results.append(var)
+            plain.extend(leftovers)
             if impl:
                 implications.append(impl)
         results.extend(implications)
-        for obs in shared:
-            ctx.use(obs.obx, 1, 2, 3, 4, 5, 11)
+        # A study-wide row that no variant took (there is none, or each has its own) is a result of its own.
+        plain.extend(o for o in shared
+                     if all(any(variable_code(r) == variable_code(o) for r in rows) for rows in groups.values()))
     else:
         plain = list(order.observations)
     seen: dict[tuple[str, str], int] = {}
@@ -114,68 +186,17 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     for obs in plain:
         # Overall-study rows (sub-ID 1) of a genetic report are genetic results too: category GE says so.
         overall = genomic and is_overall(group_key(obs.obx.get(4)))
-        results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs)))
+        code = genetic_row_code(ctx, obs) if obs.variable is not None else None
+        results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs),
+                                       code))
     for s, spec_res in zip(order.specimens, specimens, strict=True):
         for obs in s.observations:
             results.append(lab_observation(ctx, obs, key, subject, spec_res, effective, False, ordinal(obs)))
-    report = diagnostic_report(ctx, order, key, genomic, subject, request, specimens, results, conclusion)
+    report = diagnostic_report(ctx, order, key, genomic, subject, request, specimens, results, conclusion,
+                               effective, presented)
+    if subject is None:  # R4 ServiceRequest.subject is 1..1: the order numbers stay on the DiagnosticReport
+        ctx.warn("hl7v2-order-without-subject", "without a PID the order cannot be a ServiceRequest (its subject is "
+                 "required); the DiagnosticReport keeps the order numbers", obr.ref, code="required")
+        report.pop("basedOn", None)
+        return [*([requester] if requester else []), *specimens, report, *results]
     return [request, *([requester] if requester else []), *specimens, report, *results]
-
-
-def _bundle(ctx: Context, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    entries = []
-    transaction = ctx.options.bundle_type == "transaction"
-    for res in resources:
-        if res["id"] in seen:  # the same practitioner or specimen reached twice
-            continue
-        seen.add(res["id"])
-        if transaction:
-            res = _identified(res)
-        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{res['id']}", "resource": res}
-        if transaction:
-            entry["request"] = _request(res)
-        entries.append(entry)
-    msh = ctx.message.msh
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "id": resource_id("Bundle", msh.get(3), msh.get(4), ctx.message.control_id, ctx.options.bundle_type),
-        "type": ctx.options.bundle_type,
-    }
-    if ctx.options.received:
-        bundle["timestamp"] = ctx.options.received.isoformat(timespec="seconds")
-    bundle["entry"] = entries
-    # Emitters share constant codings; a deep copy keeps callers who edit the result from editing those.
-    return orjson.loads(orjson.dumps(bundle))
-
-
-def _identified(res: dict[str, Any]) -> dict[str, Any]:
-    """In a transaction every resource that has an identifier element gets an identifier, so every create is
-    conditional and a replayed message never duplicates a resource upstream: those without a business identifier
-    (Observations, the converter Device) get their deterministic id, as a bare UUID: some servers (Medplum)
-    rewrite every `urn:uuid:` string of a transaction that names an entry. R4 Provenance has no identifier; a
-    deliverer makes it idempotent by its deterministic id (PUT)."""
-    if res["resourceType"] == "Provenance" or _business_identifier(res):
-        return res
-    own = {"system": ID_SYSTEM, "value": res["id"]}
-    return {**res, "identifier": [*res.get("identifier", []), own]}
-
-
-def _business_identifier(res: dict[str, Any]) -> dict[str, Any] | None:
-    return next((i for i in res.get("identifier", []) if i.get("system") and i.get("value")), None)
-
-
-def _token(text: str) -> str:
-    """A search token part: FHIR search escapes (\\ \\| \\, \\$), and percent-encoding where a query would break."""
-    for ch in "\\|,$":
-        text = text.replace(ch, "\\" + ch)
-    return quote(text, safe=":/?@!$'()*,;=.-_~\\|")
-
-
-def _request(res: dict[str, Any]) -> dict[str, str]:
-    """POST, conditional (ifNoneExist) on the resource's first identifier with a system and a value."""
-    req = {"method": "POST", "url": res["resourceType"]}
-    ident = _business_identifier(res)
-    if ident:
-        req["ifNoneExist"] = f"identifier={_token(ident['system'])}|{_token(ident['value'])}"
-    return req

@@ -1,7 +1,8 @@
 """OBX rows of one OBX-4 variant group → a Variant Observation and, where clinical significance or
 phenotype rows are present, a DiagnosticImplication derived from it (Genomics Reporting IG 3.0.0).
 
-Which LOINC variable lands in which slice is data: tables/lri-genetic-variables.json.
+Which LOINC variable lands in which slice is data: tables/lri-genetic-variables.json. Which variable a row
+carries is decided before (mappers.hl7v2.variable_names: its LOINC code, or a name or local code).
 """
 
 from __future__ import annotations
@@ -45,12 +46,31 @@ def is_overall(group: str) -> bool:
     return bool(re.fullmatch(r"1[a-z]*", group))
 
 
-def _component_code(code: str, display: str) -> dict[str, Any]:
-    code = variables()["component_code"].get(code, code)
-    coding = {"system": LOINC, "code": code}
+def variable_code(obs: Observation) -> str | None:
+    """The LOINC variable a row carries (None when not recognised)."""
+    return obs.variable.loinc if obs.variable is not None else None
+
+
+def row_code(ctx: Context, obs: Observation) -> dict[str, Any]:
+    """The code of a row's component or Observation: the LOINC variable, and beside it the sender's own OBX-3
+    coding when the variable was recognised from a name or another code (so nothing of OBX-3 is lost)."""
+    obx, rec = obs.obx, obs.variable
+    own = cwe_to_codeable_concept(obx, 3, used=ctx) or {"text": "(OBX-3 empty)"}
+    if rec is None:
+        return own
+    code = variables()["component_code"].get(rec.loinc, rec.loinc)
+    loinc: dict[str, Any] = {"system": LOINC, "code": code}
+    display = obx.get(3, 2) if rec.how == "code" else ""
+    display = display or (variable(rec.loinc) or {}).get("display", "")
     if display:
-        coding["display"] = display
-    return {"coding": [coding]}
+        loinc["display"] = display
+    others = [c for c in own.get("coding", [])
+              if not (c.get("system") == LOINC and c.get("code") in (code, rec.loinc))]
+    out: dict[str, Any] = {"coding": [loinc, *others]}
+    text = own.get("text") or (obx.get(3, 2) if rec.how != "code" else "")
+    if text:
+        out["text"] = text
+    return out
 
 
 def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> list[tuple[str, Any]]:
@@ -62,7 +82,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
     for rep in range(1, len(obx.repetitions(5)) + 1):
         if fhir_type == "CodeableConcept":
             if vt in _CODED:
-                cc = cwe_to_codeable_concept(obx, 5, rep)
+                cc = cwe_to_codeable_concept(obx, 5, rep, ctx)
             elif slice_name == "chromosome-identifier":
                 name = re.sub(r"^chr", "", obx.text(5, rep), flags=re.I)
                 t = translate("chromosome-name-to-loinc-ll2938-0", name.upper())
@@ -76,25 +96,35 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                 out.append(("valueCodeableConcept", cc))
         elif fhir_type == "string":
             text = obx.get(5, 1, rep=rep) if vt in _CODED else obx.text(5, rep)
+            if vt in _CODED:
+                ctx.use_component(obx, 5, 1)
             if text:
                 out.append(("valueString", text))
         elif fhir_type == "Range":
+            ctx.use_component(obx, 5, 1, 2)
             lo, hi = number(obx.get(5, 1, rep=rep)), number(obx.get(5, 2, rep=rep))
             rng = {k: {"value": v} for k, v in (("low", lo), ("high", hi)) if v is not None}
             if rng:
                 out.append(("valueRange", rng))
+            else:
+                ctx.warn("hl7v2-bad-number", f"OBX-5 {obx.get(5, rep=rep)!r} is not a numeric range (NR); "
+                         "kept as a string component", f"{obx.ref}-5")
+                out.append(("valueString", obx.text(5, rep)))
         elif fhir_type == "Quantity":
             n = number(obx.get(5, 1, rep=rep))
+            ctx.use_component(obx, 5, 1)
             if n is None:
                 ctx.warn("hl7v2-bad-number", f"OBX-5 {obx.get(5)!r} is not a number; kept as a string component",
                          f"{obx.ref}-5")
                 out.append(("valueString", obx.text(5, rep)))
                 continue
-            q = quantity(n, obx)
+            q = quantity(ctx, n, obx)
             if slice_name == "sample-allelic-frequency":  # the IG fixes UCUM '1' (a fraction)
                 q.update(system=UCUM, code="1")
                 q.setdefault("unit", "1")
             out.append(("valueQuantity", q))
+    if fhir_type in ("CodeableConcept", "string") and vt not in _CODED:
+        ctx.use(obx, 5)
     return out
 
 
@@ -111,10 +141,24 @@ def _add_sequence_ontology(cc: dict[str, Any]) -> None:
             codings.append({"system": t.system, "code": t.code, "display": t.display})
 
 
+def fits(obs: Observation) -> bool:
+    """Whether a row's value can be the variable's: a coded value of a variable whose answers come from given
+    systems (table: answer_systems) must use one of them, e.g. clinical significance a LOINC answer, not a disease
+    code sent under a mislabelled row."""
+    spec = variable(variable_code(obs) or "")
+    systems = {s.upper() for s in (spec or {}).get("answer_systems", [])}
+    if not systems or obs.obx.get(2) not in _CODED:
+        return True
+    obx = obs.obx
+    used = [obx.get(5, 3), obx.get(5, 6)]
+    return any(s and s.upper() in systems for s in used) or not any(used)
+
+
 def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared: list[Observation],
             subject: dict[str, Any] | None, specimen: dict[str, Any] | None,
-            effective: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Build the Variant (and its DiagnosticImplication, or None) of one OBX-4 group.
+            effective: tuple[str, str] | None) -> tuple[dict[str, Any], dict[str, Any] | None, list[Observation]]:
+    """Build the Variant (and its DiagnosticImplication, or None) of one OBX-4 group; the third item lists rows
+    that could not join it (a second row for a slice that takes one), which stay separate results.
 
     Reads per row OBX-2/3/4/5/6/11/14 and NTE-3; `shared` holds overall rows (sub-ID 1) such as the
     assembly (62374-4), which apply to every variant of the order unless the group has its own.
@@ -128,15 +172,25 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         "category": [CATEGORY_LAB, CATEGORY_GE],
         "code": {"coding": [{"system": LOINC, "code": "69548-6", "display": "Genetic variant assessment"}]},
     }
+    ctx.origin(var, first.ref)
+    impl_id = resource_id("Observation", key, "diagnostic-implication", group)
     components: list[dict[str, Any]] = []
     impl_components: list[dict[str, Any]] = []
-    own_codes = {o.obx.get(3) for o in rows}
+    own_codes = {variable_code(o) for o in rows}
     note_list: list[dict[str, str]] = []
-    for obs in [*rows, *(s for s in shared if s.obx.get(3) not in own_codes)]:
+    taken: set[str] = set()
+    leftovers: list[Observation] = []
+    for obs in [*rows, *(s for s in shared if variable_code(s) not in own_codes)]:
         obx = obs.obx
-        ctx.use(obx, 1, 2, 3, 4, 5, 6, 11, 14)
-        code, display = obx.get(3), obx.get(3, 2)
+        code = variable_code(obs) or obx.get(3)
         spec = variable(code)
+        if spec is not None and not spec.get("repeats") and code in taken:
+            ctx.warn("hl7v2-variable-repeated", f"variant group {group} has a second {code} ({spec['display']}) row; "
+                     "the variant takes one, so this row stays a separate result", f"{obx.ref}-3")
+            leftovers.append(obs)
+            continue
+        taken.add(code)
+        ctx.use(obx, 1, 2, 4, 11)
         if spec is None:
             ctx.inform("hl7v2-unsliced-component",
                        f"OBX-3 {code} in variant group {group} is not a Genomics Reporting variable; kept as a "
@@ -145,33 +199,52 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
                     "scope": "variant"}
         target = spec["target"]
         vals = _values(ctx, obs, spec["fhir_type"], target)
+        if len(vals) > 1 and not spec.get("repeats") and target != "component":
+            ctx.warn("hl7v2-repetitions-dropped", f"OBX-5 has {len(vals)} repetitions; the {target} slice takes one",
+                     f"{obx.ref}-5")
+            vals = vals[:1]
         note_list += notes(obs.notes, ctx)
+        if obx.get(14):
+            ctx.use(obx, 14)  # the variant's time comes from its first row (below); later rows' are not kept
         if target == "value":
             if vals:
                 var["valueCodeableConcept"] = vals[0][1]
+                ctx.origin(var, f"{obx.ref}-5", "valueCodeableConcept")
             continue
         if target == "method":
             if vals:
                 var["method"] = vals[0][1]
+                ctx.origin(var, f"{obx.ref}-5", "method")
             continue
+        cc = row_code(ctx, obs)
         for element, val in vals:
-            comp = {"code": _component_code(code, display or spec.get("display", "")), element: val}
-            (impl_components if spec["scope"] == "implication" else components).append(comp)
-    codes = {c["code"]["coding"][0]["code"] for c in components}
+            comp = {"code": cc, element: val}
+            if spec["scope"] == "implication":
+                ctx.origin(impl_id, f"{obx.ref}-5", f"component[{len(impl_components)}]")
+                impl_components.append(comp)
+            else:
+                ctx.origin(var, f"{obx.ref}-5", f"component[{len(components)}]")
+                components.append(comp)
+    codes = {c["code"].get("coding", [{}])[0].get("code") for c in components}
     if "81254-5" in codes and "92822-6" not in codes:
         # HL7 v2 LRI (Ch.5) positions are 1-based; say so, as the IG asks for coordinates.
-        components.append({"code": _component_code("92822-6", "Genomic coordinate system [Type]"),
+        components.append({"code": {"coding": [{"system": LOINC, "code": "92822-6",
+                                                "display": "Genomic coordinate system [Type]"}]},
                            "valueCodeableConcept": {"coding": [ONE_BASED]}})
     if "valueCodeableConcept" not in var:
         var["valueCodeableConcept"] = {"coding": [PRESENT]}
         ctx.inform("hl7v2-variant-assessment-inferred",
-                   f"variant group {group} has no 69548-6 row; reported as Present (LA9633-4), as the IG asks "
-                   "every variant to carry an assessment", f"{first.ref}-4")
+                   f"variant group {group or '(no OBX-4)'} has no 69548-6 row; reported as Present (LA9633-4), as "
+                   "the IG asks every variant to carry an assessment", f"{first.ref}-4")
     if subject:
         var["subject"] = ref(subject)
-    when = datetime_field(ctx, first, 14) or effective
+    when = datetime_field(ctx, first, 14)
+    where = f"{first.ref}-14"
+    if not when and effective:
+        when, where = effective
     if when:
         var["effectiveDateTime"] = when
+        ctx.origin(var, where, "effectiveDateTime")
     if specimen:
         var["specimen"] = ref(specimen)
     if note_list:
@@ -179,19 +252,21 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     if components:
         var["component"] = components
     if not impl_components:
-        return var, None
+        return var, None, leftovers
     impl: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": resource_id("Observation", key, "diagnostic-implication", group),
+        "id": impl_id,
         "meta": {"profile": [GR + "diagnostic-implication"]},
         "status": var["status"],
         "category": [CATEGORY_LAB, CATEGORY_GE],
         "code": {"coding": [{"system": TBD, "code": "diagnostic-implication", "display": "Diagnostic Implication"}]},
     }
+    ctx.origin(impl, first.ref)
     if subject:
         impl["subject"] = ref(subject)
     if when:
         impl["effectiveDateTime"] = when
+        ctx.origin(impl, where, "effectiveDateTime")
     impl["derivedFrom"] = [ref(var)]
     impl["component"] = impl_components
-    return var, impl
+    return var, impl, leftovers

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mappers.hl7v2.context import Context
-from mappers.hl7v2.datatypes import cwe_to_codeable_concept, ei_to_identifier, hd_system
+from mappers.hl7v2.datatypes import cwe_to_codeable_concept, ei_to_identifier, hd_system, identifier_type
 from mappers.hl7v2.emit import datetime_field, ref
 from mappers.hl7v2.model import Segment
 from mappers.hl7v2.structure import Order
@@ -21,20 +21,26 @@ def order_key(ctx: Context, order: Order) -> str:
     return f"{ctx.message.msh.raw(4)}|{ctx.message.control_id}|OBR{obr.occurrence}"
 
 
-def practitioner(seg: Segment, n: int) -> dict[str, Any] | None:
-    """XCN (1 id, 2 family, 3 given, 9 assigning authority, 13 id type) → Practitioner."""
+def practitioner(ctx: Context, seg: Segment, n: int) -> dict[str, Any] | None:
+    """XCN (1 id, 2 family, 3 given, 9 assigning authority, 13 id type) → Practitioner. The other components
+    (middle name, suffix, prefix, degree, ...) are listed as not mapped: FHIR → v2 does not write them back, and a
+    round trip must give the same Practitioner."""
     pid, family, given = seg.get(n, 1), seg.get(n, 2), seg.get(n, 3)
     if not (pid or family):
         return None
+    ctx.use_component(seg, n, 1, 2, 3, 9, 13)
     res: dict[str, Any] = {"resourceType": "Practitioner"}
     system = hd_system(seg.get(n, 9, 1), seg.get(n, 9, 2), seg.get(n, 9, 3))
     if pid:
         ident: dict[str, Any] = {"system": system, "value": pid} if system else {"value": pid}
         if seg.get(n, 9, 1):
             ident["assigner"] = {"display": seg.get(n, 9, 1)}
-        if seg.get(n, 13):
-            ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                         "code": seg.get(n, 13)}]}
+        id_type = identifier_type(seg.get(n, 13))
+        if id_type:
+            ident["type"] = id_type
+            if "text" in id_type:
+                ctx.warn("hl7v2-identifier-type-unknown", f"{seg.name}-{n}.13 {seg.get(n, 13)!r} is not in HL7 "
+                         "table 0203; kept as Identifier.type.text", f"{seg.ref}-{n}.13")
         res["identifier"] = [ident]
     name: dict[str, Any] = {}
     if family:
@@ -44,6 +50,7 @@ def practitioner(seg: Segment, n: int) -> dict[str, Any] | None:
     if name:
         res["name"] = [name]
     res["id"] = resource_id("Practitioner", system or "", pid or f"{family}|{given}")
+    ctx.origin(res, f"{seg.ref}-{n}")
     return res
 
 
@@ -59,45 +66,66 @@ def organization(ctx: Context) -> dict[str, Any] | None:
     if system:
         res["identifier"] = [{"system": "urn:ietf:rfc:3986", "value": system}]
     res["name"] = ns or uid
+    ctx.origin(res, f"{msh.ref}-4")
     return res
+
+
+def _order_identifier(ctx: Context, seg: Segment, n: int, typ: str) -> dict[str, Any] | None:
+    ctx.use_component(seg, n, 1, 2, 3, 4)
+    return ei_to_identifier(seg.components(n), typ)
 
 
 def service_request(ctx: Context, order: Order, subject: dict[str, Any] | None,
                     requester: dict[str, Any] | None) -> dict[str, Any]:
     """Reads ORC-2/OBR-2 (placer), ORC-3/OBR-3 (filler), OBR-4 (code), ORC-9 (authored),
-    ORC-12/OBR-16 (ordering provider)."""
+    ORC-12/OBR-16 (ordering provider, read by practitioner())."""
     obr, orc = order.obr, order.orc
-    ctx.use(obr, 1, 2, 3, 4, 16)
+    ctx.use(obr, 1)
     res: dict[str, Any] = {"resourceType": "ServiceRequest", "id": resource_id("ServiceRequest", order_key(ctx, order))}
+    ctx.origin(res, obr.ref)
     idents = []
     for n, typ in ((2, "PLAC"), (3, "FILL")):
-        seg = obr if obr.get(n) else orc
-        if seg is not None and seg.get(n):
-            idents.append(ei_to_identifier(seg.components(n), typ))
+        first: dict[str, Any] | None = None
+        for seg in (obr, orc):  # OBR and ORC repeat the numbers; both are read, the OBR's wins
+            if seg is None or not seg.get(n):
+                continue
+            ident = _order_identifier(ctx, seg, n, typ)
+            if first is None and ident:
+                first = ident
+                ctx.origin(res, f"{seg.ref}-{n}", f"identifier[{len(idents)}]")
+                idents.append(ident)
+            elif ident and ident != first:
+                ctx.warn("hl7v2-order-number-differs", f"{seg.name}-{n} {seg.get(n)!r} differs from OBR-{n}; "
+                         f"the OBR's number is kept", f"{seg.ref}-{n}")
     if orc is not None:
-        ctx.use(orc, 1, 2, 3, 5, 9, 12)
+        ctx.use(orc, 1, 5)  # ORC-1 order control and ORC-5 order status: the status below
     if idents:
         res["identifier"] = idents
     res["status"] = "completed"
     res["intent"] = "order"
-    code = cwe_to_codeable_concept(obr, 4)
+    code = cwe_to_codeable_concept(obr, 4, used=ctx)
     if code:
         res["code"] = code
+        ctx.origin(res, f"{obr.ref}-4", "code")
     if subject:
         res["subject"] = ref(subject)
     if orc is not None and orc.get(9):
+        ctx.use(orc, 9)
         authored = datetime_field(ctx, orc, 9)
         if authored:
             res["authoredOn"] = authored
+            ctx.origin(res, f"{orc.ref}-9", "authoredOn")
     if requester:
         res["requester"] = ref(requester)
     return res
 
 
 def specimen(ctx: Context, spm: Segment, order_id: str, subject: dict[str, Any] | None,
-             request: dict[str, Any]) -> dict[str, Any]:
+             request: dict[str, Any] | None) -> dict[str, Any]:
     """Reads SPM-2 (EIP: placer & filler ids), SPM-4 (type), SPM-17 (collection time), SPM-18 (received)."""
-    ctx.use(spm, 1, 2, 4, 17, 18)
+    ctx.use(spm, 1, 18)
+    ctx.use_component(spm, 2, 1, 2)
+    ctx.use_component(spm, 17, 1)
     idents = []
     for comp, typ in ((1, "PLAC"), (2, "FILL")):
         parts = [spm.get(2, comp, s) for s in (1, 2, 3, 4)]
@@ -105,18 +133,24 @@ def specimen(ctx: Context, spm: Segment, order_id: str, subject: dict[str, Any] 
             idents.append(ei_to_identifier(parts, typ))
     key = idents[0]["value"] if idents else f"{order_id}|SPM{spm.get(1) or spm.occurrence}"
     res: dict[str, Any] = {"resourceType": "Specimen", "id": resource_id("Specimen", key)}
+    ctx.origin(res, spm.ref)
     if idents:
         res["identifier"] = idents
-    typ_cc = cwe_to_codeable_concept(spm, 4)
+        ctx.origin(res, f"{spm.ref}-2", "identifier")
+    typ_cc = cwe_to_codeable_concept(spm, 4, used=ctx)
     if typ_cc:
         res["type"] = typ_cc
+        ctx.origin(res, f"{spm.ref}-4", "type")
     if subject:
         res["subject"] = ref(subject)
     received = datetime_field(ctx, spm, 18)
     if received:
         res["receivedTime"] = received
-    res["request"] = [ref(request)]
+        ctx.origin(res, f"{spm.ref}-18", "receivedTime")
+    if request:
+        res["request"] = [ref(request)]
     collected = datetime_field(ctx, spm, 17)
     if collected:
         res["collection"] = {"collectedDateTime": collected}
+        ctx.origin(res, f"{spm.ref}-17", "collection.collectedDateTime")
     return res

@@ -1,57 +1,52 @@
-"""MSH → Provenance naming the source message (MSH-10) and the converter as assembler."""
+"""MSH → the message's Provenance (mappers.toolkit.provenance): which message (MSH-10, in its sender's namespace),
+when it was written (MSH-7), and the converter (a Device naming this mapper's version) as assembler."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mappers.hl7v2.context import Context
-from mappers.hl7v2.emit import datetime_field, ref
-from mappers.ids import resource_id
+from mappers.hl7v2.datatypes import local_system
+from mappers.hl7v2.emit import datetime_field
+from mappers.toolkit.fhirtime import is_instant
+from mappers.toolkit.provenance import provenance
 
-MAPPER_VERSION = "hl7v2-oru-r01/0.1.1"  # 0.1.1: transactions give every resource an identifier
-
-
-def converter_device() -> dict[str, Any]:
-    """The converter itself, as the Provenance assembler."""
-    return {
-        "resourceType": "Device",
-        "id": resource_id("Device", "helixgate", MAPPER_VERSION),
-        "deviceName": [{"name": "helixgate", "type": "user-friendly-name"}],
-        "version": [{"value": MAPPER_VERSION}],
-    }
+# 0.2.0: times and codes checked before they are emitted, documents as presentedForm, genetic variables by name,
+# no conversion time (Provenance and Bundle.timestamp from MSH-7 only), component-level report, origins.
+MAPPER_VERSION = "hl7v2-oru-r01/0.2.0"
+SOURCE_SYSTEM = "urn:helixgate:hl7v2:msh-10"
 
 
-def provenance(ctx: Context, targets: list[dict[str, Any]], device: dict[str, Any],
-               source_org: dict[str, Any] | None) -> dict[str, Any]:
-    """Reads MSH-3/4 (sender), MSH-7 (message time), MSH-9, MSH-10 (control id)."""
+def message_time(ctx: Context) -> str | None:
+    """MSH-7 as a FHIR dateTime: with its time when it has a zone (its own or the timezone option), which makes it
+    an instant (the time of day is completed to seconds as FHIR requires), else its date; None when invalid."""
     msh = ctx.message.msh
-    ctx.use(msh, 3, 4, 7, 9, 10, 11, 12, 18)
+    ctx.use(msh, 7)
+    return datetime_field(ctx, msh, 7)
+
+
+
+def message_provenance(ctx: Context, targets: list[dict[str, Any]], device: dict[str, Any],
+                       author: dict[str, Any] | None, occurred: str | None) -> dict[str, Any] | None:
+    """Reads MSH-3/4 (sender: the namespace of MSH-10), MSH-9, MSH-10, MSH-11/12/18 (how it was sent); `occurred`
+    is MSH-7 (message_time). None when neither MSH-7 nor the caller's `recorded` option is an instant
+    (Provenance.recorded is 1..1)."""
+    msh = ctx.message.msh
+    ctx.use(msh, 3, 9, 10, 11, 12, 18)
     sender = "/".join(x for x in (msh.get(3), msh.get(4)) if x)
-    res: dict[str, Any] = {
-        "resourceType": "Provenance",
-        "id": resource_id("Provenance", msh.get(3), msh.get(4), ctx.message.control_id),
-        "target": [ref(t) for t in targets],
-    }
-    occurred = datetime_field(ctx, msh, 7)
-    if occurred:
-        res["occurredDateTime"] = occurred
-    received = ctx.options.received
-    res["recorded"] = received.isoformat(timespec="seconds") if received else (
-        occurred if occurred and "T" in occurred else "1970-01-01T00:00:00Z")
-    if not received and not (occurred and "T" in occurred):
-        ctx.warn("provenance-recorded-unknown", "no receive time given and MSH-7 is not an instant; "
-                 "Provenance.recorded set to the epoch", "MSH-7")
-    res["activity"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                   "code": "CREATE", "display": "create"}]}
-    agents = [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                    "code": "assembler", "display": "Assembler"}]}, "who": ref(device)}]
-    if source_org:
-        agents.append({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                            "code": "author", "display": "Author"}]}, "who": ref(source_org)})
-    res["agent"] = agents
-    res["entity"] = [{
-        "role": "source",
-        "what": {"identifier": {"system": "urn:helixgate:hl7v2:msh-10", "value": ctx.message.control_id},
-                 "display": f"HL7 v2 {ctx.message.message_type} {ctx.message.control_id} from {sender}".strip()},
-    }]
+    # MSH-10 is unique per sending application and facility only: the identifier system says whose it is.
+    system = f"{SOURCE_SYSTEM}:{local_system(sender)[len('urn:id:'):]}" if sender else SOURCE_SYSTEM
+    recorded = occurred if occurred and is_instant(occurred) else ctx.options.recorded
+    if recorded and not is_instant(recorded):
+        ctx.warn("hl7v2-bad-recorded", f"the recorded option {recorded!r} is not a FHIR instant; not used")
+        recorded = None
+    description = f"HL7 v2 {ctx.message.message_type} {ctx.message.control_id} from {sender}".strip()
+    res = provenance((system, ctx.message.control_id), description, targets, device, recorded, occurred, author)
+    if res is None:
+        ctx.inform("hl7v2-no-provenance", "MSH-7 is not an instant (no seconds or no time zone, and no timezone "
+                   "option) and no recorded time was given: the Bundle has no Provenance of the message",
+                   f"{msh.ref}-7")
+        return None
+    ctx.origin(res, f"{msh.ref}-10")
+    ctx.origin(res, f"{msh.ref}-7", "recorded")
     return res

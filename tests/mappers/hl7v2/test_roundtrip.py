@@ -23,7 +23,7 @@ def _clinical(bundle: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("path", MESSAGES, ids=[p.stem for p in MESSAGES])
 def test_round_trip_keeps_every_resource(path: Path) -> None:
-    opts = Options(received=WHEN, timezone="+00:00")
+    opts = Options(timezone="+00:00")
     first = to_fhir(path.read_bytes(), opts).bundle
     v2 = from_fhir(first, EmitOptions(timestamp=WHEN))
     msg = parse_message(v2.data)
@@ -38,18 +38,18 @@ def test_round_trip_keeps_every_resource(path: Path) -> None:
 
 def test_gb18030_output_declares_and_uses_its_charset() -> None:
     path = next(p for p in MESSAGES if p.name.startswith("08-"))
-    bundle = to_fhir(path.read_bytes(), Options(received=WHEN)).bundle
+    bundle = to_fhir(path.read_bytes(), Options()).bundle
     v2 = from_fhir(bundle, EmitOptions(encoding="gb18030"))
     data = v2.data
     assert "张".encode("gb18030") in data
     msg = parse_message(data)
     assert msg.msh.get(18) == "GB 18030-2000" and msg.encoding == "gb18030"
-    assert facts(to_fhir(data, Options(received=WHEN)).bundle) == facts(bundle)
+    assert facts(to_fhir(data, Options()).bundle) == facts(bundle)
 
 
 def test_zero_based_coordinates_are_written_one_based() -> None:
     path = MESSAGES[0]
-    bundle = to_fhir(path.read_bytes(), Options(received=WHEN)).bundle
+    bundle = to_fhir(path.read_bytes(), Options()).bundle
     var = next(e["resource"] for e in bundle["entry"]
                if "variant" in str(e["resource"].get("meta", {}).get("profile")))
     pos = next(c for c in var["component"] if c["code"]["coding"][0]["code"] == "81254-5")
@@ -57,7 +57,7 @@ def test_zero_based_coordinates_are_written_one_based() -> None:
     pos["valueRange"]["low"]["value"] = start1 - 1  # as a 0-based interval
     system = next(c for c in var["component"] if c["code"]["coding"][0]["code"] == "92822-6")
     system["valueCodeableConcept"]["coding"][0]["code"] = "LA30100-4"
-    again = facts(to_fhir(from_fhir(bundle).data, Options(received=WHEN)).bundle)
+    again = facts(to_fhir(from_fhir(bundle).data, Options()).bundle)
     assert again["variants"][0]["start"] == start1
 
 

@@ -4,9 +4,9 @@ IG-shaped structure of every Bundle."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from mappers.exceptions import ParseError, UnsupportedMessage
@@ -15,7 +15,6 @@ from tests.mappers.hl7v2.facts import GR, LOINC, by_url, component, facts, has_p
 
 MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 IDS = [p.stem for p in MESSAGES]
-RECEIVED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SLICE_CODES = {
     "81252-9", "48018-6", "51958-7", "48004-6", "48005-3", "81290-9", "81291-7", "48019-4", "48013-7", "69547-8",
     "81254-5", "69551-0", "92822-6", "48001-2", "48000-4", "62374-4", "48002-0", "53034-5", "81258-6", "82121-5",
@@ -25,7 +24,7 @@ LL1971_2 = {"LA9633-4", "LA9634-2", "LA18198-4", "LA11884-6"}
 
 
 def convert(path: Path, **opts: object):  # type: ignore[no-untyped-def]
-    return to_fhir(path.read_bytes(), Options(received=RECEIVED, **opts))  # type: ignore[arg-type]
+    return to_fhir(path.read_bytes(), Options(**opts))  # type: ignore[arg-type]
 
 
 def test_there_are_enough_authored_messages() -> None:
@@ -115,21 +114,41 @@ def test_references_resolve_and_report_lists_results(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", MESSAGES, ids=IDS)
-def test_ids_are_deterministic(path: Path) -> None:
-    assert convert(path).bundle == convert(path).bundle
-    later = to_fhir(path.read_bytes(), Options(received=datetime(2026, 1, 1, tzinfo=UTC))).bundle
-    assert [e["fullUrl"] for e in later["entry"]] == [e["fullUrl"] for e in convert(path).bundle["entry"]]
+@pytest.mark.parametrize("bundle_type", ["collection", "transaction"])
+def test_converting_twice_gives_the_same_bytes(path: Path, bundle_type: str) -> None:
+    first, second = convert(path, bundle_type=bundle_type), convert(path, bundle_type=bundle_type)
+    assert orjson.dumps(first.bundle) == orjson.dumps(second.bundle)
+    assert first.issues == second.issues and first.origins == second.origins
 
 
-def test_provenance_names_the_source_message() -> None:
-    path = MESSAGES[0]
+def test_provenance_names_the_source_message_and_its_time() -> None:
+    path = MESSAGES[0]  # MSH-7 20250301120000-0500
     bundle = convert(path).bundle
     prov = resources(bundle, "Provenance")[0]
     control_id = parse_message(path.read_bytes()).control_id
     assert prov["entity"][0]["what"]["identifier"]["value"] == control_id
-    assert prov["recorded"] == "2025-03-01T12:00:00+00:00"
+    assert prov["entity"][0]["what"]["identifier"]["system"] == "urn:helixgate:hl7v2:msh-10:HELIX-NGS/GENLAB-A"
+    assert prov["recorded"] == prov["occurredDateTime"] == bundle["timestamp"] == "2025-03-01T12:00:00-05:00"
     targets = {t["reference"] for t in prov["target"]}
     assert {f"urn:uuid:{o['id']}" for o in resources(bundle, "Observation")} <= targets
+    device = resources(bundle, "Device")[0]
+    assert device["version"] == [{"value": "hl7v2-oru-r01/0.2.0"}]
+    assert {"reference": f"urn:uuid:{device['id']}"} in [a["who"] for a in prov["agent"]]
+
+
+def test_without_an_instant_there_is_no_provenance_and_no_timestamp() -> None:
+    msg = (b"MSH|^~\\&|A|B|C|D|20250101120000||ORU^R01|X3|P|2.5.1\rPID|1||P1^^^H^MR\r"
+           b"OBR|1||F1|81247-9^panel^LN\rOBX|1|ST|69547-8^Ref^LN|2a|T||||||F\r")
+    conv = to_fhir(msg)
+    assert not resources(conv.bundle, "Provenance") and "timestamp" not in conv.bundle
+    assert "1970" not in orjson.dumps(conv.bundle).decode()
+    assert any(i.details == "hl7v2-no-provenance" and i.expression == "MSH[1]-7" for i in conv.issues)
+    # a zone for zoneless times makes MSH-7 an instant; a caller's recorded time serves when MSH-7 cannot
+    zoned = to_fhir(msg, Options(timezone="+01:00")).bundle
+    assert zoned["timestamp"] == resources(zoned, "Provenance")[0]["recorded"] == "2025-01-01T12:00:00+01:00"
+    stated = to_fhir(msg, Options(recorded="2025-01-02T00:00:00Z")).bundle
+    assert resources(stated, "Provenance")[0]["recorded"] == "2025-01-02T00:00:00Z"
+    assert "timestamp" not in stated
 
 
 def test_transaction_bundle_uses_conditional_create_on_patient_identifier() -> None:
