@@ -9,12 +9,13 @@ VCF, ...) read this model, so they share one understanding of what a genomic Bun
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from mappers.exceptions import Issue, ParseError
 from mappers.fhir.shape import check_resource
@@ -108,9 +109,12 @@ def upgrade(res: Any, where: str = "", renames: Renames | None = None) -> Any:
     component codes (tables/genomics.json), and the finding an STU1 Observation held in its value moved to a
     component of that code. Anything that is not an Observation, or content of the wrong shape, is left as it is
     (callers that need shapes check them: mappers.fhir.shape)."""
-    if not isinstance(res, dict) or res.get("resourceType") != "Observation":
+    if not isinstance(res, dict) or res.get("resourceType") != "Observation" or not _stale(res):
         return res
-    out = copy.deepcopy(res)
+    # a copy of what may change (the narrative, often the largest part, is shared)
+    out = orjson.loads(orjson.dumps({k: v for k, v in res.items() if k != "text"}))  # a fast deep copy
+    if "text" in res:
+        out["text"] = res["text"]
     for name in ("code", "valueCodeableConcept", "method"):
         _upgrade_cc(out.get(name), f"{where}.{name}", renames)
     comps = out.get("component")
@@ -135,12 +139,36 @@ def upgrade(res: Any, where: str = "", renames: Renames | None = None) -> Any:
     if spec and spec.get("value_component"):
         value = next((k for k in out if k.startswith("value") and k != "value"), None)
         if value is not None:
-            moved = {"code": copy.deepcopy(out.get("code")), value: out.pop(value)}
+            moved = {"code": orjson.loads(orjson.dumps(out.get("code"))), value: out.pop(value)}
             out["component"] = [moved, *(comps if isinstance(comps, list) else [])]
             if renames is not None:
                 renames.add(f"Observation.{value} of a {first_code(out.get('code'))} Observation",
                             f"a {first_code(out.get('code'))} component", f"{where}.{value}")
     return out
+
+
+def _codings(cc: Any) -> list[Any]:
+    codings = cc.get("coding") if isinstance(cc, dict) else None
+    return codings if isinstance(codings, list) else []
+
+
+def _stale(obs: dict[str, Any]) -> bool:
+    """True when `upgrade` has something to change: a code system spelled as an earlier release did, a component
+    code of an earlier release, or a finding held in Observation.value by an STU1 Observation."""
+    systems, renamed = table()["systems"], table()["component_codes"]
+
+    def old_system(cc: Any) -> bool:
+        return any(isinstance(c, dict) and c.get("system") in systems for c in _codings(cc))
+
+    if any(old_system(obs.get(name)) for name in ("code", "valueCodeableConcept", "method")):
+        return True
+    comps = obs.get("component")
+    for comp in comps if isinstance(comps, list) else []:
+        if isinstance(comp, dict) and (old_system(comp.get("code")) or old_system(comp.get("valueCodeableConcept"))
+                                       or any(key(c) in renamed for c in _codings(comp.get("code")))):
+            return True
+    spec = _kind_by_code(obs)
+    return bool(spec and spec.get("value_component") and any(k.startswith("value") for k in obs))
 
 
 def _kind_by_code(obs: dict[str, Any]) -> dict[str, Any] | None:
