@@ -68,13 +68,19 @@ async def integration_resources(app: Any, settings: Settings) -> AsyncIterator[N
     try:
         if settings.mllp_port is not None and redis is not None:
             from gateway.mllp.ack import AckPolicy
+            from gateway.mllp.listen import adopted
             from gateway.mllp.server import MllpServer
 
             enqueuer = Enqueuer(redis)
             app.state.mllp = MllpServer(enqueuer, host=settings.mllp_host or settings.host, port=settings.mllp_port,
                                         max_message_bytes=settings.mllp_max_message_bytes,
                                         max_connections=settings.mllp_max_connections,
-                                        policy=AckPolicy(settings.mllp_ack_codes), audit=audit, reuse_port=True)
+                                        max_connections_per_peer=settings.mllp_max_connections_per_peer,
+                                        max_segments=settings.mllp_max_segments,
+                                        idle_timeout=settings.mllp_idle_timeout_ms / 1000,
+                                        read_timeout=settings.mllp_read_timeout_ms / 1000,
+                                        policy=AckPolicy(settings.mllp_ack_codes), audit=audit,
+                                        reuse_port=settings.mllp_reuse_port, sock=adopted())
             await app.state.mllp.start()
         # Everything loaded so far (tables, routes, definitions) lives as long as the process: moved out of the
         # collector's sight, gen-2 collections stop scanning it (p99 of cached $convert: ~100 ms → ~40 ms).

@@ -31,11 +31,21 @@ class Settings:
     mllp_host: str | None = None  # None: same as host
     mllp_max_message_bytes: int = 16 * 1024 * 1024
     mllp_max_connections: int = 100
+    mllp_max_connections_per_peer: int = 10  # so one peer (or a slowloris) cannot hold every slot; 0: no cap
+    mllp_max_segments: int = 10_000  # as mappers.hl7v2.parse.Limits: more is never converted (200 variants ≈ 5,000)
+    mllp_idle_timeout_ms: int = 600_000  # a connection silent this long is closed (senders reconnect); 0: never
+    mllp_read_timeout_ms: int = 60_000  # a started message must be complete (and its ACK taken) within this
+    mllp_reuse_port: bool = False  # SO_REUSEPORT: let other processes bind the same MLLP port (off: they fail)
     mllp_ack_codes: tuple[tuple[str, str, str], ...] = ()  # (sending facility or '*', failure, AE|AR)
     worker_concurrency: int = 8  # messages in flight per worker process (back-pressure on a slow upstream)
     worker_claim_idle_ms: int = 60_000  # a pending entry idle this long is taken over from its (dead) worker
     worker_max_attempts: int = 5  # deliveries before an entry moves to the dead-letter stream
     worker_validate: bool = True
+    worker_processes: int = 1  # conversion processes per worker (budgeted); 0: convert in the worker, unbounded
+    worker_message_timeout_ms: int = 60_000  # per message: convert + validate, wall clock
+    worker_message_memory_mb: int = 1024  # per conversion process (≈ 350 MB of it is the validator and mappers)
+    worker_budget_attempts: int = 2  # over-budget deliveries before the dead-letter queue
+    worker_grace_ms: int = 10_000  # on SIGTERM: time for in-flight messages to finish before they are released
     bulk_dir: str = ""  # "": <temp dir>/helixgate-bulk
     bulk_expires_seconds: int = 24 * 3600
     audit_upstream: bool = False  # also send AuditEvents to the upstream server
@@ -87,11 +97,24 @@ class Settings:
             mllp_host=env.get("HELIXGATE_MLLP_HOST") or None,
             mllp_max_message_bytes=integer("HELIXGATE_MLLP_MAX_MESSAGE_BYTES", d.mllp_max_message_bytes),
             mllp_max_connections=integer("HELIXGATE_MLLP_MAX_CONNECTIONS", d.mllp_max_connections),
+            mllp_max_connections_per_peer=integer("HELIXGATE_MLLP_MAX_CONNECTIONS_PER_PEER",
+                                                  d.mllp_max_connections_per_peer),
+            mllp_max_segments=integer("HELIXGATE_MLLP_MAX_SEGMENTS", d.mllp_max_segments),
+            mllp_idle_timeout_ms=integer("HELIXGATE_MLLP_IDLE_TIMEOUT_MS", d.mllp_idle_timeout_ms),
+            mllp_read_timeout_ms=integer("HELIXGATE_MLLP_READ_TIMEOUT_MS", d.mllp_read_timeout_ms),
+            mllp_reuse_port=boolean("HELIXGATE_MLLP_REUSE_PORT", d.mllp_reuse_port),
             mllp_ack_codes=ack_codes(env.get("HELIXGATE_MLLP_ACK_CODES") or "", "HELIXGATE_MLLP_ACK_CODES"),
             worker_concurrency=max(1, integer("HELIXGATE_WORKER_CONCURRENCY", d.worker_concurrency)),
             worker_claim_idle_ms=integer("HELIXGATE_WORKER_CLAIM_IDLE_MS", d.worker_claim_idle_ms),
             worker_max_attempts=max(1, integer("HELIXGATE_WORKER_MAX_ATTEMPTS", d.worker_max_attempts)),
             worker_validate=boolean("HELIXGATE_WORKER_VALIDATE", d.worker_validate),
+            worker_processes=integer("HELIXGATE_WORKER_PROCESSES", d.worker_processes),
+            worker_message_timeout_ms=max(1, integer("HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS",
+                                                     d.worker_message_timeout_ms)),
+            worker_message_memory_mb=max(1, integer("HELIXGATE_WORKER_MESSAGE_MEMORY_MB",
+                                                    d.worker_message_memory_mb)),
+            worker_budget_attempts=max(1, integer("HELIXGATE_WORKER_BUDGET_ATTEMPTS", d.worker_budget_attempts)),
+            worker_grace_ms=integer("HELIXGATE_WORKER_GRACE_MS", d.worker_grace_ms),
             bulk_dir=env.get("HELIXGATE_BULK_DIR") or "",
             bulk_expires_seconds=integer("HELIXGATE_BULK_EXPIRES", d.bulk_expires_seconds),
             audit_upstream=boolean("HELIXGATE_AUDIT_UPSTREAM", d.audit_upstream),

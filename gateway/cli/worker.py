@@ -31,7 +31,7 @@ def _err(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.workers import open_worker, run_until_signalled
+    from gateway.workers import StartFailed, open_worker, run_until_signalled
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, queries included (PHI)
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, worker_concurrency=max(1, args.concurrency))
     if args.no_validate:
         settings = dataclasses.replace(settings, worker_validate=False)
-    validator = None
-    if settings.worker_validate and settings.upstream_url:
+    validator = None  # with conversion processes (the default) they load it themselves
+    if settings.worker_validate and settings.upstream_url and settings.worker_processes == 0:
         from profiles.context import default_validator
         from profiles.packages import PackageError
 
@@ -68,4 +68,9 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         _err(f"helixgate: {e}")
         return status.USAGE
+    except StartFailed as e:
+        hint = ("\nrun `helixgate packages install`, or set HELIXGATE_WORKER_VALIDATE=0 to deliver unvalidated"
+                if "validate" in str(e) else "")
+        _err(f"helixgate: {e}{hint}")
+        return status.INPUT_REJECTED
     return status.OK

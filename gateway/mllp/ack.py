@@ -5,8 +5,8 @@ asks (AL always, NE never, ER on failure only, SU on success only). The ACK's MS
 (MSH-3/4 ↔ MSH-5/6); MSA-2 is the original MSH-10; a failure carries MSA-3 and an ERR segment (ERR-2 location,
 ERR-3 HL7 table 0357 code, ERR-4 severity E). Which of AE/AR a failure gets is configurable per sending facility.
 
-The intake check is structural only (MSH, delimiters, segment IDs, message type, MSH-10, MSH-12), cheap enough to
-run before every ACK; the worker does the full parse and conversion.
+The intake check is structural (MSH, delimiters, message type, MSH-10, MSH-12, then segment IDs and ORU^R01
+grouping on segment names only), cheap enough to run before every ACK; the worker does the full parse and conversion.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import re
 import time
 from dataclasses import dataclass
 
+from gateway.mllp.structure import KNOWN, OruShape
 from mappers.hl7v2.structure import SUPPORTED
 
 ACK_FAILURES = ("unparseable", "rejected", "too-large")
 DEFAULT_CODES = {"unparseable": "AE", "rejected": "AR", "too-large": "AR"}
 _SEGMENT = re.compile(rb"[A-Z][A-Z0-9]{2}")
+_ERL = re.compile(r"[A-Z][A-Z0-9]{2}(\^\d+)*")  # an ERR-2 location: segment ID^sequence^field…
 _COMMIT = {"AA": "CA", "AE": "CE", "AR": "CR"}
 _counter = itertools.count(1)
 
@@ -90,33 +92,19 @@ def read_header(data: bytes) -> Header | None:
     return Header((b"MSH", sep, *parts[1:]))
 
 
-def check(data: bytes) -> Header:
-    """The header of an acceptable message; raises Refused saying what is wrong and where (ERR-2)."""
+def check(data: bytes, max_segments: int = 0) -> Header:
+    """The header of an acceptable message; raises Refused saying what is wrong and where (ERR-2).
+
+    Beyond MSH, the segments are walked as the worker will group them (`gateway.mllp.structure`), so a message
+    it can never convert (no OBR, e.g. cut short) or would silently drop rows of (a misspelled segment ID, an OBX
+    outside any order) is refused here rather than acknowledged. `max_segments` (0: no cap) bounds the walk.
+    """
     header = read_header(data)
     if header is None:
         raise Refused("unparseable", "100", "", "the message does not start with an MSH segment")
     enc = header.get(2)
     if len(enc) < 4 or len(set(header.separator + enc)) != len(enc) + 1:
         raise Refused("unparseable", "102", "MSH^1^2", "MSH-2 must hold four distinct encoding characters", header)
-    body = data.replace(b"\r\n", b"\r")
-    lines = body.split(b"\r") if b"\r" in body else body.split(b"\n")
-    seen_msh = False
-    for number, line in enumerate(lines, 1):
-        line = line.strip(b"\n")
-        if not line.strip():
-            continue
-        name = line[:3]
-        if not _SEGMENT.fullmatch(name) or (len(line) > 3 and line[3:4] != header.separator):
-            if not seen_msh and line.lstrip(b"\xef\xbb\xbf\x0b \t").startswith(b"MSH"):
-                seen_msh = True
-                continue
-            raise Refused("unparseable", "100", f"line {number}",
-                          f"line {number} is not a segment (3-character ID and the field separator)", header)
-        if name == b"MSH":
-            if seen_msh:
-                raise Refused("rejected", "100", f"line {number}",
-                              "the frame holds more than one message; send one message per frame", header)
-            seen_msh = True
     mtype = header.component(9, 1).decode("latin-1")
     event = header.component(9, 2).decode("latin-1")
     structure = header.component(9, 3).decode("latin-1")
@@ -129,6 +117,39 @@ def check(data: bytes) -> Header:
         raise Refused("rejected", "101", "MSH^1^10", "MSH-10 (message control ID) is empty", header)
     if not header.component(12, 1).startswith(b"2."):
         raise Refused("rejected", "203", "MSH^1^12", "MSH-12 must name an HL7 version 2.x", header)
+    if max_segments:
+        # Counted before splitting, so an oversized message costs a C-speed scan, not a Python loop.
+        count = data.count(b"\r") or data.count(b"\n")
+        if count > max_segments:
+            raise Refused("too-large", "207", "", f"the message has about {count} segments, over the limit of "
+                          f"{max_segments} (HELIXGATE_MLLP_MAX_SEGMENTS)", header)
+    body = data.replace(b"\r\n", b"\r")
+    lines = body.split(b"\r") if b"\r" in body else body.split(b"\n")
+    shape = OruShape(header.component(12, 1), header.separator)
+    seen_msh = False
+    for number, line in enumerate(lines, 1):
+        line = line.strip(b"\n")
+        if not line.strip():
+            continue
+        name = line[:3]
+        if not (name in KNOWN or _SEGMENT.fullmatch(name)) or (len(line) > 3 and line[3:4] != header.separator):
+            if not seen_msh and line.lstrip(b"\xef\xbb\xbf\x0b \t").startswith(b"MSH"):
+                seen_msh = True
+                continue
+            raise Refused("unparseable", "100", f"line {number}",
+                          f"line {number} is not a segment (3-character ID and the field separator)", header)
+        if name == b"MSH":
+            if seen_msh:
+                raise Refused("rejected", "100", f"line {number}",
+                              "the frame holds more than one message; send one message per frame", header)
+            seen_msh = True
+            continue
+        problem = shape.feed(name, number, line)
+        if problem is not None:
+            raise Refused("unparseable", "100", problem[0], problem[1], header)
+    problem = shape.finish()
+    if problem is not None:
+        raise Refused("unparseable", "100", problem[0], problem[1], header)
     return header
 
 
@@ -202,7 +223,7 @@ def build_ack(header: Header | None, code: str, text: str = "", error: str = "",
     segments.append(sep.join(msa))
     if error:
         cwe = comp.join([error.encode(), _escape(_ERROR_NAMES.get(error, ""), sep, enc), b"HL70357"])
-        loc = comp.join(p.encode() for p in location.split("^")) if location.startswith("MSH") else b""
+        loc = comp.join(p.encode() for p in location.split("^")) if _ERL.fullmatch(location) else b""
         err = [b"ERR", b"", loc, cwe, b"E", b"", b"", b"", _escape(text, sep, enc)]
         segments.append(sep.join(err))
     return b"\r".join(segments) + b"\r"

@@ -50,6 +50,11 @@ class Framer:
     def buffered(self) -> int:
         return len(self._buf)
 
+    @property
+    def in_frame(self) -> bool:
+        """Whether a frame has started and not ended yet (its bytes may all have been skipped or be to come)."""
+        return self._in_frame
+
     def feed(self, data: bytes) -> list[Frame | Oversized]:
         out: list[Frame | Oversized] = []
         buf = self._buf

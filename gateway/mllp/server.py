@@ -3,6 +3,11 @@
 An AA (CA) goes out only after Redis has the entry; while Redis is unreachable every message gets AR (CR) with an
 ERR saying to send it again, and the listener recovers by itself when Redis returns. Frames read together are
 checked and enqueued together (one Redis round trip) and acknowledged in order.
+
+Connections are bounded in number (overall and per peer address) and in time: one that sends nothing for
+`idle_timeout` seconds, takes longer than `read_timeout` to deliver a message it started (a trickle of bytes
+included), or does not take its ACKs within `read_timeout`, is closed, so slow or silent peers cannot hold the
+slots real senders need.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,6 +26,7 @@ from gateway.mllp.ack import AckPolicy, Header, Refused, build_ack, check, read_
 from gateway.mllp.framing import Frame, Framer, Oversized, frame
 
 log = logging.getLogger("helixgate.mllp")
+OFFLOAD_BYTES = 1 << 20
 
 
 class Enqueue(Protocol):
@@ -35,29 +42,45 @@ class MllpServer:
 
     def __init__(self, enqueuer: Enqueue, *, host: str = "127.0.0.1", port: int = 2575,
                  max_message_bytes: int = 16 * 1024 * 1024, max_connections: int = 100,
-                 policy: AckPolicy | None = None, audit: Any = None, read_size: int = 1 << 16,
-                 reuse_port: bool = False) -> None:
+                 max_connections_per_peer: int = 0, max_segments: int = 0, idle_timeout: float = 0.0,
+                 read_timeout: float = 0.0, policy: AckPolicy | None = None, audit: Any = None,
+                 read_size: int = 1 << 16, reuse_port: bool = False, sock: socket.socket | None = None) -> None:
+        """`sock`: an already listening socket to serve (bound by `helixgate serve`, see gateway.mllp.listen);
+        without one, `start` binds host:port itself. Limits and timeouts of 0 are off."""
         self.enqueuer = enqueuer
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
         self.max_connections = max_connections
+        self.max_connections_per_peer = max_connections_per_peer
+        self.max_segments = max_segments
+        self.idle_timeout = idle_timeout
+        self.read_timeout = read_timeout
         self.policy = policy or AckPolicy()
         self.audit = audit
         self.read_size = read_size
         self.reuse_port = reuse_port
+        self.sock = sock
         self.active = 0
-        self.stats = {"accepted": 0, "refused": 0, "unavailable": 0, "connections": 0, "turned_away": 0}
+        self.per_peer: dict[str, int] = {}
+        self.stats = {"accepted": 0, "refused": 0, "unavailable": 0, "connections": 0, "turned_away": 0,
+                      "turned_away_peer": 0, "timed_out": 0}
         self._server: asyncio.Server | None = None
         self._redis_down = False
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=self.read_size,
-                                                  reuse_port=self.reuse_port or None)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("MLLP listener on %s:%d (max message %d bytes, max %d connections)", self.host, self.port,
-                 self.max_message_bytes, self.max_connections)
+        if self.sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=self.sock, limit=self.read_size)
+        else:
+            # No SO_REUSEPORT unless asked for: with it, a second gateway on the same port would silently take
+            # part of the traffic instead of failing to start.
+            self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=self.read_size,
+                                                      reuse_port=self.reuse_port or None)
+        self.host, self.port = self._server.sockets[0].getsockname()[:2]
+        log.info("MLLP listener on %s:%d (max message %d bytes, %d connections, %d per peer; idle timeout %g s, "
+                 "read timeout %g s)", self.host, self.port, self.max_message_bytes, self.max_connections,
+                 self.max_connections_per_peer, self.idle_timeout, self.read_timeout)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -76,31 +99,86 @@ class MllpServer:
                         peer_host, self.active)
             writer.close()
             return
+        held = self.per_peer.get(peer_host, 0)
+        if self.max_connections_per_peer and held >= self.max_connections_per_peer:
+            self.stats["turned_away_peer"] += 1
+            log.warning("MLLP connection from %s turned away: it has %d open (HELIXGATE_MLLP_MAX_CONNECTIONS_PER_PEER)",
+                        peer_host, held)
+            writer.close()
+            return
         self.active += 1
+        self.per_peer[peer_host] = held + 1
         self.stats["connections"] += 1
         self._writers.add(writer)
-        framer = Framer(self.max_message_bytes)
         try:
-            while True:
-                data = await reader.read(self.read_size)
-                if not data:
-                    break
-                events = framer.feed(data)
-                if not events:
-                    continue
-                acks = await asyncio.gather(*(self._handle(e, peer_host) for e in events))
-                out = b"".join(frame(a) for a in acks if a is not None)
-                if out:
-                    writer.write(out)
-                    await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            await self._converse(reader, writer, peer_host)
+        except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError as e:
+            self.stats["timed_out"] += 1
+            log.info("MLLP connection from %s closed: %s", peer_host, e.args[0] if e.args else "timed out")
         finally:
             self.active -= 1
+            left = self.per_peer.pop(peer_host, 1) - 1
+            if left > 0:
+                self.per_peer[peer_host] = left
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        """Read frames and answer them until the peer closes; raises TimeoutError when a deadline passes.
+
+        One `asyncio.timeout_at` for the whole conversation, moved as the state changes (a timer handle per read,
+        not a task per read as `wait_for` would cost): idle → `idle_timeout` after the last message; bytes of an
+        unfinished frame (or junk) pending → `read_timeout` after the first of them; ACKs being written →
+        `read_timeout` for the peer to take them.
+        """
+        loop = asyncio.get_running_loop()
+        framer = Framer(self.max_message_bytes)
+        idle, read = self.idle_timeout or None, self.read_timeout or None
+        pending_since: float | None = None  # when the bytes of the next, unfinished message began to arrive
+        why = "idle"
+        try:
+            async with asyncio.timeout_at(loop.time() + idle if idle else None) as deadline:
+                while True:
+                    data = await reader.read(self.read_size)
+                    if not data:
+                        return
+                    now = loop.time()
+                    events = framer.feed(data)
+                    if not events:
+                        if pending_since is None:
+                            pending_since = now
+                            if read:
+                                deadline.reschedule(now + read)
+                                why = "read"
+                        continue
+                    if read:
+                        deadline.reschedule(now + read)
+                        why = "write"
+                    acks = await asyncio.gather(*(self._handle(e, peer) for e in events))
+                    out = b"".join(frame(a) for a in acks if a is not None)
+                    if out:
+                        writer.write(out)
+                        await writer.drain()
+                    now = loop.time()
+                    # What follows the last frame of this read starts the next message's clock.
+                    pending_since = now if framer.in_frame or framer.buffered else None
+                    if pending_since is not None and read:
+                        deadline.reschedule(now + read)
+                        why = "read"
+                    else:
+                        deadline.reschedule(now + idle if idle else None)
+                        why = "idle"
+        except TimeoutError:
+            raise TimeoutError({
+                "idle": f"nothing received for {self.idle_timeout:g} s (HELIXGATE_MLLP_IDLE_TIMEOUT_MS)",
+                "read": f"a message not complete {self.read_timeout:g} s after it began "
+                        "(HELIXGATE_MLLP_READ_TIMEOUT_MS)",
+                "write": f"ACKs not taken within {self.read_timeout:g} s (HELIXGATE_MLLP_READ_TIMEOUT_MS)",
+            }[why]) from None
 
     async def _handle(self, event: Frame | Oversized, peer: str) -> bytes | None:
         if isinstance(event, Oversized):
@@ -109,7 +187,10 @@ class MllpServer:
                               f"{self.max_message_bytes} (HELIXGATE_MLLP_MAX_MESSAGE_BYTES)", header)
             return self._refuse(refused, peer)
         try:
-            header = check(event.data)
+            if len(event.data) > OFFLOAD_BYTES:  # a big message is checked off the loop: other senders go on
+                header = await asyncio.to_thread(check, event.data, self.max_segments)
+            else:
+                header = check(event.data, self.max_segments)
         except Refused as refused:
             return self._refuse(refused, peer)
         fields = {"data": event.data, "source": "hl7v2", "via": "mllp", "peer": peer,

@@ -8,6 +8,10 @@ entries at a time, and acknowledges (XACK + XDEL) an entry only once it is deliv
   been delivered `max_attempts` times it moves to the dead-letter stream. Permanent failures go there at once.
 - Back-pressure: nothing more is read while `concurrency` entries are in flight, so a slow upstream slows the
   worker down instead of filling its memory; the backlog waits in Redis.
+- Budget: a message whose conversion overruns its time or memory budget (gateway.workers.budget) is retried
+  like a transient failure, but dead-lettered after `budget_attempts` deliveries.
+- Stopping (SIGTERM): nothing new is read; in-flight entries get `grace` seconds to finish, then are cancelled
+  and released (their idle time set past `claim_idle_ms`, so another worker takes them over at once).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.audit import delivery_event
+from gateway.workers.budget import OverBudget
 from gateway.workers.dlq import dead_letter
 from gateway.workers.pipeline import Failure, Message, Permanent, Pipeline, Transient
 from gateway.workers.streams import BULK, GROUP, INBOUND, ensure_group
@@ -40,6 +45,8 @@ class WorkerOptions:
     max_attempts: int = 5
     block_ms: int = 1000
     name: str = ""
+    budget_attempts: int = 2  # deliveries of an over-budget message before it is dead-lettered
+    grace: float = 10.0  # seconds in-flight entries get to finish on stop
 
 
 def consumer_name() -> str:
@@ -62,9 +69,13 @@ class Worker:
         self.stats = {"delivered": 0, "dead_lettered": 0, "retrying": 0, "claimed": 0, "bulk_jobs": 0,
                       "max_inflight": 0}
         self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._redis_down = False
 
     def stop(self) -> None:
+        """Stop gracefully; a second call skips what is left of the grace period."""
+        if self._stopping.is_set():
+            self._hurry.set()
         self._stopping.set()
 
     async def run(self) -> None:
@@ -110,9 +121,39 @@ class Worker:
             except (RedisError, OSError) as e:
                 self._down(e)
                 await asyncio.sleep(0.5)
-        if self.inflight:
-            await asyncio.wait(list(self.inflight.values()), timeout=10)
+        await self._drain()
         log.info("worker %s stopped: %s", self.name, " ".join(f"{k}={v}" for k, v in self.stats.items()))
+
+    async def _drain(self) -> None:
+        """Give in-flight entries the grace period, then cancel and release what is left."""
+        if not self.inflight:
+            return
+        finished = asyncio.ensure_future(asyncio.wait(list(self.inflight.values())))
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        await asyncio.wait([finished, hurry], timeout=self.options.grace, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (finished, hurry):
+            waiter.cancel()
+        left = [(key, task) for key, task in self.inflight.items() if not task.done()]
+        if not left:
+            return
+        for _, task in left:
+            task.cancel()
+        await asyncio.wait([task for _, task in left], timeout=5)
+        self.stats["released"] = len(left)
+        by_stream: dict[str, list[str]] = {}
+        for (stream, eid), _ in left:
+            by_stream.setdefault(stream, []).append(eid)
+        try:
+            for stream, ids in by_stream.items():
+                # IDLE makes them look abandoned now; JUSTID does not count a delivery attempt.
+                await self.client.xclaim(stream, GROUP, self.name, 0, ids, idle=self.options.claim_idle_ms,
+                                         justid=True)
+        except (RedisError, OSError) as e:
+            log.warning("worker %s: could not release %d entries (%s); they are taken over after %d ms", self.name,
+                        len(left), type(e).__name__, self.options.claim_idle_ms)
+            return
+        log.warning("worker %s: %d entries not finished within %g s released to other workers", self.name,
+                    len(left), self.options.grace)
 
     async def _groups(self) -> None:
         while not self._stopping.is_set():
@@ -191,13 +232,14 @@ class Worker:
                 await self._dead(stream, entry_id, fields, e.reason, e.detail, attempts, msg)
                 return
             except Transient as e:
-                if attempts >= self.options.max_attempts:
+                limit = self.options.budget_attempts if isinstance(e, OverBudget) else self.options.max_attempts
+                if attempts >= limit:
                     await self._dead(stream, entry_id, fields, e.reason, e.detail, attempts, msg)
                 else:
                     self._record(msg, "retrying", [], str(e))
                     self.stats["retrying"] += 1
                     log.warning("worker %s: entry %s not delivered (attempt %d of %d): %s", self.name, entry_id,
-                                attempts, self.options.max_attempts, e)
+                                attempts, limit, e)
                 return
             await self._ack(stream, entry_id)
             self.stats["delivered"] += 1
@@ -236,7 +278,8 @@ def _s(value: bytes | str) -> str:
 
 
 async def run_until_signalled(worker: Worker) -> None:
-    """Run `worker`, stopping gracefully on SIGTERM/SIGINT (in-flight entries get up to 10 s to finish)."""
+    """Run `worker`, stopping gracefully on SIGTERM/SIGINT (in-flight entries get the grace period to finish; a
+    second signal cuts it short)."""
     import signal
 
     loop = asyncio.get_running_loop()
