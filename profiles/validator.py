@@ -421,7 +421,7 @@ class Validator:
         if digest is not None:
             # Codes, quantities and identifiers recur across resources and nothing outside them changes their
             # verdict: replay the issues of an identical value checked against the same element before.
-            key = (id(node), typ, digest, (run.resource or run.root).get("language"))  # displays: per language
+            key = (id(node), typ, digest, _language(run))  # displays are judged per language
             seen = self._memo.get(key)
             if seen is not None:
                 run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
@@ -947,7 +947,7 @@ class Validator:
                     typ == "Coding" and node is not None and node.path.endswith(".coding")):  # CodeableConcept's
                 problem = display_problem(system, code, c["display"], codes[code],
                                           self._bound_displays(node).get((system, code), []),
-                                          (run.resource or run.root).get("language"))
+                                          _language(run))
                 if problem:
                     where = path if typ == "Coding" else f"{path}.coding[{i}]"
                     run.add(problem[0], "invalid", f"{where}.display", problem[1])
@@ -1119,6 +1119,12 @@ def _date_offset(duration: dict[str, Any], sign: int) -> str | None:
     if days is None or not isinstance(v, int | float):
         return None
     return (datetime.date.today() + datetime.timedelta(days=sign * v * days)).isoformat()
+
+
+def _language(run: _Run) -> str | None:
+    """The resource's language, when it is a string (anything else is reported by the type checks)."""
+    lang = (run.resource or run.root).get("language")
+    return lang if isinstance(lang, str) else None
 
 
 def _keys(value: Any) -> set[Any] | None:

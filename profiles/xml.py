@@ -422,6 +422,8 @@ def parse(data: bytes | str) -> Element:
         what = type(e).__name__.removesuffix("Forbidden")
         raise XmlError(f"{what} is not allowed (at line {expat.CurrentLineNumber}, column "
                        f"{expat.CurrentColumnNumber + 1}): FHIR XML has no DOCTYPE or entity declarations") from None
+    except (LookupError, ValueError) as e:  # an encoding expat does not know, or a multi-byte one it cannot read
+        raise XmlError(f"the declared encoding cannot be read ({e}); FHIR XML is UTF-8") from None
 
 
 _readers: weakref.WeakKeyDictionary[Definitions, _Reader] = weakref.WeakKeyDictionary()

@@ -1,0 +1,165 @@
+"""The fuzz runner shared by the harnesses in bench/fuzz/: hypothesis generates the inputs (mutations of seeds taken
+from the tests' inputs and corpora), the runner feeds them to one entry point and records what goes wrong.
+
+Bounded in count and time (`--count`, `--seconds`): hypothesis runs in chunks of `--chunk` examples, each chunk with
+its own seed (`--seed` + chunk number, so a run can be repeated), until either bound is reached. An input that
+raises an exception the entry point does not declare (a crash), or runs past `--timeout` seconds (interrupted by
+SIGALRM and counted as a crash), is saved under `--out` once per crash site (exception type and the innermost frame
+inside the repository); inputs slower than 1 s are counted and the slowest kept. Nothing is shrunk: the run goes on
+to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+SLOW_SECONDS = 1.0
+
+
+class InputTimeout(Exception):
+    """An input ran past the per-input time limit."""
+
+
+@dataclass
+class Stats:
+    harness: str
+    inputs: int = 0
+    seconds: float = 0.0
+    rate_per_second: float = 0.0
+    crashes: dict[str, str] = field(default_factory=dict)  # crash site → saved input
+    crash_inputs: int = 0  # inputs that crashed (several may share a site)
+    slow_inputs: int = 0  # > SLOW_SECONDS
+    slowest_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    chunks: int = 0
+    harness_errors: int = 0  # chunks hypothesis stopped early (a fault of the harness, not of the target)
+    seed: int = 0
+
+
+# Values that have broken parsers and validators elsewhere: wrong JSON types, numbers past every limit, strings that
+# make backtracking regexes, HTML sanitisers or date parsers work hard, references and URLs of every form.
+JUNK_STRINGS: list[str] = [
+    "", " ", "x", " x ", "\t\n", "\u0000", "\u00a0", "\x0b", "\x1c", "é", "检验", "\U0001f600", "\ufeff",
+    "AAAA  " * 30 + "!", "a" * 5000, "1" * 5000, "-0", "00", "1e400", "-1e-400", "0.1e-999", "1" * 30, "1.5", "+1",
+    "2024-02-30", "2024-13-01T25:61:61+15:00", "2024-02-29T10:00:00." + "0" * 3000 + "+15:00", "true", "null",
+    "Patient/1", "Patient/../../admin", "Patient/1/_history/", "#", "#p1", "urn:oid:1." + "1." * 2000,
+    "urn:uuid:00000000-0000-0000-0000-000000000000", "http://hl7.org/fhir/StructureDefinition/Patient",
+    "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant", "http://example.org/fhir/Patient/1",
+    "https://" + "a/" * 3000 + "Patient/1", "javascript:alert(1)", "http://loinc.org", "urn:ietf:bcp:13",
+    '<div xmlns="http://www.w3.org/1999/xhtml"><script>x</script></div>',
+    '<div xmlns="http://www.w3.org/1999/xhtml"><a href="#x">y</a><p id="x"/></div>',
+    '<div xmlns="http://www.w3.org/1999/xhtml">' + "<b>" * 2000 + "</div>", "<" * 3000, "<a" * 2000,
+    "%resource", "$this", "a" * 65, "application/fhir+json; charset=" + "x;" * 500, "a " * 3000 + "\x0b",
+    "x" * 70000, "\\", "'", '"', "\r\n" * 1000, "&amp;", "]]>",
+]
+
+
+def corpora_root() -> Path:
+    """The third-party test corpora: $HELIXGATE_TEST_CORPORA, else <repo root>/../shared/corpora."""
+    value = os.environ.get("HELIXGATE_TEST_CORPORA", "").strip()
+    return Path(value).expanduser() if value else ROOT.parent / "shared" / "corpora"
+
+
+def arguments(description: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--count", type=int, default=10_000, help="stop after this many inputs (default 10000)")
+    ap.add_argument("--seconds", type=float, default=600.0, help="stop after this many seconds (default 600)")
+    ap.add_argument("--chunk", type=int, default=500, help="hypothesis examples per chunk (default 500)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the first chunk (default 0)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="per-input limit in seconds (default 10)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/helixgate-fuzz"), help="crash inputs and summary")
+    return ap.parse_args()
+
+
+def _site(e: BaseException) -> str:
+    """Exception type and the innermost frame inside the repository: one saved input per site."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(str(ROOT))]
+    where = f"{Path(frames[-1].filename).relative_to(ROOT)}:{frames[-1].lineno}" if frames else "outside the repo"
+    return f"{type(e).__name__} at {where}"
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise InputTimeout
+
+
+def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes], None],
+        expected: tuple[type[BaseException], ...], args: argparse.Namespace, suffix: str) -> Stats:
+    """Feed `target` the inputs `strategy` draws until `args.count` inputs or `args.seconds` pass; exceptions
+    in `expected` are the entry point's declared refusals (e.g. ParseError for unreadable bodies)."""
+    out = args.out / name
+    out.mkdir(parents=True, exist_ok=True)
+    stats = Stats(name, seed=args.seed)
+    start = time.monotonic()
+    deadline = start + args.seconds
+    signal.signal(signal.SIGALRM, _alarm)
+
+    def done() -> bool:
+        return stats.inputs >= args.count or time.monotonic() >= deadline
+
+    def one(data: bytes) -> None:
+        if done():
+            return
+        stats.inputs += 1
+        t0 = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        try:
+            target(data)
+        except expected:
+            pass
+        except Exception as e:  # a crash: kept once per site, the run goes on
+            stats.crash_inputs += 1
+            site = "timeout" if isinstance(e, InputTimeout) else _site(e)
+            if site not in stats.crashes:
+                path = out / f"crash-{hashlib.sha256(site.encode()).hexdigest()[:12]}.{suffix}"
+                path.write_bytes(data)
+                (out / (path.name + ".txt")).write_text(site + "\n\n" + "".join(traceback.format_exception(e)))
+                stats.crashes[site] = str(path)
+                print(f"  crash: {site} -> {path}", file=sys.stderr)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        elapsed = time.perf_counter() - t0
+        if elapsed > SLOW_SECONDS:
+            stats.slow_inputs += 1
+        if elapsed > stats.slowest_seconds:
+            stats.slowest_seconds = elapsed
+            (out / f"slowest.{suffix}").write_bytes(data)
+
+    chunk = 0
+    while not done():
+        test = settings(max_examples=args.chunk, deadline=None, database=None, phases=[Phase.generate],
+                        suppress_health_check=list(HealthCheck), derandomize=False)(given(strategy)(one))
+        try:
+            seed(args.seed + chunk)(test)()
+        except Exception as e:  # hypothesis refusing a chunk (a harness fault, not the target's): next chunk
+            stats.harness_errors += 1
+            print(f"  chunk {chunk}: hypothesis stopped: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+        chunk += 1
+        elapsed = time.monotonic() - start
+        print(f"  {name}: {stats.inputs} inputs, {elapsed:.0f} s, {stats.inputs / elapsed:.0f}/s, "
+              f"{len(stats.crashes)} crash sites", file=sys.stderr)
+    stats.chunks = chunk
+    stats.seconds = round(time.monotonic() - start, 1)
+    stats.rate_per_second = round(stats.inputs / stats.seconds, 1) if stats.seconds else 0.0
+    stats.slowest_seconds = round(stats.slowest_seconds, 3)
+    stats.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    (out / "summary.json").write_text(json.dumps(asdict(stats), indent=2))
+    print(json.dumps(asdict(stats), indent=2))
+    return stats
