@@ -40,26 +40,51 @@ def _fail(where: str, expected: str, value: Any) -> None:
                      expression=where)
 
 
-def check_value(value: Any, spec: str, where: str) -> None:
-    """Check `value` against a shape name of tables/shapes.json. Raises ParseError naming `where`."""
+@cache
+def _compiled(spec: str) -> tuple[str | None, tuple[type, ...] | None, tuple[tuple[str, str], ...]]:
+    """(item spec of a list, JSON types of a simple value, fields of a datatype) for a shape name."""
     if spec.startswith("["):
+        return spec[1:-1], None, ()
+    if spec in _JSON_TYPES:
+        return None, _JSON_TYPES[spec], ()
+    return None, None, tuple(shapes()["datatypes"][spec].items())
+
+
+def _mismatch(value: Any, spec: str) -> tuple[list[str], str, Any] | None:
+    """None when `value` has the shape; else (path below it, what was expected, what was found). The path is
+    built only on failure, so checking a large Bundle stays cheap."""
+    item, simple, fields = _compiled(spec)
+    if item is not None:
         if not isinstance(value, list):
-            _fail(where, f"a list of {spec[1:-1]}", value)
-        for i, item in enumerate(value):
-            check_value(item, spec[1:-1], f"{where}[{i}]")
-        return
-    simple = _JSON_TYPES.get(spec)
+            return [], f"a list of {item}", value
+        for i, v in enumerate(value):
+            bad = _mismatch(v, item)
+            if bad is not None:
+                bad[0].insert(0, f"[{i}]")
+                return bad
+        return None
     if simple is not None:
         # bool is an int in Python, but JSON true is not a FHIR integer or decimal
         if not isinstance(value, simple) or (isinstance(value, bool) and spec != "boolean"):
-            _fail(where, f"a JSON {spec}", value)
-        return
+            return [], f"a JSON {spec}", value
+        return None
     if not isinstance(value, dict):
-        _fail(where, f"an object ({spec})", value)
-    fields = shapes()["datatypes"][spec]
-    for key, sub in fields.items():
+        return [], f"an object ({spec})", value
+    for key, sub in fields:
         if key in value:
-            check_value(value[key], sub, f"{where}.{key}")
+            bad = _mismatch(value[key], sub)
+            if bad is not None:
+                bad[0].insert(0, f".{key}")
+                return bad
+    return None
+
+
+def check_value(value: Any, spec: str, where: str) -> None:
+    """Check `value` against a shape name of tables/shapes.json. Raises ParseError naming the element."""
+    bad = _mismatch(value, spec)
+    if bad is not None:
+        path, expected, found = bad
+        _fail(where + "".join(path), expected, found)
 
 
 def check_resource(res: Any, where: str) -> None:
