@@ -141,3 +141,43 @@ def test_wrongly_typed_content_never_crashes_the_writer() -> None:
             holder[path[-1]] = bad
             with contextlib.suppress(MappingError):  # a refusal is fine; any other exception fails the test
                 from_fhir(mutated)
+
+
+def test_genotypes_phases_and_molecular_consequences() -> None:
+    """A genotype gets a group of its own (its value under its own code); a sequence-phase relationship is an
+    allelic-phase row (82120-7) of each variant it relates; a molecular consequence is an implication sub-group."""
+    tbd = "http://hl7.org/fhir/uv/genomics-reporting/CodeSystem/tbd-codes-cs"
+
+    def o(oid: str, code: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {"fullUrl": f"urn:uuid:{oid}", "resource": {"resourceType": "Observation", "id": oid,
+                                                           "status": "final", "code": code, **more}}
+
+    def loinc(code: str) -> dict[str, Any]:
+        return {"coding": [{"system": "http://loinc.org", "code": code}]}
+
+    def hgvs(text: str) -> list[dict[str, Any]]:
+        return [{"code": loinc("48004-6"), "valueCodeableConcept": {"coding": [
+            {"system": "http://varnomen.hgvs.org", "code": text}]}}]
+
+    doc = {"resourceType": "Bundle", "type": "collection", "timestamp": "2024-01-02T03:04:05Z", "entry": [
+        {"fullUrl": "urn:uuid:r", "resource": {"resourceType": "DiagnosticReport", "status": "final",
+                                               "code": loinc("51969-4"), "result": [
+                                                   {"reference": f"urn:uuid:{x}"} for x in ("g", "v1", "v2", "p")]}},
+        o("g", loinc("84413-4"), valueCodeableConcept={"text": "CYP2C19 *1/*2"}),
+        o("v1", loinc("69548-6"), component=hgvs("NM_000769.4:c.681G>A")),
+        o("v2", loinc("69548-6"), component=hgvs("NM_000769.4:c.-806C>T")),
+        o("p", loinc("82120-7"), valueCodeableConcept={"coding": [{"code": "Trans"}]},
+          derivedFrom=[{"reference": "urn:uuid:v1"}, {"reference": "urn:uuid:v2"}]),
+        o("mc", {"coding": [{"system": tbd, "code": "molecular-consequence"}]},
+          derivedFrom=[{"reference": "urn:uuid:v1"}],
+          component=[{"code": {"coding": [{"system": tbd, "code": "feature-consequence"}]},
+                      "valueCodeableConcept": {"coding": [{"system": "http://www.sequenceontology.org",
+                                                           "code": "SO:0001589"}]}}]),
+    ]}
+    out = from_fhir(doc)
+    rows = groups(message(out.data))
+    assert rows["2a"] == {"84413-4": [""]}  # a genotype stated as text: OBX-5 CWE text only
+    assert rows["2b"] == {"48004-6": ["NM_000769.4:c.681G>A"], "82120-7": ["Trans"]}
+    assert rows["2b.1"] == {"feature-consequence": ["SO:0001589"]}
+    assert rows["2c"] == {"48004-6": ["NM_000769.4:c.-806C>T"], "82120-7": ["Trans"]}
+    assert [i.details for i in out.issues if i.severity == "warning"] == []
