@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from mappers.conversion import Conversion
+from mappers.exceptions import ParseError
 from mappers.hl7v2.context import Options
 from mappers.hl7v2.emit.provenance import MAPPER_VERSION
 from mappers.hl7v2.from_fhir import EmitOptions, from_fhir
 from mappers.hl7v2.to_fhir import to_fhir
-from mappers.toolkit.registry import ConvertOptions, Format, Rendered
+from mappers.hl7v2.variable_names import parse_site_entries
+from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
 
 _ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 
@@ -37,8 +39,26 @@ def split(data: bytes) -> list[tuple[str, bytes]]:
     return [(f"message {n}", b"\r".join(m) + b"\r") for n, m in enumerate(messages, 1)]
 
 
+OPTIONS = (
+    Option("variableNames", "site names and local codes of the LRI genetic variables, as a JSON object "
+           '{"name or local code": "LOINC"} (e.g. a site file\'s text); added to '
+           "mappers/hl7v2/tables/genetic-variable-names.json", metavar="JSON"),
+)
+
+
+def options(opts: ConvertOptions) -> Options:
+    """The HL7 v2 mapper's Options from generic ones; raises ParseError for a bad variableNames table."""
+    names = opts.param("variableNames")
+    try:
+        site = parse_site_entries(names) if names else ()
+    except ValueError as e:
+        raise ParseError(str(e), details="bad-option", expression="variableNames") from None
+    return Options(bundle_type=opts.bundle_type, timezone=opts.timezone, recorded=opts.recorded,
+                   variable_names=site)
+
+
 def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
-    return to_fhir(data, Options(bundle_type=opts.bundle_type, timezone=opts.timezone))
+    return to_fhir(data, options(opts))
 
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
@@ -55,6 +75,7 @@ FORMAT = Format(
     sniff=sniff,
     to_fhir=_to_fhir,
     from_fhir=_from_fhir,
+    options=OPTIONS,
     split=split,
     sniff_order=10,
 )

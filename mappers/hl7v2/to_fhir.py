@@ -45,6 +45,7 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
         for order in result.orders:
             resources.extend(_order(ctx, order, subject))
     _require_content(resources)
+    _same_id_same_content(ctx, resources)
     device = converter_device(MAPPER_VERSION)
     ctx.origin(device, f"{msg.msh.ref}")  # the converter that read this message
     extras = [r for r in (org, device) if r]
@@ -68,6 +69,19 @@ def _require_content(resources: list[dict[str, Any]]) -> None:
     raise EmitError("none of the message's results could be converted (no Observation and no document came out "
                     "of its OBX rows; the conversion report says why)", details="hl7v2-nothing-converted",
                     expression="OBX")
+
+
+def _same_id_same_content(ctx: Context, resources: list[dict[str, Any]]) -> None:
+    """The Bundle keeps the first resource of each id (the same practitioner reached twice); say so when a later
+    one with that id differs, as its content is then not in the output."""
+    first: dict[str, dict[str, Any]] = {}
+    for res in resources:
+        kept = first.setdefault(res["id"], res)
+        if kept is not res and kept != res:
+            where = ctx.origins.get(res["id"], "")
+            ctx.warn("hl7v2-duplicate-key", f"two {res['resourceType']} resources have the same business key "
+                     f"(identifier) but differ; the first is kept, the one from {where or 'later rows'} is not",
+                     where or None)
 
 
 def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:

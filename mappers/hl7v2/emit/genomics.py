@@ -88,6 +88,8 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                 t = translate("chromosome-name-to-loinc-ll2938-0", name.upper())
                 cc = ({"coding": [{"system": LOINC, "code": t.code, "display": t.display}]} if t
                       else text_to_codeable_concept(obx.text(5, rep)))
+            elif slice_name in _SEQUENCE_SLICES:
+                cc = sequence_id(obx.text(5, rep))
             else:
                 cc = text_to_codeable_concept(obx.text(5, rep))
             if cc and slice_name == "coding-change-type":
@@ -126,6 +128,21 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
     if fhir_type in ("CodeableConcept", "string") and vt not in _CODED:
         ctx.use(obx, 5)
     return out
+
+
+_SEQUENCE_SLICES = {"representative-transcript-ref-seq", "genomic-ref-seq"}
+# Reference sequence ids sent as text (ST where LRI has CWE): RefSeq accessions and Ensembl ids, with version.
+_SEQUENCE_IDS = ((re.compile(r"(N[CGMRTWP]|X[MRP]|YP)_[0-9]+\.[0-9]+"), "http://www.ncbi.nlm.nih.gov/refseq"),
+                 (re.compile(r"ENS[TGP][0-9]{11}\.[0-9]+"), "http://www.ensembl.org"))
+
+
+def sequence_id(text: str) -> dict[str, Any] | None:
+    """A reference sequence id written as text → a coding in its system (RefSeq, Ensembl); else text."""
+    value = text.strip()
+    for pattern, system in _SEQUENCE_IDS:
+        if pattern.fullmatch(value):
+            return {"coding": [{"system": system, "code": value}]}
+    return text_to_codeable_concept(text)
 
 
 def _add_sequence_ontology(cc: dict[str, Any]) -> None:

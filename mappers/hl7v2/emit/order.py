@@ -13,11 +13,12 @@ from mappers.ids import resource_id
 
 
 def order_key(ctx: Context, order: Order) -> str:
-    """Business key of an order: the filler order number, else the placer's, else message id + OBR-1."""
+    """Business key of an order: the filler order number, else the placer's, else message id + OBR-1; with the
+    service (OBR-4.1), as one lab order number may cover several OBRs (a culture and a lead test)."""
     obr, orc = order.obr, order.orc
     for seg, n in ((obr, 3), (orc, 3), (obr, 2), (orc, 2)):
         if seg is not None and seg.get(n):
-            return f"{seg.get(n)}|{seg.get(n, 2)}|{seg.get(n, 3)}"
+            return f"{seg.get(n)}|{seg.get(n, 2)}|{seg.get(n, 3)}|{obr.get(4)}"
     return f"{ctx.message.msh.raw(4)}|{ctx.message.control_id}|OBR{obr.occurrence}"
 
 
@@ -131,7 +132,8 @@ def specimen(ctx: Context, spm: Segment, order_id: str, subject: dict[str, Any] 
         parts = [spm.get(2, comp, s) for s in (1, 2, 3, 4)]
         if parts[0]:
             idents.append(ei_to_identifier(parts, typ))
-    key = idents[0]["value"] if idents else f"{order_id}|SPM{spm.get(1) or spm.occurrence}"
+    # The specimen number, with its type: senders reuse one number for the parts of a sample (stool, blood).
+    key = f"{idents[0]['value']}|{spm.get(4)}" if idents else f"{order_id}|SPM{spm.get(1) or spm.occurrence}"
     res: dict[str, Any] = {"resourceType": "Specimen", "id": resource_id("Specimen", key)}
     ctx.origin(res, spm.ref)
     if idents:
