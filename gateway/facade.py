@@ -43,7 +43,13 @@ from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.facade")
 UPSTREAM_PREFIX = "helixgate:up:"
-_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}\Z")
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}\Z")  # a resource type (FHIR's grammar is [A-Za-z]+; types start upper-case)
+# FHIR REST path grammar (http.html#general): ids, operations, and the fixed words of the interactions.
+_SEGMENT = {"type": re.compile(r"[A-Za-z]{1,64}\Z"), "id": re.compile(r"[A-Za-z0-9\-.]{1,64}\Z"),
+            "operation": re.compile(r"\$[A-Za-z][A-Za-z0-9\-_]{0,63}\Z")}
+# What may follow [base]/{type} on a read, by position: the interactions and operations of a GET.
+_READ_SHAPES = (("id",), ("_history",), ("operation",), ("id", "_history"), ("id", "operation"), ("id", "type"),
+                ("id", "*"), ("id", "_history", "id"), ("id", "_history", "id", "operation"))
 _FORWARD = ("authorization", "if-match", "if-none-exist", "if-modified-since", "prefer", "x-request-id",
             "x-correlation-id")
 _PASS_BACK = ("etag", "last-modified", "location", "content-location", "x-request-id")
@@ -128,12 +134,52 @@ def _forwarded_headers(request: Request) -> dict[str, str]:
     return {h: request.headers[h] for h in _FORWARD if h in request.headers}
 
 
+def _fhir_path(request: Request, shapes: tuple[tuple[str, ...], ...]) -> str | Response:
+    """The path after /fhir/ to forward, checked against FHIR's grammar before anything leaves the gateway: a
+    type, then one of `shapes`. Dot segments, empty segments and percent-encoded characters (none of which a
+    type, id or operation can hold: `%2e%2e%2f` is how a `../` sneaks past a decoding router) get a 400."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    text = raw.decode("latin-1").split("?", 1)[0]
+    rest = text.split("/fhir/", 1)[1] if "/fhir/" in text else ""
+    if rest.endswith("/") and len(rest) > 1:  # a trailing slash names the same resource
+        rest = rest[:-1]
+    segments = rest.split("/")
+    problem = ""
+    if "%" in rest:
+        problem = "percent-encoded characters are not part of a FHIR type, id or operation"
+    elif any(s in ("", ".", "..") for s in segments):
+        problem = "empty and dot segments ('.', '..') are not part of a FHIR path"
+    elif not _SEGMENT["type"].match(segments[0]):
+        problem = f"{segments[0][:70]!r} is not a FHIR resource type ([A-Za-z]+)"
+    elif not any(_matches(segments[1:], shape) for shape in shapes):
+        wanted = ", ".join("/".join(("{type}", *(f"{{{p}}}" if p in _SEGMENT else p for p in shape)))
+                           for shape in shapes)
+        problem = (f"not a path this gateway forwards; ids are [A-Za-z0-9-.]{{1,64}}, operations $name, and a "
+                   f"{request.method} takes {wanted}")
+    if problem:
+        return outcome_response(400, "invalid", "facade-bad-path", f"{request.method} /fhir/{rest[:200]}: {problem}",
+                                headers={"X-Forwarded": "no"})
+    if not _TYPE.match(segments[0]):
+        return outcome_response(404, "not-found", "http-404", f"no route {request.url.path}")
+    return rest
+
+
+def _matches(segments: list[str], shape: tuple[str, ...]) -> bool:
+    if len(segments) != len(shape):
+        return False
+    for segment, part in zip(segments, shape, strict=True):
+        pattern = _SEGMENT.get(part)
+        if not (pattern.match(segment) if pattern is not None else segment == part):
+            return False
+    return True
+
+
 async def read_route(request: Request) -> Response:
     """GET [base]/{type}[/…]: proxied, with ETag revalidation through the cache."""
-    if not _TYPE.match(request.path_params["type"]):
-        return outcome_response(404, "not-found", "http-404", f"no route {request.url.path}")
+    path = _fhir_path(request, ((), *_READ_SHAPES))
+    if isinstance(path, Response):
+        return path
     upstream: Upstream = request.app.state.upstream
-    path = request.url.path.split("/fhir/", 1)[1]
     url = upstream.url(path) + (f"?{request.url.query}" if request.url.query else "")
     cache = request.app.state.cache
     key = cache_key(url.encode(), request.headers.get("authorization", ""), prefix=UPSTREAM_PREFIX)
@@ -182,8 +228,9 @@ async def _check(request: Request, resource: dict[str, Any]) -> Response | None:
 async def write_route(request: Request) -> Response:
     """POST/PUT of a FHIR resource (or POST /fhir of a Bundle or a national format): validate, then forward."""
     rtype = request.path_params.get("type")
-    if rtype is not None and not _TYPE.match(rtype):
-        return outcome_response(404, "not-found", "http-404", f"no route {request.url.path}")
+    path = _fhir_path(request, (("id",),) if request.method == "PUT" else ((),)) if rtype is not None else ""
+    if isinstance(path, Response):
+        return path
     settings: Settings = request.app.state.settings
     body = await read_body(request, settings.max_request_bytes)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -203,7 +250,6 @@ async def write_route(request: Request) -> Response:
     if refused is not None:
         return refused
     upstream: Upstream = request.app.state.upstream
-    path = request.url.path.split("/fhir", 1)[1].lstrip("/")
     url = upstream.url(path) + (f"?{request.url.query}" if request.url.query else "")
     headers = {**_forwarded_headers(request), "Content-Type": "application/fhir+json"}
     idempotent = request.method == "PUT" or "if-none-exist" in request.headers
@@ -324,6 +370,6 @@ def routes(settings: Settings) -> tuple[list[Route], list[Route]]:
         Route("/fhir/{type:str}", read_route, methods=["GET"]),
         Route("/fhir/{type:str}", write_route, methods=["POST"]),
         Route("/fhir/{type:str}/{rest:path}", read_route, methods=["GET"]),
-        Route("/fhir/{type:str}/{id:str}", write_route, methods=["PUT"]),
+        Route("/fhir/{type:str}/{id:path}", write_route, methods=["PUT"]),  # any depth: bad paths get 400, not 405
     ]
     return first, last
