@@ -33,6 +33,8 @@ FINDING_GROUPS = ("variant", "genotype", "haplotype")  # findings that get an OB
 ATTACHED = ("diagnostic-implication", "therapeutic-implication", "molecular-consequence",
             "sequence-phase-relationship")  # written in the group of the finding they derive from
 ABOUT_THE_DOCUMENT = ("Provenance", "Device")  # how the input was made, not what it reports
+# Bundle elements that frame the content (read, or about the Bundle itself), not content of their own
+BUNDLE_FRAME = {"resourceType", "id", "meta", "type", "timestamp", "entry", "total", "link"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,10 @@ class _Writer:
                 self.st.ledger.use(e, *e.resource)
                 self.st.inform("fhir-about-the-input", f"{e.label} describes how the input was made; the ORU^R01 "
                                "keeps only its time (MSH-7)", e.where)
+        for name in self.content.bundle:
+            if name not in BUNDLE_FRAME:
+                self.st.warn("fhir-element-not-carried", f"Bundle.{name} has no place in the ORU^R01; not carried "
+                             "over", f"Bundle.{name}")
         segments = [self.msh(reports)]
         patients: list[int | str] = []
         if reports:
