@@ -20,13 +20,14 @@ from mappers.conversion import load_bundle
 from mappers.exceptions import EmitError, Issue, operation_outcome
 from mappers.fhir.genomics import LOINC, Entry, first_code, read
 from mappers.hl7v2.charsets import DECLARED_NAME
+from mappers.hl7v2.datatypes import fhir_to_dtm
 from mappers.hl7v2.escape import escape
 from mappers.hl7v2.model import DEFAULT_DELIMITERS as D
 from mappers.hl7v2.write.results import Row, Rows, letters, obs_status, obx
 from mappers.hl7v2.write.segments import order, pid, pid_of_identifier, segment, spm
 from mappers.hl7v2.write.state import State
 from mappers.hl7v2.write.values import cwe, dtm
-from mappers.toolkit.fhirtime import is_instant
+from mappers.toolkit.fhirtime import is_datetime, is_instant
 
 GENETIC_PANEL = "81247-9^Master HL7 genetic variant reporting panel^LN"
 FINDING_GROUPS = ("variant", "genotype", "haplotype")  # findings that get an OBX-4 group of their own
@@ -136,9 +137,20 @@ class _Writer:
             stated = stated.isoformat(timespec="seconds")
         if stated and is_instant(stated):
             return dtm(self.st, stated, "timestamp")
+        # MSH-7 is required (v2.5.1 §2.14.9.7): the latest time a report or result states comes closest
+        times = [(when, f"{e.where}.{name}") for e in self.content.entries
+                 if e.type in ("Observation", "DiagnosticReport")
+                 for name in ("issued", "effectiveDateTime")
+                 if isinstance(when := e.resource.get(name), str) and is_datetime(when)]
+        if times:
+            when, where = max(times, key=lambda t: (fhir_to_dtm(t[0])[:8], len(t[0]), t[0]))
+            self.st.warn("hl7v2-message-time-guessed", f"the input states no message time (Provenance, "
+                         f"Bundle.timestamp, DiagnosticReport.issued) and none was given: MSH-7 is {when}, the "
+                         "latest time a report or result states", where)
+            return fhir_to_dtm(when)
         self.st.warn("hl7v2-no-message-time", "the input states no time (Provenance, Bundle.timestamp, "
-                     "DiagnosticReport.issued) and none was given: MSH-7 is left empty", "Bundle.timestamp",
-                     code="required")
+                     "DiagnosticReport.issued, a report's or result's time) and none was given: MSH-7 is left empty",
+                     "Bundle.timestamp", code="required")
         return ""
 
     def patient(self, holder: Entry, written: list[int | str]) -> list[str]:

@@ -87,10 +87,15 @@ def test_message_time_comes_from_the_input_or_the_caller_never_the_clock() -> No
     del doc["timestamp"]
     assert message(from_fhir(doc).data).msh.get(7) == "20190601090000+0200"  # the report's issue time
     del doc["entry"][1]["resource"]["issued"]
-    out = from_fhir(doc)
-    assert message(out.data).msh.get(7) == "" and "hl7v2-no-message-time" in [i.details for i in out.issues]
     stated = from_fhir(doc, EmitOptions(timestamp="2020-02-02T02:02:02Z"))
     assert message(stated.data).msh.get(7) == "20200202020202+0000"
+    guessed = from_fhir(doc)  # MSH-7 is required: the latest time a report or result states, said so
+    assert message(guessed.data).msh.get(7) == "20190530"
+    assert [(i.details, i.expression) for i in guessed.issues if i.details.startswith("hl7v2-message-time")] == [
+        ("hl7v2-message-time-guessed", "Bundle.entry[1].resource.effectiveDateTime")]
+    del doc["entry"][1]["resource"]["effectiveDateTime"]
+    out = from_fhir(doc)  # the TMB's effective time is not a real date: nothing is left
+    assert message(out.data).msh.get(7) == "" and "hl7v2-no-message-time" in [i.details for i in out.issues]
     assert from_fhir(doc).data == out.data
 
 

@@ -84,7 +84,7 @@ def test_mcode_genomic_bundle(validator: Any) -> None:
     warned = details(issues)
     assert "fhir-result-not-in-input" in warned  # the MSI result the report names is not in the Bundle
     assert warned.count("fhir-element-not-carried") >= 20  # performers, the birth-sex extension
-    assert "hl7v2-no-message-time" in warned
+    assert "hl7v2-message-time-guessed" in warned and msg.msh.get(7) == "20220215192858+0500"  # the report's time
     assert get("hl7v2").from_fhir(get("fhir").to_fhir(_path(
         "mcode4-Bundle-gx-genomic-bundle-adam-anyperson.json").read_bytes(), ConvertOptions()).bundle,
         ConvertOptions()).data == data
@@ -100,6 +100,7 @@ def test_mcode_lone_germline_variant(validator: Any) -> None:
     data, issues = convert("mcode4-Observation-genomic-variant-germline-deletion.json")
     msg = message(data)
     assert msg.first("PID") is None  # its subject is not in the input
+    assert msg.msh.get(7) == "20190401"  # no message time in the input: the result's, said so
     obr = msg.first("OBR")
     assert obr is not None and obr.get(4) == "81247-9" and obr.get(7) == "20190401" and obr.get(25) == "F"
     var = variant_groups(msg)
@@ -119,6 +120,7 @@ def test_mcode_lone_germline_variant(validator: Any) -> None:
 def test_mcode_lone_tmb(validator: Any) -> None:
     data, issues = convert("mcode4-Observation-gx-genomic-tmb.json")
     msg = message(data)
+    assert msg.msh.get(7) == "20190401" and "hl7v2-message-time-guessed" in details(issues)
     assert variant_groups(msg) == {}
     assert groups(msg) == {"1": {"94076-7": ["57.1"]}}
     tmb = msg.all("OBX")[0]
@@ -134,6 +136,7 @@ def test_mcode_lone_tmb(validator: Any) -> None:
 def test_genomics_operations_answer(validator: Any) -> None:
     data, issues = convert("genops-find_subject_specific_variants-1.json")
     msg = message(data)
+    assert msg.msh.get(7) == "" and "hl7v2-no-message-time" in details(issues)  # the answer states no time at all
     var = variant_groups(msg)
     assert list(var) == ["2a"]
     g = var["2a"]
