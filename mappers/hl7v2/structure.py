@@ -27,8 +27,11 @@ def known_segments() -> frozenset[str]:
 class Observation:
     obx: Segment
     notes: list[Segment] = field(default_factory=list)
-    # The LRI genetic variable the row carries (mappers.hl7v2.variable_names.Recognised), set by the mapper.
+    # The LRI genetic variable the row carries (mappers.hl7v2.variable_names.Recognised), set by the mapper;
+    # apart: the row names a variable it cannot be (code and name disagree, or its value does not fit), so it is
+    # kept as a result of its own, never inside a variant.
     variable: Any = None
+    apart: bool = False
 
 
 @dataclass(slots=True)

@@ -100,14 +100,14 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
                      f"OBX-3 is coded {rec.loinc} ({variable(rec.loinc)['display']}) but named {obx.get(3, 2)!r}, "  # type: ignore[index]
                      f"the name of {named} ({variable(named)['display']}); the row is kept as a separate result, "  # type: ignore[index]
                      "not in the variant", f"{obx.ref}-3")
-            obs.variable = None
+            obs.variable, obs.apart = None, True
             return
     if not fits(obs):
         ctx.warn("hl7v2-variable-value-mismatch",
                  f"OBX-3 says {rec.loinc} ({variable(rec.loinc)['display']}) but OBX-5 "  # type: ignore[index]
                  f"{obx.get(5, 2) or obx.get(5)!r} is not one of its answers (a {obx.get(5, 3) or 'local'} code); "
                  "the row is kept as a separate result, not in the variant", f"{obx.ref}-5")
-        obs.variable = None
+        obs.variable, obs.apart = None, True
         return
     if rec.how != "code":
         lead = f"OBX-3 {coded_loinc(obx)} is not an LRI genetic variable; " if coded_loinc(obx) else ""
@@ -174,7 +174,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
         # Rows of an unknown code with a variant group's sub-ID belong to that variant.
         for obs in list(plain):
             sub = group_key(obs.obx.get(4))
-            if sub in groups and sub:
+            if sub in groups and sub and not obs.apart:
                 groups[sub].append(obs)
                 plain.remove(obs)
         implications = []

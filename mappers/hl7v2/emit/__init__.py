@@ -29,7 +29,8 @@ def datetime_field(ctx: Context, seg: Segment, n: int, comp: int = 1) -> str | N
         return None
     value, dropped = dtm_to_fhir(raw, ctx.options.timezone)
     if value is None:
-        ctx.warn("hl7v2-bad-datetime", f"{seg.name}-{n} {raw!r} is not a valid DTM; not mapped", f"{seg.ref}-{n}")
+        ctx.warn("hl7v2-bad-datetime", f"{seg.name}-{n} {raw!r} is not a real date/time; not mapped",
+                 f"{seg.ref}-{n}")
         return None
     if dropped:
         ctx.warn("hl7v2-time-without-zone",

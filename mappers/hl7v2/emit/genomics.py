@@ -200,7 +200,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     for obs in [*rows, *(s for s in shared if variable_code(s) not in own_codes)]:
         obx = obs.obx
         code = variable_code(obs) or obx.get(3)
-        spec = variable(code)
+        spec = variable(code) if variable_code(obs) else None
         if spec is not None and not spec.get("repeats") and code in taken:
             ctx.warn("hl7v2-variable-repeated", f"variant group {group} has a second {code} ({spec['display']}) row; "
                      "the variant takes one, so this row stays a separate result", f"{obx.ref}-3")

@@ -174,13 +174,14 @@ def _vital_sign(ctx: Context, obx: Segment, res: dict[str, Any]) -> None:
         if unit in allowed:
             q.update(system=_UCUM, code=unit)
             q.setdefault("unit", unit)
-    fits = (allowed and q is not None and q.get("code") in allowed and q.get("system") == _UCUM
-            and "subject" in res and "effectiveDateTime" in res)
-    if fits:
+    missing = [what for what, ok in (
+        (f"a value in {' or '.join(allowed)} (UCUM)", q is not None and q.get("code") in allowed
+         and q.get("system") == _UCUM),
+        ("a subject (PID)", "subject" in res), ("an effective time", "effectiveDateTime" in res)) if not ok]
+    if allowed and not missing:
         res["category"] = [*res["category"], CATEGORY_VITAL]
         return
-    why = ("a single row cannot carry its components" if not allowed else
-           "it needs a UCUM unit of " + ", ".join(allowed) + ", a subject and an effective time")
+    why = "a single row cannot carry its components" if not allowed else "the row lacks " + ", ".join(missing)
     ctx.warn("hl7v2-vital-sign-not-conformant",
              f"OBX-3 {hit} is a vital-sign code (FHIR R4 vital signs profile) but {why}; the code is kept as text",
              f"{obx.ref}-3")
@@ -216,6 +217,7 @@ def lab_observation(ctx: Context, obs: Observation, key: str, subject: dict[str,
     ctx.origin(res, f"{obx.ref}-11", "status")
     if subject:
         res["subject"] = ref(subject)
+    ctx.use(obx, 14)
     when = datetime_field(ctx, obx, 14)
     if when:
         res["effectiveDateTime"] = when
