@@ -25,7 +25,7 @@ def is_gzip(head: bytes) -> bool:
 
 
 STEP = 1 << 20  # most bytes one inflate call may produce: a bomb never inflates in one piece
-RATIO_GRACE = 4 << 20  # the compression ratio is checked once this much has been inflated (headers compress well)
+RATIO_GRACE = 1 << 20  # the compression ratio is checked once this much has been inflated (headers compress well)
 
 
 def decompress(chunks: Iterable[bytes], max_bytes: int = 32 << 30, max_ratio: int = 200) -> Iterator[bytes]:

@@ -43,7 +43,7 @@ class Options:
     max_header_bytes: the whole header through #CHROM (64 MiB; large real headers are a few MB of ##contig lines).
     max_decompressed_bytes: total gzip/BGZF output (32 GiB, a large whole-genome gVCF); plain text is bounded by
         whoever reads it.
-    max_compression_ratio: gzip/BGZF output over input, checked once 4 MiB have been inflated (200; VCFs compress
+    max_compression_ratio: gzip/BGZF output over input, checked once 1 MiB has been inflated (200; VCFs compress
         5-50 times, a gzip bomb ~1000 times).
     """
 

@@ -347,7 +347,8 @@ def reals(rec: Record, key: str, high: float = INT32) -> list[float | None] | No
             continue
         value = float(part) if _REAL.fullmatch(part) else -1.0
         if not 0 <= value <= high:  # also false for nan; inf is above high
-            raise ParseError(f"FORMAT {key} {_short(text)} is not a number from 0 to {high:g}",
+            raise ParseError(f"FORMAT {key} {_short(text)} is not a number from 0 to "
+                             f"{'2^31-1' if high == INT32 else f'{high:g}'}",
                              details="vcf-bad-number", expression=rec.where)
         out.append(value)
     return out

@@ -87,6 +87,7 @@ class Converter:
         self.ctx.genomic_source = options.genomic_source or ("somatic" if self.header.role == TUMOUR else None)
         self._somatic_calls = self.header.role == TUMOUR
         self._unmapped = Unmapped()
+        self._first_invalid: str | None = None  # the first malformed record skipped in lenient mode
         self._check_assembly()
         self._check_samples()
         self._patient = emit.patient(self.ctx, self.header)
@@ -197,6 +198,8 @@ class Converter:
                     raise
                 summary.skipped["invalid-record"] += 1
                 first = e.issues[0]
+                if self._first_invalid is None:
+                    self._first_invalid = f"{first.expression}: {first.message}"
                 self.ctx.issue("warning", first.details, f"record skipped: {first.message}", first.expression,
                                code="structure")
                 continue
@@ -241,7 +244,7 @@ class Converter:
         for reason, n in unmappable:
             records = f"{n} record{'s' if n > 1 else ''}"
             if reason == "no-genotype":
-                text = f"{records} have no GT for sample {header.sample[:40]}"
+                text = f"{records} {'have' if n > 1 else 'has'} no GT for sample {header.sample[:40]}"
                 if header.role == NORMAL:
                     tumours = [s for s, (r, _) in header.roles.items() if r == TUMOUR]
                     text += (f", which the header makes the matched normal ({header.roles[header.sample][1][:60]}):"
@@ -250,7 +253,7 @@ class Converter:
                 else:
                     text += " and the header names no tumour/normal roles that would say whose calls they are"
             elif reason == "invalid-record":
-                text = f"{records} malformed (skipped; see the warnings)"
+                text = f"{records} malformed (skipped; the first: {self._first_invalid})"
             elif reason == "truncated-input":
                 text = "the input is truncated"
             else:
