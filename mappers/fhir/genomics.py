@@ -9,6 +9,7 @@ VCF, ...) read this model, so they share one understanding of what a genomic Bun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -112,7 +113,10 @@ def upgrade(res: Any, where: str = "", renames: Renames | None = None) -> Any:
     if not isinstance(res, dict) or res.get("resourceType") != "Observation" or not _stale(res):
         return res
     # a copy of what may change (the narrative, often the largest part, is shared)
-    out = orjson.loads(orjson.dumps({k: v for k, v in res.items() if k != "text"}))  # a fast deep copy
+    try:
+        out = orjson.loads(orjson.dumps({k: v for k, v in res.items() if k != "text"}))  # a fast deep copy
+    except orjson.JSONEncodeError:  # nested beyond what orjson writes: left as it is, like other odd content
+        return res
     if "text" in res:
         out["text"] = res["text"]
     for name in ("code", "valueCodeableConcept", "method"):
@@ -223,6 +227,7 @@ class GenomicContent:
     """What a Bundle holds, as writers from FHIR read it."""
 
     bundle: dict[str, Any]
+    digest: str  # SHA-256 of the Bundle's canonical JSON (sorted keys): names what was converted
     entries: list[Entry]
     issues: list[Issue]
     by_ref: dict[str, Entry]
@@ -257,6 +262,11 @@ def read(bundle: dict[str, Any]) -> GenomicContent:
     if bundle["resourceType"] != "Bundle":
         raise ParseError("expected a FHIR Bundle (resourceType 'Bundle')", details="fhir-not-a-bundle",
                          expression="resourceType")
+    try:
+        digest = hashlib.sha256(orjson.dumps(bundle, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except orjson.JSONEncodeError as e:  # nesting deeper than JSON writers accept, or a non-JSON value
+        raise ParseError(f"the Bundle cannot be written as JSON: {e}", details="fhir-not-json",
+                         expression="Bundle") from None
     renames = Renames()
     issues: list[Issue] = []
     entries: list[Entry] = []
@@ -284,7 +294,7 @@ def read(bundle: dict[str, Any]) -> GenomicContent:
             by_ref.setdefault(entry.full_url, entry)
         if isinstance(res.get("id"), str):
             by_ref.setdefault(f"{res['resourceType']}/{res['id']}", entry)
-    content = GenomicContent(bundle, entries, issues, by_ref, {})
+    content = GenomicContent(bundle, digest, entries, issues, by_ref, {})
     for e in entries:
         if e.kind in IMPLICATION_KINDS:
             for ref in e.resource.get("derivedFrom") or []:

@@ -81,7 +81,10 @@ def _mismatch(value: Any, spec: str) -> tuple[list[str], str, Any] | None:
 
 def check_value(value: Any, spec: str, where: str) -> None:
     """Check `value` against a shape name of tables/shapes.json. Raises ParseError naming the element."""
-    bad = _mismatch(value, spec)
+    try:
+        bad = _mismatch(value, spec)
+    except RecursionError:  # Reference.identifier.assigner.identifier… nested without end
+        raise ParseError(f"{where} is nested too deeply to read", details="fhir-too-deep", expression=where) from None
     if bad is not None:
         path, expected, found = bad
         _fail(where + "".join(path), expected, found)

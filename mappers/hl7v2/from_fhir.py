@@ -9,12 +9,9 @@ Everything of the input the message cannot carry is listed in the report (mapper
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import orjson
 
 from mappers.conversion import load_bundle
 from mappers.exceptions import EmitError, Issue, operation_outcome
@@ -112,7 +109,7 @@ class _Writer:
     def msh(self, reports: list[Entry]) -> str:
         o = self.options
         when = self.message_time(reports)
-        digest = hashlib.sha256(orjson.dumps(self.content.bundle, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+        digest = self.content.digest[:16]
         charset = DECLARED_NAME.get(o.encoding, o.encoding.upper())
         fields = ["MSH", "^~\\&", escape(o.sending_application, D), escape(o.sending_facility, D),
                   escape(o.receiving_application, D), escape(o.receiving_facility, D), when, "",

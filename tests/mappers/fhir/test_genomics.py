@@ -13,6 +13,7 @@ import pytest
 
 from mappers.exceptions import ParseError
 from mappers.fhir.genomics import classify, read, upgrade
+from mappers.fhir.shape import check_resource
 
 STU1 = Path(__file__).parent / "inputs" / "stu1-report.json"
 LOINC = "http://loinc.org"
@@ -129,3 +130,22 @@ def test_wrongly_typed_content_is_refused_by_name(path: tuple[Any, ...], bad: An
     issue = e.value.issues[0]
     assert issue.details in ("fhir-wrong-type", "fhir-not-a-resource") and issue.expression
     assert issue.expression.startswith("Bundle")
+
+
+def test_content_nested_without_end_is_refused() -> None:
+    deep: dict[str, Any] = {"reference": "Patient/p"}
+    cur = deep
+    for _ in range(3000):  # Reference.identifier.assigner.identifier…
+        cur["identifier"] = {"value": "v", "assigner": {}}
+        cur = cur["identifier"]["assigner"]
+    with pytest.raises(ParseError, match="nested too deeply"):
+        check_resource(obs(subject=deep), "Observation")
+    with pytest.raises(ParseError):  # read() meets it first as JSON no writer takes
+        read({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs(subject=deep)}]})
+    ext: dict[str, Any] = {"url": "urn:x"}
+    cur = ext
+    for _ in range(400):  # deeper than JSON writers go, in an element no writer reads
+        cur["extension"] = [{"url": "urn:x"}]
+        cur = cur["extension"][0]
+    with pytest.raises(ParseError, match="cannot be written as JSON"):
+        read({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs(extension=[ext])}]})
