@@ -118,7 +118,8 @@ class _Writer:
 
     def message_time(self, reports: list[Entry]) -> str:
         """MSH-7 from the input: the source message's time a Provenance kept, the Bundle's timestamp, the time a
-        Provenance recorded, the report's issue time; else the caller's; else empty (reported)."""
+        Provenance recorded, the report's issue time; else the caller's; else the latest time a report or result
+        states (a guess, reported); else empty (reported)."""
         provs = [e for e in self.content.entries if e.type == "Provenance"]
         candidates = [
             *((p.resource.get("occurredDateTime"), f"{p.where}.occurredDateTime") for p in provs),
