@@ -34,6 +34,7 @@ from mappers.cda_cn.tables import (
     results_section,
 )
 from mappers.cda_cn.xpath import local as _local
+from mappers.cda_cn.xpath import locating
 from mappers.cda_cn.xpath import path as _where
 from mappers.exceptions import ParseError, UnsupportedMessage
 
@@ -607,7 +608,7 @@ def read_document(data: bytes, notes: Notes, max_bytes: int = MAX_BYTES) -> Repo
     if etree.QName(root).namespace not in (V3, None):
         notes.warn("cda-namespace", f"the root namespace is {etree.QName(root).namespace!r}, not urn:hl7-org:v3",
                    _where(root))
-    with tracking() as used:
+    with tracking() as used, locating():
         report = _read(root, notes)
         for issue in unused(root, used):
             notes.add(issue)

@@ -6,6 +6,7 @@ performers, the Composition when there is one (document id, type, attesters, cus
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from mappers.cda_cn import systems as S
@@ -15,7 +16,7 @@ from mappers.cda_cn.names import name_text
 from mappers.cda_cn.tables import document_types, ucum_reverse
 from mappers.cda_cn.times import local_ts as fhir_to_ts
 from mappers.conversion import load_bundle
-from mappers.exceptions import EmitError
+from mappers.exceptions import EmitError, ParseError
 from mappers.terminology import translate, translate_all
 
 _PHYSICAL_KIND = {"bd": "bed", "ro": "room", "wa": "ward"}
@@ -256,8 +257,40 @@ def _item(b: _Bundle, obs: dict[str, Any], notes: Notes) -> tuple[Item, str]:
 
 
 def read_bundle(data: bytes | str | dict[str, Any], notes: Notes) -> Report:
-    """Bundle → Report. Raises ParseError (not a Bundle) or EmitError (no DiagnosticReport, no patient)."""
-    b = _Bundle(load_bundle(data), notes)
+    """Bundle → Report. Raises ParseError (not a Bundle, or content not shaped as FHIR JSON) or EmitError (no
+    DiagnosticReport, no patient)."""
+    bundle = load_bundle(data)
+    try:
+        report = _read_bundle(bundle, notes)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+        # The reader walks the JSON as FHIR R4 shapes it (objects, lists, strings where the spec puts them); content
+        # shaped otherwise (a number where a list belongs, a string where an object does) ends the reading here: it
+        # is the client's input, not a conversion fault. The validator names the element.
+        raise ParseError(f"the Bundle's content is not shaped as FHIR R4 JSON ({type(e).__name__}: {e}); validate "
+                         "it to find the element", details="fhir-bad-shape", expression="Bundle") from None
+    _check_text(report, "Report")
+    return report
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Every text field of the model holds text (a FHIR string where the Bundle had an object is refused here, not
+    in the CDA writer)."""
+    if isinstance(value, tuple):
+        for n, v in enumerate(value):
+            _check_text(v, f"{where}[{n}]")
+        return
+    if not hasattr(value, "__dataclass_fields__"):
+        return
+    for f in fields(value):
+        v = getattr(value, f.name)
+        if f.type == "str" and not isinstance(v, str):
+            raise ParseError(f"the Bundle gives {where}.{f.name} as {type(v).__name__}, not a string; validate it "
+                             "to find the element", details="fhir-bad-shape", expression="Bundle")
+        _check_text(v, f"{where}.{f.name}")
+
+
+def _read_bundle(bundle: dict[str, Any], notes: Notes) -> Report:
+    b = _Bundle(bundle, notes)
     reports = b.all("DiagnosticReport")
     if not reports:
         raise EmitError("the Bundle has no DiagnosticReport; a WS/T 500 lab or exam document reports one",

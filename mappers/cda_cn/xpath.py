@@ -8,38 +8,64 @@ among same-named siblings only where there are several, e.g.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from lxml import etree
 
 _INDEX = re.compile(r"\[\d+\]")
+# While one document is read: element → its path, so a path costs one step over its parent's (linear, not
+# quadratic, in a section of thousands of entries).
+_paths: ContextVar[dict[etree._Element, str] | None] = ContextVar("cda_cn_paths", default=None)
+
+
+@contextmanager
+def locating() -> Iterator[None]:
+    token = _paths.set({})
+    try:
+        yield
+    finally:
+        _paths.reset(token)
 
 
 def local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    """The element's name without its namespace ('' for comments and processing instructions)."""
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _steps(parent: etree._Element, known: dict[etree._Element, str], prefix: str) -> None:
+    """Paths of all of `parent`'s element children at once, positions counted in one pass."""
+    kids = [c for c in parent if isinstance(c.tag, str)]
+    names = [local(c) for c in kids]
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    for kid, name in zip(kids, names, strict=True):
+        seen[name] = seen.get(name, 0) + 1
+        known[kid] = f"{prefix}/{name}[{seen[name]}]" if counts[name] > 1 else f"{prefix}/{name}"
 
 
 def path(el: etree._Element | None) -> str:
     """The positional XPath of `el` ('' for None)."""
     if el is None:
         return ""
-    steps = []
-    node: etree._Element | None = el
-    while node is not None:
-        name = local(node)
-        parent = node.getparent()
-        if parent is None:
-            steps.append(name)
-            break
-        same = [c for c in parent if isinstance(c.tag, str) and local(c) == name]
-        steps.append(f"{name}[{same.index(node) + 1}]" if len(same) > 1 else name)
-        node = parent
-    return "/" + "/".join(reversed(steps))
+    known = _paths.get()
+    if known is None:
+        known = {}
+    hit = known.get(el)
+    if hit is not None:
+        return hit
+    parent = el.getparent()
+    if parent is None:
+        known[el] = "/" + local(el)
+    else:
+        _steps(parent, known, path(parent))
+    return known[el]
 
 
 def generic(xpath: str) -> str:
     """The path without positions: every element of the same kind shares it."""
     return _INDEX.sub("", xpath)
-
-
-def line(el: etree._Element | None) -> int | None:
-    return el.sourceline if el is not None else None

@@ -17,6 +17,7 @@ import orjson
 
 from mappers.cda_cn import systems as S
 from mappers.cda_cn.context import Notes
+from mappers.cda_cn.emit import fhir_number
 from mappers.cda_cn.model import Code, Diagnosis, Id, Item, Party, Patient, Report, Specimen
 from mappers.exceptions import EmitError, ParseError
 
@@ -192,11 +193,9 @@ def _read_item(t: _Taken, it: dict[str, Any], n: int) -> Item:
 
 
 def _number(value: str) -> int | float | str:
-    try:
-        f = float(value)
-    except ValueError:
-        return value
-    return int(f) if f.is_integer() and "." not in value else f
+    """A JSON number when FHIR could carry it (finite, at most 18 digits), else the text as written."""
+    number = fhir_number(value)
+    return value if number is None else number
 
 
 def from_report(r: Report, notes: Notes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,24 @@ class Ctx:
     def add(self, res: dict[str, Any]) -> dict[str, Any]:
         """Keep one resource per id (the same organisation or practitioner reached twice)."""
         return self.resources.setdefault(res["id"], res)
+
+
+_MAX_DIGITS = 18  # FHIR decimal: up to 18 significant digits (R4 datatypes.html#decimal)
+
+
+def fhir_number(text: str) -> int | float | None:
+    """The JSON number FHIR can carry for `text` (an integer stays one), or None: not a number, not finite, or more
+    than 18 significant digits (which no FHIR decimal, and no 64-bit JSON writer, carries)."""
+    digits = text.strip().lstrip("+-").replace(".", "").lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return int(value) if "." not in text and "e" not in text.lower() and value.is_integer() else value
 
 
 def ref(resource: dict[str, Any]) -> dict[str, str]:

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from mappers.cda_cn import systems as S
-from mappers.cda_cn.emit import Ctx, coding, identifier
+from mappers.cda_cn.emit import Ctx, coding, fhir_number, identifier
 from mappers.cda_cn.model import Code, Patient, Report
 from mappers.cda_cn.names import human_name
 from mappers.cda_cn.resident_id import ResidentId, ResidentIdError, parse_resident_id
@@ -51,15 +51,15 @@ def _age(ctx: Ctx, patient: Patient) -> dict[str, Any] | None:
     if not patient.age:
         return None
     value, unit = patient.age
-    try:
-        number = float(value)
-    except ValueError:
-        ctx.notes.warn("cn-bad-age", f"age {value!r} is not a number; not mapped", patient.where)
+    number = fhir_number(value)
+    if number is None or number < 0:
+        ctx.notes.warn("cn-bad-age", f"age {value!r} is not a number of years, months or days; not mapped",
+                       patient.where)
         return None
     code, _ = _AGE_UNITS.get(unit, ("a", "year"))
     if unit not in _AGE_UNITS:
         ctx.notes.warn("cn-age-unit", f"age unit {unit!r} is not 岁/月/天; read as years", patient.where)
-    age = {"value": int(number) if number.is_integer() else number, "unit": unit or "岁",
+    age = {"value": number, "unit": unit or "岁",
            "system": S.UCUM, "code": code}
     return {"url": S.EXT_AGE, "valueAge": age}
 

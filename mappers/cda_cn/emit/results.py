@@ -9,12 +9,11 @@ DE06.00.179.00 remarks, DE02.10.027.00 method, DE04.30.018.00 category) and the 
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from mappers.cda_cn import systems as S
-from mappers.cda_cn.emit import Ctx, coding, de_coding, identifier, ref
+from mappers.cda_cn.emit import Ctx, coding, de_coding, fhir_number, identifier, ref
 from mappers.cda_cn.model import Code, Diagnosis, Item, Report, Specimen
 from mappers.cda_cn.tables import data_element, ucum
 from mappers.ids import resource_id
@@ -27,7 +26,6 @@ _IMAGING = re.compile(r"CT|MR|磁共振|X线|DR|超声|彩超|影像|造影|PET"
 _CATEGORY_LAB = {"system": S.V2_0074, "code": "LAB", "display": "Laboratory"}
 _CATEGORY_GE = {"system": S.V2_0074, "code": "GE", "display": "Genetics"}
 _CATEGORY_RAD = {"system": S.V2_0074, "code": "RAD", "display": "Radiology"}
-_MAX_DIGITS = 18  # FHIR decimal: up to 18 significant digits (R4 datatypes.html#decimal)
 
 
 def loinc_check(code: str) -> bool:
@@ -47,17 +45,7 @@ def is_genetic(report: Report) -> bool:
 
 
 def _number(text: str) -> int | float | None:
-    """A JSON number FHIR can carry for `text`, or None (not a number, not finite, or more than 18 digits)."""
-    digits = text.strip().lstrip("+-").replace(".", "").lstrip("0")
-    if len(digits) > _MAX_DIGITS:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    return int(text) if "." not in text and value.is_integer() else value
+    return fhir_number(text)
 
 
 def quantity(ctx: Ctx, value: str, unit: str, where: str) -> dict[str, Any] | None:
