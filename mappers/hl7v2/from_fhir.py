@@ -101,6 +101,7 @@ class _Writer:
             self.orphans(reports)
         else:
             segments.extend(self.synthesized(observations, patients))
+        self.rows.summary()
         text = "\r".join(segments) + "\r"
         issues = [*self.st.issues, *self.st.ledger.unmapped(self.content.entries)]
         return V2Message(text, self.options.encoding, tuple(issues))
@@ -210,14 +211,18 @@ class _Writer:
                 self.st.ledger.use(report, "presentedForm")
                 rows.append(row)
         out.extend(self.obx_segments(rows))
-        written = 0
+        specimens: set[int] = set()
         for ref in res.get("specimen") or []:
             spec = self.content.resolve(ref)
             if spec is not None and spec.type == "Specimen":
-                written += 1
-                out.append(spm(self.st, spec, written))
-        if res.get("specimen") and written == len(res["specimen"]):
+                specimens.add(spec.index)
+                out.append(spm(self.st, spec, len(specimens)))
+        if res.get("specimen") and len(specimens) == len(res["specimen"]):
             self.st.ledger.use(report, "specimen")
+        for e in results:  # a result's specimen is carried when it is one of the order's SPM segments
+            spec = self.content.resolve(e.resource.get("specimen"))
+            if spec is not None and spec.index in specimens:
+                self.st.ledger.use(e, "specimen")
         return out
 
     def order_code(self, report: Entry, request: Entry | None, genomic: bool) -> str:

@@ -96,6 +96,14 @@ class Rows:
 
     def __init__(self, st: State) -> None:
         self.st = st
+        self.shifted: dict[str, list[str]] = {}  # 0-based coordinate system → where its positions were shifted
+
+    def summary(self) -> None:
+        """One report issue per coordinate system whose positions were written 1-based, however many variants."""
+        for system, places in self.shifted.items():
+            times = f" ({len(places)} variants)" if len(places) > 1 else ""
+            self.st.inform("hl7v2-coordinates-shifted", f"positions of coordinate system {system} written 1-based "
+                           f"(LA30102-0), as LRI states them{times}", places[0])
 
     # ---- components ----
     def component(self, entry: Entry, i: int, comp: dict[str, Any], sub: str, status: str,
@@ -188,8 +196,7 @@ class Rows:
             if "http://loinc.org|92822-6" in [key(c) for c in (comp.get("code") or {}).get("coding") or []]:
                 system = _code_coding(comp.get("valueCodeableConcept") or {}).get("code", "")
                 if system in TO_ONE_BASED:
-                    self.st.inform("hl7v2-coordinates-shifted", f"{entry.label}: positions of coordinate system "
-                                   f"{system} written 1-based (LA30102-0), as LRI states them", entry.where)
+                    self.shifted.setdefault(system, []).append(entry.where)
                     return TO_ONE_BASED[system]
         return (0, 0)
 

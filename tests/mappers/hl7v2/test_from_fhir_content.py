@@ -186,3 +186,21 @@ def test_genotypes_phases_and_molecular_consequences() -> None:
     assert rows["2b.1"] == {"feature-consequence": ["SO:0001589"]}
     assert rows["2c"] == {"48004-6": ["NM_000769.4:c.-806C>T"], "82120-7": ["Trans"]}
     assert [i.details for i in out.issues if i.severity == "warning"] == []
+
+
+def test_variants_from_a_vcf_keep_their_vcf_positions() -> None:
+    """VCF → FHIR (0-based intervals) → v2: every record is a variant group whose LRI start is the VCF POS."""
+    from mappers.toolkit.registry import ConvertOptions, get
+
+    vcf = Path(__file__).parents[3] / "examples" / "germline-grch38.vcf"
+    records = [line.split("\t") for line in vcf.read_text().splitlines() if not line.startswith("#")]
+    bundle = get("vcf").to_fhir(vcf.read_bytes(), ConvertOptions()).bundle
+    out = from_fhir(bundle)
+    var = variant_groups(message(out.data))
+    written = sorted((g["81254-5"][0], g["69547-8"][0], g["69551-0"][0]) for g in var.values() if "81254-5" in g)
+    # simple alleles of called, passing records (symbolic ones are structural variants: outer/inner start-end)
+    expected = sorted((r[1], r[3], alt) for r in records if r[6] == "PASS" and not r[9].startswith("./.")
+                      for alt in r[4].split(",") if not alt.startswith("<"))
+    assert written == expected and len(expected) == 9
+    shifted = [i for i in out.issues if i.details == "hl7v2-coordinates-shifted"]
+    assert len(shifted) == 1 and f"({len(var)} variants)" in shifted[0].message
