@@ -128,8 +128,11 @@ async def convert_route(request: Request) -> Response:
     log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
              (time.perf_counter() - started) * 1000)
     issues = result.outcome.get("issue", [])
+    validation = sum(1 for i in issues if i["details"]["coding"][0]["code"] in ("output-warning", "invalid-output"))
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in ("warning", "information")}
-    headers = {"X-Conversion-Report": f"warnings={counts['warning']}; information={counts['information']}",
+    report = (f"warnings={counts['warning'] - validation}; information={counts['information']}; "
+              f"validation={validation}")  # the mapper's own findings, then the validator's on the output
+    headers = {"X-Conversion-Report": report,
                "X-Cache": "hit" if cached else "miss"}
     if as_parameters:
         output: dict[str, Any] = ({"name": "output", "resource": orjson.loads(result.body)} if tgt == HUB

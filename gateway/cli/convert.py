@@ -194,8 +194,8 @@ def _located(issues: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
 
 def _summarise(outcome: dict, verbose: bool) -> None:
     issues = [i for i in outcome.get("issue", []) if i["details"]["coding"][0]["code"] != "ok"]
-    for i in issues:
-        if verbose or i["severity"] in ("warning", "error"):
+    for i in issues:  # a format's summary line (e.g. VCF record counts) is always shown
+        if verbose or i["severity"] in ("warning", "error") or i["details"]["coding"][0]["code"].endswith("-summary"):
             where = f" {i['expression'][0]}" if i.get("expression") else ""
             _err(f"{i['severity']}{where}: {i['details']['text']}")
     errors = sum(1 for i in issues if i["severity"] in ("error", "fatal"))

@@ -63,11 +63,15 @@ def load(data: bytes | dict[str, Any]) -> dict[str, Any]:
 def as_bundle(data: bytes | dict[str, Any]) -> Conversion:
     """The input as a Bundle, with an information issue when it had to be wrapped, a warning for each parameter
     of a Parameters that is not a resource (it has no place in a Bundle), and the origin of each wrapped resource."""
-    doc = load(data)
+    lines = _ndjson(data)
+    doc = load(data) if lines is None else {"resourceType": "NDJSON"}
     if doc["resourceType"] == "Bundle":
         return Conversion(doc, ())
     issues: list[Issue] = []
-    if doc["resourceType"] == "Parameters":
+    if lines is not None:
+        found = [(load(line), f"line {n}") for n, line in lines]
+        what = f"the {len(found)} resource(s) of an NDJSON input"
+    elif doc["resourceType"] == "Parameters":
         found: list[tuple[dict[str, Any], str]] = []
         _parameters(doc.get("parameter"), "Parameters.parameter", found, issues)
         if not found:
@@ -77,7 +81,7 @@ def as_bundle(data: bytes | dict[str, Any]) -> Conversion:
     else:
         found = [(doc, doc["resourceType"])]
         what = f"a single {doc['resourceType']}"
-    digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(data if lines is not None else orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
     entries = []
     origins: dict[str, str] = {}
     for n, (res, where) in enumerate(found):
@@ -89,6 +93,23 @@ def as_bundle(data: bytes | dict[str, Any]) -> Conversion:
     bundle = {"resourceType": "Bundle", "id": resource_id("Bundle", digest), "type": "collection", "entry": entries}
     issues.insert(0, Issue("information", "informational", "fhir-wrapped", f"{what} was read as a collection Bundle"))
     return Conversion(bundle, tuple(issues), origins)
+
+
+def _ndjson(data: bytes | dict[str, Any]) -> list[tuple[int, bytes]] | None:
+    """The numbered non-blank lines of NDJSON input (FHIR bulk data: one resource a line), or None for one document."""
+    if not isinstance(data, bytes | bytearray) or is_xml(data):
+        return None
+    body = data.removeprefix(_BOM).strip()
+    if not body.startswith(b"{") or b"\n" not in body:
+        return None
+    lines = [(n, line) for n, line in enumerate(body.split(b"\n"), 1) if line.strip()]
+    if len(lines) < 2 or not lines[0][1].rstrip().endswith(b"}"):
+        return None  # a pretty-printed document spans lines; NDJSON keeps each resource on one
+    try:
+        orjson.loads(lines[0][1])
+    except orjson.JSONDecodeError:
+        return None
+    return lines
 
 
 def _parameters(params: Any, where: str, found: list[tuple[dict[str, Any], str]], issues: list[Issue]) -> None:

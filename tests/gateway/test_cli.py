@@ -26,7 +26,8 @@ def test_convert_stdin_to_stdout_and_back(tmp_path: Path) -> None:
     bundle = orjson.loads(r.stdout)
     assert bundle["resourceType"] == "Bundle"
     assert b"converted:" in r.stderr
-    back = helixgate("convert", "-", stdin=r.stdout)  # --from detected, --to defaults to hl7v2
+    assert helixgate("convert", "-", stdin=r.stdout).returncode == 1  # FHIR input: the target must be named
+    back = helixgate("convert", "-", "--to", "hl7v2", stdin=r.stdout)  # --from detected
     assert back.returncode == 0, back.stderr
     assert back.stdout.startswith(b"MSH|^~\\&|HELIXGATE|")
 
@@ -57,7 +58,7 @@ def test_timezone_option_keeps_times() -> None:
     (("convert", "-"), b"", 1, b"is empty"),
     (("convert", "-"), b"\x00\x01\x02binary", 1, b"cannot tell the input format"),
     (("convert", "/no/such/file.hl7"), None, 1, b"cannot read /no/such/file.hl7"),
-    (("convert", "-", "--from", "fhir"), b"[1, 2]", 1, b"expected a FHIR Bundle"),
+    (("convert", "-", "--from", "fhir", "--to", "hl7v2"), b"[1, 2]", 1, b"expected a FHIR resource"),
     (("convert", "-", "--timezone", "CET"), b"MSH", 2, b"must look like +08:00"),
     (("convert", "-", "--from", "pdf"), b"", 2, b"invalid choice"),
     (("convert",), None, 2, b"required: input"),

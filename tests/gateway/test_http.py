@@ -56,7 +56,7 @@ def test_every_authored_message_converts_over_http_and_back(gateway) -> None:
         assert r.status_code == 200, (path.name, r.text)
         bundle = r.json()
         assert bundle["type"] == "transaction"
-        back = _post(gateway.url, r.content, {"Content-Type": "application/fhir+json"})
+        back = _post(gateway.url, r.content, {"Content-Type": "application/fhir+json"}, target="hl7v2")
         assert back.status_code == 200
         assert back.headers["content-type"].startswith("x-application/hl7-v2+er7")
         assert back.content.startswith(b"MSH|^~\\&|")
@@ -88,10 +88,12 @@ def test_source_by_query_parameter_and_detection(gateway) -> None:
     (b"MSH|^~\\&|A|B|C|D|2025||ADT^A01|1|P|2.5\rPID|1\r", V2, {}, 422, "unsupported message type ADT^A01"),
     (b"MSH|^~\\&|A|B|C|D|2025||ORU^R01|1|P|2.5\r", {"Content-Type": "image/png"}, {}, 415, "image/png"),
     (b"hello", {"Content-Type": "text/plain"}, {}, 415, "cannot tell the input format"),
-    (b"MSH|^~\\&|A", V2, {"target": "vcf"}, 415, "no conversion from hl7v2 to vcf"),
-    (b'{"resourceType": "Patient"}', {"Content-Type": "application/fhir+json"}, {}, 400, "expected a FHIR Bundle"),
+    (b"MSH|^~\\&|A", V2, {"target": "pdf"}, 415, "unknown format 'pdf'"),
+    (b'{"resourceType": "Patient"}', {"Content-Type": "application/fhir+json"}, {}, 415, "name the target format"),
+    (b'[1, 2]', {"Content-Type": "application/fhir+json"}, {"target": "hl7v2"}, 400, "expected a FHIR resource"),
     (b"{not json", {"Content-Type": "application/fhir+json"}, {}, 400, "not valid JSON"),
-    (b'{"resourceType":"Bundle","type":"collection"}', {"Content-Type": "application/fhir+json"}, {}, 422,
+    (b'{"resourceType":"Bundle","type":"collection"}', {"Content-Type": "application/fhir+json"},
+     {"target": "hl7v2"}, 422,
      "no DiagnosticReport"),
     (MESSAGES[0].read_bytes(), V2, {"bundleType": "batch"}, 400, "bundleType"),
 ])

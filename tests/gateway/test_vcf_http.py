@@ -110,12 +110,12 @@ def test_bad_vcf_is_a_400_naming_the_line_before_any_stream(gateway) -> None:
     lenient = post(gateway.url, body, lenient="true")
     assert lenient.status_code == 200
     # three records skipped (REF '.', 'A,T' and empty), and no assembly in the header
-    assert lenient.headers["x-conversion-report"].startswith("warnings=4;")
+    assert lenient.headers["x-conversion-report"].startswith("warnings=4;")  # the mapper's; validation= apart
 
 
 @pytest.mark.parametrize(("body", "params", "status", "text"), [
     (example4, {"sample": "NOPE"}, 400, "sample 'NOPE' is not in the VCF"),
-    (example4, {"genomicSource": "mixed"}, 400, "genomic_source 'mixed' must be one of germline, somatic"),
+    (example4, {"genomicSource": "mixed"}, 400, "genomicSource 'mixed' must be one of germline, somatic"),
     (lambda: b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n", {}, 422, "no sample columns"),
     (lambda: gzip.compress(example4())[:200], {}, 400, "truncated"),
 ], ids=["unknown-sample", "bad-source", "no-samples", "truncated-gzip"])
