@@ -3,7 +3,7 @@
 from mappers.hl7v2.context import Options
 from mappers.hl7v2.from_fhir import EmitOptions, V2Message, from_fhir
 from mappers.hl7v2.model import Batch, Delimiters, Message, Segment
-from mappers.hl7v2.parse import parse_batch, parse_message
+from mappers.hl7v2.parse import LimitExceeded, Limits, parse_batch, parse_message
 from mappers.hl7v2.to_fhir import Conversion, to_fhir
 
 __all__ = [
@@ -11,6 +11,8 @@ __all__ = [
     "Conversion",
     "Delimiters",
     "EmitOptions",
+    "LimitExceeded",
+    "Limits",
     "Message",
     "Options",
     "Segment",

@@ -18,7 +18,7 @@ from mappers.hl7v2.emit.provenance import MAPPER_VERSION, message_provenance, me
 from mappers.hl7v2.emit.report import diagnostic_report
 from mappers.hl7v2.model import Message
 from mappers.hl7v2.parse import parse_message
-from mappers.hl7v2.structure import Observation, Order, group_oru
+from mappers.hl7v2.structure import NO_RESULT_YET, Observation, Order, PatientResult, group_oru
 from mappers.hl7v2.variable_names import coded_loinc, named_variable, recognise
 from mappers.toolkit.bundle import BUNDLE_TYPES, bundle
 from mappers.toolkit.provenance import converter_device
@@ -44,7 +44,7 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
             resources.append(subject)
         for order in result.orders:
             resources.extend(_order(ctx, order, subject))
-    _require_content(resources)
+    _require_content(resources, results)
     _same_id_same_content(ctx, resources)
     device = converter_device(MAPPER_VERSION)
     ctx.origin(device, f"{msg.msh.ref}")  # the converter that read this message
@@ -61,11 +61,16 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
     return Conversion(out, tuple(issues), dict(ctx.origins))
 
 
-def _require_content(resources: list[dict[str, Any]]) -> None:
-    """A conversion that kept no result, variant or document of a message that had some is not a success."""
+def _require_content(resources: list[dict[str, Any]], results: list[PatientResult]) -> None:
+    """A conversion that kept no result, variant or document of a message that had some is not a success. A message
+    whose orders all say results are still to come (OBR-25 I, O, S) truly has none: its reports say so."""
     for res in resources:
         if res["resourceType"] == "Observation" or res.get("presentedForm"):
             return
+    orders = [o for r in results for o in r.orders]
+    if all(not o.observations and not any(s.observations for s in o.specimens) and o.obr.get(25) in NO_RESULT_YET
+           for o in orders):
+        return
     raise EmitError("none of the message's results could be converted (no Observation and no document came out "
                     "of its OBX rows; the conversion report says why)", details="hl7v2-nothing-converted",
                     expression="OBX")
