@@ -15,6 +15,7 @@ from mappers.hl7v2.structure import known_segments
 # Fields whose absence of use is not worth a report: framing and structure only.
 _STRUCTURAL_FIELDS = {("MSH", 1), ("MSH", 2)}
 _INDEX = re.compile(r"\[\d+\]")
+_MAX_LISTED = 20  # unmapped components listed one by one per field
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +110,18 @@ class Context:
                     out.append(Issue("information", "informational", "hl7v2-field-not-mapped",
                                      f"{seg.name}-{n} was not mapped", f"{seg.ref}-{n}"))
                     continue
+                listed = 0
                 for rep, raw in enumerate(seg.repetitions(n), 1):
                     for c, text in enumerate(raw.split(seg.delims.component), 1):
                         if text and c not in used:
+                            listed += 1
+                            if listed > _MAX_LISTED:
+                                continue
                             where = f"{seg.ref}-{n}.{c}" if rep == 1 else f"{seg.ref}-{n}({rep}).{c}"
                             out.append(Issue("information", "informational", "hl7v2-component-not-mapped",
                                              f"{seg.name}-{n}.{c} was not mapped", where))
+                if listed > _MAX_LISTED:  # one line for the rest: the report stays proportional to what matters
+                    out.append(Issue("information", "informational", "hl7v2-component-not-mapped",
+                                     f"{listed - _MAX_LISTED} more components of {seg.name}-{n} were not mapped",
+                                     f"{seg.ref}-{n}"))
         return out

@@ -30,12 +30,14 @@ class Limits:
     max_field_length: characters per field (an embedded PDF in OBX-5 is the largest field seen: 8 MiB of base64
         is a 6 MiB document).
     max_repetitions: repetitions per field.
+    max_components: components per repetition, and subcomponents per component (v2.9 XCN has 23 components).
     """
 
     max_segments: int = 10_000
     max_fields: int = 500
     max_field_length: int = 8 * 1024 * 1024
     max_repetitions: int = 1_000
+    max_components: int = 100
 
 
 class LimitExceeded(UnsupportedMessage):
@@ -271,6 +273,16 @@ def _check_fields(name: str, occurrence: int, parts: list[str], d: Delimiters, l
         if d.repetition in part and part.count(d.repetition) >= limits.max_repetitions:
             raise LimitExceeded(f"{ref}-{n} has {part.count(d.repetition) + 1} repetitions, more than "
                                 f"{limits.max_repetitions} (limit max_repetitions)", "repetitions", f"{ref}-{n}")
+        cap = limits.max_components
+        for sep, what in ((d.component, "components"), (d.subcomponent, "subcomponents")):
+            if part.count(sep) < cap:  # cheap: the whole field is within the cap
+                continue
+            pieces = part.split(d.repetition) if what == "components" else re.split(
+                "[" + re.escape(d.repetition + d.component) + "]", part)
+            if max(p.count(sep) for p in pieces) >= cap:
+                raise LimitExceeded(f"{ref}-{n} has more than {cap} {what} in one "
+                                    f"{'repetition' if what == 'components' else 'component'} (limit max_components)",
+                                    "components", f"{ref}-{n}")
 
 
 def _envelope_segment(lineno: int, line: bytes | str) -> Segment:

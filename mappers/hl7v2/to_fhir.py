@@ -102,24 +102,28 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
         named = named_variable(obx, ctx.options.variable_names)
         if named and named != rec.loinc and named in known:
             ctx.warn("hl7v2-variable-code-name-conflict",
-                     f"OBX-3 is coded {rec.loinc} ({variable(rec.loinc)['display']}) but named {obx.get(3, 2)!r}, "  # type: ignore[index]
-                     f"the name of {named} ({variable(named)['display']}); the row is kept as a separate result, "  # type: ignore[index]
-                     "not in the variant", f"{obx.ref}-3")
+                     f"OBX-3 is coded {_named(rec.loinc)} but named {obx.get(3, 2)!r}, the name of {_named(named)}; "
+                     "the row is kept as a separate result, not in the variant", f"{obx.ref}-3")
             obs.variable, obs.apart = None, True
             return
     if not fits(obs):
         ctx.warn("hl7v2-variable-value-mismatch",
-                 f"OBX-3 says {rec.loinc} ({variable(rec.loinc)['display']}) but OBX-5 "  # type: ignore[index]
-                 f"{obx.get(5, 2) or obx.get(5)!r} is not one of its answers (a {obx.get(5, 3) or 'local'} code); "
+                 f"OBX-3 says {_named(rec.loinc)} but OBX-5 {obx.get(5, 2) or obx.get(5)!r} is not one of its "
+                 f"answers (a {obx.get(5, 3) or 'local'} code); "
                  "the row is kept as a separate result, not in the variant", f"{obx.ref}-5")
         obs.variable, obs.apart = None, True
         return
     if rec.how != "code":
         lead = f"OBX-3 {coded_loinc(obx)} is not an LRI genetic variable; " if coded_loinc(obx) else ""
-        spec = variable(rec.loinc)
-        what = f"{rec.loinc} ({spec['display']})" if spec else rec.loinc
         kind = {"alternate": "alternate code", "local-code": "local code", "name": "text"}[rec.how]
-        ctx.inform("hl7v2-variable-recognised", f"{lead}{kind} {rec.taken!r} taken for LOINC {what}", rec.where)
+        ctx.inform("hl7v2-variable-recognised", f"{lead}{kind} {rec.taken!r} taken for LOINC {_named(rec.loinc)}",
+                   rec.where)
+
+
+def _named(code: str) -> str:
+    """A LOINC variable with its name, for messages: `53037-8 (Genetic variation clinical significance [Imp])`."""
+    spec = variable(code)
+    return f"{code} ({spec['display']})" if spec else code
 
 
 def _is_genetic(ctx: Context, order: Order) -> bool:

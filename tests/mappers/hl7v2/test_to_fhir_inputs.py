@@ -292,3 +292,16 @@ def test_parse_limits_apply_to_text_input_too() -> None:
     text = HEAD.format(id="L6") + "NTE|1||x\r" * 20
     with pytest.raises(LimitExceeded):
         parse_message(text, Limits(max_segments=10))
+
+
+def test_components_are_capped_and_their_report_summarised() -> None:
+    obr = "OBR|1||F1|X^x^L\r"
+    with pytest.raises(LimitExceeded, match="more than 100 components in one repetition") as err:
+        to_fhir((HEAD.format(id="C1") + obr + "OBX|1|ST|1^x^L||v|" + "a^" * 200 + "|||||F\r").encode())
+    assert err.value.issues[0].details == "hl7v2-limit-components"
+    with pytest.raises(LimitExceeded, match="subcomponents"):
+        to_fhir((HEAD.format(id="C2") + obr + "OBX|1|ST|1^x^L||v|" + "a&" * 200 + "|||||F\r").encode())
+    # 60 components of OBX-3, 9 of them read: 20 listed one by one, then one line for the rest
+    conv = to_fhir((HEAD.format(id="C3") + obr + "OBX|1|ST|1^x^L" + "^y" * 60 + "||v||||||F\r").encode())
+    listed = [i for i in conv.issues if i.details == "hl7v2-component-not-mapped" and "OBX-3" in i.message]
+    assert len(listed) == 21 and listed[-1].message == "34 more components of OBX-3 were not mapped"
