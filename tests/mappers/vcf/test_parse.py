@@ -81,8 +81,8 @@ BAD = [
      "vcf-wrong-columns", "has 10 columns but the #CHROM line declares 11"),
     ("truncated last line", HEAD + GOOD + "chr1\t300\t.\tA", "\t300\t", "vcf-wrong-columns", "has 4 columns"),
     ("REF '.'", HEAD + GOOD.replace("\tA\tG\t", "\t.\tG\t"), "chr1\t100", "vcf-bad-ref", "REF '.' is not"),
-    ("REF vs END", HEAD + GOOD.replace("\tA\tG\t50\tPASS\t.", "\tACG\tA\t50\tPASS\tEND=101"), "END=101",
-     "vcf-ref-length-mismatch", "REF 'ACG' is 3 bases long, so the record ends at 102, but INFO END=101"),
+    ("END before POS", HEAD + GOOD.replace("\tA\tG\t50\tPASS\t.", "\tA\t<DEL>\t50\tPASS\tEND=99"), "END=99",
+     "vcf-bad-end", "INFO END=99 is before POS 100"),
     ("unknown contig", HEAD + GOOD.replace("chr1", "chr2"), "chr2\t100", "vcf-unknown-contig", "contig 'chr2'"),
     ("bad POS", HEAD + GOOD.replace("\t100\t", "\t1e5\t"), "1e5", "vcf-bad-pos", "POS '1e5' is not an integer"),
     ("bad ALT", HEAD + GOOD.replace("\tA\tG\t", "\tA\tX!\t"), "X!", "vcf-bad-alt", "ALT allele 'X!'"),
@@ -112,11 +112,24 @@ RECORD_ERRORS = [b for b in BAD if b[3] not in HEADER_ERRORS]
                          ids=[b[0] for b in RECORD_ERRORS])
 def test_lenient_mode_skips_and_counts_a_bad_record(what: str, text: str, needle: str, details: str,
                                                     message: str) -> None:
+    head, _, body = text.partition("\nchr")
+    text = f"{head}\n{KEPT}chr{body}"  # a good record too: a file of only bad records is refused (below)
     conv = to_fhir(text.encode(), Options(lenient=True))
     assert conv.summary.skipped["invalid-record"] == 1
     warning = next(i for i in conv.issues if i.details == details)
     assert warning.expression == line_of(text, needle) and message in warning.message
     assert conv.summary.records == text.count("\nchr") + text.startswith("chr")
+    assert conv.summary.variants >= 1
+
+
+KEPT = "chr1\t7\t.\tC\tT\t50\tPASS\t.\tGT\t0/1\t0/1\n"
+
+
+def test_lenient_mode_refuses_a_file_of_only_bad_records() -> None:
+    with pytest.raises(UnsupportedMessage) as err:
+        to_fhir((HEAD + GOOD.replace("\tA\tG\t", "\t.\tG\t")).encode(), Options(lenient=True))
+    assert err.value.issues[0].details == "vcf-nothing-converted"
+    assert "1 record malformed (skipped; the first: line 5: REF '.' is not" in err.value.issues[0].message
 
 
 def test_truncated_gzip_is_an_error_and_lenient_keeps_what_was_read() -> None:
