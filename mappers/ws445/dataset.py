@@ -32,12 +32,26 @@ REPORT_TEXT = {"DE02.10.027.00": "method", "DE04.30.018.00": "category", "DE04.5
                "DE08.10.013.00": "report_organization", "DE06.00.179.00": "remarks"}
 ADDRESS = tuple(f"DE02.01.009.0{n}" for n in range(1, 7))
 KINDS = {"检验记录": "lab", "检查记录": "exam"}
+_MAX_MESSAGE = 200  # jsonschema quotes the offending value whole; a report names it, it does not repeat it
 
 
 @cache
 def _checker() -> jsonschema.Draft202012Validator:
-    """The dataset schema's validator, built once (building it compiles the schema)."""
-    return jsonschema.Draft202012Validator(schema())
+    """The dataset schema's validator, built once, its local $refs inlined (resolving a $ref per item made checking
+    a large dataset twice as slow)."""
+    return jsonschema.Draft202012Validator(_inline(schema(), schema().get("$defs", {})))
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**_inline(defs[ref.removeprefix("#/$defs/")], defs), **_inline(rest, defs)}
+        return {k: _inline(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
 
 
 @cache
@@ -70,13 +84,43 @@ def load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ParseError("a WS 445 dataset is a JSON object keyed by data-element ids", details="ws445-not-object",
                          expression="(dataset)")
+    _check_depth(doc)
     errors = sorted(_checker().iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise ParseError(f"the dataset does not match the WS 445 schema at {_path(first)}: {first.message}{more}",
+        message = _short(first)
+        raise ParseError(f"the dataset does not match the WS 445 schema at {_path(first)}: {message}{more}",
                          details="ws445-schema", expression=_path(first))
     return doc
+
+
+_MAX_DEPTH = 4  # dataset → items → item → value; anything deeper is not a dataset (and would exhaust recursion)
+
+
+def _check_depth(doc: dict[str, Any]) -> None:
+    """Refuse nesting no dataset has before the schema check recurses into it (JSON parsers accept any depth)."""
+    stack: list[tuple[Any, int, str]] = [(doc, 1, "(dataset)")]
+    while stack:
+        node, depth, where = stack.pop()
+        kids = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in kids:
+            if isinstance(value, dict | list):
+                at = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+                if depth + 1 > _MAX_DEPTH:
+                    raise ParseError(f"the dataset nests deeper than a WS 445 dataset can (at {at})",
+                                     details="ws445-schema", expression=at.removeprefix("(dataset)."))
+                stack.append((value, depth + 1, at))
+
+
+def _short(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, the offending value it quotes cut short (the path names it), the rule kept."""
+    message, quoted = error.message, repr(error.instance)
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    if message.startswith(quoted):
+        return f"{quoted[:80]}…{message[len(quoted):][:_MAX_MESSAGE]}"
+    return f"{message[:_MAX_MESSAGE]}… ({error.validator})"
 
 
 def _dt(value: str) -> str:
