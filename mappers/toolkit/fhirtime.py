@@ -8,7 +8,8 @@ from datetime import date
 
 # R4 datatypes: date, dateTime, instant (http://hl7.org/fhir/R4/datatypes.html#primitive).
 _DATE = re.compile(r"([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?")
-_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+                   r"(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))")
 
 
 def is_date(value: str) -> bool:
