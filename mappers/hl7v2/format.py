@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mappers.conversion import Conversion
@@ -14,6 +15,7 @@ from mappers.hl7v2.variable_names import parse_site_entries
 from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
 
 _ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
+_ZONE = re.compile(r"Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)")
 
 
 def sniff(data: bytes) -> bool:
@@ -53,6 +55,9 @@ def options(opts: ConvertOptions) -> Options:
         site = parse_site_entries(names) if names else ()
     except ValueError as e:
         raise ParseError(str(e), details="bad-option", expression="variableNames") from None
+    if opts.timezone and not _ZONE.fullmatch(opts.timezone):
+        raise ParseError(f"timezone {opts.timezone!r} is not +HH:MM, -HH:MM or Z", details="bad-option",
+                         expression="timezone")
     return Options(bundle_type=opts.bundle_type, timezone=opts.timezone, recorded=opts.recorded,
                    variable_names=site)
 

@@ -305,3 +305,12 @@ def test_components_are_capped_and_their_report_summarised() -> None:
     conv = to_fhir((HEAD.format(id="C3") + obr + "OBX|1|ST|1^x^L" + "^y" * 60 + "||v||||||F\r").encode())
     listed = [i for i in conv.issues if i.details == "hl7v2-component-not-mapped" and "OBX-3" in i.message]
     assert len(listed) == 21 and listed[-1].message == "34 more components of OBX-3 were not mapped"
+
+
+def test_format_options_are_checked() -> None:
+    fmt = get("hl7v2")
+    data = (HEAD.format(id="O1") + "OBR|1||F1|X^x^L\rOBX|1|NM|2093-3^Chol^LN||1||||||F|||20250101120000\r").encode()
+    with pytest.raises(ParseError, match="timezone '\\+5' is not"):
+        fmt.to_fhir(data, ConvertOptions(timezone="+5"))
+    conv = fmt.to_fhir(data, ConvertOptions(timezone="+05:00", recorded="2025-01-01T00:00:00Z"))
+    assert resources(conv.bundle, "Observation")[0]["effectiveDateTime"] == "2025-01-01T12:00:00+05:00"
