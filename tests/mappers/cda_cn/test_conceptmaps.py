@@ -10,7 +10,8 @@ from mappers.cda_cn.icd10 import to_who
 from mappers.terminology import CONCEPTMAP_DIR, translate, translate_all
 
 CN_MAPS = ["gbt-2261.1-to-administrative-gender", "cv02.01.101-to-v2-0203", "gbt-2659-to-iso-3166",
-           "gb-3304-to-gb-3304-letter", "icd-10-cn-to-icd-10"]
+           "gb-3304-to-gb-3304-letter", "icd-10-cn-to-icd-10", "v3-nullflavor-to-data-absent-reason",
+           "v3-actstatus-to-observation-status"]
 R4_EQUIVALENCE = {"relatedto", "equivalent", "equal", "wider", "subsumes", "narrower", "specializes", "inexact",
                   "unmatched", "disjoint"}
 
@@ -78,3 +79,26 @@ def test_sex_id_type_country_ethnicity() -> None:
     assert translate("gbt-2659-to-iso-3166", "DEU").code == "DE"
     assert translate("gb-3304-to-gb-3304-letter", "05").code == "UG"
     assert translate("gb-3304-to-gb-3304-letter", "97").equivalence == "unmatched"
+
+
+def test_every_map_the_china_mappers_use_is_in_the_one_folder() -> None:
+    """The ConceptMaps live in mappers/conceptmaps (served by $translate); the packages hold none of their own."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "mappers"
+    used = set()
+    for package in ("cda_cn", "ws445"):
+        for source in (root / package).rglob("*.py"):
+            used |= set(re.findall(r'translate(?:_all)?\(\s*"([^"]+)"', source.read_text(encoding="utf-8")))
+        assert not [p for p in (root / package).rglob("*.json") if '"ConceptMap"' in p.read_text(encoding="utf-8")]
+    assert used == set(CN_MAPS)
+    assert all((CONCEPTMAP_DIR / f"{m}.json").is_file() for m in used)
+
+
+def test_null_flavor_and_status_maps() -> None:
+    assert translate("v3-nullflavor-to-data-absent-reason", "NAV").code == "temp-unknown"
+    assert translate("v3-nullflavor-to-data-absent-reason", "NI").equivalence == "narrower"
+    assert translate("v3-nullflavor-to-data-absent-reason", "QS").code == "unknown"  # fixed for the rest
+    assert translate("v3-actstatus-to-observation-status", "completed").code == "final"
+    assert translate("v3-actstatus-to-observation-status", "held").equivalence == "unmatched"
