@@ -11,7 +11,8 @@ _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource(?:\.(.*))?$")
 
 def source_of(bundle: dict[str, Any], origins: dict[str, str], expression: str) -> str | None:
     """The source expression behind a FHIRPath `expression` into `bundle`: the origin recorded for the longest
-    element path that prefixes it, else for its resource; None when the mapper recorded none."""
+    element path that prefixes it (a list element's own origin, `component[2]`, before the list's, `component`),
+    else for its resource; None when the mapper recorded none."""
     m = _ENTRY.match(expression)
     if not m:
         return None
@@ -22,11 +23,12 @@ def source_of(bundle: dict[str, Any], origins: dict[str, str], expression: str) 
     rid = (entries[index].get("resource") or {}).get("id")
     if not isinstance(rid, str):
         return None
-    path = re.sub(r"\[\d+\]", "", readable(m.group(2) or ""))  # element paths are recorded without list indexes
+    path = readable(m.group(2) or "")
     while path:
-        hit = origins.get(f"{rid}:{path}")
-        if hit:
-            return hit
+        for key in (path, re.sub(r"\[\d+\]", "", path)):
+            hit = origins.get(f"{rid}:{key}")
+            if hit:
+                return hit
         path = path.rpartition(".")[0]
     return origins.get(rid)
 
