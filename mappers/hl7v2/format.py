@@ -6,10 +6,12 @@ import re
 from typing import Any
 
 from mappers.conversion import Conversion
-from mappers.exceptions import ParseError
+from mappers.exceptions import Issue, MappingError, ParseError
 from mappers.hl7v2.context import Options
 from mappers.hl7v2.emit.provenance import MAPPER_VERSION
 from mappers.hl7v2.from_fhir import EmitOptions, from_fhir
+from mappers.hl7v2.parse import parse_message
+from mappers.hl7v2.structure import group_oru
 from mappers.hl7v2.to_fhir import to_fhir
 from mappers.hl7v2.variable_names import parse_site_entries
 from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
@@ -71,6 +73,16 @@ def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
     return Rendered(msg.data, msg.issues)
 
 
+def check_output(data: bytes) -> list[Issue]:
+    """What from_fhir wrote must read back as an ORU^R01: the project's own parser and structure check."""
+    try:
+        group_oru(parse_message(data))
+    except MappingError as e:
+        return [Issue("error", "structure", "hl7v2-invalid-output", f"the written message does not read back: "
+                      f"{i.message}", i.expression) for i in e.issues]
+    return []  # an empty MSH-7 is already reported by from_fhir
+
+
 FORMAT = Format(
     name="hl7v2",
     title="HL7 v2.5.1 ORU^R01 (LRI genetic variant model)",
@@ -82,5 +94,6 @@ FORMAT = Format(
     from_fhir=_from_fhir,
     options=OPTIONS,
     split=split,
+    check_output=check_output,
     sniff_order=10,
 )
