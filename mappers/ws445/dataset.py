@@ -193,7 +193,8 @@ def to_report(doc: dict[str, Any], notes: Notes) -> Report:
         ethnicity=Code(ethnic, S.OID_ETHNICITY) if ethnic else None,
         telecom=(f"tel:{phone}",) if phone else (),
         address=tuple((k, t.get(doc, k)) for k in ADDRESS if k in doc), where="DE02.01",
-        paths={"birth_time": "DE02.01.005.01", "ids": "DE02.01.030.00" if id_docs else "DE01.00"})
+        paths={"birth_time": "DE02.01.005.01",
+               "ids": next((k for k in ("DE02.01.030.00", *PATIENT_IDS) if k in doc), "DE02.01.039.00")})
     items = [_read_item(t, it, n) for n, it in enumerate(t.get(doc, "items", default=[]))]
     diagnoses = []
     for n, d in enumerate(t.get(doc, "diagnoses", default=[])):
