@@ -14,6 +14,7 @@ import copy
 import gzip
 import json
 import random
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,84 @@ XML_BYTES = [b"<!DOCTYPE x [<!ENTITY a 'b'>]>", b"&a;", b"&#0;", b"&#x110000;", 
              b"<?pi x?>", b"</", b"<a:b>", b"]]>", b'<?xml version="1.0" encoding="GB18030"?>',
              b'<?xml version="1.0" encoding="UTF-16"?>', b'<?xml version="1.0" encoding="bogus"?>',
              b'<?xml version="1.1"?>', b"<!-- -- -->", b'xmlns="urn:x"', b"&lt;", b"&amp;amp;"]
+XML_NAMES = ["component", "section", "entry", "observation", "value", "code", "id", "effectiveTime", "low", "high",
+             "recordTarget", "patientRole", "patient", "name", "administrativeGenderCode", "birthTime", "author",
+             "custodian", "templateId", "title", "text", "organizer", "entryRelationship", "interpretationCode",
+             "referenceRange", "observationRange", "specimen", "ClinicalDocument", "structuredBody", "realmCode"]
+XML_ATTRIBUTES = ["value", "code", "codeSystem", "codeSystemName", "displayName", "unit", "root", "extension",
+                  "nullFlavor", "typeCode", "classCode", "moodCode", "{http://www.w3.org/2001/XMLSchema-instance}type",
+                  "inclusive", "negationInd", "xmlns"]
+XSI_TYPES = ["PQ", "CD", "CE", "CV", "ST", "INT", "REAL", "BL", "TS", "IVL_PQ", "IVL_TS", "ED", "SC", "RTO", "x:y",
+             "", "MO"]
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(draw: st.DrawFn, rng: random.Random) -> str:
+    """A junk value lxml accepts as text or attribute (control characters come in as damaged bytes instead)."""
+    return _NOT_XML.sub("", junk_text(draw, rng))
+
+
+def mutate_xml(draw: st.DrawFn, rng: random.Random, root: Any, trees: list[Any]) -> None:
+    """One mutation of an lxml tree (in place): elements dropped, repeated, renamed, moved in from another seed or
+    nested deep; text and attributes replaced by junk, huge numbers and wrong xsi:types."""
+    from lxml import etree
+
+    elements = [e for e in root.iter() if isinstance(e.tag, str)]
+    el = rng.choice(elements)
+    parent = el.getparent()
+    ns = el.tag[: el.tag.index("}") + 1] if el.tag.startswith("{") else ""
+    op = draw(st.integers(0, 9))
+    if op == 0 and parent is not None:
+        parent.remove(el)
+    elif op == 1 and parent is not None:
+        for _ in range(draw(st.sampled_from([1, 2, 50, 1000]))):
+            parent.insert(parent.index(el), copy.deepcopy(el))
+    elif op == 2:
+        el.text = xml_text(draw, rng)
+    elif op == 3:
+        el.set(draw(st.sampled_from(XML_ATTRIBUTES[:-1])), xml_text(draw, rng))
+    elif op == 4:  # a value or its type changed: the same element read as another data type
+        el.set("{http://www.w3.org/2001/XMLSchema-instance}type", draw(st.sampled_from(XSI_TYPES)))
+        el.set("value", _NOT_XML.sub("", draw(junk_pick)))
+    elif op == 5:
+        el.tag = ns + draw(st.sampled_from(XML_NAMES)) if rng.random() < 0.8 else rng.choice(["{urn:x}y", "x"])
+    elif op == 6:  # an element of another seed placed here
+        other = rng.choice(trees)
+        el.append(copy.deepcopy(rng.choice([e for e in other.iter() if isinstance(e.tag, str)])))
+    elif op == 7 and parent is not None:  # nested deep
+        inner = copy.deepcopy(el)
+        for _ in range(draw(st.sampled_from([2, 10, 100, 300]))):
+            outer = etree.Element(ns + rng.choice(["component", "entryRelationship", "section", "organizer"]))
+            outer.append(inner)
+            inner = outer
+        parent.replace(el, inner)
+    elif op == 8:
+        for a in list(el.attrib)[: rng.randint(1, 3)]:
+            del el.attrib[a]
+    else:  # text between elements, or a comment or processing instruction
+        el.tail = xml_text(draw, rng)
+        if parent is not None and rng.random() < 0.5:
+            parent.insert(parent.index(el), rng.choice([etree.Comment("x"), etree.PI("x", "y")]))
+
+
+def write_xml(draw: st.DrawFn, rng: random.Random, root: Any) -> bytes:
+    """The tree as bytes: UTF-8 or GB18030, declared or not, or declared one way and written the other."""
+    from lxml import etree
+
+    encoding = draw(st.sampled_from(["UTF-8", "GB18030", "UTF-8-undeclared", "lie"]))
+    if encoding == "UTF-8-undeclared":
+        return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    if encoding == "lie":
+        body = etree.tostring(root, encoding="GB18030", xml_declaration=False)
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    return etree.tostring(root, encoding=encoding, xml_declaration=True)
+
+
+def xml_damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
+    """Markup inserted (DOCTYPEs, entities, CDATA, bad characters, declarations), or the bytes damaged."""
+    if rng.random() < 0.5:
+        at = rng.randint(0, len(data))
+        return data[:at] + draw(st.sampled_from(XML_BYTES)) + data[at:]
+    return damage(draw, rng, data)

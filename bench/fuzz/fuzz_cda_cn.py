@@ -1,0 +1,86 @@
+"""Fuzz the China CDA reader (WS/T 500) as `helixgate convert` and `POST /fhir/$convert` run it: the registry's
+`cda-cn` to_fhir (mappers.cda_cn.to_fhir: safe XML intake, GB18030/UTF-8, then the document read into a Bundle), the
+Bundle written by orjson. MappingError (ParseError, UnsupportedMessage, EmitError) is the declared refusal.
+
+Seeds: examples/cn-*.xml and the tests' samples (four times in five), the corpora's ehdsi-cda/ documents up to
+256 KB (the EU pivot CDA: another realm, read as far as the mapper goes). Each input is a seed with 1-4 mutations
+of its element tree (elements dropped, repeated up to 1000 times, renamed, moved in from other seeds, nested up to
+300 deep; text, attributes and xsi:types replaced by junk and huge numbers), written as UTF-8 or GB18030, declared
+or not or declared wrongly; one in five is then damaged as markup or bytes (DOCTYPEs, entities, CDATA, flips, cuts).
+
+    python bench/fuzz/fuzz_cda_cn.py --count 1000000 --seconds 7200 [--out /tmp/helixgate-fuzz]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+from pathlib import Path
+
+import orjson
+from hypothesis import strategies as st
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import arguments, run
+from mutations import files, mutate_xml, read_seeds, rss_mb, write_xml, xml_damage
+
+from mappers.exceptions import MappingError
+from mappers.toolkit.registry import ConvertOptions, get
+
+MAX_INPUT = 2 * 1024 * 1024  # larger (repeated subtrees) measure the 5 MiB limit, not robustness: the seed as it was
+
+
+def seeds() -> tuple[list[bytes], list[bytes]]:
+    china = read_seeds(files("examples/cn-*.xml", "tests/mappers/cda_cn/samples/**/*.xml"), limit=MAX_INPUT)
+    eu = [s for s in read_seeds(files("corpora:ehdsi-cda/*.xml"), limit=MAX_INPUT) if len(s) <= 256 * 1024]
+    if not china:
+        sys.exit("no seeds: the China CDA samples are missing")
+    return china, eu
+
+
+def inputs(china: list[bytes], eu: list[bytes]) -> st.SearchStrategy[bytes]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    trees = [etree.fromstring(s, parser) for s in china + eu]
+    pools = (china, eu or china)
+
+    @st.composite
+    def draw_input(draw: st.DrawFn) -> bytes:
+        data = draw(st.sampled_from(pools[draw(st.integers(0, 4)) == 0]))
+        rng = random.Random(draw(st.integers(0, 2**32)))
+        root = etree.fromstring(data, parser)
+        for _ in range(draw(st.integers(1, 4))):
+            try:
+                mutate_xml(draw, rng, root, trees)
+            except RecursionError:  # a copy of something an earlier mutation nested deep
+                break
+        with contextlib.suppress(RecursionError, ValueError, LookupError):
+            written = write_xml(draw, rng, root)
+            if len(written) <= MAX_INPUT:
+                data = written
+        return xml_damage(draw, rng, data) if draw(st.integers(0, 4)) == 0 else data
+
+    return draw_input()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    fmt = get("cda-cn")
+    assert fmt.to_fhir is not None
+    china, eu = seeds()
+    opts = ConvertOptions()
+
+    def target(data: bytes) -> None:
+        orjson.dumps(fmt.to_fhir(data, opts).bundle)
+
+    for s in china + eu:
+        with contextlib.suppress(MappingError):
+            target(s)
+    print(f"{len(china)} + {len(eu)} seeds, baseline RSS {rss_mb():.0f} MB", file=sys.stderr)
+    stats = run("cda-cn", inputs(china, eu), target, (MappingError,), args, "xml")
+    sys.exit(1 if stats.crashes else 0)
+
+
+if __name__ == "__main__":
+    main()
