@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from mappers.vcf.model import Record
 from mappers.vcf.parse import integers, reals
 
-_BASE_COUNTS = ("AU", "CU", "GU", "TU")
+_AF, _AD, _AO, _RO = frozenset({"FORMAT/AF"}), frozenset({"FORMAT/AD"}), frozenset({"FORMAT/AO"}), "FORMAT/RO"
+_TIERS = frozenset({"FORMAT/TIR", "FORMAT/TAR"})
 
 
 @dataclass(frozen=True, slots=True)
 class AlleleCounts:
     fraction: float | None
     depth: int | None
-    used: frozenset[str]  # the FORMAT keys the rule read (for the not-mapped report)
+    used: frozenset[str]  # the FORMAT keys the rule read, as 'FORMAT/AD' (for the not-mapped report)
 
 
 def allele_counts(rec: Record, allele: int, dp: int | None) -> AlleleCounts:
@@ -38,15 +39,15 @@ def allele_counts(rec: Record, allele: int, dp: int | None) -> AlleleCounts:
     nalts = len(rec.alts)
     af = reals(rec, "AF", 1.0)
     fraction = None
-    used: set[str] = set()
+    used: frozenset[str] = frozenset()
     if af is not None:
         value = af[allele - 1] if len(af) == nalts else af[allele] if len(af) == nalts + 1 else None
         if value is not None:
             fraction = value
-            used.add("AF")
+            used = _AF
     ad = integers(rec, "AD")
     if ad is not None and len(ad) == nalts + 1:  # another layout is a caller's own: kept verbatim only
-        used.add("AD")
+        used |= _AD
         depth = ad[allele]
         if fraction is None and depth is not None:
             if dp:
@@ -54,7 +55,7 @@ def allele_counts(rec: Record, allele: int, dp: int | None) -> AlleleCounts:
             else:
                 total = sum(d for d in ad if d is not None)
                 fraction = depth / total if total else None
-        return AlleleCounts(fraction, depth, frozenset(used))
+        return AlleleCounts(fraction, depth, used)
     ao = integers(rec, "AO")
     if ao is not None and len(ao) == nalts:
         ro = integers(rec, "RO")
@@ -62,15 +63,15 @@ def allele_counts(rec: Record, allele: int, dp: int | None) -> AlleleCounts:
         total = sum(a for a in ao if a is not None) + ((ro or [0])[0] or 0)
         if fraction is None and depth is not None and total:
             fraction = depth / total
-        return AlleleCounts(fraction, depth, frozenset(used | {"AO"} | ({"RO"} if ro is not None else set())))
+        return AlleleCounts(fraction, depth, used | _AO | ({_RO} if ro is not None else set()))
     alt = rec.alts[allele - 1].upper()
     ref = rec.ref.upper()
     if len(alt) == 1 == len(ref) and f"{alt}U" in rec.fmt and f"{ref}U" in rec.fmt:
         alt_n, ref_n = _tier1(rec, f"{alt}U"), _tier1(rec, f"{ref}U")
-        return _strelka(fraction, alt_n, ref_n, used | {f"{alt}U", f"{ref}U"})
+        return _strelka(fraction, alt_n, ref_n, used | {f"FORMAT/{alt}U", f"FORMAT/{ref}U"})
     if "TIR" in rec.fmt and "TAR" in rec.fmt:
-        return _strelka(fraction, _tier1(rec, "TIR"), _tier1(rec, "TAR"), used | {"TIR", "TAR"})
-    return AlleleCounts(fraction, None, frozenset(used))
+        return _strelka(fraction, _tier1(rec, "TIR"), _tier1(rec, "TAR"), used | _TIERS)
+    return AlleleCounts(fraction, None, used)
 
 
 def _tier1(rec: Record, key: str) -> int | None:
@@ -78,7 +79,7 @@ def _tier1(rec: Record, key: str) -> int | None:
     return values[0] if values else None
 
 
-def _strelka(fraction: float | None, alt_n: int | None, ref_n: int | None, used: set[str]) -> AlleleCounts:
+def _strelka(fraction: float | None, alt_n: int | None, ref_n: int | None, used: frozenset[str]) -> AlleleCounts:
     if fraction is None and alt_n is not None and ref_n is not None and alt_n + ref_n:
         fraction = alt_n / (alt_n + ref_n)
-    return AlleleCounts(fraction, alt_n, frozenset(used))
+    return AlleleCounts(fraction, alt_n, used)

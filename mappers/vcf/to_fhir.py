@@ -42,6 +42,7 @@ MAX_OPEN_PHASE_SETS = 4096  # per chromosome; the oldest set is closed beyond th
 NOT_A_VARIANT = {"outside-conversion-region", "filtered", "no-alt", "gvcf-reference-block", "no-call",
                  "reference-genotype"}
 _COPY_NUMBER_KINDS = {"DEL", "DUP", "CNV"}  # symbolic alleles a copy number (FORMAT CN) can stand for
+_VERBATIM = frozenset({"FORMAT/GT", "FORMAT/AD", "INFO/CIPOS", "INFO/CIEND"})  # kept verbatim when present
 
 
 @dataclass(slots=True)
@@ -403,7 +404,7 @@ class Converter:
 
     def _emit(self, rec: Record, plan: _Plan) -> list[dict[str, Any]]:
         ctx, summary, gt = self.ctx, self.ctx.summary, plan.gt
-        used = {"FORMAT/GT", "FORMAT/AD", "INFO/CIPOS", "INFO/CIEND"}  # kept verbatim when present
+        used = set(_VERBATIM)
         dp_list = integers(rec, "DP")
         dp = dp_list[0] if dp_list and len(dp_list) == 1 else None
         if dp is not None:
@@ -439,7 +440,7 @@ class Converter:
         for allele, kind, so, site in plan.items:
             alt = rec.alts[allele - 1]
             counts = allele_counts(rec, allele, dp)
-            used.update(f"FORMAT/{k}" for k in counts.used)
+            used |= counts.used
             occurrence = self._seen_here.get((rec.ref, alt), 0)
             self._seen_here[(rec.ref, alt)] = occurrence + 1
             rid, raw_id = variant_id(ctx, rec, alt, occurrence)
@@ -448,7 +449,8 @@ class Converter:
                 so = reference.so_of_kind("CNV") or so
             out.append(variant(ctx, rec, gt, allele, so, site, counts.depth, dp, counts.fraction, copies, rid,
                                source))
-            self._origin(rid, rec.where)
+            if self.origins is not None:
+                self.origins[rid] = rec.where
             self._results += raw_id
             summary.variants += 1
             phase = self._phase_of(rec, gt, allele, rid) if gt is not None else None
@@ -465,7 +467,7 @@ class Converter:
             summary.copy_number_calls += 1
         first = plan.items[0]
         self._unmapped.note(record_class(first[1], rec.alts[first[0] - 1].startswith("<"),
-                                         plan.mode == "copy-number"), rec, used)
+                                         plan.mode == "copy-number"), rec, frozenset(used))
         limit = self.options.max_variants
         if limit is not None and summary.variants > limit:
             raise UnsupportedMessage(f"more than {limit} variants: too many for one Bundle; ask for NDJSON "
