@@ -32,6 +32,7 @@ class Scope:
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("helixgate_fhirpath_scope", default=None)
+_MAX_STRING = 1024 * 1024
 _ACTIVE = patterns.compile(r"<(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", patterns.IGNORECASE)
 _TAG = patterns.compile(r"<[^>]*>")
 _GROUP_REF = patterns.compile(r"\$(\d+)")
@@ -117,6 +118,20 @@ def _matches(ctx: Any, coll: list[Any], regex: str) -> list[Any] | bool:
     return patterns.compile(regex, patterns.DOTALL).found(ensure_string_singleton(coll))
 
 
+def _bounded(text: str) -> str:
+    """A string an expression built: FHIR strings end at 1 MB (R4 datatypes, string), and replace('', x) chained
+    a few times in a Questionnaire's enableWhen expression would otherwise grow one threefold per call."""
+    if len(text) > _MAX_STRING:
+        raise ValueError("FHIRPath string result over 1 MB")
+    return text
+
+
+def _replace(ctx: Any, coll: list[Any], pattern: Any, repl: Any) -> list[Any] | str:
+    """FHIRPath replace() (N1 §5.6.11), as fhirpathpy's own, with its result bounded."""
+    out = _BUILTIN_REPLACE(ctx, coll, pattern, repl)
+    return _bounded(out) if isinstance(out, str) else out
+
+
 def _replace_matches(ctx: Any, coll: list[Any], regex: Any, repl: Any) -> list[Any] | str:
     """FHIRPath replaceMatches(): every match replaced, `$1`… standing for the groups (FHIRPath N1 §5.6.10)."""
     string = ensure_string_singleton(coll)
@@ -128,8 +143,8 @@ def _replace_matches(ctx: Any, coll: list[Any], regex: Any, repl: Any) -> list[A
         pieces += [repl[last:m.start()], int(m.group(1) or 0)]
         last = m.end()
     pieces.append(repl[last:])
-    return patterns.compile(regex).sub(
-        lambda m: "".join(p if isinstance(p, str) else (m.group(p) or "") for p in pieces), string)
+    return _bounded(patterns.compile(regex).sub(
+        lambda m: "".join(p if isinstance(p, str) else (m.group(p) or "") for p in pieces), string))
 
 
 USER_FUNCTIONS = {
@@ -160,20 +175,25 @@ def _type_fn(ctx: Any, coll: list[Any]) -> list[dict[str, str]]:
 
 _BUILTIN_TYPE = invocation_registry["type"]["fn"]
 invocation_registry["type"] = {**invocation_registry["type"], "fn": _type_fn}
+_BUILTIN_REPLACE = invocation_registry["replace"]["fn"]
+invocation_registry["replace"] = {**invocation_registry["replace"], "fn": _replace}
 invocation_registry["matches"] = {**invocation_registry["matches"], "fn": _matches}
 invocation_registry["replaceMatches"] = {**invocation_registry["replaceMatches"], "fn": _replace_matches}
 _OPTIONS = {"userInvocationTable": USER_FUNCTIONS, "traceFn": lambda *args: None}
 _compiled: dict[str, Callable[..., list[Any]] | Exception] = {}
+_COMPILED_MAX = 20_000  # definitions hold a few thousand expressions; instances (Questionnaires) bring their own
 
 
 def compiled(expression: str) -> Callable[..., list[Any]] | Exception:
-    """The compiled expression, or the exception that compiling raised (cached either way)."""
+    """The compiled expression, or the exception that compiling raised (cached either way, up to _COMPILED_MAX)."""
     fn = _compiled.get(expression)
     if fn is None:
         try:
             fn = fhirpathpy.compile(expression, model=R4, options=_OPTIONS)
         except Exception as e:  # fhirpathpy raises plain Exception for unsupported syntax
             fn = e
+        if len(_compiled) >= _COMPILED_MAX:
+            _compiled.clear()
         _compiled[expression] = fn
     return fn
 

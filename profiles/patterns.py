@@ -35,6 +35,8 @@ _START = re2._Anchor.ANCHOR_START
 _ANY = re2._Anchor.UNANCHORED
 _NO_SPAN = (-1, -1)
 _HEX = frozenset("0123456789abcdefABCDEF")
+_SHORT, _SEEN_MAX = 64, 4096  # up to 4096 verdicts or matches on values of up to 64 characters, per pattern
+_NOT_SEEN = object()
 
 
 class PatternTimeout(Exception):
@@ -54,20 +56,23 @@ class Match:
     """A match over the UTF-8 bytes of the text: groups are decoded on demand, so many matches over a long
     non-ASCII text cost no more than the text."""
 
-    __slots__ = ("_data", "_spans", "re", "string")
+    __slots__ = ("_ascii", "_data", "_spans", "re", "string")
 
     def __init__(self, pattern: Pattern, string: str, data: bytes, spans: list[tuple[int, int]]) -> None:
         self.re, self.string, self._data, self._spans = pattern, string, data, spans
+        self._ascii = len(data) == len(string)  # byte offsets are character offsets
 
     def group(self, index: int = 0) -> str | None:
         s, e = self._spans[index]
-        return None if s < 0 else _decode(self._data[s:e])
+        if s < 0:
+            return None
+        return self.string[s:e] if self._ascii else _decode(self._data[s:e])
 
     def groups(self) -> tuple[str | None, ...]:
         return tuple(self.group(i) for i in range(1, len(self._spans)))
 
     def _char(self, offset: int) -> int:
-        return offset if offset < 0 else len(_decode(self._data[:offset]))
+        return offset if offset < 0 or self._ascii else len(_decode(self._data[:offset]))
 
     def start(self, index: int = 0) -> int:
         return self._char(self._spans[index][0])
@@ -155,10 +160,11 @@ class Pattern:
     """One compiled pattern. `fullmatch`/`match`/`search` give a Match or None, like `re`; `full` and `found` are
     their yes/no forms without capture groups (RE2's fastest path, for the checks that run on every value)."""
 
-    __slots__ = ("_bool", "_fallback", "_prog", "flags", "pattern")
+    __slots__ = ("_bool", "_fallback", "_prog", "_seen", "flags", "pattern")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern, self.flags = pattern, flags
+        self._seen: dict[Any, Any] = {}  # full() verdicts and matches on short values (see full)
         self._prog: Any = None
         self._bool: Any = None
         self._fallback: Any = None
@@ -195,10 +201,21 @@ class Pattern:
 
     # ---- yes/no ----
     def full(self, text: str) -> bool:
+        # RE2's fixed cost per call (the binding, the UTF-8 copy) is a few times `re`'s on a short value, and the
+        # validator checks the same codes, systems and dates over and over: short values' verdicts are kept
+        short = len(text) <= _SHORT
+        if short and (hit := self._seen.get(text)) is not None:
+            return hit
         if self._bool is None:
-            return self._call("fullmatch", text) is not None
-        data = _encode(text)
-        return self._bool.Match(_FULL, data, 0, len(data))[0][0] >= 0
+            ok = self._call("fullmatch", text) is not None
+        else:
+            data = _encode(text)
+            ok = self._bool.Match(_FULL, data, 0, len(data))[0][0] >= 0
+        if short:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[text] = ok
+        return ok
 
     def found(self, text: str) -> bool:
         if self._bool is None:
@@ -268,9 +285,17 @@ class Pattern:
         if self._fallback is not None:
             m = self._call(name, text)
             return None if m is None else _FallbackMatch(self, m)
+        short = len(text) <= _SHORT  # references and paths recur as much as codes do (see full): matches are kept
+        if short and (hit := self._seen.get((name, text), _NOT_SEEN)) is not _NOT_SEEN:
+            return hit  # type: ignore[return-value]
         data = _encode(text)
         spans = self._prog.Match(anchor, data, 0, len(data))
-        return None if spans[0] == _NO_SPAN else Match(self, text, data, spans)
+        m = None if spans[0] == _NO_SPAN else Match(self, text, data, spans)
+        if short:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[(name, text)] = m  # type: ignore[index]
+        return m
 
     def _call(self, name: str, text: str) -> Any:
         try:

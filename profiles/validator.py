@@ -272,56 +272,52 @@ class Validator:
         if not isinstance(obj, dict):
             run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
             return
-        if run.depth >= MAX_DEPTH:
-            run.add("error", "too-costly", path, f"Elements nested more than {MAX_DEPTH} deep are not validated")
-            return
-        run.depth += 1
-        try:
-            self._object_checked(obj, owner, kids, path, typ, run, is_resource)
-        finally:
-            run.depth -= 1
-
-    def _object_checked(self, obj: dict[str, Any], owner: Node, kids: dict[str, Node], path: str, typ: str,
-                        run: _Run, is_resource: bool) -> None:
         if not obj:
             run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
+            return
+        if run.depth >= MAX_DEPTH:
+            run.add("error", "too-costly", path, f"Elements nested more than {MAX_DEPTH} deep are not validated")
             return
         if not is_resource and set(obj) == {"id"}:
             run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value or "
                     "children'")
-        found: dict[str, list[tuple[str, Any, Any, str]]] = {}
-        for key, value in obj.items():
-            if key == "resourceType" and is_resource:
-                continue
-            if key.startswith("_"):
-                name = key[1:]
-                if name not in obj:
-                    self._assign(found, kids, name, None, value, path, run, shadow_only=True)
-                continue
-            self._assign(found, kids, key, value, obj.get("_" + key), path, run)
-        if typ == "Extension" and ("extension" in obj) == any(k.startswith("value") for k in obj):
-            run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
-                                                "value[x], not both'")
-        ids: set[str] = set()
-        for name, items in found.items():
-            kid = kids[name]
-            for i, (_, v, e, _) in enumerate(items):
-                # element ids are unique among an element's children (R4 Element.id; the HL7 validator's scope);
-                # a primitive's id sits in its `_name` object, nested resources have ids of their own
-                holder = v if isinstance(v, dict) else e
-                if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
-                    eid = holder["id"]
-                    if isinstance(eid, str) and eid in ids:
-                        run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats else
-                                f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
-                    elif isinstance(eid, str) and eid:
-                        ids.add(eid)
-            self._element(items, kid, path, run)
-            if name in ("extension", "modifierExtension") and items:
-                self._extension_contexts(items, owner, typ, path, run, obj)
-        for kid in self._required(kids):  # absent but required: the cardinality (and slice) errors
-            if kid.name not in found:
-                self._element([], kid, path, run)
+        run.depth += 1
+        try:
+            found: dict[str, list[tuple[str, Any, Any, str]]] = {}
+            for key, value in obj.items():
+                if key == "resourceType" and is_resource:
+                    continue
+                if key.startswith("_"):
+                    name = key[1:]
+                    if name not in obj:
+                        self._assign(found, kids, name, None, value, path, run, shadow_only=True)
+                    continue
+                self._assign(found, kids, key, value, obj.get("_" + key), path, run)
+            if typ == "Extension" and ("extension" in obj) == any(k.startswith("value") for k in obj):
+                run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
+                                                    "value[x], not both'")
+            ids: set[str] = set()
+            for name, items in found.items():
+                kid = kids[name]
+                for i, (_, v, e, _) in enumerate(items):
+                    # element ids are unique among an element's children (R4 Element.id; the HL7 validator's scope);
+                    # a primitive's id sits in its `_name` object, nested resources have ids of their own
+                    holder = v if isinstance(v, dict) else e
+                    if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
+                        eid = holder["id"]
+                        if isinstance(eid, str) and eid in ids:
+                            run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats else
+                                    f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
+                        elif isinstance(eid, str) and eid:
+                            ids.add(eid)
+                self._element(items, kid, path, run)
+                if name in ("extension", "modifierExtension") and items:
+                    self._extension_contexts(items, owner, typ, path, run, obj)
+            for kid in self._required(kids):  # absent but required: the cardinality (and slice) errors
+                if kid.name not in found:
+                    self._element([], kid, path, run)
+        finally:
+            run.depth -= 1
 
     def _required(self, kids: dict[str, Node]) -> list[Node]:
         """Children that must be present (min > 0, or a required slice), computed once per set of children."""
@@ -421,7 +417,8 @@ class Validator:
         if digest is not None:
             # Codes, quantities and identifiers recur across resources and nothing outside them changes their
             # verdict: replay the issues of an identical value checked against the same element before.
-            key = (id(node), typ, digest, _language(run))  # displays are judged per language
+            lang = (run.resource or run.root).get("language")  # displays are judged per language
+            key = (id(node), typ, digest, lang if isinstance(lang, str) else None)
             seen = self._memo.get(key)
             if seen is not None:
                 run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
@@ -881,7 +878,7 @@ class Validator:
             return False
         run.conforms[key] = True  # provisional, guards against cycles
         sub = _Run(run.root, index=run.index, conforms=run.conforms, resource=value, full_urls=run.full_urls,
-                   type_ids=run.type_ids)
+                   type_ids=run.type_ids, depth=run.depth)
         self._object(value, root, root.children, root.path, root.path, sub, is_resource=True)
         ok = not any(i.severity in ("error", "fatal") for i in sub.issues)
         run.conforms[key] = ok

@@ -4,8 +4,9 @@ from the tests' inputs and corpora), the runner feeds them to one entry point an
 Bounded in count and time (`--count`, `--seconds`): hypothesis runs in chunks of `--chunk` examples, each chunk with
 its own seed (`--seed` + chunk number, so a run can be repeated), until either bound is reached. An input that
 raises an exception the entry point does not declare (a crash), or runs past `--timeout` seconds (interrupted by
-SIGALRM and counted as a crash), is saved under `--out` once per crash site (exception type and the innermost frame
-inside the repository); inputs slower than 1 s are counted and the slowest kept. Nothing is shrunk: the run goes on
+SIGPROF and counted as a crash), is saved under `--out` once per crash site (exception type and the innermost frame
+inside the repository); inputs slower than 1 s are counted and the slowest kept. Times are the process's CPU time, so
+that a machine shared with other work does not turn slow scheduling into timeouts. Nothing is shrunk: the run goes on
 to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and written as JSON.
 """
 
@@ -46,7 +47,7 @@ class Stats:
     rate_per_second: float = 0.0
     crashes: dict[str, str] = field(default_factory=dict)  # crash site → saved input
     crash_inputs: int = 0  # inputs that crashed (several may share a site)
-    slow_inputs: int = 0  # > SLOW_SECONDS
+    slow_inputs: int = 0  # > SLOW_SECONDS of CPU time
     slowest_seconds: float = 0.0
     peak_rss_mb: float = 0.0
     chunks: int = 0
@@ -84,7 +85,7 @@ def arguments(description: str) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=600.0, help="stop after this many seconds (default 600)")
     ap.add_argument("--chunk", type=int, default=500, help="hypothesis examples per chunk (default 500)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the first chunk (default 0)")
-    ap.add_argument("--timeout", type=float, default=10.0, help="per-input limit in seconds (default 10)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="per-input limit in CPU seconds (default 10)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/helixgate-fuzz"), help="crash inputs and summary")
     return ap.parse_args()
 
@@ -109,7 +110,7 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
     stats = Stats(name, seed=args.seed)
     start = time.monotonic()
     deadline = start + args.seconds
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
 
     def done() -> bool:
         return stats.inputs >= args.count or time.monotonic() >= deadline
@@ -118,8 +119,8 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
         if done():
             return
         stats.inputs += 1
-        t0 = time.perf_counter()
-        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        t0 = time.process_time()
+        signal.setitimer(signal.ITIMER_PROF, args.timeout)
         try:
             target(data)
         except expected:
@@ -134,8 +135,8 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
                 stats.crashes[site] = str(path)
                 print(f"  crash: {site} -> {path}", file=sys.stderr)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        elapsed = time.perf_counter() - t0
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        elapsed = time.process_time() - t0
         if elapsed > SLOW_SECONDS:
             stats.slow_inputs += 1
         if elapsed > stats.slowest_seconds:

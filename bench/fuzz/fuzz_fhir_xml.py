@@ -160,7 +160,10 @@ def inputs(light: list[bytes], seeds: list[bytes]) -> st.SearchStrategy[bytes]:
             root = None
         if root is not None:
             for _ in range(draw(st.integers(1, 4))):
-                _mutate(draw, rng, root, seeds)
+                try:
+                    _mutate(draw, rng, root, seeds)
+                except RecursionError:  # copying a tree an earlier mutation nested deep: enough mutations
+                    break
             with contextlib.suppress(RecursionError, ValueError):  # too deep to write: the seed as it was
                 written = tostring(root)
                 if len(written) <= MAX_INPUT:

@@ -52,3 +52,14 @@ def test_nesting_within_the_limit_is_validated(validator: Validator) -> None:
         item = {"linkId": f"g{i}", "type": "group", "item": [item]}
     issues = validator.validate({"resourceType": "Questionnaire", "status": "active", "item": [item]})
     assert not any(i.code == "too-costly" for i in issues), [i.message for i in issues]
+
+
+def test_fhirpath_strings_stop_at_1_mb() -> None:
+    """An instance's own expressions (a Questionnaire's enableWhen expression) can chain replace('', ...), which
+    triples a string per call: past FHIR's 1 MB string limit the expression is reported as not evaluable."""
+    from profiles import fhirpath
+
+    doc = {"resourceType": "Patient", "id": "ab"}
+    assert fhirpath.select("Patient.id" + ".replace('', 'xx')" * 20 + ".length()", doc) is None
+    assert fhirpath.select("Patient.id.replace('', '-')", doc) == ["-a-b-"]
+    assert fhirpath.select("Patient.id" + ".replaceMatches('', 'xx')" * 20 + ".length()", doc) is None
