@@ -126,10 +126,13 @@ class Converter:
             self.ctx.issue("information", "vcf-assembly-from-header",
                            f"assembly {hdr} from {self.header.assembly_evidence}", "header")
         elif not opt and not hdr:
+            named = next((f"##{k}={v}" for k, v in self.header.meta if k == "reference" and v), None) or next(
+                (f"##contig assembly={c.assembly}" for c in self.header.contigs.values() if c.assembly), None)
+            what = (f"the header's {named[:80]} is neither GRCh37 nor GRCh38" if named else
+                    "the header names no assembly (##reference, ##contig assembly/length)")
             self.ctx.issue("warning", "vcf-assembly-unknown",
-                           "the header names no assembly (##reference, ##contig assembly/length); variants carry "
-                           "contig names instead of RefSeq accessions: pass --assembly GRCh37|GRCh38",
-                           "header", code="incomplete")
+                           f"{what}; variants carry contig names instead of RefSeq accessions: pass --assembly "
+                           "GRCh37|GRCh38 if the calls are on one of them", "header", code="incomplete")
 
     def _check_samples(self) -> None:
         """State the sample roles the header gives and list the sample columns not converted."""
