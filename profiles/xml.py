@@ -288,13 +288,18 @@ def _boolean(raw: str) -> Any:
 
 
 def _integer(raw: str) -> Any:
-    return int(raw) if _INTEGER.full(raw) else raw
+    return int(raw) if _INTEGER.full(raw) and len(raw) <= _DIGITS else raw
+
+
+# Python reads integers of up to 4300 digits from text (sys.get_int_max_str_digits); FHIR's largest, integer64, has
+# 19. Longer digit strings stay text, which the validator reports as not a JSON number.
+_DIGITS = 4000
 
 
 def _decimal(raw: str) -> Any:
     """An int when written without fraction or exponent, else a float (JSON has one number type, so this is
     what a JSON parser gives for the same lexical form)."""
-    if not _DECIMAL.full(raw):
+    if not _DECIMAL.full(raw) or len(raw) > _DIGITS:
         return raw
     if _INTEGER.full(raw):
         return int(raw)
