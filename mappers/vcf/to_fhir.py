@@ -21,7 +21,7 @@ import orjson
 from mappers.conversion import Conversion as BaseConversion
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.toolkit.provenance import converter_device, provenance
-from mappers.vcf import reference
+from mappers.vcf import notes, reference
 from mappers.vcf.bgzf import ReadAt
 from mappers.vcf.context import MAPPER_VERSION, Context, Options, Summary, gc_paused
 from mappers.vcf.counts import allele_counts
@@ -31,16 +31,12 @@ from mappers.vcf.index import header_lines, parse_index, query, region_lines
 from mappers.vcf.model import Genotype, Header, Record
 from mappers.vcf.parse import INT32, genotype, integers, iter_lines, parse_record, read_header, reals
 from mappers.vcf.regions import Regions
-from mappers.vcf.roles import NORMAL, TUMOUR
+from mappers.vcf.roles import TUMOUR
 from mappers.vcf.serialize import bundle_json
 from mappers.vcf.unmapped import Unmapped, record_class
 
 GVCF_ALTS = {"<NON_REF>", "<*>"}
 MAX_OPEN_PHASE_SETS = 4096  # per chromosome; the oldest set is closed beyond this
-# Skip reasons that mean "no variant in this sample here": a conversion of only these is a (negative) report.
-# Any other reason behind an empty result means the input's calls could not be mapped: refused, saying why.
-NOT_A_VARIANT = {"outside-conversion-region", "filtered", "no-alt", "gvcf-reference-block", "no-call",
-                 "reference-genotype"}
 _COPY_NUMBER_KINDS = {"DEL", "DUP", "CNV"}  # symbolic alleles a copy number (FORMAT CN) can stand for
 _VERBATIM = frozenset({"FORMAT/GT", "FORMAT/AD", "INFO/CIPOS", "INFO/CIEND"})  # kept verbatim when present
 
@@ -89,8 +85,8 @@ class Converter:
         self._somatic_calls = self.header.role == TUMOUR
         self._unmapped = Unmapped()
         self._first_invalid: str | None = None  # the first malformed record skipped in lenient mode
-        self._check_assembly()
-        self._check_samples()
+        notes.assembly(self.ctx, self.header)
+        notes.samples(self.ctx, self.header)
         self._patient = emit.patient(self.ctx, self.header)
         self.ctx.subject = self.ctx.ref("Patient", self._patient["id"])
         self._specimen = emit.specimen(self.ctx, self.header)
@@ -115,43 +111,6 @@ class Converter:
     def _origin(self, key: str, where: str | None) -> None:
         if self.origins is not None and where:
             self.origins[key] = where
-
-    def _check_assembly(self) -> None:
-        opt, hdr = self.options.assembly, self.header.assembly
-        if opt and hdr and opt != hdr:
-            self.ctx.issue("warning", "vcf-assembly-override",
-                           f"the header says {hdr} ({self.header.assembly_evidence}); converted as {opt} as asked",
-                           "header", code="business-rule")
-        elif hdr and not opt:
-            self.ctx.issue("information", "vcf-assembly-from-header",
-                           f"assembly {hdr} from {self.header.assembly_evidence}", "header")
-        elif not opt and not hdr:
-            named = next((f"##{k}={v}" for k, v in self.header.meta if k == "reference" and v), None) or next(
-                (f"##contig assembly={c.assembly}" for c in self.header.contigs.values() if c.assembly), None)
-            what = (f"the header's {named[:80]} is neither GRCh37 nor GRCh38" if named else
-                    "the header names no assembly (##reference, ##contig assembly/length)")
-            self.ctx.issue("warning", "vcf-assembly-unknown",
-                           f"{what}; variants carry contig names instead of RefSeq accessions: pass --assembly "
-                           "GRCh37|GRCh38 if the calls are on one of them", "header", code="incomplete")
-
-    def _check_samples(self) -> None:
-        """State the sample roles the header gives and list the sample columns not converted."""
-        header, ctx = self.header, self.ctx
-        where = f"line {header.chrom_line}"
-        for name, (role, evidence) in header.roles.items():
-            what = "converted" if name == header.sample else "not converted"
-            ctx.issue("information", "vcf-sample-role", f"sample {name[:60]} is the {role} of a tumour/normal "
-                      f"pair ({evidence[:80]}); {what}", where)
-        if header.role == TUMOUR and not self.options.genomic_source:
-            ctx.issue("information", "vcf-genomic-source-somatic", f"genomic source somatic: sample "
-                      f"{header.sample[:60]} is the tumour (genomicSource overrides)", where)
-        others = [s for s in header.samples if s != header.sample]
-        if others:
-            named = ", ".join(s[:40] + (f" ({header.roles[s][0]})" if s in header.roles else "") for s in others[:10])
-            more = f" and {len(others) - 10} more" if len(others) > 10 else ""
-            ctx.issue("information", "vcf-sample-not-converted", f"{len(others)} other sample column"
-                      f"{'s' if len(others) > 1 else ''} not converted: {named}{more} (the sample option picks "
-                      f"another; converted: {header.sample[:40]})", where)
 
     def _each(self, emit_resources: bool) -> Iterator[list[dict[str, Any]]]:
         """The resources of each record (nothing when it is skipped; not built when `emit_resources` is
@@ -229,42 +188,8 @@ class Converter:
     def _finish(self) -> None:
         self.ctx.issues.extend(self._unmapped.issues())
         self.ctx.close_issues()
-        self._check_mapped()
-
-    def _check_mapped(self) -> None:
-        """Refuse a conversion that read records but mapped none of them, unless none was a variant call."""
-        summary, header = self.ctx.summary, self.header
-        if summary.variants:
-            return
-        unmappable = [(k, n) for k, n in summary.skipped.most_common() if k not in NOT_A_VARIANT]
-        if not unmappable:
-            filtered = summary.skipped.get("filtered", 0)
-            if filtered:
-                self.ctx.issue("warning", "vcf-all-filtered", f"no variant converted: the {filtered} records "
-                               "with calls are all filtered (FILTER not PASS); keepFiltered converts them",
-                               code="incomplete")
-            return
-        reasons = []
-        for reason, n in unmappable:
-            records = f"{n} record{'s' if n > 1 else ''}"
-            if reason == "no-genotype":
-                text = f"{records} {'have' if n > 1 else 'has'} no GT for sample {header.sample[:40]}"
-                if header.role == NORMAL:
-                    tumours = [s for s, (r, _) in header.roles.items() if r == TUMOUR]
-                    text += (f", which the header makes the matched normal ({header.roles[header.sample][1][:60]}):"
-                             " a somatic caller's records are the tumour's calls"
-                             + (f"; convert the tumour sample {tumours[0][:40]}" if tumours else ""))
-                else:
-                    text += " and the header names no tumour/normal roles that would say whose calls they are"
-            elif reason == "invalid-record":
-                text = f"{records} malformed (skipped; the first: {self._first_invalid})"
-            elif reason == "truncated-input":
-                text = "the input is truncated"
-            else:
-                text = f"{records} with only {reason} alleles, which are not converted"
-            reasons.append(text)
-        raise UnsupportedMessage(f"no variant converted from {summary.records} records: " + "; ".join(reasons),
-                                 details="vcf-nothing-converted", expression=f"line {header.chrom_line}")
+        if not self.ctx.summary.variants:
+            notes.nothing_converted(self.ctx, self.header, self._first_invalid)
 
     def closing(self) -> list[dict[str, Any]]:
         """The BED DocumentReferences, GenomicStudyAnalysis, GenomicStudy and, when the caller stated when
