@@ -61,7 +61,7 @@ def inputs(corpus: list[bytes]) -> st.SearchStrategy[bytes]:
                 data = _msh18(rng, data)
             else:
                 data = mutate_lines(draw, rng, data, corpus, fields=b"|", inner=rng.choice([b"^", b"~", b"&"]),
-                                    delimiters=b"|^~\\&\r\n", copies=(1, 2, 99, 2000, 12000))
+                                    delimiters=b"|^~\\&\r\n", copies=(1, 1, 2, 2, 3, 99, 99, 2000, 12000))
         if draw(st.integers(0, 4)) == 0:
             data = damage(draw, rng, data)
         if draw(st.integers(0, 19)) == 0:

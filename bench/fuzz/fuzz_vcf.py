@@ -72,7 +72,7 @@ def inputs(corpus: list[bytes]) -> st.SearchStrategy[tuple[bytes, tuple[tuple[st
         rng = random.Random(draw(st.integers(0, 2**32)))
         for _ in range(draw(st.integers(1, 4))):
             data = mutate_lines(draw, rng, data, corpus, fields=b"\t", inner=rng.choice([b";", b":", b",", b"="]),
-                                delimiters=b"\t;:,=|/\n", copies=(1, 2, 99, 1500))
+                                delimiters=b"\t;:,=|/\n", copies=(1, 1, 2, 2, 3, 99, 1500))
         if draw(ops) == 0:
             data = damage(draw, rng, data)
         if draw(st.integers(0, 2)) == 0:
