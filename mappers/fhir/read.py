@@ -81,7 +81,12 @@ def as_bundle(data: bytes | dict[str, Any]) -> Conversion:
     else:
         found = [(doc, doc["resourceType"])]
         what = f"a single {doc['resourceType']}"
-    digest = hashlib.sha256(data if lines is not None else orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        canonical = data if lines is not None else orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels): no writer can emit it either
+        raise ParseError(f"the {doc['resourceType']} is nested too deeply to convert", details="fhir-too-deep",
+                         expression=doc["resourceType"]) from None
+    digest = hashlib.sha256(canonical).hexdigest()
     entries = []
     origins: dict[str, str] = {}
     for n, (res, where) in enumerate(found):

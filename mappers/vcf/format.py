@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from mappers.conversion import Conversion
+from mappers.exceptions import ParseError
 from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
 from mappers.vcf.context import GENOMIC_SOURCES, MAPPER_VERSION, SEXES, Options
 from mappers.vcf.from_fhir import from_fhir
@@ -55,7 +56,12 @@ def _ndjson(data: bytes, opts: ConvertOptions) -> Iterator[bytes]:
 
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
-    out = from_fhir(orjson.dumps(bundle))
+    try:
+        data = orjson.dumps(bundle)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+        raise ParseError("the Bundle is nested too deeply to convert", details="fhir-too-deep",
+                         expression="Bundle") from None
+    out = from_fhir(data)
     return Rendered(out.data, out.issues)
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
 from mappers.fhir.genomics import upgrade
+from mappers.fhir.shape import check_resource
 from mappers.vcf import reference
 from mappers.vcf.context import MAPPER_VERSION, gc_paused
 from mappers.vcf.emit import DBSNP, LOINC, REFSEQ, SAMPLE_SYSTEM, VCF_SYSTEM
@@ -79,6 +80,7 @@ def resources_of(data: bytes) -> list[dict[str, Any]]:
         doc = None
     if isinstance(doc, dict):
         if doc.get("resourceType") == "Bundle":
+            check_resource(doc, "Bundle")  # JSON types of what is read, before reading it (mappers.fhir.shape)
             return [e["resource"] for e in doc.get("entry", []) if isinstance(e, dict) and "resource" in e]
         if "resourceType" in doc:
             return [doc]
@@ -269,7 +271,10 @@ def from_fhir(data: bytes, chrom_style: str | None = None) -> VcfOutput:
 
 def _from_fhir(data: bytes, chrom_style: str | None) -> VcfOutput:
     # Variants of earlier Genomics Reporting releases (STU1 coordinates, nuccore RefSeq URLs) read as STU3 ones
-    resources = [upgrade(r) for r in resources_of(data)]
+    resources = []
+    for i, res in enumerate(resources_of(data)):
+        check_resource(res, f"resource {i}")  # ParseError naming an element of the wrong JSON type
+        resources.append(upgrade(res))
     b = _Builder()
     rows: list[_Row] = []
     for i, res in enumerate(resources):
