@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import shutil
 import socket
 import subprocess
@@ -23,6 +25,13 @@ from tests import corpora
 from tests.upstream.fixtures import medplum_upstream, upstream_control  # noqa: F401 - session upstream FHIR server
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis keeps its example database and caches in ./.hypothesis: outside the checkout instead, unless told where
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    with contextlib.suppress(ImportError):
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "helixgate-hypothesis")
 
 
 def pytest_configure(config: pytest.Config) -> None:
