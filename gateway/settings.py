@@ -31,7 +31,7 @@ class Settings:
     mllp_host: str | None = None  # None: same as host
     mllp_max_message_bytes: int = 16 * 1024 * 1024
     mllp_max_connections: int = 100
-    mllp_max_connections_per_peer: int = 10  # so one peer (or a slowloris) cannot hold every slot; 0: no cap
+    mllp_max_connections_per_peer: int = 50  # half the slots: one peer (a slowloris) cannot hold them all; 0: no cap
     mllp_max_segments: int = 10_000  # as mappers.hl7v2.parse.Limits: more is never converted (200 variants ≈ 5,000)
     mllp_idle_timeout_ms: int = 600_000  # a connection silent this long is closed (senders reconnect); 0: never
     mllp_read_timeout_ms: int = 60_000  # a started message must be complete (and its ACK taken) within this

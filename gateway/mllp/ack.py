@@ -16,12 +16,11 @@ import re
 import time
 from dataclasses import dataclass
 
-from gateway.mllp.structure import KNOWN, OruShape
+from gateway.mllp.structure import walk
 from mappers.hl7v2.structure import SUPPORTED
 
 ACK_FAILURES = ("unparseable", "rejected", "too-large")
 DEFAULT_CODES = {"unparseable": "AE", "rejected": "AR", "too-large": "AR"}
-_SEGMENT = re.compile(rb"[A-Z][A-Z0-9]{2}")
 _ERL = re.compile(r"[A-Z][A-Z0-9]{2}(\^\d+)*")  # an ERR-2 location: segment ID^sequence^field…
 _COMMIT = {"AA": "CA", "AE": "CE", "AR": "CR"}
 _counter = itertools.count(1)
@@ -125,31 +124,9 @@ def check(data: bytes, max_segments: int = 0) -> Header:
                           f"{max_segments} (HELIXGATE_MLLP_MAX_SEGMENTS)", header)
     body = data.replace(b"\r\n", b"\r")
     lines = body.split(b"\r") if b"\r" in body else body.split(b"\n")
-    shape = OruShape(header.component(12, 1), header.separator)
-    seen_msh = False
-    for number, line in enumerate(lines, 1):
-        line = line.strip(b"\n")
-        if not line.strip():
-            continue
-        name = line[:3]
-        if not (name in KNOWN or _SEGMENT.fullmatch(name)) or (len(line) > 3 and line[3:4] != header.separator):
-            if not seen_msh and line.lstrip(b"\xef\xbb\xbf\x0b \t").startswith(b"MSH"):
-                seen_msh = True
-                continue
-            raise Refused("unparseable", "100", f"line {number}",
-                          f"line {number} is not a segment (3-character ID and the field separator)", header)
-        if name == b"MSH":
-            if seen_msh:
-                raise Refused("rejected", "100", f"line {number}",
-                              "the frame holds more than one message; send one message per frame", header)
-            seen_msh = True
-            continue
-        problem = shape.feed(name, number, line)
-        if problem is not None:
-            raise Refused("unparseable", "100", problem[0], problem[1], header)
-    problem = shape.finish()
-    if problem is not None:
-        raise Refused("unparseable", "100", problem[0], problem[1], header)
+    found = walk(lines, header.separator, header.component(12, 1))
+    if found is not None:
+        raise Refused(found[0], "100", found[1], found[2], header)
     return header
 
 

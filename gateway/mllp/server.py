@@ -37,6 +37,21 @@ class Recorder(Protocol):
     def record(self, event: dict[str, Any]) -> None: ...
 
 
+class _Deadline:
+    """When a connection's current state times out (loop time, None: never) and why; `expired` once enforced."""
+
+    __slots__ = ("expired", "task", "when", "why")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.when: float | None = None
+        self.why = "idle"
+        self.expired = False
+
+    def set(self, when: float | None, why: str) -> None:
+        self.when, self.why = when, why
+
+
 class MllpServer:
     """Listens on host:port (port 0 picks one; see `.port` after `start`)."""
 
@@ -68,6 +83,8 @@ class MllpServer:
         self._server: asyncio.Server | None = None
         self._redis_down = False
         self._writers: set[asyncio.StreamWriter] = set()
+        self._clocks: set[_Deadline] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.sock is not None:
@@ -78,11 +95,15 @@ class MllpServer:
             self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=self.read_size,
                                                       reuse_port=self.reuse_port or None)
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
+        if self.idle_timeout or self.read_timeout:
+            self._sweeper = asyncio.create_task(self._sweep(), name="helixgate-mllp-timeouts")
         log.info("MLLP listener on %s:%d (max message %d bytes, %d connections, %d per peer; idle timeout %g s, "
                  "read timeout %g s)", self.host, self.port, self.max_message_bytes, self.max_connections,
                  self.max_connections_per_peer, self.idle_timeout, self.read_timeout)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
             for writer in list(self._writers):
@@ -110,14 +131,21 @@ class MllpServer:
         self.per_peer[peer_host] = held + 1
         self.stats["connections"] += 1
         self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        clock = _Deadline(task)
+        self._clocks.add(clock)
         try:
-            await self._converse(reader, writer, peer_host)
+            await self._converse(reader, writer, peer_host, clock)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        except TimeoutError as e:
+        except asyncio.CancelledError:
+            if not clock.expired:  # not ours (the server is shutting down): let it through
+                raise
             self.stats["timed_out"] += 1
-            log.info("MLLP connection from %s closed: %s", peer_host, e.args[0] if e.args else "timed out")
+            log.info("MLLP connection from %s closed: %s", peer_host, self._timeout_text(clock.why))
         finally:
+            self._clocks.discard(clock)
             self.active -= 1
             left = self.per_peer.pop(peer_host, 1) - 1
             if left > 0:
@@ -127,58 +155,59 @@ class MllpServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
-        """Read frames and answer them until the peer closes; raises TimeoutError when a deadline passes.
-
-        One `asyncio.timeout_at` for the whole conversation, moved as the state changes (a timer handle per read,
-        not a task per read as `wait_for` would cost): idle → `idle_timeout` after the last message; bytes of an
-        unfinished frame (or junk) pending → `read_timeout` after the first of them; ACKs being written →
-        `read_timeout` for the peer to take them.
-        """
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                        clock: _Deadline) -> None:
+        """Read frames and answer them until the peer closes, keeping `clock` on the deadline of the current state
+        (the sweeper enforces it): idle → `idle_timeout` after the last message; bytes of an unfinished frame (or
+        junk) pending → `read_timeout` after the first of them; ACKs being written → `read_timeout` for the peer
+        to take them. Moving a number costs a message far less than a timer handle per read would."""
         loop = asyncio.get_running_loop()
         framer = Framer(self.max_message_bytes)
-        idle, read = self.idle_timeout or None, self.read_timeout or None
-        pending_since: float | None = None  # when the bytes of the next, unfinished message began to arrive
-        why = "idle"
-        try:
-            async with asyncio.timeout_at(loop.time() + idle if idle else None) as deadline:
-                while True:
-                    data = await reader.read(self.read_size)
-                    if not data:
-                        return
-                    now = loop.time()
-                    events = framer.feed(data)
-                    if not events:
-                        if pending_since is None:
-                            pending_since = now
-                            if read:
-                                deadline.reschedule(now + read)
-                                why = "read"
-                        continue
+        idle, read = self.idle_timeout, self.read_timeout
+        pending = False  # bytes of the next, unfinished message (or junk) have arrived
+        clock.set(loop.time() + idle if idle else None, "idle")
+        while True:
+            data = await reader.read(self.read_size)
+            if not data:
+                return
+            events = framer.feed(data)
+            if not events:
+                if not pending:
+                    pending = True
                     if read:
-                        deadline.reschedule(now + read)
-                        why = "write"
-                    acks = await asyncio.gather(*(self._handle(e, peer) for e in events))
-                    out = b"".join(frame(a) for a in acks if a is not None)
-                    if out:
-                        writer.write(out)
-                        await writer.drain()
-                    now = loop.time()
-                    # What follows the last frame of this read starts the next message's clock.
-                    pending_since = now if framer.in_frame or framer.buffered else None
-                    if pending_since is not None and read:
-                        deadline.reschedule(now + read)
-                        why = "read"
-                    else:
-                        deadline.reschedule(now + idle if idle else None)
-                        why = "idle"
-        except TimeoutError:
-            raise TimeoutError({
-                "idle": f"nothing received for {self.idle_timeout:g} s (HELIXGATE_MLLP_IDLE_TIMEOUT_MS)",
+                        clock.set(loop.time() + read, "read")
+                continue
+            if read:
+                clock.set(loop.time() + read, "write")
+            acks = await asyncio.gather(*(self._handle(e, peer) for e in events))
+            out = b"".join(frame(a) for a in acks if a is not None)
+            if out:
+                writer.write(out)
+                await writer.drain()
+            # What follows the last frame of this read starts the next message's clock.
+            pending = framer.in_frame or framer.buffered > 0
+            if pending and read:
+                clock.set(loop.time() + read, "read")
+            else:
+                clock.set(loop.time() + idle if idle else None, "idle")
+
+    async def _sweep(self) -> None:
+        """Close the connections whose deadline has passed (one task for all of them)."""
+        loop = asyncio.get_running_loop()
+        every = min(1.0, *(t / 4 for t in (self.idle_timeout, self.read_timeout) if t))
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for clock in list(self._clocks):
+                if clock.when is not None and now > clock.when and not clock.expired:
+                    clock.expired = True
+                    clock.task.cancel()
+
+    def _timeout_text(self, why: str) -> str:
+        return {"idle": f"nothing received for {self.idle_timeout:g} s (HELIXGATE_MLLP_IDLE_TIMEOUT_MS)",
                 "read": f"a message not complete {self.read_timeout:g} s after it began "
                         "(HELIXGATE_MLLP_READ_TIMEOUT_MS)",
-                "write": f"ACKs not taken within {self.read_timeout:g} s (HELIXGATE_MLLP_READ_TIMEOUT_MS)",
-            }[why]) from None
+                "write": f"ACKs not taken within {self.read_timeout:g} s (HELIXGATE_MLLP_READ_TIMEOUT_MS)"}[why]
 
     async def _handle(self, event: Frame | Oversized, peer: str) -> bytes | None:
         if isinstance(event, Oversized):
