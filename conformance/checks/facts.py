@@ -89,6 +89,7 @@ def extract(bundle: dict[str, Any]) -> dict[str, Any]:
                 labs.append({"code": _code(obs), "value": q.get("value"), "unit": q.get("unit")})
     sources = [(e.get("what") or {}).get("identifier", {}).get("value")
                for p in _resources(bundle, "Provenance") for e in p.get("entity") or []]
+    sources.append((bundle.get("identifier") or {}).get("value"))  # the source message, also without a Provenance
     return {
         "control_ids": [s for s in sources if s],
         "patient": {"identifiers": [{"value": i.get("value"), "system": i.get("system"),
@@ -120,7 +121,8 @@ def compare(expected: dict[str, Any], bundle: dict[str, Any]) -> tuple[list[str]
     if "control_id" in expected:
         count += 1
         if expected["control_id"] not in got["control_ids"]:
-            bad.append(f"control_id: {expected['control_id']!r} is not named by any Provenance entity")
+            bad.append(f"control_id: {expected['control_id']!r} is named by neither Bundle.identifier nor a "
+                       "Provenance entity")
     if "patient" in expected:
         want, have = expected["patient"], got["patient"]
         if "identifiers" in want:

@@ -16,10 +16,11 @@ ID_SYSTEM = "urn:helixgate:id"  # identifier system of a resource's deterministi
 
 
 def bundle(resources: Iterable[dict[str, Any]], bundle_type: str, key: tuple[str, ...],
-           timestamp: str | None = None) -> dict[str, Any]:
+           timestamp: str | None = None, identifier: dict[str, str] | None = None) -> dict[str, Any]:
     """A Bundle of `resources` (the first of each id kept), its id derived from the source's `key`.
 
-    `timestamp` is an instant taken from the source (never the clock), or None.
+    `timestamp` is an instant taken from the source (never the clock), or None. `identifier` names the source
+    document (e.g. its message control id), so the Bundle stays traceable even without a Provenance.
     """
     if bundle_type not in BUNDLE_TYPES:
         raise ValueError(f"bundle_type must be one of {BUNDLE_TYPES}, not {bundle_type!r}")
@@ -30,8 +31,10 @@ def bundle(resources: Iterable[dict[str, Any]], bundle_type: str, key: tuple[str
             continue
         seen.add(res["id"])
         entries.append(entry(res, bundle_type == "transaction"))
-    out: dict[str, Any] = {"resourceType": "Bundle", "id": resource_id("Bundle", *key, bundle_type),
-                           "type": bundle_type}
+    out: dict[str, Any] = {"resourceType": "Bundle", "id": resource_id("Bundle", *key, bundle_type)}
+    if identifier:
+        out["identifier"] = identifier
+    out["type"] = bundle_type
     if timestamp and "T" in timestamp:  # Bundle.timestamp is an instant
         out["timestamp"] = timestamp
     out["entry"] = entries

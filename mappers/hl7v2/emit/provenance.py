@@ -26,6 +26,15 @@ def message_time(ctx: Context) -> str | None:
 
 
 
+def source_identifier(ctx: Context) -> dict[str, str]:
+    """The message as an Identifier: MSH-10 is unique per sending application and facility only, so the system
+    says whose it is (Bundle.identifier and the Provenance entity)."""
+    msh = ctx.message.msh
+    sender = "/".join(x for x in (msh.get(3), msh.get(4)) if x)
+    system = f"{SOURCE_SYSTEM}:{local_system(sender)[len('urn:id:'):]}" if sender else SOURCE_SYSTEM
+    return {"system": system, "value": ctx.message.control_id}
+
+
 def message_provenance(ctx: Context, targets: list[dict[str, Any]], device: dict[str, Any],
                        author: dict[str, Any] | None, occurred: str | None) -> dict[str, Any] | None:
     """Reads MSH-3/4 (sender: the namespace of MSH-10), MSH-9, MSH-10, MSH-11/12/18 (how it was sent); `occurred`
@@ -34,8 +43,7 @@ def message_provenance(ctx: Context, targets: list[dict[str, Any]], device: dict
     msh = ctx.message.msh
     ctx.use(msh, 3, 9, 10, 11, 12, 18)
     sender = "/".join(x for x in (msh.get(3), msh.get(4)) if x)
-    # MSH-10 is unique per sending application and facility only: the identifier system says whose it is.
-    system = f"{SOURCE_SYSTEM}:{local_system(sender)[len('urn:id:'):]}" if sender else SOURCE_SYSTEM
+    system = source_identifier(ctx)["system"]
     recorded = occurred if occurred and is_instant(occurred) else ctx.options.recorded
     if recorded and not is_instant(recorded):
         ctx.warn("hl7v2-bad-recorded", f"the recorded option {recorded!r} is not a FHIR instant; not used")

@@ -109,9 +109,10 @@ def test_misspelt_segment_and_z_segment_are_warnings(quirks: Conversion) -> None
 def test_validation_errors_are_located_in_the_source_through_origins(quirks: Conversion) -> None:
     bundle = quirks.bundle
     index = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Patient")
-    # element paths are looked up without list indexes: a list names the source of each of its items
-    assert source_of(bundle, quirks.origins, f"Bundle.entry[{index}].resource.identifier[0].system") == \
-        "PID[1]-3, PID[1]-3(2)"
+    # a list element's own origin first, then the list's (which names the source of each of its items)
+    assert source_of(bundle, quirks.origins, f"Bundle.entry[{index}].resource.identifier[0].system") == "PID[1]-3"
+    assert source_of(bundle, {k: v for k, v in quirks.origins.items() if "identifier[" not in k},
+                     f"Bundle.entry[{index}].resource.identifier[0].system") == "PID[1]-3, PID[1]-3(2)"
     assert quirks.origins[f"{bundle['entry'][index]['resource']['id']}:identifier[1]"] == "PID[1]-3(2)"
     obs = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Observation")
     assert source_of(bundle, quirks.origins, f"Bundle.entry[{obs}].resource.interpretation[0]") == "OBX[1]-8"
