@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import arguments, run
-from mutations import dumps, files, json_junk, json_text_damage, mutate_json, rss_mb
+from mutations import MAX_INPUT, dumps, files, json_junk, json_text_damage, mutate_json, rss_mb
 
 from mappers import cda_cn, ws445
 from mappers.exceptions import MappingError
@@ -55,11 +55,13 @@ def inputs(docs: list[Any]) -> st.SearchStrategy[bytes]:
 
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        doc = orjson.loads(draw(st.sampled_from(texts)))
+        seed = draw(st.sampled_from(texts))
+        doc = orjson.loads(seed)
         rng = random.Random(draw(st.integers(0, 2**32)))
         for _ in range(draw(st.integers(1, 4))):
             doc = mutate_json(draw, rng, doc, docs, names, junk)
         data = dumps(doc)
+        data = data if len(data) <= MAX_INPUT else seed
         return json_text_damage(draw, rng, data) if draw(st.integers(0, 4)) == 0 else data
 
     return draw_input()

@@ -24,6 +24,8 @@ from common import JUNK_STRINGS, ROOT, corpora_root
 from hypothesis import strategies as st
 
 MAX_SEED = 64 * 1024
+MAX_INPUT = 2 * 1024 * 1024  # a mutated input past this is replaced by its seed: larger ones measure size, not
+# robustness (the HTTP body limit is 10 MiB)
 
 # Numbers and near-numbers: past 64 bits, past float range, digits str.isdigit() accepts but int() does not, …
 NUMBERS: list[str] = [
@@ -131,8 +133,8 @@ def mutate_lines(draw: st.DrawFn, rng: random.Random, data: bytes, seeds: list[b
     n = rng.randrange(len(lines)) if lines else 0
     line = lines[n] if lines else b""
     op = draw(st.integers(0, 11))
-    if op == 0:  # a line repeated: 2, 3, a hundred, thousands of times
-        lines[n:n] = [line] * draw(st.sampled_from(copies))
+    if op == 0:  # a line repeated: 2, 3, a hundred, thousands of times (up to 8 MiB: under the HTTP body limit)
+        lines[n:n] = [line] * min(draw(st.sampled_from(copies)), (8 << 20) // (len(line) + 1) + 1)
     elif op == 1 and lines:
         del lines[n]
     elif op == 2:
@@ -150,7 +152,7 @@ def mutate_lines(draw: st.DrawFn, rng: random.Random, data: bytes, seeds: list[b
         if op == 5:
             parts[k] = value
         elif op == 6:
-            parts[k:k] = [parts[k]] * draw(st.sampled_from([1, 2, 600]))
+            parts[k:k] = [parts[k]] * min(draw(st.sampled_from([1, 2, 600])), (8 << 20) // (len(parts[k]) + 1) + 1)
         elif op == 7 and len(parts) > 1:
             del parts[k]
         elif op == 8:
@@ -232,8 +234,9 @@ def mutate_json(draw: st.DrawFn, rng: random.Random, doc: Any, seeds: list[Any],
         other = walk(rng, copy.deepcopy(rng.choice(seeds)))
         if other is not None:
             parent[key] = other[0][other[1]]
-    elif op == 5:  # items multiplied
+    elif op == 5:  # items multiplied (subtrees at most 50 times: the size stays within a request's)
         times = draw(st.sampled_from([2, 3, 50, 1000]))
+        times = min(times, 50) if isinstance(value, dict | list) else times
         parent[key] = value * min(times, 50) if isinstance(value, list) else [value] * times
     elif op == 6:  # deep nesting, as an object or an array
         wrap = rng.choice([lambda v: [v], lambda v: {rng.choice(names): v}, lambda v: {"extension": [v]}])
