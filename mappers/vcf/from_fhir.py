@@ -186,18 +186,27 @@ class _Builder:
         gt = verbatim.get("FORMAT/GT") or GT_OF_STATE.get(_code((first("53034-5") or {}).get(
             "valueCodeableConcept")) or "", ".")
         row.fields["GT"] = gt
+        def quantity(code: str) -> Any:
+            """The component's valueQuantity.value; None (warned) when it states its value otherwise."""
+            comp = first(code)
+            value = (comp.get("valueQuantity") or {}).get("value") if comp is not None else None
+            if comp is not None and value is None:
+                self.warn("vcf-component-not-a-quantity", f"component {code} has no valueQuantity.value; not "
+                          "written", where)
+            return value
+
         if verbatim.get("FORMAT/AD") is not None:
             row.fields["AD"] = verbatim["FORMAT/AD"]
-        elif first("82121-5") is not None:
-            row.fields["AD"] = f".,{_num(first('82121-5')['valueQuantity']['value'])}"
+        elif (depth := quantity("82121-5")) is not None:
+            row.fields["AD"] = f".,{_num(depth)}"
         if verbatim.get("FORMAT/DP") is not None:
             row.fields["DP"] = str(verbatim["FORMAT/DP"])
         if verbatim.get("FORMAT/PS") is not None:
             row.fields["PS"] = verbatim["FORMAT/PS"]
-        if verbatim.get("FORMAT/AD") is None and first("81258-6") is not None:
-            row.fields["AF"] = _num(first("81258-6")["valueQuantity"]["value"])
+        if verbatim.get("FORMAT/AD") is None and (fraction := quantity("81258-6")) is not None:
+            row.fields["AF"] = _num(fraction)
         if first("82155-3") is not None and "valueQuantity" in first("82155-3"):  # type: ignore[operator]
-            row.fields["CN"] = _num(first("82155-3")["valueQuantity"]["value"])  # type: ignore[index]
+            row.fields["CN"] = _num(first("82155-3")["valueQuantity"].get("value"))  # type: ignore[index]
         rs = [_code(c.get("valueCodeableConcept"), DBSNP) for c in comps.get("81252-9", [])]
         row.id = verbatim.get("ID") or ";".join(r for r in rs if r) or "."
         row.qual = verbatim.get("QUAL") or "."

@@ -17,10 +17,14 @@ CASES = {
     "variant-meta-as-list.json": ("vcf", "fhir-wrong-type"),  # was an AttributeError in is_variant
     "entry-resource-as-list.json": ("vcf", "fhir-wrong-type"),  # was an AttributeError
 }
+# input → (target format, details of the warning): written, what cannot be is left out and reported
+WARNED = {
+    "read-depth-as-period.json": ("vcf", "vcf-component-not-a-quantity"),  # was a KeyError (also stu1-report.json)
+}
 
 
 def test_every_regression_input_has_a_case() -> None:
-    assert sorted(p.name for p in REGRESSIONS.iterdir()) == sorted(CASES)
+    assert sorted(p.name for p in REGRESSIONS.iterdir()) == sorted({**CASES, **WARNED})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -30,3 +34,11 @@ def test_refused_with_a_mapping_error(name: str) -> None:
         bundle = get("fhir").to_fhir((REGRESSIONS / name).read_bytes(), ConvertOptions()).bundle
         get(target).from_fhir(bundle, ConvertOptions())
     assert e.value.issues[0].details == details
+
+
+@pytest.mark.parametrize("name", sorted(WARNED))
+def test_written_with_a_warning(name: str) -> None:
+    target, details = WARNED[name]
+    bundle = get("fhir").to_fhir((REGRESSIONS / name).read_bytes(), ConvertOptions()).bundle
+    out = get(target).from_fhir(bundle, ConvertOptions())
+    assert out.data.startswith(b"##fileformat=VCF") and details in [i.details for i in out.issues]
