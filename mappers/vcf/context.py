@@ -40,7 +40,9 @@ class Options:
 
     Limits (hostile or broken input ends in a ParseError naming the limit, never unbounded memory or time):
     max_line_bytes: longest line, header lines included (16 MiB: ~4 million samples of `0/0`).
-    max_header_bytes: the whole header through #CHROM (64 MiB; large real headers are a few MB of ##contig lines).
+    max_header_bytes, max_header_lines: the header through #CHROM (16 MiB, 200,000 lines; large real headers are a
+        few MB: ~3,400 ##contig lines for GRCh38 with alternates and decoys). Each kept line costs ~200 bytes.
+    max_samples: sample columns (200,000: more than the largest joint-called cohorts; each costs ~100 bytes).
     max_decompressed_bytes: total gzip/BGZF output (32 GiB, a large whole-genome gVCF); plain text is bounded by
         whoever reads it.
     max_compression_ratio: gzip/BGZF output over input, checked once 1 MiB has been inflated (200; VCFs compress
@@ -60,7 +62,9 @@ class Options:
     source_name: str | None = None
     recorded: str | None = None
     max_line_bytes: int = 16 << 20
-    max_header_bytes: int = 64 << 20
+    max_header_bytes: int = 16 << 20
+    max_header_lines: int = 200_000
+    max_samples: int = 200_000
     max_decompressed_bytes: int = 32 << 30
     max_compression_ratio: int = 200
 
@@ -74,7 +78,8 @@ class Options:
         if self.recorded is not None and not is_instant(self.recorded):
             raise ParseError(f"recorded {self.recorded!r} is not a FHIR instant (YYYY-MM-DDThh:mm:ss+zz:zz)",
                              details="vcf-bad-option", expression="recorded")
-        for name in ("max_line_bytes", "max_header_bytes", "max_decompressed_bytes", "max_compression_ratio"):
+        for name in ("max_line_bytes", "max_header_bytes", "max_header_lines", "max_samples", "max_decompressed_bytes",
+                     "max_compression_ratio"):
             if getattr(self, name) < 1:
                 raise ParseError(f"{name} must be positive", details="vcf-bad-option", expression=name)
         if self.patient is not None and not self.patient.rpartition("|")[2].strip():

@@ -31,6 +31,7 @@ COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 VERSIONS = ("4.0", "4.1", "4.2", "4.3")
 INT32 = 2**31 - 1  # VCF Integer values (POS, END, counts) are 32-bit signed (VCF 4.3 §1.3)
 _DEFAULTS = Options()
+_SLICE = 1 << 20
 _REF = re.compile(r"[ACGTNRYKMSWBDHV]+", re.I)  # VCF 4.1 allowed IUPAC codes in REF; htslib still does
 _BASES = re.compile(r"[ACGTN]+", re.I)
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
@@ -57,15 +58,18 @@ def iter_lines(chunks: Iterable[bytes], options: Options | None = None) -> Itera
     rest = b""
     n = 0
     for chunk in source:
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            n += 1
-            if len(line) > limit:
-                _too_long(n, limit)
-            yield line[:-1] if line.endswith(b"\r") else line
-        if len(rest) > limit:
-            _too_long(n + 1, limit)
+        # A large chunk (a whole HTTP body) is split a slice at a time: a body of tiny lines would otherwise become
+        # millions of line objects at once.
+        for start in range(0, len(chunk), _SLICE):
+            lines = (rest + chunk[start:start + _SLICE]).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                n += 1
+                if len(line) > limit:
+                    _too_long(n, limit)
+                yield line[:-1] if line.endswith(b"\r") else line
+            if len(rest) > limit:
+                _too_long(n + 1, limit)
     if rest:
         yield rest[:-1] if rest.endswith(b"\r") else rest
 
@@ -105,12 +109,14 @@ def _version(line: str) -> str:
     return version
 
 
-def read_header(lines: Iterator[bytes], sample: str | None, max_bytes: int = _DEFAULTS.max_header_bytes) -> Header:
+def read_header(lines: Iterator[bytes], sample: str | None, options: Options | None = None) -> Header:
     """Consume the header lines (through #CHROM) of `lines` and pick the sample to convert: `sample`, else the
     tumour of a tumour/normal pair (roles.py), else the first.
 
-    Raises ParseError (not a VCF, no #CHROM line, bad columns, unknown sample, header over `max_bytes`) and
-    UnsupportedMessage (a VCF version not read, no sample columns)."""
+    Raises ParseError (not a VCF, no #CHROM line, bad columns, unknown sample, a header or sample count past the
+    options' limits) and UnsupportedMessage (a VCF version not read, no sample columns)."""
+    opts = options or _DEFAULTS
+    max_bytes, max_lines = opts.max_header_bytes, opts.max_header_lines
     meta: list[tuple[str, str]] = []
     contigs: dict[str, Contig] = {}
     formats: dict[str, str] = {}
@@ -120,9 +126,10 @@ def read_header(lines: Iterator[bytes], sample: str | None, max_bytes: int = _DE
     for n, raw in enumerate(lines, 1):
         where = f"line {n}"
         size += len(raw) + 1
-        if size > max_bytes:
-            raise ParseError(f"the header is longer than {max_bytes:,} bytes (limit max_header_bytes)",
-                             details="vcf-header-too-long", expression=where)
+        if size > max_bytes or n > max_lines:
+            limit = (f"{max_bytes:,} bytes (limit max_header_bytes)" if size > max_bytes else
+                     f"{max_lines:,} lines (limit max_header_lines)")
+            raise ParseError(f"the header is longer than {limit}", details="vcf-header-too-long", expression=where)
         line = _text(raw, where)
         if n == 1:
             version = _version(line)
@@ -143,7 +150,7 @@ def read_header(lines: Iterator[bytes], sample: str | None, max_bytes: int = _DE
                     formats[attrs["ID"]] = attrs.get("Number", ".")
             continue
         if line.startswith("#"):
-            return _chrom_line(line, n, version, meta, contigs, formats, sample)
+            return _chrom_line(line, n, version, meta, contigs, formats, sample, opts.max_samples)
         raise ParseError("a data line comes before the #CHROM header line", details="vcf-no-chrom-line",
                          expression=where)
     if n == 0:
@@ -153,8 +160,11 @@ def read_header(lines: Iterator[bytes], sample: str | None, max_bytes: int = _DE
 
 
 def _chrom_line(line: str, n: int, version: str, meta: list[tuple[str, str]], contigs: dict[str, Contig],
-                formats: dict[str, str], sample: str | None) -> Header:
+                formats: dict[str, str], sample: str | None, max_samples: int) -> Header:
     where = f"line {n}"
+    if line.count("\t") - 8 > max_samples:
+        raise ParseError(f"the #CHROM line names {line.count(chr(9)) - 8:,} samples, more than {max_samples:,} "
+                         "(limit max_samples)", details="vcf-too-many-samples", expression=where)
     cols = line.split("\t")
     if len(cols) < 8 or tuple(cols[:8]) != COLUMNS:
         hint = " (columns must be separated by tabs)" if "\t" not in line else ""

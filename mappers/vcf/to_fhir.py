@@ -68,7 +68,7 @@ class Converter:
         self.options = options = options or Options()
         self.regions = dict(regions or {})
         self._lines = iter(lines)
-        self.header: Header = read_header(self._lines, options.sample, options.max_header_bytes)
+        self.header: Header = read_header(self._lines, options.sample, options)
         self._numbered = numbered
         self.origins: dict[str, str] | None = {} if origins else None
         digest = hashlib.sha256()

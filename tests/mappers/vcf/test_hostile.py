@@ -85,10 +85,30 @@ def test_a_line_without_end_is_refused_once_it_passes_the_limit() -> None:
     assert pulled <= 17
 
 
-def test_header_size_limit() -> None:
-    head = b"##fileformat=VCFv4.2\n" + b"##x=" + b"y" * 100 + b"\n"
-    with pytest.raises(ParseError, match="limit max_header_bytes"):
-        Converter(iter_lines([head * 100 + HEAD.split(b"\n", 1)[1]]), Options(max_header_bytes=5000))
+def test_header_size_limits() -> None:
+    lines = b"##x=" + b"y" * 100 + b"\n"
+    text = b"##fileformat=VCFv4.2\n" + lines * 100 + HEAD.split(b"\n", 1)[1]
+    with pytest.raises(ParseError, match="longer than 5,000 bytes \\(limit max_header_bytes\\)"):
+        Converter(iter_lines([text]), Options(max_header_bytes=5000))
+    with pytest.raises(ParseError, match="longer than 50 lines \\(limit max_header_lines\\)") as err:
+        Converter(iter_lines([text]), Options(max_header_lines=50))
+    assert err.value.issues[0].expression == "line 51"
+    many = HEAD.replace(b"\tS\n", b"".join(b"\tS%d" % i for i in range(300)) + b"\n")
+    with pytest.raises(ParseError, match="names 300 samples, more than 200 \\(limit max_samples\\)"):
+        Converter(iter_lines([many]), Options(max_samples=200))
+
+
+def test_a_hostile_header_is_refused_in_bounded_memory() -> None:
+    """11 million tiny header lines (64 MB) would hold ~2 GB as parsed meta lines: the line cap stops it early."""
+    text = b"##fileformat=VCFv4.2\n" + b"##a=b\n" * 11_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match="limit max_header_lines"):
+            Converter(iter_lines([text]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 << 20, peak
 
 
 @pytest.mark.parametrize(("record", "message"), [
