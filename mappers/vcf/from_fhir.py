@@ -160,10 +160,17 @@ class _Builder:
         exact, outer, inner = first("81254-5"), first("81301-4"), first("81302-2")
         alt = (first("69551-0") or {}).get("valueString")
         info: dict[str, str] = {}
+        start, end = _bounds(exact)[0] if exact is not None else None, None
+        if exact is None and (outer is not None or inner is not None):
+            start, end = self._sv_span(outer, inner, verbatim, shift)
+        if (exact is not None or outer is not None or inner is not None) and start is None:
+            self.warn("vcf-variant-not-located", "the variant's start-end range states no start (or a structural "
+                      "variant's no end); not written", where)
+            return None
         if exact is not None:
-            pos = exact["valueRange"]["low"]["value"] + shift[0]
+            pos = start + shift[0]
         elif outer is not None or inner is not None:
-            pos, end = self._sv_span(outer, inner, verbatim, shift)
+            pos = start
             kind = reference.kind_of_so(_code((first("48019-4") or {}).get("valueCodeableConcept")) or "")
             if alt is None and verbatim.get("ALT") is None and kind is None:
                 self.warn("vcf-sv-without-type", "structural variant without alt allele or SO change type; "
@@ -232,17 +239,31 @@ class _Builder:
 
     @staticmethod
     def _sv_span(outer: dict[str, Any] | None, inner: dict[str, Any] | None, verbatim: dict[str, Any],
-                 shift: tuple[int, int]) -> tuple[int, int]:
+                 shift: tuple[int, int]) -> tuple[int | None, int | None]:
         """POS and END back from the ranges VCF → FHIR wrote (see emit/variant.py): the outer range is the
-        record's span widened by CIPOS/CIEND; without confidence intervals the inner range is the span."""
+        record's span widened by CIPOS/CIEND; without confidence intervals the inner range is the span. (None, None)
+        when the range lacks a bound."""
         if outer is not None:
-            cipos = [int(x) for x in str(verbatim.get("INFO/CIPOS") or "0,0").split(",")]
-            ciend = [int(x) for x in str(verbatim.get("INFO/CIEND") or "0,0").split(",")]
-            rng = outer["valueRange"]
-            return rng["low"]["value"] - min(cipos) + shift[0], rng["high"]["value"] - max(ciend) + shift[1]
+            try:
+                cipos = [int(x) for x in str(verbatim.get("INFO/CIPOS") or "0,0").split(",")]
+                ciend = [int(x) for x in str(verbatim.get("INFO/CIEND") or "0,0").split(",")]
+            except ValueError:  # not the integers VCF → FHIR kept: no interval
+                cipos = ciend = [0]
+            low, high = _bounds(outer)
+            if low is None or high is None:
+                return None, None
+            return low - min(cipos) + shift[0], high - max(ciend) + shift[1]
         assert inner is not None
-        rng = inner["valueRange"]
-        return rng["low"]["value"] + shift[0], rng["high"]["value"] + shift[1]
+        low, high = _bounds(inner)
+        if low is None or high is None:
+            return None, None
+        return low + shift[0], high + shift[1]
+
+
+def _bounds(comp: dict[str, Any]) -> tuple[Any, Any]:
+    """(low, high) values of a component's valueRange; None where the range does not state one."""
+    rng = comp.get("valueRange") or {}
+    return (rng.get("low") or {}).get("value"), (rng.get("high") or {}).get("value")
 
 
 def _num(value: Any) -> str:

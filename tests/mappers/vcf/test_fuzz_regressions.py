@@ -16,6 +16,8 @@ CASES = {
     "bundle-nested-300-deep.json": ("vcf", "fhir-too-deep"),  # was a TypeError from orjson
     "variant-meta-as-list.json": ("vcf", "fhir-wrong-type"),  # was an AttributeError in is_variant
     "entry-resource-as-list.json": ("vcf", "fhir-wrong-type"),  # was an AttributeError
+    "exact-range-without-low.json": ("vcf", "vcf-no-variants"),  # was a KeyError: the variant is skipped
+    "sv-outer-range-without-high.json": ("vcf", "vcf-no-variants"),  # was a KeyError
 }
 # input → (target format, details of the warning): written, what cannot be is left out and reported
 WARNED = {
