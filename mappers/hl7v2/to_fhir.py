@@ -9,7 +9,17 @@ from mappers.exceptions import EmitError
 from mappers.hl7v2.context import Context, Options
 from mappers.hl7v2.emit import datetime_field
 from mappers.hl7v2.emit.attachment import documents, is_document
-from mappers.hl7v2.emit.genomics import fits, group_key, is_overall, variable, variable_code, variables, variant
+from mappers.hl7v2.emit.genomics import (
+    fits,
+    group_key,
+    is_overall,
+    phase_pairs,
+    phase_relationship,
+    variable,
+    variable_code,
+    variables,
+    variant,
+)
 from mappers.hl7v2.emit.genomics import row_code as genetic_row_code
 from mappers.hl7v2.emit.observation import lab_observation
 from mappers.hl7v2.emit.order import order_key, organization, practitioner, service_request, specimen
@@ -189,13 +199,16 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
                 groups[sub].append(obs)
                 plain.remove(obs)
         implications = []
+        pairs = phase_pairs(groups)
+        phased = frozenset(id(obs) for _, rows in pairs for _, obs in rows)
         for sub, rows in groups.items():
-            var, impl, leftovers = variant(ctx, rows, key, sub, shared, subject, first_specimen, effective)
+            var, impl, leftovers = variant(ctx, rows, key, sub, shared, subject, first_specimen, effective, phased)
             results.append(var)
             plain.extend(leftovers)
             if impl:
                 implications.append(impl)
         results.extend(implications)
+        results.extend(phase_relationship(ctx, key, phase, rows, subject) for phase, rows in pairs)
         # A study-wide row that no variant took (there is none, or each has its own) is a result of its own.
         plain.extend(o for o in shared
                      if all(any(variable_code(r) == variable_code(o) for r in rows) for rows in groups.values()))

@@ -15,15 +15,14 @@ from typing import Any
 
 from mappers.hl7v2.context import Context
 from mappers.hl7v2.datatypes import cwe_to_codeable_concept, number, text_to_codeable_concept
-from mappers.hl7v2.emit import CATEGORY_GE, CATEGORY_LAB, GR, LOINC, TBD, datetime_field, ref
+from mappers.hl7v2.emit import LOINC, datetime_field, ref
 from mappers.hl7v2.emit.observation import notes, quantity, status
 from mappers.hl7v2.structure import Observation
 from mappers.ids import resource_id
 from mappers.terminology import translate
+from mappers.toolkit import genomics
 
 _CODED = {"CWE", "CNE", "CE", "CF"}
-ONE_BASED = {"system": LOINC, "code": "LA30102-0", "display": "1-based character counting"}
-PRESENT = {"system": LOINC, "code": "LA9633-4", "display": "Present"}
 UCUM = "http://unitsofmeasure.org"
 
 
@@ -131,18 +130,12 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
 
 
 _SEQUENCE_SLICES = {"representative-transcript-ref-seq", "genomic-ref-seq"}
-# Reference sequence ids sent as text (ST where LRI has CWE): RefSeq accessions and Ensembl ids, with version.
-_SEQUENCE_IDS = ((re.compile(r"(N[CGMRTWP]|X[MRP]|YP)_[0-9]+\.[0-9]+"), "http://www.ncbi.nlm.nih.gov/refseq"),
-                 (re.compile(r"ENS[TGP][0-9]{11}\.[0-9]+"), "http://www.ensembl.org"))
 
 
 def sequence_id(text: str) -> dict[str, Any] | None:
-    """A reference sequence id written as text → a coding in its system (RefSeq, Ensembl); else text."""
-    value = text.strip()
-    for pattern, system in _SEQUENCE_IDS:
-        if pattern.fullmatch(value):
-            return {"coding": [{"system": system, "code": value}]}
-    return text_to_codeable_concept(text)
+    """A reference sequence id written as text (ST where LRI has CWE) → a RefSeq/Ensembl coding; else text."""
+    cc = genomics.sequence_id(text)
+    return cc if "coding" in cc else text_to_codeable_concept(text)
 
 
 def _add_sequence_ontology(cc: dict[str, Any]) -> None:
@@ -171,28 +164,62 @@ def fits(obs: Observation) -> bool:
     return any(s and s.upper() in systems for s in used) or not any(used)
 
 
+PHASE = "82120-7"  # allelic phase: LRI states it per variant; the IG relates two variants (sequence-phase-relationship)
+_VARIANT_SLOTS = {slot.slice: slot for slot in genomics.slots()}
+_IMPLICATION_SLOTS = {slot.slice: slot for slot in genomics.implication_slots()}
+_ELEMENT = {"CodeableConcept": "valueCodeableConcept", "string": "valueString", "Range": "valueRange",
+            "Quantity": "valueQuantity"}
+
+
+def phase_pairs(groups: dict[str, list[Observation]]) -> list[tuple[str, list[tuple[str, Observation]]]]:
+    """Variant groups an allelic-phase row (82120-7) relates, as (Cis|Trans|…, [(group, row), (group, row)]).
+    LRI rows name no partner, so a phase stated by exactly two groups of the order relates those two (as FHIR → v2
+    writes a relationship: a row in each group); any other phase row stays a component of its variant."""
+    by_phase: dict[str, list[tuple[str, Observation]]] = {}
+    for sub, rows in groups.items():
+        for obs in rows:
+            if variable_code(obs) != PHASE or len(obs.obx.repetitions(5)) != 1:
+                continue
+            phase = genomics.phase_of({"coding": [{"code": obs.obx.get(5, 1), "display": obs.obx.get(5, 2)}]})
+            if phase:
+                by_phase.setdefault(phase, []).append((sub, obs))
+    return [(phase, rows) for phase, rows in by_phase.items() if len(rows) == 2 and rows[0][0] != rows[1][0]]
+
+
+def phase_relationship(ctx: Context, key: str, phase: str, rows: list[tuple[str, Observation]],
+                       subject: dict[str, Any] | None) -> dict[str, Any]:
+    """The sequence-phase-relationship of two variant groups (see phase_pairs); their rows were used by variant()."""
+    (first, a), (second, b) = rows
+    res = genomics.phase_relationship(
+        resource_id("Observation", key, "phase", first, second), phase,
+        ref({"id": variant_id(key, first)}), ref({"id": variant_id(key, second)}),
+        subject=ref(subject) if subject else None, status=status(ctx, a.obx))
+    ctx.origin(res, f"{a.obx.ref}, {b.obx.ref}")
+    ctx.origin(res, f"{a.obx.ref}-5, {b.obx.ref}-5", "valueCodeableConcept")
+    return res
+
+
+def variant_id(key: str, group: str) -> str:
+    return resource_id("Observation", key, "variant", group)
+
+
 def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared: list[Observation],
             subject: dict[str, Any] | None, specimen: dict[str, Any] | None,
-            effective: tuple[str, str] | None) -> tuple[dict[str, Any], dict[str, Any] | None, list[Observation]]:
-    """Build the Variant (and its DiagnosticImplication, or None) of one OBX-4 group; the third item lists rows
-    that could not join it (a second row for a slice that takes one), which stay separate results.
+            effective: tuple[str, str] | None, phased: frozenset[int] = frozenset()
+            ) -> tuple[dict[str, Any], dict[str, Any] | None, list[Observation]]:
+    """Build the Variant (and its DiagnosticImplication, or None) of one OBX-4 group with the shared emitter
+    (mappers.toolkit.genomics); the third item lists rows that could not join it (a second row for a slice that
+    takes one), which stay separate results. Rows in `phased` (ids of 82120-7 rows, see phase_pairs) become a
+    sequence-phase relationship instead of a component.
 
     Reads per row OBX-2/3/4/5/6/11/14 and NTE-3; `shared` holds overall rows (sub-ID 1) such as the
     assembly (62374-4), which apply to every variant of the order unless the group has its own.
     """
     first = rows[0].obx
-    var: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": resource_id("Observation", key, "variant", group),
-        "meta": {"profile": [GR + "variant"]},
-        "status": status(ctx, first),
-        "category": [CATEGORY_LAB, CATEGORY_GE],
-        "code": {"coding": [{"system": LOINC, "code": "69548-6", "display": "Genetic variant assessment"}]},
-    }
-    ctx.origin(var, first.ref)
-    impl_id = resource_id("Observation", key, "diagnostic-implication", group)
-    components: list[dict[str, Any]] = []
-    impl_components: list[dict[str, Any]] = []
+    facts = genomics.Variant()
+    impl_facts = genomics.Implication()
+    extra: list[genomics.Component] = []
+    impl_extra: list[genomics.Component] = []
     own_codes = {variable_code(o) for o in rows}
     note_list: list[dict[str, str]] = []
     taken: set[str] = set()
@@ -223,67 +250,55 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         note_list += notes(obs.notes, ctx)
         if obx.get(14):
             ctx.use(obx, 14)  # the variant's time comes from its first row (below); later rows' are not kept
-        if target == "value":
+        where = f"{obx.ref}-5"
+        if target in ("value", "method"):
             if vals:
-                var["valueCodeableConcept"] = vals[0][1]
-                ctx.origin(var, f"{obx.ref}-5", "valueCodeableConcept")
-            continue
-        if target == "method":
-            if vals:
-                var["method"] = vals[0][1]
-                ctx.origin(var, f"{obx.ref}-5", "method")
+                setattr(facts, "assessment" if target == "value" else "method",
+                        genomics.Stated(vals[0][1], None, where))
             continue
         cc = row_code(ctx, obs)
+        if id(obs) in phased:
+            continue  # the group's side of a sequence-phase relationship (phase_relationship)
+        scope = spec["scope"] == "implication"
+        slot = (_IMPLICATION_SLOTS if scope else _VARIANT_SLOTS).get(target)
+        holder, others = (impl_facts, impl_extra) if scope else (facts, extra)
         for element, val in vals:
-            comp = {"code": cc, element: val}
-            if spec["scope"] == "implication":
-                ctx.origin(impl_id, f"{obx.ref}-5", f"component[{len(impl_components)}]")
-                impl_components.append(comp)
+            if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
+                others.append(genomics.Component(cc, {element: val}, where))
+            elif slot.repeats:
+                setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, cc, where)])
             else:
-                ctx.origin(var, f"{obx.ref}-5", f"component[{len(components)}]")
-                components.append(comp)
-    codes = {c["code"].get("coding", [{}])[0].get("code") for c in components}
-    if "81254-5" in codes and "92822-6" not in codes:
-        # HL7 v2 LRI (Ch.5) positions are 1-based; say so, as the IG asks for coordinates.
-        components.append({"code": {"coding": [{"system": LOINC, "code": "92822-6",
-                                                "display": "Genomic coordinate system [Type]"}]},
-                           "valueCodeableConcept": {"coding": [ONE_BASED]}})
-    if "valueCodeableConcept" not in var:
-        var["valueCodeableConcept"] = {"coding": [PRESENT]}
+                setattr(holder, slot.field, genomics.Stated(val, cc, where))
+    if (facts.exact or facts.outer or facts.inner) and facts.coordinate_system is None:
+        # HL7 v2 LRI (Ch.5) positions are 1-based; the IG asks to say so (coded as the rows' variables are)
+        facts.coordinate_system = genomics.Stated("1-based-character", {"coding": [
+            {"system": LOINC, "code": "92822-6", "display": variables()["variables"]["92822-6"]["display"]}]})
+    facts.extra = extra
+    if facts.assessment is None:
         ctx.inform("hl7v2-variant-assessment-inferred",
                    f"variant group {group or '(no OBX-4)'} has no 69548-6 row; reported as Present (LA9633-4), as "
                    "the IG asks every variant to carry an assessment", f"{first.ref}-4")
-    if subject:
-        var["subject"] = ref(subject)
-    when = datetime_field(ctx, first, 14)
-    where = f"{first.ref}-14"
-    if not when and effective:
-        when, where = effective
-    if when:
-        var["effectiveDateTime"] = when
-        ctx.origin(var, where, "effectiveDateTime")
-    if specimen:
-        var["specimen"] = ref(specimen)
-    if note_list:
-        var["note"] = note_list
-    if components:
-        var["component"] = components
-    if not impl_components:
+    when: genomics.Stated | None = None
+    value = datetime_field(ctx, first, 14)
+    if value:
+        when = genomics.Stated(value, None, f"{first.ref}-14")
+    elif effective:
+        when = genomics.Stated(effective[0], None, effective[1])
+    origins: dict[str, str] = {}
+    var = genomics.variant(facts, variant_id(key, group), subject=ref(subject) if subject else None,
+                           specimen=ref(specimen) if specimen else None, status=status(ctx, first), effective=when,
+                           notes=note_list, origins=origins)
+    ctx.origin(var, first.ref)
+    for path, where in origins.items():
+        ctx.origin(var, where, path)
+    impl_facts.extra = impl_extra
+    if impl_facts.clinical_significance is None and not impl_facts.phenotypes and not impl_extra:
         return var, None, leftovers
-    impl: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": impl_id,
-        "meta": {"profile": [GR + "diagnostic-implication"]},
-        "status": var["status"],
-        "category": [CATEGORY_LAB, CATEGORY_GE],
-        "code": {"coding": [{"system": TBD, "code": "diagnostic-implication", "display": "Diagnostic Implication"}]},
-    }
+    origins = {}
+    impl = genomics.implication(impl_facts, resource_id("Observation", key, "diagnostic-implication", group),
+                                [ref(var)], subject=ref(subject) if subject else None, status=var["status"],
+                                effective=when, origins=origins)
     ctx.origin(impl, first.ref)
-    if subject:
-        impl["subject"] = ref(subject)
-    if when:
-        impl["effectiveDateTime"] = when
-        ctx.origin(impl, where, "effectiveDateTime")
-    impl["derivedFrom"] = [ref(var)]
-    impl["component"] = impl_components
+    for path, where in origins.items():
+        ctx.origin(impl, where, path)
     return var, impl, leftovers

@@ -13,7 +13,7 @@ from mappers.toolkit.provenance import provenance
 
 # 0.2.0: times and codes checked before they are emitted, documents as presentedForm, genetic variables by name,
 # no conversion time (Provenance and Bundle.timestamp from MSH-7 only), component-level report, origins.
-MAPPER_VERSION = "hl7v2-oru-r01/0.2.0"
+MAPPER_VERSION = "hl7v2-oru-r01/0.3.0"
 SOURCE_SYSTEM = "urn:helixgate:hl7v2:msh-10"
 
 

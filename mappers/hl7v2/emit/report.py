@@ -1,4 +1,5 @@
-"""OBR → DiagnosticReport (the IG's genomic-report profile when the order carries genetic results)."""
+"""OBR → DiagnosticReport (the IG's genomic-report profile when the order carries genetic results), built by the
+shared emitter (mappers.toolkit.genomics)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,13 @@ from typing import Any
 
 from mappers.hl7v2.context import Context
 from mappers.hl7v2.datatypes import cwe_to_codeable_concept, text_to_codeable_concept
-from mappers.hl7v2.emit import GR, LOINC, instant_field, ref
+from mappers.hl7v2.emit import instant_field, ref
 from mappers.hl7v2.emit.observation import notes
 from mappers.hl7v2.structure import Observation, Order
 from mappers.ids import resource_id
 from mappers.terminology import translate
+from mappers.toolkit import genomics
 
-GENOMIC_REPORT_CODE = {"system": LOINC, "code": "51969-4", "display": "Genetic analysis report"}
-CATEGORY_GENETICS = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "GE",
-                                 "display": "Genetics"}]}
 CATEGORY_LAB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB",
                             "display": "Laboratory"}]}
 
@@ -28,49 +27,23 @@ def diagnostic_report(ctx: Context, order: Order, key: str, genomic: bool, subje
     `presented` (attachment, source field) pairs as presentedForm."""
     obr = order.obr
     ctx.use(obr, 25)
-    res: dict[str, Any] = {"resourceType": "DiagnosticReport", "id": resource_id("DiagnosticReport", key)}
-    ctx.origin(res, obr.ref)
-    if genomic:
-        res["meta"] = {"profile": [GR + "genomic-report"]}
+    rid = resource_id("DiagnosticReport", key)
+    ctx.origin(rid, obr.ref)
     filler = request.get("identifier", [])
-    if filler:
-        res["identifier"] = [i for i in filler if i["type"]["coding"][0]["code"] == "FILL"] or filler[:1]
-    res["basedOn"] = [ref(request)]
     st = obr.get(25)
     t = translate("v2-0123-to-diagnostic-report-status", st)
     if t is None or t.equivalence == "unmatched":
         ctx.warn("hl7v2-code-unmapped", f"OBR-25 {st!r} is not a v2 table 0123 status; status set to unknown",
                  f"{obr.ref}-25")
-        res["status"] = "unknown"
-    else:
-        res["status"] = t.code
-    ctx.origin(res, f"{obr.ref}-25", "status")
-    res["category"] = [CATEGORY_GENETICS] if genomic else [CATEGORY_LAB]
-    code = cwe_to_codeable_concept(obr, 4, used=ctx) or {}
-    if genomic:
-        # The IG pattern needs 51969-4; the lab's own panel code (often 81247-9) stays beside it.
-        others = [c for c in code.get("coding", []) if c.get("code") != "51969-4"]
-        code = {**code, "coding": [GENOMIC_REPORT_CODE, *others]}
-    res["code"] = code or {"text": "(OBR-4 empty)"}
-    ctx.origin(res, f"{obr.ref}-4", "code")
-    if subject:
-        res["subject"] = ref(subject)
-    if effective:
-        res["effectiveDateTime"] = effective[0]
-        ctx.origin(res, effective[1], "effectiveDateTime")
+    ctx.origin(rid, f"{obr.ref}-25", "status")
+    # A genomic report gets the IG's 51969-4 first; the lab's own panel code (often 81247-9) stays beside it.
+    code = cwe_to_codeable_concept(obr, 4, used=ctx) or ({} if genomic else {"text": "(OBR-4 empty)"})
+    ctx.origin(rid, f"{obr.ref}-4", "code")
+    issued = None
     if obr.get(22):
         ctx.use(obr, 22)
-        issued = instant_field(ctx, obr, 22)
-        if issued:
-            res["issued"] = issued
-            ctx.origin(res, f"{obr.ref}-22", "issued")
-    if specimens:
-        res["specimen"] = [ref(s) for s in specimens]
-    if results:
-        res["result"] = [ref(r) for r in results]
-    text = "\n".join(n["text"] for n in notes(order.notes, ctx))
-    if text:
-        res["conclusion"] = text
+        value = instant_field(ctx, obr, 22)
+        issued = genomics.Stated(value, None, f"{obr.ref}-22") if value else None
     codes = []
     for obs in conclusion:
         ctx.use(obs.obx, 1, 2, 4, 11)
@@ -83,12 +56,18 @@ def diagnostic_report(ctx: Context, order: Order, key: str, genomic: bool, subje
         if obs.obx.get(2) not in ("CWE", "CNE", "CE"):
             ctx.use(obs.obx, 5)
         if cc:
-            ctx.origin(res, f"{obs.obx.ref}-5", f"conclusionCode[{len(codes)}]")
-            codes.append(cc)
-    if codes:
-        res["conclusionCode"] = codes
-    if presented:
-        res["presentedForm"] = [a for a, _ in presented]
-        for i, (_, where) in enumerate(presented):
-            ctx.origin(res, where, f"presentedForm[{i}]")
+            codes.append(genomics.Stated(cc, None, f"{obs.obx.ref}-5"))
+    facts = genomics.Report(
+        rid, status="unknown" if t is None or t.equivalence == "unmatched" else t.code, genomic=genomic,
+        code=code, category=[CATEGORY_LAB],
+        identifier=[i for i in filler if i["type"]["coding"][0]["code"] == "FILL"] or filler[:1],
+        based_on=[ref(request)], subject=ref(subject) if subject else None,
+        effective=genomics.Stated(*effective) if effective else None, issued=issued,
+        specimens=[ref(s) for s in specimens], results=[ref(r) for r in results],
+        conclusion="\n".join(n["text"] for n in notes(order.notes, ctx)) or None, conclusion_codes=codes,
+        presented_forms=[genomics.Stated(a, None, where) for a, where in presented])
+    origins: dict[str, str] = {}
+    res = genomics.report(facts, origins)
+    for path, where in origins.items():
+        ctx.origin(res, where, path)
     return res

@@ -9,17 +9,15 @@ import base64
 from typing import Any
 
 from mappers.ids import resource_id
+from mappers.toolkit import genomics
 from mappers.toolkit.fhirtime import is_date
 from mappers.vcf import reference
 from mappers.vcf.context import Context
-from mappers.vcf.emit import CATEGORIES, CATEGORY_GE, CATEGORY_LAB, GR, LOINC, SAMPLE_SYSTEM, SOURCE_CLASSES
+from mappers.vcf.emit import CATEGORY_LAB, GR, LOINC, SAMPLE_SYSTEM
 from mappers.vcf.model import Header
 from mappers.vcf.regions import Regions
 
-PHASE_SYSTEM = "http://terminology.hl7.org/CodeSystem/sequence-phase-relationship-cs"
 DATA_FORMAT = "http://hl7.org/fhir/uv/genomics-reporting/CodeSystem/genomic-study-data-format-cs"
-REPORT_CODE = {"coding": [{"system": LOINC, "code": "51969-4", "display": "Genetic analysis report"}]}
-PHASE_CODE = {"coding": [{"system": LOINC, "code": "82120-7", "display": "Allelic phase"}]}
 MAX_EMBEDDED_BED = 1 << 20  # larger BED files are described (size, SHA-1), not embedded
 _REGION_ROLE = {"studied": "studied", "uncallable": "uncalled"}
 
@@ -56,20 +54,9 @@ def specimen(ctx: Context, header: Header) -> dict[str, Any]:
 
 def phase_relationship(ctx: Context, first: str, second: str, cis: bool) -> dict[str, Any]:
     """Two variants of one phase set (same PS): Cis when on the same haplotype, else Trans."""
-    code = "Cis" if cis else "Trans"
-    res: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": resource_id("Observation", ctx.key, "phase", first, second),
-        "meta": {"profile": [GR + "sequence-phase-relationship"]},
-        "status": "final",
-        "category": CATEGORIES,
-        "code": PHASE_CODE,
-    }
-    if ctx.subject:
-        res["subject"] = ctx.subject
-    res["valueCodeableConcept"] = {"coding": [{"system": PHASE_SYSTEM, "code": code, "display": code}]}
-    res["derivedFrom"] = [ctx.ref("Observation", first), ctx.ref("Observation", second)]
-    return res
+    return genomics.phase_relationship(resource_id("Observation", ctx.key, "phase", first, second),
+                                       "Cis" if cis else "Trans", ctx.ref("Observation", first),
+                                       ctx.ref("Observation", second), subject=ctx.subject)
 
 
 def data_file(ctx: Context, regions: Regions) -> dict[str, Any]:
@@ -106,7 +93,7 @@ def analysis(ctx: Context, header: Header, files: dict[str, dict[str, Any]], reg
     source = ctx.genomic_source
     if source:
         ext.append({"url": GR + "genomic-study-analysis-genomic-source-class",
-                    "valueCodeableConcept": SOURCE_CLASSES[source]})
+                    "valueCodeableConcept": genomics.answer("source_classes", source)})
     if ctx.specimen:
         ext.append({"url": GR + "genomic-study-analysis-specimen", "valueReference": ctx.specimen})
     if ctx.subject:
@@ -174,22 +161,11 @@ def study(ctx: Context, analysis_res: dict[str, Any]) -> dict[str, Any]:
 
 def report(ctx: Context, study_res: dict[str, Any]) -> dict[str, Any]:
     """The genomic-report DiagnosticReport, without `result`: the caller appends every variant and phase
-    relationship (streamed, as there may be millions)."""
-    res: dict[str, Any] = {
-        "resourceType": "DiagnosticReport",
-        "id": report_id(ctx),
-        "meta": {"profile": [GR + "genomic-report"]},
-        "extension": [{"url": GR + "genomic-study-reference", "valueReference": ctx.ref("Procedure", study_res["id"])}],
-        "status": "final",
-        "category": [CATEGORY_GE],
-        "code": REPORT_CODE,
-    }
-    if ctx.subject:
-        res["subject"] = ctx.subject
-    # No `issued`: a VCF states no instant (##fileDate is a day) and the mapper reads no clock.
-    if ctx.specimen:
-        res["specimen"] = [ctx.specimen]
-    return res
+    relationship (streamed, as there may be millions). No `issued`: a VCF states no instant (##fileDate is a
+    day) and the mapper reads no clock."""
+    return genomics.report(genomics.Report(report_id(ctx), subject=ctx.subject,
+                                           specimens=[ctx.specimen] if ctx.specimen else [],
+                                           study=ctx.ref("Procedure", study_res["id"])))
 
 
 def report_id(ctx: Context) -> str:

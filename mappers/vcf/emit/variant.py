@@ -14,42 +14,13 @@ from functools import cache
 from typing import Any
 
 from mappers.ids import NAMESPACE
+from mappers.toolkit import genomics
+from mappers.toolkit.genomics import Code
 from mappers.vcf import reference
 from mappers.vcf.context import Context
-from mappers.vcf.emit import (
-    ALLELIC_FREQUENCY,
-    ALLELIC_READ_DEPTH,
-    ALLELIC_STATE,
-    ALLELIC_STATES,
-    ALT_ALLELE,
-    ASSEMBLY,
-    CATEGORIES,
-    CHANGE_TYPE,
-    CHROMOSOME,
-    COORDINATE_SYSTEM,
-    COPY_NUMBER,
-    DBSNP,
-    EXACT_START_END,
-    GENOMIC_REF_SEQ,
-    GR,
-    INNER_START_END,
-    LOINC,
-    OUTER_START_END,
-    PRESENT,
-    REF_ALLELE,
-    REFSEQ,
-    SO,
-    SOURCE_CLASS,
-    SOURCE_CLASSES,
-    UCUM,
-    VARIATION_CODE,
-    ZERO_BASED,
-    vcf_code,
-)
+from mappers.vcf.emit import DBSNP, LOINC, REFSEQ, SO, vcf_code
 from mappers.vcf.model import Genotype, Record
 
-CODE = {"coding": [{"system": LOINC, "code": "69548-6", "display": "Genetic variant assessment"}]}
-PROFILE = {"profile": [GR + "variant"]}
 _VCF = {f: vcf_code(f) for f in ("FORMAT/GT", "FORMAT/AD", "FORMAT/DP", "FORMAT/PS", "ALT", "ID", "FILTER", "QUAL",
                                  "INFO/CIPOS", "INFO/CIEND")}
 
@@ -100,44 +71,21 @@ def allelic_state(ctx: Context, rec: Record, gt: Genotype | None, allele: int, v
     return "homozygous" if all(a == allele for a in alleles) else "heterozygous"
 
 
-_SOURCE_COMPONENTS = {k: {"code": SOURCE_CLASS, "valueCodeableConcept": v} for k, v in SOURCE_CLASSES.items()}
-_STATE_COMPONENTS = {k: {"code": ALLELIC_STATE, "valueCodeableConcept": v} for k, v in ALLELIC_STATES.items()}
-_COORDINATES = {"code": COORDINATE_SYSTEM, "valueCodeableConcept": ZERO_BASED}
-
-
 @cache
-def _location(asm: str | None, chrom: str, raw: str) -> tuple[dict[str, Any], ...]:
-    """Assembly, chromosome, genomic-ref-seq and coordinate-system components: the same for every variant of a
-    contig, so built once (emitted objects are serialised, never edited)."""
-    comps = []
-    if asm:
-        comps.append({"code": ASSEMBLY, "valueCodeableConcept": {"coding": [
-            {"system": LOINC, "code": reference.assembly_loinc(asm), "display": asm}]}})
+def _location(asm: str | None, chrom: str, raw: str) -> tuple[Code | None, Code | None, Code | dict[str, Any]]:
+    """Assembly, chromosome and genomic reference sequence of a contig (the same for all its variants)."""
     la = reference.loinc_chromosome(chrom)
-    if la:
-        comps.append({"code": CHROMOSOME, "valueCodeableConcept": {"coding": [
-            {"system": LOINC, "code": la[0], "display": la[1]}]}})
     acc = reference.refseq(asm, chrom)
     # Without a known accession the contig name stays as text (the binding is an example one), so the
     # location survives a round trip.
-    comps.append({"code": GENOMIC_REF_SEQ, "valueCodeableConcept":
-                  {"coding": [{"system": REFSEQ, "code": acc}]} if acc else {"text": raw}})
-    comps.append(_COORDINATES)
-    return tuple(comps)
+    return (Code(LOINC, reference.assembly_loinc(asm), asm) if asm else None,
+            Code(LOINC, la[0], la[1]) if la else None,
+            Code(REFSEQ, acc) if acc else {"text": raw})
 
 
 @cache
-def _change_type(so: tuple[str, str]) -> dict[str, Any]:
-    return {"code": CHANGE_TYPE, "valueCodeableConcept": {"coding": [{"system": SO, "code": so[0], "display": so[1]}]}}
-
-
-def _quantity(value: float) -> dict[str, Any]:
-    """A unitless Quantity; values are bounded by the reader (parse.integers/reals), so int() cannot overflow."""
-    return {"value": int(value) if float(value).is_integer() else round(value, 4), "system": UCUM, "code": "1"}
-
-
-def _range(lo: int, hi: int) -> dict[str, Any]:
-    return {"low": {"value": lo}, "high": {"value": hi}}
+def _change_type(so: tuple[str, str]) -> Code:
+    return Code(SO, so[0], so[1])
 
 
 def variant(ctx: Context, rec: Record, gt: Genotype | None, allele: int, so: tuple[str, str], site: Site,
@@ -147,55 +95,29 @@ def variant(ctx: Context, rec: Record, gt: Genotype | None, allele: int, so: tup
     somatic caller's call without genotype; `source` the genomic source class (germline | somatic | None)."""
     alt = rec.alts[allele - 1]
     symbolic = alt.startswith("<")
-    comps = list(_location(ctx.assembly, rec.chrom, rec.chrom_raw))
+    asm, chrom, ref_seq = _location(ctx.assembly, rec.chrom, rec.chrom_raw)
+    facts = genomics.Variant(assembly=asm, chromosome=chrom, genomic_ref_seq=ref_seq,
+                             coordinate_system="0-based-interval", ref=rec.ref, change_type=_change_type(so),
+                             source_class=source, allele_fraction=vaf, read_depth=depth, copy_number=cn,
+                             extra=_verbatim(rec, gt, alt, dp))
     if symbolic:
         if site.cipos or site.ciend:
             lo_ci, hi_ci = site.cipos or (0, 0), site.ciend or (0, 0)
-            comps.append({"code": OUTER_START_END,
-                          "valueRange": _range(site.start + min(lo_ci), site.end + max(hi_ci))})
+            facts.outer = (site.start + min(lo_ci), site.end + max(hi_ci))
             inner = (site.start + max(lo_ci), site.end + min(hi_ci))
             if inner[0] < inner[1]:
-                comps.append({"code": INNER_START_END, "valueRange": _range(*inner)})
+                facts.inner = inner
         else:
-            comps.append({"code": INNER_START_END, "valueRange": _range(site.start, site.end)})
+            facts.inner = (site.start, site.end)
     else:
-        comps.append({"code": EXACT_START_END, "valueRange": _range(site.start, site.end)})
-    comps.append({"code": REF_ALLELE, "valueString": rec.ref})
-    if not symbolic:
-        comps.append({"code": ALT_ALLELE, "valueString": alt})
-    comps.append(_change_type(so))
-    for ident in rec.id.split(";"):
-        if ident.startswith("rs") and ident[2:].isascii() and ident[2:].isdigit():
-            comps.append({"code": VARIATION_CODE, "valueCodeableConcept": {"coding": [
-                {"system": DBSNP, "code": ident}]}})
-    if source:
-        comps.append(_SOURCE_COMPONENTS[source])
+        facts.exact = (site.start, site.end)
+        facts.alt = alt
+    if rec.id != ".":
+        facts.variation_codes = [Code(DBSNP, i) for i in rec.id.split(";")
+                                 if i.startswith("rs") and i[2:].isascii() and i[2:].isdigit()]
     if source != "somatic" or rec.chrom == "MT":
-        state = allelic_state(ctx, rec, gt, allele, vaf)
-        if state:
-            comps.append(_STATE_COMPONENTS[state])
-    if vaf is not None:
-        comps.append({"code": ALLELIC_FREQUENCY, "valueQuantity": _quantity(vaf)})
-    if depth is not None:
-        comps.append({"code": ALLELIC_READ_DEPTH, "valueQuantity": _quantity(depth)})
-    if cn is not None:
-        comps.append({"code": COPY_NUMBER, "valueQuantity": _quantity(cn)})
-    comps.extend(_verbatim(rec, gt, alt, dp))
-    obs: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": rid,
-        "meta": PROFILE,
-        "status": "final",
-        "category": CATEGORIES,
-        "code": CODE,
-    }
-    if ctx.subject:
-        obs["subject"] = ctx.subject
-    obs["valueCodeableConcept"] = PRESENT
-    if ctx.specimen:
-        obs["specimen"] = ctx.specimen
-    obs["component"] = comps
-    return obs
+        facts.allelic_state = allelic_state(ctx, rec, gt, allele, vaf)
+    return genomics.variant(facts, rid, subject=ctx.subject, specimen=ctx.specimen)
 
 
 def _verbatim(rec: Record, gt: Genotype | None, alt: str, dp: int | None) -> list[dict[str, Any]]:
