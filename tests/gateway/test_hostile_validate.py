@@ -98,3 +98,19 @@ def test_translate_with_malformed_codings_is_400(gateway) -> None:
     for params in bodies:
         r = _post(gateway, url, {"resourceType": "Parameters", "parameter": params})
         _outcome(r, 400)
+
+
+def test_a_response_orjson_cannot_write_is_an_operation_outcome() -> None:
+    """The safety net under every FHIRResponse: content nested past orjson's 255 levels or integers past 64 bits
+    (both reachable from client input) give a 422 OperationOutcome, anything else unwritable a 500 one."""
+    from gateway.responses import FHIRResponse
+
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    for content, status in (({"resourceType": "Parameters", "parameter": deep}, 422), ({"n": 2**70}, 422),
+                            ({"s": {1, 2}}, 500)):
+        r = FHIRResponse(content)
+        assert r.status_code == status
+        assert orjson.loads(r.body)["resourceType"] == "OperationOutcome"
+        assert r.headers["content-length"] == str(len(r.body))
