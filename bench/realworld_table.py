@@ -31,11 +31,12 @@ def _count_unmapped(outcome: dict[str, Any]) -> int:
                if any(w in i["details"]["coding"][0]["code"] for w in NOT_MAPPED))
 
 
-def _fhir_facts(body: bytes) -> tuple[int, int]:
+def _fhir_facts(body: bytes) -> tuple[int, int, int]:
     bundle = orjson.loads(body)
-    variants = results = 0
+    variants = results = documents = 0
     for e in bundle.get("entry") or []:
         r = e.get("resource") or {}
+        documents += len(r.get("presentedForm") or [])
         if r.get("resourceType") != "Observation":
             continue
         codes = {c.get("code") for c in (r.get("code") or {}).get("coding") or []}
@@ -43,7 +44,7 @@ def _fhir_facts(body: bytes) -> tuple[int, int]:
             variants += 1
         else:
             results += 1
-    return variants, results
+    return variants, results, documents
 
 
 def row(path: Path, validator: Any) -> list[str]:
@@ -63,9 +64,9 @@ def row(path: Path, validator: Any) -> list[str]:
             continue
         unmapped = _count_unmapped(out.outcome)
         if target == HUB:
-            variants, results = _fhir_facts(out.body)
-            cells.append(f"{source}→{target}: exit 0, {variants} variants, {results} other results, 0 output errors, "
-                         f"{unmapped} unmapped items")
+            variants, results, documents = _fhir_facts(out.body)
+            cells.append(f"{source}→{target}: exit 0, {variants} variants, {results} other Observations, "
+                         f"{documents} documents, 0 output errors, {unmapped} unmapped items")
         else:
             rows = out.body.count(b"\rOBX|") if target == "hl7v2" else sum(
                 1 for line in out.body.splitlines() if line and not line.startswith(b"#"))
