@@ -318,8 +318,12 @@ def _read_bundle(bundle: dict[str, Any], notes: Notes) -> Report:
             i = _ids(ident, notes, "Encounter.location") if ident else ()
             phys = next((c.get("code") for c in _codings(loc.get("physicalType"))), "")
             kind_ = _ROOT_KIND.get(i[0].root if i else "", _PHYSICAL_KIND.get(phys, ""))
+            display = loc.get("location", {}).get("display", "")
+            if not isinstance(display, str):  # the writer sets it as the name's text
+                raise ParseError(f"the Bundle gives Encounter.location.display as {type(display).__name__}, not a "
+                                 "string", details="fhir-bad-shape", expression="Encounter.location.location.display")
             if kind_:
-                locations.append((kind_, i[0] if i else None, loc.get("location", {}).get("display", "")))
+                locations.append((kind_, i[0] if i else None, display))
         period = enc.get("period", {})
         encounter = Encounter(ptype, fhir_to_ts(period.get("start", "")), fhir_to_ts(period.get("end", "")),
                               tuple(locations))
