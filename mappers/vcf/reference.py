@@ -29,6 +29,9 @@ def assemblies() -> dict[str, Any]:
     return _table("assemblies")["assemblies"]
 
 
+_PRIMARY_NAMES = frozenset([*(str(n) for n in range(1, 23)), "X", "Y"])
+
+
 @cache
 def normalise_chrom(name: str) -> str:
     """`chr7`/`7` → `7`; `chrX`/`x` → `X`; `M`/`chrM`/`MT` → `MT`; other contigs unchanged."""
@@ -36,7 +39,7 @@ def normalise_chrom(name: str) -> str:
     up = bare.upper()
     if up in ("M", "MT"):
         return "MT"
-    if up in ("X", "Y") or (up.isdigit() and 1 <= int(up) <= 22 and not up.startswith("0")):
+    if up in _PRIMARY_NAMES:  # 1-22, X, Y: a string test (int() of '²' or of 5,000 digits raises)
         return up
     return name
 

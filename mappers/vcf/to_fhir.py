@@ -372,7 +372,8 @@ class Converter:
             occurrence = self._seen_here.get((rec.ref, alt), 0)
             self._seen_here[(rec.ref, alt)] = occurrence + 1
             rid, raw_id = variant_id(ctx, rec, alt, occurrence)
-            copies = float(kind[2:]) if cn is None and kind[:2] == "CN" and kind[2:].isdigit() else cn
+            digits = kind[2:]  # <CN3>: ASCII digits only (float('²') raises)
+            copies = float(digits) if cn is None and kind[:2] == "CN" and digits.isascii() and digits.isdigit() else cn
             if plan.mode == "copy-number":
                 so = reference.so_of_kind("CNV") or so
             out.append(variant(ctx, rec, gt, allele, so, site, counts.depth, dp, counts.fraction, copies, rid,
