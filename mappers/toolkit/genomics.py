@@ -17,12 +17,15 @@ Emitted resources share constant parts (codes, categories, profiles): serialise 
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress, repeat
+from operator import is_not
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mappers.fhir import genomics as reader
 from mappers.terminology import translate
@@ -36,9 +39,8 @@ def table() -> dict[str, Any]:
     return json.loads((Path(__file__).parent / "genomics.json").read_text("utf-8"))
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
-    """One coding."""
+class Code(NamedTuple):
+    """One coding (a tuple, so cheap to hash: emitted components of the same codes are built once)."""
 
     system: str
     code: str
@@ -224,6 +226,7 @@ class _Slot:
     sequence_id: bool
     chromosome: bool
     position: bool
+    built: dict[Any, dict[str, Any]] = field(default_factory=dict)  # components of codes and keys, built once
 
 
 @cache
@@ -321,48 +324,65 @@ def _value(slot: _Slot, value: Any) -> tuple[str, Any]:
     return "valueQuantity", {"value": _number(value), "system": _UCUM, "code": "1"}
 
 
-def _items(fact: Any, repeats: bool) -> Iterable[Any]:
-    if repeats and isinstance(fact, list | tuple):
-        return fact
-    return (fact,)
-
-
-@cache
-def _cached_component(slot: _Slot, value: str | Code) -> dict[str, Any]:
-    element, val = _value(slot, value)
-    return {"code": slot.code, element: val}
-
-
 def _components(facts: Any, slot_list: tuple[_Slot, ...], extra: Sequence[Component | dict[str, Any]],
                 origins: dict[str, str] | None) -> list[dict[str, Any]]:
+    """The components of `facts` in slot order, then `extra`. Runs once per variant (millions for a VCF): types
+    are dispatched by identity, and components of a code or an answer key are built once per slot."""
     comps: list[dict[str, Any]] = []
-    for slot in slot_list:
-        fact = getattr(facts, slot.field)
-        if fact is None:
-            continue
-        for item in _items(fact, slot.repeats):
-            if isinstance(item, Stated):
+    append = comps.append
+    values = _getter(slot_list)(facts)
+    for slot, fact in compress(zip(slot_list, values, strict=True), map(is_not, values, _NONES)):
+        items = fact if slot.repeats and type(fact) in (list, tuple) else (fact,)
+        for item in items:
+            kind = type(item)
+            if kind is Code or kind is str:
+                built = slot.built.get(item)
+                if built is not None:
+                    append(built)
+                    continue
+                if kind is str and slot.type == "string":
+                    append({"code": slot.code, "valueString": item})  # allele sequences: not kept
+                    continue
+                element, val = _value(slot, item)
+                built = {"code": slot.code, element: val}
+                if len(slot.built) < _BUILT_PER_SLOT:
+                    slot.built[item] = built
+                append(built)
+            elif kind is tuple and slot.type == "Range":
+                lo, hi = item
+                append({"code": slot.code, "valueRange": {"low": {"value": lo}, "high": {"value": hi}}
+                        if lo is not None and hi is not None else _value(slot, item)[1]})
+            elif (kind is int or kind is float) and slot.type == "Quantity":
+                append({"code": slot.code, "valueQuantity": {
+                    "value": item if kind is int else _number(item), "system": _UCUM, "code": "1"}})
+            elif kind is Stated:
                 if item.value is None:
                     continue
                 element, val = _value(slot, item.value)
                 if origins is not None and item.where:
                     origins[f"component[{len(comps)}]"] = item.where
-                comps.append({"code": item.code or slot.code, element: val})
-            elif item is None:
-                continue
-            elif isinstance(item, str | Code) and slot.type == "CodeableConcept":
-                comps.append(_cached_component(slot, item))  # the same few codes again and again
-            else:
+                append({"code": item.code or slot.code, element: val})
+            elif item is not None:
                 element, val = _value(slot, item)
-                comps.append({"code": slot.code, element: val})
+                append({"code": slot.code, element: val})
     for comp in extra:
-        if isinstance(comp, dict):  # a component as FHIR writes it
-            comps.append(comp)
+        if type(comp) is dict:  # a component as FHIR writes it
+            append(comp)
             continue
         if origins is not None and comp.where:
             origins[f"component[{len(comps)}]"] = comp.where
-        comps.append({"code": comp.code, **comp.value})
+        append({"code": comp.code, **comp.value})
     return comps
+
+
+@cache
+def _getter(slot_list: tuple[_Slot, ...]) -> Any:
+    """All the slots' fields of a facts object at once (one C call, not one getattr per slice)."""
+    return operator.attrgetter(*(slot.field for slot in slot_list))
+
+
+_NONES = repeat(None)
+_BUILT_PER_SLOT = 4096  # codes and keys repeat; HGVS or ids given as strings may not: the cache stays bounded
 
 
 def _plain(fact: Any) -> Any:
