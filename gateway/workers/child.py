@@ -88,8 +88,7 @@ def main() -> int:
             write_frame(stdout, reply)
         except MemoryError:
             write_frame(stdout, ("memory", ""))
-        del reply
-        gc.collect()
+        del reply  # refcounting frees the message's objects; a gc.collect() here cost ~2 ms per message
 
 
 # A small genetic ORU^R01, converted (and validated) once before the process says it is ready: the tables and
