@@ -73,7 +73,11 @@ def _parameters_input(doc: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
                     raise ParseError("Parameters.input valueBase64Binary is not valid base64",
                                      details="bad-base64") from None
             elif "resource" in p:
-                data = orjson.dumps(p["resource"])
+                try:
+                    data = orjson.dumps(p["resource"])
+                except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+                    raise ParseError("Parameters.input resource is nested too deeply to convert",
+                                     details="input-too-deep", expression="Parameters.parameter.resource") from None
         elif isinstance(name, str):  # source, target, bundleType, allowInvalid and format options
             value = next((p[k] for k in ("valueCode", "valueString", "valueBoolean") if k in p), "")
             params[name] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -56,7 +56,8 @@ def pack(method: str, path: str, query: list[tuple[str, str]], headers: dict[str
     """One request as bytes. The path's id segments are percent-encoded by the caller; header values are made
     printable ASCII (HTTP/1.1 servers refuse the rest before any route runs)."""
     headers = {k: "".join(c if " " <= c <= "~" else "?" for c in v) for k, v in headers.items()}
-    meta = {"method": method, "path": _text(path), "query": [(_text(k), _text(v)) for k, v in query],
+    # values cut to 4 KiB: servers refuse longer request lines (414) before any route runs
+    meta = {"method": method, "path": _text(path), "query": [(_text(k), _text(v)[:4096]) for k, v in query],
             "headers": headers}
     return PREFIX + orjson.dumps(meta) + b"\n" + body
 
