@@ -18,7 +18,7 @@ from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions
 from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
-from profiles.invariants import NATIVE, TAKES_TEXT
+from profiles.invariants import NATIVE, RULE_CHECKED, TAKES_TEXT
 from profiles.matching import contains_pattern, equal_fixed, short, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.snapshot import generate
@@ -1061,6 +1061,8 @@ class Validator:
         scope = self._scope(run)
         base = node.path
         for c in node.constraints:
+            if c.expression in RULE_CHECKED:
+                continue
             res = run.resource or run.root
             native = NATIVE.get(c.expression)
             try:

@@ -19,17 +19,19 @@ _XHTML_LINK = patterns.compile(r"""\b(?:href|src)\s*=\s*["'](#[^"']*)["']""")
 
 
 def _strings(node: Any, skip_contained: bool = False) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-        if node.startswith("<div"):
-            yield from _XHTML_LINK.findall(node)
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            if not (skip_contained and k == "contained"):
-                yield from _strings(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _strings(v)
+    """Every string in `node` (and the local links of narratives), without `contained` at the top when asked.
+    Iterative: nested generators would cost time quadratic in the depth, and contained resources nest."""
+    stack = [v for k, v in node.items() if k != "contained"] if skip_contained and isinstance(node, dict) else [node]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            yield v
+            if v.startswith("<div"):
+                yield from _XHTML_LINK.findall(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 @rule("*")

@@ -25,6 +25,8 @@ EXPECTED = {
     "extension-nested-600-deep.xml": "refused: nested too deeply",
     "integer-5000-digits.xml": "a integer must be a JSON integer, found str",  # Python reads 4300 digits at most
     "decimal-5000-digits.xml": "a decimal must be a JSON number, found str",
+    # 17 KB that took 2.2 s of CPU (dom-3 on fhirpathpy and nested generators, quadratic in the depth): now 40 ms
+    "contained-nested-99-deep.json": "The contained resource 'p' is not referenced",
 }
 
 
