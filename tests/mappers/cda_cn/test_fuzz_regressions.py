@@ -1,5 +1,6 @@
-"""Inputs bench/fuzz found crashing the China CDA writer (issue 12), minimised under regressions/: each is now refused
-with the mappers' documented error, through the registry as `$convert` and `helixgate convert` run it."""
+"""Inputs bench/fuzz found crashing the China CDA reader and writer (issue 12), under regressions/ (a sample with the
+one hostile value, or a minimised Bundle): each is now converted with a warning or refused with the mappers'
+documented error, through the registry as `$convert` and `helixgate convert` run it."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ REGRESSIONS = Path(__file__).parent / "regressions"
 CASES = {
     "encounter-location-display-as-list.json": ("cda-cn", "fhir-bad-shape"),  # was a TypeError from lxml
 }
+# CDA input → the warning it converts with
+READ = {
+    "age-5000-digits.xml": "cn-age-mismatch",  # was a ValueError: int() of more than 4,300 digits
+    "age-superscript-two.xml": "cn-bad-age",  # was a ValueError: '²'.isdigit() but int('²') raises
+}
 
 
 def test_every_regression_input_has_a_case() -> None:
-    assert sorted(p.name for p in REGRESSIONS.iterdir()) == sorted(CASES)
+    assert sorted(p.name for p in REGRESSIONS.iterdir()) == sorted({**CASES, **READ})
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -28,3 +34,9 @@ def test_refused_with_a_mapping_error(name: str) -> None:
         bundle = get("fhir").to_fhir((REGRESSIONS / name).read_bytes(), ConvertOptions()).bundle
         get(target).from_fhir(bundle, ConvertOptions())
     assert e.value.issues[0].details == details
+
+
+@pytest.mark.parametrize("name", sorted(READ))
+def test_read_with_a_warning(name: str) -> None:
+    conv = get("cda-cn").to_fhir((REGRESSIONS / name).read_bytes(), ConvertOptions())
+    assert READ[name] in [i.details for i in conv.issues]
