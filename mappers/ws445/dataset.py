@@ -256,8 +256,9 @@ def from_report(r: Report, notes: Notes) -> dict[str, Any]:
     if p.birth_time:
         doc["DE02.01.005.01"] = p.birth_time[:8]
     if p.age:
-        doc["DE02.01.026.00" if p.age[1] == "岁" else "DE02.01.032.00"] = int(p.age[0]) if p.age[0].isdigit() \
-            else p.age[0]
+        age = p.age[0]  # a number when it is one (int() of '²' or of thousands of digits raises); the schema checks it
+        doc["DE02.01.026.00" if p.age[1] == "岁" else "DE02.01.032.00"] = int(age) \
+            if age.isascii() and age.isdigit() and len(age) <= 18 else age
     resident = next((i for i in p.ids if i.root == S.OID_RESIDENT_ID), None)
     if resident:
         doc["DE02.01.030.00"], doc["DE02.01.031.00"] = resident.extension, "01"
