@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -123,7 +124,7 @@ async def convert_route(request: Request) -> Response:
         return await stream.response(body, req, request)
     validator = await _validator(request, req)
     split = get(src).split
-    documents = split(body) if split else []
+    documents = await run_in_threadpool(split, body) if split else []  # seconds for a large body: off the loop
     if len(documents) > 1:
         return await _batch(request, documents, req, validator)
     started = time.perf_counter()
