@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mappers.cda_cn.context import Notes
@@ -12,9 +13,28 @@ from mappers.cda_cn.safexml import parse_xml
 from mappers.cda_cn.systems import OID_DOC_ID
 from mappers.cda_cn.validate import check
 from mappers.cda_cn.write import serialize, write_document
-from mappers.exceptions import EmitError, Issue, operation_outcome
+from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
 
 ENCODINGS = {"utf-8": "UTF-8", "gb18030": "GB18030"}
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")  # what XML 1.0 cannot carry
+
+
+def _check_xml_text(value: Any, where: str) -> None:
+    """Every text the writer puts in the document is one XML 1.0 can carry (FHIR strings may hold control
+    characters; lxml refuses them with a ValueError). Raises ParseError naming the model field."""
+    if isinstance(value, str):
+        if m := _NOT_XML.search(value):
+            raise ParseError(f"the Bundle gives {where} the character U+{ord(m.group()):04X}, which XML cannot carry",
+                             details="fhir-not-xml-text", expression="Bundle")
+    elif isinstance(value, tuple | list):
+        for n, v in enumerate(value):
+            _check_xml_text(v, f"{where}[{n}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_xml_text(v, f"{where}[{k!r}]")
+    elif hasattr(value, "__dataclass_fields__"):
+        for f in fields(value):
+            _check_xml_text(getattr(value, f.name), f"{where}.{f.name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +56,7 @@ def from_fhir(bundle: bytes | str | dict[str, Any], encoding: str = "utf-8") -> 
     notes = Notes()
     report = read_bundle(bundle, notes)
     report = _fill_required(report, notes)
+    _check_xml_text(report, "Report")
     data = serialize(write_document(report), ENCODINGS[encoding])
     problems = check(parse_xml(data)[0])  # re-parsed, so problems name output lines
     if problems:
