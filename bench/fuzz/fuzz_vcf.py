@@ -1,5 +1,5 @@
 """Fuzz the VCF reader as `helixgate convert` and `POST /fhir/$convert` run it, on plain and gzip input: the
-registry's `vcf` to_fhir (mappers.vcf.to_fhir: one Bundle, at most 20,000 variants) with random format options,
+registry's `vcf` to_fhir (mappers.vcf.to_fhir: one Bundle, up to its variant cap) with random format options,
 one input in four also through the streaming NDJSON path (`Accept: application/fhir+ndjson`), the output written
 by orjson. MappingError (ParseError, UnsupportedMessage) is the declared refusal.
 
