@@ -1,0 +1,1 @@
+"""Authentication and authorisation at the edge: principals, SMART scopes, credentials, rate limits."""
