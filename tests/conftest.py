@@ -22,6 +22,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests import corpora
+from tests.auth.oidc import oidc_server  # noqa: F401 - session test authorization server (oidc-provider)
 from tests.upstream.fixtures import medplum_upstream, upstream_control  # noqa: F401 - session upstream FHIR server
 
 ROOT = Path(__file__).resolve().parents[1]
