@@ -9,15 +9,19 @@
     GET  /fhir/bulk/{job}/{Type}.ndjson  an output file (application/fhir+ndjson)
 
 Jobs live in Redis (a hash per job, and an entry on the bulk stream that a worker takes); input and output files
-live under HELIXGATE_BULK_DIR.
+live under HELIXGATE_BULK_DIR (private: see gateway.bulk.storage).
+
+A job belongs to the client that kicked it off (its Principal's client and how it was proven): anyone else gets the
+404 of a job that does not exist, not a 403 that would confirm it does (FHIR security page: do not reveal that
+data exists). With auth off every caller is ANONYMOUS, so anonymous jobs stay usable by anyone.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,12 +34,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from gateway.auth.principal import Principal, principal_of
 from gateway.bulk.documents import NDJSON_TYPES
+from gateway.bulk.storage import BulkDirError, job_dir, root_of, write_private
 from gateway.formats import HUB, media_source
 from gateway.responses import outcome_response
 from gateway.settings import Settings
 from gateway.workers.streams import BULK
 
+log = logging.getLogger("helixgate.bulk")
 JOB_PREFIX = "helixgate:bulk:job:"
 PENDING_TTL = 7 * 24 * 3600  # a job nobody runs is forgotten after a week
 _FILE = re.compile(r"[A-Za-z]{1,64}\.ndjson\Z")
@@ -43,7 +50,8 @@ _JOB = re.compile(r"[0-9a-f]{32}\Z")
 
 
 def bulk_dir(settings: Settings) -> Path:
-    return Path(settings.bulk_dir) if settings.bulk_dir else Path(tempfile.gettempdir()) / "helixgate-bulk"
+    """The root of the job folders: HELIXGATE_BULK_DIR, or <temp dir>/helixgate-bulk-<uid>."""
+    return root_of(settings.bulk_dir)
 
 
 def job_key(job: str) -> str:
@@ -81,11 +89,16 @@ async def kickoff(request: Request, body: bytes, media: str) -> Response:
         return outcome_response(400, "required", "empty-input", "the request body is empty")
     settings: Settings = request.app.state.settings
     job = uuid.uuid4().hex
-    folder = bulk_dir(settings) / job
-    await run_in_threadpool(_write_input, folder, body)
+    try:
+        folder = await run_in_threadpool(_write_input, bulk_dir(settings), job, body)
+    except BulkDirError as e:
+        log.error("bulk job refused: %s", e)
+        return outcome_response(500, "exception", "bulk-dir-unsafe",
+                                "the gateway's bulk directory is not private; the gateway log says why")
+    owner = principal_of(request)
     state = {"status": "queued", "created": f"{time.time():.3f}", "request": str(request.url), "media": media,
              "source": source or "", "timezone": settings.v2_timezone or "", "total": "0", "done": "0",
-             "errors": "0"}
+             "errors": "0", **owner_fields(owner)}
     try:
         pipe = client.pipeline(transaction=True)
         pipe.hset(job_key(job), mapping=state)
@@ -100,9 +113,22 @@ async def kickoff(request: Request, body: bytes, media: str) -> Response:
     return Response(status_code=202, headers={"Content-Location": status_url})
 
 
-def _write_input(folder: Path, body: bytes) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "input").write_bytes(body)
+def _write_input(root: Path, job: str, body: bytes) -> Path:
+    folder = job_dir(root, job)
+    write_private(folder / "input", body)
+    return folder
+
+
+def owner_fields(principal: Principal) -> dict[str, str]:
+    """What a job keeps of the principal that kicked it off: who (client, via) and whether it came with a token,
+    never the credential."""
+    return {"owner": principal.client, "owner_via": principal.via,
+            "requires_token": "1" if principal.authenticated else "0"}
+
+
+def owned_by(state: dict[str, str], principal: Principal) -> bool:
+    """Whether `principal` is the job's owner (jobs from before owners were kept count as anonymous)."""
+    return (state.get("owner", "anonymous"), state.get("owner_via", "none")) == (principal.client, principal.via)
 
 
 async def _state(request: Request) -> tuple[str, dict[str, str]] | Response:
@@ -118,7 +144,7 @@ async def _state(request: Request) -> tuple[str, dict[str, str]] | Response:
         return outcome_response(503, "transient", "bulk-redis-unavailable",
                                 "the job store (Redis) is unavailable; poll again later", headers={"Retry-After": "5"})
     state = {k.decode(): v.decode() for k, v in raw.items()}
-    if not state or state.get("status") == "cancelled":
+    if not state or state.get("status") == "cancelled" or not owned_by(state, principal_of(request)):
         return outcome_response(404, "not-found", "bulk-unknown-job",
                                 f"no bulk job {job}: it never existed, expired or was cancelled")
     return job, state
@@ -131,7 +157,7 @@ def manifest(state: dict[str, str], base: str, job: str) -> dict[str, Any]:
 
     done = float(state.get("completed") or time.time())
     return {"transactionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done)),
-            "request": state.get("request", ""), "requiresAccessToken": False,
+            "request": state.get("request", ""), "requiresAccessToken": state.get("requires_token") == "1",
             "output": files("output"), "error": files("error")}
 
 

@@ -5,6 +5,7 @@ the manifest's file lists. A cancelled job stops between documents and its files
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -14,21 +15,23 @@ import orjson
 
 from gateway.bulk.documents import Document, documents
 from gateway.bulk.jobs import PENDING_TTL, bulk_dir, job_key
+from gateway.bulk.storage import BulkDirError, open_private, private_dir
 from gateway.convert import run
 from gateway.formats import HUB, Request
 from gateway.settings import Settings
 from mappers.exceptions import Issue, MappingError, operation_outcome
 from mappers.toolkit.registry import ConvertOptions, registry
 
+log = logging.getLogger("helixgate.bulk")
 _PROGRESS_EVERY = 0.25  # seconds between progress writes to Redis
 
 
 class NdjsonWriter:
-    """One `<Type>.ndjson` per resource type under `folder`, plus OperationOutcome.ndjson for errors."""
+    """One `<Type>.ndjson` per resource type under `folder` (0700; files 0600), plus OperationOutcome.ndjson for
+    errors."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = private_dir(folder)
         self._files: dict[str, IO[bytes]] = {}
         self.counts: dict[str, int] = {}
         self.errors = 0
@@ -38,7 +41,7 @@ class NdjsonWriter:
     def _file(self, rtype: str) -> IO[bytes]:
         f = self._files.get(rtype)
         if f is None:
-            f = self._files[rtype] = open(self.folder / f"{rtype}.ndjson", "wb")  # noqa: SIM115 - closed in close()
+            f = self._files[rtype] = open_private(self.folder / f"{rtype}.ndjson")  # closed in close()
         return f
 
     def bundle(self, bundle: dict[str, Any]) -> None:
@@ -58,7 +61,7 @@ class NdjsonWriter:
 
     def error(self, where: str, outcome: dict[str, Any]) -> None:
         if self._error_file is None:
-            self._error_file = open(self.folder / "OperationOutcome.ndjson", "wb")  # noqa: SIM115
+            self._error_file = open_private(self.folder / "OperationOutcome.ndjson")
         located = {**outcome, "issue": [
             Issue("information", "informational", "bulk-document", f"the issues below concern {where}").to_fhir(),
             *outcome.get("issue", [])]}
@@ -132,6 +135,12 @@ async def run_job(client: Any, settings: Settings, job: str) -> None:
         return  # unknown, expired, cancelled or already finished
     root = bulk_dir(settings)
     folder = root / job
+    try:
+        await asyncio.to_thread(private_dir, root)
+    except BulkDirError as e:
+        log.error("bulk job %s not run: %s", job, e)
+        await client.hset(key, mapping={"status": "failed", "reason": "the bulk directory is not private"})
+        return
     await asyncio.to_thread(sweep, root, settings.bulk_expires_seconds)
     input_path = folder / "input"
     if not input_path.is_file():
