@@ -75,7 +75,9 @@ async def integration_resources(app: Any, settings: Settings) -> AsyncIterator[N
         if settings.mllp_port is not None and redis is not None:
             from gateway.mllp.ack import AckPolicy
             from gateway.mllp.listen import adopted
+            from gateway.mllp.partners import Partners
             from gateway.mllp.server import MllpServer
+            from gateway.tls import TlsConfig
 
             enqueuer = Enqueuer(redis)
             app.state.mllp = MllpServer(enqueuer, host=settings.mllp_host or settings.host, port=settings.mllp_port,
@@ -86,7 +88,8 @@ async def integration_resources(app: Any, settings: Settings) -> AsyncIterator[N
                                         idle_timeout=settings.mllp_idle_timeout_ms / 1000,
                                         read_timeout=settings.mllp_read_timeout_ms / 1000,
                                         policy=AckPolicy(settings.mllp_ack_codes), audit=audit,
-                                        reuse_port=settings.mllp_reuse_port, sock=adopted())
+                                        reuse_port=settings.mllp_reuse_port, sock=adopted(),
+                                        tls=TlsConfig.from_env("HELIXGATE_MLLP_TLS"), partners=Partners.from_env())
             await app.state.mllp.start()
         # Everything loaded so far (tables, routes, definitions) lives as long as the process: moved out of the
         # collector's sight, gen-2 collections stop scanning it (p99 of cached $convert: ~100 ms → ~40 ms).

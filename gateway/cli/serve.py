@@ -1,9 +1,10 @@
 """helixgate serve: the HTTP gateway under uvicorn, and the MLLP listener.
 
 Both listening sockets are bound here, before the app starts: if either port is taken (or not permitted),
-nothing starts and the command exits 1 naming the port. The sockets are then handed to the server processes
-(uvicorn passes the HTTP one, `uvicorn_config.GatewayConfig` the MLLP one), so `--workers N` share them without
-SO_REUSEPORT.
+nothing starts and the command exits 1 naming the port (or, before that, a TLS certificate, key or CA file that
+cannot be used: unreadable, not PEM, a key not matching its certificate). The sockets are then handed to the server
+processes (uvicorn passes the HTTP one, `uvicorn_config.GatewayConfig` the MLLP one), so `--workers N` share them
+without SO_REUSEPORT.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from gateway.cli import status
 from gateway.mllp import listen
 from gateway.settings import Settings, SettingsError
+from gateway.tls import TlsConfig, TlsError, server_context
 
 SUMMARY = "run the HTTP gateway (POST /fhir/$convert, GET /fhir/metadata, GET /healthz) and the MLLP listener"
 CANNOT_LISTEN = 1  # a port is taken or not permitted: nothing was started
@@ -32,6 +34,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes (default 1); they share the HTTP and MLLP sockets")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    tls = p.add_argument_group("transport security (README: Transport security)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (HELIXGATE_TLS_CERT)")
+    tls.add_argument("--tls-key", metavar="PEM", help="its private key (HELIXGATE_TLS_KEY)")
+    tls.add_argument("--tls-client-ca", metavar="PEM",
+                     help="accept client certificates issued by this CA: mutual TLS (HELIXGATE_TLS_CLIENT_CA)")
+    tls.add_argument("--tls-client-cert", choices=("optional", "required"),
+                     help="whether HTTPS clients must present a certificate (default with a client CA: required; "
+                          "HELIXGATE_TLS_CLIENT_CERT)")
+    tls.add_argument("--mllp-tls-cert", metavar="PEM", help="MLLP over TLS with this certificate chain "
+                     "(HELIXGATE_MLLP_TLS_CERT)")
+    tls.add_argument("--mllp-tls-key", metavar="PEM", help="its private key (HELIXGATE_MLLP_TLS_KEY)")
+    tls.add_argument("--mllp-tls-client-ca", metavar="PEM", help="the CA of the MLLP partners' client certificates "
+                     "(HELIXGATE_MLLP_TLS_CLIENT_CA)")
+    tls.add_argument("--mllp-tls-client-cert", choices=("optional", "required"),
+                     help="whether MLLP partners must present a certificate (default with a client CA: required; "
+                          "HELIXGATE_MLLP_TLS_CLIENT_CERT)")
     p.set_defaults(run=run)
 
 
@@ -55,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
         print("helixgate: the MLLP listener needs HELIXGATE_REDIS_URL: messages are stored in a Redis stream "
               "before they are acknowledged")
         return status.USAGE
+    try:
+        http_tls = _transport_security(args, settings)
+    except SettingsError as e:
+        print(f"helixgate: {e}")
+        return status.USAGE
+    except TlsError as e:
+        print(f"helixgate: {e}; nothing was started")
+        return CANNOT_LISTEN
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, queries included (PHI)
     sockets = _bind_both(host, port, settings)
@@ -63,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     http, mllp = sockets
     cache = ("Redis at HELIXGATE_REDIS_URL" if settings.redis_url
              else "in-process LRU (set HELIXGATE_REDIS_URL for Redis)")
-    logging.getLogger("helixgate").info("helixgate on http://%s:%d/fhir, cache: %s", host, port, cache)
+    logging.getLogger("helixgate").info("helixgate on %s://%s:%d/fhir, cache: %s", "https" if http_tls else "http",
+                                        host, port, cache)
     options: dict[str, Any] = {"host": host, "port": port, "log_level": args.log_level, "access_log": False,
-                               "mllp_socket": mllp}
+                               "mllp_socket": mllp, "tls": http_tls}
     try:
         if args.workers > 1:
             from uvicorn.supervisors import Multiprocess
@@ -83,6 +110,32 @@ def run(args: argparse.Namespace) -> int:
             if sock is not None:
                 sock.close()
     return status.OK
+
+
+def _transport_security(args: argparse.Namespace, settings: Settings) -> TlsConfig | None:
+    """The HTTP listener's TLS config, after checking every TLS file and mapping both listeners use (raises
+    TlsError naming an unusable file, SettingsError for a bad setting). The MLLP flags go into the environment,
+    where each server process's app reads them (as HELIXGATE_MLLP_PORT)."""
+    from gateway.auth.certs import MtlsClients
+    from gateway.mllp.partners import Partners
+
+    flags = {"HELIXGATE_TLS_CERT": args.tls_cert, "HELIXGATE_TLS_KEY": args.tls_key,
+             "HELIXGATE_TLS_CLIENT_CA": args.tls_client_ca, "HELIXGATE_TLS_CLIENT_CERT": args.tls_client_cert}
+    http_tls = TlsConfig.from_env("HELIXGATE_TLS", {**os.environ, **{k: v for k, v in flags.items() if v}})
+    if http_tls is not None:
+        server_context(http_tls)
+    MtlsClients.from_env()
+    for name, value in (("HELIXGATE_MLLP_TLS_CERT", args.mllp_tls_cert), ("HELIXGATE_MLLP_TLS_KEY", args.mllp_tls_key),
+                        ("HELIXGATE_MLLP_TLS_CLIENT_CA", args.mllp_tls_client_ca),
+                        ("HELIXGATE_MLLP_TLS_CLIENT_CERT", args.mllp_tls_client_cert)):
+        if value:
+            os.environ[name] = value
+    if settings.mllp_port is not None:
+        mllp_tls = TlsConfig.from_env("HELIXGATE_MLLP_TLS")
+        if mllp_tls is not None:
+            server_context(mllp_tls)
+        Partners.from_env()
+    return http_tls
 
 
 def _bind_both(host: str, port: int, settings: Settings) -> tuple[socket.socket, socket.socket | None] | None:

@@ -8,6 +8,11 @@ Connections are bounded in number (overall and per peer address) and in time: on
 `idle_timeout` seconds, takes longer than `read_timeout` to deliver a message it started (a trickle of bytes
 included), or does not take its ACKs within `read_timeout`, is closed, so slow or silent peers cannot hold the
 slots real senders need.
+
+Over TLS (`tls`), the handshake runs before a connection counts as open and is bounded by the config's handshake
+timeout, so a peer that never finishes it holds no slot and does not delay others. With `partners`, a message from a
+sending facility (MSH-4) that is not allowed, or not with the client certificate of its connection, gets AR and is not
+queued (see gateway.mllp.partners).
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import logging
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import RedisError
 
 from gateway.mllp.ack import AckPolicy, Header, Refused, build_ack, check, read_header, should_send
 from gateway.mllp.framing import Frame, Framer, Oversized, frame
+
+if TYPE_CHECKING:
+    from gateway.auth.certs import CertIdentity
+    from gateway.mllp.partners import Partners
+    from gateway.tls import TlsConfig
 
 log = logging.getLogger("helixgate.mllp")
 OFFLOAD_BYTES = 1 << 20
@@ -59,9 +69,11 @@ class MllpServer:
                  max_message_bytes: int = 16 * 1024 * 1024, max_connections: int = 100,
                  max_connections_per_peer: int = 0, max_segments: int = 0, idle_timeout: float = 0.0,
                  read_timeout: float = 0.0, policy: AckPolicy | None = None, audit: Any = None,
-                 read_size: int = 1 << 16, reuse_port: bool = False, sock: socket.socket | None = None) -> None:
+                 read_size: int = 1 << 16, reuse_port: bool = False, sock: socket.socket | None = None,
+                 tls: TlsConfig | None = None, partners: Partners | None = None) -> None:
         """`sock`: an already listening socket to serve (bound by `helixgate serve`, see gateway.mllp.listen);
-        without one, `start` binds host:port itself. Limits and timeouts of 0 are off."""
+        without one, `start` binds host:port itself. Limits and timeouts of 0 are off. `tls`: serve MLLP over TLS
+        (mutual when it has a client CA); `partners`: the senders allowed (None: everyone)."""
         self.enqueuer = enqueuer
         self.host = host
         self.port = port
@@ -76,10 +88,12 @@ class MllpServer:
         self.read_size = read_size
         self.reuse_port = reuse_port
         self.sock = sock
+        self.tls = tls
+        self.partners = partners
         self.active = 0
         self.per_peer: dict[str, int] = {}
         self.stats = {"accepted": 0, "refused": 0, "unavailable": 0, "connections": 0, "turned_away": 0,
-                      "turned_away_peer": 0, "timed_out": 0}
+                      "turned_away_peer": 0, "timed_out": 0, "unknown_sender": 0}
         self._server: asyncio.Server | None = None
         self._redis_down = False
         self._writers: set[asyncio.StreamWriter] = set()
@@ -87,19 +101,33 @@ class MllpServer:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            from gateway.tls import server_context
+
+            tls = {"ssl": server_context(self.tls), "ssl_handshake_timeout": self.tls.handshake_timeout}
         if self.sock is not None:
-            self._server = await asyncio.start_server(self._serve, sock=self.sock, limit=self.read_size)
+            self._server = await asyncio.start_server(self._serve, sock=self.sock, limit=self.read_size, **tls)
         else:
             # No SO_REUSEPORT unless asked for: with it, a second gateway on the same port would silently take
             # part of the traffic instead of failing to start.
             self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=self.read_size,
-                                                      reuse_port=self.reuse_port or None)
+                                                      reuse_port=self.reuse_port or None, **tls)
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
         if self.idle_timeout or self.read_timeout:
             self._sweeper = asyncio.create_task(self._sweep(), name="helixgate-mllp-timeouts")
-        log.info("MLLP listener on %s:%d (max message %d bytes, %d connections, %d per peer; idle timeout %g s, "
-                 "read timeout %g s)", self.host, self.port, self.max_message_bytes, self.max_connections,
-                 self.max_connections_per_peer, self.idle_timeout, self.read_timeout)
+        log.info("MLLP listener on %s:%d%s (max message %d bytes, %d connections, %d per peer; idle timeout %g s, "
+                 "read timeout %g s)", self.host, self.port, self._security_text(), self.max_message_bytes,
+                 self.max_connections, self.max_connections_per_peer, self.idle_timeout, self.read_timeout)
+
+    def _security_text(self) -> str:
+        text = ""
+        if self.tls is not None:
+            text = " over TLS" + {"none": "", "optional": " (client certificates optional)",
+                                  "required": " (client certificates required)"}[self.tls.client_cert]
+        if self.partners is not None:
+            text += f", {len(self.partners.facilities)} partner facilities allowed"
+        return text
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -136,7 +164,7 @@ class MllpServer:
         clock = _Deadline(task)
         self._clocks.add(clock)
         try:
-            await self._converse(reader, writer, peer_host, clock)
+            await self._converse(reader, writer, peer_host, clock, _peer_certificate(writer))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -156,7 +184,7 @@ class MllpServer:
                 await writer.wait_closed()
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
-                        clock: _Deadline) -> None:
+                        clock: _Deadline, cert: CertIdentity | None = None) -> None:
         """Read frames and answer them until the peer closes, keeping `clock` on the deadline of the current state
         (the sweeper enforces it): idle → `idle_timeout` after the last message; bytes of an unfinished frame (or
         junk) pending → `read_timeout` after the first of them; ACKs being written → `read_timeout` for the peer
@@ -179,7 +207,7 @@ class MllpServer:
                 continue
             if read:
                 clock.set(loop.time() + read, "write")
-            acks = await asyncio.gather(*(self._handle(e, peer) for e in events))
+            acks = await asyncio.gather(*(self._handle(e, peer, cert) for e in events))
             out = b"".join(frame(a) for a in acks if a is not None)
             if out:
                 writer.write(out)
@@ -209,12 +237,22 @@ class MllpServer:
                         "(HELIXGATE_MLLP_READ_TIMEOUT_MS)",
                 "write": f"ACKs not taken within {self.read_timeout:g} s (HELIXGATE_MLLP_READ_TIMEOUT_MS)"}[why]
 
-    async def _handle(self, event: Frame | Oversized, peer: str) -> bytes | None:
+    async def _handle(self, event: Frame | Oversized, peer: str, cert: CertIdentity | None = None) -> bytes | None:
         if isinstance(event, Oversized):
             header = read_header(event.head)
             refused = Refused("too-large", "207", "", f"the message has {event.size} bytes, over the limit of "
                               f"{self.max_message_bytes} (HELIXGATE_MLLP_MAX_MESSAGE_BYTES)", header)
             return self._refuse(refused, peer)
+        if self.partners is not None:  # before the structural check: an unknown sender learns nothing more
+            head = read_header(event.data)
+            why = self.partners.refusal(head.facility, cert) if head is not None else None
+            if why is not None:
+                self.stats["unknown_sender"] += 1
+                log.warning("MLLP message from %s refused: %s", peer, why)
+                # Always AR (the configurable AE/AR codes are for content failures): sending it again cannot help.
+                # HL7 table 0357 has no "unauthorised" code; 103 (table value not found) at MSH-4 says where.
+                return self._refuse(Refused("unknown-sender", "103", "MSH^1^4", "the sending facility is not "
+                                            "accepted from this connection", head), peer)
         try:
             if len(event.data) > OFFLOAD_BYTES:  # a big message is checked off the loop: other senders go on
                 header = await asyncio.to_thread(check, event.data, self.max_segments)
@@ -259,3 +297,14 @@ class MllpServer:
 
             self.audit.record(mllp_event(header.control_id if header else "", header.facility if header else "",
                                          outcome, peer, time.time()))
+
+
+def _peer_certificate(writer: asyncio.StreamWriter) -> CertIdentity | None:
+    """The client certificate the TLS handshake verified (None: plain TCP, or TLS without a client certificate)."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return None
+    from gateway.auth.certs import identity_from_der
+
+    return identity_from_der(der)
