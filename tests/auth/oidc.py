@@ -62,7 +62,8 @@ DEFAULT_SCOPES = [
     for context in ("system", "user", "patient")
     for kind in ("*", "Observation", "Patient", "DiagnosticReport", "Bundle", "Parameters")
     for perm in ("cruds", "rs", "r", "s", "c", "cu", "cud", "read", "write", "*")
-] + ["launch/patient", "fhirUser", "openid"]
+] + [f"{context}/${op}" for context in ("system", "user", "patient") for op in ("convert", "validate", "translate")
+     ] + ["launch/patient", "fhirUser", "openid"]
 
 _install_lock = threading.Lock()
 
