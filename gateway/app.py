@@ -14,6 +14,9 @@ from starlette.responses import Response
 
 from gateway import bulk, facade
 from gateway.audit import AuditMiddleware
+from gateway.auth import discovery
+from gateway.auth.config import AuthConfig
+from gateway.auth.middleware import Authenticator, AuthMiddleware
 from gateway.cache import make_cache
 from gateway.formats import UnsupportedFormat
 from gateway.negotiation import NegotiationMiddleware
@@ -55,8 +58,9 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return outcome_response(500, "exception", "internal-error", "internal error; the gateway log has details")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, auth: AuthConfig | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    authenticator = Authenticator(auth if auth is not None else AuthConfig.from_env())  # gateway.auth.config
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,10 +71,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
         finally:
             await app.state.cache.close()
+            await authenticator.aclose()
 
     before, after = facade.routes(settings)  # the validating facade, when HELIXGATE_UPSTREAM_URL is set
+    all_routes = [*discovery.routes, *before, *routes, *validate_routes, *bulk.routes, *after]
     app = Starlette(
-        routes=[*before, *routes, *validate_routes, *bulk.routes, *after],
+        routes=all_routes,
         exception_handlers={
             MappingError: mapping_error,
             TooLarge: too_large,
@@ -78,8 +84,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: server_error,
         },
         middleware=[Middleware(AuditMiddleware),  # an AuditEvent per /fhir request
+                    # who is calling and may they (401/403); access class and Principal into the scope
+                    Middleware(AuthMiddleware, auth=authenticator, routes=all_routes),
                     Middleware(NegotiationMiddleware)],  # _format / Accept: 406 for formats not rendered
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.auth = authenticator
     return app

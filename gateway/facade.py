@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.audit import AuditLog, delivery_provenance, with_provenance
+from gateway.auth.enforce import authorize_body
 from gateway.cache import cache_key
 from gateway.convert import convert
 from gateway.formats import GENERIC_MEDIA_TYPES, HUB, detect, media_source, resolve
@@ -249,6 +250,11 @@ async def write_route(request: Request) -> Response:
     if rtype and request.method == "POST" and resource.get("resourceType") != rtype:
         return outcome_response(400, "invalid", "facade-type-mismatch",
                                 f"the body is a {resource.get('resourceType')}, but was posted to /fhir/{rtype}")
+    denied, narrowed = await authorize_body(request, resource)  # the scopes of each entry; patient compartment
+    if denied is not None:
+        return denied
+    if narrowed:  # searches and conditions of entries narrowed to what the client may see
+        body = orjson.dumps(resource)
     refused = await _check(request, resource)
     if refused is not None:
         return refused
@@ -275,6 +281,9 @@ async def _national(request: Request, body: bytes, source: str | None) -> Respon
     prov = delivery_provenance(bundle, source_format=src, message_id=message_id, mapper_version=get(src).version,
                                recorded=datetime.now(UTC).isoformat(timespec="milliseconds"))
     bundle = with_provenance(bundle, prov)
+    denied, _ = await authorize_body(request, bundle, converted=True)  # $convert, then each entry's write scope
+    if denied is not None:
+        return denied
     refused = await _check(request, bundle)
     if refused is not None:
         return refused

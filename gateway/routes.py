@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import __version__, bulk, stream
+from gateway.auth.discovery import security
 from gateway.convert import convert
 from gateway.fhir_input import parameters
 from gateway.formats import (
@@ -217,6 +218,7 @@ async def metadata(request: Request) -> Response:
             }],
         }],
     }
+    doc["rest"][0]["security"] = await security(request)  # who may call what: gateway.auth.table
     return FHIRResponse(doc)
 
 

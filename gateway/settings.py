@@ -49,6 +49,15 @@ class Settings:
     bulk_dir: str = ""  # "": <temp dir>/helixgate-bulk
     bulk_expires_seconds: int = 24 * 3600
     audit_upstream: bool = False  # also send AuditEvents to the upstream server
+    # Access control (README "Access control"): rate limits; the gateway's own credentials for the upstream.
+    rate_limits: str = ""  # JSON {access class: "<n>/<s|min|h> [burst <b>]"} (gateway/auth/ratelimit.py); "": none
+    upstream_token_file: str = ""  # a static bearer token, read again when the file changes
+    upstream_client_id: str = ""  # client credentials + private_key_jwt (gateway/upstream/credentials.py)
+    upstream_token_url: str = ""
+    upstream_private_key: str = ""  # PEM: RSA (RS384) or EC P-384 (ES384)
+    upstream_key_id: str = ""  # the assertion's kid; "": the key's RFC 7638 thumbprint
+    upstream_scope: str = ""
+    upstream_resource: str = ""  # RFC 8707 resource indicator for the token request, when the server wants one
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +85,7 @@ class Settings:
                 return False
             raise SettingsError(f"{name}={raw!r} must be 1/true/yes/on or 0/false/no/off")
 
+        check_access(env)
         tz = env.get("HELIXGATE_V2_TIMEZONE") or None
         if tz is not None:
             tz = check_timezone(tz, "HELIXGATE_V2_TIMEZONE")
@@ -118,7 +128,27 @@ class Settings:
             bulk_dir=env.get("HELIXGATE_BULK_DIR") or "",
             bulk_expires_seconds=integer("HELIXGATE_BULK_EXPIRES", d.bulk_expires_seconds),
             audit_upstream=boolean("HELIXGATE_AUDIT_UPSTREAM", d.audit_upstream),
+            rate_limits=env.get("HELIXGATE_RATE_LIMITS") or "",
+            upstream_token_file=env.get("HELIXGATE_UPSTREAM_TOKEN_FILE") or "",
+            upstream_client_id=env.get("HELIXGATE_UPSTREAM_CLIENT_ID") or "",
+            upstream_token_url=env.get("HELIXGATE_UPSTREAM_TOKEN_URL") or "",
+            upstream_private_key=env.get("HELIXGATE_UPSTREAM_PRIVATE_KEY") or "",
+            upstream_key_id=env.get("HELIXGATE_UPSTREAM_KEY_ID") or "",
+            upstream_scope=env.get("HELIXGATE_UPSTREAM_SCOPE") or "",
+            upstream_resource=env.get("HELIXGATE_UPSTREAM_RESOURCE") or "",
         )
+
+
+def check_access(env: Mapping[str, str]) -> None:
+    """Rate limits and upstream credentials, which their own modules read: SettingsError naming the variable."""
+    from gateway.auth.ratelimit import RateLimitError, parse_limits
+    from gateway.upstream.credentials import check_env
+
+    try:
+        parse_limits(env.get("HELIXGATE_RATE_LIMITS") or "")
+    except RateLimitError as e:
+        raise SettingsError(str(e)) from None
+    check_env(env)
 
 
 def check_timezone(value: str, name: str = "time zone") -> str:

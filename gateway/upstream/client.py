@@ -81,12 +81,15 @@ class Upstream:
     `retries` further tries follow a transient failure, after base·2^n seconds (capped, jittered) or the server's
     Retry-After when it sends one (capped at `max_retry_after`). Requests that are not `idempotent` are retried only
     when the upstream cannot have acted on them: the connection failed, or it answered 429/503.
+
+    `credentials` (gateway.upstream.credentials) give the Authorization of every request: the gateway's own, never
+    a caller's. A 401 is answered once with a fresh credential (a token that expired or was revoked early).
     """
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, retries: int = 4, backoff: float = 0.2,
                  backoff_cap: float = 10.0, max_retry_after: float = 30.0, breaker: CircuitBreaker | None = None,
                  max_connections: int = 100, transaction_max_entries: int = 0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, credentials: Any = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
@@ -94,6 +97,7 @@ class Upstream:
         self.max_retry_after = max_retry_after
         self.breaker = breaker or CircuitBreaker()
         self.transaction_max_entries = transaction_max_entries
+        self.credentials = credentials
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), limits=limits,
                                         transport=transport, headers={"Accept": FHIR_JSON})
@@ -131,7 +135,7 @@ class Upstream:
             response: httpx.Response | None = None
             sent = True
             try:
-                response = await self.client.request(method, url, content=content, headers=headers, params=params)
+                response = await self._request(method, url, content, headers, params)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 sent = False  # the request never reached the server
                 error = f"{type(e).__name__}"
@@ -157,6 +161,28 @@ class Upstream:
         raise UpstreamUnavailable(f"upstream {method} {_path_only(url)} failed after {attempt + 1} tries ({error})",
                                   last_status, last_hint)
 
+    async def _request(self, method: str, url: str, content: bytes | None, headers: dict[str, str] | None,
+                       params: Any) -> httpx.Response:
+        """One exchange with the gateway's credentials; after a 401, once more with fresh ones. Raises
+        UpstreamAuthError (an UpstreamUnavailable) when no credential can be had."""
+        headers = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if self.credentials is None:
+            return await self.client.request(method, url, content=content, headers=headers, params=params)
+        used = await self.credentials.authorization()
+        response = await self.client.request(method, url, content=content, headers={**headers, "Authorization": used},
+                                             params=params)
+        if response.status_code != 401:
+            return response
+        self.credentials.invalidate(used)
+        fresh = await self.credentials.authorization()
+        if fresh == used:  # nothing new to offer (a static token that did not change): the 401 stands
+            log.warning("upstream %s %s: 401 and no other credential to try", method, _path_only(url))
+            return response
+        await response.aclose()
+        log.info("upstream %s %s: 401; retrying once with a fresh credential", method, _path_only(url))
+        return await self.client.request(method, url, content=content, headers={**headers, "Authorization": fresh},
+                                         params=params)
+
     async def json(self, method: str, path: str = "", *, body: Any = None, headers: dict[str, str] | None = None,
                    idempotent: bool = True) -> tuple[int, dict[str, Any], httpx.Headers]:
         """A FHIR JSON exchange. Raises UpstreamRejected for a 4xx, UpstreamUnavailable as `send`."""
@@ -178,6 +204,8 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.credentials is not None:
+            await self.credentials.aclose()
 
 
 def _path_only(url: str) -> str:
