@@ -106,6 +106,7 @@ def check(config: TlsConfig) -> None:
     """Read each file and say which one is unusable (TlsError): missing or unreadable, not PEM, an encrypted or
     unreadable key, a certificate that is not the key's."""
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     cert_pem = _read(config.cert, "certificate")
@@ -120,7 +121,7 @@ def check(config: TlsConfig) -> None:
     except TypeError:
         raise TlsError(f"the TLS key {key_path} is encrypted; give an unencrypted key (readable by this user "
                        "only)") from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         raise TlsError(f"the TLS key {key_path} holds no PEM private key") from None
     if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
             != certs[0].public_key().public_bytes(serialization.Encoding.DER,

@@ -14,14 +14,17 @@ is, the mapping decides what it may do (no scopes by default).
 
 HELIXGATE_MTLS_CLIENTS is JSON, inline or in a file (its path): certificate → scopes, either a list of scopes or
 {"client": name, "scopes": [...]}. A certificate is named by its subject as RFC 4514 text (`CN=lab-a,O=Genlab,C=DE`,
-as `openssl x509 -noout -subject -nameopt RFC2253` prints it; compared attribute by attribute) or by its SHA-256
-fingerprint (`sha256:` + hex, colons allowed). The client name defaults to the subject's CN (else the subject).
+as `openssl x509 -noout -subject -nameopt RFC2253` prints it; OpenSSL's default `C = DE, O = Genlab, CN = lab-a`
+names the same subject: the attributes are compared, not their order) or by its SHA-256 fingerprint (`sha256:` +
+hex, colons allowed, as `openssl x509 -noout -fingerprint -sha256` prints it). The client name defaults to the
+subject's CN (else the subject).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,7 @@ class CertIdentity:
 
     subject: x509.Name
     subject_text: str  # RFC 4514
+    subject_key: tuple[tuple[str, str], ...]  # its attributes (OID, value), sorted: what configuration is matched on
     common_name: str | None
     fingerprint: str  # "sha256:" + lowercase hex of the DER certificate
     dns_names: tuple[str, ...] = ()
@@ -65,6 +69,7 @@ def identity_from_der(der: bytes) -> CertIdentity:
         dns, uris = (), ()
     cn = cns[0].value if cns else None
     return CertIdentity(subject=cert.subject, subject_text=cert.subject.rfc4514_string(),
+                        subject_key=_subject_key(cert.subject),
                         common_name=cn if isinstance(cn, str) else None,
                         fingerprint="sha256:" + hashlib.sha256(der).hexdigest(), dns_names=dns, uris=uris,
                         issuer_text=cert.issuer.rfc4514_string())
@@ -87,11 +92,20 @@ def client_certificate(scope: Any) -> CertIdentity | None:
     return identity_from_der(ssl.PEM_cert_to_DER_cert(next(iter(tls["client_cert_chain"]))))
 
 
+def _subject_key(name: x509.Name) -> tuple[tuple[str, str], ...]:
+    """A subject's attributes in a canonical order: `CN=lab-a,O=Genlab,C=DE` (RFC 4514 order) and OpenSSL's default
+    `C = DE, O = Genlab, CN = lab-a` name the same certificate subject."""
+    return tuple(sorted((a.oid.dotted_string, str(a.value)) for a in name))
+
+
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+
+
 @dataclass(frozen=True, slots=True)
 class CertMatch:
-    """A certificate named in configuration: by subject (RFC 4514) or SHA-256 fingerprint."""
+    """A certificate named in configuration: by subject (its attributes, in any order) or SHA-256 fingerprint."""
 
-    subject: x509.Name | None = None
+    subject: tuple[tuple[str, str], ...] | None = None
     fingerprint: str | None = None
 
     @classmethod
@@ -102,21 +116,23 @@ class CertMatch:
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise SettingsError(f"{setting}: {text!r} is not a SHA-256 fingerprint (sha256: and 64 hex digits)")
             return cls(fingerprint="sha256:" + digest)
+        # Spaces around '=' and ',' (as OpenSSL prints subjects by default) are not part of RFC 4514: dropped.
+        tidy = ",".join("=".join(p.strip() for p in rdn.split("=", 1)) for rdn in _UNESCAPED_COMMA.split(text))
         try:
-            name = x509.Name.from_rfc4514_string(text)
-        except ValueError as e:
+            name = x509.Name.from_rfc4514_string(tidy)
+        except ValueError:
             raise SettingsError(f"{setting}: {text!r} is not a certificate subject in RFC 4514 form such as "
-                                f"CN=lab-a,O=Genlab ({e})") from None
+                                "CN=lab-a,O=Genlab,C=DE") from None
         if not list(name):
             raise SettingsError(f"{setting}: an empty certificate subject matches nothing")
-        return cls(subject=name)
+        return cls(subject=_subject_key(name))
 
     def matches(self, identity: CertIdentity | None) -> bool:
         if identity is None:
             return False
         if self.fingerprint is not None:
             return self.fingerprint == identity.fingerprint
-        return self.subject == identity.subject
+        return self.subject == identity.subject_key
 
 
 @dataclass(frozen=True, slots=True)
