@@ -18,28 +18,21 @@ from gateway.auth import discovery
 from gateway.auth.config import AuthConfig
 from gateway.auth.middleware import Authenticator, AuthMiddleware
 from gateway.cache import make_cache
-from gateway.formats import UnsupportedFormat
+from gateway.jobs import status_of
 from gateway.negotiation import NegotiationMiddleware
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import TooLarge, routes
 from gateway.settings import Settings
 from gateway.validate_routes import routes as validate_routes
-from mappers.exceptions import MappingError, ParseError, operation_outcome
+from mappers.exceptions import MappingError, operation_outcome
 
 log = logging.getLogger("helixgate.http")
 
 
-def _status(exc: MappingError) -> int:
-    if isinstance(exc, UnsupportedFormat):
-        return 415
-    if isinstance(exc, ParseError):
-        return 400
-    return 422
-
-
 async def mapping_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MappingError)
-    return FHIRResponse(operation_outcome(exc.issues), status_code=_status(exc))
+    return FHIRResponse(operation_outcome(exc.issues), status_code=status_of(exc),
+                        headers=getattr(exc, "headers", None))
 
 
 async def too_large(request: Request, exc: Exception) -> Response:

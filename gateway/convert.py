@@ -4,6 +4,7 @@ through the format registry, validate the output, cache. Data flows one way: map
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,12 +31,13 @@ class InvalidOutput(MappingError):
                          code="processing", issues=errors)
 
 
-async def convert(data: bytes, request: Request, cache: Cache, validator: Any = None, *,
-                  offload: bool = False) -> tuple[Converted, bool]:
+async def convert(data: bytes, request: Request, cache: Cache, validator: Any = None, *, offload: bool = False,
+                  runner: Callable[[tuple[Any, ...]], Awaitable[Converted]] | None = None) -> tuple[Converted, bool]:
     """Convert `data` as `request` says; returns the result and whether it came from the cache.
 
     `validator` (profiles.validator.Validator) checks FHIR output; None means it is not available, which refuses
-    the conversion unless the request allows invalid output. `offload` runs the CPU-bound work in a thread.
+    the conversion unless the request allows invalid output. `offload` runs the CPU-bound work in a thread;
+    `runner` hands it, as the job ("convert", data, request), to a sandbox (gateway.sandbox.run_job) instead.
 
     Raises the mappers' MappingError subclasses, or InvalidOutput; nothing is cached then.
     """
@@ -44,7 +46,12 @@ async def convert(data: bytes, request: Request, cache: Cache, validator: Any = 
     if hit is not None:
         doc = orjson.loads(hit)
         return Converted(doc["body"].encode(), doc["media_type"], doc["outcome"]), True
-    result = await run_in_threadpool(run, data, request, validator) if offload else run(data, request, validator)
+    if runner is not None:
+        result = await runner(("convert", data, request))
+    elif offload:
+        result = await run_in_threadpool(run, data, request, validator)
+    else:
+        result = run(data, request, validator)
     payload = {"media_type": result.media_type, "outcome": result.outcome, "body": result.body.decode()}
     await cache.set(key, orjson.dumps(payload))
     return result, False

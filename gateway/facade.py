@@ -36,11 +36,11 @@ from gateway.formats import Request as ConvertRequest
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import metadata as own_metadata
 from gateway.routes import read_body
+from gateway.sandbox import Cancelled, definitions_fingerprint, run_job
 from gateway.settings import Settings, SettingsError
 from gateway.upstream import Upstream, UpstreamRejected, UpstreamUnavailable, deliver, make_upstream
-from gateway.validate import app_validator, read_resource, validate
+from gateway.validate import read_resource, validate
 from mappers.toolkit.registry import ConvertOptions, get
-from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.facade")
 UPSTREAM_PREFIX = "helixgate:up:"
@@ -218,12 +218,14 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 async def _check(request: Request, resource: dict[str, Any]) -> Response | None:
-    """422 with the OperationOutcome when `resource` has validation errors; 503 when validation cannot run."""
+    """422 with the OperationOutcome when `resource` has validation errors; 503 when validation cannot run (raised
+    as a Refused, like a validation past its budget); 499 when the client went away meanwhile."""
     try:
-        validator = await app_validator(request)
-    except PackageError as e:
-        return outcome_response(503, "transient", "packages-missing", f"writes cannot be validated: {e}")
-    result = await validate(resource, (), validator, request.app.state.cache)
+        result = await validate(resource, (), None, request.app.state.cache,
+                                runner=lambda job: run_job(request, job),
+                                fingerprint=await definitions_fingerprint(request))
+    except Cancelled:
+        return Response(status_code=499)
     if result.errors:
         return FHIRResponse(result.outcome, status_code=422, headers={"X-Forwarded": "no"})
     return None
@@ -274,8 +276,10 @@ async def _national(request: Request, body: bytes, source: str | None) -> Respon
     settings: Settings = request.app.state.settings
     src, _ = resolve(body, source, HUB)
     req = ConvertRequest(src, HUB, ConvertOptions("transaction", settings.v2_timezone))
-    validator = await app_validator(request)
-    result, _ = await convert(body, req, request.app.state.cache, validator, offload=len(body) > 64 * 1024)
+    try:
+        result, _ = await convert(body, req, request.app.state.cache, runner=lambda job: run_job(request, job))
+    except Cancelled:
+        return Response(status_code=499)
     bundle = orjson.loads(result.body)
     message_id = request.headers.get("x-request-id") or bundle.get("id", "")
     prov = delivery_provenance(bundle, source_format=src, message_id=message_id, mapper_version=get(src).version,

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,11 +30,10 @@ from gateway.formats import (
     Request as ConvertRequest,
 )
 from gateway.responses import FHIRResponse, outcome_response
+from gateway.sandbox import Cancelled, run_job
 from gateway.terminology_routes import routes as terminology_routes
-from gateway.validate import app_validator
-from mappers.exceptions import Issue, MappingError, ParseError, operation_outcome
+from mappers.exceptions import ParseError
 from mappers.toolkit.registry import HUB, ConvertOptions, get, registry
-from profiles.packages import PackageError
 
 log = logging.getLogger("helixgate.http")
 
@@ -123,14 +121,19 @@ async def convert_route(request: Request) -> Response:
     req = ConvertRequest(src, tgt, options, given.get("allowInvalid", "").lower() in ("1", "true", "yes"))
     if stream.wants(request, src, tgt):
         return await stream.response(body, req, request)
-    validator = await _validator(request, req)
-    split = get(src).split
-    documents = await run_in_threadpool(split, body) if split else []  # seconds for a large body: off the loop
-    if len(documents) > 1:
-        return await _batch(request, documents, req, validator)
     started = time.perf_counter()
-    # Always off the event loop: with validation even a small conversion is milliseconds of CPU.
-    result, cached = await convert(body, req, request.app.state.cache, validator, offload=True)
+    if get(src).split:  # a batch file: NDJSON, a line per document
+        batch = await _job(request, ("batch", body, req, settings.max_batch_documents))
+        if isinstance(batch, Response):
+            return batch
+        if batch is not None:
+            headers = {"X-Batch": f"documents={batch.documents}; converted={batch.documents - batch.failed}; "
+                                  f"failed={batch.failed}"}
+            return Response(batch.body, media_type=FHIR_NDJSON, headers=headers)
+    try:
+        result, cached = await convert(body, req, request.app.state.cache, runner=lambda job: run_job(request, job))
+    except Cancelled:
+        return _abandoned(src, tgt)
     log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
              (time.perf_counter() - started) * 1000)
     issues = result.outcome.get("issue", [])
@@ -148,37 +151,17 @@ async def convert_route(request: Request) -> Response:
     return Response(result.body, media_type=result.media_type, headers=headers)
 
 
-async def _validator(request: Request, req: ConvertRequest) -> Any:
-    """The app's validator when the output is FHIR; None when it is not, or when the packages are missing (the
-    conversion then refuses, unless invalid output is allowed)."""
-    if req.target != HUB:
-        return None
+async def _job(request: Request, job: tuple[Any, ...]) -> Any:
+    """run_job, with a client that went away answered 499 (nobody reads it; the work was stopped)."""
     try:
-        return await app_validator(request)
-    except PackageError:
-        return None
+        return await run_job(request, job)
+    except Cancelled:
+        return _abandoned(job[2].source, job[2].target)
 
 
-async def _batch(request: Request, documents: list[tuple[str, bytes]], req: ConvertRequest,
-                 validator: Any) -> Response:
-    """A batch file converted synchronously: NDJSON, one Bundle a line, or an OperationOutcome line naming the
-    document that could not be converted (`X-Batch` counts both). Large batches: Prefer: respond-async."""
-    if req.target != HUB:
-        raise UnsupportedFormat(f"the input holds {len(documents)} documents; a batch converts to FHIR only")
-    lines, failed = [], 0
-    for where, doc in documents:
-        if await request.is_disconnected():  # nobody to answer: stop between documents
-            log.info("convert batch abandoned by the client after %d of %d documents", len(lines), len(documents))
-            return Response(status_code=499)
-        try:
-            result, _ = await convert(doc, req, request.app.state.cache, validator, offload=True)
-            lines.append(result.body)
-        except MappingError as e:
-            failed += 1
-            lines.append(orjson.dumps(operation_outcome(
-                [Issue(i.severity, i.code, i.details, f"{where}: {i.message}", i.expression) for i in e.issues])))
-    headers = {"X-Batch": f"documents={len(documents)}; converted={len(documents) - failed}; failed={failed}"}
-    return Response(b"\n".join(lines) + b"\n", media_type=FHIR_NDJSON, headers=headers)
+def _abandoned(source: str, target: str) -> Response:
+    log.info("convert %s->%s abandoned by the client; its work was stopped", source, target)
+    return Response(status_code=499)
 
 
 async def metadata(request: Request) -> Response:

@@ -21,6 +21,11 @@ class Settings:
     cache_ttl_seconds: int = 7 * 24 * 3600
     cache_max_entries: int = 2048
     max_request_bytes: int = 10 * 1024 * 1024
+    # The HTTP routes' conversions and validations run in sandbox processes (gateway/sandbox.py) under a budget.
+    http_processes: int = 2  # 0: in the server's threads, unbounded (a hostile input then stalls every request)
+    http_timeout_ms: int = 30_000  # per request, wall clock; past it the work is stopped: 422 too-costly
+    http_memory_mb: int = 1024  # per sandbox process, its ≈ 350 MB baseline included
+    max_batch_documents: int = 1000  # documents of a batch file converted in one request; more: a bulk job
     v2_timezone: str | None = None  # '+HH:MM' assumed for HL7 v2 times without a zone
     # Integration engine (see README "Integration engine"): upstream FHIR server, MLLP listener, workers, bulk jobs.
     upstream_url: str | None = None  # None: no facade, no delivery
@@ -97,6 +102,10 @@ class Settings:
             cache_ttl_seconds=integer("HELIXGATE_CACHE_TTL", d.cache_ttl_seconds),
             cache_max_entries=integer("HELIXGATE_CACHE_MAX_ENTRIES", d.cache_max_entries),
             max_request_bytes=integer("HELIXGATE_MAX_REQUEST_BYTES", d.max_request_bytes),
+            http_processes=integer("HELIXGATE_HTTP_PROCESSES", d.http_processes),
+            http_timeout_ms=max(1, integer("HELIXGATE_HTTP_TIMEOUT_MS", d.http_timeout_ms)),
+            http_memory_mb=max(1, integer("HELIXGATE_HTTP_MEMORY_MB", d.http_memory_mb)),
+            max_batch_documents=integer("HELIXGATE_MAX_BATCH_DOCUMENTS", d.max_batch_documents),
             v2_timezone=tz,
             upstream_url=(env.get("HELIXGATE_UPSTREAM_URL") or "").rstrip("/") or None,
             upstream_timeout_ms=integer("HELIXGATE_UPSTREAM_TIMEOUT_MS", d.upstream_timeout_ms),

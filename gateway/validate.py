@@ -4,6 +4,7 @@ consult the cache, validate."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,26 +61,33 @@ def read_resource(data: bytes, media_type: str = "") -> dict[str, Any]:
     return doc
 
 
-async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validator: Validator, cache: Cache,
-                   *, offload: bool = True) -> Validated:
+async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validator: Validator | None, cache: Cache,
+                   *, offload: bool = True, runner: Callable[[tuple[Any, ...]], Awaitable[Any]] | None = None,
+                   fingerprint: str | None = None) -> Validated:
     """Validate (or fetch the cached outcome for) `resource` against its claims and `profiles`.
 
     The key hashes the canonical JSON, the requested profiles and the definitions' fingerprint, so a new
-    package set never serves an old verdict.
+    package set never serves an old verdict. With `runner` (gateway.sandbox.run_job) the validation runs as the
+    job ("validate-resource", resource, profiles) and `fingerprint` names the definitions (None: not cached).
     """
+    if runner is None:
+        assert validator is not None
+        fingerprint = validator.defs.fingerprint
     try:
         canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         canonical = None  # deeper than orjson writes (255 levels) or integers beyond 64 bits: validated, not cached
-    key = cache_key(canonical, validator.defs.fingerprint, *profiles, prefix=VALIDATION_PREFIX) if canonical else None
+    key = cache_key(canonical, fingerprint, *profiles, prefix=VALIDATION_PREFIX) if canonical and fingerprint else None
     hit = await cache.get(key) if key else None
     if hit is not None:
         outcome = orjson.loads(hit)
         return Validated(outcome, _errors(outcome), True)
-    if offload:
-        outcome = await run_in_threadpool(validator.outcome, resource, profiles)
+    if runner is not None:
+        outcome = await runner(("validate-resource", resource, profiles))
+    elif offload:
+        outcome = await run_in_threadpool(validator.outcome, resource, profiles)  # type: ignore[union-attr]
     else:
-        outcome = validator.outcome(resource, profiles)
+        outcome = validator.outcome(resource, profiles)  # type: ignore[union-attr]
     if key:
         await cache.set(key, orjson.dumps(outcome))
     return Validated(outcome, _errors(outcome), False)

@@ -42,6 +42,8 @@ def main() -> int:
         config = read_frame(stdin)
     except EOFError:
         return 0
+    if config.get("path"):
+        sys.path[:] = config["path"]
     import orjson
 
     from gateway.cache import MemoryCache
@@ -55,8 +57,9 @@ def main() -> int:
         try:
             validator = default_validator()
         except PackageError as e:
-            write_frame(stdout, ("error", f"cannot validate before delivery: {e}"))
-            return 1
+            if config["validate"] != "optional":  # HTTP jobs answer without it (422 / 503 naming the cause)
+                write_frame(stdout, ("error", f"cannot validate before delivery: {e}"))
+                return 1
     pipeline = Pipeline(None, MemoryCache(0), validator, config["timezone"])  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     _warm_up(loop, pipeline)
@@ -68,27 +71,58 @@ def main() -> int:
         soft = _vm_size() + config["address_space"]
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (soft, soft))
-    write_frame(stdout, ("ready", os.getpid()))
+    fingerprint = validator.defs.fingerprint if validator is not None else None
+    write_frame(stdout, ("ready", os.getpid(), fingerprint))
     while True:
         try:
             msg = read_frame(stdin)
         except EOFError:
             return 0
-        try:
-            bundle = loop.run_until_complete(pipeline.bundle(msg))
-            reply: tuple[Any, ...] = ("ok", orjson.dumps(bundle))
-            del bundle
-        except Permanent as e:
-            reply = ("permanent", e.reason, e.detail)
-        except MemoryError:
-            reply = ("memory", "")
-        except Exception as e:
-            reply = ("error", f"{type(e).__name__}: {str(e)[:500]}")
+        if isinstance(msg, tuple):  # an HTTP job (gateway.jobs)
+            reply = _job(msg, validator)
+        else:
+            try:
+                bundle = loop.run_until_complete(pipeline.bundle(msg))
+                reply = ("ok", orjson.dumps(bundle))
+                del bundle
+            except Permanent as e:
+                reply = ("permanent", e.reason, e.detail)
+            except MemoryError:
+                reply = ("memory", "")
+            except Exception as e:
+                reply = ("error", f"{type(e).__name__}: {str(e)[:500]}")
         try:
             write_frame(stdout, reply)
         except MemoryError:
             write_frame(stdout, ("memory", ""))
         del reply  # refcounting frees the message's objects; a gc.collect() here cost ~2 ms per message
+
+
+def _job(job: tuple[Any, ...], validator: Any) -> tuple[Any, ...]:
+    """("ok", result), ("refused", HTTP status, issues), ("memory", "") or ("error", text)."""
+    from gateway import jobs
+    from mappers.exceptions import MappingError
+
+    try:
+        return ("ok", jobs.run(job, validator))
+    except MappingError as e:
+        r = jobs.refused(e)
+        return ("refused", r.status, r.issues)
+    except MemoryError:
+        return ("memory", "")
+    except RecursionError:
+        return ("refused", 422, [_too_deep()])
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()  # to the server's stderr: a bug to fix; the client gets a 500 OperationOutcome
+        return ("error", f"{type(e).__name__}: {str(e)[:500]}")
+
+
+def _too_deep() -> Any:
+    from mappers.exceptions import Issue
+
+    return Issue("error", "too-costly", "input-too-deep", "the input is nested too deeply to process")
 
 
 # A small genetic ORU^R01, converted (and validated) once before the process says it is ready: the tables and
