@@ -19,6 +19,7 @@ COMMANDS = {
     "dlq": ("gateway.cli.dlq", "inspect and replay the dead-letter stream"),
     "packages": ("gateway.cli.packages", "install FHIR packages into the package cache, or list them"),
     "conformance": ("gateway.cli.conformance", "run conformance suites against a FHIR server or converter"),
+    "keys": ("gateway.cli.keys", "create, list and revoke API keys (HELIXGATE_API_KEYS_FILE)"),
 }
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from gateway.cli import status
@@ -34,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes (default 1); they share the HTTP and MLLP sockets")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve a non-loopback address without any credentials configured (labs only; logged loudly)")
     tls = p.add_argument_group("transport security (README: Transport security)")
     tls.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate chain (HELIXGATE_TLS_CERT)")
     tls.add_argument("--tls-key", metavar="PEM", help="its private key (HELIXGATE_TLS_KEY)")
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         return CANNOT_LISTEN
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, queries included (PHI)
+    if not _access_control(host, args.insecure_no_auth):
+        return status.USAGE
     sockets = _bind_both(host, port, settings)
     if sockets is None:
         return CANNOT_LISTEN
@@ -136,6 +141,32 @@ def _transport_security(args: argparse.Namespace, settings: Settings) -> TlsConf
             server_context(mllp_tls)
         Partners.from_env()
     return http_tls
+
+
+def _access_control(host: str, insecure: bool) -> bool:
+    """Auth on by default: False (after saying which setting to give) when the address may be reachable from other
+    machines and no credentials are configured, unless --insecure-no-auth says so on purpose."""
+    from gateway.auth.config import SETTINGS_HINT, AuthConfig, is_loopback
+
+    log = logging.getLogger("helixgate.auth")
+    auth = AuthConfig.from_env()
+    if auth.enabled:
+        log.info("access control on: %s; every route but /healthz, /fhir/metadata and smart-configuration needs "
+                 "credentials", ", ".join(auth.mechanisms()))
+        return True
+    if is_loopback(host):
+        log.info("access control off: no credentials configured, listening on loopback %s only", host)
+        return True
+    if insecure:
+        for line in (f"ACCESS CONTROL IS OFF on {host} (--insecure-no-auth): anyone who reaches this address can "
+                     "read, write and convert health data through it.",
+                     f"Configure {SETTINGS_HINT} before this gateway sees real data."):
+            log.warning("!!! %s", line)
+        return True
+    print(f"helixgate: refusing to serve {host} without access control: anyone who can reach it could read, write "
+          f"and convert health data. Set {SETTINGS_HINT}; or bind to 127.0.0.1; or pass --insecure-no-auth for a "
+          "lab. Nothing was started.", file=sys.stderr)
+    return False
 
 
 def _bind_both(host: str, port: int, settings: Settings) -> tuple[socket.socket, socket.socket | None] | None:
