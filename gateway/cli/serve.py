@@ -129,7 +129,10 @@ def _transport_security(args: argparse.Namespace, settings: Settings) -> TlsConf
     http_tls = TlsConfig.from_env("HELIXGATE_TLS", {**os.environ, **{k: v for k, v in flags.items() if v}})
     if http_tls is not None:
         server_context(http_tls)
-    MtlsClients.from_env()
+    if MtlsClients.from_env() and (http_tls is None or not http_tls.mutual):
+        # Auth would be on with a mechanism no request can satisfy: every protected route would answer 401.
+        raise SettingsError("HELIXGATE_MTLS_CLIENTS maps client certificates, but the HTTP listener asks for none: "
+                            "give --tls-cert/--tls-key and --tls-client-ca (HELIXGATE_TLS_CLIENT_CA)")
     for name, value in (("HELIXGATE_MLLP_TLS_CERT", args.mllp_tls_cert), ("HELIXGATE_MLLP_TLS_KEY", args.mllp_tls_key),
                         ("HELIXGATE_MLLP_TLS_CLIENT_CA", args.mllp_tls_client_ca),
                         ("HELIXGATE_MLLP_TLS_CLIENT_CERT", args.mllp_tls_client_cert)):

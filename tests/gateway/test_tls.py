@@ -261,6 +261,9 @@ def served(pki: Pki, redis_server: RedisServer) -> Iterator[tuple[int, int]]:
     port, mllp = free_port(), free_port()
     env = {**os.environ, "HELIXGATE_REDIS_URL": redis_server.url, "PYTHONPATH": str(ROOT),
            "HELIXGATE_MLLP_PARTNERS": json.dumps({"GENLAB-A": pki.lab_a.subject}),
+           # Auth on, by client certificate only: lab-a may translate codes and do nothing else.
+           "HELIXGATE_MTLS_CLIENTS": json.dumps({pki.lab_a.subject: {"client": "genlab-a",
+                                                                     "scopes": ["system/$translate"]}}),
            "HELIXGATE_MLLP_TLS_HANDSHAKE_TIMEOUT_MS": "2000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port), "--mllp-port", str(mllp),
@@ -292,8 +295,6 @@ def test_serve_answers_https_only_to_clients_with_a_certificate_of_its_ca(served
         for _ in range(6):  # new connections each time: both worker processes serve them
             response = client.get(f"https://localhost:{port}/healthz", headers={"Connection": "close"})
             assert response.status_code == 200 and response.json()["status"] == "ok"
-        metadata = client.get(f"https://127.0.0.1:{port}/fhir/metadata")
-        assert metadata.status_code in (200, 401)  # 401 once access control is on: TLS did its part either way
     for cert in (None, pki.stranger, pki.expired):
         with pytest.raises(httpx.TransportError), httpx.Client(verify=_client_context(pki, cert)) as client:
             client.get(f"https://localhost:{port}/healthz")
@@ -302,6 +303,32 @@ def test_serve_answers_https_only_to_clients_with_a_certificate_of_its_ca(served
     with pytest.raises(httpx.TransportError):  # plain HTTP on the HTTPS port
         httpx.get(f"http://127.0.0.1:{port}/healthz")
     _assert_tls11_refused(port, pki)
+
+
+def test_the_client_certificate_is_the_credential_through_the_auth_middleware(served: tuple[int, int],
+                                                                               pki: Pki) -> None:
+    port, _ = served
+    translate = f"https://localhost:{port}/fhir/ConceptMap/$translate"
+    params = {"system": "urn:oid:2.16.156.10011.2.3.3.11", "code": "K35.800x001"}
+    with httpx.Client(verify=_client_context(pki, pki.lab_a)) as client:
+        ok = client.get(translate, params=params)
+        assert ok.status_code == 200, ok.text  # lab-a's certificate, mapped to system/$translate
+        assert ok.json()["resourceType"] == "Parameters"
+        refused = client.post(f"https://localhost:{port}/fhir/$validate", content=b"{}",
+                              headers={"Content-Type": "application/fhir+json"})
+        assert refused.status_code == 403 and "$validate" in refused.text  # the mapping's scopes, no more
+    with httpx.Client(verify=_client_context(pki, pki.lab_b)) as client:  # valid, but not in HELIXGATE_MTLS_CLIENTS
+        unknown = client.get(translate, params=params)
+        assert unknown.status_code == 401 and "WWW-Authenticate" in unknown.headers
+
+
+def test_serve_refuses_a_certificate_mapping_without_client_certificates(pki: Pki,
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELIXGATE_MTLS_CLIENTS", json.dumps({pki.lab_a.subject: []}))
+    port = free_port()
+    assert main(["serve", "--port", str(port), "--tls-cert", pki.server.cert, "--tls-key", pki.server.key]) == 2
+    assert "asks for none" in capsys.readouterr().out and _port_free(port)
 
 
 def test_serve_takes_mllp_over_mutual_tls_from_allowed_partners_only(served: tuple[int, int], pki: Pki,
