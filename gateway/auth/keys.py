@@ -38,6 +38,7 @@ log = logging.getLogger("helixgate.auth")
 PREFIX = "hgk_"
 _KEY = re.compile(r"hgk_([a-z2-7]{12})_([A-Za-z0-9_-]{43})\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+_PATIENT = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
 _DUMMY = hashlib.sha256(b"helixgate: no such key").hexdigest()
 
 
@@ -54,6 +55,7 @@ class ApiKey:
     created: str  # ISO 8601, UTC
     expires: str
     revoked: str | None = None
+    patient: str | None = None  # the Patient id its patient/ scopes are limited to (the launch context of a token)
 
     def state(self, now: datetime | None = None) -> str:
         if self.revoked:
@@ -106,7 +108,8 @@ class KeyStore:
         state = record.state(now)
         if state != "active":
             raise AuthError(f"the API key {record.name!r} is {state}")
-        return Principal(client=record.name, via="api-key", scopes=record.scopes, claims={"key_id": record.id})
+        return Principal(client=record.name, via="api-key", scopes=record.scopes, patient=record.patient,
+                         claims={"key_id": record.id})
 
     def _current(self) -> dict[str, ApiKey]:
         """The keys as the file holds them now (re-read when it changed; none when it is missing or unreadable)."""
@@ -136,18 +139,22 @@ class KeyStore:
         doc = orjson.loads(self.path.read_bytes())
         if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
             raise ValueError("not a helixgate API keys file ({'keys': [...]})")
-        return [ApiKey(**{**k, "scopes": tuple(k["scopes"])}) for k in doc["keys"]]
+        fields = set(ApiKey.__dataclass_fields__)
+        return [ApiKey(**{**{f: v for f, v in k.items() if f in fields}, "scopes": tuple(k["scopes"])})
+                for k in doc["keys"]]
 
     # --- the CLI side ------------------------------------------------------------------------------------------
 
     def list(self) -> list[ApiKey]:
         return self._read() if self.path.exists() else []
 
-    def create(self, name: str, scopes: list[str], expires: datetime,
-               now: datetime | None = None) -> tuple[str, ApiKey]:
+    def create(self, name: str, scopes: list[str], expires: datetime, now: datetime | None = None,
+               patient: str | None = None) -> tuple[str, ApiKey]:
         """A new key: (the key, shown once; its stored record). KeyStoreError for a bad or taken name, a scope that
-        grants nothing, or an expiry in the past."""
+        grants nothing, or an expiry in the past. `patient`: the Patient id patient/ scopes are limited to."""
         now = now or datetime.now(UTC)
+        if patient is not None and not _PATIENT.match(patient):
+            raise KeyStoreError(f"patient {patient!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
         if not _NAME.match(name):
             raise KeyStoreError(f"name {name!r}: 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit")
         bad = [s for s in scopes if parse(s) is None]
@@ -164,7 +171,7 @@ class KeyStore:
                 raise KeyStoreError(f"an active key named {name!r} exists; revoke it first or choose another name")
             key_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(12))
             key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-            record = ApiKey(key_id, name, digest(key), tuple(scopes), _iso(now), _iso(expires))
+            record = ApiKey(key_id, name, digest(key), tuple(scopes), _iso(now), _iso(expires), patient=patient)
             self._write([*keys, record])
         return key, record
 

@@ -107,6 +107,8 @@ class Authenticator:
         """The WWW-Authenticate value: a challenge per accepted scheme, the failed one with its error."""
         schemes = [s for s, on in (("Bearer", self.config.oauth), ("ApiKey", self.keys is not None)) if on]
         schemes = schemes or ["Bearer"]
+        if used not in {s.lower() for s in schemes}:
+            used = None  # a scheme not offered: the error goes with each challenge
         out = []
         for s in schemes:
             text = f'{s} realm="{REALM}"'

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "system/Observation.rs, user/*.cruds, …")
     create.add_argument("--expires", default="90d", metavar="WHEN",
                         help="Nd, Nh or Nm from now, or a date/time (2027-01-31, 2027-01-31T12:00Z); default 90d")
+    create.add_argument("--patient", metavar="ID", help="limit the key's patient/ scopes to this Patient's "
+                        "compartment (without it, patient/ scopes grant nothing)")
     create.set_defaults(run=_create)
     ls = verbs.add_parser("list", help="list the keys (names, ids, scopes, expiry, state; never the keys)")
     ls.set_defaults(run=_list)
@@ -64,7 +66,7 @@ def _create(args: argparse.Namespace) -> int:
 
     try:
         store = _store(args)
-        key, record = store.create(args.name, args.scope, expiry(args.expires))
+        key, record = store.create(args.name, args.scope, expiry(args.expires), patient=args.patient)
     except (ValueError, KeyStoreError, OSError) as e:
         print(f"helixgate: {e}", file=sys.stderr)
         return status.USAGE
@@ -85,7 +87,8 @@ def _list(args: argparse.Namespace) -> int:
         return status.OK
     print(f"{'NAME':<24} {'ID':<12} {'STATE':<8} {'EXPIRES':<20} SCOPES")
     for k in keys:
-        print(f"{k.name:<24} {k.id:<12} {k.state():<8} {k.expires:<20} {' '.join(k.scopes)}")
+        patient = f"  (patient {k.patient})" if k.patient else ""
+        print(f"{k.name:<24} {k.id:<12} {k.state():<8} {k.expires:<20} {' '.join(k.scopes)}{patient}")
     return status.OK
 
 
