@@ -189,7 +189,12 @@ class _Builder:
         if not alt:
             self.warn("vcf-variant-without-alt", "variant has no alt-allele; not written", where)
             return None
-        row = _Row(chrom, contig, int(pos), ref, alt, verbatim.get("ALT"), info=info)
+        position = _position(pos)
+        if position is None or ("END" in info and _position(end) is None):
+            self.warn("vcf-bad-position", f"the variant's position {str(pos)[:40]!r} (or its end) is not an "
+                      f"integer from 0 to {MAX_POSITION} (VCF 4.3 §1.6.1, as BCF stores it); not written", where)
+            return None
+        row = _Row(chrom, contig, position, ref, alt, verbatim.get("ALT"), info=info)
         gt = verbatim.get("FORMAT/GT") or GT_OF_STATE.get(_code((first("53034-5") or {}).get(
             "valueCodeableConcept")) or "", ".")
         row.fields["GT"] = gt
@@ -260,10 +265,24 @@ class _Builder:
         return low + shift[0], high + shift[1]
 
 
+MAX_POSITION = 2**31 - 1  # BCF's int32 POS; htslib refuses larger
+
+
+def _position(value: Any) -> int | None:
+    """An integral position in 0..MAX_POSITION (0 and N+1 are the telomeres), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if 0 <= value <= MAX_POSITION else None
+
+
 def _bounds(comp: dict[str, Any]) -> tuple[Any, Any]:
-    """(low, high) values of a component's valueRange; None where the range does not state one."""
+    """(low, high) values of a component's valueRange; None where the range does not state one as a number."""
     rng = comp.get("valueRange") or {}
-    return (rng.get("low") or {}).get("value"), (rng.get("high") or {}).get("value")
+    values = ((rng.get("low") or {}).get("value"), (rng.get("high") or {}).get("value"))
+    return tuple(v if isinstance(v, int | float) and not isinstance(v, bool) else None  # type: ignore[return-value]
+                 for v in values)
 
 
 def _num(value: Any) -> str:

@@ -19,6 +19,7 @@ CASES = {
     "entry-resource-as-list.json": ("vcf", "fhir-wrong-type"),  # was an AttributeError
     "exact-range-without-low.json": ("vcf", "vcf-no-variants"),  # was a KeyError: the variant is skipped
     "sv-outer-range-without-high.json": ("vcf", "vcf-no-variants"),  # was a KeyError
+    "position-as-string.json": ("vcf", "fhir-wrong-type"),  # a string start
 }
 # VCF input → details of the first issue (read by the registry's vcf to_fhir)
 READ = {
@@ -28,6 +29,7 @@ READ = {
 # input → (target format, details of the warning): written, what cannot be is left out and reported
 WARNED = {
     "read-depth-as-period.json": ("vcf", "vcf-component-not-a-quantity"),  # was a KeyError (also stu1-report.json)
+    "position-1e308.json": ("vcf", "vcf-bad-position"),  # was written as a 309-digit POS; the other variant is
 }
 
 
