@@ -17,6 +17,7 @@ import socket
 import sys
 from typing import Any
 
+from gateway.auth.config import is_loopback
 from gateway.cli import status
 from gateway.mllp import listen
 from gateway.settings import Settings, SettingsError
@@ -88,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, queries included (PHI)
     if not _access_control(host, args.insecure_no_auth):
         return status.USAGE
+    if http_tls is None and not is_loopback(host):
+        # Not refused: TLS is often ended by a proxy in front. But tokens, API keys and health data would otherwise
+        # cross the network in clear text (BCP 195).
+        logging.getLogger("helixgate").warning("serving plain HTTP on %s: unless a TLS-terminating proxy is in front, "
+                                               "credentials and health data travel unencrypted (--tls-cert/--tls-key)",
+                                               host)
     sockets = _bind_both(host, port, settings)
     if sockets is None:
         return CANNOT_LISTEN
