@@ -5,6 +5,7 @@ OperationOutcome line and the trailer-less stream is cut short, so the client se
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,19 +36,25 @@ async def response(body: bytes, req: ConvertRequest, request: Request) -> Respon
     validator = await app_validator(request)
     pieces = make(body, req.options)
     first = await run_in_threadpool(next, pieces, b"")  # the mapper checks the input before its first piece
-    lines = validated_lines(first, pieces, validator, req)
+    budget = request.app.state.settings.http_timeout_ms / 1000
+    lines = validated_lines(first, pieces, validator, req, deadline=time.monotonic() + budget)
     return StreamingResponse(iterate_in_threadpool(lines), media_type=FHIR_NDJSON, headers={"X-Cache": "bypass"})
 
 
 def validated_lines(first: bytes, pieces: Iterator[bytes], validator: Any, req: ConvertRequest, *,
-                    raise_errors: bool = False) -> Iterator[bytes]:
+                    raise_errors: bool = False, deadline: float | None = None) -> Iterator[bytes]:
     """NDJSON text → chunks of whole lines, each resource validated. An error ends the stream with an
-    OperationOutcome line (or, with `raise_errors`, raises after writing the lines before it)."""
+    OperationOutcome line (or, with `raise_errors`, raises after writing the lines before it); so does running
+    past `deadline` (time.monotonic(); the request's budget: a stream is bounded in memory, not in time)."""
     out: list[bytes] = []
     size = count = 0
     partial: list[bytes] = []  # the pieces of a line not yet ended (a report's long result list comes in many)
     try:
         for piece in _chain(first, pieces):
+            if deadline is not None and time.monotonic() > deadline:
+                raise MappingError(f"the conversion ran past its budget of the request's time "
+                                   f"(HELIXGATE_HTTP_TIMEOUT_MS) after {count} resources; it was stopped",
+                                   details="over-time-budget", code="too-costly")
             if b"\n" not in piece:
                 partial.append(piece)
                 continue

@@ -132,3 +132,21 @@ def test_fhir_bundle_back_to_vcf(gateway) -> None:
     got = sorted((x.chrom, x.pos, x.ref, x.alts, x.sample["GT"]) for x in records(r.text))
     want = sorted((x.chrom, x.pos, x.ref, x.alts, x.sample["GT"]) for x in records(vcf_file("NB6TK328_filtered.vcf")))
     assert got == want
+
+
+def test_a_stream_past_the_request_budget_ends_with_an_operation_outcome() -> None:
+    from gateway.settings import Settings
+    from tests.conftest import ServedApp
+
+    head = (b"##fileformat=VCFv4.2\n##contig=<ID=1,length=249250621>\n"
+            b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n")
+    body = head + b"".join(b"1\t%d\t.\tA\tC\t50\tPASS\t.\tGT\t0/1\n" % (1000 + i) for i in range(20_000))
+    with ServedApp(Settings(http_timeout_ms=200)) as app, httpx.stream(
+            "POST", f"{app.url}/fhir/$convert", content=body, headers={**VCF, "Accept": NDJSON}, timeout=120) as r:
+        assert r.status_code == 200  # the stream had begun
+        lines = [orjson.loads(line) for line in r.iter_lines() if line]
+    last = lines[-1]
+    assert last["resourceType"] == "OperationOutcome", "the stream ran to its end within 200 ms: proves nothing"
+    assert last["issue"][0]["details"]["coding"][0]["code"] == "over-time-budget"
+    assert "HELIXGATE_HTTP_TIMEOUT_MS" in last["issue"][0]["details"]["text"]
+    assert 0 < len(lines) - 1 < 20_000 * 2
