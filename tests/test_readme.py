@@ -50,6 +50,7 @@ NOT_RUN_COMMANDS = {
     "helixgate packages": "installs into (or lists) the user's FHIR package cache; scripts/test has filled it",
     "helixgate conformance": "runs suites against a vendor's server (fhir.example.org is a placeholder)",
     "helixgate worker": "runs until stopped and needs Redis and an upstream FHIR server",
+    "helixgate keys": "writes the reader's API keys file (tests/gateway/auth run create, list and revoke)",
     "helixgate dlq": "needs Redis with dead letters; `list | show ID | replay ID` is a synopsis",
     "export": "sets variables for the commands after it (a placeholder upstream, http://fhir.example)",
 }

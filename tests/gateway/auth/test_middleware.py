@@ -210,3 +210,9 @@ def test_without_credentials_configured_every_route_answers_as_before(embedded_g
     doc = httpx.get(f"{url}/.well-known/smart-configuration", timeout=10).json()
     assert doc["helixgate_access"]["enabled"] is False
     assert "off" in httpx.get(f"{url}/fhir/metadata", timeout=20).json()["rest"][0]["security"]["description"]
+
+
+def test_the_readme_shows_the_table() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for e in TABLE:
+        assert f"| `{'/'.join(e.methods)} {e.path}` | {e.access} |" in readme, e.path
