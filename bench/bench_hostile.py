@@ -7,6 +7,7 @@ on loopback, its embedded cache; one hostile request at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -30,11 +31,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The resident set of `pid` and its descendants (the server and its sandbox processes)."""
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return total + sum(rss_mb(c) for c in _children(pid))
 
 
 def redos() -> tuple[str, bytes, str]:
@@ -72,13 +86,60 @@ def deep_extension() -> tuple[str, bytes, str]:
     return "/fhir/$validate", body, "application/fhir+json"
 
 
+def costly_structure_definition() -> tuple[str, bytes, str]:
+    """A StructureDefinition whose differential is repeated 50 times (35 s of invariant checks unbudgeted)."""
+    from profiles.packages import cache_dir
+
+    path = cache_dir() / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "StructureDefinition-variant.json"
+    sd = orjson.loads(path.read_bytes())
+    sd["differential"] = [sd["differential"]] * 50
+    return "/fhir/$validate", orjson.dumps(sd), "application/fhir+json"
+
+
+def many_messages() -> tuple[str, bytes, str]:
+    """A batch of 24,001 one-segment HL7 v2 messages (9 s of CPU in one request unbudgeted)."""
+    one = b"MSH|^~\\&|A|B|C|D|20250101120000+0000||ORU^R01|X%d|P|2.5.1\r"
+    return "/fhir/$convert", b"".join(one % i for i in range(24_001)), "x-application/hl7-v2+er7"
+
+
 CASES: dict[str, Callable[[], tuple[str, bytes, str]]] = {
     "ReDoS body to $validate (Binary.data 'AAAA  '×24 + '!')": redos,
     "gzip bomb VCF (2 GiB inflated) to $convert": gzip_bomb,
     "HL7 v2 of 1.7 M OBX segments to $convert": many_obx,
     "HL7 v2 of 450k NTE segments to $convert": many_nte,
     "extension nested 300 deep to $validate": deep_extension,
+    "StructureDefinition with its differential ×50 to $validate": costly_structure_definition,
+    "HL7 v2 batch of 24,001 messages to $convert": many_messages,
 }
+
+
+def healthz_alone(base: str, seconds: float = 5.0) -> float:
+    """The slowest /healthz over `seconds` with nothing else in flight: what the machine's load alone costs."""
+    slowest, end = 0.0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        httpx.get(f"{base}/healthz", timeout=30)
+        slowest = max(slowest, time.perf_counter() - started)
+        time.sleep(0.05)
+    return slowest
+
+
+def settle(base: str, pid: int) -> None:
+    """Both sandbox processes started and idle: two validations at once answered, then the resident set steady."""
+    def one() -> None:
+        httpx.post(f"{base}/fhir/$validate", json={"resourceType": "Basic", "code": {"text": "x"}}, timeout=300)
+
+    pair = [threading.Thread(target=one) for _ in range(2)]
+    for t in pair:
+        t.start()
+    for t in pair:
+        t.join()
+    last, steady = rss_mb(pid), 0
+    while steady < 4:
+        time.sleep(0.5)
+        now = rss_mb(pid)
+        steady = steady + 1 if abs(now - last) < 5 else 0
+        last = now
 
 
 def main() -> None:
@@ -94,12 +155,12 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        # warm the validator once, then take the baseline
-        httpx.post(f"{base}/fhir/$validate", json={"resourceType": "Patient"}, timeout=120)
+        settle(base, server.pid)  # the sandbox processes started, then the baseline
         baseline = rss_mb(server.pid)
-        print(f"server baseline RSS {baseline:.0f} MB (validator loaded)\n")
+        print(f"server and sandbox processes' baseline RSS {baseline:.0f} MB (validators loaded)\n")
         print("| hostile input | body | answer | seconds | peak RSS over baseline | slowest /healthz |")
         print("|---|---:|---|---:|---:|---:|")
+        print(f"| (none: /healthz alone for 5 s, the control) | | | | | {healthz_alone(base) * 1000:.0f} ms |")
         for name, make in CASES.items():
             path, body, media = make()
             result: dict = {}
@@ -125,6 +186,7 @@ def main() -> None:
             t.join()
             print(f"| {name} | {len(body) / 1e6:.1f} MB | {result['status']} | {result['seconds']:.2f} | "
                   f"{max(peak - baseline, 0):.0f} MB | {slowest * 1000:.0f} ms |")
+            settle(base, server.pid)  # a process stopped over budget is replaced: waited for outside the figures
     finally:
         server.terminate()
         server.wait(30)
