@@ -17,6 +17,7 @@ from gateway.audit import AuditMiddleware
 from gateway.auth import discovery
 from gateway.auth.config import AuthConfig
 from gateway.auth.middleware import Authenticator, AuthMiddleware
+from gateway.auth.ratelimit import rate_limit_middleware
 from gateway.cache import make_cache
 from gateway.jobs import status_of
 from gateway.negotiation import NegotiationMiddleware
@@ -76,9 +77,10 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
             HTTPException: http_error,
             Exception: server_error,
         },
-        middleware=[Middleware(AuditMiddleware),  # an AuditEvent per /fhir request
+        middleware=[Middleware(AuditMiddleware),  # an AuditEvent per /fhir request and per denial (outermost)
                     # who is calling and may they (401/403); access class and Principal into the scope
                     Middleware(AuthMiddleware, auth=authenticator, routes=all_routes),
+                    *rate_limit_middleware(settings.rate_limits),  # after auth: 429 per client and access class
                     Middleware(NegotiationMiddleware)],  # _format / Accept: 406 for formats not rendered
         lifespan=lifespan,
     )

@@ -1,51 +1,47 @@
-"""The real gateway on a loopback port with callers of the test's choosing: `X-Test-Client: <name>` makes the
-request's Principal an API-key client of that name (`X-Test-Access: <class>` sets the route's access class), the
-way the auth middleware would after checking a credential. Tests of what acts for a principal (bulk ownership, rate
-limits, the audit agent) use it; the credential checks themselves are tested in tests/auth."""
+"""The real gateway on a loopback port with auth on: API keys from a key store made for the test (gateway.auth.keys),
+so requests carry real credentials and the auth middleware puts their Principal and access class in the scope.
+Tests of what acts for a client (bulk ownership, rate limits, the audit agent) use it; the credential checks
+themselves are tested in tests/auth."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import uvicorn
 
 from gateway.app import create_app
-from gateway.auth.principal import SCOPE_KEY, Principal
+from gateway.auth.config import AuthConfig
+from gateway.auth.keys import KeyStore
 from gateway.settings import Settings
 from tests.conftest import free_port
 
-ACCESS_KEY = "helixgate.access"
+OPERATIONS = ["system/$convert", "system/$validate", "system/$translate", "system/*.cruds"]
 
 
-class HeaderPrincipals:
-    """ASGI wrapper: a Principal from X-Test-Client (none: ANONYMOUS, as with auth off)."""
+class KeyedApp:
+    """create_app(settings) with API keys for `clients` (name → scopes; default: every operation and resource) on a
+    loopback port; `clients=None` runs it with auth off. A context manager, like tests.conftest.ServedApp."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state = app.state
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            client = headers.get(b"x-test-client")
-            if client:
-                scope[SCOPE_KEY] = Principal(client=client.decode(), via="api-key", scopes=("system/*.cruds",))
-            access = headers.get(b"x-test-access")
-            if access:
-                scope[ACCESS_KEY] = access.decode()
-        await self.app(scope, receive, send)
-
-
-class PrincipalApp:
-    """The gateway app behind HeaderPrincipals on a loopback port (a context manager, like tests.conftest.ServedApp)."""
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, folder: Path | None = None,
+                 clients: dict[str, list[str]] | None = None, same_keys: KeyedApp | None = None,
+                 oauth: bool = False) -> None:
+        self.keys: dict[str, str] = {}
+        auth = AuthConfig(oauth=oauth)  # oauth: bearer tokens too, as the HELIXGATE_OAUTH_* environment says
+        if same_keys is not None:  # another server process of the same deployment: the same key store
+            self.keys, auth = same_keys.keys, same_keys.app.state.auth.config
+        elif clients is not None:
+            assert folder is not None
+            store = KeyStore(folder / "keys.json")
+            expires = datetime.now(UTC) + timedelta(hours=1)
+            for name, scopes in clients.items():
+                self.keys[name], _ = store.create(name, scopes or OPERATIONS, expires)
+            auth = AuthConfig(api_keys_file=str(store.path), oauth=oauth)
         self.port = free_port()
-        self.app = create_app(settings)
-        config = uvicorn.Config(HeaderPrincipals(self.app), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        self.app = create_app(settings, auth=auth)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -53,7 +49,11 @@ class PrincipalApp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> PrincipalApp:
+    def auth(self, name: str) -> dict[str, str]:
+        """The headers of a request by client `name`."""
+        return {"Authorization": f"ApiKey {self.keys[name]}"}
+
+    def __enter__(self) -> KeyedApp:
         self.thread.start()
         for _ in range(200):
             if self.server.started:
@@ -64,8 +64,3 @@ class PrincipalApp:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-
-
-def as_client(name: str, access: str | None = None) -> dict[str, str]:
-    """Headers that make a request come from API-key client `name` (and, optionally, of access class `access`)."""
-    return {"X-Test-Client": name, **({"X-Test-Access": access} if access else {})}

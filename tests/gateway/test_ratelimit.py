@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,9 +17,12 @@ import redis
 from gateway.auth.ratelimit import RateLimiter, RateLimitError, parse_limit, parse_limits
 from gateway.settings import Settings, SettingsError
 from tests.conftest import RedisServer, start_redis
-from tests.gateway.principals import PrincipalApp, as_client
+from tests.gateway.principals import KeyedApp
 
-LIMITS = '{"read": "30/min burst 3", "convert": "1/min burst 2", "*": "off"}'
+LIMITS = '{"bulk": "30/min burst 3", "translate": "1/min burst 2", "*": "off"}'
+CLIENTS = {"lab-a": ["system/$convert", "system/$translate"], "lab-b": ["system/$convert"]}
+UNKNOWN_JOB = "/fhir/bulk/" + "0" * 32  # access class bulk: a poll answered 404 (cheap, no job needed)
+TRANSLATE = "/fhir/ConceptMap/$translate?url=urn:none&system=urn:none&code=x"  # access class translate
 
 
 @pytest.fixture(scope="module")
@@ -28,81 +32,88 @@ def limit_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def get(app: PrincipalApp, headers: dict[str, str]) -> httpx.Response:
-    return httpx.get(f"{app.url}/fhir/metadata", headers=headers, timeout=10)
+def get(app: KeyedApp, path: str, client: str | None) -> httpx.Response:
+    return httpx.get(f"{app.url}{path}", headers=app.auth(client) if client else {}, timeout=10)
 
 
-def statuses(app: PrincipalApp, headers: dict[str, str], n: int) -> list[int]:
-    return [get(app, headers).status_code for _ in range(n)]
+def statuses(app: KeyedApp, path: str, client: str | None, n: int) -> list[int]:
+    return [get(app, path, client).status_code for _ in range(n)]
 
 
-def test_the_bucket_of_a_client_empties_refills_and_answers_429_with_retry_after() -> None:
-    with PrincipalApp(Settings(rate_limits=LIMITS)) as app:
-        a, b = as_client("lab-a", "read"), as_client("lab-b", "read")
-        get(app, {"X-Test-Access": "public"})  # the first /fhir/metadata builds the CapabilityStatement (~1 s)
-        assert statuses(app, a, 3) == [200, 200, 200]  # the burst
-        refused = get(app, a)
+def test_the_bucket_of_a_client_empties_refills_and_answers_429_with_retry_after(tmp_path: Path) -> None:
+    with KeyedApp(Settings(rate_limits=LIMITS), tmp_path, CLIENTS) as app:
+        assert statuses(app, UNKNOWN_JOB, "lab-a", 3) == [404, 404, 404]  # the burst
+        refused = get(app, UNKNOWN_JOB, "lab-a")
         assert refused.status_code == 429
         assert refused.headers["retry-after"] in ("1", "2")  # 30/min: a token every 2 s
         issue = refused.json()["issue"][0]
         assert refused.json()["resourceType"] == "OperationOutcome" and issue["code"] == "throttled"
-        assert "30/min burst 3" in issue["details"]["text"]
-        assert get(app, b).status_code == 200  # another client has its own bucket
-        assert get(app, as_client("lab-a", "convert")).status_code == 200  # and another class too
+        assert "bulk" in issue["details"]["text"] and "30/min burst 3" in issue["details"]["text"]
+        assert get(app, UNKNOWN_JOB, "lab-b").status_code == 404  # another client has its own bucket
+        assert get(app, TRANSLATE, "lab-a").status_code != 429  # and another class too
         time.sleep(2.1)  # one token is back
-        assert statuses(app, a, 2) == [200, 429]
+        assert statuses(app, UNKNOWN_JOB, "lab-a", 2) == [404, 429]
+
+
+def test_a_request_refused_by_auth_spends_no_token(tmp_path: Path) -> None:
+    with KeyedApp(Settings(rate_limits='{"translate": "1/h burst 1"}'), tmp_path, CLIENTS) as app:
+        assert get(app, TRANSLATE, "lab-b").status_code == 403  # lab-b may not $translate: denied before the limiter
+        assert get(app, TRANSLATE, None).status_code == 401
+        assert get(app, TRANSLATE, "lab-a").status_code != 429
 
 
 def test_public_routes_unlimited_classes_and_anonymous_callers() -> None:
-    with PrincipalApp(Settings(rate_limits='{"read": "1/h burst 1", "*": "1/h burst 1", "validate": "off"}')) as app:
-        get(app, {"X-Test-Access": "public"})
-        assert statuses(app, {"X-Test-Access": "public"}, 5) == [200] * 5
-        assert statuses(app, as_client("lab-a", "validate"), 5) == [200] * 5  # "off" overrides "*"
-        assert statuses(app, as_client("lab-a", "write"), 2) == [200, 429]  # "*" applies to unnamed classes
-        anonymous = {"X-Test-Access": "read"}  # auth off: limited per network address
-        assert statuses(app, anonymous, 2) == [200, 429]
-        slow = get(app, anonymous)
+    limits = '{"bulk": "1/h burst 1", "*": "1/h burst 1", "validate": "off"}'
+    with KeyedApp(Settings(rate_limits=limits)) as app:  # auth off: every caller is anonymous
+        assert statuses(app, "/fhir/metadata", None, 4) == [200] * 4  # public: never limited
+        assert statuses(app, "/healthz", None, 4) == [200] * 4
+        validate = [httpx.post(f"{app.url}/fhir/$validate", content=b"{", timeout=30).status_code for _ in range(3)]
+        assert 429 not in validate  # "off" overrides "*"
+        assert statuses(app, TRANSLATE, None, 2)[1] == 429  # "*" applies to classes not named
+        assert statuses(app, UNKNOWN_JOB, None, 2) == [404, 429]  # anonymous: limited per network address
+        slow = get(app, UNKNOWN_JOB, None)
         assert 3500 <= int(slow.headers["retry-after"]) <= 3600  # 1/h
 
 
-def test_several_processes_share_one_budget_in_redis(limit_redis: RedisServer) -> None:
-    settings = Settings(redis_url=limit_redis.url, rate_limits=LIMITS)
-    with PrincipalApp(settings) as one, PrincipalApp(settings) as two:
-        c = as_client("shared-client", "convert")  # 1/min burst 2: two requests, whichever server takes them
-        assert get(one, c).status_code == 200
-        assert get(two, c).status_code == 200
-        assert get(one, c).status_code == 429 and get(two, c).status_code == 429
-        assert 55 <= int(get(two, c).headers["retry-after"]) <= 60
+def test_several_processes_share_one_budget_in_redis(limit_redis: RedisServer, tmp_path: Path) -> None:
+    settings = Settings(redis_url=limit_redis.url, rate_limits='{"bulk": "1/min burst 2"}')
+    with KeyedApp(settings, tmp_path, CLIENTS) as one, KeyedApp(settings, same_keys=one) as two:
+        # two requests in all, whichever server takes them
+        assert get(one, UNKNOWN_JOB, "lab-a").status_code == 404
+        assert get(two, UNKNOWN_JOB, "lab-a").status_code == 404
+        assert get(one, UNKNOWN_JOB, "lab-a").status_code == 429
+        last = get(two, UNKNOWN_JOB, "lab-a")
+        assert last.status_code == 429 and 55 <= int(last.headers["retry-after"]) <= 60
 
 
-def test_concurrent_requests_take_exactly_the_burst(limit_redis: RedisServer) -> None:
-    settings = Settings(redis_url=limit_redis.url, rate_limits='{"read": "1/h burst 5"}')
-    c = as_client("burst-client", "read")
+def test_concurrent_requests_take_exactly_the_burst(limit_redis: RedisServer, tmp_path: Path) -> None:
+    settings = Settings(redis_url=limit_redis.url, rate_limits='{"bulk": "1/h burst 5"}')
 
-    async def race(urls: list[str]) -> list[int]:
+    async def race(apps: list[KeyedApp]) -> list[int]:
         async with httpx.AsyncClient(timeout=30) as client:
-            replies = await asyncio.gather(*(client.get(f"{u}/fhir/metadata", headers=c) for u in urls))
+            replies = await asyncio.gather(*(client.get(f"{a.url}{UNKNOWN_JOB}", headers=a.auth("lab-b"))
+                                             for a in apps))
         return [r.status_code for r in replies]
 
-    with PrincipalApp(settings) as one, PrincipalApp(settings) as two:
-        codes = asyncio.run(race([one.url, two.url] * 10))
-    assert sorted(codes) == [200] * 5 + [429] * 15  # the script is atomic: no token spent twice
+    with KeyedApp(settings, tmp_path, CLIENTS) as one, KeyedApp(settings, same_keys=one) as two:
+        codes = asyncio.run(race([one, two] * 10))
+    assert sorted(codes) == [404] * 5 + [429] * 15  # the script is atomic: no token spent twice
 
 
-def test_with_redis_down_each_process_limits_on_its_own(own_redis: RedisServer,
+def test_with_redis_down_each_process_limits_on_its_own(own_redis: RedisServer, tmp_path: Path,
                                                         caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings(redis_url=own_redis.url, rate_limits='{"read": "1/h burst 2"}')
-    c = as_client("outage-client", "read")
-    with PrincipalApp(settings) as app:
-        assert statuses(app, c, 1) == [200]  # one token spent in Redis
+    settings = Settings(redis_url=own_redis.url, rate_limits='{"bulk": "1/h burst 2"}')
+    with KeyedApp(settings, tmp_path, CLIENTS) as app:
+        assert statuses(app, UNKNOWN_JOB, "lab-a", 1) == [404]  # one token spent in Redis
         own_redis.stop()
         with caplog.at_level(logging.WARNING, logger="helixgate.ratelimit"):
-            assert statuses(app, c, 3) == [200, 200, 429]  # open to the process's own bucket, not to everyone
+            # open to the process's own bucket, not to everyone (503: the poll itself needs Redis)
+            assert statuses(app, UNKNOWN_JOB, "lab-a", 3) == [503, 503, 429]
         assert any("Redis unreachable" in r.getMessage() for r in caplog.records)
         own_redis.start()  # empty (no persistence): a full bucket
         time.sleep(1.1)  # the limiter tries Redis again after a second
-        assert statuses(app, c, 3) == [200, 200, 429]
-        assert redis.Redis(port=own_redis.port).keys("helixgate:rl:*") == [b"helixgate:rl:read:api-key:outage-client"]
+        assert statuses(app, UNKNOWN_JOB, "lab-a", 3) == [404, 404, 429]
+        assert redis.Redis(port=own_redis.port).keys("helixgate:rl:*") == [b"helixgate:rl:bulk:api-key:lab-a"]
 
 
 def test_limit_syntax() -> None:
