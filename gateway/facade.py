@@ -2,8 +2,10 @@
 resources of the integration engine (Redis client, upstream client, audit log, MLLP listener).
 
 - Reads (`GET /fhir/{type}…`) are proxied; responses with an ETag are kept in the cache and revalidated with
-  If-None-Match (a 304 from the upstream serves the kept body). Entries are keyed by URL and Authorization, so
-  users never share them.
+  If-None-Match (a 304 from the upstream serves the kept body). Entries are keyed by URL and the caller's
+  Principal, so clients never share them.
+- The upstream sees the gateway's own credentials (HELIXGATE_UPSTREAM_TOKEN_FILE or client credentials,
+  gateway/upstream/credentials.py), never the caller's Authorization; who the caller was goes into the AuditEvent.
 - Writes (`POST /fhir/{type}`, `PUT /fhir/{type}/{id}`, `POST /fhir` transactions) are validated first; with
   errors the answer is 422 with the OperationOutcome and nothing is forwarded. A national format posted to
   `/fhir` (HL7 v2, VCF, …) is converted to a transaction Bundle first and delivered idempotently.
@@ -29,6 +31,7 @@ from starlette.routing import Route
 
 from gateway.audit import AuditLog, delivery_provenance, with_provenance
 from gateway.auth.enforce import authorize_body
+from gateway.auth.principal import principal_of
 from gateway.cache import cache_key
 from gateway.convert import convert
 from gateway.formats import GENERIC_MEDIA_TYPES, HUB, detect, media_source, resolve
@@ -51,7 +54,7 @@ _SEGMENT = {"type": re.compile(r"[A-Za-z]{1,64}\Z"), "id": re.compile(r"[A-Za-z0
 # What may follow [base]/{type} on a read, by position: the interactions and operations of a GET.
 _READ_SHAPES = (("id",), ("_history",), ("operation",), ("id", "_history"), ("id", "operation"), ("id", "type"),
                 ("id", "*"), ("id", "_history", "id"), ("id", "_history", "id", "operation"))
-_FORWARD = ("authorization", "if-match", "if-none-exist", "if-modified-since", "prefer", "x-request-id",
+_FORWARD = ("if-match", "if-none-exist", "if-modified-since", "prefer", "x-request-id",
             "x-correlation-id")
 _PASS_BACK = ("etag", "last-modified", "location", "content-location", "x-request-id")
 _CAP_TTL = 300.0
@@ -120,6 +123,10 @@ def _rewrite(data: bytes, upstream: Upstream, base: str) -> bytes:
 
 def _response(upstream_response: Any, upstream: Upstream, base: str, body: bytes | None = None,
               status: int | None = None, extra: dict[str, str] | None = None) -> Response:
+    if upstream_response.status_code == 401:  # the gateway's credentials, not the caller's, were refused
+        log.error("the upstream refused the gateway's credentials (401, after one retry with fresh ones)")
+        return outcome_response(502, "exception", "upstream-unauthorized",
+                                "the upstream FHIR server refused the gateway's own credentials")
     headers = {h: upstream_response.headers[h].replace(upstream.base_url, base)
                for h in _PASS_BACK if h in upstream_response.headers}
     headers.update({k.lower(): v for k, v in (extra or {}).items()})
@@ -186,7 +193,8 @@ async def read_route(request: Request) -> Response:
     upstream: Upstream = request.app.state.upstream
     url = upstream.url(path) + (f"?{request.url.query}" if request.url.query else "")
     cache = request.app.state.cache
-    key = cache_key(url.encode(), request.headers.get("authorization", ""), prefix=UPSTREAM_PREFIX)
+    who = principal_of(request)
+    key = cache_key(url.encode(), who.via, who.client, who.patient or "", prefix=UPSTREAM_PREFIX)
     kept = await cache.get(key)
     entry = orjson.loads(kept) if kept else None
     headers = _forwarded_headers(request)
