@@ -1,9 +1,12 @@
 """AuditEvent per request and per delivery, Provenance per delivered Bundle; the audit trail is a Redis Stream.
 
-Events name resource types and ids, message control ids, facilities, network addresses and outcomes: never
-resource content, query strings or other patient data. `AuditLog.record` never blocks or fails a request:
-events are buffered (bounded) and appended in batches; while Redis is away they wait in the buffer, and when the
-buffer is full the oldest are dropped and counted (and logged once).
+Events name resource types and ids, message control ids, facilities, network addresses, outcomes and the
+caller's identity (its Principal's client id or API key name and how it was proven; never a token or key): never
+resource content, query strings or other patient data. Denials (401, 403, 429) are events too, on any path.
+
+`AuditLog.record` never blocks or fails a request: events are buffered (bounded) and appended in batches; while
+Redis is away they wait in the buffer, and when the buffer is full the oldest are dropped and counted (and logged
+once).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from gateway import __version__
+from gateway.auth.principal import Principal, principal_of
 from mappers.ids import resource_id
 
 log = logging.getLogger("helixgate.audit")
@@ -32,6 +36,10 @@ _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"
 _OBSERVER = {"display": f"helixgate {__version__} on {socket.gethostname()}",
              "identifier": {"system": "urn:helixgate:gateway", "value": socket.gethostname()}}
+DENIALS = {401: "no valid credential", 403: "not allowed by the granted scopes", 429: "rate limit reached"}
+# AuditEvent.agent.who.identifier.system per way of proving the client (a JWT's issuer is used when it names one).
+_ID_SYSTEMS = {"jwt": "urn:helixgate:oauth-client", "introspection": "urn:helixgate:oauth-client",
+               "api-key": "urn:helixgate:api-key", "mtls": "urn:helixgate:certificate-subject"}
 _ACTIONS = {"read": "R", "vread": "R", "search-type": "E", "search-system": "E", "create": "C", "update": "U",
             "delete": "D", "transaction": "E", "batch": "E", "operation": "E", "capabilities": "R"}
 
@@ -63,12 +71,33 @@ def interaction(method: str, path: str) -> tuple[str, str | None]:
     return {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}.get(method, "operation"), target
 
 
+# (client, via, identifier system, alternative id): who a request came from (an API key's name and public id, a
+# token's client id and issuer, a certificate subject), never its credential.
+Identity = tuple[str, str, str, str | None]
+
+
+def identity_of(principal: Principal) -> Identity | None:
+    """What an AuditEvent names of a principal: None for ANONYMOUS (auth off)."""
+    if not principal.authenticated:
+        return None
+    iss = principal.claims.get("iss") if principal.via in ("jwt", "introspection") else None
+    system = iss if isinstance(iss, str) and iss else _ID_SYSTEMS.get(principal.via, f"urn:helixgate:{principal.via}")
+    alt = principal.claims.get("key_id") if principal.via == "api-key" else None
+    return principal.client, principal.via, system, alt if isinstance(alt, str) else None
+
+
 @functools.lru_cache(maxsize=1024)
-def _agents(address: str | None, user: str | None) -> list[dict[str, Any]]:
+def _agents(address: str | None, user: str | None, identity: Identity | None = None) -> list[dict[str, Any]]:
     """The agents of an event (cached: shared by events, never mutated)."""
     requestor: dict[str, Any] = {"type": {"coding": [{"system": _DCM, "code": "110153", "display": "Source Role ID"}]},
                                  "requestor": True}
-    if user:
+    if identity is not None:
+        client, via, system, alt = identity
+        requestor["who"] = {"identifier": {"system": system, "value": client}, "display": f"{client} ({via})"}
+        requestor["name"] = client
+        if alt:
+            requestor["altId"] = alt
+    elif user:
         requestor["who"] = {"display": user}
     if address:
         requestor["network"] = {"address": address, "type": "2"}
@@ -86,9 +115,10 @@ def _subtype(kind: str) -> list[dict[str, str]]:
 
 
 def rest_event(method: str, path: str, status: int, address: str | None, when: float,
-               user: str | None = None) -> dict[str, Any]:
-    """An AuditEvent for one HTTP request to the gateway."""
+               user: str | None = None, identity: Identity | None = None) -> dict[str, Any]:
+    """An AuditEvent for one HTTP request to the gateway, by `identity` (identity_of the request's Principal)."""
     kind, target = interaction(method, path)
+    denial = DENIALS.get(status)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": _REST,
@@ -96,8 +126,8 @@ def rest_event(method: str, path: str, status: int, address: str | None, when: f
         "action": _ACTIONS.get(kind, "E"),
         "recorded": _when(when),
         "outcome": outcome_code(status),
-        "outcomeDesc": f"HTTP {status}",
-        "agent": _agents(address, user),
+        "outcomeDesc": f"denied: HTTP {status}, {denial}" if denial else f"HTTP {status}",
+        "agent": _agents(address, user, identity),
         "source": {"observer": _OBSERVER},
     }
     what: dict[str, Any] = {"reference": target} if target else {"display": f"{method} {_shape(path)}"}
@@ -221,9 +251,10 @@ class AuditLog:
     def record(self, event: dict[str, Any]) -> None:
         self._add((None, event))
 
-    def record_rest(self, method: str, path: str, status: int, address: str | None, when: float) -> None:
+    def record_rest(self, method: str, path: str, status: int, address: str | None, when: float,
+                    identity: Identity | None = None) -> None:
         """The AuditEvent of one HTTP request, built later (see rest_event)."""
-        self._add((rest_event, method, path, status, address, when))
+        self._add((rest_event, method, path, status, address, when, None, identity))
 
     def recent(self) -> list[dict[str, Any]]:
         """The last events recorded, when there is neither Redis nor an upstream to write them to."""
@@ -313,13 +344,15 @@ async def read_events(client: Any, stream: str = AUDIT_STREAM, count: int = 1000
 
 
 class AuditMiddleware:
-    """Records an AuditEvent for every request under /fhir (in `app.state.audit`), denials and errors included."""
+    """Records an AuditEvent for every request under /fhir (in `app.state.audit`), errors included, and for every
+    denial (401/403/429) on any path. Outermost, so that it sees what the auth and rate-limit middleware answer;
+    the caller is the Principal they left in the scope."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/fhir"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         status = 500
@@ -334,6 +367,7 @@ class AuditMiddleware:
             await self.app(scope, receive, capture)
         finally:
             audit = getattr(getattr(scope.get("app"), "state", None), "audit", None)
-            if audit is not None:
+            if audit is not None and (status in DENIALS or scope["path"].startswith("/fhir")):
                 client = scope.get("client")
-                audit.record_rest(scope["method"], scope["path"], status, client[0] if client else None, time.time())
+                audit.record_rest(scope["method"], scope["path"], status, client[0] if client else None, time.time(),
+                                  identity_of(principal_of(scope)))
