@@ -96,9 +96,10 @@ async def kickoff(request: Request, body: bytes, media: str) -> Response:
         return outcome_response(500, "exception", "bulk-dir-unsafe",
                                 "the gateway's bulk directory is not private; the gateway log says why")
     owner = principal_of(request)
+    auth_on = bool(getattr(getattr(request.app.state, "auth", None), "enabled", False))  # gateway.auth.middleware
     state = {"status": "queued", "created": f"{time.time():.3f}", "request": str(request.url), "media": media,
              "source": source or "", "timezone": settings.v2_timezone or "", "total": "0", "done": "0",
-             "errors": "0", **owner_fields(owner)}
+             "errors": "0", **owner_fields(owner, auth_on)}
     try:
         pipe = client.pipeline(transaction=True)
         pipe.hset(job_key(job), mapping=state)
@@ -119,11 +120,11 @@ def _write_input(root: Path, job: str, body: bytes) -> Path:
     return folder
 
 
-def owner_fields(principal: Principal) -> dict[str, str]:
-    """What a job keeps of the principal that kicked it off: who (client, via) and whether it came with a token,
-    never the credential."""
+def owner_fields(principal: Principal, auth_on: bool = False) -> dict[str, str]:
+    """What a job keeps of the principal that kicked it off: who (client, via) and whether its files need a
+    credential (auth on, or a credential was used), never the credential itself."""
     return {"owner": principal.client, "owner_via": principal.via,
-            "requires_token": "1" if principal.authenticated else "0"}
+            "requires_token": "1" if auth_on or principal.authenticated else "0"}
 
 
 def owned_by(state: dict[str, str], principal: Principal) -> bool:

@@ -15,12 +15,10 @@ import pytest
 from gateway.bulk.storage import BulkDirError, default_root, private_dir
 from gateway.settings import Settings
 from tests.conftest import RedisServer, start_redis
-from tests.gateway.principals import PrincipalApp, as_client
+from tests.gateway.principals import KeyedApp
 from tests.gateway.test_bulk import V2
 from tests.upstream.engine import WorkerProcess, unique_message
 from tests.upstream.fixtures import wait_for
-
-A, B = as_client("lab-a"), as_client("lab-b")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +35,18 @@ def owner_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def owner_gateway(owner_redis: RedisServer, owner_folder: Path) -> Iterator[PrincipalApp]:
-    with PrincipalApp(Settings(redis_url=owner_redis.url, bulk_dir=str(owner_folder))) as app:
+def owner_gateway(owner_redis: RedisServer, owner_folder: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedApp]:
+    """Auth on: API keys for lab-a and lab-b, both allowed $convert (bulk)."""
+    with KeyedApp(Settings(redis_url=owner_redis.url, bulk_dir=str(owner_folder)), tmp_path_factory.mktemp("keys"),
+                  {"lab-a": ["system/$convert"], "lab-b": ["system/$convert"]}) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def open_gateway(owner_redis: RedisServer, owner_folder: Path) -> Iterator[KeyedApp]:
+    """The same jobs with auth off."""
+    with KeyedApp(Settings(redis_url=owner_redis.url, bulk_dir=str(owner_folder))) as app:
         yield app
 
 
@@ -50,7 +58,7 @@ def owner_worker(owner_redis: RedisServer, owner_folder: Path) -> Iterator[Worke
     worker.stop()
 
 
-def kick(app: PrincipalApp, headers: dict[str, str], tag: str) -> str:
+def kick(app: KeyedApp, headers: dict[str, str], tag: str) -> str:
     r = httpx.post(f"{app.url}/fhir/$convert", content=unique_message(1, tag),
                    headers={**V2, **headers, "Prefer": "respond-async"}, timeout=10)
     assert r.status_code == 202, r.text
@@ -66,20 +74,21 @@ def poll_as(url: str, headers: dict[str, str]) -> httpx.Response:
     return wait_for(done, 30, interval=0.1, what="the bulk job")
 
 
-def test_client_a_job_is_invisible_to_client_b(owner_gateway: PrincipalApp, owner_worker,
-                                               owner_folder: Path) -> None:
+def test_client_a_job_is_invisible_to_client_b(owner_gateway: KeyedApp, owner_worker, owner_folder: Path) -> None:
+    A, B = owner_gateway.auth("lab-a"), owner_gateway.auth("lab-b")
     url = kick(owner_gateway, A, "OA")
     job = url.rsplit("/", 1)[1]
     done = poll_as(url, A)
     assert done.status_code == 200, done.text
     manifest = done.json()
-    assert manifest["requiresAccessToken"] is True  # kicked off with a credential
+    assert manifest["requiresAccessToken"] is True  # auth is on
     patient_url = next(o["url"] for o in manifest["output"] if o["type"] == "Patient")
     assert httpx.get(patient_url, headers=A, timeout=10).status_code == 200
 
     unknown = httpx.get(f"{owner_gateway.url}/fhir/bulk/{'0' * 32}", headers=B, timeout=10)
+    assert httpx.get(url, timeout=10).status_code == 401  # no credential at all
     for response in (httpx.get(url, headers=B, timeout=10), httpx.get(patient_url, headers=B, timeout=10),
-                     httpx.get(url, timeout=10), httpx.delete(url, headers=B, timeout=10)):
+                     httpx.delete(url, headers=B, timeout=10)):
         assert response.status_code == 404  # not 403: B learns nothing, not even that the job exists
         issue = response.json()["issue"][0]
         assert issue["code"] == "not-found" and issue["details"]["coding"][0]["code"] in ("bulk-unknown-job",
@@ -94,15 +103,22 @@ def test_client_a_job_is_invisible_to_client_b(owner_gateway: PrincipalApp, owne
     assert not (owner_folder / job).exists()
 
 
-def test_anonymous_jobs_stay_usable_with_auth_off(owner_gateway: PrincipalApp, owner_worker) -> None:
-    url = kick(owner_gateway, {}, "ON")
+def test_anonymous_jobs_stay_usable_with_auth_off(open_gateway: KeyedApp, owner_gateway: KeyedApp,
+                                                  owner_worker) -> None:
+    url = kick(open_gateway, {}, "ON")
     done = poll_as(url, {})
     assert done.status_code == 200
     assert done.json()["requiresAccessToken"] is False
-    assert httpx.get(url, headers=A, timeout=10).status_code == 404  # an authenticated client is someone else
+    patient_url = next(o["url"] for o in done.json()["output"] if o["type"] == "Patient")
+    assert httpx.get(patient_url, timeout=10).status_code == 200
+    # the same job seen through a gateway with auth on: no client owns an anonymous job
+    job = url.rsplit("/", 1)[1]
+    seen = httpx.get(f"{owner_gateway.url}/fhir/bulk/{job}", headers=owner_gateway.auth("lab-a"), timeout=10)
+    assert seen.status_code == 404
 
 
-def test_job_files_are_0600_in_0700_folders(owner_gateway: PrincipalApp, owner_worker, owner_folder: Path) -> None:
+def test_job_files_are_0600_in_0700_folders(owner_gateway: KeyedApp, owner_worker, owner_folder: Path) -> None:
+    A = owner_gateway.auth("lab-a")
     url = kick(owner_gateway, A, "OM")
     job = url.rsplit("/", 1)[1]
     pending = owner_folder / job
@@ -117,10 +133,10 @@ def test_job_files_are_0600_in_0700_folders(owner_gateway: PrincipalApp, owner_w
 
 def test_an_input_file_is_0600_before_any_worker_runs(owner_redis: RedisServer, tmp_path: Path) -> None:
     root = tmp_path / "queued"
-    with PrincipalApp(Settings(redis_url=owner_redis.url, bulk_dir=str(root))) as app:
+    with KeyedApp(Settings(redis_url=owner_redis.url, bulk_dir=str(root))) as app:
         old = os.umask(0)  # even a permissive umask gives private files
         try:
-            url = kick(app, A, "OI")
+            url = kick(app, {}, "OI")
         finally:
             os.umask(old)
     job = url.rsplit("/", 1)[1]
@@ -169,9 +185,9 @@ def test_an_unsafe_directory_refuses_the_job_without_saying_where(owner_redis: R
     target.mkdir()
     link = tmp_path / "planted"
     link.symlink_to(target)
-    with PrincipalApp(Settings(redis_url=owner_redis.url, bulk_dir=str(link))) as app:
+    with KeyedApp(Settings(redis_url=owner_redis.url, bulk_dir=str(link))) as app:
         r = httpx.post(f"{app.url}/fhir/$convert", content=unique_message(1, "OX"),
-                       headers={**V2, **A, "Prefer": "respond-async"}, timeout=10)
+                       headers={**V2, "Prefer": "respond-async"}, timeout=10)
     assert r.status_code == 500
     text = r.json()["issue"][0]["details"]["text"]
     assert "not private" in text and str(tmp_path) not in text
