@@ -153,6 +153,7 @@ class Converter:
                 if emit_resources:
                     out = self._emit(rec, plan)
                 else:
+                    self._read_counts(rec, plan)  # the values _emit reads, so a bad one fails here as there
                     summary.converted += 1
                     summary.variants += len(plan.items)
                     out = []
@@ -329,6 +330,15 @@ class Converter:
         so = reference.so_of_kind(kind)
         assert so is not None
         return None, (allele, kind, so, Site(rec.pos - 1, rec.pos - 1 + len(rec.ref)))
+
+    @staticmethod
+    def _read_counts(rec: Record, plan: _Plan) -> None:
+        """Read the sample's numbers as _emit does (DP, CN, each allele's counts): raises their ParseError."""
+        dp_list = integers(rec, "DP")
+        dp = dp_list[0] if dp_list and len(dp_list) == 1 else None
+        reals(rec, "CN")
+        for allele, *_ in plan.items:
+            allele_counts(rec, allele, dp)
 
     def _emit(self, rec: Record, plan: _Plan) -> list[dict[str, Any]]:
         ctx, summary, gt = self.ctx, self.ctx.summary, plan.gt

@@ -150,3 +150,16 @@ def test_a_stream_past_the_request_budget_ends_with_an_operation_outcome() -> No
     assert last["issue"][0]["details"]["coding"][0]["code"] == "over-time-budget"
     assert "HELIXGATE_HTTP_TIMEOUT_MS" in last["issue"][0]["details"]["text"]
     assert 0 < len(lines) - 1 < 20_000 * 2
+
+
+def test_a_read_count_vcf_cannot_carry_is_a_400_before_the_stream(gateway) -> None:
+    """AD past VCF's Integer range on a later record: refused before the first NDJSON byte, as the Bundle is
+    (the stream used to begin and end with an OperationOutcome line)."""
+    head = (b"##fileformat=VCFv4.2\n##contig=<ID=1,length=249250621>\n"
+            b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n")
+    good = b"".join(b"1\t%d\t.\tA\tC\t50\tPASS\t.\tGT:AD\t0/1:10,12\n" % (1000 + i) for i in range(3))
+    body = head + good + b"1\t5000\t.\tA\tC\t50\tPASS\t.\tGT:AD\t0/1:10,18446744073709551616\n"
+    for headers in (VCF, {**VCF, "Accept": NDJSON}):
+        issue = outcome(post(gateway.url, body, headers), 400)
+        assert issue["expression"] == ["line 7"], issue
+        assert "AD" in issue["details"]["text"]
