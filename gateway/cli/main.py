@@ -20,6 +20,7 @@ COMMANDS = {
     "packages": ("gateway.cli.packages", "install FHIR packages into the package cache, or list them"),
     "conformance": ("gateway.cli.conformance", "run conformance suites against a FHIR server or converter"),
     "keys": ("gateway.cli.keys", "create, list and revoke API keys (HELIXGATE_API_KEYS_FILE)"),
+    "upstream-jwks": ("gateway.cli.upstream_jwks", "print the public JWKS of the gateway's upstream client key"),
 }
 
 

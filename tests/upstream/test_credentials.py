@@ -6,6 +6,7 @@ proxy in front of Medplum's FHIR router (which does not check tokens itself)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -307,3 +308,26 @@ def test_a_token_file_is_trimmed_and_must_hold_one_token(tmp_path: Path) -> None
     with pytest.raises(UpstreamAuthError, match="one token"):
         asyncio.run(creds.authorization())
     assert ASSERTION_TYPE.endswith("jwt-bearer")
+
+
+def test_upstream_jwks_prints_the_public_key_to_register(login: GatewayLogin, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway.cli.main", "upstream-jwks", *args], text=True,
+                              capture_output=True, timeout=60,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("HELIXGATE_")} | (env or {}))
+
+    done = cli(env={"HELIXGATE_UPSTREAM_PRIVATE_KEY": str(login.pem)})
+    assert done.returncode == 0, done.stderr
+    (jwk,) = json.loads(done.stdout)["keys"]
+    assert jwk == public_jwk(login.key) and jwk["kid"] == login.kid and jwk["alg"] == "RS384"
+    assert "d" not in jwk and "p" not in jwk  # public members only
+    assert json.loads(cli("--key", str(login.pem), "--kid", "gw-2026").stdout)["keys"][0]["kid"] == "gw-2026"
+    missing = cli()
+    assert missing.returncode == 2 and "HELIXGATE_UPSTREAM_PRIVATE_KEY" in missing.stderr
+    bad = tmp_path / "not.pem"
+    bad.write_text("hello")
+    refused = cli("--key", str(bad))
+    assert refused.returncode == 1 and "not an unencrypted PEM private key" in refused.stderr
