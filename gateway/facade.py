@@ -86,6 +86,7 @@ async def integration_resources(app: Any, settings: Settings) -> AsyncIterator[N
             enqueuer = Enqueuer(redis)
             app.state.mllp = MllpServer(enqueuer, host=settings.mllp_host or settings.host, port=settings.mllp_port,
                                         max_message_bytes=settings.mllp_max_message_bytes,
+                                        max_buffered_bytes=settings.mllp_max_buffered_bytes,
                                         max_connections=settings.mllp_max_connections,
                                         max_connections_per_peer=settings.mllp_max_connections_per_peer,
                                         max_segments=settings.mllp_max_segments,

@@ -36,6 +36,7 @@ class Settings:
     mllp_host: str | None = None  # None: same as host
     mllp_max_message_bytes: int = 16 * 1024 * 1024
     mllp_max_connections: int = 100
+    mllp_max_buffered_bytes: int = 256 * 1024 * 1024  # unfinished messages over all connections (then held back)
     mllp_max_connections_per_peer: int = 50  # half the slots: one peer (a slowloris) cannot hold them all; 0: no cap
     mllp_max_segments: int = 10_000  # as mappers.hl7v2.parse.Limits: more is never converted (200 variants ≈ 5,000)
     mllp_idle_timeout_ms: int = 600_000  # a connection silent this long is closed (senders reconnect); 0: never
@@ -116,6 +117,7 @@ class Settings:
             mllp_host=env.get("HELIXGATE_MLLP_HOST") or None,
             mllp_max_message_bytes=integer("HELIXGATE_MLLP_MAX_MESSAGE_BYTES", d.mllp_max_message_bytes),
             mllp_max_connections=integer("HELIXGATE_MLLP_MAX_CONNECTIONS", d.mllp_max_connections),
+            mllp_max_buffered_bytes=integer("HELIXGATE_MLLP_MAX_BUFFERED_BYTES", d.mllp_max_buffered_bytes),
             mllp_max_connections_per_peer=integer("HELIXGATE_MLLP_MAX_CONNECTIONS_PER_PEER",
                                                   d.mllp_max_connections_per_peer),
             mllp_max_segments=integer("HELIXGATE_MLLP_MAX_SEGMENTS", d.mllp_max_segments),

@@ -70,10 +70,12 @@ class MllpServer:
                  max_connections_per_peer: int = 0, max_segments: int = 0, idle_timeout: float = 0.0,
                  read_timeout: float = 0.0, policy: AckPolicy | None = None, audit: Any = None,
                  read_size: int = 1 << 16, reuse_port: bool = False, sock: socket.socket | None = None,
-                 tls: TlsConfig | None = None, partners: Partners | None = None) -> None:
+                 tls: TlsConfig | None = None, partners: Partners | None = None,
+                 max_buffered_bytes: int = 0) -> None:
         """`sock`: an already listening socket to serve (bound by `helixgate serve`, see gateway.mllp.listen);
         without one, `start` binds host:port itself. Limits and timeouts of 0 are off. `tls`: serve MLLP over TLS
-        (mutual when it has a client CA); `partners`: the senders allowed (None: everyone)."""
+        (mutual when it has a client CA); `partners`: the senders allowed (None: everyone). `max_buffered_bytes`:
+        the bytes of unfinished messages held over all connections (at least one message's worth)."""
         self.enqueuer = enqueuer
         self.host = host
         self.port = port
@@ -90,10 +92,13 @@ class MllpServer:
         self.sock = sock
         self.tls = tls
         self.partners = partners
+        self.max_buffered_bytes = max(max_buffered_bytes, max_message_bytes) if max_buffered_bytes else 0
+        self.buffered = 0  # bytes of unfinished messages over all connections
+        self._framers: set[Framer] = set()
         self.active = 0
         self.per_peer: dict[str, int] = {}
         self.stats = {"accepted": 0, "refused": 0, "unavailable": 0, "connections": 0, "turned_away": 0,
-                      "turned_away_peer": 0, "timed_out": 0, "unknown_sender": 0}
+                      "turned_away_peer": 0, "timed_out": 0, "unknown_sender": 0, "held_back": 0}
         self._server: asyncio.Server | None = None
         self._redis_down = False
         self._writers: set[asyncio.StreamWriter] = set()
@@ -194,30 +199,49 @@ class MllpServer:
         idle, read = self.idle_timeout, self.read_timeout
         pending = False  # bytes of the next, unfinished message (or junk) have arrived
         clock.set(loop.time() + idle if idle else None, "idle")
-        while True:
-            data = await reader.read(self.read_size)
-            if not data:
-                return
-            events = framer.feed(data)
-            if not events:
-                if not pending:
-                    pending = True
-                    if read:
-                        clock.set(loop.time() + read, "read")
-                continue
-            if read:
-                clock.set(loop.time() + read, "write")
-            acks = await asyncio.gather(*(self._handle(e, peer, cert) for e in events))
-            out = b"".join(frame(a) for a in acks if a is not None)
-            if out:
-                writer.write(out)
-                await writer.drain()
-            # What follows the last frame of this read starts the next message's clock.
-            pending = framer.in_frame or framer.buffered > 0
-            if pending and read:
-                clock.set(loop.time() + read, "read")
-            else:
-                clock.set(loop.time() + idle if idle else None, "idle")
+        self._framers.add(framer)
+        try:
+            while True:
+                await self._room(framer)
+                data = await reader.read(self.read_size)
+                if not data:
+                    return
+                held = framer.buffered
+                events = framer.feed(data)
+                self.buffered += framer.buffered - held
+                if not events:
+                    if not pending:
+                        pending = True
+                        if read:
+                            clock.set(loop.time() + read, "read")
+                    continue
+                if read:
+                    clock.set(loop.time() + read, "write")
+                acks = await asyncio.gather(*(self._handle(e, peer, cert) for e in events))
+                out = b"".join(frame(a) for a in acks if a is not None)
+                if out:
+                    writer.write(out)
+                    await writer.drain()
+                # What follows the last frame of this read starts the next message's clock.
+                pending = framer.in_frame or framer.buffered > 0
+                if pending and read:
+                    clock.set(loop.time() + read, "read")
+                else:
+                    clock.set(loop.time() + idle if idle else None, "idle")
+        finally:
+            self.buffered -= framer.buffered
+            self._framers.discard(framer)
+
+    async def _room(self, framer: Framer) -> None:
+        """Hold this connection's reads (TCP pushes back on its sender) while the unfinished messages of all
+        connections fill HELIXGATE_MLLP_MAX_BUFFERED_BYTES, unless its message is the largest unfinished one: that
+        one may always finish (so the listener holds at most the cap plus one message, and never stalls)."""
+        if not self.max_buffered_bytes or self.buffered + self.read_size <= self.max_buffered_bytes:
+            return
+        self.stats["held_back"] += 1
+        while (self.buffered + self.read_size > self.max_buffered_bytes
+               and framer.buffered < max(f.buffered for f in self._framers)):
+            await asyncio.sleep(0.05)
 
     async def _sweep(self) -> None:
         """Close the connections whose deadline has passed (one task for all of them)."""

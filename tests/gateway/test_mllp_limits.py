@@ -218,3 +218,39 @@ def test_a_second_serve_on_a_taken_port_starts_nothing_and_takes_no_traffic(redi
     finally:
         first.terminate()
         first.communicate(timeout=30)
+
+
+def test_unfinished_messages_over_all_connections_are_held_to_the_buffer_cap(redis_server: RedisServer,
+                                                                            stream) -> None:
+    """Three senders each hold 600 KB of an unfinished message; the cap is 1 MB over all connections: the later
+    ones are held back (their senders' TCP windows fill), the listener holds no more than the cap and the largest
+    message, and as messages end the others go on: every message is ACKed AA."""
+    cap = 1 << 20
+    listener = Listener(redis_server.url, **_defaults(max_message_bytes=cap, max_buffered_bytes=cap))
+    msg = unique_message(1, original_mode=True)
+    nte = b"NTE|1||" + b"n" * 1000 + b"\r"
+    body = msg + nte * 600  # ~ 600 KB: fits the 1 MB message limit, two do not fit the buffer cap
+    socks = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(3)]
+    peak = 0
+    try:
+        for s in socks:
+            s.settimeout(30)
+            framed = frame(body)
+            s.sendall(framed[:-2])  # all but the end of the frame: unfinished
+            time.sleep(0.3)
+            peak = max(peak, listener.server.buffered)
+        assert listener.server.stats["held_back"] >= 1
+        assert peak <= cap + len(body) + 65536, peak  # the cap, plus the largest message, which may finish
+        acks = []
+        for i, s in enumerate(socks):
+            s.sendall(frame(body)[-2:])
+            try:
+                acks.append(s.recv(65536))
+            except TimeoutError:
+                raise AssertionError((i, listener.server.buffered, listener.server.stats)) from None
+        assert all(b"MSA|AA|" in a for a in acks), acks
+        assert listener.server.buffered == 0
+    finally:
+        for s in socks:
+            s.close()
+        listener.close()
