@@ -199,17 +199,27 @@ class RouteIndex:
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.routes = list(routes)
+        self._seen: dict[tuple[str, str, str], tuple[bool, Entry | None]] = {}
         missing = unlisted(self.routes)
         if missing:
             log.warning("routes not in the access table (every request to them is refused when auth is on): %s",
                         ", ".join(missing))
 
     def lookup(self, scope: dict[str, Any]) -> tuple[bool, Entry | None]:
-        """(whether a route takes the request, the table's entry for it): the router's first full match."""
-        for route in self.routes:
-            if route.matches(scope)[0] == Match.FULL:
-                return True, entry_for(getattr(route, "path", ""), scope["method"])
-        return False, None
+        """(whether a route takes the request, the table's entry for it): the router's first full match. Kept for
+        the last 4,096 method + path pairs: the same few paths (the operations) are most of the traffic."""
+        key = (scope["method"], scope.get("root_path", ""), scope["path"])
+        found = self._seen.get(key)
+        if found is None:
+            found = False, None
+            for route in self.routes:
+                if route.matches(scope)[0] == Match.FULL:
+                    found = True, entry_for(getattr(route, "path", ""), scope["method"])
+                    break
+            if len(self._seen) >= 4096:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = found
+        return found
 
 
 def request_need(index: RouteIndex, scope: dict[str, Any], headers: Any) -> tuple[Need, list[tuple[str, str]]]:

@@ -26,13 +26,16 @@ class Client:
 class AuthServed:
     """The gateway with one API key per client (name → Client); `keys[name]` is the key, `auth(name)` its header."""
 
-    def __init__(self, settings: Settings, folder: Path, clients: dict[str, Client]) -> None:
+    def __init__(self, settings: Settings, folder: Path, clients: dict[str, Client],
+                 token_url: str | None = None) -> None:
         self.store = KeyStore(folder / "keys.json")
         expires = datetime.now(UTC) + timedelta(hours=1)
         self.keys = {name: self.store.create(name, c.scopes, expires, patient=c.patient)[0]
                      for name, c in clients.items()}
         self.port = free_port()
-        self.app = create_app(settings, auth=AuthConfig(api_keys_file=str(self.store.path)))
+        # token_url: announce OAuth (no issuer is configured, so bearer tokens are refused: discovery only)
+        self.app = create_app(settings, auth=AuthConfig(api_keys_file=str(self.store.path), oauth=bool(token_url),
+                                                        token_url=token_url))
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -216,3 +216,19 @@ def test_the_readme_shows_the_table() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for e in TABLE:
         assert f"| `{'/'.join(e.methods)} {e.path}` | {e.access} |" in readme, e.path
+
+
+def test_with_oauth_the_discovery_documents_name_the_token_endpoint(tmp_path: Path) -> None:
+    token = "https://as.example.org/oauth2/token"
+    clients = {"kit": Client(["system/$translate"])}
+    with AuthServed(Settings(), tmp_path, clients, token_url=token) as app:
+        doc = httpx.get(f"{app.url}/fhir/.well-known/smart-configuration", timeout=10).json()
+        assert doc["token_endpoint"] == token
+        assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+        assert doc["helixgate_access"]["mechanisms"] == ["api-key", "oauth"]
+        security = httpx.get(f"{app.url}/fhir/metadata", timeout=20).json()["rest"][0]["security"]
+        assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+        assert security["extension"][0]["url"].endswith("/oauth-uris")
+        assert security["extension"][0]["extension"] == [{"url": "token", "valueUri": token}]
+        r = httpx.get(app.url + TRANSLATE, timeout=10)
+        assert r.headers["www-authenticate"] == 'Bearer realm="helixgate", ApiKey realm="helixgate"'
