@@ -14,6 +14,7 @@ import pytest
 from gateway.settings import Settings
 from tests.conftest import RedisServer
 from tests.gateway.auth.served import AuthServed, Client
+from tests.upstream.engine import unique_message
 from tests.upstream.fixtures import UpstreamControl
 
 LOINC = "http://loinc.org"
@@ -59,6 +60,8 @@ def gateway(world: dict[str, Any], medplum_upstream: str, redis_server: RedisSer
         "lab-or-vitals": Client(["system/Observation.rs?category=" + LAB,
                                  "system/Observation.rs?category=vital-signs"]),
         "system": Client(["system/*.cruds"]),
+        "converter": Client(["system/$convert", "system/*.cu"]),
+        "observations-only": Client(["system/$convert", "system/Observation.cu"]),
     }
     settings = Settings(redis_url=redis_server.url, upstream_url=medplum_upstream, upstream_retries=1,
                         upstream_transaction_max_entries=8)
@@ -177,3 +180,22 @@ def test_search_narrowed_scopes(gateway: AuthServed, world: dict[str, Any]) -> N
     assert get(gateway, "lab-or-vitals", "Observation").status_code == 403
     assert ids_of(get(gateway, "lab-or-vitals", "Observation", category="vital-signs")) == {
         world["a-vital-signs"], world["b-vital-signs"]}
+
+
+def test_a_national_format_posted_to_the_base_needs_convert_and_each_written_type(
+        gateway: AuthServed, upstream_control: UpstreamControl) -> None:
+    message = unique_message(7, "AUTH")
+
+    def post(who: str) -> httpx.Response:
+        return httpx.post(f"{gateway.url}/fhir", content=message, timeout=120,
+                          headers={**gateway.auth(who), "Content-Type": "x-application/hl7-v2+er7"})
+
+    before = upstream_control.count("DiagnosticReport")
+    no_convert = post("system")
+    assert no_convert.status_code == 403 and "system/$convert" in no_convert.text
+    partial = post("observations-only")
+    assert partial.status_code == 403 and "entry[" in partial.text
+    assert upstream_control.count("DiagnosticReport") == before  # nothing was delivered
+    delivered = post("converter")
+    assert delivered.status_code == 200, delivered.text
+    assert upstream_control.count("DiagnosticReport") == before + 1
