@@ -310,14 +310,16 @@ class BearerVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The Principal the bearer token proves; AuthError (reason without the token) when it proves nothing."""
-        if len(token) > MAX_TOKEN_CHARS or not B64TOKEN.fullmatch(token):
+        if len(token) > MAX_TOKEN_CHARS:
             raise AuthError("malformed bearer token")
         digest = token_digest(token)
-        hit = self._verified.get(digest)
+        hit = self._verified.get(digest)  # first: the common case (a client reuses its token) costs one hash
         if hit is not None:
             if time.time() < hit[0]:
                 return hit[1]
             del self._verified[digest]
+        if not B64TOKEN.fullmatch(token):
+            raise AuthError("malformed bearer token")
         try:
             if token.count(".") == 2:
                 principal, exp = await self._verify_jwt(token)
@@ -327,7 +329,7 @@ class BearerVerifier:
                 raise AuthError("the token is not a JWT and no introspection endpoint is configured")
             return await self._verify_introspected(token)
         except AuthError as e:
-            log.info("bearer token %s… refused: %s", digest[:12], e)
+            log.debug("bearer token %s… refused: %s", digest[:12], e)  # the middleware logs the refusal
             raise
 
     def _remember(self, digest: str, principal: Principal, exp: float) -> None:
