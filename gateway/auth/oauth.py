@@ -327,7 +327,9 @@ class BearerVerifier:
                 return principal
             if self.introspector is None:
                 raise AuthError("the token is not a JWT and no introspection endpoint is configured")
-            return await self._verify_introspected(token)
+            principal, until = await self._verify_introspected(token)
+            self._remember(digest, principal, until)  # the same Principal while the answer may be reused
+            return principal
         except AuthError as e:
             log.debug("bearer token %s… refused: %s", digest[:12], e)  # the middleware logs the refusal
             raise
@@ -382,7 +384,7 @@ class BearerVerifier:
         self._refuse_sender_constrained(claims)
         return principal_from_claims(claims, "jwt"), float(claims["exp"]) + config.leeway_s
 
-    async def _verify_introspected(self, token: str) -> Principal:
+    async def _verify_introspected(self, token: str) -> tuple[Principal, float]:
         assert self.introspector is not None
         try:
             answer = await self.introspector.introspect(token)
@@ -407,7 +409,10 @@ class BearerVerifier:
         if isinstance(nbf, int | float) and nbf - config.leeway_s > now:
             raise AuthError("the token is not yet valid")
         self._refuse_sender_constrained(answer)
-        return principal_from_claims(answer, "introspection")
+        until = now + self.introspector.cache_cap
+        if isinstance(exp, int | float):
+            until = min(until, exp + config.leeway_s)
+        return principal_from_claims(answer, "introspection"), until
 
     @staticmethod
     def _refuse_sender_constrained(claims: Mapping[str, Any]) -> None:
