@@ -109,8 +109,11 @@ class _Proc:
 class Sandbox:
     """`processes` sandbox processes, started on first use (or `prestart`); `call(job)` runs a job in one."""
 
-    def __init__(self, processes: int, timeout: float, memory_mb: int) -> None:
+    def __init__(self, processes: int, timeout: float, memory_mb: int,
+                 names: tuple[str, str, str] = ("HELIXGATE_HTTP_PROCESSES", "HELIXGATE_HTTP_TIMEOUT_MS",
+                                                "HELIXGATE_HTTP_MEMORY_MB")) -> None:
         self.processes, self.timeout, self.memory_mb = processes, timeout, memory_mb
+        self.names = names  # the settings of the three, named in refusals
         self.config = {"validate": "optional", "timezone": None, "address_space": memory_mb * 2 << 20,
                        "path": list(sys.path)}  # the server's import path: the formats it knows (plug-ins too)
         self._idle: queue.Queue[_Proc] = queue.Queue()
@@ -175,7 +178,7 @@ class Sandbox:
                     self.stats["busy"] += 1
                     raise Refused(503, [Issue("error", "transient", "busy",
                                               f"all {self.processes} conversion processes stayed busy for "
-                                              f"{self.timeout:g} s (HELIXGATE_HTTP_PROCESSES); try again later")],
+                                              f"{self.timeout:g} s ({self.names[0]}); try again later")],
                                   {"Retry-After": str(max(1, round(self.timeout)))}) from None
                 with self._lock:  # a process died while starting: start another
                     start = self._live < self.processes and self._idle.empty()
@@ -244,13 +247,11 @@ class Sandbox:
             return Cancelled()
         if why == "time":
             self.stats["over_time"] += 1
-            text = (f"the request took longer than its budget of {self.timeout:g} s (HELIXGATE_HTTP_TIMEOUT_MS); "
-                    "its work was stopped")
+            text = f"the work took longer than its budget of {self.timeout:g} s ({self.names[1]}); it was stopped"
             return Refused(422, [Issue("error", "too-costly", "over-time-budget", text)])
         if why == "memory":
             self.stats["over_memory"] += 1
-            text = (f"the request needed more than its budget of {self.memory_mb} MB (HELIXGATE_HTTP_MEMORY_MB); "
-                    "its work was stopped")
+            text = f"the work needed more than its budget of {self.memory_mb} MB ({self.names[2]}); it was stopped"
             return Refused(422, [Issue("error", "too-costly", "over-memory-budget", text)])
         self.stats["crashed"] += 1
         return Refused(500, [Issue("error", "exception", "sandbox-crashed",
@@ -261,12 +262,17 @@ _pools: dict[tuple[Any, ...], Sandbox] = {}
 _pools_lock = threading.Lock()
 
 
-def sandbox_for(processes: int, timeout_ms: int, memory_mb: int) -> Sandbox:
-    """The process-wide sandbox for these settings (apps in one process share it)."""
-    key = (processes, timeout_ms, memory_mb, tuple(sys.path))  # a format plug-in added to the path: new processes
+WORKER = ("HELIXGATE_WORKER_PROCESSES", "HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS", "HELIXGATE_WORKER_MESSAGE_MEMORY_MB")
+
+
+def sandbox_for(processes: int, timeout_ms: int, memory_mb: int, names: tuple[str, str, str] | None = None) -> Sandbox:
+    """The process-wide sandbox for these settings (apps in one process share it); `names`: the settings'
+    names for refusals (default: the HTTP ones)."""
+    key = (processes, timeout_ms, memory_mb, names, tuple(sys.path))  # a plug-in added to the path: new processes
     with _pools_lock:
         if key not in _pools:
-            _pools[key] = Sandbox(processes, timeout_ms / 1000, memory_mb)
+            _pools[key] = (Sandbox(processes, timeout_ms / 1000, memory_mb, names) if names
+                           else Sandbox(processes, timeout_ms / 1000, memory_mb))
         return _pools[key]
 
 

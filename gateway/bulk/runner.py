@@ -18,6 +18,7 @@ from gateway.bulk.jobs import PENDING_TTL, bulk_dir, job_key
 from gateway.bulk.storage import BulkDirError, open_private, private_dir
 from gateway.convert import run
 from gateway.formats import HUB, Request
+from gateway.sandbox import WORKER, Sandbox, sandbox_for
 from gateway.settings import Settings
 from mappers.exceptions import Issue, MappingError, operation_outcome
 from mappers.toolkit.registry import ConvertOptions, registry
@@ -82,19 +83,10 @@ class NdjsonWriter:
             if self.errors else []
 
 
-def _validator() -> Any:
-    """The process's validator over the installed packages; None when they are missing (outputs unvalidated)."""
-    from profiles.context import default_validator
-    from profiles.packages.exceptions import PackageError
-
-    try:
-        return default_validator()
-    except PackageError:
-        return None
-
-
-def _convert(doc: Document, timezone: str | None) -> dict[str, Any] | dict[str, str]:
-    """A validated Bundle, or {'error': OperationOutcome JSON} for a document that cannot be converted."""
+def _convert(doc: Document, timezone: str | None, sandbox: Sandbox | None) -> dict[str, Any] | dict[str, str]:
+    """A validated Bundle, or {'error': OperationOutcome JSON} for a document that cannot be converted. With a
+    sandbox each document runs under the worker's per-message budget (time, memory): one past it is an error
+    line, and the job goes on."""
     if doc.error:
         return {"error": orjson.dumps(operation_outcome([Issue("error", "invalid", "bulk-bad-line", doc.error,
                                                                 doc.where)])).decode()}
@@ -103,13 +95,27 @@ def _convert(doc: Document, timezone: str | None) -> dict[str, Any] | dict[str, 
         text = f"no conversion from {doc.source or 'an unrecognised format'} to FHIR"
         return {"error": orjson.dumps(operation_outcome([Issue("error", "not-supported", "unsupported-format", text,
                                                                 doc.where)])).decode()}
-    validator = _validator()
-    request = Request(fmt.name, HUB, ConvertOptions(timezone=timezone), allow_invalid=validator is None)
+    request = Request(fmt.name, HUB, ConvertOptions(timezone=timezone))
     try:
-        result = run(doc.data, request, validator)
+        if sandbox is not None:
+            result = sandbox.call(("convert", doc.data, request))
+        else:
+            result = run(doc.data, request, _validator())
     except MappingError as e:
         return {"error": orjson.dumps(operation_outcome(e.issues)).decode()}
     return orjson.loads(result.body)
+
+
+def _validator() -> Any:
+    """The process's validator over the installed packages; None when they are missing (then every document is
+    refused naming the install command: outputs are not written unvalidated)."""
+    from profiles.context import default_validator
+    from profiles.packages import PackageError
+
+    try:
+        return default_validator()
+    except PackageError:
+        return None
 
 
 def sweep(root: Path, expires: float) -> None:
@@ -154,10 +160,12 @@ async def run_job(client: Any, settings: Settings, job: str) -> None:
     shutil.rmtree(out, ignore_errors=True)  # a rerun after a crash starts over
     writer = NdjsonWriter(out)
     timezone = state.get("timezone") or None
+    sandbox = (sandbox_for(settings.worker_processes, settings.worker_message_timeout_ms,
+                           settings.worker_message_memory_mb, WORKER) if settings.worker_processes else None)
     last = time.monotonic()
     try:
         for number, doc in enumerate(docs, 1):
-            result = await asyncio.to_thread(_convert, doc, timezone)
+            result = await asyncio.to_thread(_convert, doc, timezone, sandbox)
             if "error" in result:
                 writer.error(doc.where, orjson.loads(result["error"]))
             else:

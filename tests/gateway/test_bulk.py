@@ -177,3 +177,33 @@ def test_a_long_job_shows_progress(bulk_gateway: ServedApp, bulk_worker) -> None
     assert {o["type"]: o["count"] for o in done.json()["output"]}["Patient"] == 150
     if time.monotonic() - started > 1:  # a run this long was polled while running
         assert any("/150 documents" in p for p in done.progress)  # type: ignore[attr-defined]
+
+
+def test_a_document_past_the_worker_budget_is_an_error_line_and_the_job_goes_on(tmp_path: Path) -> None:
+    """Bulk documents run in the worker's sandbox processes under its per-message budget: a costly one (an ORU
+    with 3,000 repeated OBX, seconds of work) is stopped and reported in the error file; the others convert."""
+    redis_server = start_redis()
+    folder = tmp_path / "bulk"
+    worker = WorkerProcess({"HELIXGATE_REDIS_URL": redis_server.url, "HELIXGATE_BULK_DIR": str(folder),
+                            "HELIXGATE_UPSTREAM_URL": "", "HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS": "1000"}, "bulk")
+    try:
+        with ServedApp(Settings(redis_url=redis_server.url, bulk_dir=str(folder))) as app:
+            costly = unique_message(7, "T")
+            obx = next(s for s in costly.split(b"\r") if s.startswith(b"OBX"))
+            costly += b"\r".join([obx] * 3000) + b"\r"
+            docs = [unique_message(1, "T"), costly, unique_message(2, "T")]
+            lines = [orjson.dumps({"resourceType": "Binary", "contentType": "x-application/hl7-v2+er7",
+                                   "data": base64.b64encode(d).decode()}) for d in docs]
+            r = httpx.post(f"{app.url}/fhir/$convert", content=b"\n".join(lines),
+                           headers={"Content-Type": "application/fhir+ndjson"}, timeout=10)
+            assert r.status_code == 202, r.text
+            manifest = poll(r.headers["content-location"], timeout=180).json()
+            assert {o["type"]: o["count"] for o in manifest["output"]}["DiagnosticReport"] == 2
+            (problem,) = ndjson(manifest["error"][0]["url"])
+            located, issue = problem["issue"][:2]
+            assert "document 2" in located["details"]["text"] or "line 2" in located["details"]["text"], located
+            assert issue["details"]["coding"][0]["code"] == "over-time-budget"
+            assert "HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS" in issue["details"]["text"]
+    finally:
+        worker.stop()
+        redis_server.stop()
