@@ -41,7 +41,14 @@ from gateway.routes import metadata as own_metadata
 from gateway.routes import read_body
 from gateway.sandbox import Cancelled, definitions_fingerprint, run_job
 from gateway.settings import Settings, SettingsError
-from gateway.upstream import Upstream, UpstreamRejected, UpstreamUnavailable, deliver, make_upstream
+from gateway.upstream import (
+    Upstream,
+    UpstreamRejected,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+    deliver,
+    make_upstream,
+)
 from gateway.validate import read_resource, validate
 from mappers.toolkit.registry import ConvertOptions, get
 
@@ -137,6 +144,10 @@ def _response(upstream_response: Any, upstream: Upstream, base: str, body: bytes
 
 
 def _unavailable(e: UpstreamUnavailable) -> Response:
+    if isinstance(e, UpstreamUnauthorized):  # as _response: the gateway's credentials, not the caller's
+        log.error("%s", e)
+        return outcome_response(502, "exception", "upstream-unauthorized",
+                                "the upstream FHIR server refused the gateway's own credentials")
     headers = {"Retry-After": str(max(1, int(e.retry_after or 1)))}
     return outcome_response(503, "transient", "upstream-unavailable", f"the upstream FHIR server is unavailable: {e}",
                             headers=headers)

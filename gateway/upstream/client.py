@@ -3,6 +3,8 @@ that honour Retry-After, and a circuit breaker.
 
     UpstreamError              base
     ├── UpstreamUnavailable    transient: connection failure, timeout, 408/429/5xx after the retries, circuit open
+    │   └── UpstreamUnauthorized  401 even with fresh credentials: the gateway's own are wrong (an operator's
+    │                             fix, not the message's fault: workers retry rather than dead-letter)
     └── UpstreamRejected       the upstream refused the request (other 4xx); retrying will not help
 """
 
@@ -39,6 +41,10 @@ class UpstreamUnavailable(UpstreamError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class UpstreamUnauthorized(UpstreamUnavailable):
+    """Raised by `json` when the upstream answers 401 to the gateway's own (fresh) credentials, or to none."""
 
 
 class UpstreamRejected(UpstreamError):
@@ -185,12 +191,16 @@ class Upstream:
 
     async def json(self, method: str, path: str = "", *, body: Any = None, headers: dict[str, str] | None = None,
                    idempotent: bool = True) -> tuple[int, dict[str, Any], httpx.Headers]:
-        """A FHIR JSON exchange. Raises UpstreamRejected for a 4xx, UpstreamUnavailable as `send`."""
+        """A FHIR JSON exchange. Raises UpstreamUnauthorized for a 401, UpstreamRejected for another 4xx,
+        UpstreamUnavailable as `send`."""
         response = await self.send(method, path, json=body, headers=headers, idempotent=idempotent)
         try:
             doc = orjson.loads(response.content) if response.content else {}
         except orjson.JSONDecodeError:
             doc = {}
+        if response.status_code == 401:
+            hint = "" if self.credentials else "; set HELIXGATE_UPSTREAM_TOKEN_FILE or HELIXGATE_UPSTREAM_CLIENT_ID"
+            raise UpstreamUnauthorized(f"the upstream refused the gateway's credentials (401){hint}", 401, 30)
         if response.status_code >= 400:
             text = outcome_text(doc) or response.reason_phrase
             raise UpstreamRejected(response.status_code, doc if doc.get("resourceType") == "OperationOutcome"

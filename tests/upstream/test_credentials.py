@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.settings import Settings, SettingsError
-from gateway.upstream import Upstream, UpstreamAuthError
+from gateway.upstream import Upstream, UpstreamAuthError, UpstreamUnauthorized, UpstreamUnavailable
 from gateway.upstream.credentials import (
     ASSERTION_TYPE,
     ClientCredentials,
@@ -36,6 +36,7 @@ from gateway.upstream.credentials import (
 )
 from tests.auth.oidc import ClientKey, OidcClient, OidcServer
 from tests.conftest import RedisServer, ServedApp, free_port
+from tests.upstream.engine import unique_message
 from tests.upstream.fixtures import UpstreamControl
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -55,8 +56,9 @@ class RecordingUpstream:
         self.refuse_always = False
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/fhir/R4"
-        app = Starlette(routes=[Route("/fhir/R4/{rest:path}", self.forward,
-                                      methods=["GET", "POST", "PUT", "DELETE", "PATCH"])])
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        app = Starlette(routes=[Route("/fhir/R4", self.forward, methods=methods),  # transactions go to the base
+                                Route("/fhir/R4/{rest:path}", self.forward, methods=methods)])
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -69,7 +71,8 @@ class RecordingUpstream:
             return Response(b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"login"}]}',
                             status_code=401, media_type="application/fhir+json",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        url = f"{self.target}/{request.path_params['rest']}"
+        rest = request.path_params.get("rest", "")
+        url = f"{self.target}/{rest}" if rest else self.target
         headers = {k: v for k, v in request.headers.items() if k in ("content-type", "accept", "if-none-match",
                                                                      "if-match", "prefer")}
         async with httpx.AsyncClient(timeout=30) as client:
@@ -331,3 +334,26 @@ def test_upstream_jwks_prints_the_public_key_to_register(login: GatewayLogin, tm
     bad.write_text("hello")
     refused = cli("--key", str(bad))
     assert refused.returncode == 1 and "not an unencrypted PEM private key" in refused.stderr
+
+
+def test_a_refused_delivery_is_transient_for_workers_and_a_502_for_callers(recorder: RecordingUpstream,
+                                                                          redis_server: RedisServer) -> None:
+    recorder.refuse_always = True
+
+    async def go() -> UpstreamUnavailable:
+        upstream = Upstream(recorder.base, retries=0)  # no credentials at all: the upstream wants some
+        try:
+            with pytest.raises(UpstreamUnauthorized) as caught:
+                await upstream.json("POST", "", body={"resourceType": "Bundle", "type": "transaction", "entry": []})
+            return caught.value
+        finally:
+            await upstream.aclose()
+
+    refused = asyncio.run(go())
+    assert isinstance(refused, UpstreamUnavailable)  # workers retry it (Transient), they do not dead-letter it
+    assert "HELIXGATE_UPSTREAM_TOKEN_FILE" in str(refused) and refused.status == 401
+    with ServedApp(Settings(redis_url=redis_server.url, upstream_url=recorder.base, upstream_retries=0)) as app:
+        r = httpx.post(f"{app.url}/fhir", content=unique_message(1, "CR"),
+                       headers={"Content-Type": "x-application/hl7-v2+er7", **CALLER}, timeout=120)
+    assert r.status_code == 502, r.text
+    assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "upstream-unauthorized"
