@@ -11,6 +11,7 @@ up. In a separate process it can be measured and killed:
 - Memory: the process's resident set (≈ 350 MB of it is the validator and mappers) is read every 50 ms; past
   HELIXGATE_HTTP_MEMORY_MB it is killed, 422. An address-space limit inside the process backstops bursts.
 - Disconnect: when the client goes away the job's process is killed (`run_job` watches the connection).
+- CPU: the processes run at a lower priority (nice 5) than the server, so its event loop is scheduled first.
 
 A killed process is replaced in the background. The pool is per server process and shared by the apps it
 serves; it is driven from threads (not an event loop), so it outlives any one loop.
@@ -115,7 +116,10 @@ class Sandbox:
         self.processes, self.timeout, self.memory_mb = processes, timeout, memory_mb
         self.names = names  # the settings of the three, named in refusals
         self.config = {"validate": "optional", "timezone": None, "address_space": memory_mb * 2 << 20,
-                       "path": list(sys.path)}  # the server's import path: the formats it knows (plug-ins too)
+                       "path": list(sys.path),  # the server's import path: the formats it knows (plug-ins too)
+                       # Below the server's CPU priority: with every core converting, the event loop still gets
+                       # its turn at once (/healthz, cached answers, accepting connections).
+                       "nice": 5}
         self._idle: queue.Queue[_Proc] = queue.Queue()
         self._live = 0  # started or starting
         self._starting = 0

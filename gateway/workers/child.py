@@ -44,6 +44,9 @@ def main() -> int:
         return 0
     if config.get("path"):
         sys.path[:] = config["path"]
+    if config.get("nice"):
+        with contextlib.suppress(OSError):
+            os.nice(config["nice"])
     import orjson
 
     from gateway.cache import MemoryCache
