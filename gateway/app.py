@@ -23,6 +23,7 @@ from gateway.jobs import status_of
 from gateway.negotiation import NegotiationMiddleware
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import TooLarge, routes
+from gateway.sandbox import app_sandbox
 from gateway.settings import Settings
 from gateway.validate_routes import routes as validate_routes
 from mappers.exceptions import MappingError, operation_outcome
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.cache = make_cache(settings.redis_url, settings.cache_ttl_seconds, settings.cache_max_entries)
         log.info("cache: %s", app.state.cache.kind)
+        if settings.http_processes:  # warm before the first request needs them (loading the validator: seconds)
+            app_sandbox(app).prestart()
         try:
             async with facade.integration_resources(app, settings):  # Redis, upstream, audit, MLLP listener
                 yield

@@ -138,6 +138,16 @@ class Sandbox:
                 self._live += 1
                 self._submit_start()
 
+    def wait_ready(self, timeout: float = _START_TIMEOUT) -> bool:
+        """Block until every process has started (after `prestart`); False past `timeout`."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                if not self._starting:
+                    return True
+            time.sleep(0.05)
+        return False
+
     def _submit_start(self) -> None:
         with self._lock:
             self._starting += 1

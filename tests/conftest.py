@@ -35,6 +35,19 @@ if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
         set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "helixgate-hypothesis")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_sandbox() -> None:
+    """The default HTTP sandbox processes (gateway/sandbox.py), shared by every app of the session, started once
+    before the first test: their warm-up (loading the validator) would otherwise fall on whichever test converts
+    first, inside its request timeout."""
+    from gateway.sandbox import sandbox_for
+
+    d = Settings()
+    pool = sandbox_for(d.http_processes, d.http_timeout_ms, d.http_memory_mb)
+    pool.prestart()
+    pool.wait_ready()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{corpora.MARK}(name): reads third-party corpus NAME (tests/corpora.py)")
 
