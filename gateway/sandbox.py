@@ -134,9 +134,10 @@ class Sandbox:
     def prestart(self) -> None:
         """Start the processes in the background, so the first request does not wait for them."""
         with self._lock:
-            while self._live < self.processes:
-                self._live += 1
-                self._submit_start()
+            missing = self.processes - self._live
+            self._live += max(0, missing)
+        for _ in range(missing):
+            self._submit_start()
 
     def wait_ready(self, timeout: float = _START_TIMEOUT) -> bool:
         """Block until every process has started (after `prestart`); False past `timeout`."""
