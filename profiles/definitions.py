@@ -14,6 +14,21 @@ CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "SearchPar
                      "Library", "ImplementationGuide", "CapabilityStatement", "OperationDefinition")
 
 
+def unversioned(url: str) -> str:
+    """A canonical without its `|version` (R4 datatypes, canonical: `url|version` pins a version)."""
+    return url.split("|", 1)[0]
+
+
+def same_canonical(a: str, b: str) -> bool:
+    """Whether two canonicals name the same resource: the same URL, and the same version where both pin one
+    (`…/Organization|4.0.1` is `…/Organization`)."""
+    if a == b:
+        return True
+    url_a, _, version_a = a.partition("|")
+    url_b, _, version_b = b.partition("|")
+    return url_a == url_b and not (version_a and version_b)
+
+
 class Definitions:
     """An immutable-once-built index of conformance resources. Later resources win over earlier ones for the
     same URL, so an `--ig` folder can override a package."""
@@ -64,3 +79,22 @@ class Definitions:
 
     def type_definition(self, type_name: str) -> dict[str, Any] | None:
         return self.types.get(type_name)
+
+    def type_of(self, url: str) -> str | None:
+        """The resource or datatype a StructureDefinition canonical (versioned or not) is about: its `type`, so that
+        `…/vitalsigns` is an Observation and `…/Organization|4.0.1` an Organization. A core URL naming no known
+        definition is taken for the type of that name; any other unknown URL gives None."""
+        sd = self.structure(url)
+        if sd is not None:
+            return sd.get("type")
+        bare = unversioned(url)
+        return bare[len(CORE_PREFIX):] if bare.startswith(CORE_PREFIX) else None
+
+    def is_base(self, url: str) -> bool:
+        """Whether a canonical names a base definition (Observation, Resource), not a profile of one (vitalsigns):
+        a base definition constrains nothing a resource of its type has to be checked against. A core URL naming no
+        known definition is taken for a type name, as type_of() takes it."""
+        bare = unversioned(url)
+        if not bare.startswith(CORE_PREFIX):
+            return False
+        return bare[len(CORE_PREFIX):] in self.types or self.structure(bare) is None

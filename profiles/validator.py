@@ -15,7 +15,7 @@ import orjson
 from mappers.exceptions import Issue, operation_outcome
 from profiles import content, fhirpath, fixed_values, narrative_links, patterns, rules, type_profiles
 from profiles import references as references_module
-from profiles.definitions import CORE_PREFIX, Definitions
+from profiles.definitions import CORE_PREFIX, Definitions, same_canonical
 from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.invariants import NATIVE, RULE_CHECKED, TAKES_TEXT
@@ -142,6 +142,13 @@ class Validator:
         """Root element node of a StructureDefinition (compiled once), or None when unknown."""
         if url not in self._nodes:
             sd = self.defs.structure(url)
+            known = sd.get("url") if sd is not None else None
+            if isinstance(known, str) and known != url and self.defs.structure(known) is sd:
+                # `url|version` (or a bare url) naming the definition another spelling names: compiled once
+                self._nodes[url] = self.node(known)
+                if known in self._paths:
+                    self._paths[url] = self._paths[known]
+                return self._nodes[url]
             root = None
             if sd is not None:
                 try:
@@ -851,6 +858,13 @@ class Validator:
             nxt = node.children.get(step) or node.children.get(step + "[x]")
             if nxt is None and not node.children and node.types:
                 nxt = self._children(node, node.types[0].code).get(step)
+            if nxt is not None and nxt.slicing is not None and nxt.slices and nxt.fixed is None \
+                    and nxt.pattern is None:
+                # A step onto an element the slice slices again (bp's component:SystolicBP.code.coding, sliced into
+                # SBPCode) reads the discriminator's value from its first slice, where the profile fixes it; the
+                # element itself fixes nothing, and every item would match the first component slice. The HL7
+                # validator's FHIRPath walk over the definition likewise skips the slicing entry for the slice.
+                nxt = next(iter(nxt.slices.values()))
             node = nxt
         return node
 
@@ -864,8 +878,8 @@ class Validator:
             return run.conforms[key]
         meta = value.get("meta")
         claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
-        if url in claimed or (not strict and url.startswith(CORE_PREFIX)
-                              and value.get("resourceType") == url[len(CORE_PREFIX):]):
+        if any(isinstance(c, str) and same_canonical(url, c) for c in claimed) or (
+                not strict and self.defs.is_base(url) and value.get("resourceType") == self._type_of(url)):
             run.conforms[key] = True
             return True
         root = self.node(url)
@@ -1038,17 +1052,14 @@ class Validator:
             return
         # a resolved target must also conform to one of the (non-core) target profiles of its type
         of_type = [u for u in targets if self._type_of(u) == rtype]
-        profiled = [u for u in of_type if not u.startswith(CORE_PREFIX)]
+        profiled = [u for u in of_type if not self.defs.is_base(u)]
         if target is not None and profiled and len(profiled) == len(of_type) and not any(
                 self._conforms(target, u, run) for u in profiled):
             run.add("error", "structure", path, f"Unable to find a profile match for {ref} among choices: "
                     f"{', '.join(profiled)}")
 
     def _type_of(self, profile_url: str) -> str | None:
-        if profile_url.startswith(CORE_PREFIX):
-            return profile_url[len(CORE_PREFIX):]
-        sd = self.defs.structure(profile_url)
-        return sd.get("type") if sd else None
+        return self.defs.type_of(profile_url)
 
     # ---- invariants ----
     def _scope(self, run: _Run) -> fhirpath.Scope:
