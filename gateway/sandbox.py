@@ -223,17 +223,18 @@ class Sandbox:
                 raise Refused(422, [Issue("error", "too-costly", "input-too-deep",
                                           "the input is nested too deeply to process")]) from None
             deadline = time.monotonic() + self.timeout
+            answer = None
             while True:
-                answer = proc.receive(min(deadline, time.monotonic() + 0.25))
-                if answer is not None:
+                # the resident set first (a process already past its budget is stopped before it works on), then
+                # up to one poll interval for the answer
+                if proc.rss_mb() > self.memory_mb:
+                    why = "memory"
                     break
-                if proc.popen.poll() is not None:
+                answer = proc.receive(min(deadline, time.monotonic() + _POLL))
+                if answer is not None or proc.popen.poll() is not None:
                     break
                 if cancel is not None and cancel.is_set():
                     why = "cancelled"
-                    break
-                if proc.rss_mb() > self.memory_mb:
-                    why = "memory"
                     break
                 if time.monotonic() >= deadline:
                     why = "time"

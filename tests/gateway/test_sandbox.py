@@ -96,9 +96,9 @@ def test_a_request_whose_client_went_away_is_stopped(budgeted: ServedApp) -> Non
 
 
 def test_a_request_past_its_memory_budget_is_stopped_and_answered_422() -> None:
-    small = Settings(http_processes=1, http_timeout_ms=60_000, http_memory_mb=300)  # below the ≈350 MB baseline
+    small = Settings(http_processes=1, http_timeout_ms=60_000, http_memory_mb=100)  # below the process's baseline
     with ServedApp(small) as app:
-        # the process starts (its resident set is read only while it works) and is stopped in its first job
+        # the process starts (its resident set is read only while it works) and is stopped at its first job
         r = httpx.post(f"{app.url}/fhir/$validate", content=_costly_structure_definition(), headers=FHIR,
                        timeout=300)
         assert r.status_code == 422, r.text[:300]
