@@ -140,11 +140,14 @@ def text_to_codeable_concept(text: str) -> dict[str, Any] | None:
 
 def number(text: str) -> int | float | None:
     """NM → JSON number (int when integral in the source, so '62' stays 62); None for what is not a finite
-    decimal FHIR can hold."""
+    decimal FHIR can hold, and for integers past 64 bits, which JSON writers (orjson) cannot write exactly."""
     t = text.strip()
     if not t or len(t) > 40 or not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", t):
         return None
-    return int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
+    if re.fullmatch(r"[+-]?\d+", t):
+        n = int(t)
+        return n if -(2**63) <= n < 2**63 else None
+    return float(t)
 
 
 def hd_system(namespace: str, universal_id: str, id_type: str) -> str | None:
