@@ -14,10 +14,10 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.invocations.strings import ensure_string_singleton
-from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.nodes import FP_Quantity, ResourceNode
 from fhirpathpy.models import models
 
-from profiles import patterns
+from profiles import patterns, quantities
 
 R4 = models["r4"]
 
@@ -173,6 +173,32 @@ def _type_fn(ctx: Any, coll: list[Any]) -> list[dict[str, str]]:
     return out
 
 
+def _as_quantity(item: Any) -> dict[str, Any] | None:
+    """A FHIR Quantity (an element, e.g. Range.low) or a FHIRPath quantity literal (`5 'mg'`) as a Quantity object."""
+    data = item.data if isinstance(item, ResourceNode) else item
+    if isinstance(data, FP_Quantity):
+        unit = FP_Quantity.timeUnitsToUCUM.get(data.unit, data.unit)
+        return {"value": data.value, "code": unit.strip("'"), "system": quantities.UCUM_SYSTEM}
+    return data if quantities.is_quantity(data) else None
+
+
+def _ordering(builtin: Callable[..., Any], holds: Callable[[int], bool]) -> Callable[..., Any]:
+    """A FHIRPath ordering operator that compares Quantities (fhirpathpy's compares their JSON objects and raises,
+    so rng-2 `low <= high` never ran); everything else goes to fhirpathpy's own."""
+    def operator(ctx: Any, a: list[Any], b: list[Any]) -> Any:
+        if len(a) == 1 and len(b) == 1:
+            qa, qb = _as_quantity(a[0]), _as_quantity(b[0])
+            if qa is not None and qb is not None:
+                order = quantities.compare(qa, qb)
+                return [] if order is None else holds(order)
+        return builtin(ctx, a, b)
+    return operator
+
+
+for _op, _holds in (("<", lambda o: o < 0), ("<=", lambda o: o <= 0), (">", lambda o: o > 0),
+                    (">=", lambda o: o >= 0)):
+    invocation_registry[_op] = {**invocation_registry[_op],
+                                "fn": _ordering(invocation_registry[_op]["fn"], _holds)}
 _BUILTIN_TYPE = invocation_registry["type"]["fn"]
 invocation_registry["type"] = {**invocation_registry["type"], "fn": _type_fn}
 _BUILTIN_REPLACE = invocation_registry["replace"]["fn"]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from profiles.fhirpath import _html_checks, _html_checks2
+from profiles.quantities import compare as compare_quantities
 
 
 def _has(v: dict[str, Any], prefix: str) -> bool:
@@ -45,11 +46,11 @@ def _dom3(res: dict[str, Any], root: dict[str, Any]) -> bool:
 
 
 def _le(a: Any, b: Any) -> bool:
-    """low <= high for Quantities (same unit) and ISO dates; anything incomparable passes."""
+    """low <= high for Quantities (profiles/quantities.py: the same unit, none on both, or UCUM units that convert)
+    and ISO dates; anything incomparable passes."""
     if isinstance(a, dict) and isinstance(b, dict):
-        if a.get("code") != b.get("code") or "value" not in a or "value" not in b:
-            return True
-        return a["value"] <= b["value"]
+        order = compare_quantities(a, b)
+        return order is None or order <= 0
     if isinstance(a, str) and isinstance(b, str):
         n = min(len(a), len(b), 19)
         return a[:n] <= b[:n]

@@ -21,6 +21,7 @@ from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
 from profiles.invariants import NATIVE, RULE_CHECKED, TAKES_TEXT
 from profiles.matching import contains_pattern, equal_fixed, short, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
+from profiles.quantities import ucum_base as _ucum_base
 from profiles.snapshot import generate
 from profiles.valuesets import Terminology
 
@@ -1010,7 +1011,13 @@ class Validator:
             return
         elif ref.startswith(("urn:uuid:", "urn:oid:")):
             if run.root.get("resourceType") == "Bundle":
-                run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
+                if run.root.get("type") in ("transaction", "batch"):
+                    # a server resolves urn: references only against the fullUrls of the entries it is given
+                    # (R4 http.html#trules): one no entry carries can never be resolved
+                    run.add("error", "not-found", path, f"Unable to resolve the reference {ref}: no entry of this "
+                            f"{run.root['type']} has it as its fullUrl, so no server can resolve it")
+                else:  # another kind of Bundle may stand for content kept elsewhere (the HL7 validator warns)
+                    run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
             return
         else:
             m = rel or _REF_ABSOLUTE.match(ref)
@@ -1105,19 +1112,7 @@ _CONTEXT_FREE = {"Coding", "CodeableConcept", "Quantity", "Range", "Period", "Hu
 _NO_CHILDREN: dict[str, Node] = {}  # one shared empty set: caches key children sets by id()
 
 
-# UCUM units common in min/max bounds → (dimension, factor to the base unit).
-_UCUM = {"g": ("g", 1.0), "kg": ("g", 1e3), "mg": ("g", 1e-3), "ug": ("g", 1e-6), "m": ("m", 1.0), "cm": ("m", 1e-2),
-         "mm": ("m", 1e-3), "km": ("m", 1e3), "L": ("L", 1.0), "dL": ("L", 1e-1), "mL": ("L", 1e-3),
-         "s": ("s", 1.0), "min": ("s", 60.0), "h": ("s", 3600.0), "d": ("s", 86400.0), "wk": ("s", 604800.0)}
 _DAYS = {"a": 365.25, "mo": 30.4375, "wk": 7.0, "d": 1.0}
-
-
-def _ucum_base(q: dict[str, Any]) -> tuple[str, float] | None:
-    unit = _UCUM.get(str(q.get("code")))
-    v = q.get("value")
-    if unit is None or not isinstance(v, int | float) or q.get("system") not in (None, "http://unitsofmeasure.org"):
-        return None
-    return unit[0], v * unit[1]
 
 
 def _date_offset(duration: dict[str, Any], sign: int) -> str | None:
