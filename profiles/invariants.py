@@ -1,12 +1,22 @@
-"""Native implementations of the core R4 invariants that sit on nearly every element, so FHIRPath
-evaluation is kept for the rest. Each function returns the invariant's boolean for one value; each is keyed by
-the published expression text, so a profile that redefines an invariant still gets the FHIRPath engine."""
+"""How each invariant runs. Three paths, fastest first:
+
+- native: hand-written functions for core R4 invariants that sit on nearly every element (NATIVE, keyed by the
+  published expression text, so a profile that redefines an invariant gets another path). A native function's
+  "holds" is final; when it says "fails", the next path has the last word on the edge cases;
+- compiled: the expression compiled into closures over the JSON (profiles/fhirpath_compiler.py), for the subset
+  core and IG invariants are written in; an instance it cannot judge exactly goes to the engine;
+- fhirpathpy: the FHIRPath engine (profiles/fhirpath.py) for everything else.
+
+`verdict()` runs one invariant on one value; `plan()` says which path an expression takes (bench and CLI reports).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from profiles import fhirpath, fhirpath_compiler
 from profiles.fhirpath import _html_checks, _html_checks2
 from profiles.quantities import compare as compare_quantities
 
@@ -149,3 +159,107 @@ for _expr in (
     # orphans in code, as the HL7 validator does, so the invariant itself is not evaluated (fhirpathpy's
     # descendants() on nested contained resources costs time quadratic in their depth, for no verdict)
     RULE_CHECKED.add(_expr)
+
+
+# ---------------------------------------------------------------- which path each invariant takes
+STRUCTURAL = {"ele-1", "ext-1"}  # checked by the element walk itself (elements.NATIVE_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How one invariant expression runs on elements at one definition path."""
+
+    path: str  # "rule" | "native" | "compiled" | "fhirpathpy"
+    native: Callable[[Any, dict[str, Any], dict[str, Any]], bool] | None
+    compiled: fhirpath_compiler.Invariant | None
+    reason: str  # why it is not compiled ("" when it is)
+
+
+_PLANS: dict[tuple[str, str], Plan] = {}
+
+
+def plan(expression: str, base: str) -> Plan:
+    """The path `expression` takes on elements at definition path `base` (cached)."""
+    key = (expression, base)
+    hit = _PLANS.get(key)
+    if hit is None:
+        native = NATIVE.get(expression)
+        fn, reason = fhirpath_compiler.compiled(expression, base)
+        path = ("rule" if expression in RULE_CHECKED else "native" if native is not None else
+                "compiled" if fn is not None else "fhirpathpy")
+        hit = _PLANS[key] = Plan(path, native, fn, reason)
+    return hit
+
+
+# Set by the equivalence test: called as probe(expression, base, value, resource, root, scope, compiled answer,
+# engine answer) for every invariant the compiled path answers, after evaluating it on the engine as well.
+probe: Callable[..., None] | None = None
+
+
+def verdict(expression: str, base: str, value: Any, resource: dict[str, Any], root: dict[str, Any],
+            scope: fhirpath.Scope) -> bool | None:
+    """True / False: the invariant holds / fails on `value` (an element at definition path `base`); None: it could
+    not be evaluated. Raises patterns.PatternTimeout (from the engine) like fhirpath.evaluate."""
+    p = plan(expression, base)
+    if p.path == "rule":
+        return True
+    if p.native is not None and (isinstance(value, dict) or expression in TAKES_TEXT):
+        try:
+            if p.native(value, resource, root):
+                return True
+        except (TypeError, AttributeError):  # malformed content (already reported): the next path decides
+            pass
+    if p.compiled is not None:
+        try:
+            answer = p.compiled(value, resource, root, scope)
+        except fhirpath_compiler.Undecided:
+            pass
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError):
+            pass  # content of a shape the compiled form did not foresee: the engine decides
+        else:
+            if probe is not None:
+                probe(expression, base, value, resource, root, scope, answer,
+                      fhirpath.evaluate(expression, value, base, resource, root, scope))
+            return answer
+    return fhirpath.evaluate(expression, value, base, resource, root, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One invariant of the loaded definitions and the path it takes."""
+
+    key: str
+    expression: str  # as evaluated (elements.FIXED_EXPRESSIONS applied)
+    path: str  # "structural" | "rule" | "native" | "compiled" | "fhirpathpy" | "mixed"
+    elements: int  # how many elements of the definitions carry it
+    definitions: tuple[str, ...]  # the StructureDefinitions that carry it (urls)
+    reason: str  # why it is not compiled, where it is not
+
+
+def report(structures: Any) -> list[ReportRow]:
+    """Which path each invariant of the StructureDefinitions `structures` (url → definition, as
+    Definitions.structures) takes, one row per (key, expression), in the definitions' order."""
+    from profiles.elements import NATIVE_KEYS, _expression
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for url, sd in structures.items():
+        if not isinstance(sd, dict) or "|" in url or sd.get("url") != url:
+            continue
+        for el in (sd.get("snapshot") or {}).get("element") or []:
+            for c in el.get("constraint") or []:
+                if not isinstance(c, dict) or not c.get("expression") or not c.get("key"):
+                    continue
+                expression = _expression(c["key"], c["expression"])
+                row = rows.setdefault((c["key"], expression), {"paths": set(), "elements": 0, "sds": {},
+                                                                "reason": ""})
+                row["elements"] += 1
+                row["sds"][url] = None
+                if c["key"] in NATIVE_KEYS:
+                    row["paths"].add("structural")
+                    continue
+                p = plan(expression, el.get("path", ""))
+                row["paths"].add(p.path)
+                if p.path == "fhirpathpy":
+                    row["reason"] = p.reason
+    return [ReportRow(key, expr, next(iter(r["paths"])) if len(r["paths"]) == 1 else "mixed", r["elements"],
+                      tuple(r["sds"]), r["reason"]) for (key, expr), r in rows.items()]

@@ -13,12 +13,11 @@ from typing import Any
 import orjson
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import content, fhirpath, fixed_values, narrative_links, patterns, rules, type_profiles
+from profiles import content, fhirpath, fixed_values, invariants, narrative_links, patterns, rules, type_profiles
 from profiles import references as references_module
 from profiles.definitions import CORE_PREFIX, Definitions, same_canonical
 from profiles.displays import binding_value_set, display_problem, value_set_displays
 from profiles.elements import PRIMITIVES, Node, TypeRef, compile_snapshot
-from profiles.invariants import NATIVE, RULE_CHECKED, TAKES_TEXT
 from profiles.matching import contains_pattern, equal_fixed, short, split_path, typed_values_at, values_at
 from profiles.primitives import json_type_error, lexical, regexes
 from profiles.quantities import ucum_base as _ucum_base
@@ -1078,23 +1077,14 @@ class Validator:
             return
         scope = self._scope(run)
         base = node.path
+        res = run.resource or run.root
         for c in node.constraints:
-            if c.expression in RULE_CHECKED:
+            try:  # native, compiled or the FHIRPath engine (profiles/invariants.py)
+                ok = invariants.verdict(c.expression, base, value, res, run.container or res, scope)
+            except patterns.PatternTimeout:
+                run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: its regular "
+                        "expression (one RE2 cannot run) exceeded its time budget", c.key)
                 continue
-            res = run.resource or run.root
-            native = NATIVE.get(c.expression)
-            try:
-                ok = native(value, res, run.container or res) if native is not None and (
-                    isinstance(value, dict) or c.expression in TAKES_TEXT) else None
-            except (TypeError, AttributeError):  # malformed content (already reported): the engine decides
-                ok = None
-            if not ok:  # no native form, or it failed: the FHIRPath engine has the last word on edge cases
-                try:
-                    ok = fhirpath.evaluate(c.expression, value, base, res, run.container or res, scope)
-                except patterns.PatternTimeout:
-                    run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: its regular "
-                            "expression (one RE2 cannot run) exceeded its time budget", c.key)
-                    continue
             if ok is False:
                 sev = "error" if c.severity == "error" else "warning"
                 run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)

@@ -1,4 +1,5 @@
-"""helixgate packages: install the FHIR packages the validator reads, and list what the package cache holds."""
+"""helixgate packages: install the FHIR packages the validator reads, list what the package cache holds, and report
+how the validator runs the invariants they define."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from gateway.cli import status
 from profiles.packages import DEFAULT_PACKAGES, PackageError, PackageRef, cache_dir, install, installed
 from profiles.packages.index import resource_count
 
-SUMMARY = "install FHIR packages (IGs and R4 core) into the package cache, or list them"
+SUMMARY = "install FHIR packages (IGs and R4 core) into the package cache, list them, or report their invariants"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(run=run_install)
     ls = verbs.add_parser("list", help="list the packages in the cache")
     ls.set_defaults(run=run_list)
+    inv = verbs.add_parser("invariants", help="which path each invariant of the installed packages runs on",
+                           description="Each FHIRPath invariant of the default packages' StructureDefinitions (and "
+                                       "of --ig sources) and how the validator runs it: structural (the element walk "
+                                       "checks it), rule (a rule module reports it), native (hand-written), "
+                                       "compiled (closures over the JSON), fhirpathpy (the FHIRPath engine, with "
+                                       "the reason it is not compiled). A compiled invariant still hands the "
+                                       "instances it cannot judge exactly to the engine.")
+    inv.add_argument("--ig", action="append", default=[], metavar="NAME#VERSION|PATH",
+                     help="also read an installed package, or a file/folder of conformance resources")
+    inv.add_argument("--format", choices=("table", "json"), default="table")
+    inv.add_argument("--path", choices=("structural", "rule", "native", "compiled", "fhirpathpy", "mixed"),
+                     help="list only the invariants on this path")
+    inv.set_defaults(run=run_invariants)
     p.set_defaults(run=lambda _args: _usage(p))
 
 
@@ -73,4 +87,40 @@ def run_list(args: argparse.Namespace) -> int:
         for name, version in p.missing_dependencies.items():
             print(f"note: {p.ref} was installed without {name}#{version}, which no source publishes")
     print(f"({len(packages)} package(s) in {cache_dir()})")
+    return status.OK
+
+
+def run_invariants(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    import orjson
+
+    from profiles import invariants
+    from profiles.context import load, split_igs
+
+    try:
+        specs, paths = split_igs(args.ig)
+        defs = load((*DEFAULT_PACKAGES, *specs), paths)
+    except PackageError as e:
+        _err(f"helixgate: {e}")
+        return status.USAGE if "--ig" in str(e) else status.INPUT_REJECTED
+    rows = invariants.report(defs.structures)
+    shown = [r for r in rows if args.path in (None, r.path)]
+    if args.format == "json":
+        doc = {"summary": dict(Counter(r.path for r in rows)),
+               "invariants": [{"key": r.key, "expression": r.expression, "path": r.path, "elements": r.elements,
+                               "definitions": list(r.definitions), "reason": r.reason} for r in shown]}
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        return status.OK
+    for r in shown:
+        expr = r.expression if len(r.expression) <= 90 else r.expression[:87] + "..."
+        why = f"  ({r.reason})" if r.reason else ""
+        print(f"{r.key:<14} {r.path:<10} {r.elements:>6}  {expr}{why}")
+    counts = Counter(r.path for r in rows)
+    elements = Counter()
+    for r in rows:
+        elements[r.path] += r.elements
+    print(f"{len(rows)} invariants: " + ", ".join(f"{counts[p]} {p} (on {elements[p]} elements)"
+                                                  for p in ("structural", "rule", "native", "compiled", "fhirpathpy",
+                                                            "mixed") if counts[p]))
     return status.OK

@@ -1,0 +1,214 @@
+"""Compiled FHIRPath invariants (profiles/fhirpath_compiler.py) answer as the FHIRPath engine (fhirpathpy through
+profiles/fhirpath.py) does: on every invariant the validator evaluates while validating every example of the
+installed packages, the ORU^R01 conversions and the fhir-test-cases corpus, and on copies of each evaluated value
+with one property dropped or an array cut short (so that failing verdicts are compared too). And the report of which
+path each invariant of the installed packages runs on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from profiles import fhirpath, invariants
+from profiles import fhirpath_compiler as fc
+from profiles.packages import cache_dir
+from profiles.validator import Validator
+from tests.conftest import ROOT
+from tests.profiles import corpus
+
+
+class Comparison:
+    """Both answers for every invariant the compiled path answers, and for mutated copies of its value."""
+
+    def __init__(self) -> None:
+        self.agreed: Counter[str] = Counter()
+        self.failing: Counter[str] = Counter()  # agreed that the invariant fails
+        self.undecided = 0
+        self.disagreements: list[tuple[str, str, Any, bool, bool | None]] = []
+        self._mutated: Counter[tuple[str, str]] = Counter()
+
+    def both(self, expression: str, base: str, value: Any, resource: Any, root: Any, scope: Any) -> None:
+        fn = fc.compile_invariant(expression, base)
+        assert fn is not None
+        try:
+            answer = fn(value, resource, root, scope)
+        except (fc.Undecided, TypeError, AttributeError, KeyError, ValueError, IndexError):
+            self.undecided += 1  # verdict() hands these to the engine
+            return
+        engine = fhirpath.evaluate(expression, value, base, resource, root, scope)
+        if answer != (True if engine is None else engine):  # the validator reads "not evaluable" as holding
+            self.disagreements.append((expression, base, value, answer, engine))
+            return
+        self.agreed[expression] += 1
+        if answer is False:
+            self.failing[expression] += 1
+
+    def probe(self, expression: str, base: str, value: Any, resource: Any, root: Any, scope: Any, answer: bool,
+              engine: bool | None) -> None:
+        self.both(expression, base, value, resource, root, scope)
+        self._mutated[(expression, base)] += 1
+        if self._mutated[(expression, base)] > 20 or not isinstance(value, dict):
+            return
+        for key, item in value.items():
+            dropped = {k: v for k, v in value.items() if k != key}
+            if dropped:
+                self.both(expression, base, dropped, resource, root, scope)
+            if isinstance(item, list) and len(item) > 1:
+                self.both(expression, base, {**value, key: item[:1]}, resource, root, scope)
+
+
+@pytest.fixture
+def comparison() -> Iterator[Comparison]:
+    c = Comparison()
+    invariants.probe = c.probe
+    try:
+        yield c
+    finally:
+        invariants.probe = None
+
+
+def example_resources() -> list[dict[str, Any]]:
+    docs = [orjson.loads(p.read_bytes()) for p in sorted(cache_dir().glob("*/package/example/*.json"))]
+    from mappers.hl7v2 import to_fhir
+
+    docs += [to_fhir(p.read_bytes()).bundle for p in sorted((ROOT / "tests/mappers/hl7v2/messages").glob("*.hl7"))]
+    return docs
+
+
+def test_compiled_invariants_agree_with_the_engine_on_the_examples(comparison: Comparison,
+                                                                   validator: Validator) -> None:
+    docs = example_resources()
+    assert len(docs) > 250
+    for doc in docs:
+        validator.validate(doc)
+    assert comparison.disagreements == []
+    assert len(comparison.agreed) >= 40, "the examples exercise the compiled invariants"
+    assert sum(comparison.agreed.values()) > 3000
+    assert len(comparison.failing) >= 15, "failing verdicts are compared too (mutated values)"
+
+
+def test_compiled_invariants_agree_with_the_engine_on_the_corpus(comparison: Comparison) -> None:
+    harness = corpus.harness()  # skips, or fails under CI, without the corpus
+    harness.evaluate()
+    assert comparison.disagreements == []
+    assert len(comparison.agreed) >= 60
+    assert len(comparison.failing) >= 30
+
+
+# ---- the compiled subset on hand-made values, beside the engine
+def compiled(expression: str, value: Any, base: str | None = None) -> bool:
+    fn = fc.compile_invariant(expression, base)
+    assert fn is not None, fc.refusal(expression, base)
+    resource = value if isinstance(value, dict) and "resourceType" in value else {"resourceType": "Basic"}
+    return fn(value, resource, resource, None)
+
+
+def engine(expression: str, value: Any, base: str) -> bool | None:
+    resource = value if isinstance(value, dict) and "resourceType" in value else {"resourceType": "Basic"}
+    return fhirpath.evaluate(expression, value, base, resource, resource,
+                             fhirpath.Scope(lambda r: None, lambda u, s, c: None, lambda r, u: None))
+
+
+TRUE, FALSE, EMPTY = "active", "deceasedBoolean", "missing"  # on PATIENT: true, false, absent
+PATIENT = {"resourceType": "Patient", "active": True, "deceasedBoolean": False}
+
+
+@pytest.mark.parametrize(("op", "table"), [
+    # FHIRPath N1 §6.5: left operand true / false / empty × right operand true / false / empty
+    ("and", ["T", "F", "E", "F", "F", "F", "E", "F", "E"]),
+    ("or", ["T", "T", "T", "T", "F", "E", "T", "E", "E"]),
+    ("xor", ["F", "T", "E", "T", "F", "E", "E", "E", "E"]),
+    ("implies", ["T", "F", "E", "T", "T", "T", "T", "E", "E"]),
+])
+def test_three_valued_logic(op: str, table: list[str]) -> None:
+    operands = [TRUE, FALSE, EMPTY]
+    for i, left in enumerate(operands):
+        for j, right in enumerate(operands):
+            expected = table[i * 3 + j]
+            # as an invariant: empty holds, so compare through `.empty()` and `= true` to see all three outcomes
+            expression = f"({left} {op} {right})"
+            got_empty = compiled(f"{expression}.empty()", PATIENT, "Patient")
+            got_true = compiled(f"{expression} = true", PATIENT, "Patient")
+            got = "E" if got_empty else "T" if got_true else "F"
+            assert got == expected, (expression, got)
+            assert compiled(f"{expression}.empty()", PATIENT, "Patient") == engine(
+                f"{expression}.empty()", PATIENT, "Patient")
+
+
+@pytest.mark.parametrize(("expression", "value", "base", "expected"), [
+    ("value.exists()", {"valueQuantity": {"value": 1}}, "Observation", True),
+    ("value.ofType(Quantity).value > 0", {"valueQuantity": {"value": 1}}, "Observation", True),
+    ("value.ofType(Quantity).value > 0", {"valueQuantity": {"value": -1}}, "Observation", False),
+    ("value is Quantity", {"valueString": "x"}, "Observation", False),
+    ("dataAbsentReason.empty() or value.empty()", {"valueString": "x", "dataAbsentReason": {"text": "x"}},
+     "Observation", False),
+    ("code.empty() or system.exists()", {"code": "mg"}, "Quantity", False),
+    ("where(use = 'home').empty()", {"use": "home"}, "ContactPoint", False),
+    ("(identifier.count() + name.count()) > 0", {"identifier": [{"value": "1"}]}, "Organization", True),
+    ("fullUrl.contains('/_history/').not()", {"fullUrl": "http://a/Patient/1/_history/2"}, "Bundle.entry", False),
+    ("status.exists()", {"_status": {"extension": [{"url": "http://x", "valueString": "y"}]}}, "Observation",
+     True),
+    ("name.exists() implies name.matches('^[A-Z]([A-Za-z0-9_]){0,254}$')", {"name": "lower"}, "StructureDefinition",
+     False),
+    ("entry.all(request.exists() = (%resource.type = 'batch'))",
+     {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET"}}, {}]}, "Bundle", False),
+])
+def test_compiled_answers_match_the_engine(expression: str, value: Any, base: str, expected: bool) -> None:
+    assert compiled(expression, value, base) is expected
+    assert engine(expression, value, base) is expected
+
+
+@pytest.mark.parametrize(("expression", "value", "base"), [
+    ("start <= end", {"start": "2020", "end": "2020-01-01"}, "Period"),  # different precisions
+    ("start <= end", {"start": "2020-01-01T10:00:00+02:00", "end": "2020-01-01T09:00:00Z"}, "Period"),  # zones
+    ("low <= high", {"low": {"value": 2}, "high": {"value": 1}}, "Range"),  # quantities without units
+    ("name.given = '2020-01'", {"name": [{"given": ["2020"]}]}, None),  # untyped, and it may be a date
+])
+def test_what_the_compiled_form_cannot_judge_goes_to_the_engine(expression: str, value: Any, base: str | None
+                                                                ) -> None:
+    fn = fc.compile_invariant(expression, base)
+    assert fn is not None
+    with pytest.raises(fc.Undecided):
+        fn(value, {"resourceType": "Basic"}, {"resourceType": "Basic"}, None)
+
+
+def test_expressions_outside_the_subset_are_not_compiled() -> None:
+    for expression, why in [("descendants().linkId.isDistinct()", "descendants"),
+                            ("%context.grouping.exists()", "%context"),
+                            ("effective > @2020-01-01", "date/time literal"),
+                            ("value > 4 'mg'", "quantity literal")]:
+        assert fc.compile_invariant(expression, "Observation") is None
+        assert why in fc.refusal(expression, "Observation")
+
+
+# ---- the report
+def test_every_invariant_of_the_installed_packages_has_a_path(validator: Validator) -> None:
+    rows = invariants.report(validator.defs.structures)
+    paths = Counter(r.path for r in rows)
+    assert set(paths) <= {"structural", "rule", "native", "compiled", "fhirpathpy", "mixed"}
+    assert {r.key for r in rows if r.path == "structural"} >= {"ele-1", "ext-1"}
+    evaluated = [r for r in rows if r.path not in ("structural", "rule")]
+    assert sum(r.path in ("native", "compiled") for r in evaluated) / len(evaluated) >= 0.9
+    assert all(r.reason for r in rows if r.path == "fhirpathpy")
+
+
+def test_the_report_through_the_cli() -> None:
+    r = subprocess.run([sys.executable, "-m", "gateway.cli.main", "packages", "invariants", "--format", "json"],
+                       capture_output=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = orjson.loads(r.stdout)
+    assert doc["summary"]["compiled"] > 150
+    by_key = {i["key"]: i for i in doc["invariants"]}
+    assert by_key["obs-7"]["path"] in ("native", "compiled")
+    assert by_key["que-2"]["path"] == "fhirpathpy" and "descendants" in by_key["que-2"]["reason"]
+    table = subprocess.run([sys.executable, "-m", "gateway.cli.main", "packages", "invariants", "--path",
+                            "fhirpathpy"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert table.returncode == 0
+    assert "que-2" in table.stdout and "obs-7" not in table.stdout.split("invariants:")[0]
+
