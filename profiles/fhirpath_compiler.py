@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from profiles import patterns
+from profiles import patterns, quantities
 from profiles.fhirpath import R4, Scope, _codings, _div_has_content, _div_ok
 
 Collection = list[Any]
@@ -233,19 +233,13 @@ def _equal(left: Collection, right: Collection, ka: str | None, kb: str | None) 
     return verdict
 
 
-def _quantity_values(a: Any, b: Any) -> tuple[float, float]:
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        raise Undecided("not quantities")
-    va, vb = a.get("value"), b.get("value")
-    if not isinstance(va, int | float) or not isinstance(vb, int | float) or isinstance(va, bool) or isinstance(
-            vb, bool):
-        raise Undecided("a quantity without a numeric value")
-    if "comparator" in a or "comparator" in b:
-        raise Undecided("a quantity with a comparator")
-    code_a, code_b = a.get("code"), b.get("code")
-    if code_a is None or code_a != code_b or a.get("system") != b.get("system"):
-        raise Undecided("quantities without the same coded unit")
-    return va, vb
+def _quantity_order(a: Any, b: Any) -> tuple[int, int] | None:
+    """Quantities ordered as the engine orders them (profiles/quantities.py): (order, 0), or None when the units do
+    not compare (an empty result)."""
+    if not (quantities.is_quantity(a) and quantities.is_quantity(b)):
+        raise Undecided("ordering of values that are not quantities")
+    order = quantities.compare(a, b)
+    return None if order is None else (order, 0)
 
 
 def _order(left: Collection, right: Collection, ka: str | None, kb: str | None) -> tuple[Any, Any] | None:
@@ -263,7 +257,7 @@ def _order(left: Collection, right: Collection, ka: str | None, kb: str | None) 
         return a, b
     if isinstance(a, str) and isinstance(b, str):
         return _compare_strings(a, b, ka, kb)
-    return _quantity_values(a, b)
+    return _quantity_order(a, b)
 
 
 def _key(item: Any) -> Any:

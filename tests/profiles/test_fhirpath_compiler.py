@@ -149,6 +149,9 @@ def test_three_valued_logic(op: str, table: list[str]) -> None:
     ("dataAbsentReason.empty() or value.empty()", {"valueString": "x", "dataAbsentReason": {"text": "x"}},
      "Observation", False),
     ("code.empty() or system.exists()", {"code": "mg"}, "Quantity", False),
+    ("low <= high", {"low": {"value": 2}, "high": {"value": 1}}, "Range", False),  # rng-2 without units
+    ("low <= high", {"low": {"value": 2, "code": "mg"}, "high": {"value": 1, "code": "g"}}, "Range", True),
+    ("low <= high", {"low": {"value": 2, "code": "mg"}, "high": {"value": 1, "code": "m"}}, "Range", True),
     ("where(use = 'home').empty()", {"use": "home"}, "ContactPoint", False),
     ("(identifier.count() + name.count()) > 0", {"identifier": [{"value": "1"}]}, "Organization", True),
     ("fullUrl.contains('/_history/').not()", {"fullUrl": "http://a/Patient/1/_history/2"}, "Bundle.entry", False),
@@ -167,7 +170,7 @@ def test_compiled_answers_match_the_engine(expression: str, value: Any, base: st
 @pytest.mark.parametrize(("expression", "value", "base"), [
     ("start <= end", {"start": "2020", "end": "2020-01-01"}, "Period"),  # different precisions
     ("start <= end", {"start": "2020-01-01T10:00:00+02:00", "end": "2020-01-01T09:00:00Z"}, "Period"),  # zones
-    ("low <= high", {"low": {"value": 2}, "high": {"value": 1}}, "Range"),  # quantities without units
+    ("low <= high", {"low": {"value": 2}, "high": "1"}, "Range"),  # a quantity beside a string
     ("name.given = '2020-01'", {"name": [{"given": ["2020"]}]}, None),  # untyped, and it may be a date
 ])
 def test_what_the_compiled_form_cannot_judge_goes_to_the_engine(expression: str, value: Any, base: str | None
