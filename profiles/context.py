@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from profiles.deferred import package_entries
 from profiles.definitions import CONFORMANCE_TYPES, Definitions
-from profiles.packages import DEFAULT_PACKAGES, PackageError, closure, conformance_resources, fingerprint
+from profiles.packages import DEFAULT_PACKAGES, PackageError, closure, fingerprint
 from profiles.validator import Validator
 
 # Definitions helixgate itself publishes: the extensions its mappers emit (e.g. the China CDA mapper's).
@@ -67,7 +68,8 @@ def load(packages: Sequence[str] = DEFAULT_PACKAGES, paths: Sequence[Path] = ())
     """
     installed = closure(packages)
     label = fingerprint(installed) + "|" + "|".join(str(p) for p in paths)
-    defs = Definitions(conformance_resources(installed, CONFORMANCE_TYPES), label=label)
+    defs = Definitions(label=label)
+    defs.defer(package_entries(installed, CONFORMANCE_TYPES))  # parsed on first use; the index is cached on disk
     defs.add(read_folder(LOCAL))
     for p in paths:
         defs.add(read_folder(p))

@@ -8,6 +8,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from profiles.deferred import Entry, FileLoader, LazyTable
+
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 # Resource types loaded from packages and `--ig` sources.
 CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter", "Questionnaire", "Measure",
@@ -34,11 +36,15 @@ class Definitions:
     same URL, so an `--ig` folder can override a package."""
 
     def __init__(self, resources: Iterable[dict[str, Any]] = (), label: str = "") -> None:
-        self.structures: dict[str, dict[str, Any]] = {}
-        self.value_sets: dict[str, dict[str, Any]] = {}
-        self.code_systems: dict[str, dict[str, Any]] = {}
-        self.others: dict[str, dict[str, Any]] = {}  # any other canonical resource
-        self.types: dict[str, dict[str, Any]] = {}  # base definitions by type name (Observation, CodeableConcept)
+        # Tables answer like dicts; entries given to defer() are parsed on first access (profiles/deferred.py).
+        loader = FileLoader()
+        self.structures = LazyTable(loader)
+        self.value_sets = LazyTable(loader)
+        self.code_systems = LazyTable(loader)
+        self.others = LazyTable(loader)  # any other canonical resource
+        self.types = LazyTable(loader)  # base definitions by type name (Observation, CodeableConcept)
+        self.kinds: dict[str, str] = {}  # type name → StructureDefinition.kind of its base definition
+        self._other_types: dict[str, str] = {}  # url of each other canonical resource → its resourceType
         self._hash = hashlib.sha256(label.encode())
         self.add(resources)
 
@@ -54,9 +60,39 @@ class Definitions:
             if res.get("version"):
                 table[f"{url}|{res['version']}"] = res
             self._hash.update(f"{rtype}|{url}|{res.get('version', '')}".encode())
+            if table is self.others:
+                self._other_types[url] = str(rtype)
             if rtype == "StructureDefinition" and res.get("derivation") != "constraint" and url.startswith(
                     CORE_PREFIX) and res.get("kind") != "logical":
                 self.types[res["type"]] = res
+                self.kinds[res["type"]] = str(res.get("kind", ""))
+
+    def defer(self, entries: Iterable[Entry]) -> None:
+        """Add resources known by their index entries (profiles/deferred.py), each parsed when first asked for;
+        the same tables, precedence and fingerprint as add() with the parsed resources."""
+        tables = {"StructureDefinition": self.structures, "ValueSet": self.value_sets,
+                  "CodeSystem": self.code_systems}
+        for e in entries:
+            table = tables.get(e.resource_type, self.others)
+            table.defer(e.url, e.file)
+            if e.version:
+                table.defer(f"{e.url}|{e.version}", e.file)
+            self._hash.update(f"{e.resource_type}|{e.url}|{e.version}".encode())
+            if table is self.others:
+                self._other_types[e.url] = e.resource_type
+            if e.base_type:
+                self.types.defer(e.base_type, e.file)
+                self.kinds[e.base_type] = e.kind
+
+    def types_of_kind(self, kind: str) -> list[str]:
+        """The type names whose base definition has this kind (primitive-type, complex-type, resource), without
+        reading the definitions."""
+        return [name for name, k in self.kinds.items() if k == kind]
+
+    def canonicals(self, rtype: str) -> list[dict[str, Any]]:
+        """Every other canonical resource of `rtype` (ImplementationGuide, ...), once each, reading only those."""
+        found = (self.others.get(url) for url, t in self._other_types.items() if t == rtype)
+        return list({id(r): r for r in found if r is not None and r.get("resourceType") == rtype}.values())
 
     @property
     def fingerprint(self) -> str:

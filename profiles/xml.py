@@ -54,7 +54,12 @@ _PRIMITIVE, _COMPLEX, _RESOURCE, _XHTML = range(4)
 
 
 class XmlError(ValueError):
-    """The bytes are not well-formed (or not allowed) XML, or not a FHIR resource; the message says where."""
+    """The bytes are not well-formed (or not allowed) XML, or not a FHIR resource; the message says where, and
+    `line` and `column` (1-based) too when the parser knows."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.line, self.column = line, column
 
 
 @dataclass(slots=True)
@@ -421,12 +426,13 @@ def parse(data: bytes | str) -> Element:
     except ParseError as e:
         line, column = e.position
         reason = _POSITION.sub("", str(e))
-        raise XmlError(f"{reason} at line {line}, column {column + 1}") from None
+        raise XmlError(f"{reason} at line {line}, column {column + 1}", line, column + 1) from None
     except DefusedXmlException as e:
         expat = parser.parser
         what = type(e).__name__.removesuffix("Forbidden")
         raise XmlError(f"{what} is not allowed (at line {expat.CurrentLineNumber}, column "
-                       f"{expat.CurrentColumnNumber + 1}): FHIR XML has no DOCTYPE or entity declarations") from None
+                       f"{expat.CurrentColumnNumber + 1}): FHIR XML has no DOCTYPE or entity declarations",
+                       expat.CurrentLineNumber, expat.CurrentColumnNumber + 1) from None
     except (LookupError, ValueError) as e:  # an encoding expat does not know, or a multi-byte one it cannot read
         raise XmlError(f"the declared encoding cannot be read ({e}); FHIR XML is UTF-8") from None
 
@@ -442,10 +448,11 @@ def core_definitions() -> Definitions:
     global _core
     with _lock:
         if _core is None:
-            from profiles.packages import closure, conformance_resources  # only when no definitions are given
+            from profiles.deferred import package_entries  # only when no definitions are given
+            from profiles.packages import closure
 
-            _core = Definitions(conformance_resources(closure([CORE_PACKAGE]), ("StructureDefinition",)),
-                                label=CORE_PACKAGE)
+            _core = Definitions(label=CORE_PACKAGE)
+            _core.defer(package_entries(closure([CORE_PACKAGE]), ("StructureDefinition",)))  # read as used
         return _core
 
 

@@ -13,15 +13,18 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import orjson
 
 from profiles.packages.exceptions import PackageError
 from profiles.packages.model import PackageRef
 
+if TYPE_CHECKING:
+    import httpx  # imported when a registry is used: reading installed packages (every validator start) needs none
+
 REGISTRY_ENV = "HELIXGATE_FHIR_REGISTRY"
-HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+HTTP_TIMEOUT = (60.0, 10.0)  # seconds: each read or write, and connecting
 NPM_TIMEOUT = 900  # seconds; the largest package (the core definitions) is about 9 MB
 _NOT_PUBLISHED = ("E404", "ETARGET")  # npm: no such package / no such version
 _NPM_ENV = {"npm_config_update_notifier": "false", "npm_config_fund": "false", "npm_config_audit": "false"}
@@ -46,7 +49,10 @@ class Sources:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=True,
+            import httpx
+
+            self._client = httpx.Client(timeout=httpx.Timeout(HTTP_TIMEOUT[0], connect=HTTP_TIMEOUT[1]),
+                                        follow_redirects=True,
                                         headers={"Accept": "application/gzip, application/json;q=0.9"})
         return self._client
 
@@ -57,6 +63,8 @@ class Sources:
     def fetch(self, ref: PackageRef, workdir: Path) -> Path | None:
         """Downloads `ref` as a .tgz into `workdir`; None when neither source publishes it."""
         if self.registry and not self._registry_down:
+            import httpx
+
             url = f"{self.registry}/{ref.name}/{ref.version}"
             target = workdir / f"{ref.name}-{ref.version}.tgz"
             try:
@@ -80,6 +88,8 @@ class Sources:
 
     def _list_versions(self, name: str) -> list[str]:
         if self.registry and not self._registry_down:
+            import httpx
+
             try:
                 response = self._http().get(f"{self.registry}/{name}")
             except httpx.HTTPError as e:

@@ -19,9 +19,7 @@ def global_profiles(defs: Any) -> dict[str, list[tuple[str, str]]]:
     table = _tables.get(defs)
     if table is None:
         table = {}
-        # an ImplementationGuide is indexed under url and url|version: each counts once
-        guides = {id(r): r for r in defs.others.values() if r.get("resourceType") == "ImplementationGuide"}
-        for guide in guides.values():
+        for guide in defs.canonicals("ImplementationGuide"):  # each once, though indexed under url and url|version
             for g in guide.get("global") or []:
                 if isinstance(g, dict) and isinstance(g.get("type"), str) and isinstance(g.get("profile"), str):
                     table.setdefault(g["type"], []).append((g["profile"], str(guide.get("url", ""))))

@@ -26,7 +26,7 @@ def resource_names(defs: Any) -> frozenset[str]:
     """The resource type names the definitions know (Patient, Observation, ..., Resource, DomainResource)."""
     hit = _names.get(defs)
     if hit is None:
-        hit = _names[defs] = frozenset(t for t, sd in defs.types.items() if sd.get("kind") == "resource")
+        hit = _names[defs] = frozenset(defs.types_of_kind("resource"))
     return hit
 
 
