@@ -82,15 +82,19 @@ class Validator:
 
     def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True,
                  examples: bool = True, html_in_markdown: str = "warning",
-                 references: references_module.ReferencePolicy | None = None) -> None:
+                 references: references_module.ReferencePolicy | None = None,
+                 extensible_binding_warnings: bool = True) -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
         validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
         context-free datatype values (codes, quantities), which recur across resources. `examples`: accept
         references and extensions in the example domains (example.org, ...), as the HL7 validator does unless
         told otherwise. `html_in_markdown`: "warning" (the HL7 validator's default), "error" (its noHtmlInMarkdown
         option) or "ignore" for markdown holding what looks like an HTML tag (FHIR-38714). `references`: how far
-        references and nested resources are followed (profiles/references.py)."""
+        references and nested resources are followed (profiles/references.py). `extensible_binding_warnings`:
+        False leaves out the warning for a code outside an extensible binding's value set (the HL7 validator's
+        no-extensible-binding-warnings option)."""
         self.defs = defs
+        self.extensible_binding_warnings = extensible_binding_warnings
         self.references = references or references_module.DEFAULT
         self.html_in_markdown = html_in_markdown
         self.security_checks = security_checks
@@ -928,6 +932,8 @@ class Validator:
         if unknown:
             run.add("information", "informational", path, f"Not checked against {vs}: {unknown[0].reason}",
                     "binding-not-checked")
+            return
+        if strength == "extensible" and not self.extensible_binding_warnings:
             return
         shown = ", ".join(f"{s}#{c}" if s else str(c) for s, c in codings)
         sev = "error" if strength == "required" else "warning"
