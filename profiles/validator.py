@@ -63,6 +63,7 @@ class _Run:
     extra_profiles: dict[int, list[str]] = field(default_factory=dict)  # id(entry resource) → bundle-param profiles
     type_ids: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # Type/id → (entry no, fullUrl)
     depth: int = 0  # how many JSON objects deep the element walk is
+    bundle: dict[str, Any] | None = None  # the nearest Bundle around the element being walked (root or nested)
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -225,10 +226,12 @@ class Validator:
             run.add("error", "invalid", f"{path}.id", f"Invalid Resource id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .")
         if rtype == "Bundle":
             self._bundle_rules(res, path, run)
-        outer, outer_container = run.resource, run.container
+        outer, outer_container, outer_bundle = run.resource, run.container, run.bundle
         if path.rsplit(".", 1)[-1].startswith("contained["):
             run.container = outer
         run.resource = res
+        if rtype == "Bundle":
+            run.bundle = res
         try:
             for root in roots or [base]:
                 self._object(res, root, root.children, path, rtype, run, is_resource=True)
@@ -236,7 +239,7 @@ class Validator:
             run.applied = [r.profile_url for r in roots]
             rules.apply(self, res, path, run)
         finally:
-            run.resource, run.container = outer, outer_container
+            run.resource, run.container, run.bundle = outer, outer_container, outer_bundle
 
     def _bundle_rules(self, bundle: dict[str, Any], path: str, run: _Run) -> None:
         """Bundle rules the base definitions carry only as prose: unique fullUrls and ids, absolute fullUrls."""
@@ -1016,9 +1019,10 @@ class Validator:
             return
         elif ref.startswith(("urn:uuid:", "urn:oid:")):
             if run.root.get("resourceType") == "Bundle":
-                if run.root.get("type") in ("transaction", "batch"):
+                if run.bundle is run.root and run.root.get("type") in ("transaction", "batch"):
                     # a server resolves urn: references only against the fullUrls of the entries it is given
-                    # (R4 http.html#trules): one no entry carries can never be resolved
+                    # (R4 http.html#trules): one no entry carries can never be resolved. (A Bundle nested in an
+                    # entry is not indexed for resolution: its references keep the warning.)
                     run.add("error", "not-found", path, f"Unable to resolve the reference {ref}: no entry of this "
                             f"{run.root['type']} has it as its fullUrl, so no server can resolve it")
                 else:  # another kind of Bundle may stand for content kept elsewhere (the HL7 validator warns)

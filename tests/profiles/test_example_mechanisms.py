@@ -228,3 +228,12 @@ def test_unresolvable_urn_uuid_in_a_transaction_or_batch_is_an_error(v: Validato
 def test_unresolved_urn_uuid_in_a_collection_stays_a_warning(v: Validator) -> None:
     found = unresolved(v.validate(bundle_with_reference("collection", carried=False)))
     assert [(i.severity, i.code) for i in found] == [("warning", "not-found")], found
+
+
+def test_urn_uuid_inside_a_bundle_nested_in_a_transaction_is_not_the_transactions_business(v: Validator) -> None:
+    inner = bundle_with_reference("collection", carried=True)
+    outer = {"resourceType": "Bundle", "type": "transaction",
+             "entry": [{"fullUrl": "urn:uuid:0b9d3c4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e", "resource": inner,
+                        "request": {"method": "POST", "url": "Bundle"}}]}
+    found = [i for i in v.validate(outer) if i.expression == "Bundle.entry[0].resource.entry[0].resource.subject"]
+    assert not any(i.severity == "error" for i in found), found
