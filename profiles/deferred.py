@@ -130,15 +130,19 @@ def package_entries(packages: list[Any], types: Collection[str]) -> list[Entry]:
     """The conformance resources of `types` in the installed `packages` (closure() order, so an IG's resources come
     after those it builds on), from the disk cache when it has them, else by reading every listed file once."""
     wanted = sorted(set(types))
-    cache_key = diskcache.key(FORMAT, diskcache.packages_key(packages), ",".join(wanted))
-    cached = diskcache.read("definitions", cache_key)
+
+    def cache_key() -> str:
+        return diskcache.key(FORMAT, diskcache.packages_key(packages), ",".join(wanted))
+
+    cached = diskcache.read("definitions", cache_key())
     if cached is not None:
         try:
             return [Entry(*e) for e in orjson.loads(cached)]
         except (orjson.JSONDecodeError, TypeError):
-            pass  # an entry from another build of this format: rebuilt below
+            pass  # cut short, or from another build of this format: rebuilt below
     entries = list(_read_entries(packages, wanted))
-    diskcache.write("definitions", cache_key, orjson.dumps([list(e) for e in entries]))
+    # keyed by the files as they are now: reading may have written a package's missing .index.json
+    diskcache.write("definitions", cache_key(), orjson.dumps([list(e) for e in entries]))
     return entries
 
 
