@@ -34,7 +34,6 @@ class Scope:
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("helixgate_fhirpath_scope", default=None)
 _MAX_STRING = 1024 * 1024
 _ACTIVE = patterns.compile(r"<(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:", patterns.IGNORECASE)
-_TAG = patterns.compile(r"<[^>]*>")
 _GROUP_REF = patterns.compile(r"\$(\d+)")
 
 
@@ -105,9 +104,29 @@ def _div_ok(div: str) -> bool:  # each narrative meets txt-1 and the xhtml check
     return div.startswith("<div") and div.endswith("</div>") and not _ACTIVE.found(div)
 
 
+def forget() -> None:
+    """Drop the narrative verdicts kept per text (a validator's forget())."""
+    _div_ok.cache_clear()
+    _div_has_content.cache_clear()
+
+
 @lru_cache(maxsize=1024)
 def _div_has_content(div: str) -> bool:
-    return bool(_TAG.sub("", div).strip()) or "<img" in div
+    """Text outside the tags (what removing every `<[^>]*>` leaves) that is not whitespace, or an image. Scanned with
+    find(): a narrative holds hundreds of tags, and a regex substitution built them all into a new string."""
+    if "<img" in div:
+        return True
+    pos = 0
+    while True:
+        start = div.find("<", pos)
+        if start < 0:
+            return bool(div[pos:].strip())
+        if div[pos:start].strip():
+            return True
+        end = div.find(">", start)
+        if end < 0:  # no tag starts here, nor at any later `<` (none is closed): the rest is text
+            return bool(div[start:].strip())
+        pos = end + 1
 
 
 def _matches(ctx: Any, coll: list[Any], regex: str) -> list[Any] | bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from profiles import fhirpath, fhirpath_compiler
+from profiles import fhirpath, fhirpath_compiler, patterns
 from profiles.fhirpath import _html_checks, _html_checks2
 from profiles.quantities import compare as compare_quantities
 
@@ -200,7 +200,12 @@ def verdict(expression: str, base: str, value: Any, resource: dict[str, Any], ro
             scope: fhirpath.Scope) -> bool | None:
     """True / False: the invariant holds / fails on `value` (an element at definition path `base`); None: it could
     not be evaluated. Raises patterns.PatternTimeout (from the engine) like fhirpath.evaluate."""
-    p = plan(expression, base)
+    return run_plan(plan(expression, base), expression, base, value, resource, root, scope)
+
+
+def run_plan(p: Plan, expression: str, base: str, value: Any, resource: dict[str, Any], root: dict[str, Any],
+             scope: fhirpath.Scope) -> bool | None:
+    """verdict() with the plan already looked up (compiled checkers hold each element's plans)."""
     if p.path == "rule":
         return True
     if p.native is not None and (isinstance(value, dict) or expression in TAKES_TEXT):
@@ -263,3 +268,28 @@ def report(structures: Any) -> list[ReportRow]:
                     row["reason"] = p.reason
     return [ReportRow(key, expr, next(iter(r["paths"])) if len(r["paths"]) == 1 else "mixed", r["elements"],
                       tuple(r["sds"]), r["reason"]) for (key, expr), r in rows.items()]
+
+
+Planned = tuple[tuple[Any, Plan], ...]  # (elements.Constraint, its plan) for each invariant of an element
+
+
+def planned(node: Any) -> Planned:
+    """The invariants of element `node` with the path each takes."""
+    return tuple((c, plan(c.expression, node.path)) for c in node.constraints)
+
+
+def check(invariants: Planned, base: str, value: Any, path: str, run: Any) -> None:
+    """Evaluate an element's invariants on `value` and report the failing ones (error or warning, as defined)."""
+    scope = run.scope()
+    res = run.resource or run.root
+    root = run.container or res
+    for c, p in invariants:
+        try:
+            ok = run_plan(p, c.expression, base, value, res, root, scope)
+        except patterns.PatternTimeout:
+            run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: its regular "
+                    "expression (one RE2 cannot run) exceeded its time budget", c.key)
+            continue
+        if ok is False:
+            sev = "error" if c.severity == "error" else "warning"
+            run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)

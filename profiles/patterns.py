@@ -20,6 +20,7 @@ not done. Everything in profiles/ that matches a regular expression against inpu
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +38,13 @@ _NO_SPAN = (-1, -1)
 _HEX = frozenset("0123456789abcdefABCDEF")
 _SHORT, _SEEN_MAX = 64, 4096  # up to 4096 verdicts or matches on values of up to 64 characters, per pattern
 _NOT_SEEN = object()
+_LIVE: weakref.WeakSet[Pattern] = weakref.WeakSet()  # every compiled pattern, for forget()
+
+
+def forget() -> None:
+    """Drop the verdicts every pattern remembers on short values (a validator's forget(): first-sight timing)."""
+    for p in list(_LIVE):
+        p._seen.clear()
 
 
 class PatternTimeout(Exception):
@@ -160,11 +168,12 @@ class Pattern:
     """One compiled pattern. `fullmatch`/`match`/`search` give a Match or None, like `re`; `full` and `found` are
     their yes/no forms without capture groups (RE2's fastest path, for the checks that run on every value)."""
 
-    __slots__ = ("_bool", "_fallback", "_prog", "_seen", "flags", "pattern")
+    __slots__ = ("__weakref__", "_bool", "_fallback", "_prog", "_seen", "flags", "pattern")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern, self.flags = pattern, flags
         self._seen: dict[Any, Any] = {}  # full() verdicts and matches on short values (see full)
+        _LIVE.add(self)
         self._prog: Any = None
         self._bool: Any = None
         self._fallback: Any = None

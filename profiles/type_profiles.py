@@ -44,7 +44,7 @@ def check(validator: Any, value: Any, typ: str, urls: tuple[str, ...], node: Nod
     for url, prof in known:
         run.issues = []
         try:
-            validator._object(value, prof, prof.children, path, typ, run)
+            validator.check_object(value, prof, prof.children, path, typ, run)
         finally:
             found, run.issues = run.issues, outer
         (bad if any(i.severity in ("error", "fatal") for i in found) else good).append((url, found))
@@ -104,9 +104,9 @@ def restricted_choice(validator: Any, kids: dict[str, Node], key: str, path: str
 def _base_element(validator: Any, kid: Node) -> tuple[str, Node] | None:
     """(url, element) of the core definition of the type owning `kid` at kid's path (Observation.value[x], ...)."""
     sd = validator.defs.type_definition(kid.path.split(".", 1)[0])
-    if sd is None or validator.node(sd["url"]) is None:
+    if sd is None:
         return None
-    base = validator._paths[sd["url"]].get(kid.path)
+    base = validator.element(sd["url"], kid.path)
     return (sd["url"], base) if base is not None else None
 
 

@@ -4,7 +4,9 @@ Measure scoring, SearchParameter authoring, ...), keyed by resource type.
 A rule module in this package registers functions with `@rule("QuestionnaireResponse")`; each is called as
 `fn(validator, resource, path, run)` after the resource's structure, profiles and invariants were checked, and
 reports through `run.add(severity, code, path, message)`. `run.resolve(ref)` finds resources in the Bundle,
-`validator.defs.canonical(url, type)` the canonical resources loaded with the definitions.
+`validator.defs.canonical(url, type)` the canonical resources loaded with the definitions. Rules use the validator's
+public interface only (profiles/validator.py): `node(url)`, `type_node(code)`, `element(url, path)`, `type_of(url)`,
+`conforms(resource, url, run)`, `check_against(resource, node, path, run)`, `tx`, `regex`, its options.
 """
 
 from __future__ import annotations
@@ -52,8 +54,7 @@ def apply(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None
 def validate_against(validator: Any, resource: dict[str, Any], node: Any, path: str, run: Any) -> None:
     """Check `resource` against one more profile (`node`, its compiled root) exactly as against a claimed one: for
     the profiles a rule requires whether or not the instance claims them (vital signs, ImplementationGuide.global)."""
-    validator._object(resource, node, node.children, path, node.path, run, is_resource=True)
-    validator._constraints(resource, node, node.path, path, run)
+    validator.check_against(resource, node, path, run)
 
 
 for _mod in pkgutil.iter_modules(__path__):

@@ -11,7 +11,7 @@ import pytest
 
 from profiles import fhirpath, patterns
 from profiles.elements import Constraint
-from profiles.validator import Validator, _Run
+from profiles.validator import Validator
 from tests.conftest import ROOT
 from tests.profiles.worst_cases import SIZE, WORST
 
@@ -81,11 +81,11 @@ def test_an_invariant_whose_regex_times_out_is_reported_not_checked(validator: V
     node = validator.node("http://hl7.org/fhir/StructureDefinition/Patient")
     assert node is not None
     slow = Constraint("test-1", "error", "slow", "id.matches('(a|aa)+\\\\1b')", "test")  # a backreference
-    run = _Run({"resourceType": "Patient", "id": "a" * 60})
+    run = validator.new_run({"resourceType": "Patient", "id": "a" * 60})
     saved = node.constraints
     node.constraints = (slow,)
     try:
-        validator._constraints(run.root, node, "Patient", "Patient", run)
+        validator.check_invariants(run.root, node, "Patient", run)
     finally:
         node.constraints = saved
     assert [(i.severity, i.code) for i in run.issues] == [("warning", "too-costly")]

@@ -1,0 +1,418 @@
+"""The element walk, compiled: each (element, type) of a profile becomes a checker closure made once, holding what
+the definitions say about it — the JSON property names of its children and their types, which children are
+required, cardinalities, slicing, the primitive's lexical rules, fixed and pattern values, the binding, the bounds,
+the invariants with the path each runs on (profiles/invariants.py) — so that validating an instance looks nothing
+up in the definitions (only what the instance itself names at run time: an extension's url, a reference's target).
+
+Checkers are made lazily (the type graph is recursive: Extension in Extension, Identifier → Reference →
+Identifier) and shared by every Validator over the same Definitions with the same options (checkers_for). A
+checker reports through `run.add` exactly what the rules in the concept modules say: slicing.py, extensions.py,
+bindings.py, references.py, datatypes.py, primitives.py, invariants.py, type_profiles.py, resources.py.
+
+    check = checkers.object(owner, kids, typ); check(obj, path, run, is_resource)
+    check = checkers.value(node, typ);         check(value, ext, path, run)
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from mappers.exceptions import Issue
+from profiles import bindings, datatypes, extensions, fixed_values, invariants, primitives, slicing, type_profiles
+from profiles import references as references_module
+from profiles.elements import PRIMITIVES, Node
+from profiles.matching import contains_pattern, equal_fixed, short
+from profiles.memo import CONTEXT_FREE, LIMIT, content_key
+
+# Elements nested deeper than this are reported, not walked: a handful of Python frames per level, so the walk stays
+# far inside the interpreter's recursion limit (1000) whoever calls it; real content nests a few dozen levels at most.
+MAX_DEPTH = 100
+
+ObjectCheck = Callable[..., None]  # (obj, path, run, is_resource=False)
+ValueCheck = Callable[[Any, Any, str, Any], None]  # (value, `_name` holder, path, run)
+ElementCheck = Callable[[list[tuple[str, Any, Any, str]], str, Any], None]  # (items, owner path, run)
+
+
+class Checkers:
+    """The compiled checkers of one validator configuration (definitions + options)."""
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+        self.trees = v.trees
+        self._objects: dict[tuple[int, int, str], ObjectCheck] = {}
+        self._values: dict[tuple[int, str], ValueCheck] = {}
+        self._elements: dict[int, ElementCheck] = {}
+        self._bodies: dict[int, ValueCheck] = {}  # Extension definitions met at run time
+        self._planned: dict[int, invariants.Planned] = {}
+        self._keep: list[Any] = []  # the nodes and children sets the keys above identify by id()
+
+    # ---- lookups (compile on first use) ----
+    def object(self, owner: Node, kids: dict[str, Node], typ: str) -> ObjectCheck:
+        key = (id(owner), id(kids), typ)
+        hit = self._objects.get(key)
+        if hit is None:
+            self._keep.append((owner, kids))
+            hit = self._objects[key] = self._compile_object(owner, kids, typ)
+        return hit
+
+    def value(self, node: Node, typ: str) -> ValueCheck:
+        key = (id(node), typ)
+        hit = self._values.get(key)
+        if hit is None:
+            self._keep.append(node)
+            hit = self._values[key] = self._compile_value(node, typ)
+        return hit
+
+    def element(self, kid: Node) -> ElementCheck:
+        hit = self._elements.get(id(kid))
+        if hit is None:
+            self._keep.append(kid)
+            hit = self._elements[id(kid)] = self._compile_element(kid)
+        return hit
+
+    def planned(self, node: Node) -> invariants.Planned:
+        """The invariants of `node` with the path each runs on."""
+        hit = self._planned.get(id(node))
+        if hit is None:
+            self._keep.append(node)
+            hit = self._planned[id(node)] = invariants.planned(node)
+        return hit
+
+    # ---- objects ----
+    def _compile_object(self, owner: Node, kids: dict[str, Node], typ: str) -> ObjectCheck:
+        v = self.v
+        keymap: dict[str, tuple[Node, str]] = {}  # JSON property → (element, type), choices spelled out
+        for kid in kids.values():
+            if kid.is_choice:
+                for t in kid.types:
+                    keymap[kid.base_name + t.code[:1].upper() + t.code[1:]] = (kid, t.code)
+            else:
+                keymap[kid.name] = (kid, kid.types[0].code if kid.types else (
+                    "BackboneElement" if kid.children else "Element"))
+        required = [k for k in kids.values() if k.min > 0 or any(s.min > 0 for s in k.slices.values())]
+        element = self.element
+        is_extension = typ == "Extension"
+
+        def assign(found: dict[str, list[Any]], key: str, value: Any, ext: Any, path: str, run: Any,
+                   shadow_only: bool = False) -> None:
+            kid, ktyp = keymap.get(key, (None, ""))
+            if kid is None:
+                kid = type_profiles.restricted_choice(v, kids, key, path, run)
+                if kid is None:
+                    run.add("error", "structure", f"{path}.{key}", f"Unrecognized property '{key}'")
+                    return
+                ktyp = ""  # a type the profile does not allow (reported): the element is present, its value not checked
+            bucket = found.setdefault(kid.name, [])
+            if kid.is_choice and bucket and bucket[0][0] != key:
+                run.add("error", "structure", f"{path}.{key}",
+                        f"{kid.base_name}[x] has more than one value ({bucket[0][0]} and {key})")
+                return
+            is_list = isinstance(value, list)
+            if not is_list and value is not None and ext is None and not kid.repeats and not shadow_only:
+                bucket.append((key, value, None, ktyp))  # the common case: one value, no `_name` holder
+                return
+            values = value if is_list else [value]
+            exts = ext if isinstance(ext, list) else [ext] * len(values)
+            if is_list and not kid.repeats:
+                # several items are one error, the cardinality one (element check); it is also how a single-valued
+                # XML element given twice arrives here
+                if kid.max is None or len(value) <= kid.max:
+                    run.add("error", "structure", f"{path}.{key}", "This property must be a single value, not an "
+                            "array")
+            elif not is_list and value is not None and kid.repeats:
+                run.add("error", "structure", f"{path}.{key}", f"This property must be an array, not {short(value)}")
+            if is_list and not value:
+                run.add("error", "invalid", f"{path}.{key}", "Array cannot be empty - the property should not be "
+                        "present")
+            if shadow_only:
+                values = [None] * (len(ext) if isinstance(ext, list) else 1)
+                exts = ext if isinstance(ext, list) else [ext]
+            for i, x in enumerate(values):
+                e = exts[i] if i < len(exts) else None
+                if x is None and e is None:
+                    if is_list and not shadow_only:
+                        run.add("error", "structure", f"{path}.{key}[{i}]", "null is not allowed here")
+                    elif value is None and not shadow_only:  # JSON null stands for nothing only inside arrays
+                        run.add("error", "invalid", f"{path}.{key}", f"The property {key} must be "
+                                f"{'an Object' if ktyp[:1].isupper() else 'a JSON ' + ktyp}, not a Null")
+                    continue
+                bucket.append((key, x, e, ktyp))
+
+        def check(obj: Any, path: str, run: Any, is_resource: bool = False) -> None:
+            if not isinstance(obj, dict):
+                run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
+                return
+            if not obj:
+                run.add("error", "invalid", path, "Object must have some content (empty elements are not allowed)")
+                return
+            if run.depth >= MAX_DEPTH:
+                run.add("error", "too-costly", path, f"Elements nested more than {MAX_DEPTH} deep are not validated")
+                return
+            if not is_resource and len(obj) == 1 and "id" in obj:
+                run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value "
+                        "or children'")
+            run.depth += 1
+            try:
+                found: dict[str, list[Any]] = {}
+                shadows = any(k[:1] == "_" for k in obj)
+                for key, value in obj.items():
+                    if is_resource and key == "resourceType":
+                        continue
+                    if shadows and key[:1] == "_":
+                        name = key[1:]
+                        if name not in obj:
+                            assign(found, name, None, value, path, run, shadow_only=True)
+                        continue
+                    assign(found, key, value, obj.get("_" + key) if shadows else None, path, run)
+                if is_extension and ("extension" in obj) == any(k.startswith("value") for k in obj):
+                    run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
+                                                        "value[x], not both'")
+                ids: set[str] | None = None
+                for name, items in found.items():
+                    for i, (_, x, e, _) in enumerate(items):
+                        # element ids are unique among an element's children (R4 Element.id; the HL7 validator's
+                        # scope); a primitive's id sits in its `_name` object, nested resources have ids of their own
+                        holder = x if isinstance(x, dict) else e
+                        if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
+                            eid = holder["id"]
+                            if ids is None:
+                                ids = set()
+                            if isinstance(eid, str) and eid in ids:
+                                kid = kids[name]
+                                run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats else
+                                        f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
+                            elif isinstance(eid, str) and eid:
+                                ids.add(eid)
+                    element(kids[name])(items, path, run)
+                    if (name == "extension" or name == "modifierExtension") and items:
+                        extensions.contexts(v, items, owner, typ, path, run, obj)
+                for kid in required:  # absent but required: the cardinality (and slice) errors
+                    if kid.name not in found:
+                        element(kid)([], path, run)
+            finally:
+                run.depth -= 1
+
+        return check
+
+    # ---- elements ----
+    def _compile_element(self, kid: Node) -> ElementCheck:
+        v = self.v
+        name, lo, hi, many, choice = kid.base_name, kid.min, kid.max, kid.repeats, kid.is_choice
+        sliced = kid.slicing is not None and bool(kid.slices)
+        value = self.value
+        own: dict[str, ValueCheck] = {}  # type → the checker of a value of that type in `kid` itself
+
+        def check(items: list[tuple[str, Any, Any, str]], path: str, run: Any) -> None:
+            n = len(items)
+            if n < lo or (hi is not None and n > hi):
+                if n < lo:
+                    run.add("error", "structure", path, f"{kid.path}: minimum required = {lo}, but only found {n}"
+                            f" (from {kid.profile_url})")
+                if hi is not None and n > hi:
+                    run.add("error", "structure", path, f"{kid.path}: max allowed = {hi}, but found {n}"
+                            f" (from {kid.profile_url})")
+                type_profiles.base_cardinality(v, kid, n, path, run)  # the base definition's verdict too
+            if not items:
+                if kid.slices:
+                    slicing.missing(kid, path, run)
+                return
+            where = f"{path}.{name}"
+            targets = slicing.assign(v, items, kid, where, many, run) if sliced else None
+            for i, (_key, x, e, typ) in enumerate(items):
+                if not typ:
+                    continue
+                p = f"{where}[{i}]" if many else (f"{where}.ofType({typ[:1].upper() + typ[1:]})" if choice
+                                                   else where)
+                if targets is None or targets[i] is kid:
+                    fn = own.get(typ)
+                    if fn is None:
+                        fn = own[typ] = value(kid, typ)
+                else:
+                    fn = value(targets[i], typ)
+                fn(x, e, p, run)
+
+        return check
+
+    # ---- values ----
+    def _compile_value(self, node: Node, typ: str) -> ValueCheck:
+        v = self.v
+        if typ in PRIMITIVES or typ.startswith("System."):
+            body = self._primitive_body(node, typ)
+        elif typ == "Resource" or (typ[:1].isupper() and v.defs.type_definition(typ) is not None
+                                   and v.defs.type_definition(typ).get("kind") == "resource"):
+            body = self._resource_body(node, typ)
+        elif typ == "Extension":
+            bodies = self._bodies
+            own = self._complex_body(node, typ)
+
+            def body(value: Any, ext: Any, path: str, run: Any) -> None:
+                if ext is not None:  # the `_name` holder belongs to the element, before the extension's definition
+                    extensions.primitive_holder(v, ext, value is None, node, typ, path, run)
+                if value is None:
+                    return
+                target = extensions.definition(v, value, node, path, run) if isinstance(value, dict) else node
+                if target is node:
+                    own(value, None, path, run)
+                    return
+                fn = bodies.get(id(target))
+                if fn is None:
+                    self._keep.append(target)
+                    fn = bodies[id(target)] = self._complex_body(target, typ)
+                fn(value, None, path, run)
+        else:
+            body = self._complex_body(node, typ)
+        if not (v.use_memo and typ in CONTEXT_FREE):
+            return body
+        nid = id(node)
+
+        def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
+            # Codes, quantities and identifiers recur across resources and nothing outside them changes their
+            # verdict: replay the issues of an identical value checked against the same element before.
+            digest = content_key(value) if ext is None else None
+            if digest is None:
+                body(value, ext, path, run)
+                return
+            lang = (run.resource or run.root).get("language")  # displays are judged per language
+            key = (nid, typ, digest, lang if isinstance(lang, str) else None)
+            memo = run.validator.memo
+            seen = memo.get(key)
+            if seen is not None:
+                if seen:
+                    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+                return
+            start = len(run.issues)
+            body(value, ext, path, run)
+            found = run.issues[start:]
+            if all((i.expression or "").startswith(path) for i in found):
+                if len(memo) > LIMIT:
+                    memo.clear()
+                memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
+                             for i in found]
+
+        return remembered
+
+    def _tail(self, node: Node, typ: str) -> Callable[[Any, str, Any], None] | None:
+        """The checks every primitive or datatype value of `node` gets after its own: fixed, pattern, binding,
+        bounds, the element's invariants (None when the element has none of them)."""
+        v = self.v
+        fixed, pattern = node.fixed, node.pattern
+        bound = node.binding is not None and typ in bindings.CODED
+        limited = node.min_value is not None or node.max_value is not None
+        planned = self.planned(node) if node.constraints else ()
+        if fixed is None and pattern is None and not bound and not limited and not planned:
+            return None
+        base = node.path
+
+        def tail(value: Any, path: str, run: Any) -> None:
+            if fixed is not None and not equal_fixed(value, fixed):
+                for where, message in fixed_values.differences(value, fixed, path, node.profile_url):
+                    run.add("error", "value", where, message)  # child by child, as the HL7 validator reports them
+            if pattern is not None and not contains_pattern(value, pattern):
+                run.add("error", "value", path, f"The pattern {short(pattern)} defined in the profile "
+                        f"{node.profile_url} was not found in {short(value)}")
+            if bound:
+                bindings.check(v, value, typ, node, path, run)
+            if limited:
+                datatypes.bounds(value, node, path, run)
+            if planned:
+                invariants.check(planned, base, value, path, run)
+
+        return tail
+
+    def _primitive_body(self, node: Node, typ: str) -> ValueCheck:
+        v = self.v
+        own = primitives.checker(v, typ, node)
+        checks_empty = typ in PRIMITIVES
+        tail = self._tail(node, typ)
+
+        def body(value: Any, ext: Any, path: str, run: Any) -> None:
+            if ext is not None:
+                extensions.primitive_holder(v, ext, value is None, node, typ, path, run)
+            if value is None:
+                return
+            if own is not None:
+                own(value, path, run)
+            if checks_empty and value == "" and not (isinstance(ext, dict) and ext.get("extension")):
+                # an empty value is no value: the element has neither (ele-1), besides being empty
+                run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a "
+                        "@value or children'")
+            if tail is not None:
+                tail(value, path, run)
+
+        return body
+
+    def _resource_body(self, node: Node, typ: str) -> ValueCheck:
+        v = self.v
+        profiled = any(t.profiles for t in node.types)
+        contained_too = v.references.contained
+
+        def body(value: Any, ext: Any, path: str, run: Any) -> None:
+            if ext is not None:
+                extensions.primitive_holder(v, ext, value is None, node, typ, path, run)
+            if value is None:
+                return
+            if isinstance(value, dict):
+                if not contained_too and path.endswith("]") and ".contained[" in path:
+                    return  # validateContains IGNORE: contained resources are not validated
+                claimed = references_module.element_profiles(v, node, value, path, run) if profiled else []
+                if run.extra_profiles and id(value) in run.extra_profiles:
+                    claimed = [*claimed, *run.extra_profiles[id(value)]]
+                v.check_resource(value, path, claimed, run)
+            else:
+                run.add("error", "structure", path, "a resource must be a JSON object")
+
+        return body
+
+    def _complex_body(self, node: Node, typ: str) -> ValueCheck:
+        """A datatype (or backbone element) value of element `node`: its children, its type's own rules and
+        invariants, then the element's. For an Extension, `node` is the definition extensions.definition() chose."""
+        v = self.v
+        typed = type_profiles.profiles_of(node, typ) if typ != "Extension" else ()
+        children = self.trees.children(node, typ)
+        obj = self.object(node, children, typ)
+        is_reference, is_attachment = typ == "Reference", typ == "Attachment"
+        is_coded = typ in ("Coding", "CodeableConcept")
+        base = self.trees.type_node(typ)
+        base_planned = self.planned(base) if base is not None and base is not node and base.constraints else ()
+        base_path = base.path if base is not None else ""
+        tail = self._tail(node, typ)
+
+        def body(value: Any, ext: Any, path: str, run: Any) -> None:
+            if ext is not None:
+                extensions.primitive_holder(v, ext, value is None, node, typ, path, run)
+            if value is None:
+                return
+            if not (typed and type_profiles.check(v, value, typ, typed, node, path, run)):
+                obj(value, path, run)
+            if isinstance(value, dict):
+                if is_reference:
+                    references_module.check(v, value, node, path, run)
+                if is_attachment:
+                    datatypes.attachment(value, path, run)
+                if is_coded:
+                    bindings.codes_exist(v, value, typ, path, run, node)
+                if base_planned:
+                    invariants.check(base_planned, base_path, value, path, run)
+            if tail is not None:
+                tail(value, path, run)
+
+        return body
+
+
+_CHECKERS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Checkers]] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def checkers_for(v: Any) -> Checkers:
+    """The compiled checkers for validator `v`: shared with every validator over the same Definitions and options."""
+    key = (v.security_checks, v.use_memo, v.examples, v.html_in_markdown, v.references,
+           v.extensible_binding_warnings)
+    with _LOCK:
+        by_options = _CHECKERS.setdefault(v.defs, {})
+        hit = by_options.get(key)
+        if hit is None:
+            hit = by_options[key] = Checkers(v)
+    return hit

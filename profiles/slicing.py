@@ -1,0 +1,192 @@
+"""Slicing: which slice each item of a sliced element falls in (value, pattern, type, exists and profile
+discriminators, R4 profiling.html#discriminator), the slices' cardinalities, closed and ordered slicing.
+
+Slices are indexed by the codes or values their first discriminator fixes, so an item is tried only against the
+slices it could match; when the discriminators depend on the item alone, the slice an item fell in is remembered by
+the item's content (the validator's memo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profiles import content
+from profiles.elements import Node
+from profiles.matching import contains_pattern, equal_fixed, typed_values_at, values_at
+from profiles.memo import content_key
+
+_MISSING: Any = object()
+_SCALAR = (str, int, float, bool, type(None))
+Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
+
+
+def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: Any) -> list[Node]:
+    """The element (a slice, or `kid` itself when none matches) each item is checked against; reports the slice
+    cardinalities, closed slicing and order."""
+    assert kid.slicing is not None
+    slices = list(kid.slices.items())
+    chosen: list[Node] = []
+    order: list[int] = []
+    counts = dict.fromkeys(kid.slices, 0)
+    index = slice_index(v, kid)
+    memo = run.validator.slice_memo if v.use_memo and context_free(v, kid) else None
+    for i, (_, value, _, typ) in enumerate(items):
+        digest = content_key(value) if memo is not None else None
+        hit = memo.get((id(kid), typ, digest), _MISSING) if digest is not None else _MISSING  # type: ignore[union-attr]
+        if hit is _MISSING:
+            candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
+            hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
+            if digest is not None:
+                if len(memo) > 100_000:  # type: ignore[arg-type]
+                    memo.clear()  # type: ignore[union-attr]
+                memo[(id(kid), typ, digest)] = hit  # type: ignore[index]
+        if hit is None:
+            chosen.append(kid)
+            order.append(len(slices))
+            if kid.slicing.rules == "closed":
+                run.add("error", "structure", f"{where}[{i}]" if many else where,
+                        f"This element does not match any known slice defined in the profile "
+                        f"{kid.profile_url} and slicing is closed")
+            continue
+        name, snode = slices[hit]
+        counts[name] += 1
+        chosen.append(snode)
+        order.append(hit)
+    for name, snode in slices:
+        c = counts[name]
+        if c < snode.min:
+            run.add("error", "structure", where.rsplit(".", 1)[0],
+                    f"Slice '{kid.path}:{name}': a matching slice is required, but not found"
+                    f" (from {kid.profile_url})" if c == 0 else
+                    f"Slice '{kid.path}:{name}': minimum required = {snode.min}, but only found {c}")
+        if snode.max is not None and c > snode.max:
+            run.add("error", "structure", where.rsplit(".", 1)[0],
+                    f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
+    if kid.slicing.ordered and order != sorted(order):
+        run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
+    return chosen
+
+
+def missing(kid: Node, path: str, run: Any) -> None:
+    """An absent sliced element: each required slice is missing."""
+    for name, snode in kid.slices.items():
+        if snode.min > 0:
+            run.add("error", "structure", path, f"Slice '{kid.path}:{name}': a matching slice is required, "
+                    f"but not found (from {kid.profile_url})")
+
+
+def context_free(v: Any, kid: Node) -> bool:
+    """Whether the slice an item falls in depends on the item alone (no profile or resolve() discriminator)."""
+    memo = v.trees.node_memo
+    key = (id(kid), "context-free")
+    hit = memo.get(key, _MISSING)
+    if hit is _MISSING:
+        assert kid.slicing is not None
+        hit = all(dtype in ("value", "pattern", "exists", "type") and "resolve(" not in dpath
+                  for dtype, dpath in kid.slicing.discriminators)
+        memo[key] = hit
+    return bool(hit)
+
+
+def matches(v: Any, value: Any, typ: str, snode: Node, kid: Node, run: Any) -> bool:
+    """Whether an item meets every discriminator of slice `snode` of `kid`."""
+    assert kid.slicing is not None
+    if not kid.slicing.discriminators:
+        return False
+    for dtype, dpath in kid.slicing.discriminators:
+        target = v.trees.node_at(snode, dpath)
+        found = values_at(value, dpath, run.resolve)
+        if dtype in ("value", "pattern"):
+            expected_fixed = target.fixed if target is not None else None
+            expected_pattern = target.pattern if target is not None else None
+            if expected_fixed is None and expected_pattern is None and dpath == "url":
+                prof = next((p for t in snode.types for p in t.profiles), None)
+                expected_fixed = prof
+            if expected_fixed is None and expected_pattern is None:
+                continue  # the slice does not constrain this discriminator: anything matches it
+            if not any((expected_fixed is not None and equal_fixed(x, expected_fixed)) or
+                       (expected_pattern is not None and contains_pattern(x, expected_pattern)) for x in found):
+                return False
+        elif dtype == "type":
+            if dpath.endswith("resolve()"):  # the type of what the reference points at
+                wanted = {(v.type_of(u) or "").lower() for t in (target.types if target else snode.types)
+                          for u in t.targets}
+            else:
+                wanted = {t.code.lower() for t in (target.types if target else snode.types)}
+            typed = typed_values_at(value, dpath, run.resolve, typ)
+            actual = {(t or (target.types[0].code if target and len(target.types) == 1 else "")).lower()
+                      for _, t in typed}
+            if not typed or not actual & wanted:
+                return False
+        elif dtype == "exists":
+            required = target is not None and target.min > 0
+            if bool(found) != required:
+                return False
+        elif dtype == "profile":
+            node_types = target.types if target is not None else snode.types
+            urls = [u for t in node_types for u in (t.targets or t.profiles)]
+            if not urls or not any(v.conforms(x, u, run) for x in found for u in urls):
+                return False
+        else:
+            return False
+    return True
+
+
+def slice_index(v: Any, kid: Node) -> SliceIndex | None:
+    """Slices keyed by the codes or values their first discriminator fixes, so an item is only tried
+    against the slices it could match (30 component slices × 8 components otherwise)."""
+    memo = v.trees.node_memo
+    key = (id(kid), "slice-index")
+    hit = memo.get(key, _MISSING)
+    if hit is _MISSING:
+        hit = None
+        assert kid.slicing is not None
+        dtype, dpath = kid.slicing.discriminators[0] if kid.slicing.discriminators else ("", "")
+        if dtype in ("value", "pattern") and "(" not in dpath:
+            idx = SliceIndex(dpath)
+            for k, snode in enumerate(kid.slices.values()):
+                target = v.trees.node_at(snode, dpath)
+                expected = None if target is None else (target.fixed if target.fixed is not None
+                                                        else target.pattern)
+                idx.add(k, _keys(expected))
+            hit = idx
+        memo[key] = hit
+    return hit  # type: ignore[no-any-return]
+
+
+def _keys(value: Any) -> set[Any] | None:
+    """Index keys of a fixed/pattern value: (system, code) for codings, the value for primitives; None when
+    the value cannot be indexed (the slice then stays a candidate for every item)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        codings = content.objects(value.get("coding")) if "coding" in value else [value] if "code" in value else []
+        if not codings:
+            return None
+        # instance content may put objects where system and code belong: such a coding matches no slice key
+        return {(s, c) for s, c in ((c.get("system"), c.get("code")) for c in codings)
+                if isinstance(s, _SCALAR) and isinstance(c, _SCALAR)}
+    if isinstance(value, list):
+        return None
+    return {value}
+
+
+class SliceIndex:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.by_key: dict[Any, list[int]] = {}
+        self.always: list[int] = []
+
+    def add(self, slice_no: int, keys: set[Any] | None) -> None:
+        if keys is None:
+            self.always.append(slice_no)
+        for k in keys or ():
+            self.by_key.setdefault(k, []).append(slice_no)
+
+    def candidates(self, value: Any, resolve: Any) -> list[int]:
+        found = set(self.always)
+        for x in values_at(value, self.path, resolve):
+            for k in _keys(x) or ():
+                found.update(self.by_key.get(k, ()))
+                if isinstance(k, tuple):  # a coding with extra elements still carries system and code
+                    found.update(self.by_key.get((k[0], k[1]), ()))
+        return sorted(found)
