@@ -141,6 +141,9 @@ class Checkers:
                     continue
                 bucket.append((key, x, e, ktyp))
 
+        single = {k: hit for k, hit in keymap.items() if not hit[0].repeats}  # one value: no list, no `_` twin
+        own: dict[str, ElementCheck] = {}  # element name → its checker
+
         def check(obj: Any, path: str, run: Any, is_resource: bool = False) -> None:
             if not isinstance(obj, dict):
                 run.add("error", "structure", path, f"{typ} must be a JSON object, found {type(obj).__name__}")
@@ -157,36 +160,59 @@ class Checkers:
             run.depth += 1
             try:
                 found: dict[str, list[Any]] = {}
-                shadows = any(k[:1] == "_" for k in obj)
+                shadows = False
+                for key in obj:
+                    if key[:1] == "_":
+                        shadows = True
+                        break
+                holders = False  # whether a value or `_name` holder may carry an element id
                 for key, value in obj.items():
                     if is_resource and key == "resourceType":
                         continue
-                    if shadows and key[:1] == "_":
-                        name = key[1:]
-                        if name not in obj:
-                            assign(found, name, None, value, path, run, shadow_only=True)
-                        continue
-                    assign(found, key, value, obj.get("_" + key) if shadows else None, path, run)
+                    if shadows:
+                        if key[:1] == "_":
+                            name = key[1:]
+                            if name not in obj:
+                                holders = True
+                                assign(found, name, None, value, path, run, shadow_only=True)
+                            continue
+                        ext = obj.get("_" + key)
+                    else:
+                        ext = None
+                    hit = single.get(key)
+                    if hit is not None and ext is None and value is not None and value.__class__ is not list:
+                        name = hit[0].name
+                        if name not in found:  # the common case, as assign() would record it
+                            found[name] = [(key, value, None, hit[1])]
+                            if value.__class__ is dict and "id" in value:
+                                holders = True
+                            continue
+                    holders = True
+                    assign(found, key, value, ext, path, run)
                 if is_extension and ("extension" in obj) == any(k.startswith("value") for k in obj):
                     run.add("error", "invariant", path, "Constraint failed: ext-1: 'Must have either extensions or "
                                                         "value[x], not both'")
                 ids: set[str] | None = None
                 for name, items in found.items():
-                    for i, (_, x, e, _) in enumerate(items):
-                        # element ids are unique among an element's children (R4 Element.id; the HL7 validator's
-                        # scope); a primitive's id sits in its `_name` object, nested resources have ids of their own
-                        holder = x if isinstance(x, dict) else e
-                        if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
-                            eid = holder["id"]
-                            if ids is None:
-                                ids = set()
-                            if isinstance(eid, str) and eid in ids:
-                                kid = kids[name]
-                                run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats else
-                                        f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
-                            elif isinstance(eid, str) and eid:
-                                ids.add(eid)
-                    element(kids[name])(items, path, run)
+                    if holders:
+                        for i, (_, x, e, _) in enumerate(items):
+                            # element ids are unique among an element's children (R4 Element.id; the HL7 validator's
+                            # scope); a primitive's id sits in its `_name` object, nested resources have their own
+                            holder = x if isinstance(x, dict) else e
+                            if isinstance(holder, dict) and "id" in holder and "resourceType" not in holder:
+                                eid = holder["id"]
+                                if ids is None:
+                                    ids = set()
+                                if isinstance(eid, str) and eid in ids:
+                                    kid = kids[name]
+                                    run.add("error", "business-rule", f"{path}.{kid.base_name}[{i}]" if kid.repeats
+                                            else f"{path}.{kid.base_name}", f"Duplicate id value '{eid}'")
+                                elif isinstance(eid, str) and eid:
+                                    ids.add(eid)
+                    fn = own.get(name)
+                    if fn is None:
+                        fn = own[name] = element(kids[name])
+                    fn(items, path, run)
                     if (name == "extension" or name == "modifierExtension") and items:
                         extensions.contexts(v, items, owner, typ, path, run, obj)
                 for kid in required:  # absent but required: the cardinality (and slice) errors
@@ -205,7 +231,18 @@ class Checkers:
         value = self.value
         own: dict[str, ValueCheck] = {}  # type → the checker of a value of that type in `kid` itself
 
+        suffix = "." + name
+        simple = not many and not choice and not sliced and lo <= 1 and (hi is None or hi >= 1)
+
         def check(items: list[tuple[str, Any, Any, str]], path: str, run: Any) -> None:
+            if simple and len(items) == 1:  # one value of a single-valued element: nothing to count or slice
+                _key, x, e, typ = items[0]
+                if typ:
+                    fn = own.get(typ)
+                    if fn is None:
+                        fn = own[typ] = value(kid, typ)
+                    fn(x, e, path + suffix, run)
+                return
             n = len(items)
             if n < lo or (hi is not None and n > hi):
                 if n < lo:
@@ -373,7 +410,8 @@ class Checkers:
         typed = type_profiles.profiles_of(node, typ) if typ != "Extension" else ()
         children = self.trees.children(node, typ)
         obj = self.object(node, children, typ)
-        is_reference, is_attachment = typ == "Reference", typ == "Attachment"
+        reference = references_module.checker(v, node) if typ == "Reference" else None
+        is_attachment = typ == "Attachment"
         is_coded = typ in ("Coding", "CodeableConcept")
         base = self.trees.type_node(typ)
         base_planned = self.planned(base) if base is not None and base is not node and base.constraints else ()
@@ -388,8 +426,8 @@ class Checkers:
             if not (typed and type_profiles.check(v, value, typ, typed, node, path, run)):
                 obj(value, path, run)
             if isinstance(value, dict):
-                if is_reference:
-                    references_module.check(v, value, node, path, run)
+                if reference is not None:
+                    reference(value, path, run)
                 if is_attachment:
                     datatypes.attachment(value, path, run)
                 if is_coded:

@@ -365,94 +365,111 @@ def document_problems(bundle: dict[str, Any], path: str) -> list[tuple[str, str,
 
 # ---- a Reference element: format, resolution, target types and profiles, aggregation ----
 def check(v: Any, value: dict[str, Any], node: Any, path: str, run: Any) -> None:
-    """A Reference value of element `node`: its format, what it resolves to (versions of one resource in a Bundle,
-    contained resources, urn: references in transactions), aggregation modes, the reference policy (existence,
-    fetch), and the target types and profiles the element allows."""
-    ref = value.get("reference")
-    if not isinstance(ref, str):
-        return
-    target = run.resolve(ref)
-    rtype: str | None = None
-    rel = _REF_RELATIVE.match(ref)
-    entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel else []
-    # several versions of one resource (same fullUrl): only a versioned reference can pick one
-    same = [e["resource"] for e in entries] if len({str(e.get("fullUrl")) for e in entries}) == 1 else []
-    if rel and len(same) > 1:
-        version = (rel.group(3) or "").removeprefix("/_history/")
-        hits = [r for r in same if version and isinstance(r.get("meta"), dict)
-                and r["meta"].get("versionId") == version]
-        if not version:
-            run.add("error", "invalid", path, f"Found {len(same)} matches for '{ref}' in the Bundle")
-            return
-        if not hits:  # the HL7 validator warns here (an unresolved reference is not an error by itself)
-            run.add("warning", "required", path, f"The bundle contains no match for '{ref}' by the rules of "
-                    f"Bundle reference resolution, but it has {len(same)} resources that match it by resource "
-                    "type and id (none with that version)")
-            return
-        target = hits[0]
-    if target is not None:
-        rtype = target.get("resourceType")
-        if rel and rel.group(1) != rtype:
-            run.add("error", "structure", path, f"Matching reference for reference {ref} has resourceType {rtype}")
-            return
-    elif ref == "#":
-        return  # from a contained resource to its container
-    elif ref.startswith("#"):
-        run.add("error", "structure", path, f"The contained resource {ref} was not found")
-        return
-    elif ref.startswith(("urn:uuid:", "urn:oid:")):
-        if run.root.get("resourceType") == "Bundle":
-            if run.bundle is run.root and run.root.get("type") in ("transaction", "batch"):
-                # a server resolves urn: references only against the fullUrls of the entries it is given
-                # (R4 http.html#trules): one no entry carries can never be resolved. (A Bundle nested in an
-                # entry is not indexed for resolution: its references keep the warning.)
-                run.add("error", "not-found", path, f"Unable to resolve the reference {ref}: no entry of this "
-                        f"{run.root['type']} has it as its fullUrl, so no server can resolve it")
-            else:  # another kind of Bundle may stand for content kept elsewhere (the HL7 validator warns)
-                run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
-        return
-    else:
-        m = rel or _REF_ABSOLUTE.match(ref)
-        if m is None:
-            if not ABSOLUTE_URL.match(ref):
-                run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
-            return
-        rtype = m.group(1) if rel else m.group(2)
-        if v.defs.type_definition(rtype) is None:
-            run.add("warning", "invalid", path, f"The reference {ref!r} names an unknown resource type")
-            return
-        for i, full, url in near_misses(run, ref):
-            run.add("warning", "required", path, f"Entry {i} matches the reference {ref} by type and id but its "
-                    f"fullUrl {full} does not match the full target URL {url} by Bundle resolution rules")
+    """A Reference value of element `node` (see checker())."""
+    checker(v, node)(value, path, run)
+
+
+def checker(v: Any, node: Any) -> Any:
+    """The check of Reference values of element `node`: their format, what they resolve to (versions of one resource
+    in a Bundle, contained resources, urn: references in transactions), aggregation modes, the reference policy
+    (existence, fetch), and the target types and profiles the element allows — what the element allows worked out
+    once."""
     refs = [t for t in node.types if t.code == "Reference"]
     modes = {m for t in refs for m in t.aggregation}
-    if modes:
-        problem = aggregation_problem(modes, ref, target, run)
-        if problem:
-            run.add("error", problem[0], path, problem[1])
-            return
-    policy = v.references
-    if target is None and policy.fetch is not None and not ref.startswith("#"):
-        target = policy.fetch(ref)  # found outside the instance (a server, a store): not for aggregation
-    if target is None and not ref.startswith("#") and policy.check_exists and not (
-            v.examples and EXAMPLE_DOMAIN.match(ref)):
-        run.add("error", "structure", path, f"Unable to resolve resource with reference '{ref}'")
-        return
     targets = [u for t in refs for u in t.targets]
-    # the type an unresolved URL implies is trusted only when asked to (assumeValidRestReferences)
-    if not targets or not isinstance(rtype, str) or (target is None and not policy.assume_valid_rest):
-        return
-    for u in unknown_profiles(v, targets):
-        run.add("error", "structure", path, f"Unable to resolve the profile reference '{u}'")
-    allowed = {v.type_of(u) for u in targets}
-    if not ("Resource" in allowed or rtype in allowed):
-        run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
-                f"({', '.join(sorted(a for a in allowed if a))})")
-        return
-    # a resolved target must also conform to one of the (non-core) target profiles of its type
-    of_type = [u for u in targets if v.type_of(u) == rtype]
-    profiled = [u for u in of_type if not v.defs.is_base(u)]
-    if target is not None and profiled and len(profiled) == len(of_type) and not any(
-            v.conforms(target, u, run) for u in profiled):
-        run.add("error", "structure", path, f"Unable to find a profile match for {ref} among choices: "
-                f"{', '.join(profiled)}")
+    unknown = unknown_profiles(v, targets) if targets else []
+    typed = [(u, v.type_of(u)) for u in targets]
+    allowed = {t for _, t in typed}
+    expected = ", ".join(sorted(a for a in allowed if a))
+    by_type: dict[str, list[str]] = {}  # resource type → the non-core target profiles for it ([] when one is core)
+    for t in {t for _, t in typed if isinstance(t, str)}:
+        of_type = [u for u, ut in typed if ut == t]
+        profiled = [u for u in of_type if not v.defs.is_base(u)]
+        by_type[t] = profiled if len(profiled) == len(of_type) else []
+    policy = v.references
+
+    def check(value: dict[str, Any], path: str, run: Any) -> None:
+        ref = value.get("reference")
+        if not isinstance(ref, str):
+            return
+        target = run.resolve(ref)
+        rtype: str | None = None
+        rel = _REF_RELATIVE.match(ref)
+        entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel and run.versions else []
+        # several versions of one resource (same fullUrl): only a versioned reference can pick one
+        same = [e["resource"] for e in entries] if len({str(e.get("fullUrl")) for e in entries}) == 1 else []
+        if rel and len(same) > 1:
+            version = (rel.group(3) or "").removeprefix("/_history/")
+            hits = [r for r in same if version and isinstance(r.get("meta"), dict)
+                    and r["meta"].get("versionId") == version]
+            if not version:
+                run.add("error", "invalid", path, f"Found {len(same)} matches for '{ref}' in the Bundle")
+                return
+            if not hits:  # the HL7 validator warns here (an unresolved reference is not an error by itself)
+                run.add("warning", "required", path, f"The bundle contains no match for '{ref}' by the rules of "
+                        f"Bundle reference resolution, but it has {len(same)} resources that match it by resource "
+                        "type and id (none with that version)")
+                return
+            target = hits[0]
+        if target is not None:
+            rtype = target.get("resourceType")
+            if rel and rel.group(1) != rtype:
+                run.add("error", "structure", path, f"Matching reference for reference {ref} has resourceType "
+                        f"{rtype}")
+                return
+        elif ref == "#":
+            return  # from a contained resource to its container
+        elif ref.startswith("#"):
+            run.add("error", "structure", path, f"The contained resource {ref} was not found")
+            return
+        elif ref.startswith(("urn:uuid:", "urn:oid:")):
+            if run.root.get("resourceType") == "Bundle":
+                if run.bundle is run.root and run.root.get("type") in ("transaction", "batch"):
+                    # a server resolves urn: references only against the fullUrls of the entries it is given
+                    # (R4 http.html#trules): one no entry carries can never be resolved. (A Bundle nested in an
+                    # entry is not indexed for resolution: its references keep the warning.)
+                    run.add("error", "not-found", path, f"Unable to resolve the reference {ref}: no entry of this "
+                            f"{run.root['type']} has it as its fullUrl, so no server can resolve it")
+                else:  # another kind of Bundle may stand for content kept elsewhere (the HL7 validator warns)
+                    run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
+            return
+        else:
+            m = rel or _REF_ABSOLUTE.match(ref)
+            if m is None:
+                if not ABSOLUTE_URL.match(ref):
+                    run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
+                return
+            rtype = m.group(1) if rel else m.group(2)
+            if v.defs.type_definition(rtype) is None:
+                run.add("warning", "invalid", path, f"The reference {ref!r} names an unknown resource type")
+                return
+            for i, full, url in near_misses(run, ref):
+                run.add("warning", "required", path, f"Entry {i} matches the reference {ref} by type and id but "
+                        f"its fullUrl {full} does not match the full target URL {url} by Bundle resolution rules")
+        if modes:
+            problem = aggregation_problem(modes, ref, target, run)
+            if problem:
+                run.add("error", problem[0], path, problem[1])
+                return
+        if target is None and policy.fetch is not None and not ref.startswith("#"):
+            target = policy.fetch(ref)  # found outside the instance (a server, a store): not for aggregation
+        if target is None and not ref.startswith("#") and policy.check_exists and not (
+                v.examples and EXAMPLE_DOMAIN.match(ref)):
+            run.add("error", "structure", path, f"Unable to resolve resource with reference '{ref}'")
+            return
+        # the type an unresolved URL implies is trusted only when asked to (assumeValidRestReferences)
+        if not targets or not isinstance(rtype, str) or (target is None and not policy.assume_valid_rest):
+            return
+        for u in unknown:
+            run.add("error", "structure", path, f"Unable to resolve the profile reference '{u}'")
+        if not ("Resource" in allowed or rtype in allowed):
+            run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
+                    f"({expected})")
+            return
+        # a resolved target must also conform to one of the (non-core) target profiles of its type
+        profiled = by_type.get(rtype, [])
+        if target is not None and profiled and not any(v.conforms(target, u, run) for u in profiled):
+            run.add("error", "structure", path, f"Unable to find a profile match for {ref} among choices: "
+                    f"{', '.join(profiled)}")
+
+    return check

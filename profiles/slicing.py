@@ -29,8 +29,14 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
     counts = dict.fromkeys(kid.slices, 0)
     index = slice_index(v, kid)
     memo = run.validator.slice_memo if v.use_memo and context_free(v, kid) else None
+    by_values = value_paths(v, kid) if memo is not None else None
     for i, (_, value, _, typ) in enumerate(items):
-        digest = content_key(value) if memo is not None else None
+        if memo is None:
+            digest = None
+        elif by_values is not None:  # what the discriminators read decides: components by their code alone
+            digest = content_key({"": [_at(value, p, run.resolve) for p in by_values]})
+        else:
+            digest = content_key(value)
         hit = memo.get((id(kid), typ, digest), _MISSING) if digest is not None else _MISSING  # type: ignore[union-attr]
         if hit is _MISSING:
             candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
@@ -85,6 +91,29 @@ def context_free(v: Any, kid: Node) -> bool:
                   for dtype, dpath in kid.slicing.discriminators)
         memo[key] = hit
     return bool(hit)
+
+
+def _at(value: Any, path: str, resolve: Any) -> Any:
+    """values_at(value, path), or what stands for it one to one: the property itself for a one-step path present."""
+    if isinstance(value, dict) and path in value and "." not in path and "(" not in path and path != "$this":
+        return {"property": value[path]}
+    return {"values": values_at(value, path, resolve)}
+
+
+def value_paths(v: Any, kid: Node) -> tuple[str, ...] | None:
+    """The discriminator paths when every discriminator is a value, pattern or exists one: an item then falls in the
+    slice the values at those paths choose (slice_index and matches read nothing else), so the slice is remembered
+    by those values rather than by the whole item. None for type discriminators (they read the item's JSON keys)."""
+    memo = v.trees.node_memo
+    key = (id(kid), "value-paths")
+    hit = memo.get(key, _MISSING)
+    if hit is _MISSING:
+        assert kid.slicing is not None
+        discriminators = kid.slicing.discriminators
+        hit = tuple(p for _, p in discriminators) if discriminators and all(
+            d in ("value", "pattern", "exists") for d, _ in discriminators) else None
+        memo[key] = hit
+    return hit  # type: ignore[no-any-return]
 
 
 def matches(v: Any, value: Any, typ: str, snode: Node, kid: Node, run: Any) -> bool:
