@@ -90,6 +90,9 @@ class KeyStore:
         self.path = Path(path)
         self._seen: tuple[int, int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
+        # Keys verified while the file was as `_seen` says: (that state, expiry, Principal), by the key's SHA-256.
+        # A revoke or any other change of the file changes the state, so nothing here outlives it.
+        self._verified: dict[str, tuple[tuple[int, int, int] | None, datetime, Principal]] = {}
         self._lock = threading.Lock()
         self._complained = False
 
@@ -98,18 +101,29 @@ class KeyStore:
     def verify(self, presented: str, now: datetime | None = None) -> Principal:
         """The Principal of a presented key; AuthError (not echoing the key) when it is malformed, unknown, wrong,
         revoked or expired."""
-        m = _KEY.match(presented.strip())
+        text = presented.strip()
+        hashed = digest(text)
+        keys = self._current()
+        when = now or datetime.now(UTC)
+        hit = self._verified.get(hashed)
+        if hit is not None and hit[0] == self._seen and when < hit[1]:  # the file unchanged, the key unexpired
+            return hit[2]
+        m = _KEY.match(text)
         if not m:
             raise AuthError("the API key is malformed (expected hgk_<id>_<secret>)")
-        record = self._current().get(m.group(1))
+        record = keys.get(m.group(1))
         # Compare against a dummy for unknown ids too, so both paths cost the same.
-        if not hmac.compare_digest(digest(presented.strip()), record.hash if record else _DUMMY) or record is None:
+        if not hmac.compare_digest(hashed, record.hash if record else _DUMMY) or record is None:
             raise AuthError("the API key is not valid")
         state = record.state(now)
         if state != "active":
             raise AuthError(f"the API key {record.name!r} is {state}")
-        return Principal(client=record.name, via="api-key", scopes=record.scopes, patient=record.patient,
-                         claims={"key_id": record.id})
+        principal = Principal(client=record.name, via="api-key", scopes=record.scopes, patient=record.patient,
+                              claims={"key_id": record.id})
+        if len(self._verified) >= 1024:
+            self._verified.clear()
+        self._verified[hashed] = (self._seen, _time(record.expires), principal)
+        return principal
 
     def _current(self) -> dict[str, ApiKey]:
         """The keys as the file holds them now (re-read when it changed; none when it is missing or unreadable)."""

@@ -87,3 +87,20 @@ def test_expiry_forms() -> None:
     assert expiry("2027-01-31T12:00Z", now) == datetime(2027, 1, 31, 12, tzinfo=UTC)
     with pytest.raises(ValueError, match="Nd, Nh, Nm"):
         expiry("soon", now)
+
+
+def test_a_verified_key_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
+    """The server remembers keys it verified (no re-parse per request), but a revoke from another process (here:
+    another store on the same file) is seen on the next request."""
+    server, cli_store = KeyStore(tmp_path / "keys.json"), KeyStore(tmp_path / "keys.json")
+    key, _ = cli_store.create("lab-c", ["system/$convert"], datetime.now(UTC) + timedelta(days=1))
+    first = server.verify(key)
+    assert server.verify(key) is first  # remembered
+    cli_store.revoke("lab-c")
+    with pytest.raises(AuthError, match="revoked"):
+        server.verify(key)
+    short, _ = cli_store.create("lab-d", ["system/$convert"], datetime.now(UTC) + timedelta(seconds=30))
+    server.verify(short)
+    assert server.verify(short).client == "lab-d"  # remembered
+    with pytest.raises(AuthError, match="expired"):  # and still expires
+        server.verify(short, now=datetime.now(UTC) + timedelta(minutes=1))
