@@ -78,21 +78,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="the least severe issues shown (default hints: all)")
     hl7.add_argument("-tx", "--tx", metavar="n/a", help="only n/a: helixgate never calls a terminology server "
                      "(codes of systems not installed locally are reported as not checked)")
-    hl7.add_argument("-version", "--fhir-version", dest="fhir_version", metavar="4.0.1",
-                     help="only R4 (4.0 or 4.0.1)")
+    hl7.add_argument("-version", "--version", dest="fhir_version", metavar="4.0.1", help="only R4 (4.0 or 4.0.1)")
     # usage errors, unknown options included (argparse leaves those to the top-level parser), go through
     # _usage_error, so that --format json gets its OperationOutcome then too
     p.error = lambda message: _usage_error(p, message)  # type: ignore[method-assign]
     parse_known_args = p.parse_known_args
 
     def parse_all(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = parse_known_args(args, namespace)
+        parsed, extras = parse_known_args(_explicit_booleans(list(sys.argv[1:] if args is None else args)),
+                                          namespace)
         if extras:
             p.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, []
 
     p.parse_known_args = parse_all  # type: ignore[method-assign]
     p.set_defaults(run=run)
+
+
+def _explicit_booleans(args: list[str]) -> list[str]:
+    """`-allow-example-urls` takes an optional true|false (as the HL7 validator's does); when none follows, `true`
+    is made explicit, so that argparse does not take the next file name for the value."""
+    out = []
+    for i, a in enumerate(args):
+        out.append(a)
+        if a in ("-allow-example-urls", "--allow-example-urls") and (args[i + 1:i + 2] or [""])[0] not in (
+                "true", "false"):
+            out.append("true")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

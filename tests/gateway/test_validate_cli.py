@@ -131,7 +131,7 @@ def test_usage_errors_and_missing_packages_still_print_an_outcome(tmp_path: Path
     assert code == 2 and outcome["issue"][0]["severity"] == "fatal"
     code, outcome = json_run("-version", "5.0.0", str(EXAMPLE))
     assert code == 2 and "R4" in outcome["issue"][0]["details"]["text"]
-    code, outcome = json_run("-tx", "n/a", "-version", "4.0.1", str(EXAMPLE))
+    code, outcome = json_run("-tx", "n/a", "--version", "4.0.1", str(EXAMPLE))
     assert code == 0 and errors(outcome) == []  # the values the HL7 validator's users pass are accepted
     empty = tmp_path / "no-packages"
     empty.mkdir()
@@ -166,6 +166,7 @@ def test_each_hl7_validator_flag_changes_the_verdict_it_names(tmp_path: Path) ->
     assert errors(json_run(example)[1]) == []
     assert errors(json_run("-allow-example-urls", "false", example)[1]) != []
     assert errors(json_run("--allow-example-urls=true", example)[1]) == []
+    assert errors(json_run("-allow-example-urls", example)[1]) == []  # no value: true, the file stays a file
 
     markdown = write(tmp_path, "markdown.json", {"resourceType": "Observation", "status": "final",
                                                  "code": {"text": "x"}, "note": [{"text": "see <b>this</b>"}]})
