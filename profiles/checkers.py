@@ -143,6 +143,66 @@ class Checkers:
 
         single = {k: hit for k, hit in keymap.items() if not hit[0].repeats}  # one value: no list, no `_` twin
         own: dict[str, ElementCheck] = {}  # element name → its checker
+        # Objects whose every property is one value of an element that is single-valued, unsliced and allowed
+        # once (a Coding, a Quantity, a Reference) skip the grouping: each value goes to its checker in property
+        # order, which is the order the general path reports in.
+        fast: dict[str, tuple[str, str, Node, bool]] = {}  # property → (path suffix, type, element, is a choice)
+        for key, (kid, ktyp) in keymap.items():
+            if kid.repeats or (kid.slicing is not None and kid.slices) or kid.min > 1 or (
+                    kid.max is not None and kid.max < 1) or not ktyp or is_extension:
+                continue
+            fast[key] = (f".{kid.base_name}.ofType({ktyp[:1].upper() + ktyp[1:]})" if kid.is_choice
+                         else f".{kid.base_name}", ktyp, kid, kid.is_choice)
+        present = [(kid, tuple(k for k, (other, _) in keymap.items() if other is kid)) for kid in required]
+        values: dict[str, ValueCheck] = {}  # property → the checker of its value
+        value_check = self.value
+
+        def simple(obj: dict[str, Any], path: str, run: Any, is_resource: bool) -> bool:
+            """The fast path, when `obj` qualifies (else False, and nothing was reported)."""
+            choices: list[str] | None = None
+            for key, x in obj.items():
+                hit = fast.get(key)
+                if hit is None or x is None or x.__class__ is list:
+                    if is_resource and key == "resourceType":
+                        continue
+                    return False
+                if hit[3]:
+                    name = hit[2].name
+                    if choices is None:
+                        choices = [name]
+                    elif name in choices:
+                        return False  # two types of one choice element: the general path reports it
+                    else:
+                        choices.append(name)
+            run.depth += 1
+            try:
+                ids: set[str] | None = None
+                for key, x in obj.items():
+                    hit = fast.get(key)
+                    if hit is None:
+                        continue  # resourceType
+                    if x.__class__ is dict and "id" in x and "resourceType" not in x:
+                        eid = x["id"]
+                        if ids is None:
+                            ids = set()
+                        if isinstance(eid, str) and eid in ids:
+                            run.add("error", "business-rule", f"{path}.{hit[2].base_name}", f"Duplicate id value "
+                                    f"'{eid}'")
+                        elif isinstance(eid, str) and eid:
+                            ids.add(eid)
+                    fn = values.get(key)
+                    if fn is None:
+                        fn = values[key] = value_check(hit[2], hit[1])
+                    fn(x, None, path + hit[0], run)
+                for kid, keys in present:
+                    for k in keys:
+                        if k in obj:
+                            break
+                    else:
+                        element(kid)([], path, run)
+            finally:
+                run.depth -= 1
+            return True
 
         def check(obj: Any, path: str, run: Any, is_resource: bool = False) -> None:
             if not isinstance(obj, dict):
@@ -157,6 +217,8 @@ class Checkers:
             if not is_resource and len(obj) == 1 and "id" in obj:
                 run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value "
                         "or children'")
+            if fast and simple(obj, path, run, is_resource):
+                return
             run.depth += 1
             try:
                 found: dict[str, list[Any]] = {}

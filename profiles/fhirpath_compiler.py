@@ -74,8 +74,14 @@ _DATE = patterns.compile(r"\d{4}(-\d{2}(-\d{2})?)?")  # a date without time or z
 _INTEGER = patterns.compile(r"[+-]?\d+")
 _TEMPORAL_LOOK = patterns.compile(r"\d")  # date, dateTime, instant and time values start with a digit
 _NAV: dict[tuple[str | None, str], tuple[tuple[str, ...], str | None]] = {}
-# every path the model knows, backbone elements included (path2Type names only typed leaves)
-_KNOWN = {p.rsplit(".", i)[0] for p in (*_PATH2TYPE, *_CHOICES) for i in range(p.count(".") + 1)}
+_KNOWN: set[str] = set()  # every path the model knows, backbone elements included (filled on first use)
+
+
+def _known(path: str) -> bool:
+    """Whether the model knows `path` (path2Type names only typed leaves: their parents are backbone elements)."""
+    if not _KNOWN:
+        _KNOWN.update(p.rsplit(".", i)[0] for p in (*_PATH2TYPE, *_CHOICES) for i in range(p.count(".") + 1))
+    return path in _KNOWN
 
 
 def _navigation(path: str | None, name: str) -> tuple[tuple[str, ...], str | None]:
@@ -92,7 +98,7 @@ def _navigation(path: str | None, name: str) -> tuple[tuple[str, ...], str | Non
                 hit = (tuple(name + t for t in types), None)
             elif name == "extension":
                 hit = ((name,), "Extension")
-            elif child in _KNOWN:
+            elif _known(child):
                 hit = ((name,), _PATH2TYPE.get(child, child))
             else:  # a path the model does not know: its type (and whether it is a choice) is not known
                 hit = ((name,), None)
