@@ -167,25 +167,8 @@ def forget(v: Any) -> None:
     """Drop what the validator remembers about content it has seen (verdicts on recurring values, the slice each
     item fell in, regular-expression verdicts on short strings, narrative checks), keeping what it compiled from
     the definitions: the next pass sees every file for the first time, as a new process with warm compiled
-    checkers would. `Validator.forget()` where it exists; else the memos of the validator before it."""
-    fn = getattr(v, "forget", None)
-    if callable(fn):
-        fn()
-        return
-    from profiles import fhirpath, patterns
-
-    for name in ("_memo", "_slice_memo"):
-        getattr(v, name, {}).clear()
-    for pattern in _live_patterns(patterns):
-        pattern._seen.clear()
-    fhirpath._div_ok.cache_clear()
-    fhirpath._div_has_content.cache_clear()
-
-
-def _live_patterns(patterns: Any) -> list[Any]:
-    import gc
-
-    return [o for o in gc.get_objects() if isinstance(o, patterns.Pattern)]
+    checkers would (Validator.forget())."""
+    v.forget()
 
 
 def first_pass_rate(items: Sequence[Any], fn: Callable[[Any], Any], v: Any, seconds: float) -> dict[str, float]:
