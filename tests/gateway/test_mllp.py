@@ -20,6 +20,7 @@ from gateway.mllp.ack import AckPolicy, Refused, build_ack, check, read_header, 
 from gateway.mllp.framing import Frame, Framer, Oversized, frame
 from gateway.mllp.server import MllpServer
 from gateway.workers.streams import INBOUND, Enqueuer, redis_client
+from tests import corpora
 from tests.conftest import ROOT, RedisServer, free_port
 from tests.upstream.engine import MllpClient, segments, unique_message
 from tests.upstream.fixtures import wait_for
@@ -163,10 +164,8 @@ def test_intake_accepts_only_what_the_worker_converts(path) -> None:
                 check(typo)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT.parent / "shared" / "corpora").rglob("*.hl7")) or [None])
+@pytest.mark.parametrize("path", corpora.params("hl7v2", lambda _: sorted(corpora.root().rglob("*.hl7"))))
 def test_intake_accepts_the_oru_messages_of_the_shared_corpora(path) -> None:
-    if path is None:
-        pytest.skip("../shared/corpora is not there")
     data = path.read_bytes().lstrip(b"\xef\xbb\xbf")
     if b"ORU^R01" not in data[:1000] or data.count(b"MSH|") != 1:
         return
