@@ -27,6 +27,7 @@ from gateway.sandbox import app_sandbox
 from gateway.settings import Settings
 from gateway.validate_routes import routes as validate_routes
 from mappers.exceptions import MappingError, operation_outcome
+from mappers.toolkit.registry import registry
 
 log = logging.getLogger("helixgate.http")
 
@@ -55,6 +56,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, auth: AuthConfig | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    registry()  # import every format now (~0.3 s): on the first request it would hold the event loop that long
     authenticator = Authenticator(auth if auth is not None else AuthConfig.from_env())  # gateway.auth.config
 
     @contextlib.asynccontextmanager

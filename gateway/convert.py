@@ -41,7 +41,9 @@ async def convert(data: bytes, request: Request, cache: Cache, validator: Any = 
 
     Raises the mappers' MappingError subclasses, or InvalidOutput; nothing is cached then.
     """
-    key = cache_key(data, *request.key_parts())
+    parts = request.key_parts()
+    # hashlib lets go of the interpreter on large inputs: hashed in a thread, tens of MB leave the event loop free
+    key = await run_in_threadpool(cache_key, data, *parts) if len(data) > 1 << 20 else cache_key(data, *parts)
     hit = await cache.get(key)
     if hit is not None:
         doc = orjson.loads(hit)
