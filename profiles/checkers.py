@@ -508,8 +508,12 @@ _LOCK = threading.Lock()
 
 def checkers_for(v: Any) -> Checkers:
     """The compiled checkers for validator `v`: shared with every validator over the same Definitions and options."""
-    key = (v.security_checks, v.use_memo, v.examples, v.html_in_markdown, v.references,
-           v.extensible_binding_warnings)
+    policy: Any = v.references
+    try:
+        hash(policy)
+    except TypeError:  # a reference policy whose fetch cannot be hashed: checkers for this validator alone
+        policy = object()
+    key = (v.security_checks, v.use_memo, v.examples, v.html_in_markdown, policy, v.extensible_binding_warnings)
     with _LOCK:
         by_options = _CHECKERS.setdefault(v.defs, {})
         hit = by_options.get(key)

@@ -1,0 +1,76 @@
+"""Profiles compiled into checkers (profiles/checkers.py, profiles/trees.py): compiled once per set of definitions
+and shared by the validators over it, nothing compiled again for content already seen, forget() dropping only what
+was remembered about content."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from profiles.definitions import Definitions
+from profiles.packages import cache_dir
+from profiles.references import ReferencePolicy
+from profiles.validator import Validator
+
+EXAMPLES = cache_dir() / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "example"
+
+
+def load(name: str) -> dict[str, Any]:
+    return orjson.loads((EXAMPLES / name).read_bytes())
+
+
+def keys(v: Validator, doc: dict[str, Any]) -> list[tuple[str, str, str | None, str]]:
+    return [(i.severity, i.code, i.expression, i.message) for i in v.validate(doc)]
+
+
+def test_validators_over_one_definitions_share_what_was_compiled(validator: Validator) -> None:
+    doc = load("Observation-SNVexample.json")
+    first = keys(validator, doc)
+    same = Validator(validator.defs)
+    assert same.trees is validator.trees and same.checkers is validator.checkers
+    other = Validator(validator.defs, security_checks=False)  # other options: other checkers, same trees
+    assert other.trees is validator.trees and other.checkers is not validator.checkers
+    assert keys(same, doc) == first
+
+
+def test_content_seen_again_compiles_nothing(validator: Validator) -> None:
+    docs = [load(p.name) for p in sorted(EXAMPLES.glob("Observation-*.json"))[:20]]
+    for d in docs:
+        validator.validate(d)
+    checkers, trees = validator.checkers, validator.trees
+    counts = (len(checkers._objects), len(checkers._values), len(checkers._elements), len(trees.nodes))
+    validator.forget()  # nothing remembered about content: every value is checked again, by compiled checkers
+    for d in docs:
+        validator.validate(d)
+    assert (len(checkers._objects), len(checkers._values), len(checkers._elements), len(trees.nodes)) == counts
+
+
+def test_forget_keeps_the_verdicts(validator: Validator) -> None:
+    doc = load("Observation-SNVexample.json")
+    doc["status"] = "finished"  # an error, and the memos hold warnings and notes too
+    before = keys(validator, doc)
+    assert any(sev == "error" for sev, *_ in before)
+    validator.forget()
+    assert validator.memo == {} and validator.slice_memo == {}
+    assert keys(validator, doc) == before
+    assert keys(validator, doc) == before  # replayed from the memo
+
+
+def test_an_unhashable_fetch_gets_checkers_of_its_own(validator: Validator) -> None:
+    class Fetch:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, ref: str) -> dict[str, Any] | None:
+            return None
+
+    v = Validator(validator.defs, references=ReferencePolicy(fetch=Fetch()))
+    assert v.checkers is not validator.checkers
+    assert keys(v, load("Observation-SNVexample.json")) == keys(validator, load("Observation-SNVexample.json"))
+
+
+def test_separate_definitions_are_compiled_apart() -> None:
+    sd = orjson.loads((cache_dir() / "hl7.fhir.r4.core#4.0.1" / "package" /
+                       "StructureDefinition-Observation.json").read_bytes())
+    a, b = Validator(Definitions([sd])), Validator(Definitions([sd]))
+    assert a.trees is not b.trees and a.checkers is not b.checkers
