@@ -20,6 +20,7 @@ import redis
 import uvicorn
 
 from gateway.app import create_app
+from gateway.auth.config import AuthConfig
 from gateway.settings import Settings
 from tests import corpora
 from tests.auth.oidc import oidc_server  # noqa: F401 - session test authorization server (oidc-provider)
@@ -135,10 +136,12 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 class ServedApp:
-    def __init__(self, settings: Settings) -> None:
+    """create_app(settings, auth=auth) under uvicorn on a loopback port, in a thread; a context manager."""
+
+    def __init__(self, settings: Settings, auth: AuthConfig | None = None) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        self.app = create_app(settings, auth=auth)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -5,23 +5,18 @@ themselves are tested in tests/auth."""
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import uvicorn
-
-from gateway.app import create_app
 from gateway.auth.config import AuthConfig
 from gateway.auth.keys import KeyStore
 from gateway.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import ServedApp
 
 OPERATIONS = ["system/$convert", "system/$validate", "system/$translate", "system/*.cruds"]
 
 
-class KeyedApp:
+class KeyedApp(ServedApp):
     """create_app(settings) with API keys for `clients` (name → scopes; default: every operation and resource) on a
     loopback port; `clients=None` runs it with auth off. A context manager, like tests.conftest.ServedApp."""
 
@@ -39,28 +34,8 @@ class KeyedApp:
             for name, scopes in clients.items():
                 self.keys[name], _ = store.create(name, scopes or OPERATIONS, expires)
             auth = AuthConfig(api_keys_file=str(store.path), oauth=oauth)
-        self.port = free_port()
-        self.app = create_app(settings, auth=auth)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(settings, auth)
 
     def auth(self, name: str) -> dict[str, str]:
         """The headers of a request by client `name`."""
         return {"Authorization": f"ApiKey {self.keys[name]}"}
-
-    def __enter__(self) -> KeyedApp:
-        self.thread.start()
-        for _ in range(200):
-            if self.server.started:
-                return self
-            time.sleep(0.02)
-        raise RuntimeError("gateway did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
