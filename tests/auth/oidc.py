@@ -50,6 +50,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.upstream.fixtures import first_line, stop_process
+
 HERE = Path(__file__).resolve().parent
 NODE_PACKAGES = HERE.parent / "upstream"
 SERVER = HERE / "oidc_server.mjs"
@@ -191,21 +193,10 @@ class OidcServer:
             server.stop()
 
     def _first_line(self, timeout: float) -> str:
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline() if self.proc.stdout
-                                                               else ""), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        return result[0] if result else ""
+        return first_line(self.proc, timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._stderr.close()
         Path(self._config.name).unlink(missing_ok=True)
         if hasattr(self, "http"):

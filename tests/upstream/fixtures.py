@@ -56,22 +56,32 @@ class UpstreamProcess:
         self.control = UpstreamControl(self.base)
 
     def _first_line(self, timeout: float) -> str:
-        result: list[str] = []
-        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline() if self.proc.stdout
-                                                               else ""), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        return result[0] if result else ""
+        return first_line(self.proc, timeout)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._stderr.close()
+
+
+def first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first line `proc` prints (its readiness line), or "" when none comes within `timeout` seconds."""
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline() if proc.stdout else ""),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 class UpstreamControl:
