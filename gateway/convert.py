@@ -76,6 +76,9 @@ def run(data: bytes, request: Request, validator: Any = None) -> Converted:
         if errors and not request.allow_invalid:
             raise InvalidOutput(errors[:MAX_REPORTED_ERRORS], len(errors))
         issues.extend(problems)
+    if tgt.fhir_of:
+        # FHIR written by another writer (an IPS document, FHIR XML) is validated like the hub's own output
+        issues.extend(check(Conversion(tgt.fhir_of(out.data), ()), validator, request.allow_invalid))
     return Converted(out.data, tgt.media_type, operation_outcome(issues))
 
 

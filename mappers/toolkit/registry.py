@@ -90,6 +90,8 @@ class Format:
     ndjson: to FHIR as NDJSON text (one resource a line, references Type/id; a line may span pieces), streamed for
     inputs too large for one Bundle; raises MappingError before the first piece for input it cannot convert.
     check_output: a structural check of what from_fhir wrote (issues; errors refuse the conversion).
+    fhir_of: for writers whose output is itself FHIR (an IPS document, FHIR XML, ...): the resource the written
+    bytes hold, which the edge validates with the FHIR packages like hub output (errors refuse the conversion).
     """
 
     name: str
@@ -104,6 +106,7 @@ class Format:
     split: Callable[[bytes], list[tuple[str, bytes]]] | None = None
     ndjson: Callable[[bytes, ConvertOptions], Iterator[bytes]] | None = None
     check_output: Callable[[bytes], list[Issue]] | None = None
+    fhir_of: Callable[[bytes], dict[str, Any]] | None = None
     sniff_order: int = 50
 
     def option(self, name: str) -> Option | None:
