@@ -12,7 +12,7 @@ from mappers.toolkit.registry import detect as detect_format
 from mappers.toolkit.registry import resolve as resolve_formats
 
 __all__ = ["FHIR_JSON", "FHIR_NDJSON", "GENERIC_MEDIA_TYPES", "HUB", "Converted", "Request", "UnsupportedFormat",
-           "detect", "format_params", "media_source", "names", "resolve"]
+           "detect", "format_params", "media_source", "names", "resolve", "validates_fhir"]
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 FHIR_NDJSON = "application/fhir+ndjson"
@@ -85,6 +85,12 @@ def format_params(source: str, target: str, given: Iterable[tuple[str, str]]) ->
                              expression=name)
         out[name] = value
     return tuple(sorted(out.items()))
+
+
+def validates_fhir(target: str) -> bool:
+    """Whether a conversion to `target` writes FHIR that the edge validates: the hub, or a writer with `fhir_of`
+    (FHIR XML, IPS documents), so the validator must be at hand."""
+    return target == HUB or get(target).fhir_of is not None
 
 
 def conversions() -> str:

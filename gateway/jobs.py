@@ -18,7 +18,7 @@ import orjson
 
 from gateway.convert import run as convert_run
 from gateway.fhir_input import parameters
-from gateway.formats import Converted, UnsupportedFormat
+from gateway.formats import Converted, UnsupportedFormat, validates_fhir
 from gateway.formats import Request as ConvertRequest
 from gateway.validate import read_resource
 from mappers.exceptions import Issue, MappingError, ParseError, operation_outcome
@@ -58,7 +58,7 @@ class Batch:
 
 
 def convert(data: bytes, req: ConvertRequest, validator: Any) -> Converted:
-    return convert_run(data, req, validator if req.target == HUB else None)
+    return convert_run(data, req, validator if validates_fhir(req.target) else None)
 
 
 def batch(data: bytes, req: ConvertRequest, max_documents: int, validator: Any) -> Batch | None:

@@ -15,7 +15,7 @@ import orjson
 from gateway.cache import make_cache
 from gateway.cli import output, status, vcf_stream
 from gateway.convert import convert
-from gateway.formats import HUB, Converted, Request, format_params, names, resolve
+from gateway.formats import HUB, Converted, Request, format_params, names, resolve, validates_fhir
 from gateway.settings import Settings, SettingsError, check_timezone
 from mappers.exceptions import Issue, MappingError, operation_outcome
 from mappers.toolkit.fhirtime import is_instant
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         options = _options(args, tz, source, target)
         split = get(source).split
         documents = split(data) if split else [("document 1", data)]
-        validator = _validator(args) if target == HUB else None
+        validator = _validator(args) if validates_fhir(target) else None
         if len(documents) > 1:
             if target != HUB:
                 _err(f"helixgate: {name} holds {len(documents)} documents; a batch converts to fhir (NDJSON)")
