@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from gateway import __version__
+from gateway import __version__, config_file
 
 # name → (module, one-line summary shown by --help); each module has add_parser(sub) and SUMMARY.
 COMMANDS = {
@@ -20,6 +20,7 @@ COMMANDS = {
     "packages": ("gateway.cli.packages", "install FHIR packages into the package cache, or list them"),
     "conformance": ("gateway.cli.conformance", "run conformance suites against a FHIR server or converter"),
     "keys": ("gateway.cli.keys", "create, list and revoke API keys (HELIXGATE_API_KEYS_FILE)"),
+    "doctor": ("gateway.cli.doctor", "check a deployment (packages, Redis persistence, upstream, auth, TLS, clock)"),
     "upstream-jwks": ("gateway.cli.upstream_jwks", "print the public JWKS of the gateway's upstream client key"),
 }
 
@@ -28,14 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="helixgate", description="FHIR interoperability gateway for genomic results")
     parser.add_argument("--version", action="version", version=f"helixgate {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="a TOML file of settings (the HELIXGATE_* variables without "
+                        "their prefix; the environment wins); default $HELIXGATE_CONFIG")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = next((a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "--config")),
+                  None)
     for name, (module, summary) in COMMANDS.items():
         if name == chosen:
             importlib.import_module(module).add_parser(sub)
         else:
             sub.add_parser(name, help=summary)
     args = parser.parse_args(argv)
+    config = args.config or os.environ.get(config_file.ENV)
+    if config:
+        try:
+            config_file.apply(config)
+        except config_file.ConfigError as e:
+            print(f"helixgate: {e}", file=sys.stderr)
+            return 2
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
