@@ -11,10 +11,11 @@ from mappers.toolkit.registry import HUB, ConvertOptions, UnsupportedFormat, by_
 from mappers.toolkit.registry import detect as detect_format
 from mappers.toolkit.registry import resolve as resolve_formats
 
-__all__ = ["FHIR_JSON", "FHIR_NDJSON", "GENERIC_MEDIA_TYPES", "HUB", "Converted", "Request", "UnsupportedFormat",
-           "detect", "format_params", "media_source", "names", "resolve", "validates_fhir"]
+__all__ = ["FHIR_JSON", "FHIR_NDJSON", "FHIR_XML", "GENERIC_MEDIA_TYPES", "HUB", "Converted", "Request",
+           "UnsupportedFormat", "detect", "format_params", "media_source", "names", "resolve", "validates_fhir"]
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+FHIR_XML = "application/fhir+xml; charset=utf-8"
 FHIR_NDJSON = "application/fhir+ndjson"
 GENERIC_MEDIA_TYPES = {"text/plain", "application/octet-stream", ""}
 BUNDLE_TYPES = ("collection", "transaction")

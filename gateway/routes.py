@@ -174,7 +174,7 @@ async def metadata(request: Request) -> Response:
         "software": {"name": "helixgate", "version": __version__},
         "implementation": {"description": "helixgate FHIR interoperability gateway", "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
         "rest": [{
             "mode": "server",
             "documentation": "Converts national and exchange formats to and from FHIR R4 Bundles of the "
