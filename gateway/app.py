@@ -12,7 +12,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import bulk, facade
+from gateway import bulk, facade, hints, metrics
+from gateway.accesslog import AccessLogMiddleware
 from gateway.audit import AuditMiddleware
 from gateway.auth import discovery
 from gateway.auth.config import AuthConfig
@@ -45,7 +46,10 @@ async def too_large(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-    return outcome_response(exc.status_code, code, f"http-{exc.status_code}", str(exc.detail),
+    detail = str(exc.detail)
+    if exc.status_code == 404 and request.scope.get("route") is None:  # no route takes the path: say what would
+        detail = hints.not_found(request.url.path, request.method, getattr(request.app.state, "settings", None))
+    return outcome_response(exc.status_code, code, f"http-{exc.status_code}", detail,
                             headers=exc.headers)
 
 
@@ -67,13 +71,15 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
             app_sandbox(app).prestart()
         try:
             async with facade.integration_resources(app, settings):  # Redis, upstream, audit, MLLP listener
+                if getattr(app.state, "upstream", None) is not None:
+                    metrics.watch_upstream(app.state.upstream.client)
                 yield
         finally:
             await app.state.cache.close()
             await authenticator.aclose()
 
     before, after = facade.routes(settings)  # the validating facade, when HELIXGATE_UPSTREAM_URL is set
-    all_routes = [*discovery.routes, *before, *routes, *validate_routes, *bulk.routes, *after]
+    all_routes = [*discovery.routes, *before, *routes, *validate_routes, *bulk.routes, *metrics.routes, *after]
     app = Starlette(
         routes=all_routes,
         exception_handlers={
@@ -82,7 +88,8 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
             HTTPException: http_error,
             Exception: server_error,
         },
-        middleware=[Middleware(AuditMiddleware),  # an AuditEvent per /fhir request and per denial (outermost)
+        middleware=[Middleware(AccessLogMiddleware, routes=all_routes),  # access log + request metrics (outermost)
+                    Middleware(AuditMiddleware),  # an AuditEvent per /fhir request and per denial
                     # _format / Accept: FHIR JSON bodies written as XML when asked (401/429 too), else 406
                     Middleware(NegotiationMiddleware),
                     # who is calling and may they (401/403); access class and Principal into the scope

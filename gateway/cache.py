@@ -16,6 +16,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from gateway import metrics
+
 log = logging.getLogger("helixgate.cache")
 KEY_PREFIX = "helixgate:conv:"
 
@@ -52,6 +54,7 @@ class MemoryCache:
         value = self._data.get(key)
         if value is not None:
             self._data.move_to_end(key)
+        metrics.cache_lookup(key, value is not None)
         return value
 
     async def set(self, key: str, value: bytes) -> None:
@@ -97,13 +100,16 @@ class RedisCache:
 
     async def get(self, key: str) -> bytes | None:
         if self._skip():
+            metrics.cache_lookup(key, False)
             return None
         try:
             value = await self._client.get(key)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+            metrics.cache_lookup(key, False)
             return None
         self._recovered()
+        metrics.cache_lookup(key, value is not None)
         return value
 
     async def set(self, key: str, value: bytes) -> None:

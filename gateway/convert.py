@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from starlette.concurrency import run_in_threadpool
 
+from gateway import metrics
 from gateway.cache import Cache, cache_key
 from gateway.formats import HUB, Converted, Request
 from mappers.conversion import Conversion
@@ -47,13 +48,25 @@ async def convert(data: bytes, request: Request, cache: Cache, validator: Any = 
     hit = await cache.get(key)
     if hit is not None:
         doc = orjson.loads(hit)
+        metrics.conversion(request.source, request.target, "cached")
         return Converted(doc["body"].encode(), doc["media_type"], doc["outcome"]), True
-    if runner is not None:
-        result = await runner(("convert", data, request))
-    elif offload:
-        result = await run_in_threadpool(run, data, request, validator)
-    else:
-        result = run(data, request, validator)
+    try:
+        if runner is not None:
+            result = await runner(("convert", data, request))
+        elif offload:
+            result = await run_in_threadpool(run, data, request, validator)
+        else:
+            result = run(data, request, validator)
+    except MappingError as e:  # counted here, in the server: a sandbox process's failure comes back as this
+        invalid = isinstance(e, InvalidOutput)
+        metrics.conversion(request.source, request.target, "invalid-output" if invalid else "refused",
+                           e.outcome() if invalid else None)
+        raise
+    except BaseException as e:  # the sandbox's Cancelled (the client went away), or a bug
+        metrics.conversion(request.source, request.target,
+                           "cancelled" if type(e).__name__ == "Cancelled" else "error")
+        raise
+    metrics.conversion(request.source, request.target, "converted", result.outcome)
     payload = {"media_type": result.media_type, "outcome": result.outcome, "body": result.body.decode()}
     await cache.set(key, orjson.dumps(payload))
     return result, False

@@ -12,6 +12,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from gateway import metrics
 from gateway.cache import Cache, cache_key
 from mappers.exceptions import ParseError
 from profiles.validator import Validator
@@ -81,6 +82,7 @@ async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validato
     hit = await cache.get(key) if key else None
     if hit is not None:
         outcome = orjson.loads(hit)
+        metrics.issues("validate", outcome)
         return Validated(outcome, _errors(outcome), True)
     if runner is not None:
         outcome = await runner(("validate-resource", resource, profiles))
@@ -88,6 +90,7 @@ async def validate(resource: dict[str, Any], profiles: tuple[str, ...], validato
         outcome = await run_in_threadpool(validator.outcome, resource, profiles)  # type: ignore[union-attr]
     else:
         outcome = validator.outcome(resource, profiles)  # type: ignore[union-attr]
+    metrics.issues("validate", outcome)
     if key:
         await cache.set(key, orjson.dumps(outcome))
     return Validated(outcome, _errors(outcome), False)

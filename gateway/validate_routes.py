@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import metrics
 from gateway.cache import cache_key
 from gateway.responses import FHIRResponse
 from gateway.routes import read_body
@@ -36,11 +37,14 @@ async def validate_route(request: Request) -> Response:
     before = key(await definitions_fingerprint(request))  # None until the first sandbox process has started
     hit = await cache.get(before) if before else None
     if hit is not None:
-        return FHIRResponse(orjson.loads(hit), headers={"X-Cache": "hit"})
+        outcome = orjson.loads(hit)
+        metrics.issues("validate", outcome)
+        return FHIRResponse(outcome, headers={"X-Cache": "hit"})
     try:
         outcome = await run_job(request, ("validate", body, media, profiles, rtype))
     except Cancelled:
         return Response(status_code=499)
+    metrics.issues("validate", outcome)
     after = before or key(await definitions_fingerprint(request))
     if after:
         await cache.set(after, orjson.dumps(outcome))

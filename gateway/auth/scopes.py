@@ -12,7 +12,7 @@ rules around operations"), and helixgate's own operations ($convert, $validate, 
 resource, so no CRUDS letter describes them. They get scopes of the same context/target shape, the target being the
 operation as it appears in FHIR URLs:
 
-    (patient|user|system)/$convert    (also $validate, $translate)
+    (patient|user|system)/$convert    (also $validate, $translate; and $metrics for GET /metrics)
 
 Anything else — an unknown context or operation, letters out of order or repeated, `.all`, launch/openid/fhirUser
 scopes, a narrowing with a modifier, chain, `_has` or `_include` (as Microsoft's FHIR server refuses them) — parses
@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 URI_PREFIX = "http://smarthealthit.org/fhir/scopes/"
 CONTEXTS = ("patient", "user", "system")
 INTERACTIONS = "cruds"  # create, read, update, delete, search: SMART's order
-OPERATIONS = ("convert", "validate", "translate")  # helixgate's own operations (and their scopes)
+OPERATIONS = ("convert", "validate", "translate", "metrics")  # helixgate's own operations (and their scopes)
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 
 _CLINICAL = re.compile(r"(patient|user|system)/([A-Z][A-Za-z]{0,63}|\*)\.([a-z*]{1,5})(?:\?(.*))?\Z", re.DOTALL)

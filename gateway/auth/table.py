@@ -147,6 +147,10 @@ TABLE: tuple[Entry, ...] = (
     Entry("/fhir/metadata", ("GET",), "public", "none"),
     Entry("/.well-known/smart-configuration", ("GET",), "public", "none"),
     Entry("/fhir/.well-known/smart-configuration", ("GET",), "public", "none"),
+    Entry("/openapi.json", ("GET",), "public", "none"),
+    # Operational counts, no patient data, but they tell traffic and partners apart: an operator's scraper holds
+    # system/$metrics (an API key made for it); open only when auth is off (loopback, or --insecure-no-auth).
+    Entry("/metrics", ("GET",), "read", "$metrics (the operator's scraper)", _operation("metrics", "read")),
     Entry("/fhir/$convert", ("POST",), "convert", "$convert (a bulk job, with Prefer: respond-async or NDJSON, "
           "is access class bulk)", _convert),
     Entry("/fhir/$validate", ("POST",), "validate", "$validate", _operation("validate", "validate")),

@@ -17,6 +17,7 @@ import socket
 import sys
 from typing import Any
 
+from gateway import logconfig, metrics
 from gateway.auth.config import is_loopback
 from gateway.cli import status
 from gateway.mllp import listen
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also listen for HL7 v2 over MLLP on port N (or HELIXGATE_MLLP_PORT); needs Redis")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="server processes (default 1); they share the HTTP and MLLP sockets")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="default info, or HELIXGATE_LOG_LEVEL; HELIXGATE_LOG_FORMAT=json for JSON lines")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve a non-loopback address without any credentials configured (labs only; logged loudly)")
     tls = p.add_argument_group("transport security (README: Transport security)")
@@ -85,8 +87,13 @@ def run(args: argparse.Namespace) -> int:
     except TlsError as e:
         print(f"helixgate: {e}; nothing was started")
         return CANNOT_LISTEN
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, queries included (PHI)
+    try:
+        log_level, log_format = logconfig.chosen(level=args.log_level)
+    except SettingsError as e:
+        print(f"helixgate: {e}")
+        return status.USAGE
+    os.environ["HELIXGATE_LOG_LEVEL"] = log_level  # for each server process's logging (GatewayConfig)
+    logconfig.configure(log_level)
     if not _access_control(host, args.insecure_no_auth):
         return status.USAGE
     if http_tls is None and not is_loopback(host):
@@ -103,11 +110,15 @@ def run(args: argparse.Namespace) -> int:
              else "in-process LRU (set HELIXGATE_REDIS_URL for Redis)")
     logging.getLogger("helixgate").info("helixgate on %s://%s:%d/fhir, cache: %s", "https" if http_tls else "http",
                                         host, port, cache)
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": args.log_level, "access_log": False,
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                                "mllp_socket": mllp, "tls": http_tls}
+    if log_format == "json":  # uvicorn's own lines through the gateway's JSON handler, not its text one
+        options["log_config"] = None
     try:
         if args.workers > 1:
             from uvicorn.supervisors import Multiprocess
+
+            metrics.prepare_multiprocess(args.workers)  # /metrics adds up every server process's counts
 
             config = GatewayConfig("gateway.app:create_app", factory=True, workers=args.workers, **options)
             try:  # uvicorn ≥ 0.36 builds the Server in each process; earlier versions take it as `target`

@@ -29,6 +29,13 @@ class GatewayConfig(uvicorn.Config):
         self.mllp_socket = mllp_socket
         self.tls = tls
 
+    def configure_logging(self) -> None:
+        """uvicorn's loggers, then the gateway's (HELIXGATE_LOG_LEVEL/FORMAT: serve sets them for its processes)."""
+        super().configure_logging()
+        from gateway import logconfig
+
+        logconfig.configure()
+
     def load(self) -> None:
         listen.adopt(self.mllp_socket)  # before the app (and its lifespan, which starts the listener) exists
         super().load()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import RedisError
 
+from gateway import metrics
 from gateway.mllp.ack import AckPolicy, Header, Refused, build_ack, check, read_header, should_send
 from gateway.mllp.framing import Frame, Framer, Oversized, frame
 
@@ -297,13 +298,17 @@ class MllpServer:
             self._audit(header, "unavailable", peer)
             ack = build_ack(header, "AR", "message store unavailable: the message was NOT accepted; send it again "
                             "later", "207", "")
-            return ack if should_send(header, "AR") else None
+            ack = ack if should_send(header, "AR") else None
+            metrics.mllp_message("unavailable", ack)
+            return ack
         if self._redis_down:
             log.warning("MLLP: Redis is reachable again; accepting messages")
             self._redis_down = False
         self.stats["accepted"] += 1
         self._audit(header, "accepted", peer)
-        return build_ack(header, "AA") if should_send(header, "AA") else None
+        ack = build_ack(header, "AA") if should_send(header, "AA") else None
+        metrics.mllp_message("accepted", ack)
+        return ack
 
     def _refuse(self, refused: Refused, peer: str) -> bytes | None:
         header = refused.header
@@ -313,7 +318,9 @@ class MllpServer:
                  refused.location or "-")
         self._audit(header, refused.failure, peer)
         ack = build_ack(header, code, refused.text, refused.error, refused.location)
-        return ack if should_send(header, code) else None
+        ack = ack if should_send(header, code) else None
+        metrics.mllp_message(refused.failure, ack)
+        return ack
 
     def _audit(self, header: Header | None, outcome: str, peer: str) -> None:
         if self.audit is not None:

@@ -1,0 +1,72 @@
+"""The access log and the request metrics: one pure-ASGI middleware, outermost, so every answer is seen — 401, 403,
+413, 429 and 404 included.
+
+One line per request on the `helixgate.access` logger: method, route template (`/fhir/{type:str}/$validate`, never
+the path: ids, and never the query string or the body, which may carry patient data), status, duration, response
+bytes, and the client id (the authenticated Principal's client, `anonymous` when auth is off, `-` when the request
+was refused before anyone was identified). As text, or as JSON with HELIXGATE_LOG_FORMAT=json (gateway.logconfig).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import metrics
+from gateway.auth.principal import SCOPE_KEY
+
+log = logging.getLogger("helixgate.access")
+UNMATCHED = "unmatched"  # requests no route takes share one label: unknown paths cannot grow the label set
+
+
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The path template of the route that took the request; for a request refused before routing (401, 403, 429),
+    the route that would have taken it."""
+    route = scope.get("route")
+    if route is None:
+        for candidate in routes:
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
+    return getattr(route, "path", None) or UNMATCHED
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, size = 500, 0
+
+        async def counting(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting)
+        finally:  # an exception becomes the 500 that Starlette's outer error middleware sends
+            seconds = time.perf_counter() - started
+            route = route_template(scope, self.routes)
+            method = scope["method"]
+            metrics.observe_request(route, method, status, seconds)
+            if log.isEnabledFor(logging.INFO):
+                principal: Any = scope.get(SCOPE_KEY)
+                client = principal.client if principal is not None else "-" if status in (401, 503) else "anonymous"
+                log.info("%s %s %d %.1fms %dB client=%s", method, route, status, seconds * 1000, size, client,
+                         extra={"http": {"method": method, "route": route, "status": status,
+                                         "duration_ms": round(seconds * 1000, 3), "bytes": size, "client": client}})
