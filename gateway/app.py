@@ -20,6 +20,8 @@ from gateway.auth.config import AuthConfig
 from gateway.auth.middleware import Authenticator, AuthMiddleware
 from gateway.auth.ratelimit import rate_limit_middleware
 from gateway.cache import make_cache
+from gateway.exchange.http import routes as exchange_routes
+from gateway.exchange.service import from_env as exchange_state
 from gateway.jobs import status_of
 from gateway.negotiation import NegotiationMiddleware
 from gateway.responses import FHIRResponse, outcome_response
@@ -79,7 +81,8 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
             await authenticator.aclose()
 
     before, after = facade.routes(settings)  # the validating facade, when HELIXGATE_UPSTREAM_URL is set
-    all_routes = [*discovery.routes, *before, *routes, *validate_routes, *bulk.routes, *metrics.routes, *after]
+    all_routes = [*discovery.routes, *before, *routes, *validate_routes, *exchange_routes, *bulk.routes,
+                  *metrics.routes, *after]
     app = Starlette(
         routes=all_routes,
         exception_handlers={
@@ -99,4 +102,5 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
     )
     app.state.settings = settings
     app.state.auth = authenticator
+    app.state.exchange = exchange_state()  # HELIXGATE_EXCHANGE_ROUTES, checked now: a bad file stops start-up
     return app

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 URI_PREFIX = "http://smarthealthit.org/fhir/scopes/"
 CONTEXTS = ("patient", "user", "system")
 INTERACTIONS = "cruds"  # create, read, update, delete, search: SMART's order
-OPERATIONS = ("convert", "validate", "translate", "metrics")  # helixgate's own operations (and their scopes)
+OPERATIONS = ("convert", "validate", "translate", "metrics", "exchange")  # helixgate's own operations (scopes)
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 
 _CLINICAL = re.compile(r"(patient|user|system)/([A-Z][A-Za-z]{0,63}|\*)\.([a-z*]{1,5})(?:\?(.*))?\Z", re.DOTALL)

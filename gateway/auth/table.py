@@ -154,6 +154,8 @@ TABLE: tuple[Entry, ...] = (
     Entry("/fhir/$convert", ("POST",), "convert", "$convert (a bulk job, with Prefer: respond-async or NDJSON, "
           "is access class bulk)", _convert),
     Entry("/fhir/$validate", ("POST",), "validate", "$validate", _operation("validate", "validate")),
+    # A cross-border transfer sends content out under a route (gateway/exchange/): its own operation scope
+    Entry("/fhir/$exchange", ("POST",), "write", "$exchange", _operation("exchange", "write")),
     Entry("/fhir/{type:str}/$validate", ("POST",), "validate", "$validate", _operation("validate", "validate")),
     Entry("/fhir/ConceptMap/$translate", ("GET", "POST"), "translate", "$translate",
           _operation("translate", "translate")),

@@ -21,6 +21,7 @@ COMMANDS = {
     "conformance": ("gateway.cli.conformance", "run conformance suites against a FHIR server or converter"),
     "keys": ("gateway.cli.keys", "create, list and revoke API keys (HELIXGATE_API_KEYS_FILE)"),
     "doctor": ("gateway.cli.doctor", "check a deployment (packages, Redis persistence, upstream, auth, TLS, clock)"),
+    "exchange": ("gateway.cli.exchange", "send content across a border under an exchange route (rules, audit)"),
     "upstream-jwks": ("gateway.cli.upstream_jwks", "print the public JWKS of the gateway's upstream client key"),
 }
 

@@ -92,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as e:
         print(f"helixgate: {e}")
         return status.USAGE
+    from gateway.exchange.service import check_env
+
+    problem = check_env()  # HELIXGATE_EXCHANGE_ROUTES: a routes file that cannot be used stops start-up
+    if problem:
+        print(f"helixgate: {problem}")
+        return status.USAGE
     os.environ["HELIXGATE_LOG_LEVEL"] = log_level  # for each server process's logging (GatewayConfig)
     logconfig.configure(log_level)
     if not _access_control(host, args.insecure_no_auth):
