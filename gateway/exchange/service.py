@@ -50,6 +50,18 @@ def from_env() -> ExchangeState:
     return ExchangeState(load(path) if path else None)
 
 
+def check_env() -> str | None:
+    """What is wrong with the routes file HELIXGATE_EXCHANGE_ROUTES names (its key files included), or None."""
+    from gateway.exchange.keys import KeyError_
+    from gateway.exchange.routes import RoutesError
+
+    try:
+        from_env()
+    except (RoutesError, KeyError_) as e:
+        return str(e)
+    return None
+
+
 class LocalEngine:
     """Conversion and validation in this process (the CLI), with `validator` (None: output cannot be validated,
     which refuses the transfer as it refuses a conversion)."""
