@@ -3,7 +3,7 @@
 The options are the HL7 Java validator's (validator_cli.jar), spelt as it spells them (one leading dash; two work as
 well), with the defaults its recorded test outcomes were made with (no security checks, REST references' types not
 assumed, example URLs allowed), so that a command line written for it gives the same verdicts here; the gateway's
-own validation (POST $validate, conversions) keeps its stricter defaults. `--format json` is a
+own validation (POST $validate, conversions) keeps its stricter defaults. `--format json` (or `xml`) is a
 contract a CI can parse: stdout holds one OperationOutcome per run (a Bundle of them, one per file, for several
 files; the HL7 validator's shape), also when the input cannot be read (a fatal issue with its line and column) or
 validation cannot run at all; the exit code says which (EXIT_CODES).
@@ -49,10 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also validate against this profile (repeatable)")
     p.add_argument("--ig", "-ig", action="append", default=[], metavar="NAME#VERSION|PATH",
                    help="load a package, or a file/folder of StructureDefinitions, ValueSets, CodeSystems, ...")
-    p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="table (default), or json: an OperationOutcome (a Bundle of them for several files)")
+    p.add_argument("--format", choices=("table", "json", "xml"), default="table",
+                   help="table (default), or json / xml: an OperationOutcome in FHIR JSON / XML (a Bundle of them "
+                   "for several files)")
     p.add_argument("--output", "-output", metavar="FILE",
-                   help="also write the OperationOutcome (or Bundle) as JSON to FILE")
+                   help="also write the OperationOutcome (or Bundle) to FILE: FHIR XML when it ends in .xml, else "
+                   "JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="table: show errors only")
     hl7 = p.add_argument_group("HL7 validator options", "named, and defaulting, as the HL7 Java validator's "
                                "(validator_cli.jar); one or two leading dashes")
@@ -133,9 +135,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         from gateway.cli.output import write
 
-        write(args.output, orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-    if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        write(args.output, _dump(result, "xml" if args.output.lower().endswith(".xml") else "json"))
+    if args.format in ("json", "xml"):
+        sys.stdout.buffer.write(_dump(result, args.format))
     else:
         for name, outcome in shown:
             _table(name, outcome, args.quiet)
@@ -247,22 +249,37 @@ def _result(outcomes: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 def _not_run(args: argparse.Namespace, message: str, code: int) -> int:
     """Validation did not run: the message on stderr and, under --format json, as a fatal OperationOutcome."""
     print(f"helixgate: {message}", file=sys.stderr)
-    if getattr(args, "format", None) == "json":
+    fmt = getattr(args, "format", None)
+    if fmt in ("json", "xml"):
         details = "usage" if code == status.USAGE else "cannot-validate"
         issue = {"severity": "fatal", "code": "exception" if code == NOT_RUN else "invalid",
                  "details": {"coding": [{"system": "urn:helixgate:issue", "code": details}], "text": message}}
-        sys.stdout.buffer.write(orjson.dumps({"resourceType": "OperationOutcome", "issue": [issue]},
-                                             option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(_dump({"resourceType": "OperationOutcome", "issue": [issue]}, fmt))
     return code
+
+
+def _dump(doc: dict[str, Any], fmt: str) -> bytes:
+    """An OperationOutcome or Bundle as FHIR JSON (indented) or FHIR XML (http://hl7.org/fhir/R4/xml.html); XML
+    needs the R4 core definitions and characters XML 1.0 can hold (a message may quote a control character of the
+    input), so failing those it is JSON after all, said on stderr."""
+    if fmt == "xml":
+        from profiles.packages import PackageError
+        from profiles.xmlwrite import XmlWriteError, json_to_xml
+
+        try:
+            return json_to_xml(doc) + b"\n"
+        except (PackageError, XmlWriteError) as e:
+            print(f"helixgate: written as JSON, not FHIR XML: {e}", file=sys.stderr)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """argparse's usage error; with --format json on the command line, stdout holds the OperationOutcome too."""
     parser.print_usage(sys.stderr)
     argv = sys.argv[1:]
-    wants_json = any(a == "--format=json" or (a == "--format" and argv[i + 1:i + 2] == ["json"])
-                     for i, a in enumerate(argv))
-    _not_run(argparse.Namespace(format="json" if wants_json else "table"), f"validate: {message}", status.USAGE)
+    wanted = next((f for i, a in enumerate(argv) for f in ("json", "xml")
+                   if a == f"--format={f}" or (a == "--format" and argv[i + 1:i + 2] == [f])), "table")
+    _not_run(argparse.Namespace(format=wanted), f"validate: {message}", status.USAGE)
     sys.exit(status.USAGE)
 
 
