@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
-from gateway.negotiation import choose, refusal
+from gateway.negotiation import NegotiationMiddleware, choose, refusal
 from profiles.xml import xml_to_json
 from tests.conftest import ROOT
 
@@ -143,3 +144,65 @@ def test_what_is_not_a_fhir_resource_stays_as_it_is(embedded_gateway) -> None:
                     headers={"Content-Type": "application/x-ws445+json"}, timeout=60)
     assert v2.status_code == 200 and v2.content.startswith(b"MSH|")  # an HL7 v2 message: no FHIR XML form
     assert v2.headers["content-type"].split(";")[0] == "x-application/hl7-v2+er7"
+
+
+# ---- the middleware around a plain ASGI app: what it rewrites, what it leaves ----
+def served(body_parts: list[bytes], media: str) -> NegotiationMiddleware:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 201,
+                    "headers": [(b"content-type", media.encode()), (b"x-kept", b"yes")]})
+        for n, part in enumerate(body_parts):
+            await send({"type": "http.response.body", "body": part, "more_body": n < len(body_parts) - 1})
+
+    return NegotiationMiddleware(app)
+
+
+def call(app: NegotiationMiddleware, query: str = "_format=xml") -> tuple[int, dict[str, str], bytes, int]:
+    """(status, headers, body, body messages) of a GET /fhir/x through the middleware."""
+    import asyncio
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/fhir/x", "query_string": query.encode(), "headers": []}
+    asyncio.run(app(scope, receive, send))
+    start, bodies = sent[0], [m for m in sent[1:] if m["type"] == "http.response.body"]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m["body"] for m in bodies), len(bodies)
+
+
+def test_a_json_body_in_pieces_is_gathered_and_written_as_xml() -> None:
+    status, headers, body, _ = call(served([b'{"resourceType": "Patient", "birth', b'Date": "1970", "active": true}'],
+                                           "application/fhir+json; charset=utf-8"))
+    assert status == 201 and headers["x-kept"] == "yes" and headers["content-type"] == XML_TYPE + "; charset=utf-8"
+    assert headers["content-length"] == str(len(body))
+    assert xml_to_json(body, None) == {"resourceType": "Patient", "birthDate": "1970", "active": True}
+
+
+def test_decimals_are_written_as_the_json_wrote_them() -> None:
+    _, _, body, _ = call(served([b'{"resourceType": "Observation", "status": "final", "code": {"text": "t"}, '
+                                 b'"valueQuantity": {"value": 1.50}}'], "application/fhir+json"))
+    assert b'<valueQuantity><value value="1.50"/></valueQuantity>' in body
+
+
+def test_a_resource_xml_cannot_carry_gets_406_naming_why_in_xml() -> None:
+    status, headers, body, _ = call(served([b'{"resourceType": "Patient", "nickname": "Bob"}'],
+                                           "application/fhir+json"))
+    assert status == 406 and headers["content-type"].startswith(XML_TYPE)
+    issue = xml_to_json(body, None)["issue"][0]
+    assert issue["code"] == "not-supported" and "Patient.nickname" in issue["details"]["text"]
+
+
+def test_other_bodies_pass_untouched_and_stay_streamed() -> None:
+    parts = [b"MSH|^~\\&|A\r", b"PID|1\r", b"OBX|1\r"]
+    status, headers, body, messages = call(served(parts, "x-application/hl7-v2+er7"))
+    assert (status, body, messages) == (201, b"".join(parts), 3) and headers["content-type"].startswith("x-app")
+    status, headers, body, _ = call(served([b'{"issuer": "https://as"}'], "application/json"))
+    assert (status, body, headers["content-type"]) == (201, b'{"issuer": "https://as"}', "application/json")
+    _, headers, body, messages = call(served(parts[:2], "application/fhir+json"), query="_format=json")
+    assert (body, messages) == (b"".join(parts[:2]), 2)  # JSON asked for: nothing held back
