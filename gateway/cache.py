@@ -13,10 +13,10 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from gateway import metrics
+from gateway.redis_client import redis_client
 
 log = logging.getLogger("helixgate.cache")
 KEY_PREFIX = "helixgate:conv:"
@@ -78,7 +78,7 @@ class RedisCache:
     kind = "redis"
 
     def __init__(self, url: str, ttl_seconds: int, retry_after: float = 5.0, timeout: float = 0.5) -> None:
-        self._client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._client = redis_client(url, timeout)  # one server, a cluster (keys spread over it) or Sentinel
         self._ttl = ttl_seconds or None
         self._retry_after = retry_after
         self._down_until = 0.0

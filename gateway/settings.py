@@ -17,7 +17,9 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    redis_url: str | None = None  # None: the embedded in-process LRU cache
+    redis_url: str | None = None  # None: the embedded in-process LRU cache (modes: gateway/redis_client.py)
+    redis_wait_replicas: int = 0  # an MLLP message is acknowledged once this many replicas hold it (WAIT)
+    redis_wait_timeout_ms: int = 1000
     cache_ttl_seconds: int = 7 * 24 * 3600
     cache_max_entries: int = 2048
     max_request_bytes: int = 10 * 1024 * 1024
@@ -32,6 +34,9 @@ class Settings:
     upstream_timeout_ms: int = 30_000
     upstream_retries: int = 4  # retries per request after the first try (exponential backoff, Retry-After)
     upstream_transaction_max_entries: int = 0  # 0: one transaction per Bundle; Medplum needs 8 (conditional creates)
+    upstream_aliases: tuple[str, ...] = ()  # other base URLs the upstream calls itself by (its public/ingress name)
+    public_url: str | None = None  # the facade's public [base] (e.g. https://fhir.example/fhir); None: from the request
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-Host/-Proto/-Prefix name the public base
     mllp_port: int | None = None  # None: no MLLP listener
     mllp_host: str | None = None  # None: same as host
     mllp_max_message_bytes: int = 16 * 1024 * 1024
@@ -91,15 +96,25 @@ class Settings:
                 return False
             raise SettingsError(f"{name}={raw!r} must be 1/true/yes/on or 0/false/no/off")
 
+        def words(name: str) -> tuple[str, ...]:  # a list separated by commas or spaces (URLs without a final /)
+            return tuple(w.rstrip("/") for w in re.split(r"[\s,]+", env.get(name) or "") if w)
+
         check_access(env)
         tz = env.get("HELIXGATE_V2_TIMEZONE") or None
         if tz is not None:
             tz = check_timezone(tz, "HELIXGATE_V2_TIMEZONE")
+        redis_url = env.get("HELIXGATE_REDIS_URL") or None
+        if redis_url:
+            from gateway.redis_client import parse  # imported here: it imports this module
+
+            parse(redis_url)
         d = cls()
         return cls(
             host=env.get("HELIXGATE_HOST", d.host),
             port=integer("HELIXGATE_PORT", d.port),
-            redis_url=env.get("HELIXGATE_REDIS_URL") or None,
+            redis_url=redis_url,
+            redis_wait_replicas=max(0, integer("HELIXGATE_REDIS_WAIT_REPLICAS", d.redis_wait_replicas)),
+            redis_wait_timeout_ms=max(1, integer("HELIXGATE_REDIS_WAIT_TIMEOUT_MS", d.redis_wait_timeout_ms)),
             cache_ttl_seconds=integer("HELIXGATE_CACHE_TTL", d.cache_ttl_seconds),
             cache_max_entries=integer("HELIXGATE_CACHE_MAX_ENTRIES", d.cache_max_entries),
             max_request_bytes=integer("HELIXGATE_MAX_REQUEST_BYTES", d.max_request_bytes),
@@ -113,6 +128,9 @@ class Settings:
             upstream_retries=integer("HELIXGATE_UPSTREAM_RETRIES", d.upstream_retries),
             upstream_transaction_max_entries=integer("HELIXGATE_UPSTREAM_TRANSACTION_MAX_ENTRIES",
                                                      d.upstream_transaction_max_entries),
+            upstream_aliases=words("HELIXGATE_UPSTREAM_ALIASES"),
+            public_url=(env.get("HELIXGATE_PUBLIC_URL") or "").rstrip("/") or None,
+            trusted_proxies=words("HELIXGATE_TRUSTED_PROXIES"),
             mllp_port=integer("HELIXGATE_MLLP_PORT", -1) if env.get("HELIXGATE_MLLP_PORT") else None,
             mllp_host=env.get("HELIXGATE_MLLP_HOST") or None,
             mllp_max_message_bytes=integer("HELIXGATE_MLLP_MAX_MESSAGE_BYTES", d.mllp_max_message_bytes),

@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.bulk.documents import Document, documents
-from gateway.bulk.jobs import PENDING_TTL, bulk_dir, job_key
+from gateway.bulk.jobs import PENDING_TTL, bulk_dir, job_key, job_state
 from gateway.bulk.storage import BulkDirError, open_private, private_dir
 from gateway.convert import run
 from gateway.formats import HUB, Request
@@ -136,7 +136,7 @@ async def run_job(client: Any, settings: Settings, job: str) -> None:
     """Run bulk job `job` to the end (or until cancelled). Raises RedisError when Redis goes away meanwhile
     (the job entry then stays pending and is run again)."""
     key = job_key(job)
-    state = {k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()}
+    state = await job_state(client, job)
     if state.get("status") not in ("queued", "running"):
         return  # unknown, expired, cancelled or already finished
     root = bulk_dir(settings)

@@ -44,7 +44,7 @@ def _err(text: str) -> None:
 def _run(verb: Any, args: argparse.Namespace) -> int:
     from redis.exceptions import RedisError
 
-    from gateway.workers.streams import redis_client
+    from gateway.workers.streams import migrate_legacy, redis_client
 
     try:
         settings = Settings.from_env()
@@ -58,6 +58,7 @@ def _run(verb: Any, args: argparse.Namespace) -> int:
     async def main() -> int:
         client = redis_client(settings.redis_url)
         try:
+            await migrate_legacy(client)  # dead letters kept under the name before the hash tag
             return await verb(client, args)
         finally:
             await client.aclose()

@@ -32,7 +32,7 @@ from gateway.audit import delivery_event
 from gateway.workers.budget import OverBudget
 from gateway.workers.dlq import dead_letter
 from gateway.workers.pipeline import Failure, Message, Permanent, Pipeline, Transient
-from gateway.workers.streams import BULK, GROUP, INBOUND, ensure_group
+from gateway.workers.streams import BULK, GROUP, INBOUND, ensure_group, migrate_legacy
 
 log = logging.getLogger("helixgate.worker")
 BulkRunner = Callable[[str, dict[bytes, bytes]], Awaitable[None]]
@@ -158,6 +158,7 @@ class Worker:
     async def _groups(self) -> None:
         while not self._stopping.is_set():
             try:
+                await migrate_legacy(self.client)  # streams named before the hash tag, on a single server
                 for stream in self.streams:
                     await ensure_group(self.client, stream)
                 self._up()
