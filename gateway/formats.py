@@ -55,9 +55,10 @@ def names(direction: str = "any") -> list[str]:
     return [f.name for f in fmts]
 
 
-def media_source(media: str) -> str | None:
-    """The format a Content-Type names (parameters ignored); None for generic or unknown types."""
-    fmt = by_media_type(media)
+def media_source(media: str, data: bytes | None = None) -> str | None:
+    """The format a Content-Type names (parameters ignored); None for generic or unknown types. With the body, a
+    media type several formats claim goes to the one whose sniff accepts it."""
+    fmt = by_media_type(media, data)
     return fmt.name if fmt else None
 
 

@@ -106,10 +106,10 @@ async def convert_route(request: Request) -> Response:
             body, params = _parameters_input(doc)
             given.update(params)
             media = ""
-    if media not in GENERIC_MEDIA_TYPES and media_source(media) is None:
+    if media not in GENERIC_MEDIA_TYPES and media_source(media, body) is None:
         raise UnsupportedFormat(f"Content-Type {media!r} is not a format helixgate converts; name the format with "
                                 "?source= or use a media type listed at /fhir/metadata")
-    source = given.get("source") or media_source(media)
+    source = given.get("source") or media_source(media, body)
     bundle_type = given.get("bundleType", "collection")
     if bundle_type not in ("collection", "transaction"):
         return outcome_response(400, "value", "bad-bundle-type",

@@ -35,7 +35,7 @@ def _from_resource(doc: object, where: str) -> Document:
         if rtype == "Binary":
             media = str(doc.get("contentType", "")).split(";")[0].strip().lower()
             data = base64.b64decode(doc.get("data", ""), validate=True)
-            return Document(data, media_source(media) or detect(data), where)
+            return Document(data, media_source(media, data) or detect(data), where)
         if rtype == "Parameters":
             data, source = b"", None
             for p in parameters(doc):

@@ -154,10 +154,15 @@ def get(name: str) -> Format:
     return fmt
 
 
-def by_media_type(media: str) -> Format | None:
-    """The format a Content-Type (without parameters) names, if any."""
+def by_media_type(media: str, data: bytes | None = None) -> Format | None:
+    """The format a Content-Type (without parameters) names, if any. When several formats claim the media type
+    (China and EU CDA are both application/cda+xml) and the body is given, the first claimant whose sniff accepts
+    it wins; otherwise the first claimant."""
     media = media.split(";")[0].strip().lower()
-    return next((f for f in registry().values() if media in f.media_types), None)
+    claimants = [f for f in registry().values() if media in f.media_types]
+    if len(claimants) > 1 and data is not None:
+        return next((f for f in claimants if f.sniff(data)), claimants[0])
+    return claimants[0] if claimants else None
 
 
 def detect(data: bytes) -> Format | None:
