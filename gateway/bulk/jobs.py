@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -38,12 +38,14 @@ from gateway.auth.principal import Principal, principal_of
 from gateway.bulk.documents import NDJSON_TYPES
 from gateway.bulk.storage import BulkDirError, job_dir, root_of, write_private
 from gateway.formats import HUB, media_source
+from gateway.redis_client import is_cluster
 from gateway.responses import outcome_response
 from gateway.settings import Settings
-from gateway.workers.streams import BULK
+from gateway.workers.streams import BULK, TAG
 
 log = logging.getLogger("helixgate.bulk")
-JOB_PREFIX = "helixgate:bulk:job:"
+JOB_PREFIX = TAG + ":bulk:job:"  # the bulk stream's hash tag: a job's hash and its entry are added in one MULTI
+LEGACY_JOB_PREFIX = "helixgate:bulk:job:"  # before the tag; renamed on first read (job_state)
 PENDING_TTL = 7 * 24 * 3600  # a job nobody runs is forgotten after a week
 _FILE = re.compile(r"[A-Za-z]{1,64}\.ndjson\Z")
 _JOB = re.compile(r"[0-9a-f]{32}\Z")
@@ -56,6 +58,20 @@ def bulk_dir(settings: Settings) -> Path:
 
 def job_key(job: str) -> str:
     return JOB_PREFIX + job
+
+
+async def job_state(client: Any, job: str) -> dict[str, str]:
+    """The job's hash ({} when there is none). A job kicked off before the hash tag (single server only) is
+    renamed to its tagged key on first read, so pollers and workers find it after an upgrade."""
+    raw = await client.hgetall(job_key(job))
+    if not raw and not is_cluster(client):
+        try:
+            moved = await client.renamenx(LEGACY_JOB_PREFIX + job, job_key(job))
+        except ResponseError:  # no such key
+            moved = False
+        if moved:
+            raw = await client.hgetall(job_key(job))
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def wants_async(request: Request, body: bytes, media: str) -> bool:
@@ -140,11 +156,10 @@ async def _state(request: Request) -> tuple[str, dict[str, str]] | Response:
     if not _JOB.match(job):
         return outcome_response(404, "not-found", "bulk-unknown-job", f"no bulk job {job!r}")
     try:
-        raw = await client.hgetall(job_key(job))
+        state = await job_state(client, job)
     except (RedisError, OSError):
         return outcome_response(503, "transient", "bulk-redis-unavailable",
                                 "the job store (Redis) is unavailable; poll again later", headers={"Retry-After": "5"})
-    state = {k.decode(): v.decode() for k, v in raw.items()}
     if not state or state.get("status") == "cancelled" or not owned_by(state, principal_of(request)):
         return outcome_response(404, "not-found", "bulk-unknown-job",
                                 f"no bulk job {job}: it never existed, expired or was cancelled")
