@@ -76,7 +76,27 @@ def load(packages: Sequence[str] = DEFAULT_PACKAGES, paths: Sequence[Path] = ())
     return defs
 
 
+# Validated against when installed with their dependencies, never installed by default: packages no npm registry
+# publishes, which users install from a FHIR package registry or a file (the eu-lab writer's target).
+OPTIONAL_PACKAGES: tuple[str, ...] = ("hl7.fhir.eu.laboratory#2.0.0",)
+
+
+def usable_optional() -> tuple[str, ...]:
+    """The optional packages whose whole closure is installed (one with a missing dependency is left out, so it
+    never stops the default validator)."""
+    out = []
+    for spec in OPTIONAL_PACKAGES:
+        try:
+            closure([spec])
+        except PackageError:
+            continue
+        out.append(spec)
+    return tuple(out)
+
+
 @lru_cache(maxsize=4)
 def default_validator(packages: tuple[str, ...] = DEFAULT_PACKAGES) -> Validator:
-    """A validator over the default package set, built once per process."""
+    """A validator over the default package set (and the optional packages installed), built once per process."""
+    if packages == DEFAULT_PACKAGES:
+        packages = (*packages, *usable_optional())
     return Validator(load(packages))

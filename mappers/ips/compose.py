@@ -169,7 +169,7 @@ def _times(bundle: dict[str, Any], doc: _Doc, comp: dict[str, Any] | None, opts:
     found = next(((where, v) for where, v in candidates if isinstance(v, str) and INSTANT.match(v)), None)
     if found is None:
         if not opts.recorded:
-            raise EmitError("an IPS document needs Bundle.timestamp, an instant, and the source states no time of "
+            raise EmitError("the document needs Bundle.timestamp, an instant, and the source states no time of "
                             "day (no Bundle.timestamp, Composition.date, DiagnosticReport.issued or "
                             "Provenance.recorded): state it with --recorded (HTTP: recorded=)",
                             details="ips-no-time", expression="Bundle.timestamp")
@@ -183,8 +183,10 @@ def _times(bundle: dict[str, Any], doc: _Doc, comp: dict[str, Any] | None, opts:
     return timestamp, date
 
 
-def _patient(patient: dict[str, Any], issues: list[Issue]) -> None:
-    _claim(patient, S.PROFILE["Patient"])
+def _patient(patient: dict[str, Any], issues: list[Issue], profile: str = S.PROFILE["Patient"]) -> None:
+    """Claim `profile`, add the pinyin form of Han names, mark an absent name or birth date (IPS and EU Base
+    both require them)."""
+    _claim(patient, profile)
     names = [n for n in patient.get("name") or [] if isinstance(n, dict)]
     names, romanised = with_name_forms(names)
     if romanised:
@@ -197,12 +199,12 @@ def _patient(patient: dict[str, Any], issues: list[Issue]) -> None:
         else:
             names = [{"_text": absent()}]
         issues.append(Issue("warning", "incomplete", "ips-absent", "the patient has no name: Patient.name.text is "
-                            "marked data-absent-reason unknown (IPS requires a name)", "Patient.name"))
+                            "marked data-absent-reason unknown (its profile requires a name)", "Patient.name"))
     patient["name"] = names
     if not patient.get("birthDate"):
         patient["_birthDate"] = {**patient.get("_birthDate", {}), **absent()}
         issues.append(Issue("warning", "incomplete", "ips-absent", "the patient has no birth date: Patient.birthDate "
-                            "is marked data-absent-reason unknown (IPS requires it)", "Patient.birthDate"))
+                            "is marked data-absent-reason unknown (its profile requires it)", "Patient.birthDate"))
 
 
 def _claim(res: dict[str, Any], profile: str) -> None:
@@ -290,7 +292,7 @@ def _members(doc: _Doc, ref: Any) -> list[str]:
 
 
 def _absent(issues: list[Issue], where: str, element: str) -> None:
-    issues.append(Issue("warning", "incomplete", "ips-absent", f"{where} has no {element}, which its IPS profile "
+    issues.append(Issue("warning", "incomplete", "ips-absent", f"{where} has no {element}, which its profile "
                         "requires: marked data-absent-reason unknown", f"{where.split('/')[0]}.{element}"))
 
 
@@ -303,8 +305,10 @@ def _subject(res: dict[str, Any], patient_url: str, where: str, issues: list[Iss
 
 
 def _lab_result(res: dict[str, Any], report: dict[str, Any] | None, patient_url: str, where: str,
-                issues: list[Issue]) -> None:
-    _claim(res, S.LAB)
+                issues: list[Issue], profile: str = S.LAB) -> None:
+    """Claim `profile` and give the result what IPS and EU Lab results require: category laboratory, subject,
+    effective time and performer (its report's when it has none), a value or a dataAbsentReason."""
+    _claim(res, profile)
     if "laboratory" not in S.categories(res):
         res["category"] = [{"coding": [{"system": S.CATEGORY, "code": "laboratory", "display": "Laboratory"}]},
                            *(res.get("category") or [])]
