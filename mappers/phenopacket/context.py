@@ -27,7 +27,6 @@ class Context:
         """Keep `res` (from the source path `where`); its Reference."""
         self.resources.append(res)
         self.origins[res["id"]] = self.where(where)
-        self.used.add(where)
         return {"reference": f"urn:uuid:{res['id']}"}
 
     def use(self, *paths: str) -> None:

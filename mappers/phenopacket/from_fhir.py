@@ -32,6 +32,9 @@ from mappers.terminology import translate
 from mappers.toolkit import genomics as gr
 
 SCHEMA_VERSION = "2.0"
+# Variant facts (mappers.toolkit.genomics.Variant fields) a VariationDescriptor has no field for
+_NOT_CARRIED = ("cytogenetic_locations", "outer", "inner", "source_class", "inheritance", "inheritance_basis",
+                "read_depth", "copy_number", "confidence", "method")
 _ONSET_BY_CODE = {code: kind for kind, code in ONSET_CODES.items()}
 _GENOMIC_PROCEDURES = {"genomic-study", "genomic-study-analysis"}
 
@@ -91,6 +94,8 @@ class Writer:
         self.subject_id = ""
         self.patient_ref: set[str] = set()
         self.biosample_ids: dict[int, str] = {}
+        self.read: set[int] = set()  # entries carried into the phenopacket
+        self.dropped: dict[str, tuple[int, str | None]] = {}  # variant facts with no phenopacket field
 
     def warn(self, details: str, message: str, where: str | None) -> None:
         self.issues.append(Issue("warning", "informational", details, message, where))
@@ -111,6 +116,7 @@ class Writer:
         _put(pp, "id", self.document_id())
         if patients:
             pp["subject"] = self.individual(patients[0])
+            self.read.add(patients[0].index)
         biosamples = [self.biosample(e, n) for n, e in enumerate(self.content.of("Specimen"))]
         features, measurements = [], []
         for e in self.content.of("observation"):
@@ -128,7 +134,21 @@ class Writer:
                    if not set(reader.profile_names(e.resource)) & _GENOMIC_PROCEDURES]
         _put(pp, "medicalActions", actions)
         pp["metaData"] = self.meta_data(pp)
+        self.report_left_out()
         return pp
+
+    def report_left_out(self) -> None:
+        """Resources of the Bundle no phenopacket field holds, by kind; variant facts likewise."""
+        left: dict[str, list[reader.Entry]] = {}
+        for e in self.content.entries:
+            if e.index not in self.read and e.type not in ("Provenance", "Device", "Bundle"):
+                left.setdefault(e.kind if e.type == "Observation" else e.type, []).append(e)
+        for kind, items in left.items():
+            self.warn("phenopacket-resource-not-carried", f"{len(items)} {kind} resource(s) have no place in a "
+                      "phenopacket and are not carried", items[0].where)
+        for what, (n, where) in self.dropped.items():
+            self.warn("phenopacket-variant-fact-not-carried", f"the variant {what} has no VariationDescriptor field "
+                      f"and is not carried ({n} variant(s))", where)
 
     def document_id(self) -> str:
         ident = self.bundle.get("identifier")
@@ -197,6 +217,7 @@ class Writer:
 
     def feature(self, e: reader.Entry) -> dict[str, Any]:
         obs = e.resource
+        self.read.add(e.index)
         out: dict[str, Any] = {}
         _put(out, "description", next((n.get("text") for n in obs.get("note") or [] if isinstance(n, dict)), None))
         out["type"] = systems.term_of(obs.get("code")) or {}
@@ -230,6 +251,7 @@ class Writer:
 
     def measurement(self, e: reader.Entry) -> dict[str, Any]:
         obs = e.resource
+        self.read.add(e.index)
         out: dict[str, Any] = {}
         _put(out, "description", next((n.get("text") for n in obs.get("note") or [] if isinstance(n, dict)), None))
         code = obs.get("code") or {}
@@ -277,6 +299,7 @@ class Writer:
 
     def disease(self, e: reader.Entry) -> dict[str, Any]:
         c = e.resource
+        self.read.add(e.index)
         out: dict[str, Any] = {"term": systems.term_of(c.get("code")) or {}}
         if _has(c.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/condition-ver-status", "refuted"):
             out["excluded"] = True
@@ -297,6 +320,7 @@ class Writer:
 
     def biosample(self, e: reader.Entry, n: int) -> dict[str, Any]:
         s = e.resource
+        self.read.add(e.index)
         out: dict[str, Any] = {}
         bid = next((i.get("value") for i in s.get("identifier") or [] if isinstance(i, dict)
                     and i.get("system") == systems.BIOSAMPLE), None) or s.get("id") or f"biosample-{n + 1}"
@@ -321,6 +345,7 @@ class Writer:
         return out
 
     def _action(self, res: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        self.read.update(e.index for e in self.content.entries if e.resource is res)
         _put(out, "treatmentTarget", systems.term_of(next(iter(res.get("reasonCode") or []), None)))
         _put(out, "treatmentIntent", _ext_term(res, "treatment-intent"))
         _put(out, "responseToTreatment", _ext_term(res, "response-to-treatment"))
@@ -385,6 +410,7 @@ class Writer:
 
     def interpretation(self, e: reader.Entry, reported: set[int]) -> dict[str, Any]:
         r = e.resource
+        self.read.add(e.index)
         out: dict[str, Any] = {}
         rid = next((i.get("value") for i in r.get("identifier") or [] if isinstance(i, dict)
                     and i.get("system") == systems.INTERPRETATION), None)
@@ -416,6 +442,7 @@ class Writer:
         obs = e.resource
         imps = [i for i in self.content.derived.get(e.index, []) if i.kind == "diagnostic-implication"]
         imp = imps[0].resource if imps else {}
+        self.read.update([e.index, *(i.index for i in imps[:1])])
         gi: dict[str, Any] = {}
         specimen = self.content.resolve(obs.get("specimen"))
         who = _ext_scalar(imp, "subject-or-biosample-id")
@@ -441,6 +468,10 @@ class Writer:
     def variation(self, e: reader.Entry) -> dict[str, Any]:
         obs = e.resource
         v = gr.variant_facts(obs)
+        for name in _NOT_CARRIED:
+            if getattr(v, name) is not None:
+                n, where = self.dropped.get(name.replace("_", " "), (0, e.where))
+                self.dropped[name.replace("_", " ")] = (n + 1, where)
         extras: dict[str, list[Any]] = {}
         syntaxes: list[tuple[str, str]] = []
         for comp in v.extra:
