@@ -118,6 +118,8 @@ def rest_need(method: str, segments: list[str], query: list[tuple[str, str]], ac
         if len(rest) in (1, 2, 3):  # read, history-instance, vread
             return Need(access, resources=((rtype, "r"),), target=(rtype, rest[0]))
         return Need(access, resources=ALL, unrestricted=True)
+    if method == "POST" and rest == ["_search"]:  # search by POST: as the GET (the facade checks the form's own)
+        return Need(access, resources=((rtype, "s"),), search=rtype, includes=includes(query))
     if op:  # an operation the upstream runs, posted: may write and return anything
         return Need(access, resources=tuple(("*", c) for c in "cruds"), unrestricted=True)
     if method == "POST" and not rest:
@@ -133,6 +135,12 @@ def rest_need(method: str, segments: list[str], query: list[tuple[str, str]], ac
 
 def _facade(access: str) -> Callable[..., Need]:
     return lambda method, segments, query, headers: rest_need(method, segments, query, access)
+
+
+def _validate_instance(method: str, segments: list[str], query: list[tuple[str, str]], headers: Any) -> Need:
+    """[type]/[id]/$validate: the operation, and a read of the instance (its stored version may be validated)."""
+    rtype, rid = [*segments, "", ""][:2]
+    return Need("validate", operation="validate", resources=((rtype, "r"),), target=(rtype, rid))
 
 
 def _bundle(method: str, segments: list[str], query: list[tuple[str, str]], headers: Any) -> Need:
@@ -176,6 +184,24 @@ TABLE: tuple[Entry, ...] = (
           _facade("read")),
     Entry("/fhir/{type:str}/{id:path}", ("PUT",), "write", "{type}.u (patient/: old and new version in the "
           "patient's compartment)", _facade("write")),
+    # The facade's other interactions (gateway/facade/table.py)
+    Entry("/fhir/", ("POST",), "write", "as POST /fhir", _bundle),
+    Entry("/fhir", ("GET",), "read", "search-system (_type): *.s (user/ or system/)", _facade("read")),
+    Entry("/fhir/", ("GET",), "read", "search-system (_type): *.s (user/ or system/)", _facade("read")),
+    Entry("/fhir/_history", ("GET",), "read", "history-system: *.rs (user/ or system/)", _facade("read")),
+    Entry("/fhir/_search", ("POST",), "read", "search-system: *.s (user/ or system/)", _facade("read")),
+    Entry("/fhir/{type:str}/_search", ("POST",), "read", "{type}.s, as the GET search (the form's _include and "
+          "_revinclude checked too)", _facade("read")),
+    Entry("/fhir/{type:str}/{id:str}/$validate", ("POST",), "validate", "$validate and {type}.r",
+          _validate_instance),
+    Entry("/fhir/{type:str}", ("PUT",), "write", "conditional update: {type}.u (patient/: the search narrowed)",
+          _facade("write")),
+    Entry("/fhir/{type:str}", ("DELETE",), "write", "conditional delete: {type}.d (patient/: the search narrowed)",
+          _facade("write")),
+    Entry("/fhir/{type:str}/{id:path}", ("PATCH",), "write", "{type}.u (patient/: the stored resource and the "
+          "patched result in the patient's compartment)", _facade("write")),
+    Entry("/fhir/{type:str}/{id:path}", ("DELETE",), "write", "{type}.d (patient/: in the patient's compartment)",
+          _facade("write")),
 )
 
 _BY_ROUTE = {(e.path, m): e for e in TABLE for m in e.methods}
