@@ -263,7 +263,11 @@ def social(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]:
 
 def functional(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]:
     """A functional status organizer → ClinicalImpression whose investigation lists the assessment observations
-    (IPS sectionFunctionalStatus takes Condition or ClinicalImpression); a bare observation likewise."""
+    (IPS sectionFunctionalStatus takes Condition or ClinicalImpression); a bare observation likewise; a problem
+    concern act is a disability (Condition)."""
+    if local(el) == "act":
+        from mappers.ehdsi_cda.clinical import problem
+        return problem(r, el, section)
     statement_parts(r, el)
     obs = [o for c in kids(el, "component") for o in kids(c, "observation")] if local(el) == "organizer" else [el]
     members = [r.add(observation(r, o, None, None)) for o in obs]
