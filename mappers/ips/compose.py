@@ -335,12 +335,48 @@ def _lab_result(res: dict[str, Any], report: dict[str, Any] | None, patient_url:
         else:
             res["performer"] = [absent()]
             _absent(issues, where, "performer")
+    _international(res, where, issues)
     has_value = any(k.startswith("value") for k in res) or res.get("dataAbsentReason") or res.get("hasMember") \
         or res.get("component")
     if not has_value and res.get("status") not in ("registered", "cancelled"):
         res["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
                                                "code": "unknown", "display": "Unknown"}]}
         _absent(issues, where, "value")
+
+
+RESULT_CODE = "urn:oid:2.16.156.10011.2.3.2.38"
+UCUM = "http://unitsofmeasure.org"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+def _international(res: dict[str, Any], where: str, issues: list[Issue]) -> None:
+    """China code systems → the international ones IPS and EU Lab bind, through the ConceptMaps (data): the WS 364
+    result code → a v3 ObservationInterpretation coding beside it; a unit written as text → its UCUM code."""
+    from mappers.terminology import translate
+
+    for cc in res.get("interpretation") or []:
+        codings = cc.get("coding") or [] if isinstance(cc, dict) else []
+        if any(isinstance(c, dict) and c.get("system") == V3_INTERPRETATION for c in codings):
+            continue
+        for c in list(codings):
+            if isinstance(c, dict) and c.get("system") == RESULT_CODE and isinstance(c.get("code"), str):
+                t = translate("cn-result-code-to-observation-interpretation", c["code"])
+                if t is not None:
+                    codings.append({"system": t.system, "code": t.code, "display": t.display})
+                    issues.append(Issue("information", "informational", "cn-conceptmap", f"{where}: result code "
+                                        f"{c['code']} ({RESULT_CODE}) → v3 ObservationInterpretation {t.code} "
+                                        "(ConceptMap cn-result-code-to-observation-interpretation)",
+                                        "Observation.interpretation"))
+    quantities = [res.get("valueQuantity")] + [r.get(k) for r in res.get("referenceRange") or []
+                                               if isinstance(r, dict) for k in ("low", "high")]
+    for q in quantities:
+        if isinstance(q, dict) and isinstance(q.get("unit"), str) and not q.get("code") and not q.get("system"):
+            t = translate("cn-unit-text-to-ucum", q["unit"])
+            if t is not None:
+                q["system"], q["code"] = UCUM, t.code
+                issues.append(Issue("information", "informational", "cn-conceptmap", f"{where}: unit "
+                                    f"{q['unit']!r} → UCUM {t.code} (ConceptMap cn-unit-text-to-ucum)",
+                                    "Observation.valueQuantity"))
 
 
 def _authors(doc: _Doc, comp: dict[str, Any] | None, issues: list[Issue]) -> list[dict[str, Any]]:
