@@ -27,7 +27,8 @@ _install_lock = threading.Lock()
 def ensure_node_modules() -> None:
     """Install the pinned @medplum packages once; fails the test with what to do when npm is missing."""
     with _install_lock:
-        if (HERE / "node_modules" / "@medplum" / "fhir-router" / "package.json").is_file():
+        marker = ("@medplum/fhir-router", "fhir-kit-client")  # the packages the tests use: all there, or npm ci
+        if all((HERE / "node_modules" / name / "package.json").is_file() for name in marker):
             return
         npm = shutil.which("npm")
         if npm is None or shutil.which("node") is None:
@@ -42,10 +43,13 @@ def ensure_node_modules() -> None:
 class UpstreamProcess:
     """One running server.mjs; `base` is its FHIR base URL."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, public_base: str | None = None) -> None:
+        """`public_base`: the server calls itself by this URL (Location, fullUrl, links, CapabilityStatement) while
+        it listens on loopback, as a server behind an ingress does."""
         ensure_node_modules()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop(); a pipe could fill up
-        self.proc = subprocess.Popen(["node", str(HERE / "server.mjs"), "--port", str(port)], cwd=HERE,
+        extra = ["--public-base", public_base] if public_base else []
+        self.proc = subprocess.Popen(["node", str(HERE / "server.mjs"), "--port", str(port), *extra], cwd=HERE,
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         line = self._first_line(timeout=60)
         if not line.startswith("listening "):

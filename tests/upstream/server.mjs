@@ -269,6 +269,9 @@ async function search(res, path, params, base) {
     return send(res, getStatus(result), result);
   }
   absolutize(bundle, base);
+  for (const entry of bundle.entry ?? []) {
+    entry.search ??= { mode: 'match' };
+  }
   if (!behaviour.dropLinks) {
     withLinks(bundle, base, path, params, (bundle.entry ?? []).length);
   }
@@ -311,9 +314,8 @@ async function fhir(req, res, url) {
     }
   }
   const parts = path.split('/').filter(Boolean);
-  let doomed = [];
   if (req.method === 'DELETE' && parts.length === 1) {
-    [, doomed] = await matches(parts[0], new URLSearchParams(url.search));
+    return conditionalDelete(res, parts[0], new URLSearchParams(url.search));
   }
   const [result, resource] = await route(req.method, path + url.search, body, req.headers);
   let status = getStatus(result);
@@ -337,9 +339,6 @@ async function fhir(req, res, url) {
     if (parts.length === 2) {
       deleted.set(`${parts[0]}/${parts[1]}`, when);
     }
-    for (const r of doomed) {
-      deleted.set(`${r.resourceType}/${r.id}`, when);
-    }
   }
   if (!isOk(result) || !resource) {
     return send(res, status, result, headers);
@@ -348,6 +347,21 @@ async function fhir(req, res, url) {
     status = 200;
   }
   return send(res, status, absolutize(resource, base), headers);
+}
+
+// Conditional delete of every match (CapabilityStatement conditionalDelete = multiple), as HAPI does when asked to.
+async function conditionalDelete(res, type, params) {
+  const [result, doomed] = await matches(type, params);
+  if (!isOk(result)) {
+    return send(res, getStatus(result), result);
+  }
+  const when = new Date().toISOString();
+  for (const r of doomed) {
+    await repo.deleteResource(type, r.id);
+    deleted.set(`${type}/${r.id}`, when);
+  }
+  return send(res, 200, { resourceType: 'OperationOutcome', issue: [{ severity: 'information',
+    code: 'informational', details: { text: `deleted ${doomed.length}` } }] });
 }
 
 function capabilityStatement(base) {
