@@ -7,8 +7,8 @@ The route's `rules.minimise` maps a purpose (or `*`) to:
                             `Patient.identifier(urn:oid:2.16.156.10011.1.3)`, `Patient.telecom(phone)`,
                             `*.extension(urn:helixgate:cn:ext:ethnic-group)`
     birthDate               exact | year | band5 (five-year band: masked date, band as an extension) | drop
-    narrative               keep | drop (resource narratives; a Composition section keeps a placeholder text when
-                            it has no entries, as R4 cmp-1 needs one of text, entries, sections)
+    narrative               keep | drop (resource narratives; a Composition section's text becomes a placeholder
+                            saying it was withheld, as document profiles such as IPS require one)
     notes                   keep | drop (Annotation `note`, DiagnosticReport.conclusion, other `comment` text)
 """
 
@@ -138,11 +138,8 @@ def _narrative(res: dict[str, Any], where: str, done: list[str]) -> None:
 def _section(section: Any, where: str, done: list[str]) -> None:
     if not isinstance(section, dict):
         return
-    if isinstance(section.get("text"), dict):
-        if section.get("entry") or section.get("section"):
-            del section["text"]
-        else:
-            section["text"] = dict(_PLACEHOLDER)
+    if isinstance(section.get("text"), dict):  # replaced, not removed: document profiles (IPS) require it
+        section["text"] = dict(_PLACEHOLDER)
         done.append(f"{where}.text")
     for j, sub in enumerate(section.get("section") or []):
         _section(sub, f"{where}.section[{j}]", done)

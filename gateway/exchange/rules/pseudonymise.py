@@ -1,4 +1,4 @@
-"""Pseudonymisation (GDPR Art. 4(5): the additional information — the key — kept separately; PIPL Art. 73(3)).
+"""Pseudonymisation (GDPR Art. 4(5): the additional information — the key — kept separately; PIPL Art. 73(4)).
 
 Every Identifier in the Bundle (resources', references', Bundle.identifier) becomes
 `{system: urn:helixgate:pseudonym:<destination>:<key id>, value: HMAC-SHA-256(key, destination ␀ system|value)}`
@@ -7,7 +7,8 @@ Bundle and in every later transfer, and nobody without the key can compute or re
 recomputing the HMAC over the source's own identifiers (`reidentify`). Resource ids (mostly UUIDv5 of business keys,
 so computable from a known identifier) are replaced the same way and every reference, fullUrl and request URL is
 rewritten to match. What names or locates a person and cannot be pseudonymised is removed: Patient/RelatedPerson
-name, telecom, address, photo, contact and link; HumanName/Address/ContactPoint values of extensions; the display
+name (a Patient keeps one name saying data-absent-reason masked, as IPS requires a name), telecom, address, photo,
+contact and link; HumanName/Address/ContactPoint values of extensions; the display
 of references; narratives; attachments' data and urls (a report's PDF); `meta.source`.
 """
 
@@ -21,7 +22,7 @@ from urllib.parse import quote
 
 from gateway.exchange.rules import Change, Step
 from gateway.exchange.rules.bundle import WITHHELD, copied, name_of, resources
-from gateway.exchange.rules.minimise import _narrative
+from gateway.exchange.rules.minimise import DATA_ABSENT, _narrative
 
 SYSTEM = "urn:helixgate:pseudonym:"
 PERSON = ("Patient", "RelatedPerson", "Person")
@@ -130,6 +131,8 @@ def apply(bundle: dict[str, Any], destination: str, key: bytes, key_id: str,
                     del res[k]
                     res.pop("_" + k, None)
                     p.changes.append(Change("pseudonymise", "removed", f"{where}.{k}"))
+            if res["resourceType"] == "Patient":  # said masked rather than left out: IPS requires a name
+                res["name"] = [{"_text": {"extension": [{"url": DATA_ABSENT, "valueCode": "masked"}]}}]
         done: list[str] = []
         _narrative(res, where, done)
         p.changes += [Change("pseudonymise", "removed", d, "narrative may name the person") for d in done]
