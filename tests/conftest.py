@@ -24,6 +24,7 @@ from gateway.auth.config import AuthConfig
 from gateway.settings import Settings
 from tests import corpora
 from tests.auth.oidc import oidc_server  # noqa: F401 - session test authorization server (oidc-provider)
+from tests.redis_topologies import engine_redis, redis_cluster, redis_sentinel  # noqa: F401 - cluster, Sentinel
 from tests.upstream.fixtures import medplum_upstream, upstream_control  # noqa: F401 - session upstream FHIR server
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -78,6 +78,14 @@ class ClusterServers:
     def client(self) -> RedisCluster:
         return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.ports])
 
+    def keys(self, pattern: str) -> list[bytes]:
+        """KEYS over every master (a cluster client's KEYS asks one node)."""
+        found: list[bytes] = []
+        for port in self.ports:
+            with redis.Redis(port=port) as node:
+                found += node.keys(pattern)
+        return found
+
     def flush(self) -> None:
         for port in self.ports:
             with redis.Redis(port=port) as node:
@@ -241,9 +249,17 @@ class EngineRedis:
     mode: str
     url: str
     _client: Any
+    _keys: Any = None
 
     def client(self) -> Any:
         return self._client()
+
+    def keys(self, pattern: str) -> list[bytes]:
+        """The keys matching `pattern`, on every node."""
+        if self._keys is not None:
+            return self._keys(pattern)
+        with self.client() as client:
+            return client.keys(pattern)
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -255,4 +271,25 @@ def engine_redis(request: pytest.FixtureRequest) -> Iterator[EngineRedis]:
         return
     cluster: ClusterServers = request.getfixturevalue("redis_cluster")
     cluster.flush()
-    yield EngineRedis("cluster", cluster.url, cluster.client)
+    yield EngineRedis("cluster", cluster.url, cluster.client, cluster.keys)
+
+
+MODES = ["single", "cluster"]
+
+
+@contextlib.contextmanager
+def engine_redis_for(request: pytest.FixtureRequest, mode: str) -> Iterator[EngineRedis]:
+    """For fixtures of a wider scope parametrised over MODES: a fresh single server (stopped afterwards), or the
+    session's cluster flushed."""
+    if mode == "single":
+        from tests.conftest import start_redis  # here: the conftest imports this module
+
+        server = start_redis()
+        try:
+            yield EngineRedis("single", server.url, lambda: redis.Redis.from_url(server.url))
+        finally:
+            server.stop()
+        return
+    cluster: ClusterServers = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    yield EngineRedis("cluster", cluster.url, cluster.client, cluster.keys)

@@ -14,18 +14,19 @@ import orjson
 import pytest
 
 from gateway.settings import Settings
-from tests.conftest import RedisServer, ServedApp, start_redis
+from tests.conftest import ServedApp, start_redis
+from tests.redis_topologies import MODES, EngineRedis, engine_redis_for
 from tests.upstream.engine import WorkerProcess, unique_message
 from tests.upstream.fixtures import wait_for
 
 V2 = {"Content-Type": "x-application/hl7-v2+er7"}
 
 
-@pytest.fixture(scope="module")
-def bulk_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module", params=MODES)
+def bulk_redis(request: pytest.FixtureRequest) -> Iterator[EngineRedis]:
+    """One server, then a 3-master cluster: jobs, their stream and their state on either."""
+    with engine_redis_for(request, request.param) as target:
+        yield target
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,13 @@ def bulk_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bulk_gateway(bulk_redis: RedisServer, bulk_folder: Path) -> Iterator[ServedApp]:
+def bulk_gateway(bulk_redis: EngineRedis, bulk_folder: Path) -> Iterator[ServedApp]:
     with ServedApp(Settings(redis_url=bulk_redis.url, bulk_dir=str(bulk_folder))) as app:
         yield app
 
 
 @pytest.fixture(scope="module")
-def bulk_worker(bulk_redis: RedisServer, bulk_folder: Path) -> Iterator[WorkerProcess]:
+def bulk_worker(bulk_redis: EngineRedis, bulk_folder: Path) -> Iterator[WorkerProcess]:
     worker = WorkerProcess({"HELIXGATE_REDIS_URL": bulk_redis.url, "HELIXGATE_BULK_DIR": str(bulk_folder),
                             "HELIXGATE_UPSTREAM_URL": ""}, "bulk")
     yield worker
@@ -142,7 +143,7 @@ def test_a_batch_without_prefer_converts_synchronously_and_an_async_job_can_be_c
     assert httpx.get(f"{url}/Patient.ndjson", timeout=10).status_code == 404
 
 
-def test_a_job_polled_before_any_worker_runs_reports_its_progress(bulk_redis: RedisServer, bulk_folder: Path) -> None:
+def test_a_job_polled_before_any_worker_runs_reports_its_progress(bulk_redis: EngineRedis, bulk_folder: Path) -> None:
     with ServedApp(Settings(redis_url=bulk_redis.url, bulk_dir=str(bulk_folder))) as app:
         r = httpx.post(f"{app.url}/fhir/$convert", content=unique_message(1, "Q"),
                        headers={**V2, "Prefer": "respond-async"}, timeout=10)

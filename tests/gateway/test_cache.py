@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import httpx
-import redis
 
 from gateway.cache import KEY_PREFIX
 from gateway.settings import Settings
@@ -19,15 +18,14 @@ def _convert(url: str, body: bytes = MESSAGE, **params: str) -> httpx.Response:
     return httpx.post(f"{url}/fhir/$convert", content=body, headers=V2, params=params, timeout=10)
 
 
-def test_miss_then_hit_is_stored_in_redis(redis_server) -> None:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    with ServedApp(Settings(redis_url=redis_server.url)) as app:
+def test_miss_then_hit_is_stored_in_redis(engine_redis) -> None:
+    client = engine_redis.client()  # one server, then a 3-master cluster (keys spread over its nodes)
+    with ServedApp(Settings(redis_url=engine_redis.url)) as app:
         first, second = _convert(app.url), _convert(app.url)
         other = _convert(app.url, bundleType="transaction")
     assert (first.headers["x-cache"], second.headers["x-cache"], other.headers["x-cache"]) == ("miss", "hit", "miss")
     assert first.json() == second.json()
-    keys = client.keys(KEY_PREFIX + "*")
+    keys = engine_redis.keys(KEY_PREFIX + "*")
     assert len(keys) == 2  # one per (input, options)
     assert client.ttl(keys[0]) > 0
 

@@ -16,8 +16,9 @@ import redis
 
 from gateway.auth.ratelimit import RateLimiter, RateLimitError, parse_limit, parse_limits
 from gateway.settings import Settings, SettingsError
-from tests.conftest import RedisServer, start_redis
+from tests.conftest import RedisServer
 from tests.gateway.principals import KeyedApp
+from tests.redis_topologies import MODES, EngineRedis, engine_redis_for
 
 LIMITS = '{"bulk": "30/min burst 3", "translate": "1/min burst 2", "*": "off"}'
 CLIENTS = {"lab-a": ["system/$convert", "system/$translate"], "lab-b": ["system/$convert"]}
@@ -25,11 +26,11 @@ UNKNOWN_JOB = "/fhir/bulk/" + "0" * 32  # access class bulk: a poll answered 404
 TRANSLATE = "/fhir/ConceptMap/$translate?url=urn:none&system=urn:none&code=x"  # access class translate
 
 
-@pytest.fixture(scope="module")
-def limit_redis() -> Iterator[RedisServer]:
-    server = start_redis()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module", params=MODES)
+def limit_redis(request: pytest.FixtureRequest) -> Iterator[EngineRedis]:
+    """One server, then a 3-master cluster (the bucket script runs on the node of its key)."""
+    with engine_redis_for(request, request.param) as target:
+        yield target
 
 
 def get(app: KeyedApp, path: str, client: str | None) -> httpx.Response:
@@ -75,7 +76,7 @@ def test_public_routes_unlimited_classes_and_anonymous_callers() -> None:
         assert 3500 <= int(slow.headers["retry-after"]) <= 3600  # 1/h
 
 
-def test_several_processes_share_one_budget_in_redis(limit_redis: RedisServer, tmp_path: Path) -> None:
+def test_several_processes_share_one_budget_in_redis(limit_redis: EngineRedis, tmp_path: Path) -> None:
     settings = Settings(redis_url=limit_redis.url, rate_limits='{"bulk": "1/min burst 2"}')
     with KeyedApp(settings, tmp_path, CLIENTS) as one, KeyedApp(settings, same_keys=one) as two:
         # two requests in all, whichever server takes them
@@ -86,7 +87,7 @@ def test_several_processes_share_one_budget_in_redis(limit_redis: RedisServer, t
         assert last.status_code == 429 and 55 <= int(last.headers["retry-after"]) <= 60
 
 
-def test_concurrent_requests_take_exactly_the_burst(limit_redis: RedisServer, tmp_path: Path) -> None:
+def test_concurrent_requests_take_exactly_the_burst(limit_redis: EngineRedis, tmp_path: Path) -> None:
     settings = Settings(redis_url=limit_redis.url, rate_limits='{"bulk": "1/h burst 5"}')
 
     async def race(apps: list[KeyedApp]) -> list[int]:

@@ -1,6 +1,7 @@
 """Workers as real processes against a real Redis and Medplum's FHIR router: delivery after validation, a worker
 killed mid-message, an upstream that is down (retries, dead letters, replay), a slow upstream (bounded in-flight)
-and several workers sharing a stream."""
+and several workers sharing a stream. The kill, the dead letters and the shared stream run on one Redis server and
+on a 3-master Redis Cluster (engine_redis)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import redis
 from gateway.audit import AUDIT_STREAM
 from gateway.workers.streams import DLQ, GROUP, INBOUND
 from tests.conftest import ROOT, RedisServer, free_port
+from tests.redis_topologies import EngineRedis
 from tests.upstream.engine import OWN, WorkerProcess, enqueue, unique_message
 from tests.upstream.fixtures import UpstreamControl, wait_for
 
@@ -32,8 +34,13 @@ def settings_env(redis_url: str, upstream: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture()
-def streams(own_redis: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(own_redis.url)
+def streams(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """A client of the test's Redis: `engine_redis` for a test that runs on one server and on a cluster, else the
+    test's own server."""
+    if "engine_redis" in request.fixturenames:
+        client = request.getfixturevalue("engine_redis").client()
+    else:
+        client = redis.Redis.from_url(request.getfixturevalue("own_redis").url)
     yield client
     client.close()
 
@@ -104,11 +111,11 @@ def test_a_worker_validates_and_delivers_each_message_and_a_replay_duplicates_no
 
 
 def test_a_worker_killed_mid_message_leaves_it_to_another_that_delivers_it_once(
-        own_redis: RedisServer, streams: redis.Redis, upstream_control: UpstreamControl, workers) -> None:
+        engine_redis: EngineRedis, streams: redis.Redis, upstream_control: UpstreamControl, workers) -> None:
     upstream_control.behave(delayMs=700)  # every transaction takes a while: the kill lands mid-delivery
     for n in range(3):
         enqueue(streams, unique_message(n, "K"))
-    env = settings_env(own_redis.url, upstream_control.base)
+    env = settings_env(engine_redis.url, upstream_control.base)
     doomed = WorkerProcess(env, "doomed")
     workers.append(doomed)
     wait_for(lambda: upstream_control.stats()["requests"] >= 3, 20, what="transactions in flight")
@@ -125,12 +132,12 @@ def test_a_worker_killed_mid_message_leaves_it_to_another_that_delivers_it_once(
 
 
 def test_while_the_upstream_is_down_messages_are_retried_then_dead_lettered_and_replay_delivers_them(
-        own_redis: RedisServer, streams: redis.Redis, upstream_control: UpstreamControl, workers) -> None:
+        engine_redis: EngineRedis, streams: redis.Redis, upstream_control: UpstreamControl, workers) -> None:
     messages = [unique_message(n, "D") for n in range(3)]
     for m in messages:
         enqueue(streams, m)
     down = f"http://127.0.0.1:{free_port()}/fhir/R4"
-    worker = WorkerProcess(settings_env(own_redis.url, down, HELIXGATE_WORKER_CLAIM_IDLE_MS="400"), "stranded")
+    worker = WorkerProcess(settings_env(engine_redis.url, down, HELIXGATE_WORKER_CLAIM_IDLE_MS="400"), "stranded")
     workers.append(worker)
     wait_for(lambda: streams.xlen(DLQ) == 3, 30, what="three dead letters")
     assert drained(streams)
@@ -141,7 +148,7 @@ def test_while_the_upstream_is_down_messages_are_retried_then_dead_lettered_and_
     wait_for(lambda: audit_outcomes(streams).count("dead-lettered") == 3, 5, what="audit of the dead letters")
     assert audit_outcomes(streams).count("retrying") == 6
     worker.stop()
-    env = {**os.environ, **settings_env(own_redis.url, upstream_control.base)}
+    env = {**os.environ, **settings_env(engine_redis.url, upstream_control.base)}
     listed = subprocess.run([sys.executable, "-m", "gateway.cli.main", "dlq", "list"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0 and listed.stdout.count("upstream-unavailable") == 3
@@ -155,7 +162,7 @@ def test_while_the_upstream_is_down_messages_are_retried_then_dead_lettered_and_
                               env=env, capture_output=True, text=True, timeout=30)
     assert replayed.returncode == 0 and "replayed 3" in replayed.stderr
     assert streams.xlen(DLQ) == 0 and streams.xlen(INBOUND) == 3
-    workers.append(WorkerProcess(settings_env(own_redis.url, upstream_control.base), "recovered"))
+    workers.append(WorkerProcess(settings_env(engine_redis.url, upstream_control.base), "recovered"))
     wait_for(lambda: drained(streams), 30, what="delivery after replay")
     assert_delivered_once(upstream_control, 3)
 
@@ -194,10 +201,10 @@ def test_a_slow_upstream_holds_the_worker_to_its_in_flight_limit(
     assert_delivered_once(upstream_control, 16)
 
 
-def test_several_workers_share_one_stream(own_redis: RedisServer, streams: redis.Redis,
+def test_several_workers_share_one_stream(engine_redis: EngineRedis, streams: redis.Redis,
                                           upstream_control: UpstreamControl, workers) -> None:
     upstream_control.behave(delayMs=100)
-    env = settings_env(own_redis.url, upstream_control.base, HELIXGATE_WORKER_CONCURRENCY="1")
+    env = settings_env(engine_redis.url, upstream_control.base, HELIXGATE_WORKER_CONCURRENCY="1")
     pair = [WorkerProcess(env, "left"), WorkerProcess(env, "right")]
     workers.extend(pair)
     time.sleep(1.0)  # both consumers are up before the messages arrive
