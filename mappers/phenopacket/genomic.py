@@ -164,9 +164,9 @@ def interpretation(ctx: Context, interp: dict[str, Any], pref: dict[str, str], s
                 f"{here}.variantInterpretation.acmgPathogenicityClassification",
                 f"{here}.variantInterpretation.therapeuticActionability")
     progress = interp.get("progressStatus")
-    codes = [systems.concept(disease)] if disease else []
-    if progress == "SOLVED":
-        codes.append({"coding": [POSITIVE]})
+    codes = [{"coding": [POSITIVE]}] if progress == "SOLVED" else []  # LL541-4 coarse result first, as GR examples
+    if disease:
+        codes.append(systems.concept(disease))
     status = "partial" if progress == "IN_PROGRESS" else "final"
     facts_r = gr.Report(id=ctx.rid("DiagnosticReport", where), status=status,
                         subject=pref, results=results, conclusion=interp.get("summary") or None,

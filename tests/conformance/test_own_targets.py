@@ -7,7 +7,8 @@ from conformance import PASS, RunReport, load_suite, run_suite
 from gateway.settings import Settings
 from tests.conftest import ROOT, RedisServer, ServedApp
 
-FACTS = sorted((ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.facts.json"))
+FACTS = sorted([*(ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.facts.json"),
+                *(ROOT / "examples").glob("phenopacket-*.facts.json")])  # the phenopacket group's inputs
 
 
 def _not_passed(report: RunReport) -> dict[str, str]:
