@@ -265,6 +265,11 @@ def sensible(data: bytes, where: str) -> str:
             if "result" in params:
                 assert params["result"].get("valueBoolean") is True, f"{where}: result is not true: {doc}"
             return "Parameters"
+        if kind is None and "metaData" in doc and "id" in doc:  # a GA4GH Phenopacket (protobuf JSON, no resourceType)
+            from mappers.phenopacket import schema
+
+            schema.read(text, "Phenopacket")  # raises unless the official schema reads it
+            return "Phenopacket"
         assert kind not in (None, "OperationOutcome"), f"{where}: {text[:2000]!r}"
         return kind
     if text[:1] == b"{":  # NDJSON: one resource a line
