@@ -21,10 +21,11 @@ import threading
 import weakref
 from decimal import Decimal
 from typing import Any
+from xml.parsers import expat
 
 from profiles.definitions import Definitions
 from profiles.elements import PRIMITIVES, Node, compile_snapshot
-from profiles.xml import FHIR_NS, XHTML_NS, XmlError, core_definitions, parse
+from profiles.xml import FHIR_NS, XHTML_NS, core_definitions
 
 _PRIMITIVE, _COMPLEX, _RESOURCE, _XHTML = range(4)
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -33,7 +34,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What an attribute value must escape: markup, and whitespace that attribute-value normalisation would turn into
 # spaces (https://www.w3.org/TR/xml/#AVNormalize), so a newline in a string survives the trip.
 _ATTR_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
-_XHTML_DIV = "{" + XHTML_NS + "}div"
+_XHTML_DIV = XHTML_NS + " div"  # as expat names it with " " between namespace and local name
 
 
 class XmlWriteError(ValueError):
@@ -130,111 +131,141 @@ class _Writer:
         return shape
 
     # ---- writing ----
-    def resource(self, res: Any, out: list[str], path: str, root: bool = False) -> None:
-        if not isinstance(res, dict):
-            raise XmlWriteError(f"a resource must be a JSON object, not {_what(res)}", path)
+    # The happy path builds no paths: a _Fault collects them while it unwinds (each level adds its segment).
+    def resource(self, res: Any, out: list[str], root: bool = False) -> None:
+        if res.__class__ is not dict:
+            raise _Fault(f"a resource must be a JSON object, not {_what(res)}")
         rtype = res.get("resourceType")
-        if not isinstance(rtype, str) or self._kind(rtype) != _RESOURCE:
-            raise XmlWriteError(f"resourceType {rtype!r} is not a FHIR R4 resource type", path)
+        if rtype.__class__ is not str or self._kind(rtype) != _RESOURCE:
+            raise _Fault(f"resourceType {rtype!r} is not a FHIR R4 resource type")
         shape = self.type_shape(rtype)
         if shape is None:
-            raise XmlWriteError(f"no definition of {rtype} to order its elements by", path)
-        here = rtype if root else f"{path}({rtype})"
-        self.element(rtype, res, shape, out, here, ' xmlns="' + FHIR_NS + '"' if root else "", True)
+            raise _Fault(f"no definition of {rtype} to order its elements by")
+        try:
+            self.element(rtype, res, shape, out, ' xmlns="' + FHIR_NS + '"' if root else "", True)
+        except _Fault as f:
+            f.trail.append(rtype if root else f"({rtype})")
+            raise
 
-    def element(self, name: str, obj: Any, shape: _Shape, out: list[str], path: str, ns: str = "",
+    def element(self, name: str, obj: Any, shape: _Shape, out: list[str], ns: str = "",
                 is_resource: bool = False) -> None:
         """A complex element (or a resource): attributes, then its properties in definition order."""
         if obj.__class__ is not dict:
-            raise XmlWriteError(f"expected a JSON object, not {_what(obj)}", path)
+            raise _Fault(f"expected a JSON object, not {_what(obj)}")
         head = "<" + name + ns
         kids: list[tuple[int, str, _Prop]] = []
-        for key, value in obj.items():
-            if key[0] == "_":
-                base = key[1:]
-                if base in obj:
-                    continue  # written with its value
-            else:
-                base = key
-            prop = shape.get(base)
-            if prop is None:
-                if is_resource and key == "resourceType":
-                    continue  # the element's name says it
-                raise XmlWriteError(f"unknown property {key!r}: FHIR XML has no place for it", f"{path}.{key}")
-            if prop.attr:
-                if value.__class__ is not str:
-                    raise XmlWriteError(f"must be a string, not {_what(value)}", f"{path}.{key}")
-                head += f' {base}="{_attr(value, path)}"'
-            else:
-                kids.append((prop.pos, base, prop))
-        if not kids:
-            out.append(head + "/>")
-            return
-        out.append(head + ">")
-        if len(kids) > 1:
-            kids.sort()
-        for _, key, prop in kids:
-            self.prop(key, prop, obj, out, path)
+        key = ""
+        try:
+            for key, value in obj.items():
+                if key[0] == "_":
+                    base = key[1:]
+                    if base in obj:
+                        continue  # written with its value
+                else:
+                    base = key
+                prop = shape.get(base)
+                if prop is None:
+                    if is_resource and key == "resourceType":
+                        continue  # the element's name says it
+                    raise _Fault(f"unknown property {key!r}: FHIR XML has no place for it")
+                if prop.attr:
+                    if value.__class__ is not str:
+                        raise _Fault(f"must be a string, not {_what(value)}")
+                    head += " " + base + '="' + _attr(value) + '"'
+                else:
+                    kids.append((prop.pos, base, prop))
+            if not kids:
+                out.append(head + "/>")
+                return
+            out.append(head + ">")
+            if len(kids) > 1:
+                kids.sort()
+            for _, key, prop in kids:
+                self.prop(key, prop, obj, out)
+        except _Fault as f:
+            f.trail.append("." + key.removeprefix("_"))
+            raise
         out.append("</" + name + ">")
 
-    def prop(self, key: str, prop: _Prop, obj: dict[str, Any], out: list[str], path: str) -> None:
+    def prop(self, key: str, prop: _Prop, obj: dict[str, Any], out: list[str]) -> None:
         value = obj.get(key)
         kind = prop.kind
+        i = 0
         if kind == _PRIMITIVE:
             shadow = obj.get("_" + key)
-            if value.__class__ is list or shadow.__class__ is list:
-                values = value if value.__class__ is list else [value] if value is not None else []
-                shadows = shadow if shadow.__class__ is list else [shadow] if shadow is not None else []
-                if value is not None and shadow is not None and len(values) != len(shadows):
-                    raise XmlWriteError(f"{key} and _{key} have different lengths ({len(values)}, {len(shadows)})",
-                                        f"{path}.{key}")
+            if value.__class__ is not list and shadow.__class__ is not list:
+                self.primitive(key, value, shadow, out)
+                return
+            values = value if value.__class__ is list else [value] if value is not None else []
+            shadows = shadow if shadow.__class__ is list else [shadow] if shadow is not None else []
+            if values and shadows and len(values) != len(shadows):
+                raise _Fault(f"{key} and _{key} have different lengths ({len(values)}, {len(shadows)})")
+            try:
                 for i in range(max(len(values), len(shadows))):
-                    self.primitive(key, values[i] if values else None, shadows[i] if shadows else None, out,
-                                   f"{path}.{key}[{i}]")
-            else:
-                self.primitive(key, value, shadow, out, f"{path}.{key}")
+                    self.primitive(key, values[i] if values else None, shadows[i] if shadows else None, out)
+            except _Fault as f:
+                f.trail.append(f"[{i}]")
+                raise
             return
-        items = value if value.__class__ is list else (value,)
         many = value.__class__ is list
-        for i, item in enumerate(items):
-            here = f"{path}.{key}[{i}]" if many else f"{path}.{key}"
-            if kind == _COMPLEX:
-                self.element(key, item, prop.shape or self.prop_shape(prop), out, here)
-            elif kind == _RESOURCE:
-                out.append("<" + key + ">")
-                self.resource(item, out, here)
-                out.append("</" + key + ">")
-            else:
-                out.append(_div(item, here))
+        try:
+            for i, item in enumerate(value if many else (value,)):  # noqa: B007 - i: for the except clause
+                if kind == _COMPLEX:
+                    self.element(key, item, prop.shape or self.prop_shape(prop), out)
+                elif kind == _RESOURCE:
+                    out.append("<" + key + ">")
+                    self.resource(item, out)
+                    out.append("</" + key + ">")
+                else:
+                    out.append(_div(item))
+        except _Fault as f:
+            if many:
+                f.trail.append(f"[{i}]")
+            raise
 
-    def primitive(self, name: str, value: Any, shadow: Any, out: list[str], path: str) -> None:
+    def primitive(self, name: str, value: Any, shadow: Any, out: list[str]) -> None:
         head = "<" + name
         exts = None
         if shadow is not None:
             if shadow.__class__ is not dict:
-                raise XmlWriteError(f"_{name} must be a JSON object, not {_what(shadow)}", path)
+                raise _Fault(f"_{name} must be a JSON object, not {_what(shadow)}")
             for k, v in shadow.items():
                 if k == "id":
                     if v.__class__ is not str:
-                        raise XmlWriteError(f"must be a string, not {_what(v)}", f"{path}.id")
-                    head += f' id="{_attr(v, path)}"'
+                        raise _Fault(f"must be a string, not {_what(v)}", ".id")
+                    head += ' id="' + _attr(v) + '"'
                 elif k == "extension":
                     exts = v
                 else:
-                    raise XmlWriteError(f"_{name} holds {k!r}: a primitive's JSON shadow holds only id and "
-                                        "extension", f"{path}.{k}")
+                    raise _Fault(f"_{name} holds {k!r}: a primitive's JSON shadow holds only id and extension",
+                                 "." + k)
         elif value is None:
-            raise XmlWriteError("null with no id or extension beside it", path)
+            raise _Fault("null with no id or extension beside it")
         if value is not None:
-            head += ' value="' + _lexical(value, path) + '"'
+            head += ' value="' + _lexical(value) + '"'
         if not exts:
             out.append(head + "/>")
             return
         out.append(head + ">")
         ext_shape = self.type_shape("Extension") or {}
-        for i, ext in enumerate(exts if exts.__class__ is list else (exts,)):
-            self.element("extension", ext, ext_shape, out, f"{path}.extension[{i}]")
+        many = exts.__class__ is list
+        i = 0
+        try:
+            for i, ext in enumerate(exts if many else (exts,)):  # noqa: B007 - i: for the except clause
+                self.element("extension", ext, ext_shape, out)
+        except _Fault as f:
+            f.trail.extend((f"[{i}]", ".extension") if many else (".extension",))
+            raise
         out.append("</" + name + ">")
+
+
+class _Fault(Exception):
+    """What cannot be written, on its way up: `trail` gathers the path's segments, innermost first."""
+
+    def __init__(self, reason: str, *segments: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.trail = list(reversed(segments))
 
 
 def _find(root: Node, path: str) -> Node | None:
@@ -252,51 +283,64 @@ def _what(value: Any) -> str:
         type(value), "a number")
 
 
-def _attr(s: str, path: str) -> str:
+def _attr(s: str) -> str:
     """`s` escaped for a double-quoted attribute value."""
     if _ATTR_SPECIAL.search(s) is None:
         return s
     bad = _NOT_XML.search(s)
     if bad is not None:
-        raise XmlWriteError(f"character U+{ord(bad.group()):04X} cannot be written in XML 1.0", path)
+        raise _Fault(f"character U+{ord(bad.group()):04X} cannot be written in XML 1.0")
     return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
             .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
 
 
-def _lexical(value: Any, path: str) -> str:
+def _lexical(value: Any) -> str:
     """A primitive's `value` attribute: the JSON value's lexical form (http://hl7.org/fhir/R4/json.html#primitive)."""
     cls = value.__class__
     if cls is str:
-        return _attr(value, path)
+        return _attr(value)
     if cls is bool:
         return "true" if value else "false"
     if cls is int:
         return str(value)
     if cls is float:
         if value != value or value in (float("inf"), float("-inf")):
-            raise XmlWriteError(f"{value} is not a FHIR decimal", path)
+            raise _Fault(f"{value} is not a FHIR decimal")
         return repr(value)  # the shortest form that reads back as the same float
     if cls is Decimal:
         if not value.is_finite():
-            raise XmlWriteError(f"{value} is not a FHIR decimal", path)
+            raise _Fault(f"{value} is not a FHIR decimal")
         return str(value)  # as written in the JSON it was parsed from (1.50 stays 1.50)
-    raise XmlWriteError(f"a primitive value cannot be {_what(value)}", path)
+    raise _Fault(f"a primitive value cannot be {_what(value)}")
 
 
-def _div(value: Any, path: str) -> str:
-    """Narrative.div as written: it must be one XHTML `div` element that declares its namespace itself (R4 json.html:
-    the JSON form carries it), and well-formed, or the document written around it would not be."""
+def _div(value: Any) -> str:
+    """Narrative.div as written: one XHTML `div` element that declares its namespace itself (R4 json.html: the JSON
+    form carries it), well-formed, or the document written around it would not be. Nothing may precede the div, so
+    no DOCTYPE (and no entity declaration) can reach the parser: only XML's own entities are known."""
     if value.__class__ is not str:
-        raise XmlWriteError(f"the narrative must be an XHTML string, not {_what(value)}", path)
+        raise _Fault(f"the narrative must be an XHTML string, not {_what(value)}")
+    if not value.startswith("<div"):
+        raise _Fault("the narrative must be its XHTML div element, with nothing before it")
+    parser = expat.ParserCreate("UTF-8", " ")
+    roots: list[str] = []
+
+    def start(name: str, attrs: Any) -> None:
+        roots.append(name)
+        parser.StartElementHandler = None  # only the root's name matters
+
+    parser.StartElementHandler = start
     try:
-        root = parse(value.encode("utf-8", "surrogatepass"))
-    except XmlError as e:
-        raise XmlWriteError(f"the narrative is not well-formed XHTML: {e}", path) from None
-    if root.tag != _XHTML_DIV:
-        raise XmlWriteError(f"the narrative's root element is {root.tag}, not an XHTML div (xmlns=\"{XHTML_NS}\")",
-                            path)
-    start = value.find("<div")
-    return value[start:] if start > 0 else value  # an XML declaration or comment before it has no place inside
+        parser.Parse(value.encode("utf-8"), True)
+    except expat.ExpatError as e:
+        raise _Fault(f"the narrative is not well-formed XHTML: {expat.errors.messages[e.code]} at line {e.lineno}, "
+                     f"column {e.offset + 1}") from None
+    except UnicodeEncodeError as e:
+        raise _Fault(f"character U+{ord(value[e.start]):04X} cannot be written in XML") from None
+    if roots[0] != _XHTML_DIV:
+        raise _Fault(f"the narrative's root element is {roots[0].replace(' ', ':')!r}, not an XHTML div "
+                     f'(xmlns="{XHTML_NS}")')
+    return value
 
 
 _writers: weakref.WeakKeyDictionary[Definitions, _Writer] = weakref.WeakKeyDictionary()
@@ -320,11 +364,9 @@ def json_to_xml(resource: dict[str, Any], defs: Definitions | None = None, *, de
     w = _writer(defs if defs is not None else core_definitions())
     out: list[str] = [_DECLARATION] if declaration else []
     try:
-        w.resource(resource, out, "", root=True)
+        w.resource(resource, out, root=True)
+    except _Fault as f:
+        raise XmlWriteError(f.reason, "".join(reversed(f.trail))) from None
     except RecursionError:
         raise XmlWriteError("nested too deeply to write", str(resource.get("resourceType"))) from None
-    text = "".join(out)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as e:  # a lone surrogate in an id or a div (values are checked as they are written)
-        raise XmlWriteError(f"character U+{ord(text[e.start]):04X} cannot be written in UTF-8", "") from None
+    return "".join(out).encode("utf-8")  # every string was checked for characters XML (and so UTF-8) cannot hold

@@ -222,7 +222,9 @@ def test_narrative_is_kept_as_written_in_the_xhtml_namespace(defs: Definitions) 
 
 @pytest.mark.parametrize(("div", "words"), [
     ("<div>no namespace</div>", "not an XHTML div"), (f"{DIV}<p>unclosed</div>", "not well-formed"),
-    (f"{DIV}&nbsp;</div>", "undefined entity"), (f'<p xmlns="{XHTML}">x</p>', "not an XHTML div"), (3, "string"),
+    (f"{DIV}&nbsp;</div>", "undefined entity"), (f'<p xmlns="{XHTML}">x</p>', "its XHTML div element"),
+    (f'<?xml version="1.0"?>{DIV}x</div>', "nothing before it"), (f"{DIV}bell\x07</div>", "not well-formed"),
+    (f"{DIV}\ud800</div>", r"U\+D800"), ('<div xmlns="http://hl7.org/fhir">x</div>', "not an XHTML div"), (3, "string"),
 ])
 def test_a_narrative_xml_cannot_hold_is_refused(defs: Definitions, div: Any, words: str) -> None:
     with pytest.raises(XmlWriteError, match=words) as e:
