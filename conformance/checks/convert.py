@@ -82,7 +82,9 @@ def convert_validates(ctx: Context) -> str | None:
     unclaimed = []
     for entry in bundle.get("entry") or []:
         res = entry.get("resource") or {}
-        codes = {c.get("code") for c in (res.get("code") or {}).get("coding") or []}
+        code = res.get("code")  # a CodeableConcept, or a list of them (PractitionerRole.code)
+        codes = {c.get("code") for cc in (code if isinstance(code, list) else [code])
+                 for c in (cc or {}).get("coding") or [] if isinstance(cc, dict)}
         claims = {str(p).split("|")[0] for p in (res.get("meta") or {}).get("profile") or []}
         for rule in ctx.param("claims", []):
             if res.get("resourceType") == rule["type"] and rule["code"] in codes and rule["profile"] not in claims:
