@@ -29,6 +29,7 @@ from gateway.exchange.service import HttpEngine
 from gateway.fhir_input import parameters
 from gateway.responses import FHIRResponse, outcome_response
 from gateway.routes import read_body
+from gateway.upstream import UpstreamRejected, UpstreamUnavailable
 from mappers.exceptions import ParseError
 from mappers.toolkit.registry import HUB
 
@@ -110,12 +111,23 @@ async def exchange_route(request: Request) -> Response:
     redis = getattr(request.app.state, "redis", None)
     principal = principal_of(request)
     try:
-        result = await run(data, source=given.get("source") or media_source, route_id=str(given["route"]),
+        from gateway.formats import detect
+
+        # a named source first, then what the bytes are (two formats may share a media type: CDA), then the type
+        source = given.get("source") or detect(data) or media_source
+        result = await run(data, source=source, route_id=str(given["route"]),
                            transfer=transfer, routes=state.routes, engine=HttpEngine(request),
                            counters=state.counters(redis), trail=state.trail(redis),
                            client=principal.client if principal.authenticated else None, dry_run=dry)
     except Refused as e:
         return FHIRResponse(e.outcome(), status_code=403)
+    except UpstreamUnavailable as e:  # counters released, failure audited: the caller may send it again
+        return outcome_response(503, "transient", "upstream-unavailable",
+                                f"the upstream FHIR server is unavailable: {e}",
+                                headers={"Retry-After": str(max(1, int(e.retry_after or 1)))})
+    except UpstreamRejected as e:
+        return FHIRResponse(e.outcome, status_code=502) if e.outcome else outcome_response(
+            502, "exception", "upstream-rejected", f"the upstream refused the transfer: {e}")
     return FHIRResponse(answer(result, dry))
 
 
