@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import bulk, facade, hints, metrics, openapi
+from gateway import bulk, facade, hints, metrics, openapi, playground
 from gateway.accesslog import AccessLogMiddleware
 from gateway.audit import AuditMiddleware
 from gateway.auth import discovery
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, auth: AuthConfig | None = None)
 
     before, after = facade.routes(settings)  # the validating facade, when HELIXGATE_UPSTREAM_URL is set
     all_routes = [*discovery.routes, *before, *routes, *validate_routes, *exchange_routes, *bulk.routes,
-                  *metrics.routes, *openapi.routes, *after]
+                  *metrics.routes, *openapi.routes, *playground.routes, *after]
     app = Starlette(
         routes=all_routes,
         exception_handlers={

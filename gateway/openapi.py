@@ -227,6 +227,21 @@ def operations() -> list[Operation]:
                   parameters=(job, _path("file", "the file name from the manifest")),
                   responses={200: ("NDJSON", {"application/fhir+ndjson": {"schema": {"type": "string"}}})},
                   errors={404: "no such job or file"}),
+        Operation("/playground", "GET", "playgroundRedirect", "The web playground (redirects to /playground/)",
+                  tags=("playground",), public=True, responses={308: ("to /playground/", None)}),
+        Operation("/playground/", "GET", "playground", "The web playground: convert, validate, translate in a page",
+                  tags=("playground",), public=True, description="A static page (no data) under a strict "
+                  "Content-Security-Policy; the API calls it makes carry the caller's credential.",
+                  responses={200: ("the page", {"text/html": {"schema": {"type": "string"}}})}),
+        Operation("/playground/catalogue.json", "GET", "playgroundCatalogue", "What the playground offers: the "
+                  "registered formats with their options, the shipped ConceptMaps, the installed profiles",
+                  tags=("playground",), public=True,
+                  responses={200: ("the catalogue", {OPENAPI_JSON: {"schema": {"type": "object"}}})}),
+        Operation("/playground/{name}", "GET", "playgroundAsset", "A static file of the page (app.js, app.css)",
+                  tags=("playground",), public=True, parameters=(_path("name", "app.js or app.css"),),
+                  responses={200: ("the file", {"text/javascript": {"schema": {"type": "string"}},
+                                                "text/css": {"schema": {"type": "string"}}})},
+                  errors={404: "no such file"}),
     ]
 
 

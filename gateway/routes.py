@@ -128,7 +128,7 @@ async def convert_route(request: Request) -> Response:
             return batch
         if batch is not None:
             headers = {"X-Batch": f"documents={batch.documents}; converted={batch.documents - batch.failed}; "
-                                  f"failed={batch.failed}"}
+                                  f"failed={batch.failed}", "X-Source-Format": src}
             return Response(batch.body, media_type=FHIR_NDJSON, headers=headers)
     try:
         result, cached = await convert(body, req, request.app.state.cache, runner=lambda job: run_job(request, job))
@@ -141,7 +141,7 @@ async def convert_route(request: Request) -> Response:
     counts = {s: sum(1 for i in issues if i["severity"] == s) for s in ("warning", "information")}
     report = (f"warnings={counts['warning'] - validation}; information={counts['information']}; "
               f"validation={validation}")  # the mapper's own findings, then the validator's on the output
-    headers = {"X-Conversion-Report": report,
+    headers = {"X-Conversion-Report": report, "X-Source-Format": src,  # what was detected, when not named
                "X-Cache": "hit" if cached else "miss"}
     if as_parameters:
         output: dict[str, Any] = ({"name": "output", "resource": orjson.loads(result.body)} if tgt == HUB

@@ -156,6 +156,12 @@ TABLE: tuple[Entry, ...] = (
     Entry("/.well-known/smart-configuration", ("GET",), "public", "none"),
     Entry("/fhir/.well-known/smart-configuration", ("GET",), "public", "none"),
     Entry("/openapi.json", ("GET",), "public", "none"),
+    # The playground's static page and its catalogue (format names, ConceptMap and profile URLs): no data; the API
+    # calls the page makes carry the caller's own credential
+    Entry("/playground", ("GET",), "public", "none"),
+    Entry("/playground/", ("GET",), "public", "none"),
+    Entry("/playground/catalogue.json", ("GET",), "public", "none"),
+    Entry("/playground/{name:str}", ("GET",), "public", "none"),
     # Operational counts, no patient data, but they tell traffic and partners apart: an operator's scraper holds
     # system/$metrics (an API key made for it); open only when auth is off (loopback, or --insecure-no-auth).
     Entry("/metrics", ("GET",), "read", "$metrics (the operator's scraper)", _operation("metrics", "read")),
