@@ -1,0 +1,154 @@
+"""The cost of the access log + metrics middleware (gateway/accesslog.py) on the cheapest route: a cached `$convert`
+(the same HL7 v2 body again → cache hit), the ASGI app called in process (no sockets: the server's own CPU only).
+
+Modes, side by side in one run, alternating every `--batch` requests so drift on a shared machine hits each alike:
+  without      the app with the middleware taken out (the floor)
+  metrics      the middleware, access log below its level (counters and histogram only)
+  log-text     the middleware, an access line a request written as text (to /dev/null)
+  log-json     the same as JSON (HELIXGATE_LOG_FORMAT=json)
+  without (2nd app)  another app without it: how far two equal apps differ (the noise)
+CPU time per request (time.process_time), median over the rounds; the ratio to `without` is the overhead.
+
+    python bench/bench_metrics.py [--rounds 15] [--batch 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.accesslog import AccessLogMiddleware  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.logconfig import JsonFormatter  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+
+MESSAGE = (ROOT / "tests/mappers/hl7v2/messages/01-egfr-snv-somatic.hl7").read_bytes()
+SCOPE: dict[str, Any] = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+    "path": "/fhir/$convert", "raw_path": b"/fhir/$convert", "query_string": b"", "root_path": "",
+    "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"x-application/hl7-v2+er7"),
+                (b"content-length", str(len(MESSAGE)).encode())],
+    "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
+}
+
+
+async def call(app: Any) -> int:
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": MESSAGE, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(dict(SCOPE, headers=list(SCOPE["headers"])), receive, send)
+    return status
+
+
+def configure(mode: str, handler: logging.Handler) -> None:
+    access = logging.getLogger("helixgate.access")
+    access.handlers[:] = [handler]
+    access.propagate = False
+    access.setLevel(logging.INFO if mode.startswith("log") else logging.WARNING)
+    handler.setFormatter(JsonFormatter() if mode == "log-json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+
+async def main(rounds: int, batch: int) -> None:
+    settings = Settings(http_processes=0)
+    with_mw = create_app(settings)
+    without = create_app(settings)
+    without.user_middleware = [m for m in without.user_middleware if m.cls is not AccessLogMiddleware]
+    control = create_app(settings)  # a second app without it: the spread between two equal apps (noise)
+    control.user_middleware = list(without.user_middleware)
+    logging.getLogger("helixgate.http").setLevel(logging.WARNING)  # the route's own info line: the same in each mode
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - open for the whole run
+    modes = {"without": without, "metrics": with_mw, "log-text": with_mw, "log-json": with_mw,
+             "without (2nd app)": control}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    async with contextlib.AsyncExitStack() as stack:
+        for app in (with_mw, without, control):
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            for _ in range(20):  # the first converts (loads the validator); the rest are cache hits
+                assert await call(app) == 200
+        order = list(modes.items())
+        for r in range(rounds):
+            for mode, app in order[r % len(order):] + order[:r % len(order)]:  # each mode first in turn
+                configure(mode, handler)
+                start = time.process_time()
+                for _ in range(batch):
+                    await call(app)
+                cpu[mode].append((time.process_time() - start) / batch * 1e6)
+    alone = await middleware_alone(with_mw, handler, rounds)
+    floor = statistics.median(cpu["without"])
+    print(f"cached $convert in process, CPU µs/request (median of {rounds} rounds of {batch}):")
+    print("| mode | CPU µs/request | ratio to without | overhead |")
+    print("|---|---:|---:|---:|")
+    for mode in modes:
+        med = statistics.median(cpu[mode])
+        print(f"| {mode} | {med:,.0f} | {med / floor:.3f} | {(med / floor - 1) * 100:+.1f} % |")
+    print("\nthe middleware alone around an app that answers at once (CPU µs/request, median), and that as a share of "
+          "the cached path without it:")
+    print("| mode | middleware µs/request | share of the cached path |")
+    print("|---|---:|---:|")
+    for mode, us in alone.items():
+        print(f"| {mode} | {us:.1f} | {us / floor * 100:.1f} % |")
+
+
+async def middleware_alone(app: Any, handler: logging.Handler, rounds: int, n: int = 5000) -> dict[str, float]:
+    """CPU per request of AccessLogMiddleware wrapped around a bare ASGI app (a 200 with a 10 kB body), less the
+    bare app's own: the middleware's cost without the noise of a whole request."""
+    body = b"x" * 10_000
+
+    async def bare(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = route
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/fhir/$convert")
+    wrapped = AccessLogMiddleware(bare, routes=app.routes)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    async def per_request(target: Any) -> float:
+        start = time.process_time()
+        for _ in range(n):
+            await target(dict(SCOPE), receive, send)
+        return (time.process_time() - start) / n * 1e6
+
+    out: dict[str, list[float]] = {"metrics": [], "log-text": [], "log-json": []}
+    for _ in range(rounds):
+        for mode in out:
+            configure(mode, handler)
+            out[mode].append(await per_request(wrapped) - await per_request(bare))
+    return {mode: statistics.median(v) for mode, v in out.items()}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=200)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.batch))
