@@ -11,6 +11,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from starlette.applications import Starlette
@@ -131,6 +132,8 @@ class ReferenceServer:
             return self.json(_drop_genetics_category(res) if "invalid-resources" in self.defects else res)
         if method == "GET":
             return self.search(request, parts[0])
+        if method == "POST" and len(parts) == 2 and parts[1] == "_search":  # form parameters (search.html#search)
+            return self.search(request, parts[0], parse_qsl((await request.body()).decode()))
         return self.error(405, "not-supported", f"{method} is not allowed on /fhir/{path}")
 
     async def body(self, request: Request) -> dict[str, Any] | Response:
@@ -158,15 +161,23 @@ class ReferenceServer:
         base = str(request.base_url) + "fhir"
         return self.json(stored, 201, {"Location": f"{base}/{rtype}/{rid}/_history/1"})
 
-    def search(self, request: Request, rtype: str) -> Response:
-        query = [(k, v) for k, v in request.query_params.multi_items() if not k.startswith("_")]
+    def search(self, request: Request, rtype: str, form: list[tuple[str, str]] = ()) -> Response:
+        params = [*request.query_params.multi_items(), *form]
+        query = [(k, v) for k, v in params if not k.startswith("_")]
         hits = [r for (t, _), r in self.store.items()
                 if t == rtype and all(_matches(r, k, v) for k, v in query)]
         base = str(request.base_url) + "fhir"
-        return self.json({"resourceType": "Bundle", "type": "searchset", "total": len(hits),
-                          "link": [{"relation": "self", "url": str(request.url)}],
+        given = dict(params)
+        count = int(given["_count"]) if given.get("_count", "").isdigit() else 50
+        offset = int(given["_offset"]) if given.get("_offset", "").isdigit() else 0
+        page = hits[offset:offset + count]
+        links = [{"relation": "self", "url": str(request.url)}]
+        if offset + count < len(hits):  # paging (search.html#paging): _count is the most a page may hold
+            links.append({"relation": "next", "url": f"{base}/{rtype}?" + urlencode(
+                [*query, ("_count", str(count)), ("_offset", str(offset + count))])})
+        return self.json({"resourceType": "Bundle", "type": "searchset", "total": len(hits), "link": links,
                           "entry": [{"fullUrl": f"{base}/{rtype}/{r['id']}", "resource": r,
-                                     "search": {"mode": "match"}} for r in hits]})
+                                     "search": {"mode": "match"}} for r in page]})
 
     async def validate(self, request: Request) -> Response:
         doc = await self.body(request)
