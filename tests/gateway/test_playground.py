@@ -115,6 +115,8 @@ def test_the_page_is_served_under_a_strict_policy(served: ServedApp) -> None:
     missing = httpx.get(f"{served.url}/playground/secrets.txt", timeout=30)
     assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
     assert httpx.get(f"{served.url}/playground", timeout=30, follow_redirects=False).status_code == 308
+    root = httpx.get(f"{served.url}/", timeout=30)  # the bare root says where the page is
+    assert root.status_code == 404 and "/playground/" in root.text
 
 
 def test_every_readable_format_has_a_sample() -> None:
