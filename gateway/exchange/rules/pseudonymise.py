@@ -8,8 +8,8 @@ recomputing the HMAC over the source's own identifiers (`reidentify`). Resource 
 so computable from a known identifier) are replaced the same way and every reference, fullUrl and request URL is
 rewritten to match. What names or locates a person and cannot be pseudonymised is removed: Patient/RelatedPerson
 name (a Patient keeps one name saying data-absent-reason masked, as IPS requires a name), telecom, address, photo,
-contact and link; HumanName/Address/ContactPoint values of extensions; the display
-of references; narratives; attachments' data and urls (a report's PDF); `meta.source`.
+contact, link and extensions holding free text (mothersMaidenName); HumanName/Address/ContactPoint values of
+extensions; the display of references; narratives; attachments' data and urls (a report's PDF); `meta.source`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ SYSTEM = "urn:helixgate:pseudonym:"
 PERSON = ("Patient", "RelatedPerson", "Person")
 _PERSON_ELEMENTS = ("name", "telecom", "address", "photo", "contact", "link")
 _PERSONAL_VALUES = ("valueHumanName", "valueAddress", "valueContactPoint")
+# a person's extensions holding free text or documents (mothersMaidenName is a valueString): removed
+_PERSON_EXTENSION_VALUES = ("valueString", "valueMarkdown", "valueAttachment", "valueAnnotation")
 _REF = re.compile(r"(?:(.*/))?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(/_history/[A-Za-z0-9\-.]{1,64})?\Z")
 _IF_NONE_EXIST = re.compile(r"identifier=([^|&]*)\|([^&]*)\Z")
 
@@ -89,7 +91,10 @@ class _Pseudonymiser:
         out: dict[str, Any] = {}
         for key, value in node.items():
             here = f"{where}.{key}"
-            if key == "identifier":
+            if key == "valueIdentifier":  # an Identifier carried by an extension or an answer
+                out[key] = self.identifier(value)
+                self.changes.append(Change("pseudonymise", "replaced", here))
+            elif key == "identifier":
                 out[key] = [self.identifier(v) for v in value] if isinstance(value, list) else self.identifier(value)
                 self.changes.append(Change("pseudonymise", "replaced", here))
             elif key == "reference" and isinstance(value, str):
@@ -131,6 +136,14 @@ def apply(bundle: dict[str, Any], destination: str, key: bytes, key_id: str,
                     del res[k]
                     res.pop("_" + k, None)
                     p.changes.append(Change("pseudonymise", "removed", f"{where}.{k}"))
+            for k in ("extension", "modifierExtension"):
+                if isinstance(res.get(k), list):
+                    kept = [e for e in res[k] if not (isinstance(e, dict) and _free_text(e))]
+                    if len(kept) != len(res[k]):
+                        p.changes.append(Change("pseudonymise", "removed", f"{where}.{k}", "free text"))
+                    res[k] = kept
+                    if not kept:
+                        del res[k]
             if res["resourceType"] == "Patient":  # said masked rather than left out: IPS requires a name
                 res["name"] = [{"_text": {"extension": [{"url": DATA_ABSENT, "valueCode": "masked"}]}}]
         done: list[str] = []
@@ -169,6 +182,12 @@ def apply(bundle: dict[str, Any], destination: str, key: bytes, key_id: str,
         out["id"] = _uuid(p.key, destination, "Bundle/" + out["id"])
     changes = _dedupe(p.changes)
     return Step(out, changes, {"pseudonymSystem": p.system, "pseudonyms": found})
+
+
+def _free_text(ext: dict[str, Any]) -> bool:
+    """An extension (or one nested in it) holding free text or a document."""
+    return any(k in ext for k in _PERSON_EXTENSION_VALUES) or any(
+        isinstance(e, dict) and _free_text(e) for e in ext.get("extension") or [])
 
 
 def _emptied(node: Any) -> bool:
