@@ -213,13 +213,23 @@ def render() -> bytes:
 
 
 def prepare_multiprocess(workers: int) -> None:
-    """For `helixgate serve --workers N`: a fresh PROMETHEUS_MULTIPROC_DIR for the server processes (they are
-    started after this and read it when they import prometheus-client), unless the operator named one."""
-    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """For `helixgate serve --workers N`: a PROMETHEUS_MULTIPROC_DIR for the server processes (they are started after
+    this and read it when they import prometheus-client): a fresh one, or the operator's, emptied of its *.db files."""
+    if workers <= 1:
         return
-    import tempfile
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not named:
+        import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixgate-metrics-")
+        return
+    # prometheus-client's rule: the directory is emptied between runs (an earlier run's counts would be added in)
+    from pathlib import Path
+
+    folder = Path(named)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 routes = [Route("/metrics", metrics_route, methods=["GET"])]

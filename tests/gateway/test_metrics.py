@@ -152,3 +152,47 @@ def test_metrics_needs_the_metrics_scope_when_auth_is_on(tmp_path: Path) -> None
     assert scraper.status_code == 200 and "helixgate_http_requests_total" in scraper.text
     # the refusals were counted under the route that would have answered
     assert 'route="/metrics",status="401"' in scraper.text
+
+
+def test_several_server_processes_are_added_up(tmp_path: Path) -> None:
+    """`helixgate serve --workers 2`: each process counts in its own files under PROMETHEUS_MULTIPROC_DIR and any
+    scrape adds them all up (without it a scrape would see one process's share)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"stale")  # an earlier run's file: serve empties the folder
+    port = free_port()
+    env = {**os.environ, "HELIXGATE_HTTP_PROCESSES": "0", "PROMETHEUS_MULTIPROC_DIR": str(folder),
+           "HELIXGATE_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve", "--port", str(port), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        pids = set()
+        for _ in range(40):  # a new connection each: the kernel hands them to either process
+            r = httpx.get(f"{url}/fhir/metadata", timeout=10)
+            assert r.status_code == 200
+        for _ in range(30):
+            pids |= {p.name.split("_")[-1] for p in folder.glob("counter_*.db")}
+            if len(pids) >= 2:
+                break
+            httpx.get(f"{url}/fhir/metadata", timeout=10)
+        totals = [value(scrape(url), "helixgate_http_requests_total", route="/fhir/metadata", method="GET",
+                        status="200") for _ in range(6)]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert len(pids) >= 2, "only one server process answered"
+    assert "1.db" not in pids
+    assert len(set(totals)) == 1 and totals[0] >= 40  # every scrape, whichever process answers it, sees them all
