@@ -177,6 +177,12 @@ class SentinelServers:
         proc.wait(10)
         self.stopped.append(port)
 
+    def restart(self, port: int) -> None:
+        """Start the server killed on `port` again, empty and as a master: the Sentinels make it a replica."""
+        workdir = Path(self.workdir) / f"redis{port}"
+        self.procs[port] = _spawn(["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                   "--dir", str(workdir)], workdir)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             _stop(proc)

@@ -1,0 +1,181 @@
+"""Redis deployment modes: HELIXGATE_REDIS_URL for one server, a cluster and Sentinel (read and refused), keys of
+the single-server layout before the hash tag found again, the MLLP listener and the audit trail on a 3-master
+cluster, and a Sentinel failover under a worker (master killed; every acknowledged message delivered once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+import redis
+
+from gateway.audit import AuditLog, read_events, rest_event
+from gateway.bulk.jobs import LEGACY_JOB_PREFIX, job_key, job_state
+from gateway.redis_client import describe, parse, redis_client
+from gateway.settings import Settings, SettingsError
+from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, migrate_legacy
+from tests.conftest import RedisServer, ServedApp, free_port
+from tests.gateway.test_mllp import Listener
+from tests.gateway.test_worker import assert_delivered_once, settings_env
+from tests.redis_topologies import ClusterServers, SentinelServers
+from tests.upstream.engine import MllpClient, WorkerProcess, segments, unique_message
+from tests.upstream.fixtures import UpstreamControl, wait_for
+
+
+def test_the_url_names_the_mode_its_nodes_and_options() -> None:
+    single = parse("redis://:pw@127.0.0.1:6380/2")
+    assert (single.mode, single.options["port"], single.options["db"]) == ("single", 6380, 2)
+    cluster = parse("redis+cluster://user:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+    assert cluster.mode == "cluster"
+    assert cluster.hosts == (("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002))
+    assert (cluster.options["username"], cluster.options["password"], cluster.options["ssl"]) == ("user", "pw", False)
+    assert parse("rediss+cluster://h:7000?ssl_ca_certs=/etc/ca.pem").options["ssl"] is True
+    sentinel = parse("redis+sentinel://:pw@s1:26380,s2/gateway-master/1?sentinel_password=spw")
+    assert (sentinel.mode, sentinel.service, sentinel.options["db"]) == ("sentinel", "gateway-master", 1)
+    assert sentinel.hosts == (("s1", 26380), ("s2", 26379))  # Sentinel's own default port
+    assert sentinel.options["password"] == "pw" and sentinel.sentinel_options == {"password": "spw"}
+    # descriptions for logs carry no credentials
+    assert "pw" not in describe("redis+cluster://user:pw@10.0.0.1:7000") + describe("redis://:pw@h:1/0")
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("http://127.0.0.1:6379", "must start with redis://"),
+    ("127.0.0.1:6379", "no scheme"),
+    ("redis+cluster://h:7000/3", "database 0 only"),
+    ("redis+cluster://h:port", "no valid port"),
+    ("redis+cluster://", "names no host"),
+    ("redis+sentinel://s1:26379", "names the master"),
+    ("redis+sentinel://[::1:26379/m", "unclosed"),
+])
+def test_a_bad_url_is_refused_when_the_settings_are_read(url: str, says: str) -> None:
+    with pytest.raises(SettingsError, match="HELIXGATE_REDIS_URL") as raised:
+        Settings.from_env({"HELIXGATE_REDIS_URL": url})
+    assert says in str(raised.value)
+
+
+def test_streams_and_jobs_named_before_the_hash_tag_are_found_again(own_redis: RedisServer) -> None:
+    """A single server written by a version before the tag: its streams are renamed with their consumer group and
+    pending entries; an old process appending after that has its entries moved; an old job hash is found."""
+    sync = redis.Redis.from_url(own_redis.url)
+    old_ids = [sync.xadd("helixgate:inbound", {"n": str(n)}) for n in range(3)]
+    sync.xgroup_create("helixgate:inbound", GROUP, id="0")
+    sync.xreadgroup(GROUP, "old-worker", {"helixgate:inbound": ">"}, count=1)  # one taken, not acknowledged
+    sync.xadd("helixgate:dlq", {"dlq.reason": "conversion-failed"})
+    sync.xadd(BULK, {"job": "new"})  # the new name exists already: the old one's entries are appended to it
+    sync.xadd("helixgate:bulk", {"job": "old"})
+    job = uuid.uuid4().hex
+    sync.hset(LEGACY_JOB_PREFIX + job, mapping={"status": "queued", "total": "0"})
+
+    async def scenario() -> dict[str, str]:
+        client = redis_client(own_redis.url)
+        try:
+            await migrate_legacy(client)
+            await migrate_legacy(client)  # idempotent
+            return await job_state(client, job)
+        finally:
+            await client.aclose()
+
+    state = asyncio.run(scenario())
+    assert not sync.exists("helixgate:inbound", "helixgate:dlq", "helixgate:bulk")
+    assert [i for i, _ in sync.xrange(INBOUND)] == old_ids  # renamed: same ids
+    pending = sync.xpending(INBOUND, GROUP)
+    assert pending["pending"] == 1 and pending["consumers"][0]["name"] == b"old-worker"
+    assert [f[b"dlq.reason"] for _, f in sync.xrange(DLQ)] == [b"conversion-failed"]
+    assert [f[b"job"] for _, f in sync.xrange(BULK)] == [b"new", b"old"]
+    assert state["status"] == "queued"
+    assert sync.exists(job_key(job)) and not sync.exists(LEGACY_JOB_PREFIX + job)
+    sync.close()
+
+
+def test_the_mllp_listener_and_the_audit_trail_write_to_a_cluster(redis_cluster: ClusterServers) -> None:
+    redis_cluster.flush()
+    cluster = redis_cluster.client()
+    listener = Listener(redis_cluster.url)
+    client = MllpClient(listener.port)
+    try:
+        for n in range(5):
+            ack = segments(client.send(unique_message(n, "C", original_mode=True)))
+            assert ack["MSA"][1:3] == ["AA", f"HGT-C{n:05d}"]
+    finally:
+        client.close()
+        listener.close()
+    assert [f[b"control"] for _, f in cluster.xrange(INBOUND)] == [f"HGT-C{n:05d}".encode() for n in range(5)]
+
+    async def audit() -> list[dict]:
+        client = redis_client(redis_cluster.url)
+        log = AuditLog(client, interval=0.01)
+        for n in range(3):
+            log.record(rest_event("GET", f"/fhir/Patient/{n}", 200, "127.0.0.1", time.time()))
+        await log.close()
+        events = await read_events(client)
+        await client.aclose()
+        return events
+
+    events = asyncio.run(audit())
+    assert [e["entity"][0]["what"]["reference"] for e in events] == [f"Patient/{n}" for n in range(3)]
+    assert cluster.xlen(AUDIT) == 3
+    # the tagged keys share a slot; the audit stream and cache keys hash on their own
+    assert len({cluster.keyslot(k) for k in (INBOUND, BULK, DLQ, job_key("0" * 32))}) == 1
+    assert cluster.keyslot(AUDIT) != cluster.keyslot(INBOUND)
+    cluster.close()
+
+
+def test_a_sentinel_failover_loses_no_acknowledged_message(redis_sentinel: SentinelServers,
+                                                           upstream_control: UpstreamControl) -> None:
+    """MLLP in, worker out, both through Sentinel. The master is killed mid-stream; the listener acknowledges a
+    message only once the replica has it (HELIXGATE_REDIS_WAIT_REPLICAS=1), refuses while there is no master or no
+    replica (the sender resends), and the killed server comes back as the new master's replica. Every message
+    acknowledged with AA is delivered, once."""
+    mllp_port = free_port()
+    settings = Settings(redis_url=redis_sentinel.url, mllp_port=mllp_port, redis_wait_replicas=1,
+                        redis_wait_timeout_ms=500)
+    worker = WorkerProcess(settings_env(redis_sentinel.url, upstream_control.base), "failover")
+    sent = 12
+    old = redis_sentinel.master_port
+    acked: list[str] = []
+    refused = 0
+    restarted = False
+    try:
+        with ServedApp(settings):
+            sender = MllpClient(mllp_port, timeout=15)
+            try:
+                for n in range(sent):
+                    if n == 4:
+                        redis_sentinel.kill(old)
+                    deadline = time.monotonic() + 60
+                    while True:  # the sender's part: resend until AA
+                        try:
+                            ack = segments(sender.send(unique_message(n, "F", original_mode=True)))
+                        except OSError:
+                            sender.close()
+                            sender = MllpClient(mllp_port, timeout=15)
+                            continue
+                        if ack["MSA"][1] == "AA":
+                            acked.append(ack["MSA"][2])
+                            break
+                        refused += 1
+                        assert time.monotonic() < deadline, "the listener kept refusing"
+                        if not restarted and _master_port(redis_sentinel) == redis_sentinel.replica_port:
+                            redis_sentinel.restart(old)  # the operator restarts the dead server: now a replica
+                            restarted = True
+                        time.sleep(0.2)
+            finally:
+                sender.close()
+        assert acked == [f"HGT-F{n:05d}" for n in range(sent)]
+        assert restarted and refused > 0  # there was a time without a master, or without a replica, and it was said so
+        wait_for(lambda: upstream_control.count("DiagnosticReport") == sent, 90, what="every delivery")
+        time.sleep(1.0)  # nothing delivered twice shows up late
+        assert_delivered_once(upstream_control, sent)
+        assert redis_sentinel.master()[1] == redis_sentinel.replica_port
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log()
+
+
+def _master_port(servers: SentinelServers) -> int:
+    try:
+        return servers.master()[1]
+    except RuntimeError:
+        return 0
