@@ -11,7 +11,7 @@ from mappers.conversion import Conversion
 from mappers.exceptions import Issue, MappingError, UnsupportedMessage
 from mappers.phenopacket import MAPPER_VERSION, schema
 from mappers.phenopacket.from_fhir import from_fhir
-from mappers.phenopacket.to_fhir import convert
+from mappers.phenopacket.to_fhir import check_size, convert, members_of
 from mappers.toolkit.registry import ConvertOptions, Format, Rendered
 
 _WS = b"\xef\xbb\xbf \t\r\n"
@@ -58,7 +58,9 @@ def split(data: bytes) -> list[tuple[str, bytes]]:
 
 def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
     try:
-        document = schema.read(data)
+        raw = schema.loads(data)
+        check_size("document", members_of(raw))
+        document = schema.read(raw)
     except MappingError:
         lines = _lines(data) if len(data) <= schema.MAX_BYTES else []
         if len(lines) > 1 and all(_parses(line) for _, line in lines[:3]):

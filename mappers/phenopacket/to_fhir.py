@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from mappers.conversion import Conversion
+from mappers.exceptions import UnsupportedMessage
 from mappers.phenopacket import MAPPER_VERSION, genomic, systems, times, unmapped
 from mappers.phenopacket.context import Context, ext
-from mappers.phenopacket.schema import Document, read
+from mappers.phenopacket.schema import Document, loads, read
 from mappers.terminology import translate
 from mappers.toolkit.bundle import bundle
 from mappers.toolkit.provenance import converter_device
@@ -35,6 +36,7 @@ GENDER_IDENTITY = "http://hl7.org/fhir/StructureDefinition/patient-genderIdentit
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+MAX_RESOURCES = 10_000  # a phenopacket holds tens; a Bundle is built in memory (a cohort goes to bulk jobs)
 # FHIR choice types that can hold each TimeElement form (R4 Condition.onset[x]/abatement[x], Procedure.performed[x])
 ONSET_TYPES = ("Age", "Range", "DateTime", "Period", "String")
 
@@ -46,7 +48,9 @@ def category(code: str) -> list[dict[str, Any]]:
 def to_fhir(data: bytes, bundle_type: str = "collection") -> Conversion:
     """A phenopacket, family or cohort (JSON) → a Bundle with its conversion report. Raises ParseError for input
     the official schema refuses."""
-    return convert(read(data), bundle_type)
+    raw = loads(data)
+    check_size("document", members_of(raw))
+    return convert(read(raw), bundle_type)
 
 
 def convert(document: Document, bundle_type: str = "collection") -> Conversion:
@@ -59,6 +63,7 @@ def convert(document: Document, bundle_type: str = "collection") -> Conversion:
         members += [(f"relatives[{i}]", r) for i, r in enumerate(doc.get("relatives") or [])]
     else:
         members = [(f"members[{i}]", m) for i, m in enumerate(doc.get("members") or [])]
+    check_size(document.kind, [m for _, m in members])
     top_id = str(doc.get("id", ""))
     for path, packet in members:
         ctx.key = (document.kind, top_id, path, str(packet.get("id", "")))
@@ -73,6 +78,47 @@ def convert(document: Document, bundle_type: str = "collection") -> Conversion:
     out = bundle(ctx.resources, bundle_type, ("phenopacket", document.kind, top_id),
                  identifier={"system": systems.ID, "value": top_id} if top_id else None)
     return Conversion(out, tuple(ctx.issues), _origins(ctx))
+
+
+def _list(doc: Any, camel: str) -> list[Any]:
+    """A list field by its JSON name or its proto name (raw input may use either)."""
+    if not isinstance(doc, dict):
+        return []
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
+    value = doc.get(camel, doc.get(snake))
+    return value if isinstance(value, list) else []
+
+
+def _resources_of(pp: Any) -> int:
+    """How many resources a phenopacket gives, about (one per list element; two per variant)."""
+    n = 2
+    for key in ("phenotypicFeatures", "measurements", "biosamples", "diseases", "medicalActions"):
+        n += len(_list(pp, key))
+    for interp in _list(pp, "interpretations"):
+        diagnosis = interp.get("diagnosis") if isinstance(interp, dict) else None
+        n += 1 + 2 * len(_list(diagnosis, "genomicInterpretations"))
+    return n
+
+
+def check_size(kind: str, phenopackets: list[Any]) -> None:
+    """Refuse a document whose Bundle would pass MAX_RESOURCES (before the schema's slower parse when given raw
+    JSON)."""
+    size = sum(_resources_of(p) for p in phenopackets)
+    if size > MAX_RESOURCES:
+        raise UnsupportedMessage(f"the {kind} would give {size:,} resources; one Bundle holds at most "
+                                 f"{MAX_RESOURCES:,} (convert a cohort as a bulk job: one Bundle per member)",
+                                 details="phenopacket-too-many-resources")
+
+
+def members_of(doc: Any) -> list[Any]:
+    """The phenopackets of a raw Phenopacket, Family or Cohort JSON object."""
+    if not isinstance(doc, dict):
+        return []
+    if "members" in doc:
+        return _list(doc, "members")
+    if "proband" in doc or "relatives" in doc:
+        return [doc.get("proband"), *_list(doc, "relatives")]
+    return [doc]
 
 
 def _origins(ctx: Context) -> dict[str, str]:
