@@ -1,5 +1,5 @@
 """The exchange audit trail: append-only, tamper-evident. Each transfer's AuditEvent is appended to the Redis Stream
-`helixgate:exchange:audit` with the hash of the entry before it and its own hash, SHA-256(previous hash ‖ canonical
+`{helixgate:exchange:audit}` with the hash of the entry before it and its own hash, SHA-256(previous hash ‖ canonical
 JSON of the event): changing, removing or reordering any entry breaks every hash after it (`verify`). The chain's
 head is kept beside the stream and updated in the same MULTI/EXEC, under WATCH, so concurrent appends from several
 gateway processes serialise. The stream is never trimmed; `export` writes it out (NDJSON) with the hashes.
@@ -16,8 +16,10 @@ import orjson
 from redis.exceptions import WatchError
 
 log = logging.getLogger("helixgate.exchange")
-STREAM = "helixgate:exchange:audit"
-HEAD = "helixgate:exchange:audit:head"
+# One hash tag for both: the head is WATCHed and set in the MULTI/EXEC that appends, so on a Redis Cluster they
+# must share a slot (gateway/redis_client.py).
+STREAM = "{helixgate:exchange:audit}"
+HEAD = STREAM + ":head"
 GENESIS = "0" * 64
 
 

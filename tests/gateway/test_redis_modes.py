@@ -13,6 +13,8 @@ import redis
 
 from gateway.audit import AuditLog, read_events, rest_event
 from gateway.bulk.jobs import LEGACY_JOB_PREFIX, job_key, job_state
+from gateway.exchange.counters import RedisCounters
+from gateway.exchange.trail import HEAD, STREAM, RedisTrail, verify
 from gateway.redis_client import describe, parse, redis_client
 from gateway.settings import Settings, SettingsError
 from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, migrate_legacy
@@ -119,6 +121,40 @@ def test_the_mllp_listener_and_the_audit_trail_write_to_a_cluster(redis_cluster:
     # the tagged keys share a slot; the audit stream and cache keys hash on their own
     assert len({cluster.keyslot(k) for k in (INBOUND, BULK, DLQ, job_key("0" * 32))}) == 1
     assert cluster.keyslot(AUDIT) != cluster.keyslot(INBOUND)
+    cluster.close()
+
+
+def test_the_exchange_trail_and_counters_hold_on_a_cluster(redis_cluster: ClusterServers) -> None:
+    """The chain's head is WATCHed and set with the append (one slot by its hash tag): concurrent appenders from
+    separate clients still make one verifying chain; the per-year subject sets live on several nodes and are all
+    counted; the hard stop holds under concurrency."""
+    redis_cluster.flush()
+
+    async def scenario() -> tuple[list[dict], list[bool], dict[str, int]]:
+        clients = [redis_client(redis_cluster.url) for _ in range(4)]
+        try:
+            await asyncio.gather(*(RedisTrail(clients[i % 4]).append({"resourceType": "AuditEvent", "id": f"e{i}"})
+                                   for i in range(16)))
+            items = [i async for i in RedisTrail(clients[0]).entries(page=5)]
+            counters = [RedisCounters(c) for c in clients]
+            admitted = await asyncio.gather(*(counters[i % 4].reserve("lab-a", "2026", [f"p{i}"], 5)
+                                              for i in range(12)))
+            for n in range(8):
+                await counters[0].reserve(f"exporter-{n}", "2026", ["x", "y"], 100)
+            return items, [r.admitted for r in admitted], await counters[0].counts()
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    items, admitted, counts = asyncio.run(scenario())
+    assert len(items) == 16 and verify(items) == (16, None)
+    assert admitted.count(True) == 5 and counts["lab-a:2026"] == 5
+    assert all(counts[f"exporter-{n}:2026"] == 2 for n in range(8))
+    cluster = redis_cluster.client()
+    assert cluster.keyslot(STREAM) == cluster.keyslot(HEAD)
+    subject_nodes = {cluster.get_node_from_key(f"helixgate:exchange:subjects:exporter-{n}:2026").port
+                     for n in range(8)}
+    assert len(subject_nodes) > 1  # spread, yet every set counted
     cluster.close()
 
 
