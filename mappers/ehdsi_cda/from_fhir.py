@@ -20,7 +20,8 @@ from mappers.ehdsi_cda.narrative import from_xhtml
 from mappers.ehdsi_cda.write_entries import WRITERS, vitals
 from mappers.ehdsi_cda.write_header import assigned, organization, participants, record_target
 from mappers.ehdsi_cda.writer import Writer, el, text_el
-from mappers.exceptions import EmitError, Issue
+from mappers.exceptions import EmitError, Issue, ParseError
+from mappers.fhir.shape import check_resource
 from mappers.ids import resource_id
 from mappers.toolkit.registry import ConvertOptions
 
@@ -117,11 +118,30 @@ def _compose_here(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def from_fhir(data: bytes | str | dict[str, Any], opts: ConvertOptions | None = None) -> tuple[bytes, list[Issue]]:
     """The eHDSI PS L3 for a Bundle, and what could not be written. Raises EmitError when the Bundle has no
-    Patient Summary subject."""
+    Patient Summary subject, ParseError when an element it reads is not shaped as FHIR R4 JSON says."""
     opts = opts or ConvertOptions()
     bundle = load_bundle(data)
+    check_resource(bundle, "Bundle")  # JSON types of the elements the FHIR readers share (mappers.fhir.shape)
+    for i, e in enumerate(bundle.get("entry") or []):
+        if isinstance(e, dict) and "resource" in e:
+            check_resource(e["resource"], f"Bundle.entry[{i}].resource")
+    w = Writer({}, [])
+    try:
+        return _write(bundle, opts, w)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+        # A resource type the shape table does not cover, with an element of the wrong JSON type: refused, naming
+        # the resource being written, never a crash.
+        raise ParseError(f"{w.current or 'the Bundle'} has an element that is not shaped as FHIR R4 JSON says "
+                         f"({type(e).__name__}: {e})", details="fhir-wrong-type",
+                         expression=w.current or "Bundle") from None
+
+
+def _write(bundle: dict[str, Any], opts: ConvertOptions, w: Writer) -> tuple[bytes, list[Issue]]:
     doc, issues = compose(bundle, opts)
-    w = Writer(index(doc), issues)
+    if not isinstance(doc.get("entry"), list) or not doc["entry"] or not isinstance(doc["entry"][0], dict):
+        raise EmitError("the document Bundle has no Composition", details="ehdsi-no-composition",
+                        expression="Bundle.entry[0]")
+    w.by_ref, w.issues = index(doc), issues
     comp = doc["entry"][0]["resource"]
     pat = w.get(comp.get("subject"))
     if pat is None or pat.get("resourceType") != "Patient":
@@ -245,7 +265,9 @@ def section(w: Writer, body: etree._Element, sec: dict[str, Any]) -> None:
             w.lost("ehdsi-entry-not-written", f"a {res.get('resourceType')} in section {code} has no eHDSI entry: "
                    "it is in the narrative only", f"{res.get('resourceType')}/{res.get('id')}")
             continue
+        w.current = f"{res.get('resourceType')}/{res.get('id')}"
         writer(w, el(s, "entry", typeCode="DRIV"), res)
+        w.current = ""
     if len(sec.get("entry", [])) > len([e for e in sec.get("entry", []) if w.get(e)]):
         w.lost("ehdsi-entry-unresolved", f"section {code} references resources not in the Bundle",
                "Composition.section", "warning")

@@ -42,11 +42,17 @@ class Writer:
 
     by_ref: dict[str, dict[str, Any]]
     issues: list[Issue] = field(default_factory=list)
+    current: str = ""  # the resource being written (named when its content cannot be read)
 
     def get(self, reference: dict[str, Any] | None) -> dict[str, Any] | None:
         if not isinstance(reference, dict):
             return None
-        return self.by_ref.get(reference.get("reference", ""))
+        if "reference" in reference and not isinstance(reference["reference"], str):
+            raise TypeError("Reference.reference must be a string")  # refused at the writer's boundary
+        if "reference" not in reference:
+            return None
+        found = self.by_ref.get(reference["reference"])
+        return found if isinstance(found, dict) else None
 
     def lost(self, details: str, message: str, where: str | None = None, severity: str = "information") -> None:
         issue = Issue(severity, "informational" if severity == "information" else "value", details, message, where)

@@ -98,3 +98,19 @@ def test_conceptmaps_are_served_by_translate(gateway) -> None:  # type: ignore[n
     parts = {p["name"]: p for p in match["part"]}
     assert parts["concept"]["valueCoding"]["code"] == "severe"
     assert parts["equivalence"]["valueCode"] == "inexact"
+
+
+@pytest.mark.parametrize("breaker", [
+    lambda b: b["entry"][1]["resource"].__setitem__("name", "Doe"),  # Patient.name not a list
+    lambda b: b["entry"][0]["resource"].__setitem__("section", [{"code": "11450-4", "entry": 5}]),
+    lambda b: b["entry"][0]["resource"].__setitem__("author", [{"reference": 7}]),
+    lambda b: b["entry"].append({"fullUrl": "urn:uuid:x", "resource": {"resourceType": "Condition", "id": "x",
+                                                                       "code": ["J45"]}}) or
+    b["entry"][0]["resource"]["section"][0].__setitem__("entry", [{"reference": "urn:uuid:x"}]),
+])
+def test_malformed_fhir_is_refused_naming_where(breaker) -> None:  # type: ignore[no-untyped-def]
+    bundle = copy.deepcopy(BUNDLE)
+    breaker(bundle)
+    with pytest.raises((ParseError, UnsupportedMessage)) as e:
+        from_fhir(bundle)
+    assert e.value.issues[0].details == "fhir-wrong-type" and e.value.issues[0].expression
