@@ -78,7 +78,42 @@ def withdraw(bundle: dict[str, Any], drop: set[int]) -> list[tuple[str, str]]:
         if i not in drop:
             _cut(res, names, drop, name_of(res, i), done)
     bundle["entry"] = [e for i, e in enumerate(bundle.get("entry") or []) if i not in drop]
+    if bundle.get("type") == "document":  # R4 bdl-?: every entry reachable from the Composition, as before
+        orphans = unreachable(bundle)
+        if orphans:
+            done += withdraw(bundle, orphans)
     return done
+
+
+def unreachable(bundle: dict[str, Any]) -> set[int]:
+    """Entries of a document no longer linked (forward or backward) to its Composition (the first entry)."""
+    names = aliases(bundle)
+    links: dict[int, set[int]] = {}
+    for i, res in resources(bundle):
+        for ref in _references(res):
+            j = target(ref, names)
+            if j is not None and j != i:
+                links.setdefault(i, set()).add(j)
+                links.setdefault(j, set()).add(i)
+    seen, todo = {0}, [0]
+    while todo:
+        for j in links.get(todo.pop(), ()):
+            if j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return {i for i, _ in resources(bundle) if i not in seen}
+
+
+def _references(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node
+        for v in node.values():
+            if isinstance(v, dict | list):
+                yield from _references(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _references(v)
 
 
 def _cut(node: Any, names: dict[str, int], drop: set[int], path: str, done: list[tuple[str, str]]) -> None:

@@ -19,9 +19,9 @@ EXAMPLES = ROOT / "examples"
 ROUTES = EXAMPLES / "exchange" / "routes.json"
 IPS_EXAMPLE = Path("~/.fhir/packages/hl7.fhir.uv.ips#2.0.0/package/example/Bundle-IPS-examples-Bundle-01.json")
 
-# source format → the example document (eHDSI CDA is not a registered reader here: the IPS package's example
-# Bundle stands for EU-side content, as FHIR input)
+# source format → the example document (EU side: an eHDSI Patient Summary and the IPS package's example Bundle)
 SOURCES = {
+    "ehdsi-cda": EXAMPLES / "ehdsi-ps-all-sections.xml",
     "hl7v2": EXAMPLES / "oru-egfr-somatic.hl7",
     "vcf": EXAMPLES / "germline-grch38.vcf",
     "cda-cn": EXAMPLES / "cn-lab-record.utf8.xml",
@@ -30,6 +30,7 @@ SOURCES = {
 }
 # what identifies each example's patient in the source (checked absent from pseudonymised output)
 SECRETS = {
+    "ehdsi-cda": ["JORDANA", "Patricia", "+1234567890", "Worcester Drive", "1956-09-30", "21884820"],
     "hl7v2": ["PAT123", "Doe", "Jane", "1970-01-01", "ORD77", "FIL88"],
     "vcf": ["NA12878"],
     "cda-cn": ["110105198503121234", "欧阳明", "13800000001", "1985-03-12"],

@@ -24,6 +24,7 @@ def make(bundle: dict[str, Any], *, separate: bool = False, by_reference: bool =
          ) -> dict[str, Any]:
     index, patient = patients(bundle)[0]
     system, value = subject_key(patient)
+    by_reference = by_reference or not patient.get("identifier")  # (the eHDSI example's patient has no id)
     who = ({"reference": bundle["entry"][index]["fullUrl"]} if by_reference
            else {"identifier": {"system": system, "value": value}})
     c: dict[str, Any] = {
@@ -92,6 +93,7 @@ def test_absent_or_for_another_patient(source: str, converted: dict[str, Any]) -
         consent.apply(bundle, ROUTE, transfer())
     other = make(bundle)
     other["patient"] = {"identifier": {"system": "urn:oid:1.2.3", "value": "someone-else"}}
+    assert consent.apply(bundle, ROUTE, transfer(make(bundle), other)).facts["consents"] == ["c1"]
     with pytest.raises(Refused, match="none was supplied"):
         consent.apply(bundle, ROUTE, transfer(other))
 
