@@ -5,6 +5,11 @@ their owner only).
 The default root, `<temp dir>/helixgate-bulk-<uid>`, has a predictable name in a world-writable directory, so an
 existing one is trusted only when it is a real directory owned by this user; one readable by others is repaired
 (chmod 0700, logged), one owned by someone else or a symlink is refused.
+
+The gateway writes a job's input here, the worker that takes the job writes its outputs here, and the gateway serves
+them: with workers on several hosts, HELIXGATE_BULK_DIR must be one shared filesystem (NFS, CephFS, …) mounted at the
+same path on every gateway and worker host and used by the same uid. Only POSIX calls are used (mkdir, lstat, chmod,
+open with O_NOFOLLOW, rmtree), which such filesystems provide.
 """
 
 from __future__ import annotations

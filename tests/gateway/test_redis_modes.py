@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 import redis
 
@@ -122,6 +125,49 @@ def test_the_mllp_listener_and_the_audit_trail_write_to_a_cluster(redis_cluster:
     assert len({cluster.keyslot(k) for k in (INBOUND, BULK, DLQ, job_key("0" * 32))}) == 1
     assert cluster.keyslot(AUDIT) != cluster.keyslot(INBOUND)
     cluster.close()
+
+
+def test_a_bulk_job_left_by_a_dead_worker_is_finished_by_another_in_the_shared_folder(
+        redis_cluster: ClusterServers, tmp_path: Path) -> None:
+    """Two workers (standing for two hosts) on the cluster and one shared bulk folder: the first is killed mid-job,
+    the second takes the job over and writes every output; the gateway serves them from the same folder."""
+    redis_cluster.flush()
+    shared = tmp_path / "shared-bulk"
+    env = {"HELIXGATE_REDIS_URL": redis_cluster.url, "HELIXGATE_BULK_DIR": str(shared), "HELIXGATE_UPSTREAM_URL": "",
+           "HELIXGATE_WORKER_CLAIM_IDLE_MS": "1500"}
+    first = WorkerProcess(env, "host-a")
+    second: WorkerProcess | None = None
+    try:
+        with ServedApp(Settings(redis_url=redis_cluster.url, bulk_dir=str(shared))) as app:
+            body = b"".join(unique_message(n, "J") for n in range(120))
+            kick = httpx.post(f"{app.url}/fhir/$convert", content=body,
+                              headers={"Content-Type": "x-application/hl7-v2+er7", "Prefer": "respond-async"},
+                              timeout=10)
+            assert kick.status_code == 202
+            status = kick.headers["content-location"]
+
+            def running() -> bool:
+                r = httpx.get(status, timeout=10)
+                assert r.status_code == 202, "the job ended before the worker was killed"
+                done = r.headers["x-progress"].split("/")[0]
+                return done.isdigit() and int(done) > 0
+
+            wait_for(running, 60, interval=0.05, what="the first worker to be mid-job")
+            first.kill()
+            second = WorkerProcess(env, "host-b")
+            done = wait_for(lambda: (r := httpx.get(status, timeout=10)).status_code == 200 and r, 90, interval=0.2,
+                            what="the second worker to finish the job")
+            outputs = {o["type"]: o for o in done.json()["output"]}
+            assert outputs["Patient"]["count"] == 120
+            patients = httpx.get(outputs["Patient"]["url"], timeout=10).content.splitlines()
+            assert sorted(orjson.loads(p)["identifier"][0]["value"] for p in patients) == [
+                f"PAT-J{n:05d}" for n in range(120)]
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert "bulk_jobs=1" in second.log()  # the job was the second's to finish
+    assert redis_cluster.client().xlen(BULK) == 0
 
 
 def test_the_exchange_trail_and_counters_hold_on_a_cluster(redis_cluster: ClusterServers) -> None:
