@@ -292,15 +292,21 @@ def _timing(r: Reader, sa: etree._Element, dosage: dict[str, Any]) -> None:
         dosage["timing"] = {"repeat": repeat}
 
 
-def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, Any]]:
-    """A medication substanceAdministration → MedicationStatement-uv-ips and its Medication-uv-ips."""
-    statement_parts(r, sa)
-    product = kid(sa, "consumable", "manufacturedProduct")
-    material = kid(product, "manufacturedMaterial")
+def product(r: Reader, sa: etree._Element) -> dict[str, Any]:
+    """The consumable's manufactured material → Medication-uv-ips: code (with the generic class's ATC code of an
+    epSOS/eHDSI ePrescription, asSpecializedKind), name as text, form, ingredients with their strength."""
+    prod = kid(sa, "consumable", "manufacturedProduct")
+    material = kid(prod, "manufacturedMaterial")
     med = r.new("Medication", material if material is not None else sa, "Medication-uv-ips")
-    if product is not None:
-        r.mark(kid(sa, "consumable"), product, *kids(product, "templateId"), material, *kids(material, "templateId"))
+    if prod is not None:
+        r.mark(kid(sa, "consumable"), prod, *kids(prod, "templateId"), material, *kids(material, "templateId"))
     code = r.concept(kid(material, "code"))
+    generic = kid(material, "asSpecializedKind", "generalizedMedicineClass")
+    generic_code = r.concept(kid(generic, "code"))
+    if generic_code and generic_code.get("coding"):
+        code = {**(code or {}), "coding": [*(code or {}).get("coding", []), *generic_code["coding"]]}
+        use(kid(material, "asSpecializedKind"), generic)
+        r.text(kid(generic, "name"))  # the class's name: the ATC display says it
     name = r.text(kid(material, "name"))
     if name:
         code = {**(code or {}), "text": name} if not (code or {}).get("text") else code
@@ -310,7 +316,10 @@ def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, An
         med["form"] = form
     ingredients = []
     for ing in kids(material, "ingredient"):
+        # eHDSI: ingredient/ingredientSubstance; epSOS ePrescriptions: ingredient/ingredient
         sub = kid(ing, "ingredientSubstance")
+        if sub is None:
+            sub = kid(ing, "ingredient")
         item = r.concept(kid(sub, "code"))
         sname = r.text(kid(sub, "name"))
         if sname:
@@ -329,7 +338,55 @@ def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, An
         ingredients.append(ingredient)
     if ingredients:
         med["ingredient"] = ingredients
-    r.add(med)
+    return r.add(med)
+
+
+def dosage(r: Reader, sa: etree._Element) -> dict[str, Any]:
+    """route, dose (a quantity or a range) and timing of a substanceAdministration → a Dosage."""
+    out: dict[str, Any] = {}
+    route = r.concept(kid(sa, "routeCode"))
+    if route:
+        out["route"] = route
+    dq = kid(sa, "doseQuantity")
+    if dq is not None:
+        if kid(dq, "low") is not None or kid(dq, "high") is not None:
+            lo, hi = r.quantity(kid(dq, "low")), r.quantity(kid(dq, "high"))
+            rng = {k: v for k, v in (("low", lo), ("high", hi)) if v}
+            if rng:
+                out["doseAndRate"] = [{"doseRange": rng}]
+                use(dq)
+        else:
+            q = r.quantity(dq)
+            if q:
+                out["doseAndRate"] = [{"doseQuantity": q}]
+    _timing(r, sa, out)
+    return out
+
+
+def reasons(r: Reader, sa: etree._Element) -> list[dict[str, Any]]:
+    """The reasons (RSON observations' values) of a substanceAdministration."""
+    out = []
+    for er, o in related(sa):
+        if local(o) == "observation" and value(er, "typeCode") in ("RSON", ""):
+            c = r.concept(kid(o, "value"))
+            if not c:
+                continue
+            out.append(c)
+            statement_parts(r, o)
+            use(er, o, kid(o, "code"), kid(o, "statusCode"))
+            for i in kids(o, "id"):
+                use(i)
+            t, _ = r.period(kid(o, "effectiveTime"))
+            if t:
+                r.notes.inform("ehdsi-reason-time-not-mapped", "the time of a medication's reason is not mapped "
+                               "(reasonCode is a code)", path(o))
+    return out
+
+
+def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, Any]]:
+    """A medication substanceAdministration → MedicationStatement-uv-ips and its Medication-uv-ips."""
+    statement_parts(r, sa)
+    med = product(r, sa)
     res = r.new("MedicationStatement", sa, "MedicationStatement-uv-ips")
     idents = identifiers(r, sa)
     if idents:
@@ -349,39 +406,12 @@ def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, An
         res["_effectiveDateTime"] = absent()
     if ets:
         use(ets[0])
-    reasons = [c for c in (r.concept(kid(o, "value")) for er, o in related(sa) if local(o) == "observation"
-                           and value(er, "typeCode") in ("RSON", "")) if c]
-    for er, o in related(sa):
-        if local(o) == "observation" and value(er, "typeCode") in ("RSON", ""):
-            statement_parts(r, o)
-            use(er, o, kid(o, "code"), kid(o, "statusCode"))
-            for i in kids(o, "id"):
-                use(i)
-            t, _ = r.period(kid(o, "effectiveTime"))
-            if t:
-                r.notes.inform("ehdsi-reason-time-not-mapped", "the time of a medication's reason is not mapped "
-                               "(MedicationStatement.reasonCode is a code)", path(o))
-    if reasons:
-        res["reasonCode"] = reasons
-    dosage: dict[str, Any] = {}
-    route = r.concept(kid(sa, "routeCode"))
-    if route:
-        dosage["route"] = route
-    dq = kid(sa, "doseQuantity")
-    if dq is not None:
-        if kid(dq, "low") is not None or kid(dq, "high") is not None:
-            lo, hi = r.quantity(kid(dq, "low")), r.quantity(kid(dq, "high"))
-            rng = {k: v for k, v in (("low", lo), ("high", hi)) if v}
-            if rng:
-                dosage["doseAndRate"] = [{"doseRange": rng}]
-                use(dq)
-        else:
-            q = r.quantity(dq)
-            if q:
-                dosage["doseAndRate"] = [{"doseQuantity": q}]
-    _timing(r, sa, dosage)
-    if dosage:
-        res["dosage"] = [dosage]
+    why = reasons(r, sa)
+    if why:
+        res["reasonCode"] = why
+    dose = dosage(r, sa)
+    if dose:
+        res["dosage"] = [dose]
     return [r.add(res)]
 
 

@@ -18,9 +18,9 @@ ED_L3 = f"{EHDSI}.1.5"  # eDispensation level 3
 EP_L1 = f"{EHDSI}.1.6"
 ORCD = {f"{EHDSI}.1.{n}" for n in (8, 9, 10, 11)}  # original clinical documents (unstructured)
 IHE_MEDICAL_SUMMARY = "1.3.6.1.4.1.19376.1.5.3.1.1.1"  # epSOS-era documents carry it beside the eHDSI one
-# Document templates refused by name (converted: PS_L3 only).
+# Document templates refused by name (converted: PS_L3 to an IPS document, EP_L3 to MedicationRequests).
 REFUSED = {PS_L1: "eHDSI Patient Summary level 1 (an unstructured PDF body)",
-           EP_L3: "eHDSI ePrescription", EP_L1: "eHDSI ePrescription level 1", ED_L3: "eHDSI eDispensation",
+           EP_L1: "eHDSI ePrescription level 1 (an unstructured PDF body)", ED_L3: "eHDSI eDispensation",
            **{t: "eHDSI original clinical document (OrCD, an unstructured body)" for t in ORCD}}
 TYPE_ID = ("2.16.840.1.113883.1.3", "POCD_HD000040")
 RECORD_TARGET = "2.16.840.1.113883.3.1937.777.11.10.100"
@@ -121,6 +121,7 @@ _SYSTEMS = {
     "2.16.840.1.113883.5.110": "http://terminology.hl7.org/CodeSystem/v3-RoleClass",
     "2.16.840.1.113883.5.112": "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
     "2.16.840.1.113883.18.220": "http://terminology.hl7.org/CodeSystem/v2-0360",
+    "2.16.840.1.113883.5.1070": "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution",
     "2.16.840.1.113883.12.292": "http://hl7.org/fhir/sid/cvx",
     "2.16.840.1.113883.6.43.1": "http://terminology.hl7.org/CodeSystem/icd-o-3",
 }

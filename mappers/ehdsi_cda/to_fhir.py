@@ -22,9 +22,11 @@ from mappers.ehdsi_cda import clinical, observations
 from mappers.ehdsi_cda import codes as C
 from mappers.ehdsi_cda.header import document_parts, mark_header, participants, patient
 from mappers.ehdsi_cda.narrative import to_xhtml
+from mappers.ehdsi_cda.prescription import items, request
 from mappers.ehdsi_cda.reader import Reader, absent, kid, kids, narrative_ids, templates, value
 from mappers.exceptions import ParseError, UnsupportedMessage
 from mappers.ids import resource_id
+from mappers.toolkit.bundle import bundle as make_bundle
 
 MAPPER_VERSION = "ehdsi-cda/0.1.0"
 V3 = "urn:hl7-org:v3"
@@ -44,13 +46,15 @@ EMPTY_TEXT = "No information available."
 def document_type(root: etree._Element) -> str:
     """The eHDSI document templateId; UnsupportedMessage naming any other eHDSI or CDA document."""
     tids = templates(root)
-    if C.PS_L3 in tids:
-        return C.PS_L3
+    for t in (C.PS_L3, C.EP_L3):
+        if t in tids:
+            return t
     for t in tids:
         if t in C.REFUSED:
             raise UnsupportedMessage(
                 f"{C.REFUSED[t]} documents (templateId {t}) are not converted; this format converts eHDSI Patient "
-                f"Summary level 3 documents (templateId {C.PS_L3}) to IPS", details="ehdsi-document-type-not-supported",
+                f"Summary level 3 documents (templateId {C.PS_L3}) to IPS and ePrescriptions ({C.EP_L3}) to "
+                "MedicationRequests", details="ehdsi-document-type-not-supported",
                 expression="/ClinicalDocument/templateId")
     raise UnsupportedMessage(f"not an eHDSI Patient Summary: no templateId {C.PS_L3} (templateIds: "
                              f"{', '.join(tids) or 'none'})", details="ehdsi-not-patient-summary",
@@ -69,13 +73,15 @@ def to_fhir(data: bytes, timezone: str | None = None, bundle_type: str = "collec
     """Convert an eHDSI PS L3 document. Raises ParseError (unsafe or malformed XML, not CDA) or
     UnsupportedMessage (another document type)."""
     root = read(data)
-    document_type(root)
+    kind = document_type(root)
     with tracking() as used, locating():
+        if kind == C.EP_L3:
+            return _prescription(root, used, timezone, bundle_type)
         return _convert(root, used, timezone, bundle_type)
 
 
-def _convert(root: etree._Element, used: set[etree._Element], timezone: str | None,
-             bundle_type: str) -> Conversion:
+def _start(root: etree._Element, timezone: str | None) -> tuple[Reader, str, str, dict[str, Any]]:
+    """The Reader, the document key, its language and the Patient (the parts every eHDSI document shares)."""
     notes = Notes()
     doc_id = kid(root, "id")
     root_oid, ext = value(doc_id, "root"), value(doc_id, "extension")
@@ -84,11 +90,6 @@ def _convert(root: etree._Element, used: set[etree._Element], timezone: str | No
                                  details="ehdsi-no-document-id", expression="/ClinicalDocument/id")
     key = f"{root_oid}|{ext}"
     r = Reader(notes, timezone or "+00:00", key, narrative_ids(root))
-    if timezone is None:
-        r.timezone = "+00:00"
-    if bundle_type != "collection":
-        notes.inform("ehdsi-bundle-type", f"an IPS document is a document Bundle; bundleType {bundle_type!r} does "
-                     "not apply")
     mark_header(r, root)
     targets = kids(root, "recordTarget")
     if not targets or kid(targets[0], "patientRole") is None:
@@ -100,6 +101,51 @@ def _convert(root: etree._Element, used: set[etree._Element], timezone: str | No
     pat = patient(r, kid(targets[0], "patientRole"), lang)
     r.add(pat)
     participants(r, root, pat)
+    return r, key, lang, pat
+
+
+def _prescription(root: etree._Element, used: set[etree._Element], timezone: str | None,
+                  bundle_type: str) -> Conversion:
+    """An eHDSI ePrescription → a Bundle of MedicationRequest-uv-ips (mappers.ehdsi_cda.prescription)."""
+    r, key, _, _ = _start(root, timezone)
+    use(kid(root, "languageCode"), kid(root, "code"), kid(root, "title"), kid(root, "confidentialityCode"))
+    when = r.time(kid(root, "effectiveTime"))
+    parts = document_parts(r, root)
+    requester = (parts.get("author") or [None])[0]
+    body = kid(root, "component", "structuredBody")
+    if body is None:
+        raise UnsupportedMessage("the ePrescription has no structuredBody", details="ehdsi-no-structured-body",
+                                 expression="/ClinicalDocument/component")
+    use(kid(root, "component"), body)
+    found = items(r, body)
+    if not found:
+        raise UnsupportedMessage("the ePrescription holds no prescription item (a substanceAdministration in "
+                                 "section 57828-6)", details="ehdsi-no-prescription",
+                                 expression="/ClinicalDocument/component/structuredBody")
+    for sa in found:
+        request(r, sa, when, requester)
+    for k in ("attester", "custodian", "relatesTo", "event"):
+        if k in parts:
+            r.notes.inform("ehdsi-header-not-mapped", f"the ePrescription's {k} has no place on a MedicationRequest",
+                           "/ClinicalDocument")
+    ident = r.identifier(kid(root, "id"))
+    for i in unused(root, used):
+        r.notes.add(i)
+    instant = when if when and "T" in when else None
+    out = make_bundle(list(r.resources.values()), bundle_type, ("ehdsi-cda", key), timestamp=instant,
+                      identifier=ident)
+    return Conversion(out, tuple(r.notes.issues), dict(r.origins))
+
+
+def _convert(root: etree._Element, used: set[etree._Element], timezone: str | None,
+             bundle_type: str) -> Conversion:
+    r, key, lang, _ = _start(root, timezone)
+    notes = r.notes
+    doc_id = kid(root, "id")
+    root_oid = value(doc_id, "root")
+    if bundle_type != "collection":
+        notes.inform("ehdsi-bundle-type", f"an IPS document is a document Bundle; bundleType {bundle_type!r} does "
+                     "not apply")
     comp = r.new("Composition", root, "Composition-uv-ips")
     ident = r.identifier(doc_id)
     comp["identifier"] = ident

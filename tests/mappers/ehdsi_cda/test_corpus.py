@@ -1,5 +1,6 @@
 """The eHDSI samples (../shared/corpora/ehdsi-cda): every Patient Summary converts to an IPS 2.0.0 document with no
-validation error, ePrescriptions are refused by name, and eHDSI → IPS → eHDSI → IPS keeps every mapped fact."""
+validation error, each ePrescription to an IPS MedicationRequest, and eHDSI → IPS → eHDSI → IPS keeps every mapped
+fact."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from mappers.ehdsi_cda.from_fhir import from_fhir
 from mappers.ehdsi_cda.rules import check
 from mappers.ehdsi_cda.to_fhir import to_fhir
-from mappers.exceptions import UnsupportedMessage
 from tests.corpora import params
 from tests.mappers.ehdsi_cda.facts import facts
 
@@ -20,6 +20,24 @@ IPS = "http://hl7.org/fhir/uv/ips/StructureDefinition/"
 
 def _files(folder: Path) -> list[object]:
     return [pytest.param(p, id=p.name) for p in sorted(folder.glob("*.xml"))]
+
+
+def _prescription(data: bytes, validator) -> None:  # type: ignore[no-untyped-def]
+    """An ePrescription → MedicationRequest-uv-ips (intent order) with its Medication-uv-ips, valid."""
+    bundle = to_fhir(data).bundle
+    assert bundle["type"] == "collection"
+    by_type: dict[str, list[dict]] = {}
+    for e in bundle["entry"]:
+        by_type.setdefault(e["resource"]["resourceType"], []).append(e["resource"])
+    (req,) = by_type["MedicationRequest"]
+    assert req["meta"]["profile"] == [IPS + "MedicationRequest-uv-ips"] and req["intent"] == "order"
+    assert req["status"] == "active" and req["substitution"] == {"allowedBoolean": False}
+    assert req["dispenseRequest"]["quantity"]["value"] > 0 and req["requester"]["reference"].startswith("urn:uuid:")
+    med = next(m for m in by_type["Medication"] if f"urn:uuid:{m['id']}" == req["medicationReference"]["reference"])
+    assert any(c["system"] == "http://www.whocc.no/atc" for c in med["code"]["coding"])  # the generic class
+    assert med["ingredient"] and all(i["isActive"] for i in med["ingredient"])
+    errors = [i for i in validator.outcome(bundle, ())["issue"] if i["severity"] in ("error", "fatal")]
+    assert errors == []
 
 
 def _summaries(folder: Path) -> list[object]:
@@ -34,10 +52,7 @@ def _is_prescription(path: Path) -> bool:
 def test_sample_converts_to_a_valid_ips_document(path: Path, validator) -> None:  # type: ignore[no-untyped-def]
     data = path.read_bytes()
     if _is_prescription(path):
-        with pytest.raises(UnsupportedMessage, match="eHDSI ePrescription documents") as e:
-            to_fhir(data)
-        assert e.value.issues[0].details == "ehdsi-document-type-not-supported"
-        return
+        return _prescription(data, validator)
     conv = to_fhir(data)
     bundle = conv.bundle
     assert bundle["type"] == "document" and bundle["meta"]["profile"] == [IPS + "Bundle-uv-ips"]
