@@ -68,7 +68,7 @@ class Addresses:
         # a base ends where the URL's path segment ends: http://up/fhir must not eat http://up/fhir2
         self._pattern = re.compile(rb"(?i:" + alternatives + rb")(?=[/?#\"\\\s<>']|\Z)")
         self._text = re.compile(self._pattern.pattern.decode("latin-1"))
-        self.origins = sorted({origin(b) for b in self.bases})
+        self.origins = sorted({origin(v) for b in self.bases for v in _variants(b)})
 
     def learn(self, base: str, where: str) -> None:
         """Adds a base URL the upstream uses for itself (from `where`), when new and absolute."""
