@@ -75,7 +75,7 @@ def test_malformed_suites_are_refused_with_what_and_where(tmp_path: Path) -> Non
     with pytest.raises(SuiteError, match="unknown requirement 'nope'"):
         load_suite(str(_write_suite(tmp_path, [{"id": "a", "title": "A", "check": "capability-statement",
                                                  "requirement": "nope"}])))
-    with pytest.raises(SuiteError, match="no suite named 'nonesuch'; the kit has: converter, gateway"):
+    with pytest.raises(SuiteError, match="no suite named 'nonesuch'; the kit has: converter, exchange, gateway"):
         load_suite("nonesuch")
 
 
