@@ -5,6 +5,7 @@ address of the upstream in any body or header a client gets."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -60,12 +61,25 @@ def facade(aliased: UpstreamProcess, redis_server: RedisServer) -> Iterator[Serv
 
 
 @pytest.fixture()
-def client(facade: ServedApp, aliased: UpstreamProcess) -> Iterator[httpx.Client]:
+def client(facade: ServedApp, aliased: UpstreamProcess, caplog: pytest.LogCaptureFixture) -> Iterator[httpx.Client]:
     aliased.control.reset()
     leaks = Leaks("fhir.internal.example", f"127.0.0.1:{aliased.port}")
-    with httpx.Client(base_url=f"{facade.url}/fhir", timeout=60, event_hooks={"response": [leaks]}) as c:
+    with caplog.at_level(logging.ERROR, "helixgate.facade"), httpx.Client(
+            base_url=f"{facade.url}/fhir", timeout=60, event_hooks={"response": [leaks]}) as c:
         yield c
     assert leaks.seen and not leaks.found, leaks.found  # no test of this module lets an upstream address through
+    assert "still names the upstream" not in caplog.text  # and the gateway's own scan agrees
+
+
+def test_an_upstream_address_outside_its_base_is_a_logged_error(facade: ServedApp, aliased: UpstreamProcess,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A URL on the upstream's host but outside its FHIR base cannot be mapped to the gateway: it is logged."""
+    aliased.control.reset()
+    body = patient("Photo", photo=[{"url": "http://fhir.internal.example:8443/files/photo-1.png"}])
+    with caplog.at_level(logging.ERROR, "helixgate.facade"):
+        r = httpx.post(f"{facade.url}/fhir/Patient", json=body, headers=FHIR, timeout=30)
+    assert r.status_code == 201
+    assert "still names the upstream (http://fhir.internal.example:8443)" in caplog.text
 
 
 def _created(client: httpx.Client, family: str, n: int = 0) -> tuple[str, str]:
