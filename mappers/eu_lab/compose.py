@@ -101,6 +101,7 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
            "timestamp": timestamp,
            "entry": [{"fullUrl": comp_url, "resource": comp}, {"fullUrl": patient_url, "resource": patient},
                      *({"fullUrl": f, "resource": r} for f, r in entries if r is not patient)]}
+    out["entry"] = ips.linked(out["entry"], issues)
     return out, issues
 
 

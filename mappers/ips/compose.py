@@ -131,7 +131,35 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
            "entry": [{"fullUrl": f"urn:uuid:{comp['id']}", "resource": comp},
                      {"fullUrl": patient_url, "resource": patient},
                      *({"fullUrl": f, "resource": r} for f, r in entries if r is not patient)]}
+    out["entry"] = linked(out["entry"], issues)
     return out, issues
+
+
+def linked(entries: list[dict[str, Any]], issues: list[Issue]) -> list[dict[str, Any]]:
+    """The entries reachable from the Composition (the first) by following references forward, then backward from
+    any entry that links into what was reached: a FHIR document holds nothing else (R4 bundle.html#document).
+    The rest is left out and reported (e.g. a sending facility only a Provenance named, without the Provenance)."""
+    index = {e["fullUrl"]: i for i, e in enumerate(entries)}
+    links = [{index[r] for o in _objects(e["resource"]) if isinstance(r := o.get("reference"), str) and r in index}
+             for e in entries]
+    seen: set[int] = set()
+    stack = [0]
+    while True:
+        while stack:
+            k = stack.pop()
+            if k not in seen:
+                seen.add(k)
+                stack.extend(links[k] - seen)
+        stack = [i for i in range(len(entries)) if i not in seen and links[i] & seen]
+        if not stack:
+            break
+    for i, e in enumerate(entries):
+        if i not in seen:
+            res = e["resource"]
+            issues.append(Issue("warning", "informational", "document-unlinked", f"{res.get('resourceType')}/"
+                                f"{res.get('id')} is left out of the document: nothing in it links to or from the "
+                                "Composition", str(res.get("resourceType"))))
+    return [e for i, e in enumerate(entries) if i in seen]
 
 
 def _retarget(doc: _Doc, source: dict[str, Any], comp_url: str, issues: list[Issue]) -> None:
@@ -338,10 +366,14 @@ def _lab_result(res: dict[str, Any], report: dict[str, Any] | None, patient_url:
     _international(res, where, issues)
     has_value = any(k.startswith("value") for k in res) or res.get("dataAbsentReason") or res.get("hasMember") \
         or res.get("component")
-    if not has_value and res.get("status") not in ("registered", "cancelled"):
+    if not has_value:  # IPS ips-2 asks for one whatever the status (EU Lab's eu-lab-1 spares registered/cancelled)
+        code, display = {"registered": ("temp-unknown", "Temporarily Unknown"),
+                         "cancelled": ("not-performed", "Not Performed")}.get(str(res.get("status")),
+                                                                             ("unknown", "Unknown"))
         res["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
-                                               "code": "unknown", "display": "Unknown"}]}
-        _absent(issues, where, "value")
+                                               "code": code, "display": display}]}
+        issues.append(Issue("warning", "incomplete", "ips-absent", f"{where} has no value: dataAbsentReason {code} "
+                            f"(status {res.get('status')})", "Observation.dataAbsentReason"))
 
 
 RESULT_CODE = "urn:oid:2.16.156.10011.2.3.2.38"

@@ -10,11 +10,12 @@ import pytest
 
 from gateway.convert import run
 from gateway.formats import Request
-from mappers.exceptions import EmitError
+from mappers.exceptions import EmitError, MappingError
 from mappers.ips.compose import compose
 from mappers.ips.sections import IPS, LAB
 from mappers.toolkit.hanzi_names import REPRESENTATION
 from mappers.toolkit.registry import ConvertOptions, detect, get
+from tests import corpora
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -215,3 +216,37 @@ def test_http_target_ips(embedded_gateway) -> None:
     r = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=(EXAMPLES / "cn-ws445-lab.json").read_bytes(),
                    params={"target": "ips"}, headers={"Content-Type": "application/x-ws445+json"}, timeout=60)
     assert r.status_code == 422 and "Bundle.timestamp" in r.text and r.json()["resourceType"] == "OperationOutcome"
+
+
+def _corpus_orus(folder: Path) -> list[Path]:
+    from mappers.hl7v2 import parse_message
+
+    files = [*sorted(folder.glob("microsoft-fhir-converter/*.hl7")), *sorted(folder.glob("google-hdh/*.hl7"))]
+    return [p for p in files if parse_message(p.read_bytes()).message_type.startswith("ORU")]
+
+
+@pytest.mark.parametrize("path", corpora.params("hl7v2", _corpus_orus), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_public_oru_sample_that_converts_gives_a_valid_ips_document(path: Path, validator) -> None:
+    try:
+        conv = get("hl7v2").to_fhir(path.read_bytes(), ConvertOptions())  # type: ignore[misc]
+    except MappingError as e:  # refused by the reader (tests/mappers/hl7v2 says why): nothing to compose
+        assert e.issues[0].details.startswith("hl7v2-")
+        return
+    try:
+        doc, _ = compose(conv.bundle, ConvertOptions(recorded=RECORDED))
+    except EmitError as e:  # an ORU about several patients, or none
+        assert e.issues[0].details == "ips-patient"
+        return
+    check_document(doc, validator)
+
+
+def test_an_entry_nothing_links_is_left_out_and_reported(validator) -> None:
+    conv = get("cda-cn").to_fhir((EXAMPLES / "cn-lab-record.utf8.xml").read_bytes(), ConvertOptions())  # type: ignore[misc]
+    loose = {"fullUrl": "urn:uuid:4a7c1f7e-0000-5000-8000-000000000001",
+             "resource": {"resourceType": "Organization", "id": "4a7c1f7e-0000-5000-8000-000000000001", "name": "x"}}
+    doc, issues = compose({**conv.bundle, "entry": [*conv.bundle["entry"], loose]}, ConvertOptions())
+    assert loose["fullUrl"] not in {e["fullUrl"] for e in doc["entry"]}
+    assert [i.message for i in issues if i.details == "document-unlinked"] == [
+        "Organization/4a7c1f7e-0000-5000-8000-000000000001 is left out of the document: nothing in it links to or "
+        "from the Composition"]
+    check_document(doc, validator)
