@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from lxml import etree
 
@@ -114,3 +115,29 @@ def test_malformed_fhir_is_refused_naming_where(breaker) -> None:  # type: ignor
     with pytest.raises((ParseError, UnsupportedMessage)) as e:
         from_fhir(bundle)
     assert e.value.issues[0].details == "fhir-wrong-type" and e.value.issues[0].expression
+
+
+def test_http_convert_tells_eu_from_china_cda_and_writes_ehdsi(gateway) -> None:  # type: ignore[no-untyped-def]
+    eu = (EXAMPLES / "ehdsi-ps-all-sections.xml").read_bytes()
+    r = httpx.post(f"{gateway.url}/fhir/$convert", content=eu, headers={"Content-Type": "application/cda+xml"},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["type"] == "document" and doc["entry"][0]["resource"]["type"]["coding"][0]["code"] == "60591-5"
+    china = (EXAMPLES / "cn-lab-record.utf8.xml").read_bytes()
+    r = httpx.post(f"{gateway.url}/fhir/$convert", content=china, headers={"Content-Type": "application/cda+xml"},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert "DiagnosticReport" in {e["resource"]["resourceType"] for e in r.json()["entry"]}
+    # IPS document → eHDSI CDA: served as CDA, meeting the header rules
+    back = httpx.post(f"{gateway.url}/fhir/$convert", content=orjson.dumps(doc), params={"target": "ehdsi-cda"},
+                      headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    assert back.status_code == 200, back.text
+    assert back.headers["content-type"].startswith("application/cda+xml")
+    assert check(back.content) == []
+    # an eHDSI eDispensation over HTTP: a 4xx naming the document type, never a 5xx
+    ed = (b'<ClinicalDocument xmlns="urn:hl7-org:v3"><templateId root="1.3.6.1.4.1.12559.11.10.1.3.1.1.5"/>'
+          b'</ClinicalDocument>')
+    r = httpx.post(f"{gateway.url}/fhir/$convert", content=ed, headers={"Content-Type": "application/cda+xml"},
+                   timeout=60)
+    assert 400 <= r.status_code < 500 and "eDispensation" in r.text
