@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway.settings import Settings, SettingsError
 
@@ -73,16 +74,39 @@ def check_packages(env: Mapping[str, str]) -> Iterator[Finding]:
 
 
 def _redis_checks(url: str) -> list[Finding]:
+    """Every data node: the one server, each master of a cluster, the master the Sentinels name
+    (gateway/redis_client.py reads the URL)."""
+    import redis
+    from redis.exceptions import RedisClusterException
+
+    from gateway.redis_client import mode_of, sync_clients
+
+    try:
+        nodes = sync_clients(url, timeout=3)
+        if mode_of(url) == "single":
+            nodes = [(_safe_url(url), client) for _, client in nodes]
+    except (redis.RedisError, RedisClusterException, OSError) as e:
+        return [fail("redis", f"{_redis_name(url)} does not answer ({type(e).__name__})",
+                     "start Redis, or correct HELIXGATE_REDIS_URL (hosts, ports, password, master name, TLS)")]
+    return [finding for name, client in nodes for finding in _node_checks(name, client)]
+
+
+def _redis_name(url: str) -> str:
+    from gateway.redis_client import describe
+
+    return describe(url) if "+" in url.split("://", 1)[0] else _safe_url(url)
+
+
+def _node_checks(name: str, client: Any) -> list[Finding]:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
     out: list[Finding] = []
     try:
         client.ping()
     except redis.RedisError as e:
-        return [fail("redis", f"{_safe_url(url)} does not answer ({type(e).__name__})",
+        return [fail("redis", f"{name} does not answer ({type(e).__name__})",
                      "start Redis, or correct HELIXGATE_REDIS_URL (host, port, password, TLS scheme rediss://)")]
-    out.append(ok("redis", f"{_safe_url(url)} answers"))
+    out.append(ok("redis", f"{name} answers"))
     try:
         conf = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
                 for name in ("appendonly", "appendfsync", "maxmemory-policy")

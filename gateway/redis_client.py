@@ -169,6 +169,33 @@ def redis_client(url: str, timeout: float = 2.0) -> Any:
     return sentinel.master_for(target.service, retry=Retry(NoBackoff(), 1), **common, **target.options)
 
 
+def sync_clients(url: str, timeout: float = 3.0) -> list[tuple[str, Any]]:
+    """Synchronous clients for checks (`helixgate doctor`): (what it is, client) for the one server, each master of
+    the cluster, or the master the Sentinels name. Raises RedisError/RedisClusterException/OSError when the cluster
+    or the Sentinels cannot be reached (a single server is reached on first use)."""
+    import redis
+    from redis.cluster import ClusterNode as SyncNode
+    from redis.cluster import RedisCluster as SyncCluster
+    from redis.sentinel import Sentinel as SyncSentinel
+    from redis.sentinel import SentinelManagedSSLConnection as SyncSentinelSSL
+
+    target = parse(url)
+    common = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if target.mode == "single":
+        return [(describe(url), redis.Redis.from_url(url, **common))]
+    if target.mode == "cluster":
+        cluster = SyncCluster(startup_nodes=[SyncNode(h, p) for h, p in target.hosts], **common, **target.options)
+        return [(f"Redis Cluster master {n.host}:{n.port}", cluster.get_redis_connection(n))
+                for n in cluster.get_primaries()]
+    options = dict(target.options)
+    if "connection_class" in options:
+        options["connection_class"] = SyncSentinelSSL
+    sentinel = SyncSentinel(list(target.hosts), sentinel_kwargs={**common, **target.sentinel_options})
+    host, port = sentinel.discover_master(target.service)
+    return [(f"Redis master {target.service} ({host}:{port}, from the Sentinels)",
+             sentinel.master_for(target.service, **common, **options))]
+
+
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 

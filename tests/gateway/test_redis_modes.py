@@ -22,6 +22,7 @@ from gateway.redis_client import describe, parse, redis_client
 from gateway.settings import Settings, SettingsError
 from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, migrate_legacy
 from tests.conftest import RedisServer, ServedApp, free_port
+from tests.gateway.test_doctor import doctor, statuses
 from tests.gateway.test_mllp import Listener
 from tests.gateway.test_worker import assert_delivered_once, settings_env
 from tests.redis_topologies import ClusterServers, SentinelServers
@@ -202,6 +203,19 @@ def test_the_exchange_trail_and_counters_hold_on_a_cluster(redis_cluster: Cluste
                      for n in range(8)}
     assert len(subject_nodes) > 1  # spread, yet every set counted
     cluster.close()
+
+
+def test_doctor_checks_every_master_of_a_cluster_and_names_an_unreachable_one(redis_cluster: ClusterServers,
+                                                                              tmp_path: Path) -> None:
+    code, found, text = doctor({"HELIXGATE_REDIS_URL": redis_cluster.url}, tmp_path)
+    answered = [f["detail"] for f in found["redis"] if f["status"] == "ok"]
+    assert sorted(answered) == sorted(f"Redis Cluster master 127.0.0.1:{p} answers" for p in redis_cluster.ports)
+    assert statuses(found, "redis persistence") == ["fail"] * 3  # each master without its append-only file
+    assert code == 1 and "Traceback" not in text
+    code, found, text = doctor({"HELIXGATE_REDIS_URL": f"redis+cluster://user:s3cret@127.0.0.1:{free_port()}"},
+                               tmp_path)
+    assert statuses(found, "redis") == ["fail"] and "Redis Cluster (seeds 127.0.0.1:" in found["redis"][0]["detail"]
+    assert code == 1 and "s3cret" not in text and "Traceback" not in text
 
 
 def test_a_sentinel_failover_loses_no_acknowledged_message(redis_sentinel: SentinelServers,
