@@ -4,7 +4,9 @@ The XML format says nothing about arrays or JSON types, so each element is looke
 snapshot: repeating elements become arrays (also with one item), primitive `value` attributes become JSON booleans,
 numbers or strings by type, primitive `id`/`extension` go to the `_name` shadow property (aligned with nulls in
 arrays), resources inside `contained`/`Bundle.entry.resource`/... are unwrapped, and Narrative `div` becomes an
-XHTML string (https://hl7.org/fhir/R4/xml.html, https://hl7.org/fhir/R4/json.html).
+XHTML string (https://hl7.org/fhir/R4/xml.html, https://hl7.org/fhir/R4/json.html): the div's own text as the input
+holds it (UTF-8 input whose div declares the XHTML namespace itself, as FHIR XML writes it), so XML written from JSON
+reads back to the same string; otherwise the XHTML is written back from its parsed elements.
 
 Nothing in the input is dropped silently except comments (JSON has none) and `xsi:` attributes: an unknown element
 is kept under its name (`{namespace}name` outside the FHIR namespace), an unknown attribute under `@name`, stray
@@ -17,6 +19,7 @@ Parsing is defused: DOCTYPE (and with it every entity declaration) and external 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import weakref
 from collections.abc import Callable, Collection
@@ -41,6 +44,11 @@ _F = "{" + FHIR_NS + "}"
 _XSI = "{" + XSI_NS + "}"
 _DIV = "{" + XHTML_NS + "}div"
 _F_LEN = len(_F)
+_TEXT = _F + "text"  # DomainResource.text: the Narrative whose div is taken as written
+_VERBATIM = "{urn:helixgate}verbatim"  # marks a div element whose `text` is its XHTML exactly as the input wrote it
+_OWN_XHTML = re.compile(rb"""<div\b[^>]*?\sxmlns\s*=\s*["']http://www\.w3\.org/1999/xhtml["']""")
+_END_DIV = re.compile(rb"</div\s*>")
+_DECLARED = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _INTEGER = patterns.compile(r"-?(0|[1-9][0-9]*)")
 _DECIMAL = patterns.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _POSITION = patterns.compile(r": line \d+, column \d+$")  # expat's, said again in our own words
@@ -337,6 +345,8 @@ def _text(el: Element) -> str:
 
 def _generic(el: Element) -> Any:
     """An element no definition describes: its `value`, or its attributes and children by name."""
+    if _VERBATIM in el.attrib:
+        return el.text
     tag_kids = [c for c in el if isinstance(c.tag, str)]
     if not tag_kids and list(el.attrib) == ["value"] and not _has_text(el):
         return el.attrib["value"]
@@ -373,7 +383,10 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def xhtml(el: Element) -> str:
-    """The element (Narrative.div) written back as XHTML, declaring its namespace on the root."""
+    """The element (Narrative.div) as XHTML: as the input wrote it when the parser kept that, else written back from
+    its parsed elements, declaring its namespace on the root."""
+    if _VERBATIM in el.attrib:
+        return el.text or ""
     parts: list[str] = []
     _write(el, None, parts)
     return "".join(parts)
@@ -418,8 +431,9 @@ def _write(el: Element, parent_ns: str | None, out: list[str]) -> None:
 def parse(data: bytes | str) -> Element:
     """The document's root element. Raises XmlError (with line and column) for malformed XML, a DOCTYPE (and so
     any entity declaration) or an external reference."""
-    parser = DefusedXMLParser(target=TreeBuilder(insert_comments=True), forbid_dtd=True, forbid_entities=True,
-                              forbid_external=True)
+    target = _Target(data)
+    parser = DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    target.expat = parser.parser
     try:
         parser.feed(data)
         return parser.close()
@@ -435,6 +449,74 @@ def parse(data: bytes | str) -> Element:
                        expat.CurrentLineNumber, expat.CurrentColumnNumber + 1) from None
     except (LookupError, ValueError) as e:  # an encoding expat does not know, or a multi-byte one it cannot read
         raise XmlError(f"the declared encoding cannot be read ({e}); FHIR XML is UTF-8") from None
+
+
+class _Target:
+    """The tree builder's target, except inside a Narrative div that can be taken as written: its elements are not
+    built, and at its end the div holds the input's bytes from `<div` to `</div>` (decoded), marked _VERBATIM.
+
+    Taken as written only when the bytes are the document's text: UTF-8 input, the div in `text` declaring the XHTML
+    namespace on itself, and no prefix declared before it (an ancestor's `xmlns:x` would be missing from the copy);
+    anything else is built and written back (xhtml)."""
+
+    def __init__(self, data: bytes | str) -> None:
+        self.builder = TreeBuilder(insert_comments=True)
+        self.expat: Any = None
+        self.raw = data if isinstance(data, bytes) and _utf8(data) else None
+        self.prefixes = self.raw.find(b"xmlns:") if self.raw is not None else -1  # the first prefix declaration
+        self.tags: list[str] = []
+        self.depth = 0  # > 0: inside a div taken as written
+        self.begin = 0
+
+    def start(self, tag: str, attrib: dict[str, str]) -> Element:
+        if self.depth:
+            self.depth += 1
+            return None  # type: ignore[return-value]
+        if tag == _DIV and self.raw is not None and self.tags and self.tags[-1] == _TEXT:
+            begin = self.expat.CurrentByteIndex
+            if (self.prefixes < 0 or self.prefixes > begin) and _OWN_XHTML.match(self.raw, begin):
+                self.depth, self.begin = 1, begin
+        self.tags.append(tag)
+        return self.builder.start(tag, attrib)
+
+    def end(self, tag: str) -> Element:
+        if self.depth > 1:
+            self.depth -= 1
+            return None  # type: ignore[return-value]
+        self.tags.pop()
+        el = self.builder.end(tag)
+        if self.depth:  # the div taken as written ends
+            self.depth = 0
+            assert self.raw is not None
+            # expat's position: at `</div>` for an end tag; just past `<div .../>` for an empty element (whose
+            # parent, `text`, cannot be closed by `</div`)
+            stop = self.expat.CurrentByteIndex
+            closing = _END_DIV.match(self.raw, stop)
+            el.attrib.clear()
+            el.attrib[_VERBATIM] = ""
+            el.text = self.raw[self.begin:closing.end() if closing else stop].decode("utf-8")
+        return el
+
+    def data(self, text: str) -> None:
+        if not self.depth:
+            self.builder.data(text)
+
+    def comment(self, text: str) -> Element:
+        return None if self.depth else self.builder.comment(text)  # type: ignore[return-value]
+
+    def pi(self, target: str, text: str | None = None) -> Element:
+        return None if self.depth else self.builder.pi(target, text)  # type: ignore[return-value]
+
+    def close(self) -> Element:
+        return self.builder.close()
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether the bytes are UTF-8 as XML reads them: no other encoding declared, no UTF-16 byte order mark."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    declared = _DECLARED.match(data)
+    return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
 
 
 _readers: weakref.WeakKeyDictionary[Definitions, _Reader] = weakref.WeakKeyDictionary()

@@ -2,8 +2,8 @@
 
 - Round trip: every resource of every installed package (the examples of each, and every conformance resource the
   packages hold: profiles, value sets, code systems, ...), found through the package client, written as XML and
-  read back (profiles.xml) gives the same JSON, types included. Narrative divs are compared as canonical XML: the
-  writer keeps the div as written, the reader writes the XHTML it parsed (attribute quoting, `<br />` vs `<br/>`).
+  read back (profiles.xml) gives the same JSON, types included, narrative divs character for character (the writer
+  writes the div as given, the reader takes it as written).
 - Element order: every XML file of the fhir-test-cases corpus whose elements are in the order the definitions say
   (the spec's own examples) is written back, after a trip through JSON, with the same elements in the same order.
 - Edge cases: primitive extensions and ids, nulls in arrays, xhtml, contained and Bundle resources, decimals,
@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import Element, canonicalize, fromstring
+from xml.etree.ElementTree import Element, fromstring
 
 import orjson
 import pytest
@@ -40,7 +40,7 @@ def defs() -> Definitions:
 
 
 def differences(a: Any, b: Any, path: str = "") -> list[str]:
-    """Paths where `a` and `b` differ, types included; narrative divs compared as canonical XML."""
+    """Paths where `a` and `b` differ, types included (1, 1.0 and True are three values)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{path}.{k}" for k in a.keys() ^ b.keys()]
         for k in a.keys() & b.keys():
@@ -48,8 +48,6 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
-    if path.endswith(".div") and isinstance(a, str) and isinstance(b, str) and a != b:
-        return [] if canonicalize(a, with_comments=True) == canonicalize(b, with_comments=True) else [path]
     return [] if type(a) is type(b) and a == b else [path]
 
 
@@ -216,8 +214,7 @@ def test_narrative_is_kept_as_written_in_the_xhtml_namespace(defs: Definitions) 
     doc = {"resourceType": "Patient", "text": {"status": "generated", "div": div}}
     xml = write(doc, defs)
     assert f'<text><status value="generated"/>{div}</text>' in xml
-    back = round_trip(doc, defs)["text"]["div"]
-    assert canonicalize(back, with_comments=True) == canonicalize(div, with_comments=True)
+    assert round_trip(doc, defs)["text"]["div"] == div
 
 
 @pytest.mark.parametrize(("div", "words"), [
