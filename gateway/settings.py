@@ -37,9 +37,6 @@ class Settings:
     upstream_aliases: tuple[str, ...] = ()  # other base URLs the upstream calls itself by (its public/ingress name)
     public_url: str | None = None  # the facade's public [base] (e.g. https://fhir.example/fhir); None: from the request
     trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-Host/-Proto/-Prefix name the public base
-    upstream_aliases: tuple[str, ...] = ()  # other base URLs the upstream calls itself by (its public/ingress name)
-    public_url: str | None = None  # the facade's public [base] (e.g. https://fhir.example/fhir); None: from the request
-    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-Host/-Proto/-Prefix name the public base
     mllp_port: int | None = None  # None: no MLLP listener
     mllp_host: str | None = None  # None: same as host
     mllp_max_message_bytes: int = 16 * 1024 * 1024
@@ -102,9 +99,6 @@ class Settings:
         def words(name: str) -> tuple[str, ...]:  # a list separated by commas or spaces (URLs without a final /)
             return tuple(w.rstrip("/") for w in re.split(r"[\s,]+", env.get(name) or "") if w)
 
-        def words(name: str) -> tuple[str, ...]:  # a list separated by commas or spaces (URLs without a final /)
-            return tuple(w.rstrip("/") for w in re.split(r"[\s,]+", env.get(name) or "") if w)
-
         check_access(env)
         tz = env.get("HELIXGATE_V2_TIMEZONE") or None
         if tz is not None:
@@ -134,9 +128,6 @@ class Settings:
             upstream_retries=integer("HELIXGATE_UPSTREAM_RETRIES", d.upstream_retries),
             upstream_transaction_max_entries=integer("HELIXGATE_UPSTREAM_TRANSACTION_MAX_ENTRIES",
                                                      d.upstream_transaction_max_entries),
-            upstream_aliases=words("HELIXGATE_UPSTREAM_ALIASES"),
-            public_url=(env.get("HELIXGATE_PUBLIC_URL") or "").rstrip("/") or None,
-            trusted_proxies=words("HELIXGATE_TRUSTED_PROXIES"),
             upstream_aliases=words("HELIXGATE_UPSTREAM_ALIASES"),
             public_url=(env.get("HELIXGATE_PUBLIC_URL") or "").rstrip("/") or None,
             trusted_proxies=words("HELIXGATE_TRUSTED_PROXIES"),
