@@ -103,6 +103,8 @@ def problem(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]
                            "its concern act's statusCode/end (no status observation)", path(el))
     if clinical:
         res["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": clinical}]}
+        if el is not obs:
+            use(kid(el, "statusCode"))  # the concern's tracking state: the clinical status stands for it
     cert = coded_obs(obs, CERTAINTY)
     if cert is not None:
         vs = r.mapped(kid(cert, "value"), None, CONDITION_VERIFICATION,
@@ -172,6 +174,8 @@ def allergy(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]
                        f"concern act's statusCode {act_status or '(none: active)'!r} (no status observation; FHIR "
                        "ait-1 needs one)", path(el))
     res["clinicalStatus"] = {"coding": [{"system": ALLERGY_CLINICAL, "code": clinical}]}
+    if el is not obs:
+        use(kid(el, "statusCode"))  # the concern's tracking state: the clinical status stands for it
     cert = coded_obs(obs, CERTAINTY)
     if cert is not None:
         v = r.mapped(kid(cert, "value"), None, ALLERGY_VERIFICATION,
@@ -301,7 +305,9 @@ def product(r: Reader, sa: etree._Element) -> dict[str, Any]:
     if prod is not None:
         r.mark(kid(sa, "consumable"), prod, *kids(prod, "templateId"), material, *kids(material, "templateId"))
     code = r.concept(kid(material, "code"))
-    generic = kid(material, "asSpecializedKind", "generalizedMedicineClass")
+    generic = kid(material, "asSpecializedKind", "generalizedMedicineClass")  # epSOS ePrescription
+    if generic is None:
+        generic = kid(material, "asSpecializedKind", "generalizedMaterialKind")  # eHDSI PS
     generic_code = r.concept(kid(generic, "code"))
     if generic_code and generic_code.get("coding"):
         code = {**(code or {}), "coding": [*(code or {}).get("coding", []), *generic_code["coding"]]}
@@ -363,6 +369,42 @@ def dosage(r: Reader, sa: etree._Element) -> dict[str, Any]:
     return out
 
 
+def instructions(r: Reader, sa: etree._Element, dose: dict[str, Any]) -> list[dict[str, str]]:
+    """IHE PCC patient (PINSTRUCT) and fill (FINSTRUCT) instruction acts: the patient's go to
+    Dosage.patientInstruction; the dispenser's, which R4 has no element for, are returned as notes."""
+    notes = []
+    for er, act in related(sa):
+        code = value(kid(act, "code"), "code")
+        if local(act) != "act" or code not in ("PINSTRUCT", "FINSTRUCT"):
+            continue
+        text = r.text(kid(act, "text"))
+        use(er, act, kid(act, "code"), kid(act, "statusCode"), *kids(act, "templateId"), *kids(act, "id"))
+        if text and code == "PINSTRUCT":
+            dose["patientInstruction"] = text
+        elif text:
+            notes.append({"text": f"Fill instruction: {text}"})
+    return notes
+
+
+def information_source(r: Reader, sa: etree._Element) -> dict[str, str] | None:
+    """An entry's own author (who stated it) → a reference to its PractitionerRole."""
+    for a in kids(sa, "author"):
+        who = role(r, kid(a, "assignedAuthor"), "assignedPerson", "representedOrganization")
+        if who:
+            use(a)
+            r.mark(*kids(a, "templateId"))
+            t = kid(a, "time")
+            if t is not None and value(t, "value"):
+                r.notes.inform("ehdsi-entry-author-time-not-mapped", "when an entry's author stated it is not "
+                               "mapped (R4 has no time on informationSource)", path(t))
+                use(t)
+            fc = kid(a, "functionCode")
+            if fc is not None:
+                use(fc)  # the author's function: its PractitionerRole stands for it
+            return ref(who)
+    return None
+
+
 def reasons(r: Reader, sa: etree._Element) -> list[dict[str, Any]]:
     """The reasons (RSON observations' values) of a substanceAdministration."""
     out = []
@@ -409,9 +451,15 @@ def medication(r: Reader, sa: etree._Element, section: str) -> list[dict[str, An
     why = reasons(r, sa)
     if why:
         res["reasonCode"] = why
+    source = information_source(r, sa)
+    if source:
+        res["informationSource"] = source
     dose = dosage(r, sa)
+    notes = instructions(r, sa, dose)
     if dose:
         res["dosage"] = [dose]
+    if notes:
+        res["note"] = notes
     return [r.add(res)]
 
 

@@ -160,7 +160,8 @@ def _write(bundle: dict[str, Any], opts: ConvertOptions, w: Writer) -> tuple[byt
     el(root, "effectiveTime", **({"value": fhir_to_ts(when)} if when else {"nullFlavor": "UNK"}))
     conf = comp.get("confidentiality") or "N"
     el(root, "confidentialityCode", code=conf, codeSystem="2.16.840.1.113883.5.25")
-    lang = comp.get("language") or doc.get("language") or opts.param("language") or ""
+    lang = (comp.get("language") or doc.get("language") or bundle.get("language") or opts.param("language")
+            or "")
     el(root, "languageCode", **({"code": lang} if lang else {"nullFlavor": "UNK"}))
     record_target(w, root, pat)
     authors = [a for a in (w.get(x) for x in comp.get("author", [])) if a]

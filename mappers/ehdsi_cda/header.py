@@ -157,10 +157,18 @@ def patient(r: Reader, role: etree._Element, lang: str) -> dict[str, Any]:
     for lc in kids(person, "languageCommunication"):
         code = value(kid(lc, "languageCode"), "code")
         if code:
-            use(kid(lc, "languageCode"), lc)
-            langs.append({"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": code}]}})
+            use(kid(lc, "languageCode"), lc, *kids(lc, "templateId"))
+            comm: dict[str, Any] = {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": code}]}}
+            pref = value(kid(lc, "preferenceInd"), "value")
+            if pref in ("true", "false"):
+                comm["preferred"] = pref == "true"
+                use(kid(lc, "preferenceInd"))
+            langs.append(comm)
     if langs:
         res["communication"] = langs
+    provider = organization(r, kid(role, "providerOrganization"))
+    if provider:
+        res["managingOrganization"] = ref(provider)
     r.patient = res
     return res
 
@@ -183,6 +191,9 @@ def contact(r: Reader, entity: etree._Element, person: etree._Element | None, ro
     addr = addresses(r, entity)
     if addr:
         c["address"] = addr[0]
+    org = organization(r, kid(entity, "scopingOrganization"))
+    if org:
+        c["organization"] = ref(org)
     if len(c) == 1:
         return None
     use(entity, person)

@@ -108,6 +108,12 @@ def observation(r: Reader, obs: etree._Element, profile: str | None, category: s
         res["performer"] = performers
     elif performer_required:
         res["performer"] = [absent()]
+    method = r.concept(kid(obs, "methodCode"))
+    if method:
+        res["method"] = method
+    site = r.concept(kid(obs, "targetSiteCode"))
+    if site:
+        res["bodySite"] = site
     observation_value(r, obs, res)
     interp = []
     for i in kids(obs, "interpretationCode"):

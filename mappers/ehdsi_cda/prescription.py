@@ -14,7 +14,7 @@ from lxml import etree
 
 from mappers.cda_cn.coverage import use
 from mappers.cda_cn.xpath import local, path
-from mappers.ehdsi_cda.clinical import dosage, identifiers, product, reasons, related, statement_parts
+from mappers.ehdsi_cda.clinical import dosage, identifiers, instructions, product, reasons, related, statement_parts
 from mappers.ehdsi_cda.reader import Reader, kid, kids, ref, value
 
 SUBSTITUTION = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
@@ -79,17 +79,10 @@ def request(r: Reader, sa: etree._Element, authored: str | None, requester: dict
             dose.setdefault("timing", {}).setdefault("repeat", {})["boundsPeriod"] = per or {"start": single,
                                                                                            "end": single}
         use(ets[0])
-    notes = []
+    notes = instructions(r, sa, dose)
     for er, act in related(sa):
         code = value(kid(act, "code"), "code")
-        if local(act) == "act" and code in ("PINSTRUCT", "FINSTRUCT"):
-            text = r.text(kid(act, "text"))
-            use(er, act, kid(act, "code"), kid(act, "statusCode"), *kids(act, "templateId"))
-            if text and code == "PINSTRUCT":
-                dose["patientInstruction"] = text
-            elif text:
-                notes.append({"text": text})  # instructions to the dispenser: R4 has no element of their own
-        elif local(act) == "supply" and value(act, "moodCode") == "RQO":
+        if local(act) == "supply" and value(act, "moodCode") == "RQO":
             q = kid(act, "quantity")
             qty = r.quantity(q)
             use(er, act, kid(act, "independentInd"))

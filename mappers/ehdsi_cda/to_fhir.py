@@ -107,8 +107,8 @@ def _start(root: etree._Element, timezone: str | None) -> tuple[Reader, str, str
 def _prescription(root: etree._Element, used: set[etree._Element], timezone: str | None,
                   bundle_type: str) -> Conversion:
     """An eHDSI ePrescription → a Bundle of MedicationRequest-uv-ips (mappers.ehdsi_cda.prescription)."""
-    r, key, _, _ = _start(root, timezone)
-    use(kid(root, "languageCode"), kid(root, "code"), kid(root, "title"), kid(root, "confidentialityCode"))
+    r, key, lang, _ = _start(root, timezone)
+    use(kid(root, "code"), kid(root, "title"), kid(root, "confidentialityCode"))
     when = r.time(kid(root, "effectiveTime"))
     parts = document_parts(r, root)
     requester = (parts.get("author") or [None])[0]
@@ -134,6 +134,10 @@ def _prescription(root: etree._Element, used: set[etree._Element], timezone: str
     instant = when if when and "T" in when else None
     out = make_bundle(list(r.resources.values()), bundle_type, ("ehdsi-cda", key), timestamp=instant,
                       identifier=ident)
+    if lang:  # the prescription's language (Resource.language), as the document states it
+        use(kid(root, "languageCode"))
+        out = {"resourceType": "Bundle", "id": out["id"], "language": lang,
+               **{k: v for k, v in out.items() if k not in ("resourceType", "id")}}
     return Conversion(out, tuple(r.notes.issues), dict(r.origins))
 
 

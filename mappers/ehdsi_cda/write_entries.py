@@ -201,12 +201,36 @@ def medication(w: Writer, entry: etree._Element, res: dict[str, Any]) -> None:
         w.lost("ehdsi-dosage-text-not-written", "dosage text is kept in the section narrative only")
     med = w.get(res.get("medicationReference"))
     _material(w, sa, med, res.get("medicationCodeableConcept"), C.T_PRODUCT, C.T_MATERIAL)
+    source = w.get(res.get("informationSource"))
+    if source and source.get("resourceType") in ("Practitioner", "PractitionerRole", "Organization"):
+        from mappers.ehdsi_cda.write_header import assigned
+        au = el(sa, "author")
+        el(au, "time", nullFlavor="UNK")
+        assigned(w, au, "assignedAuthor", source)
     for reason in res.get("reasonCode", []):
         er = el(sa, "entryRelationship", typeCode="RSON")
         obs = el(er, "observation", classCode="OBS", moodCode="EVN")
         el(obs, "code", code="64572001", codeSystem=SNOMED_OID, displayName="Disease")
         el(obs, "statusCode", code="completed")
         w.code(obs, "value", reason, "CD")
+    if dosage.get("patientInstruction"):
+        _instruction(sa, "PINSTRUCT", "1.3.6.1.4.1.19376.1.5.3.1.4.3", dosage["patientInstruction"])
+    for note in res.get("note", []):
+        text = note.get("text", "")
+        if text.startswith("Fill instruction: "):
+            _instruction(sa, "FINSTRUCT", "1.3.6.1.4.1.19376.1.5.3.1.4.3.1", text[len("Fill instruction: "):])
+        elif text:
+            w.lost("ehdsi-note-not-written", "a medication note has no eHDSI entry element; it is in the narrative "
+                   "only", f"{res.get('resourceType')}/{res.get('id')}")
+
+
+def _instruction(sa: etree._Element, code: str, template: str, text: str) -> None:
+    """IHE PCC patient (PINSTRUCT) or fill (FINSTRUCT) instructions, as the eHDSI medication entry carries them."""
+    act = templated(el(sa, "entryRelationship", typeCode="SUBJ", inversionInd="true"), "act", template,
+                    classCode="ACT", moodCode="INT")
+    el(act, "code", code=code, codeSystem="1.3.6.1.4.1.19376.1.5.3.2")
+    text_el(act, "text", text)
+    el(act, "statusCode", code="completed")
 
 
 def immunization(w: Writer, entry: etree._Element, res: dict[str, Any]) -> None:
@@ -288,14 +312,18 @@ def _obs(w: Writer, parent: etree._Element, res: dict[str, Any], template: str) 
         ivl(obs, "effectiveTime", None, res["effectivePeriod"])
     else:
         el(obs, "effectiveTime", nullFlavor="UNK")
+    value_of(w, obs, res)  # CDA R2 observation order: value, interpretationCode, methodCode, targetSiteCode,
+    for i in res.get("interpretation", []):  # performer, ..., entryRelationship, ..., referenceRange
+        w.code(obs, "interpretationCode", i)
+    if res.get("method"):
+        w.code(obs, "methodCode", res["method"])
+    if res.get("bodySite"):
+        w.code(obs, "targetSiteCode", res["bodySite"])
     for p in res.get("performer", []):
         who = w.get(p)
         if who and who.get("resourceType") in ("Practitioner", "PractitionerRole", "Organization"):
             from mappers.ehdsi_cda.write_header import assigned
             assigned(w, el(obs, "performer", typeCode="PRF"), "assignedEntity", who)
-    value_of(w, obs, res)
-    for i in res.get("interpretation", []):
-        w.code(obs, "interpretationCode", i)
     for rr in res.get("referenceRange", []):
         orr = el(el(obs, "referenceRange"), "observationRange")
         if rr.get("text"):
@@ -385,6 +413,8 @@ def pregnancy(w: Writer, entry: etree._Element, res: dict[str, Any]) -> None:
         member = w.get(m)
         if member:
             _obs(w, el(obs, "entryRelationship", typeCode="COMP"), member, C.T_SIMPLE_OBS)
+    for rr in obs.findall("{urn:hl7-org:v3}referenceRange"):
+        obs.append(rr)  # CDA R2: referenceRange after entryRelationship
 
 
 def social(w: Writer, entry: etree._Element, res: dict[str, Any]) -> None:

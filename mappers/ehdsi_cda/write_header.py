@@ -115,7 +115,13 @@ def record_target(w: Writer, doc: etree._Element, pat: dict[str, Any]) -> None:
     for comm in pat.get("communication", []):
         code = next((x.get("code") for x in comm.get("language", {}).get("coding", [])), "")
         if code:
-            el(el(person, "languageCommunication"), "languageCode", code=code)
+            lc = el(person, "languageCommunication")
+            el(lc, "languageCode", code=code)
+            if isinstance(comm.get("preferred"), bool):
+                el(lc, "preferenceInd", value="true" if comm["preferred"] else "false")
+    provider = w.get(pat.get("managingOrganization"))
+    if provider and provider.get("resourceType") == "Organization":
+        organization(w, role, "providerOrganization", provider)
 
 
 def _role_of(contact: dict[str, Any]) -> str:
@@ -142,6 +148,9 @@ def participants(w: Writer, doc: etree._Element, pat: dict[str, Any]) -> None:
         telecoms(ent, c.get("telecom", []))
         if c.get("name"):
             name(w, el(ent, "associatedPerson"), c["name"], both=False)
+        org = w.get(c.get("organization"))
+        if org and org.get("resourceType") == "Organization":
+            organization(w, ent, "scopingOrganization", org)
 
 
 def assigned(w: Writer, parent: etree._Element, tag: str, who: dict[str, Any]) -> etree._Element:
