@@ -52,6 +52,8 @@ NOT_RUN_COMMANDS = {
     "helixgate worker": "runs until stopped and needs Redis and an upstream FHIR server",
     "helixgate keys": "writes the reader's API keys file (tests/gateway/auth run create, list and revoke)",
     "helixgate dlq": "needs Redis with dead letters; `list | show ID | replay ID` is a synopsis",
+    "helixgate exchange": "tests/gateway/exchange/test_cli.py runs each of these on the example routes (PSEUDONYM and "
+                          "mpi-identifiers.txt are the reader's own; keys new writes to /etc)",
     "export": "sets variables for the commands after it (a placeholder upstream, http://fhir.example)",
 }
 NOT_RUN_INPUTS = {
