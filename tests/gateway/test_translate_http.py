@@ -93,10 +93,11 @@ def test_post_form_reverse_and_instance_level(gateway) -> None:
     assert result
     assert {(m["concept"]["valueCoding"]["code"], m["equivalence"]["valueCode"]) for m in matches} == {
         ("K35.800x001", "narrower"), ("K35.800", "narrower")}
-    # Reversed, FHIR gender 'male' finds GB/T 2261.1 code 1 (and v2 table 0001 M, another map to the same system).
+    # Reversed, FHIR gender 'male' finds GB/T 2261.1 code 1 (and v2 table 0001 M and the phenopacket Sex MALE, other
+    # maps to the same system).
     _, _, by_system = _params(_tx(gateway.url, system="http://hl7.org/fhir/administrative-gender", code="male",
                                   reverse="true").json())
-    assert {m["concept"]["valueCoding"]["code"] for m in by_system} == {"1", "M"}
+    assert {m["concept"]["valueCoding"]["code"] for m in by_system} == {"1", "M", "MALE"}
 
 
 def test_no_translation_is_result_false_with_a_message(gateway) -> None:
