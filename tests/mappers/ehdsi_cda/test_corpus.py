@@ -114,4 +114,7 @@ def test_critical_test_data_content() -> None:
     details = [i.details for i in conv.issues]
     assert "ehdsi-code-approximated" in details and "cda-element-not-mapped" in details
     unmapped = [i.message for i in conv.issues if i.details == "cda-element-not-mapped"]
-    assert any("methodCode" in m for m in unmapped)  # a vital sign's method: not mapped, reported by path
+    # the author's time has no place in FHIR's Composition.author: reported by path, not dropped in silence
+    assert any("/ClinicalDocument/author/time" in m for m in unmapped)
+    assert not any("methodCode" in m for m in unmapped)  # mapped: Observation.method
+    assert any("method" in o for o in by_type["Observation"])
