@@ -151,8 +151,7 @@ def explain(route: dict[str, Any]) -> str:
                      " and a period covering the day of transfer" +
                      (f", covering {', '.join(c['code'] for c in consent.get('dataClasses') or [])}"
                       if consent.get("dataClasses") else "") +
-                     ("; plus a separate consent for sensitive data" if sep else "") +
-                     (" (looked up upstream when not supplied)." if consent.get("lookup") == "upstream" else "."))
+                     ("; plus a separate consent for sensitive data" if sep else "") + ", sent with the request.")
     else:
         lines.append("  Consent: not required by this route.")
     from gateway.exchange.rules.genetic import applies

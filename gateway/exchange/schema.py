@@ -65,7 +65,7 @@ ROUTE = {
             "properties": {
                 "consent": {"type": "object", "additionalProperties": False, "properties": {
                     "required": {"type": "boolean"},
-                    "lookup": {"enum": ["supplied", "upstream"]},
+                    "lookup": {"enum": ["supplied"]},  # upstream look-up: not done (README)
                     "dataClasses": {"type": "array", "items": _CODING},
                     "separateConsent": {"oneOf": [{"type": "boolean"}, {
                         "type": "object", "additionalProperties": False,
