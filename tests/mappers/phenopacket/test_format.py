@@ -94,6 +94,17 @@ def test_a_cohort_without_prefer_converts_member_by_member(gateway: ServedApp) -
     assert [b["identifier"]["value"] for b in bundles] == ["case-0", "case-1", "case-2"]
 
 
+def test_ndjson_of_phenopackets_converts_line_by_line(gateway: ServedApp) -> None:
+    body = b"\n".join(orjson.dumps(case(i)) for i in range(2)) + b"\n{\"id\": \"x\", \"subjekt\": {}}\n"
+    r = httpx.post(f"{gateway.url}/fhir/$convert", content=body,
+                   headers={"Content-Type": "application/x-phenopacket+ndjson"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-batch"] == "documents=3; converted=2; failed=1"
+    lines = [orjson.loads(line) for line in r.content.splitlines()]
+    assert [d["resourceType"] for d in lines] == ["Bundle", "Bundle", "OperationOutcome"]
+    assert "Phenopacket.subjekt" in orjson.dumps(lines[2]).decode()
+
+
 @pytest.fixture(scope="module")
 def bulk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApp, WorkerProcess]]:
     redis: RedisServer = start_redis()
