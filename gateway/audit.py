@@ -41,7 +41,8 @@ DENIALS = {401: "no valid credential", 403: "not allowed by the granted scopes",
 _ID_SYSTEMS = {"jwt": "urn:helixgate:oauth-client", "introspection": "urn:helixgate:oauth-client",
                "api-key": "urn:helixgate:api-key", "mtls": "urn:helixgate:certificate-subject"}
 _ACTIONS = {"read": "R", "vread": "R", "search-type": "E", "search-system": "E", "create": "C", "update": "U",
-            "delete": "D", "transaction": "E", "batch": "E", "operation": "E", "capabilities": "R"}
+            "patch": "U", "delete": "D", "transaction": "E", "batch": "E", "operation": "E", "capabilities": "R",
+            "history-instance": "R", "history-type": "E", "history-system": "E"}
 
 
 def _when(epoch: float) -> str:
@@ -62,13 +63,19 @@ def interaction(method: str, path: str) -> tuple[str, str | None]:
         return "capabilities", None
     if not parts:
         return ("transaction" if method == "POST" else "search-system"), None
+    if parts in (["_search"], ["_history"]):  # the facade's system-level search by POST and history
+        return ("search-system" if parts == ["_search"] else "history-system"), None
     rtype, rid = parts[0], parts[1] if len(parts) > 1 else None
+    if rid in ("_search", "_history"):  # search by POST, history-type: no one resource
+        return ("search-type" if rid == "_search" else "history-type"), None
     target = f"{rtype}/{rid}" if rid and rtype[:1].isupper() else None
     if method == "GET":
         if rid is None:
             return "search-type", None
+        if parts[-1] == "_history":
+            return "history-instance", target
         return ("vread" if "_history" in parts else "read"), target
-    return {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}.get(method, "operation"), target
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "operation"), target
 
 
 # (client, via, identifier system, alternative id): who a request came from (an API key's name and public id, a

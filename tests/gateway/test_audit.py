@@ -38,6 +38,14 @@ def test_interactions_are_named_from_method_and_path_without_the_query() -> None
     assert interaction("POST", "/fhir/$convert") == ("operation", None)
     assert interaction("POST", "/fhir") == ("transaction", None)
     assert interaction("GET", "/fhir/metadata") == ("capabilities", None)
+    # the facade's other interactions (gateway/facade/table.py)
+    assert interaction("PATCH", "/fhir/Patient/1") == ("patch", "Patient/1")
+    assert interaction("DELETE", "/fhir/Patient/1") == ("delete", "Patient/1")
+    assert interaction("POST", "/fhir/Patient/_search") == ("search-type", None)
+    assert interaction("POST", "/fhir/_search") == ("search-system", None)
+    assert interaction("GET", "/fhir/Patient/1/_history") == ("history-instance", "Patient/1")
+    assert interaction("GET", "/fhir/Patient/_history") == ("history-type", None)
+    assert interaction("GET", "/fhir/_history") == ("history-system", None)
 
 
 def test_every_fhir_request_is_audited_in_the_stream_without_its_query(gateway: ServedApp,
