@@ -7,9 +7,13 @@ Modes, side by side in one run, alternating every `--batch` requests so drift on
   log-text     the middleware, an access line a request written as text (to /dev/null)
   log-json     the same as JSON (HELIXGATE_LOG_FORMAT=json)
   without (2nd app)  another app without it: how far two equal apps differ (the noise)
-CPU time per request (time.process_time), median over the rounds; the ratio to `without` is the overhead.
+CPU time per request (time.process_time), median over the rounds; the ratio to `without` is the overhead. Then the
+middleware alone, timed around an app that answers at once (the least noisy figure). Then over real HTTP: one
+uvicorn server process per mode on loopback (the middleware taken out for `without`; logs to /dev/null), requests in
+interleaved rounds from a bare keep-alive client, the server process's CPU per request read from /proc.
 
-    python bench/bench_metrics.py [--rounds 15] [--batch 200]
+    python bench/bench_metrics.py [--rounds 15] [--batch 200] [--source ws445|hl7v2] [--http-rounds 9]
+                                  [--http-requests 2000]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import contextlib
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,14 +38,25 @@ from gateway.app import create_app  # noqa: E402
 from gateway.logconfig import JsonFormatter  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
-MESSAGE = (ROOT / "tests/mappers/hl7v2/messages/01-egfr-snv-somatic.hl7").read_bytes()
-SCOPE: dict[str, Any] = {
-    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-    "path": "/fhir/$convert", "raw_path": b"/fhir/$convert", "query_string": b"", "root_path": "",
-    "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"x-application/hl7-v2+er7"),
-                (b"content-length", str(len(MESSAGE)).encode())],
-    "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
-}
+# An HL7 v2 body first asks the sandbox whether it is a batch file (a round trip to another process, before the
+# cache); a WS 445 document goes straight to the cache: the cheapest cached path.
+INPUTS = {"hl7v2": (ROOT / "tests/mappers/hl7v2/messages/01-egfr-snv-somatic.hl7", b"x-application/hl7-v2+er7"),
+          "ws445": (ROOT / "examples/cn-ws445-lab.json", b"application/x-ws445+json")}
+MESSAGE = b""
+SCOPE: dict[str, Any] = {}
+
+
+def choose(source: str) -> None:
+    global MESSAGE, SCOPE
+    path, media = INPUTS[source]
+    MESSAGE = path.read_bytes()
+    SCOPE = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/fhir/$convert", "raw_path": b"/fhir/$convert", "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", media),
+                    (b"content-length", str(len(MESSAGE)).encode())],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
+    }
 
 
 async def call(app: Any) -> int:
@@ -49,8 +65,8 @@ async def call(app: Any) -> int:
 
     async def receive() -> dict[str, Any]:
         nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
+        if sent:  # the client stays: a disconnect would stop the sandbox's work (499)
+            await asyncio.Event().wait()
         sent = True
         return {"type": "http.request", "body": MESSAGE, "more_body": False}
 
@@ -72,8 +88,9 @@ def configure(mode: str, handler: logging.Handler) -> None:
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
 
-async def main(rounds: int, batch: int) -> None:
-    settings = Settings(http_processes=0)
+async def main(rounds: int, batch: int, source: str) -> None:
+    choose(source)
+    settings = Settings(http_processes=1)  # as deployed: conversions in a sandbox process, the cache in the server
     with_mw = create_app(settings)
     without = create_app(settings)
     without.user_middleware = [m for m in without.user_middleware if m.cls is not AccessLogMiddleware]
@@ -99,7 +116,7 @@ async def main(rounds: int, batch: int) -> None:
                 cpu[mode].append((time.process_time() - start) / batch * 1e6)
     alone = await middleware_alone(with_mw, handler, rounds)
     floor = statistics.median(cpu["without"])
-    print(f"cached $convert in process, CPU µs/request (median of {rounds} rounds of {batch}):")
+    print(f"cached $convert of {source} in process, CPU µs/request (median of {rounds} rounds of {batch}):")
     print("| mode | CPU µs/request | ratio to without | overhead |")
     print("|---|---:|---:|---:|")
     for mode in modes:
@@ -146,9 +163,104 @@ async def middleware_alone(app: Any, handler: logging.Handler, rounds: int, n: i
     return {mode: statistics.median(v) for mode, v in out.items()}
 
 
+LAUNCH = """
+import logging, os, sys
+sys.path.insert(0, {root!r})
+import uvicorn
+from gateway import logconfig
+from gateway.accesslog import AccessLogMiddleware
+from gateway.app import create_app
+from gateway.settings import Settings
+mode = sys.argv[1]
+os.environ["HELIXGATE_LOG_FORMAT"] = "json" if mode == "log-json" else "text"
+logconfig.configure("info" if mode.startswith("log") else "warning")
+logging.getLogger("helixgate.http").setLevel(logging.WARNING)  # the route's own line: the same in every mode
+app = create_app(Settings(http_processes=1))
+if mode == "without":
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not AccessLogMiddleware]
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, log_level="warning", access_log=False)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, mode: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HELIXGATE_")}
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCH.format(root=str(ROOT)), mode, str(self.port)],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def requests_on_one_connection(port: int, count: int) -> None:
+    media = dict(SCOPE["headers"])[b"content-type"].decode()
+    head = (f"POST /fhir/$convert HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {media}"
+            f"\r\nContent-Length: {len(MESSAGE)}\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for _ in range(count):
+            writer.write(head + MESSAGE)
+            status = await reader.readline()
+            assert b" 200 " in status, status
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+async def over_http(rounds: int, requests: int, connections: int = 4) -> None:
+    modes = ("without", "metrics", "log-text", "log-json")
+    servers = {m: Server(m) for m in modes}
+    try:
+        for server in servers.values():  # up, and the body converted once: every later request is a cache hit
+            for _ in range(600):
+                try:
+                    await requests_on_one_connection(server.port, 1)
+                    break
+                except (OSError, AssertionError):
+                    await asyncio.sleep(0.1)
+        cpu: dict[str, list[float]] = {m: [] for m in modes}
+        for r in range(rounds):
+            for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
+                server = servers[mode]
+                before = server.cpu()
+                await asyncio.gather(*(requests_on_one_connection(server.port, requests // connections)
+                                       for _ in range(connections)))
+                cpu[mode].append((server.cpu() - before) / (requests // connections * connections) * 1e6)
+    finally:
+        for server in servers.values():
+            server.proc.terminate()
+            server.proc.wait(10)
+    floor = statistics.median(cpu["without"])
+    print(f"\nover HTTP (uvicorn, loopback), server CPU µs/request (median of {rounds} rounds of {requests}):")
+    print("| mode | server CPU µs/request | ratio to without | overhead |")
+    print("|---|---:|---:|---:|")
+    for mode in modes:
+        med = statistics.median(cpu[mode])
+        print(f"| {mode} | {med:,.0f} | {med / floor:.3f} | {(med / floor - 1) * 100:+.1f} % |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--source", choices=sorted(INPUTS), default="ws445")
+    parser.add_argument("--http-rounds", type=int, default=9)
+    parser.add_argument("--http-requests", type=int, default=2000)
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.batch))
+    asyncio.run(main(args.rounds, args.batch, args.source))
+    if args.http_rounds:
+        asyncio.run(over_http(args.http_rounds, args.http_requests))

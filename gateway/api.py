@@ -97,7 +97,9 @@ class Conversion:
         return self.output.decode("utf-8")
 
     def resource(self) -> Any:
-        """The FHIR output as a fhir.resources R4B model (the `fhir` extra)."""
+        """The FHIR output as a fhir.resources R4B model (the `fhir` extra). ValueError for other outputs."""
+        if not self.media_type.startswith("application/fhir+json"):
+            raise ValueError(f"the output is {self.target} ({self.media_type}), not FHIR JSON: convert to fhir")
         return as_model(self.json())
 
 

@@ -40,6 +40,8 @@ def test_convert_types_in_typed_result_out() -> None:
         assert len(result.issues) == len(result.report.get("issue", []))
     back = helixgate.convert(bundle, source="fhir", target="hl7v2")
     assert back.text().startswith("MSH|") and "ORU^R01" in back.text()
+    with pytest.raises(ValueError, match="not FHIR JSON"):
+        back.resource()
     as_transaction = helixgate.convert(ORU, bundle_type="transaction")
     assert as_transaction.json()["type"] == "transaction"
 
