@@ -232,3 +232,17 @@ def test_concurrent_transfers_keep_one_chain(served: Any) -> None:
     assert asyncio.run(go()) == [200] * 4
     items = _trail(client)
     assert len(items) == 4 and verify(items) == (4, None)
+
+
+def test_a_failed_delivery_releases_the_count(served: Any, upstream_control: Any) -> None:
+    app, client, _ = served
+    route = app.app.state.exchange.routes.routes["eu-cn-research-upstream"]
+    route["rules"]["counters"] = {"stopAt": 100}
+    upstream_control.behave(failStatus=503, failCount=1000, retryAfter=0)
+    r = _post(app, params("eu-cn-research-upstream", "research", "cda-cn", mechanism="EU-SCC-2021-914-M1-0007",
+                          with_consents=False))
+    assert r.status_code == 503 and r.json()["issue"][0]["code"] == "transient"
+    assert _count(client) == 0
+    [entry] = _trail(client)
+    assert entry["event"]["outcome"] == "8" and entry["event"]["outcomeDesc"].startswith("failed: delivery failed")
+    assert "retry-after" in r.headers
