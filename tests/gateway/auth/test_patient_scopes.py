@@ -199,3 +199,32 @@ def test_a_national_format_posted_to_the_base_needs_convert_and_each_written_typ
     delivered = post("converter")
     assert delivered.status_code == 200, delivered.text
     assert upstream_control.count("DiagnosticReport") == before + 1
+
+
+def test_patient_scopes_hold_for_delete_patch_post_search_and_histories(gateway: AuthServed, world: dict[str, Any],
+                                                                         upstream_control: UpstreamControl) -> None:
+    """The facade's other interactions under a patient/ grant: nothing reaches outside Patient a's compartment."""
+    headers = {**gateway.auth("alice-all"), "Content-Type": "application/fhir+json"}
+    url = f"{gateway.url}/fhir"
+    json_patch = {**gateway.auth("alice-all"), "Content-Type": "application/json-patch+json"}
+    assert httpx.delete(f"{url}/Observation/{world['b-laboratory']}", headers=headers, timeout=30).status_code == 404
+    moved = b'[{"op":"replace","path":"/subject/reference","value":"Patient/' + world["b"].encode() + b'"}]'
+    taken = httpx.patch(f"{url}/Observation/{world['a-laboratory']}", content=moved, headers=json_patch, timeout=60)
+    assert taken.status_code == 403  # the patched result would leave the compartment
+    theirs = httpx.patch(f"{url}/Observation/{world['b-laboratory']}", content=b'[{"op":"remove","path":"/code"}]',
+                         headers=json_patch, timeout=60)
+    assert theirs.status_code == 404
+    form = {**gateway.auth("alice"), "Content-Type": "application/x-www-form-urlencoded"}
+    posted = httpx.post(f"{url}/Observation/_search", content=f"subject=Patient/{world['b']}".encode(), headers=form,
+                        timeout=30)
+    assert ids_of(posted) == set()  # the narrowing is ANDed with the form's own parameters
+    included = httpx.post(f"{url}/Observation/_search", content=b"_include=Observation:subject", headers=form,
+                          timeout=30)
+    assert included.status_code == 403  # _include in the form is checked like one in the query
+    for path in ("_history", "Observation/_history", "?_type=Observation"):
+        assert httpx.get(f"{url}/{path}", headers=gateway.auth("alice"), timeout=30).status_code == 403, path
+    gone = httpx.delete(f"{url}/Observation", params={"code": f"{LOINC}|718-7"}, headers=headers, timeout=30)
+    assert gone.status_code in (200, 204)  # a conditional delete narrowed to the patient: b's stay
+    left = {o["id"] for o in upstream_control.search("Observation")}
+    assert {world["b-laboratory"], world["b-vital-signs"]} <= left
+    assert not {world["a-laboratory"], world["a-vital-signs"]} & left
