@@ -75,9 +75,9 @@ def observation_value(r: Reader, obs: etree._Element, res: dict[str, Any]) -> bo
 
 
 def observation(r: Reader, obs: etree._Element, profile: str | None, category: str | None,
-                performer_required: bool = False) -> dict[str, Any]:
+                performer_required: bool = False, with_components: bool = True) -> dict[str, Any]:
     """The parts every IPS Observation shares: status, category, code, subject, effective, value, interpretation,
-    reference range, performer."""
+    reference range, performer; nested COMP observations as components (unless the caller reads them itself)."""
     statement_parts(r, obs)
     res = r.new("Observation", obs, profile)
     idents = identifiers(r, obs)
@@ -128,6 +128,23 @@ def observation(r: Reader, obs: etree._Element, profile: str | None, category: s
             interp.append(c)
     if interp:
         res["interpretation"] = interp
+    parts = []
+    nested = [(er, o) for er in kids(obs, "entryRelationship") if value(er, "typeCode") == "COMP"
+              for o in kids(er, "observation")] if with_components else []
+    for er, o in nested:
+        code = r.concept(kid(o, "code"))
+        if code is None:
+            continue
+        part: dict[str, Any] = {"code": code}
+        observation_value(r, o, part)
+        interp = [c for i in kids(o, "interpretationCode") if (c := r.concept(i))]
+        if interp:
+            part["interpretation"] = interp
+        use(er, o, kid(o, "statusCode"))
+        r.mark(*kids(o, "templateId"))
+        parts.append(part)
+    if parts:
+        res["component"] = parts
     ranges = []
     for rr in kids(obs, "referenceRange"):
         ov = kid(rr, "observationRange")
@@ -242,7 +259,7 @@ def pregnancy(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any
     code = value(kid(el, "code"), "code")
     profile = "Observation-pregnancy-status-uv-ips" if code == "82810-3" else (
         "Observation-pregnancy-edd-uv-ips" if code in EDD_CODES else None)
-    res = observation(r, el, profile, None)
+    res = observation(r, el, profile, None, with_components=False)
     members = []
     for er, o in related(el):
         if local(o) != "observation":

@@ -324,6 +324,14 @@ def _obs(w: Writer, parent: etree._Element, res: dict[str, Any], template: str) 
         if who and who.get("resourceType") in ("Practitioner", "PractitionerRole", "Organization"):
             from mappers.ehdsi_cda.write_header import assigned
             assigned(w, el(obs, "performer", typeCode="PRF"), "assignedEntity", who)
+    for comp in res.get("component", []):
+        # CDA has no observation component: each is a nested observation (entryRelationship COMP)
+        part = el(el(obs, "entryRelationship", typeCode="COMP"), "observation", classCode="OBS", moodCode="EVN")
+        w.code(part, "code", comp.get("code"))
+        el(part, "statusCode", code="completed")
+        value_of(w, part, comp)
+        for i in comp.get("interpretation", []):
+            w.code(part, "interpretationCode", i)
     for rr in res.get("referenceRange", []):
         orr = el(el(obs, "referenceRange"), "observationRange")
         if rr.get("text"):

@@ -141,3 +141,32 @@ def test_http_convert_tells_eu_from_china_cda_and_writes_ehdsi(gateway) -> None:
     r = httpx.post(f"{gateway.url}/fhir/$convert", content=ed, headers={"Content-Type": "application/cda+xml"},
                    timeout=60)
     assert 400 <= r.status_code < 500 and "eDispensation" in r.text
+
+
+@pytest.mark.parametrize("example", ["oru-egfr-somatic.hl7", "cn-lab-record.utf8.xml"])
+def test_china_and_v2_results_to_ehdsi_and_back(example: str, validator) -> None:  # type: ignore[no-untyped-def]
+    """A plain Bundle (HL7 v2 genetic ORU, China lab record) → eHDSI CDA (composed into an IPS document first) →
+    IPS: valid, its result Observations with their values or components kept (a variant's components ride as
+    nested COMP observations)."""
+    from mappers.toolkit.registry import ConvertOptions
+
+    data = (EXAMPLES / example).read_bytes()
+    src = detect(data)
+    first = src.to_fhir(data, ConvertOptions())
+    cda, _ = from_fhir(first.bundle, ConvertOptions(params=(("language", "en-GB"),)))
+    assert check(cda) == []
+    back = to_fhir(cda).bundle
+    errors = [i for i in validator.outcome(back, ())["issue"] if i["severity"] in ("error", "fatal")]
+    assert errors == []
+    def results(b: dict) -> set[tuple]:
+        out = set()
+        for e in b["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Observation" and any(c.get("code") == "laboratory" for cc in r.get("category", [])
+                                                         for c in cc.get("coding", [])):
+                codes = tuple(sorted(c["code"] for c in r["code"].get("coding", [])
+                                     if c.get("system") == "http://loinc.org"))
+                comps = len(r.get("component", []))
+                out.add((codes, comps))
+        return out
+    assert results(first.bundle) and results(first.bundle) <= results(back)
