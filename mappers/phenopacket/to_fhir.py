@@ -10,6 +10,9 @@ Everything the mapping does not carry is reported (unmapped.py)."""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from mappers.conversion import Conversion
@@ -32,6 +35,7 @@ PHENOMICS_COMPONENT = "http://hl7.org/fhir/uv/phenomics-exchange/CodeSystem/temp
 ONSET_CODES = {"Age": "AGE_ONSET", "Range": "AGE_ONSET_RANGE", "CodeableConcept": "AGE_ONSET_CODED",
                "Quantity": "AGE_ONSET_GESTATIONAL"}
 BIRTH_TIME = "http://hl7.org/fhir/StructureDefinition/patient-birthTime"
+DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 GENDER_IDENTITY = "http://hl7.org/fhir/StructureDefinition/patient-genderIdentity"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -254,18 +258,29 @@ def quantity(value: Any, unit: dict[str, Any] | None) -> dict[str, Any]:
     return q
 
 
+@cache
+def vital_signs() -> frozenset[str]:
+    return frozenset(json.loads((Path(__file__).parent / "tables" / "vital-signs.json").read_text("utf-8"))["codes"])
+
+
 def measurement(ctx: Context, m: dict[str, Any], pref: dict[str, str], where: str) -> dict[str, Any]:
     obs: dict[str, Any] = {"resourceType": "Observation", "id": ctx.rid("Observation", where), "status": "final",
                            "category": category("laboratory"), "code": systems.concept(m.get("assay") or {}),
                            "subject": pref}
     exts: list[dict[str, Any]] = []
+    vital = systems.coding(m.get("assay") or {}).get("code") in vital_signs() and \
+        systems.coding(m.get("assay") or {})["system"] == "http://loinc.org"
+    if vital:  # R4 vital signs profiles apply by code (vs-1..): their category, and an effective[x]
+        obs["category"] = [*obs["category"], *category("vital-signs")]
     te = m.get("timeObserved")
-    if te is not None:
-        kind, val = times.value(te)
-        if kind in ("DateTime", "Period"):
-            obs[f"effective{kind}"] = val
-        else:
+    kind, val = times.value(te) if te is not None else ("", None)
+    if kind in ("DateTime", "Period"):
+        obs[f"effective{kind}"] = val
+    else:
+        if te is not None:
             exts.append(ext("time-observed", kind, val))
+        if vital:
+            obs["_effectiveDateTime"] = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
     value = m.get("value") or {}
     if "quantity" in value:
         q = value["quantity"]

@@ -163,3 +163,19 @@ def test_a_family_and_a_cohort_convert_their_phenopackets() -> None:
         assert len(of(conv.bundle, "DiagnosticReport")) == 2
     assert [i.expression for i in family.issues] == ["Family.consanguinousParents"]
     assert [i.expression for i in cohort.issues] == ["Cohort.description"]
+
+
+@pytest.mark.parametrize("time_observed", [{"age": {"iso8601duration": "P3Y"}}, {"timestamp": "2020-01-01T00:00:00Z"},
+                                           None])
+def test_a_vital_sign_measurement_meets_the_r4_vital_signs_profile(validator: Any, time_observed: Any) -> None:
+    measurement = {"assay": {"id": "LOINC:9843-4", "label": "Head Occipital-frontal circumference"},
+                   "value": {"quantity": {"unit": {"id": "UCUM:cm", "label": "centimeter"}, "value": 48.5}}}
+    if time_observed:
+        measurement["timeObserved"] = time_observed
+    data = orjson.dumps({"id": "m", "subject": {"id": "s"}, "measurements": [measurement]})
+    conv = to_fhir(data)
+    (obs,) = of(conv.bundle, "Observation")
+    assert [c["coding"][0]["code"] for c in obs["category"]] == ["laboratory", "vital-signs"]
+    assert [(i.expression, i.message) for i in validator.validate(conv.bundle) if i.severity == "error"] == []
+    back = orjson.loads(from_fhir(conv.bundle)[0])
+    assert back["measurements"] == schema.read(data).doc["measurements"]
