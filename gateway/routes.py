@@ -202,6 +202,9 @@ async def metadata(request: Request) -> Response:
         }],
     }
     doc["rest"][0]["security"] = await security(request)  # who may call what: gateway.auth.table
+    from gateway.exchange.http import capability
+
+    doc["rest"][0]["operation"] += capability(request)  # $exchange, when exchange routes are configured
     return FHIRResponse(doc)
 
 

@@ -163,4 +163,16 @@ def answer(result: Any, dry: bool) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": params}
 
 
+def capability(request: Request) -> list[dict[str, Any]]:
+    """The CapabilityStatement's rest.operation entry for $exchange, when routes are configured."""
+    state = getattr(request.app.state, "exchange", None)
+    if state is None or state.routes is None:
+        return []
+    names = ", ".join(state.routes.routes)
+    return [{"name": "exchange", "definition": "urn:helixgate:OperationDefinition:exchange",
+             "documentation": "POST /fhir/$exchange with Parameters (route, purpose, content, consent, mechanism, "
+                              "legalBasis, filing, dryRun): a cross-border transfer under an exchange route; 403 "
+                              f"OperationOutcome naming the rule when refused. Routes: {names}"}]
+
+
 routes = [Route("/fhir/$exchange", exchange_route, methods=["POST"])]

@@ -31,7 +31,7 @@ def test_the_exchange_suite_passes_against_the_gateway(tmp_path: Path, monkeypat
         report = run_suite(load_suite("exchange"), f"{app.url}/fhir")
     statuses = {r.test.id: (r.status, r.message) for r in report.results}
     assert all(s == PASS for s, _ in statuses.values()), statuses
-    assert len(statuses) == 7
+    assert len(statuses) == 8
     assert "genetic" in statuses["exch-genetic-no-filing"][1]
 
 
