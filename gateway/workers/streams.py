@@ -114,8 +114,10 @@ class Enqueuer:
                 for fields, _ in batch:
                     pipe.xadd(self.stream, fields)
                 if self.replicas:
-                    where = {"target_nodes": self.client.get_node_from_key(self.stream)} if is_cluster(
-                        self.client) else {}
+                    where = {}
+                    if is_cluster(self.client):  # WAIT on the node that holds the stream (slot map read first)
+                        await self.client.initialize()
+                        where = {"target_nodes": self.client.get_node_from_key(self.stream)}
                     pipe.execute_command("WAIT", self.replicas, self.replica_timeout_ms, **where)
                 results = await pipe.execute(raise_on_error=False)
                 if self.replicas:
@@ -125,6 +127,9 @@ class Enqueuer:
                                            f"{self.replica_timeout_ms} ms")
                         results = [r if isinstance(r, BaseException) else short for r in results]
             except (RedisError, OSError) as e:
+                results = [e] * len(batch)
+            except Exception as e:  # never leave an appender waiting: it answers AR and the sender resends
+                log.exception("appending to %s failed unexpectedly", self.stream)
                 results = [e] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():

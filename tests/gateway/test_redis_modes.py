@@ -20,7 +20,7 @@ from gateway.exchange.counters import RedisCounters
 from gateway.exchange.trail import HEAD, STREAM, RedisTrail, verify
 from gateway.redis_client import describe, parse, redis_client
 from gateway.settings import Settings, SettingsError
-from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, migrate_legacy
+from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, Enqueuer, migrate_legacy
 from tests.conftest import RedisServer, ServedApp, free_port
 from tests.gateway.test_doctor import doctor, statuses
 from tests.gateway.test_mllp import Listener
@@ -121,6 +121,21 @@ def test_the_mllp_listener_and_the_audit_trail_write_to_a_cluster(redis_cluster:
 
     events = asyncio.run(audit())
     assert [e["entity"][0]["what"]["reference"] for e in events] == [f"Patient/{n}" for n in range(3)]
+
+    async def wait_for_a_replica() -> str:
+        """WAIT goes to the node of the stream's slot; this cluster's masters have no replica, so it is refused."""
+        client = redis_client(redis_cluster.url)
+        enqueuer = Enqueuer(client, replicas=1, replica_timeout_ms=100)
+        try:
+            await enqueuer.add({"control": "W1"})
+        except redis.RedisError as e:
+            return str(e)
+        finally:
+            await enqueuer.close()
+            await client.aclose()
+        return "accepted"
+
+    assert asyncio.run(wait_for_a_replica()) == "the append reached 0 of 1 replicas in 100 ms"
     assert cluster.xlen(AUDIT) == 3
     # the tagged keys share a slot; the audit stream and cache keys hash on their own
     assert len({cluster.keyslot(k) for k in (INBOUND, BULK, DLQ, job_key("0" * 32))}) == 1
