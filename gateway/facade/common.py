@@ -88,8 +88,9 @@ def parse(content: bytes) -> Any:
         return None
 
 
-def learn_from(addresses: Addresses, doc: Any, location: str | None) -> None:
-    """The upstream's bases as its Location and fullUrls show them (a URL ending in the resource it names)."""
+def learn_from(addresses: Addresses, doc: Any, location: str | None, path: str | None = None) -> None:
+    """The upstream's bases as its Location, fullUrls and Bundle links show them (a URL ending in the resource it
+    names; a link ending in the `path` searched)."""
     if location:
         parts = location.split("?", 1)[0].rstrip("/").split("/")
         if "_history" in parts[-2:-1]:
@@ -97,6 +98,10 @@ def learn_from(addresses: Addresses, doc: Any, location: str | None) -> None:
         else:
             addresses.learn_suffixed(location, "/".join(parts[-2:]), "Location")
     if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+        for link in doc.get("link") or []:
+            url = link.get("url") if isinstance(link, dict) else None
+            if isinstance(url, str) and path:
+                addresses.learn_suffixed(url, path, "Bundle.link")
         for entry in doc.get("entry") or []:
             res = entry.get("resource") if isinstance(entry, dict) else None
             full = entry.get("fullUrl") if isinstance(entry, dict) else None
@@ -126,7 +131,8 @@ def relay(request: Request, resp: httpx.Response, *, self_path: str | None = Non
     needs_parse = json_body and content and (
         self_path is not None or summary or elements or (200 <= code < 300 and "etag" not in headers))
     doc = parse(content) if needs_parse else None
-    learn_from(request.app.state.addresses, doc, resp.headers.get("location"))
+    searched = (self_path or "").split("?", 1)[0]
+    learn_from(request.app.state.addresses, doc, resp.headers.get("location"), searched or None)
     if isinstance(doc, dict):
         changed = False
         if doc.get("resourceType") == "Bundle" and doc.get("type") in ("searchset", "history") and code == 200:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from gateway.facade.addresses import Addresses
+from gateway.facade.common import learn_from
 from gateway.facade.patch import PatchError, fhirpath_patch, json_patch
 from gateway.facade.semantics import prefer_return, shape_searchset, subset
 
@@ -35,6 +36,10 @@ def test_bases_are_learned_from_what_the_upstream_calls_itself(caplog: pytest.Lo
     assert "https://ingress.example/fhir/R4" in a.bases and "HELIXGATE_UPSTREAM_ALIASES" in caplog.text
     a.learn_suffixed("https://elsewhere.example/Patient/9", "Patient/1", "fullUrl")  # does not end in it: ignored
     assert len(a.bases) == 2
+    learn_from(a, {"resourceType": "Bundle", "link": [{"relation": "next", "url": "http://lb.example/R4/Patient?x=1"}],
+                   "entry": [{"fullUrl": "http://node2.example/R4/Observation/7",
+                              "resource": {"resourceType": "Observation", "id": "7"}}]}, None, "Patient")
+    assert {"http://lb.example/R4", "http://node2.example/R4"} <= set(a.bases)
     text = "upstream GET http://127.0.0.1:9999/fhir/R4/Patient failed; also https://ingress.example/other"
     assert a.scrub(text) == "upstream GET [upstream]/Patient failed; also [upstream]"
 
