@@ -8,7 +8,7 @@ from mappers import cda_cn
 from mappers.cda_cn.context import CHINA_TZ
 from mappers.cda_cn.emit import MAPPER_VERSION
 from mappers.conversion import Conversion
-from mappers.toolkit.registry import ConvertOptions, Format, Rendered
+from mappers.toolkit.registry import ConvertOptions, Format, Option, Rendered
 
 
 def options(opts: ConvertOptions) -> cda_cn.Options:
@@ -28,7 +28,7 @@ def _to_fhir(data: bytes, opts: ConvertOptions) -> Conversion:
 
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
-    doc = cda_cn.from_fhir(bundle)
+    doc = cda_cn.from_fhir(bundle, document=opts.param("document"))
     return Rendered(doc.data, doc.issues)
 
 
@@ -41,5 +41,8 @@ FORMAT = Format(
     sniff=sniff,
     to_fhir=_to_fhir,
     from_fhir=_from_fhir,
+    options=(Option("document", "written from FHIR: 'summary' = the medical-record summary (C0001) of an IPS "
+                    "document (its default), 'report' = the lab/exam record (C0007/C0006) of its DiagnosticReport "
+                    "(the default for other Bundles)", choices=("summary", "report")),),
     sniff_order=20,
 )

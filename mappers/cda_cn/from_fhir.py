@@ -1,4 +1,5 @@
-"""FHIR R4 Bundle → WS/T 500 lab (C0007) or examination (C0006) document."""
+"""FHIR R4 Bundle → WS/T 500 lab (C0007) or examination (C0006) document, or an IPS document → the medical-record
+summary (C0001)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from mappers.cda_cn.context import Notes
 from mappers.cda_cn.model import Id, Report
 from mappers.cda_cn.read_fhir import read_bundle
 from mappers.cda_cn.safexml import parse_xml
+from mappers.cda_cn.summary import from_ips, is_ips
 from mappers.cda_cn.systems import OID_DOC_ID
 from mappers.cda_cn.validate import check
 from mappers.cda_cn.write import serialize, write_document
+from mappers.conversion import load_bundle
 from mappers.exceptions import EmitError, Issue, ParseError, operation_outcome
 
 ENCODINGS = {"utf-8": "UTF-8", "gb18030": "GB18030"}
@@ -48,16 +51,34 @@ class CdaDocument:
         return operation_outcome(self.issues)
 
 
-def from_fhir(bundle: bytes | str | dict[str, Any], encoding: str = "utf-8") -> CdaDocument:
-    """Bundle → CDA. Raises ParseError (not a Bundle) or EmitError (no report or patient, or the result would not be
-    structurally valid CDA R2)."""
+DOCUMENTS = ("summary", "report")  # C0001 from an IPS document | the lab/exam record (C0007/C0006) of a report
+
+
+def from_fhir(bundle: bytes | str | dict[str, Any], encoding: str = "utf-8",
+              document: str | None = None) -> CdaDocument:
+    """Bundle → CDA: an IPS document gives the medical-record summary (C0001, mappers.cda_cn.summary) unless
+    `document` is 'report'; any other Bundle (or 'report') the lab or exam record of its DiagnosticReport.
+    Raises ParseError (not a Bundle) or EmitError (no report or patient, a summary asked of a Bundle that is not an
+    IPS document, or a result that would not be structurally valid CDA R2)."""
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}")
+    if document not in (None, *DOCUMENTS):
+        raise ValueError(f"document must be one of {DOCUMENTS}")
     notes = Notes()
-    report = read_bundle(bundle, notes)
-    report = _fill_required(report, notes)
-    _check_xml_text(report, "Report")
-    data = serialize(write_document(report), ENCODINGS[encoding])
+    loaded = load_bundle(bundle)
+    if document == "summary" or (document is None and is_ips(loaded)):
+        if not is_ips(loaded):
+            raise EmitError("a WS/T 500 medical-record summary (C0001) is written from an IPS document (a document "
+                            "Bundle whose Composition is LOINC 60591-5); convert the input --to ips first",
+                            details="cda-not-ips", expression="Bundle.entry[0].resource.type")
+        _check_xml_text(loaded, "Bundle")
+        root = from_ips(loaded, notes)
+    else:
+        report = read_bundle(loaded, notes)
+        report = _fill_required(report, notes)
+        _check_xml_text(report, "Report")
+        root = write_document(report)
+    data = serialize(root, ENCODINGS[encoding])
     problems = check(parse_xml(data)[0])  # re-parsed, so problems name output lines
     if problems:
         raise EmitError(f"the generated document is not valid CDA R2: {problems[0]}", details="cda-invalid-output",
