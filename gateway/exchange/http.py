@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.exchange.mllp import DeliveryFailed
 from gateway.exchange.pipeline import run
 from gateway.exchange.rules import Refused
 from gateway.exchange.rules.facts import Transfer
@@ -125,6 +126,8 @@ async def exchange_route(request: Request) -> Response:
         return outcome_response(503, "transient", "upstream-unavailable",
                                 f"the upstream FHIR server is unavailable: {e}",
                                 headers={"Retry-After": str(max(1, int(e.retry_after or 1)))})
+    except DeliveryFailed as e:
+        return outcome_response(502, "transient", "exchange-delivery-failed", str(e))
     except UpstreamRejected as e:
         return FHIRResponse(e.outcome, status_code=502) if e.outcome else outcome_response(
             502, "exception", "upstream-rejected", f"the upstream refused the transfer: {e}")

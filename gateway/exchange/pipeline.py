@@ -240,6 +240,12 @@ async def _deliver(route: dict[str, Any], engine: Engine, body: bytes, bundle: d
         tmp.write_bytes(body)
         tmp.replace(path)
         return [str(path)]
+    if mode == "mllp":
+        from gateway.exchange.mllp import send
+
+        d = route["delivery"]
+        control = await send(d["host"], int(d["port"]), body, d.get("timeoutMs", 30000) / 1000)
+        return [f"mllp://{d['host']}:{d['port']} MSA-2 {control}"]
     if bundle is None:
         raise MappingError("delivery upstream needs a FHIR target", details="exchange-delivery", code="not-supported")
     return await engine.deliver(bundle)

@@ -96,6 +96,14 @@ def load(path: str | Path, *, check_keys: bool = True) -> Routes:
                                  f"{', '.join(PURPOSES)}; or a v3 ActReason code: {', '.join(PURPOSES.values())})"))
         if route["delivery"]["mode"] == "file" and "directory" not in route["delivery"]:
             problems.append((f"{at}.delivery", "mode file needs a directory"))
+        if route["delivery"]["mode"] == "mllp":
+            if not {"host", "port"} <= set(route["delivery"]):
+                problems.append((f"{at}.delivery", "mode mllp needs a host and a port"))
+            if route["target"]["format"] != "hl7v2":
+                problems.append((f"{at}.delivery.mode", "mllp carries HL7 v2: the target format must be hl7v2"))
+        if route["delivery"]["mode"] == "upstream" and route["target"]["format"] != "fhir":
+            problems.append((f"{at}.delivery.mode", "upstream delivery sends a FHIR transaction: the target format "
+                             "must be fhir"))
         if route["legalBasis"].get("citeMechanism") and not route["legalBasis"].get("mechanisms"):
             problems.append((f"{at}.legalBasis", "citeMechanism without any registered mechanism"))
         rules = route.get("rules") or {}
@@ -143,7 +151,9 @@ def explain(route: dict[str, Any]) -> str:
              f"  Output: {route['target']['format']}" + (f" validated against {', '.join(route['target']['profiles'])}"
                                                          if route["target"].get("profiles") else " (validated)")
              + f"; delivered by {route['delivery']['mode']}"
-             + (f" to {route['delivery']['directory']}" if route["delivery"].get("directory") else "") + "."]
+             + (f" to {route['delivery']['directory']}" if route["delivery"].get("directory") else "")
+             + (f" to {route['delivery'].get('host')}:{route['delivery'].get('port')}" if route["delivery"]["mode"]
+                == "mllp" else "") + "."]
     consent = rules.get("consent") or {}
     if consent.get("required"):
         sep = consent.get("separateConsent")

@@ -58,8 +58,11 @@ ROUTE = {
                                   "profiles": {"type": "array", "items": {"type": "string"}},
                                   "options": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "delivery": {"type": "object", "required": ["mode"], "additionalProperties": False,
-                     "properties": {"mode": {"enum": ["return", "file", "upstream"]},
-                                    "directory": {"type": "string", "minLength": 1}}},
+                     "properties": {"mode": {"enum": ["return", "file", "upstream", "mllp"]},
+                                    "directory": {"type": "string", "minLength": 1},
+                                    "host": {"type": "string", "minLength": 1},
+                                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                                    "timeoutMs": {"type": "integer", "minimum": 1}}},
         "rules": {
             "type": "object", "additionalProperties": False,
             "properties": {
