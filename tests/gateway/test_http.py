@@ -119,7 +119,7 @@ def test_metadata_health_and_unknown_routes(gateway) -> None:
     assert cap["rest"][0]["operation"][0]["name"] == "convert"
     health = httpx.get(f"{gateway.url}/healthz").json()
     assert health == {"status": "ok", "version": health["version"], "cache": "redis", "cacheStatus": "up"}
-    _assert_outcome(httpx.get(f"{gateway.url}/fhir/Nope"), 404, "Not Found")
+    _assert_outcome(httpx.get(f"{gateway.url}/fhir/Nope"), 404, "set HELIXGATE_UPSTREAM_URL")  # what would serve it
     _assert_outcome(httpx.get(f"{gateway.url}/fhir/$convert"), 405, "Method Not Allowed")
 
 
