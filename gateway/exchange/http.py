@@ -3,6 +3,7 @@
     purpose (valueCode|valueString)              a purpose the route allows (treatment, research, … or TREAT, …)
     content                                      the document: resource, valueString, valueBase64Binary or
                                                  valueAttachment (contentType + data)
+    contentReference (valueReference)            or a stored Bundle on the upstream FHIR server (Bundle/{id})
     source (valueCode)                           its format, when it cannot be detected
     consent (resource), repeated                 FHIR R4 Consent resources
     mechanism (valueString), repeated            transfer-mechanism ids (standard contract, SCC, assessment)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 import orjson
@@ -34,6 +36,8 @@ from gateway.upstream import UpstreamRejected, UpstreamUnavailable
 from mappers.exceptions import ParseError
 from mappers.toolkit.registry import HUB
 
+_STORED_BUNDLE = re.compile(r"Bundle/[A-Za-z0-9\-.]{1,64}\Z")
+
 
 def _value(p: dict[str, Any]) -> Any:
     return next((p[k] for k in ("valueString", "valueCode", "valueId", "valueUri", "valueBoolean") if k in p), None)
@@ -48,6 +52,12 @@ def read_parameters(doc: Any) -> dict[str, Any]:
         name = p.get("name")
         if name == "content":
             out["content"] = _content(p)
+        elif name == "contentReference":
+            ref = (p.get("valueReference") or {}).get("reference")
+            if not isinstance(ref, str) or not _STORED_BUNDLE.match(ref):
+                raise ParseError("contentReference must be a valueReference to a stored Bundle (Bundle/{id})",
+                                 details="exchange-bad-reference")
+            out["reference"] = ref
         elif name == "consent":
             if not isinstance(p.get("resource"), dict):
                 raise ParseError("parameter consent must hold a Consent resource", details="exchange-bad-consent",
@@ -57,11 +67,30 @@ def read_parameters(doc: Any) -> dict[str, Any]:
             out["mechanisms"].append(str(_value(p) or ""))
         elif name in ("route", "purpose", "source", "legalBasis", "filing", "dryRun"):
             out[name] = _value(p)
+    if "content" not in out and "reference" in out:
+        out["content"] = None  # fetched from the upstream by exchange_route
     for needed in ("route", "purpose", "content"):
+        if needed == "content" and "reference" in out:
+            continue
         if out.get(needed) in (None, ""):
             raise ParseError(f"$exchange needs the parameter {needed}", details="exchange-missing-parameter",
                              expression=f"Parameters.parameter.where(name='{needed}')")
     return out
+
+
+async def _fetch(request: Request, reference: str) -> tuple[bytes, str | None]:
+    """The content a reference names, read from the upstream FHIR server with the gateway's credentials."""
+    upstream = getattr(request.app.state, "upstream", None)
+    if upstream is None:
+        raise ParseError("contentReference needs an upstream FHIR server (HELIXGATE_UPSTREAM_URL)",
+                         details="exchange-no-upstream")
+    try:
+        _, doc, _ = await upstream.json("GET", reference)
+    except UpstreamRejected as e:
+        raise ParseError(f"the upstream cannot give {reference}: {e}", details="exchange-reference-not-found") from None
+    if doc.get("resourceType") != "Bundle":
+        raise ParseError(f"{reference} is not a Bundle", details="exchange-bad-reference")
+    return orjson.dumps(doc), HUB
 
 
 def _content(p: dict[str, Any]) -> tuple[bytes, str | None]:
@@ -96,6 +125,8 @@ async def exchange_route(request: Request) -> Response:
     except orjson.JSONDecodeError as e:
         raise ParseError(f"request body is not valid JSON: {e}", details="bad-json") from None
     given = read_parameters(doc)
+    if given.get("reference"):
+        given["content"] = await _fetch(request, given["reference"])
     data, media_source = given["content"]
     dry = str(given.get("dryRun", "")).lower() in ("true", "1")
     transfer = Transfer(purpose=str(given["purpose"]), day="", mechanisms=tuple(given["mechanisms"]),

@@ -246,3 +246,24 @@ def test_a_failed_delivery_releases_the_count(served: Any, upstream_control: Any
     [entry] = _trail(client)
     assert entry["event"]["outcome"] == "8" and entry["event"]["outcomeDesc"].startswith("failed: delivery failed")
     assert "retry-after" in r.headers
+
+
+def test_content_by_reference_to_a_stored_bundle(served: Any, upstream_control: Any, medplum_upstream: str,
+                                                 converted: dict[str, Any]) -> None:
+    app, _, _ = served
+    stored = httpx.post(f"{medplum_upstream}/Bundle", json=converted["ws445"], timeout=20)
+    assert stored.status_code == 201, stored.text
+    body = research("ws445")
+    body["parameter"] = [p for p in body["parameter"] if p["name"] != "content"] + [
+        {"name": "contentReference", "valueReference": {"reference": f"Bundle/{stored.json()['id']}"}}]
+    r = _post(app, body)
+    assert r.status_code == 200, r.text
+    text = orjson.dumps(part(r.json(), "output")[0]["resource"]).decode()
+    assert "urn:helixgate:pseudonym:cn-research-lab:demo-2026" in text
+    for secret in SECRETS["ws445"]:
+        assert secret not in text
+    body["parameter"][-1] = {"name": "contentReference", "valueReference": {"reference": "Patient/x"}}
+    assert _post(app, body).json()["issue"][0]["details"]["coding"][0]["code"] == "exchange-bad-reference"
+    body["parameter"][-1] = {"name": "contentReference", "valueReference": {"reference": "Bundle/nope"}}
+    r = _post(app, body)
+    assert r.status_code == 400 and "exchange-reference-not-found" in r.text
