@@ -18,6 +18,7 @@ import orjson
 from gateway.settings import SettingsError
 
 LEVELS = ("debug", "info", "warning", "error")
+HANDLER = "helixgate"  # the name of the handler configure() installs
 FORMATS = ("text", "json")
 
 
@@ -55,8 +56,9 @@ def configure(level: str | None = None, env: Mapping[str, str] | None = None) ->
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json"
                          else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name(HANDLER)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == HANDLER]:  # ours from before; others' stay
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -30,11 +30,15 @@ class GatewayConfig(uvicorn.Config):
         self.tls = tls
 
     def configure_logging(self) -> None:
-        """uvicorn's loggers, then the gateway's (HELIXGATE_LOG_LEVEL/FORMAT: serve sets them for its processes)."""
+        """uvicorn's loggers, then the gateway's in each server process `helixgate serve` starts (it puts the chosen
+        level in HELIXGATE_LOG_LEVEL for them); an embedding program's own logging is left alone."""
         super().configure_logging()
-        from gateway import logconfig
+        import os
 
-        logconfig.configure()
+        if os.environ.get("HELIXGATE_LOG_LEVEL"):
+            from gateway import logconfig
+
+            logconfig.configure()
 
     def load(self) -> None:
         listen.adopt(self.mllp_socket)  # before the app (and its lifespan, which starts the listener) exists
