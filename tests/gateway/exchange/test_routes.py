@@ -94,3 +94,45 @@ def test_basis_refusals(routes: Any, transfer: Transfer, said: str) -> None:
 def test_basis_records_the_mechanism(routes: Any) -> None:
     step = basis.apply({}, routes.get("cn-eu-treatment"), Transfer("TREAT", "2026-12-07", ("CN-SC-2026-0042",)))
     assert step.facts == {"legalBasis": "consent", "mechanisms": ["CN-SC-2026-0042"], "purpose": "TREAT"}
+
+
+def test_yaml_routes(routes_file: Path) -> None:
+    import yaml
+
+    doc = orjson.loads(routes_file.read_bytes())
+    path = routes_file.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    assert set(load(path).routes) == {"cn-eu-treatment", "eu-cn-research"}
+    path.write_text("routes: [\n")
+    with pytest.raises(RoutesError, match="not YAML"):
+        load(path)
+
+
+def test_the_day_and_year_follow_the_routes_time_zone(routes: Any) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.exchange.pipeline import today
+
+    new_year_in_beijing = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)  # 01:30 on 1 January 2027 at +08:00
+    assert today(routes.get("cn-eu-treatment"), new_year_in_beijing) == "2027-01-01"
+    assert today(routes.get("eu-cn-research"), new_year_in_beijing) == "2026-12-31"  # no zone: UTC
+
+
+def test_the_exchange_scope() -> None:
+    from gateway.auth.scopes import parse
+
+    scope = parse("system/$exchange")
+    assert scope is not None and scope.operation == "exchange"
+    assert parse("system/$exchanges") is None
+
+
+def test_serve_refuses_a_bad_routes_file(routes_file: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = _edit(routes_file, lambda d: d["routes"][1]["target"].update(format="nope"))
+    run = subprocess.run([sys.executable, "-m", "gateway.cli.main", "serve", "--port", "1"], capture_output=True,
+                         timeout=60, env={**os.environ, "HELIXGATE_EXCHANGE_ROUTES": str(bad)})
+    assert run.returncode == 2
+    assert b"routes[1].target.format" in run.stdout + run.stderr
