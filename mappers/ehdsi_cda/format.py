@@ -32,7 +32,7 @@ def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
 
 FORMAT = Format(
     name="ehdsi-cda",
-    title="MyHealth@EU (eHDSI) Patient Summary CDA level 3 ⇄ IPS",
+    title="MyHealth@EU (eHDSI) CDA: Patient Summary L3 ⇄ IPS document, ePrescription → MedicationRequests",
     version=MAPPER_VERSION,
     media_type="application/cda+xml; charset=utf-8",
     media_types=("application/cda+xml", "application/hl7-cda+xml", "application/xml", "text/xml"),
