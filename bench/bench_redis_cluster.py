@@ -1,11 +1,11 @@
 """The gateway on one Redis server and on a 3-master Redis Cluster on the same machine: `$convert` cached and cold
 and MLLP ingest, the cluster's rate as a ratio of the single server's in the same run.
 
-    python bench/bench_redis_cluster.py [--rounds 5] [--cached 400] [--cold 24] [--mllp 400] [--concurrency 16]
+    python bench/bench_redis_cluster.py [--rounds 15] [--cached 200] [--cold 12] [--mllp 200] [--concurrency 16]
 
 Both deployments are private redis-servers on loopback without persistence (the cluster: three masters, no
-replicas, started as the tests start it). In each round every mode runs once, the order turning each round, so drift
-on a shared machine hits both alike; the medians are reported.
+replicas, started as the tests start it). In each round both modes run each path back to back, the order turning
+each round, so drift on a shared machine hits both alike; the ratio reported is the median of the rounds' ratios.
 
 - cached: the same HL7 v2 body to POST /fhir/$convert, `--concurrency` at a time, the app called in process (ASGI, no
   sockets): one cache GET per request, on the single server or on the node that holds the key.
@@ -65,8 +65,8 @@ async def convert(app: Any, body: bytes) -> int:
     return status
 
 
-async def rate(calls: list[Any], concurrency: int) -> float:
-    """Calls per second, `concurrency` in flight; every call must answer 200/AA (True)."""
+async def rate(calls: list[Any], concurrency: int) -> tuple[float, float]:
+    """(calls per second, this process's CPU µs per call), `concurrency` in flight; every call must answer 200."""
     queue = list(reversed(calls))
 
     async def lane() -> None:
@@ -74,12 +74,12 @@ async def rate(calls: list[Any], concurrency: int) -> float:
             ok = await queue.pop()()
             assert ok, "a request failed"
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return len(calls) / (time.perf_counter() - start)
+    return len(calls) / (time.perf_counter() - start), (time.process_time() - cpu) / len(calls) * 1e6
 
 
-async def mllp_rate(port: int, messages: list[bytes], concurrency: int) -> float:
+async def mllp_rate(port: int, messages: list[bytes], concurrency: int) -> tuple[float, float]:
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(concurrency)]
     queue = list(reversed(messages))
 
@@ -94,19 +94,20 @@ async def mllp_rate(port: int, messages: list[bytes], concurrency: int) -> float
                 acks = [e.data for e in framer.feed(chunk) if isinstance(e, Frame)]
             assert b"MSA|AA|" in acks[0], acks[0][:200]
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(lane(r, w) for r, w in conns))
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     for _, w in conns:
         w.close()
-    return len(messages) / elapsed
+    return len(messages) / elapsed, used / len(messages) * 1e6
 
 
 async def main(args: argparse.Namespace) -> None:
     single = start_redis()
     cluster = start_cluster()
     urls = {"single": single.url, "cluster": cluster.url}
-    results: dict[str, dict[str, list[float]]] = {m: {"cached": [], "cold": [], "mllp": []} for m in urls}
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {m: {"cached": [], "cold": [], "mllp": []}
+                                                                 for m in urls}
     try:
         async with contextlib.AsyncExitStack() as stack:
             apps, listeners, clients = {}, {}, {}
@@ -125,16 +126,20 @@ async def main(args: argparse.Namespace) -> None:
             order = list(urls)
             n = 0
             for r in range(args.rounds):
-                for mode in order[r % 2:] + order[:r % 2]:
+                modes = order[r % 2:] + order[:r % 2]
+                for mode in modes:
                     app = apps[mode]
                     await convert(app, cached_body)
                     results[mode]["cached"].append(await rate(
                         [lambda app=app: _ok(convert(app, cached_body)) for _ in range(args.cached)],
                         args.concurrency))
+                for mode in modes:
+                    app = apps[mode]
                     cold = [unique_message(n + i, "C", original_mode=True) for i in range(args.cold)]
                     n += args.cold
                     results[mode]["cold"].append(await rate(
                         [lambda app=app, b=b: _ok(convert(app, b)) for b in cold], min(4, args.concurrency)))
+                for mode in modes:
                     msgs = [unique_message(n + i, "M", original_mode=True) for i in range(args.mllp)]
                     n += args.mllp
                     results[mode]["mllp"].append(await mllp_rate(listeners[mode].port, msgs, args.concurrency))
@@ -146,16 +151,24 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         single.stop()
         cluster.stop()
-    print(f"medians of {args.rounds} rounds; concurrency {args.concurrency} (cold: {min(4, args.concurrency)})")
-    print("| path | single server /s | 3-master cluster /s | cluster ÷ single |")
-    print("|---|---:|---:|---:|")
+    print(f"medians of {args.rounds} rounds; concurrency {args.concurrency} (cold: {min(4, args.concurrency)}); "
+          "ratios: the median of each round's cluster ÷ single (the two ran back to back), with their range; CPU: "
+          "this process's (server and load generator, the generator's share the same in both modes)")
+    print("| path | single /s | cluster /s | cluster ÷ single (rate) | range | CPU µs/op single | cluster | "
+          "cluster ÷ single (CPU) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for path, label in (("cached", "`$convert` cached"), ("cold", "`$convert` cold (distinct messages)"),
                         ("mllp", "MLLP ingest (ACK after XADD)")):
-        a, b = statistics.median(results["single"][path]), statistics.median(results["cluster"][path])
-        print(f"| {label} | {a:,.0f} | {b:,.0f} | {b / a:.2f} |")
-    print("\nevery round (single; cluster):")
+        one, many = results["single"][path], results["cluster"][path]
+        ratios = sorted(c[0] / s[0] for s, c in zip(one, many, strict=True))
+        cpu = statistics.median(c[1] / s[1] for s, c in zip(one, many, strict=True))
+        a, b = statistics.median(x[0] for x in one), statistics.median(x[0] for x in many)
+        ca, cb = statistics.median(x[1] for x in one), statistics.median(x[1] for x in many)
+        print(f"| {label} | {a:,.0f} | {b:,.0f} | {statistics.median(ratios):.2f} | {ratios[0]:.2f}–{ratios[-1]:.2f} "
+              f"| {ca:,.0f} | {cb:,.0f} | {cpu:.2f} |")
+    print("\nrates of every round (single; cluster):")
     for path in ("cached", "cold", "mllp"):
-        each = [[round(x) for x in results[mode][path]] for mode in ("single", "cluster")]
+        each = [[round(x[0]) for x in results[mode][path]] for mode in ("single", "cluster")]
         print(f"  {path}: {each[0]}; {each[1]}")
 
 
@@ -165,9 +178,9 @@ async def _ok(call: Any) -> bool:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cached", type=int, default=400)
-    parser.add_argument("--cold", type=int, default=24)
-    parser.add_argument("--mllp", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cached", type=int, default=200)
+    parser.add_argument("--cold", type=int, default=12)
+    parser.add_argument("--mllp", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     asyncio.run(main(parser.parse_args()))
