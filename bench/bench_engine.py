@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.mllp.framing import Frame, Framer, frame  # noqa: E402
-from gateway.workers.streams import GROUP, INBOUND  # noqa: E402
+from gateway.workers.streams import AUDIT, DLQ, GROUP, INBOUND  # noqa: E402
 
 SAMPLE = ROOT / "tests/mappers/hl7v2/messages/01-egfr-snv-somatic.hl7"
 CONTROL = b"HGT-20250301-0001"
@@ -222,7 +222,7 @@ def run_deliver(procs: Procs, redis_url: str, args: argparse.Namespace, validate
     from tests.upstream.fixtures import UpstreamProcess
 
     r = redis.Redis.from_url(redis_url)
-    r.delete(INBOUND, "helixgate:audit", "helixgate:dlq")
+    r.delete(INBOUND, AUDIT, DLQ)
     count = args.deliver if upstream_kind == "null" else args.deliver_medplum
     if upstream_kind == "medplum":
         medplum = UpstreamProcess()
@@ -288,7 +288,7 @@ def run_deliver(procs: Procs, redis_url: str, args: argparse.Namespace, validate
     procs.stop(server)
     stop_upstream()
     return {"validate": validate, "upstream": upstream_kind, "messages": count, "delivered": len(delivered_at),
-            "dead": r.xlen("helixgate:dlq"), "acked_rate": len(acked) / (sent - started),
+            "dead": r.xlen(DLQ), "acked_rate": len(acked) / (sent - started),
             "rate": len(delivered_at) / (drained - started), "p50_s": percentile(latencies, 50),
             "p99_s": percentile(latencies, 99), "workers": args.workers}
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.cache import MemoryCache  # noqa: E402
 from gateway.workers.budget import Budget, ConversionPool  # noqa: E402
 from gateway.workers.pipeline import Message, Pipeline  # noqa: E402
+from gateway.workers.streams import DLQ  # noqa: E402
 from tests.upstream.engine import unique_message  # noqa: E402
 
 
@@ -108,7 +109,7 @@ def _poison(seconds: float) -> dict[str, Any]:
             now = time.monotonic() - started
             peak_worker = max(peak_worker, _rss_mb(worker.pid))
             peak_child = max([peak_child, *(_rss_mb(c) for c in _children(worker.pid))])
-            if dead_at is None and client.xlen("helixgate:dlq"):
+            if dead_at is None and client.xlen(DLQ):
                 dead_at = now
             if stop_at is None and (now >= seconds or dead_at is not None):
                 worker.send_signal(signal.SIGTERM)
@@ -121,7 +122,7 @@ def _poison(seconds: float) -> dict[str, Any]:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-        dead = client.xrange("helixgate:dlq")
+        dead = client.xrange(DLQ)
         server.terminate()
         server.wait()
     fields = dead[0][1] if dead else {}
