@@ -25,9 +25,9 @@ from mappers.cda_cn.model import Code, Id, Report
 from mappers.cda_cn.read_fhir import _Bundle, _party, _patient
 from mappers.cda_cn.times import local_ts
 from mappers.exceptions import EmitError
+from mappers.ips.compose import is_ips_document
 from mappers.toolkit.hanzi_names import REPRESENTATION
 
-IPS_TYPE = "60591-5"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 NATIONAL_ICD10 = f"urn:oid:{S.OID_ICD10_CN}"  # the source's own national code, kept by the China readers
 LOINC_OID = "2.16.840.1.113883.6.1"
@@ -41,13 +41,8 @@ def table() -> dict[str, Any]:
 
 
 def is_ips(bundle: Any) -> bool:
-    """Whether `bundle` is an IPS document: a document Bundle whose first entry is a Composition of type 60591-5."""
-    if not isinstance(bundle, dict) or bundle.get("type") != "document":
-        return False
-    entries = bundle.get("entry") or []
-    comp = (entries[0] or {}).get("resource") if entries and isinstance(entries[0], dict) else None
-    return isinstance(comp, dict) and comp.get("resourceType") == "Composition" and any(
-        isinstance(c, dict) and c.get("code") == IPS_TYPE for c in (comp.get("type") or {}).get("coding") or [])
+    """Whether `bundle` is an IPS document (mappers.ips.compose.is_ips_document)."""
+    return is_ips_document(bundle)
 
 
 def _text(cc: Any) -> str:

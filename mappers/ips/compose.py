@@ -94,6 +94,10 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
     """The IPS document Bundle for `bundle` (any FHIR Bundle: collection, transaction or document) and the issues
     (every inference and every absent required element, by resource). Raises EmitError naming what is missing:
     the patient (exactly one), or any source time for Bundle.timestamp without `opts.recorded`."""
+    if is_ips_document(bundle):  # already one (FHIR input, an eHDSI summary read as IPS): kept as it is
+        return orjson.loads(orjson.dumps(bundle)), [Issue(
+            "information", "informational", "ips-already", "the input is an IPS document: written as it is (and "
+            "validated)", "Bundle")]
     doc = _Doc(bundle)
     issues: list[Issue] = []
     patients = doc.of_type("Patient")
@@ -177,6 +181,17 @@ def _retarget(doc: _Doc, source: dict[str, Any], comp_url: str, issues: list[Iss
         issues.append(Issue("information", "informational", "ips-source-composition", f"{count} reference(s) to the "
                             "source Composition (e.g. Provenance.target) name the IPS Composition that replaces it",
                             "Provenance.target"))
+
+
+def is_ips_document(bundle: Any) -> bool:
+    """Whether `bundle` is an IPS document: a document Bundle whose first entry is a Composition of type 60591-5."""
+    if not isinstance(bundle, dict) or bundle.get("type") != "document":
+        return False
+    entries = bundle.get("entry") or []
+    comp = (entries[0] or {}).get("resource") if entries and isinstance(entries[0], dict) else None
+    return isinstance(comp, dict) and comp.get("resourceType") == "Composition" and any(
+        isinstance(c, dict) and c.get("system") == S.LOINC and c.get("code") == IPS_TYPE["code"]
+        for c in (comp.get("type") or {}).get("coding") or [])
 
 
 def _identifier_key(bundle: dict[str, Any]) -> str | None:

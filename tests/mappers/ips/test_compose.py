@@ -250,3 +250,13 @@ def test_an_entry_nothing_links_is_left_out_and_reported(validator) -> None:
         "Organization/4a7c1f7e-0000-5000-8000-000000000001 is left out of the document: nothing in it links to or "
         "from the Composition"]
     check_document(doc, validator)
+
+
+@pytest.mark.parametrize("name", ["Bundle-IPS-examples-Bundle-01.json", "Bundle-bundle-minimal.json"])
+def test_an_ips_document_is_kept_as_it_is(name: str, validator) -> None:
+    from profiles.packages import cache_dir
+
+    path = cache_dir() / "hl7.fhir.uv.ips#2.0.0" / "package" / "example" / name
+    out = run(path.read_bytes(), Request("fhir", "ips"), validator)
+    assert orjson.loads(out.body) == orjson.loads(path.read_bytes())
+    assert any(i["details"]["coding"][0]["code"] == "ips-already" for i in out.outcome["issue"])
