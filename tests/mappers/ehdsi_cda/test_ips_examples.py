@@ -25,6 +25,7 @@ def test_ips_example_to_ehdsi_and_back(path: Path, validator) -> None:  # type: 
     bundle = json.loads(path.read_text(encoding="utf-8"))
     cda, issues = from_fhir(bundle)
     assert check(cda) == [], "the written document breaks an eHDSI header rule"
+    assert from_fhir(json.loads(path.read_text(encoding="utf-8")))[0] == cda  # same input, same bytes
     back = to_fhir(cda).bundle
     errors = [i for i in validator.outcome(back, ())["issue"] if i["severity"] in ("error", "fatal")]
     assert errors == []
