@@ -61,7 +61,7 @@ async def _resource_body(request: Request, rtype: str | None) -> tuple[dict[str,
     body = await read_body(request, request.app.state.settings.max_request_bytes)
     media = _media(request)
     if not _fhir_xml(body, media) and media not in FHIR_TYPES and media not in GENERIC_MEDIA_TYPES:
-        source = media_source(media)
+        source = media_source(media, body)
         return outcome(request, 415, "not-supported", "facade-national-format",
                        f"{media} is not FHIR: a {source or 'national-format'} document is converted when posted to "
                        "[base] (/fhir)" if source else f"{media} is not a FHIR format (application/fhir+json or "
