@@ -22,7 +22,7 @@ from typing import Any
 from gateway.exchange.rules import Refused, Step
 from gateway.exchange.rules.bundle import aliases, patients
 from gateway.exchange.rules.facts import Transfer
-from gateway.exchange.rules.genetic import HGR, census
+from gateway.exchange.rules.genetic import HGR, census, withheld
 
 DATA_CLASS = "urn:helixgate:exchange:data-class"
 CATEGORY = "urn:helixgate:exchange:consent-category"
@@ -118,7 +118,7 @@ def apply(bundle: dict[str, Any], route: dict[str, Any], transfer: Transfer) -> 
         return Step(bundle, [], {})
     partner = (route.get("destination") or {}).get("partner") or {}
     classes = [dict(c) for c in rule.get("dataClasses") or []]
-    genetic = census(bundle)["class"] == HGR
+    genetic = census(bundle)["class"] == HGR and not withheld(route, transfer.filing)
     if genetic:
         classes.append({"system": DATA_CLASS, "code": "genetic"})
     separate = rule.get("separateConsent")

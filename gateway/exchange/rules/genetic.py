@@ -77,6 +77,12 @@ def applies(route: dict[str, Any]) -> bool:
     return (route.get("source") or {}).get("jurisdiction") == "CN"
 
 
+def withheld(route: dict[str, Any], filing: str | None) -> bool:
+    """Whether this rule will withhold the genetic content (so consent need not cover it)."""
+    rule = (route.get("rules") or {}).get("genetic") or {}
+    return applies(route) and rule.get("onMissing") == "withhold" and filing not in (rule.get("filingIds") or [])
+
+
 def apply(bundle: dict[str, Any], route: dict[str, Any], filing: str | None) -> Step:
     found = census(bundle)
     facts = {"hgrClass": found["class"], "hgrResources": len(found["resources"]) + len(found["parts"])}

@@ -121,3 +121,15 @@ def test_separate_consent_for_sensitive_data(source: str, converted: dict[str, A
     expired = make(bundle, separate=True, provision__period={"end": "2026-06-30"})
     with pytest.raises(Refused, match="separate consent"):
         consent.apply(bundle, route, transfer(make(bundle), expired))
+
+
+@pytest.mark.parametrize("source", ["hl7v2", "vcf"])
+def test_withheld_genetic_content_needs_no_genetic_consent(source: str, converted: dict[str, Any]) -> None:
+    bundle = converted[source]
+    route = copy.deepcopy(ROUTE)
+    route["source"] = {"jurisdiction": "CN"}
+    route["rules"]["genetic"] = {"filingIds": ["MOST-1"], "onMissing": "withhold"}
+    health_only = make(bundle, provision__class=[{"system": consent.DATA_CLASS, "code": "health"}])
+    consent.apply(bundle, route, transfer(health_only))  # nothing genetic will leave
+    with pytest.raises(Refused, match="genetic"):  # with the filing, it will
+        consent.apply(bundle, route, Transfer("treatment", "2026-12-07", consents=(health_only,), filing="MOST-1"))
