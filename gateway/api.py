@@ -1,7 +1,7 @@
-"""The Python API for programs that embed helixgate: `convert`, `validate`, `translate` — the same services as
-`POST /fhir/$convert`, `$validate` and `$translate` and the CLI, called in-process, synchronously, without a server,
-a cache or sandbox processes (the caller's process runs the mappers and the validator; give it untrusted input only
-under your own time and memory limits, as the server's sandbox does).
+"""The Python API for programs that embed helixgate: `convert`, `validate`, `translate`, `exchange` — the same
+services as `POST /fhir/$convert`, `$validate`, `$translate`, `$exchange` and the CLI, called in-process,
+synchronously, without a server, a cache or sandbox processes (the caller's process runs the mappers and the
+validator; give it untrusted input only under your own time and memory limits, as the server's sandbox does).
 
 Types in (bytes, str, a path, or a parsed resource), typed results out: the output (bytes, with `.json()` /
 `.text()`), the report as a FHIR OperationOutcome (`.report`) and as `Issue` tuples (`.issues`). A conversion that
@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from gateway.convert import InvalidOutput, run
+from gateway.exchange.rules import Refused
 from gateway.formats import HUB, Converted, Request, format_params, resolve, validates_fhir
 from gateway.settings import check_timezone
 from mappers.exceptions import MappingError, ParseError
@@ -37,9 +38,11 @@ from mappers.toolkit.registry import ConvertOptions
 
 __all__ = [
     "Conversion",
+    "Exchange",
     "InvalidOutput",
     "Issue",
     "MappingError",
+    "Refused",
     "Translation",
     "Validation",
     "convert",
@@ -219,11 +222,96 @@ def translate(code: str, system: str | None = None, *, url: str | None = None, t
     return Translation(result, tuple(matches), message, out)
 
 
-def exchange(*args: Any, **kwargs: Any) -> Any:
-    """A cross-border transfer under a configured route (`POST /fhir/$exchange`): not in the Python API yet — the
-    exchange runs against the gateway's Redis counters and audit trail; use the HTTP route or `helixgate exchange`."""
-    raise NotImplementedError("helixgate.exchange is not in the Python API yet: use POST /fhir/$exchange or "
-                              "`helixgate exchange`")
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A transfer's result: `decision` (permit; a refusal raises `Refused`), the `output` in `media_type` for a
+    route that returns it (empty for a dry run or a delivered one), and `parameters`: the same Parameters that
+    `POST /fhir/$exchange` answers (decision, output, outcome, change…, provenance, auditEvent…)."""
+
+    decision: str
+    route: str
+    output: bytes
+    media_type: str
+    report: dict[str, Any]  # OperationOutcome of the conversion
+    parameters: dict[str, Any]
+
+    @property
+    def issues(self) -> tuple[Issue, ...]:
+        return _issues(self.report)
+
+    @property
+    def changes(self) -> tuple[dict[str, Any], ...]:
+        """What the route's rules changed: rule, action, path (and note) of each change."""
+        return tuple({x["name"]: next(v for k, v in x.items() if k.startswith("value")) for x in p["part"]}
+                     for p in self.parameters["parameter"] if p["name"] == "change")
+
+
+_stores: dict[str, Any] = {}  # the in-process counters and audit trail, when no Redis is named
+
+
+def exchange(data: Input, *, route: str, purpose: str, routes: str | Path | None = None,
+             consents: tuple[Mapping[str, Any], ...] | list[Mapping[str, Any]] = (),
+             mechanisms: tuple[str, ...] | list[str] = (), legal_basis: str | None = None,
+             filing: str | None = None, source: str | None = None, dry_run: bool = False,
+             redis_url: str | None = None) -> Exchange:
+    """A cross-border transfer of `data` under `route` of the routes file `routes` (default:
+    HELIXGATE_EXCHANGE_ROUTES), as `POST /fhir/$exchange` and `helixgate exchange` do it: converted, the route's
+    rules applied, validated, counted and audited. Counters and the audit trail are kept in Redis (`redis_url`, else
+    HELIXGATE_REDIS_URL) or, without one, in this process. A refusing rule raises `Refused` (its `outcome()` names
+    the rule and what would satisfy it); input that does not convert raises MappingError. Not from inside a running
+    event loop (it runs its own)."""
+    import asyncio
+    import os
+
+    from gateway.exchange import counters, trail
+    from gateway.exchange.http import answer
+    from gateway.exchange.pipeline import run as run_exchange
+    from gateway.exchange.pipeline import today
+    from gateway.exchange.routes import load
+    from gateway.exchange.rules.facts import Transfer
+    from gateway.exchange.service import LocalEngine
+
+    where = str(routes or os.environ.get("HELIXGATE_EXCHANGE_ROUTES", "")).strip()
+    if not where:
+        raise ValueError("name the exchange routes file: routes=… or HELIXGATE_EXCHANGE_ROUTES")
+    loaded = load(where)
+    chosen = loaded.get(route)
+    transfer = Transfer(purpose=purpose, day=today(chosen) if chosen else "", mechanisms=tuple(mechanisms),
+                        legal_basis=legal_basis, filing=filing, consents=tuple(dict(c) for c in consents))
+    body = _bytes(data)
+    if isinstance(data, Mapping) and source is None:
+        source = HUB
+    upstream = None
+    if chosen is not None and chosen["delivery"]["mode"] == "upstream":
+        from gateway.settings import Settings
+        from gateway.upstream import make_upstream
+
+        upstream = make_upstream(Settings.from_env())
+
+    async def transfer_now() -> Any:
+        url = redis_url or os.environ.get("HELIXGATE_REDIS_URL", "").strip()
+        client = None
+        if url:
+            from gateway.workers.streams import redis_client
+
+            client = redis_client(url)
+            counts, audit = counters.RedisCounters(client), trail.RedisTrail(client)
+        else:
+            counts = _stores.setdefault("counters", counters.MemoryCounters())
+            audit = _stores.setdefault("trail", trail.MemoryTrail())
+        try:
+            return await run_exchange(body, source=source, route_id=route, transfer=transfer, routes=loaded,
+                                      engine=LocalEngine(_validator(), upstream), counters=counts, trail=audit,
+                                      client="python-api", dry_run=dry_run)
+        finally:
+            if client is not None:
+                await client.aclose()
+            if upstream is not None:
+                await upstream.aclose()
+
+    result = asyncio.run(transfer_now())
+    return Exchange(result.decision, result.route, b"" if dry_run else result.body, result.media_type,
+                    result.outcome, answer(result, dry_run))
 
 
 def as_model(resource: Mapping[str, Any]) -> Any:

@@ -74,8 +74,34 @@ def test_validate_and_translate() -> None:
     assert not missing.result and missing.message
     with pytest.raises(LookupError):
         helixgate.translate("x", url="urn:no-such-map")
-    with pytest.raises(NotImplementedError, match=r"\$exchange"):
-        helixgate.exchange()
+
+
+ROUTES = ROOT / "examples" / "exchange" / "routes.json"
+CONSENTS = [e["resource"] for e in orjson.loads((ROOT / "examples/exchange/consents.json").read_bytes())["entry"]]
+
+
+def test_exchange_permits_refuses_and_answers_as_the_route_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HELIXGATE_EXCHANGE_ROUTES", raising=False)
+    monkeypatch.delenv("HELIXGATE_REDIS_URL", raising=False)  # counters and trail in process
+    common = {"route": "cn-eu-treatment", "purpose": "treatment", "routes": ROUTES, "consents": CONSENTS,
+              "mechanisms": ["CN-SC-2026-0042"]}
+    done = helixgate.exchange(ORU, filing="MOST-HGR-2026-0001", **common)
+    assert isinstance(done, helixgate.Exchange) and done.decision == "permit"
+    document = orjson.loads(done.output)
+    assert document["resourceType"] == "Bundle" and document["type"] == "document"  # the route's target: IPS
+    names = [p["name"] for p in done.parameters["parameter"]]
+    assert names[0] == "decision" and "output" in names and "provenance" in names
+    with pytest.raises(helixgate.Refused) as refused:  # genetic content without the HGR filing id
+        helixgate.exchange(ORU, **common)
+    issue = refused.value.outcome()["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "genetic" and "filing" in issue["diagnostics"]
+    research = helixgate.exchange(ROOT / "examples/cn-lab-record.utf8.xml", route="eu-cn-research",
+                                  purpose="research", routes=ROUTES, mechanisms=["EU-SCC-2021-914-M1-0007"],
+                                  dry_run=True)
+    assert research.decision == "permit" and research.output == b"" and research.changes
+    assert all({"rule", "action", "path"} <= set(c) for c in research.changes)
+    with pytest.raises(ValueError, match="HELIXGATE_EXCHANGE_ROUTES"):
+        helixgate.exchange(ORU, route="x", purpose="treatment")
 
 
 def _emitted(path: Path) -> list[tuple[str, dict[str, Any]]]:
