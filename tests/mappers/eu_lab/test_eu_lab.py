@@ -170,3 +170,18 @@ def test_an_installed_eu_lab_package_is_validated_against(tmp_path: Path) -> Non
     report = (tmp_path / "r.json").read_text()
     assert ok.returncode == 0, ok.stderr
     assert "not validated against HL7 Europe Laboratory Report" not in report and "bodySite" in report
+
+
+def test_http_target_eu_lab(embedded_gateway) -> None:
+    import httpx
+
+    body = (V2 / "08-gb18030-chinese-patient.hl7").read_bytes()
+    r = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=body, params={"target": "eu-lab"},
+                   headers={"Content-Type": "x-application/hl7-v2+er7"}, timeout=60)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["meta"]["profile"] == [PROFILES["Bundle"]] and must_have.check(doc) == []
+    several = (V2 / "16-separate-lab-order-group.hl7").read_bytes()
+    r = httpx.post(f"{embedded_gateway.url}/fhir/$convert", content=several, params={"target": "eu-lab"},
+                   headers={"Content-Type": "x-application/hl7-v2+er7"}, timeout=60)
+    assert r.status_code == 422 and "one-dr" in r.text and r.json()["resourceType"] == "OperationOutcome"
