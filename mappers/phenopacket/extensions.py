@@ -30,6 +30,8 @@ EXTENSIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "treatment-intent": (("CodeableConcept",), "Element", "MedicalAction.treatmentIntent"),
     "response-to-treatment": (("CodeableConcept",), "Element", "MedicalAction.responseToTreatment"),
     "adverse-event": (("CodeableConcept",), "Element", "MedicalAction.adverseEvents (one extension each)"),
+    "radiation-dosage": (("Quantity",), "Procedure", "RadiationTherapy.dosage (the total dose, in gray)"),
+    "radiation-fractions": (("integer",), "Procedure", "RadiationTherapy.fractions"),
     "progress-status": (("code",), "DiagnosticReport", "Interpretation.progressStatus (ProgressStatus enum)"),
     "interpretation-status": (("code",), "Observation",
                               "GenomicInterpretation.interpretationStatus (InterpretationStatus enum)"),

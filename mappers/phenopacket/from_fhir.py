@@ -32,6 +32,7 @@ from mappers.terminology import translate
 from mappers.toolkit import genomics as gr
 
 SCHEMA_VERSION = "2.0"
+_DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 # Variant facts (mappers.toolkit.genomics.Variant fields) a VariationDescriptor has no field for
 _NOT_CARRIED = ("cytogenetic_locations", "outer", "inner", "source_class", "inheritance", "inheritance_basis",
                 "read_depth", "copy_number", "confidence", "method")
@@ -359,6 +360,13 @@ class Writer:
 
     def procedure(self, e: reader.Entry) -> dict[str, Any]:
         p = e.resource
+        if any(_has(c, systems.CS + "medical-action", "radiation-therapy") for c in [p.get("category")]):
+            rt: dict[str, Any] = {"modality": systems.term_of(p.get("code")) or {},
+                                  "bodySite": systems.term_of(next(iter(p.get("bodySite") or []), None)) or {}}
+            dose = _ext_scalar(p, "radiation-dosage")
+            _put(rt, "dosage", dose.get("value") if isinstance(dose, dict) else None)
+            _put(rt, "fractions", _ext_scalar(p, "radiation-fractions"))
+            return self._action(p, {"radiationTherapy": rt})
         proc: dict[str, Any] = {"code": systems.term_of(p.get("code")) or {}}
         _put(proc, "bodySite", systems.term_of(next(iter(p.get("bodySite") or []), None)))
         te = times.read_value(p, "performed")
@@ -571,10 +579,14 @@ class Writer:
     def meta_data(self, pp: dict[str, Any]) -> dict[str, Any]:
         for e in self.content.of("Provenance"):
             entities = [x for x in e.resource.get("entity") or [] if isinstance(x, dict)]
-            source = next((x for x in entities if ((x.get("what") or {}).get("identifier") or {}).get("system")
-                           == systems.ID), None)
+            source = next((x for x in entities if x.get("role") == "source" and
+                           ((x.get("what") or {}).get("identifier") or {}).get("system") == systems.ID), None)
             if source is not None:
-                return self.own_meta(e.resource, source, entities)
+                meta = self.own_meta(e.resource, source, entities)
+                updates = [self.update(u.resource) for u in self.content.of("Provenance")
+                           if _has(u.resource.get("activity"), _DATA_OPERATION, "UPDATE")]
+                _put(meta, "updates", updates)
+                return meta
         meta: dict[str, Any] = {}
         when = self.bundle.get("timestamp") or next((p.resource.get("recorded") for p in self.content.of("Provenance")
                                                      if isinstance(p.resource.get("recorded"), str)), None)
@@ -584,6 +596,15 @@ class Writer:
         _put(meta, "resources", [r for p in prefixes if (r := systems.resource(p))])
         meta["phenopacketSchemaVersion"] = SCHEMA_VERSION
         return meta
+
+    @staticmethod
+    def update(prov: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"timestamp": prov.get("recorded")}
+        author = next((a for a in prov.get("agent") or [] if isinstance(a, dict)
+                       and _has(a.get("type"), PARTICIPANT, "author")), None)
+        _put(out, "updatedBy", ((author or {}).get("who") or {}).get("display"))
+        _put(out, "comment", next((r.get("text") for r in prov.get("reason") or [] if isinstance(r, dict)), None))
+        return out
 
     @staticmethod
     def own_meta(prov: dict[str, Any], source: dict[str, Any], entities: list[dict[str, Any]]) -> dict[str, Any]:

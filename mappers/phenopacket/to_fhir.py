@@ -442,8 +442,27 @@ def medical_action(ctx: Context, ma: dict[str, Any], pref: dict[str, str], where
         if dosages:
             res["dosage"] = dosages
         ctx.use(*(f"{where}.treatment.{k}" for k in ("agent", "routeOfAdministration", "doseIntervals", "drugType")))
+    elif "radiationTherapy" in ma:
+        rt = ma["radiationTherapy"]
+        res = {"resourceType": "Procedure", "id": ctx.rid("Procedure", where), "status": "completed"}
+        if "treatmentTerminationReason" in ma:
+            res["statusReason"] = systems.concept(ma["treatmentTerminationReason"])
+        res["category"] = {"coding": [{"system": systems.CS + "medical-action", "code": "radiation-therapy"}]}
+        res["code"] = systems.concept(rt.get("modality") or {})
+        res["subject"] = pref
+        if "bodySite" in rt:
+            res["bodySite"] = [systems.concept(rt["bodySite"])]
+        exts = []
+        if "dosage" in rt:  # the total dose in gray (phenopacket schema v2 RadiationTherapy)
+            exts.append(ext("radiation-dosage", "Quantity", {"value": int(rt["dosage"]), "unit": "Gy",
+                                                             "system": "http://unitsofmeasure.org", "code": "Gy"}))
+        if "fractions" in rt:
+            exts.append(ext("radiation-fractions", "Integer", int(rt["fractions"])))
+        if exts:
+            res["extension"] = exts
+        ctx.use(f"{where}.radiationTherapy")
     else:
-        return None  # radiation therapy and therapeutic regimens: reported as not mapped
+        return None  # therapeutic regimens: reported as not mapped
     if "treatmentTarget" in ma:
         res["reasonCode"] = [systems.concept(ma["treatmentTarget"])]
     exts = [ext("treatment-intent", "CodeableConcept", systems.concept(ma["treatmentIntent"]))] \
@@ -499,10 +518,28 @@ def provenance(ctx: Context, pp: dict[str, Any], at: str, targets: list[dict[str
         if x.get("reference"):
             ent["extension"] = [ext("reference", "String", str(x["reference"]))]
         entities.append(ent)
-    prov = {"resourceType": "Provenance", "id": ctx.rid("Provenance", at),
-            "target": [{"reference": f"urn:uuid:{t['id']}"} for t in targets],
-            "recorded": str(created), "agent": agents, "entity": entities}
+    target = [{"reference": f"urn:uuid:{t['id']}"} for t in targets]
+    prov = {"resourceType": "Provenance", "id": ctx.rid("Provenance", at), "target": target,
+            "recorded": str(created), "activity": _activity("CREATE"), "agent": agents, "entity": entities}
     ctx.origins[prov["id"]] = ctx.where(f"{at}metaData")
     ctx.use(*(f"{at}metaData.{k}" for k in ("created", "createdBy", "submittedBy", "resources",
                                             "phenopacketSchemaVersion", "externalReferences")))
-    return [prov, device]
+    out = [prov]
+    for i, update in enumerate(meta.get("updates") or []):
+        if not update.get("timestamp"):
+            continue  # Provenance.recorded is 1..1: reported as not mapped
+        who = ({"type": {"coding": [{"system": PARTICIPANT, "code": "author"}]},
+                "who": {"display": str(update["updatedBy"])}} if update.get("updatedBy") else agents[0])
+        changed = {"resourceType": "Provenance", "id": ctx.rid("Provenance", at, "update", str(i)), "target": target,
+                   "recorded": str(update["timestamp"]), "activity": _activity("UPDATE"), "agent": [who],
+                   "entity": [{"role": "revision", "what": source["what"]}]}
+        if update.get("comment"):
+            changed["reason"] = [{"text": str(update["comment"])}]
+        ctx.origins[changed["id"]] = ctx.where(f"{at}metaData.updates[{i}]")
+        ctx.use(f"{at}metaData.updates[{i}]")
+        out.append(changed)
+    return [*out, device]
+
+
+def _activity(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": code}]}

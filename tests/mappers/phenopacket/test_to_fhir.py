@@ -22,8 +22,7 @@ EXAMPLE = ROOT / "examples" / "phenopacket-case.json"
 GR = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 HPO = "http://human-phenotype-ontology.org"
 # Fields of data/wide.json with no place in FHIR (the conversion report names each, and the way back lacks them).
-NOT_CARRIED = {"biosamples[0].tumorGrade", "files[0]", "metaData.updates[0]", "medicalActions[2].radiationTherapy",
-               "interpretations[0].diagnosis.genomicInterpretations[2]"}
+NOT_CARRIED = {"biosamples[0].tumorGrade", "files[0]", "interpretations[0].diagnosis.genomicInterpretations[2]"}
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +118,29 @@ def test_interpretations_as_genomic_reports(wide: tuple[dict[str, Any], Any]) ->
     assert status == {"interpretation-status": "CANDIDATE", "therapeutic-actionability": "ACTIONABLE"}
 
 
+def test_radiation_therapy_as_a_procedure(wide: tuple[dict[str, Any], Any]) -> None:
+    radiation = of(wide[1].bundle, "Procedure")[1]
+    assert codes(radiation["code"]) == [("http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl", "C157438")]
+    dose = {e["url"].rsplit(":", 1)[-1]: e for e in radiation["extension"]}
+    assert dose["radiation-dosage"]["valueQuantity"]["code"] == "Gy"
+    assert dose["radiation-fractions"]["valueInteger"] == 5
+
+
+def test_metadata_updates_as_provenances_of_updates(wide: tuple[dict[str, Any], Any]) -> None:
+    created, update = of(wide[1].bundle, "Provenance")
+    assert created["activity"]["coding"][0]["code"] == "CREATE" and update["activity"]["coding"][0]["code"] == "UPDATE"
+    assert update["recorded"] == "2021-07-01T00:00:00Z" and update["reason"] == [{"text": "fixed onset"}]
+    assert update["agent"][0]["who"] == {"display": "someone"} and update["target"] == created["target"]
+
+
 def test_metadata_as_provenance(wide: tuple[dict[str, Any], Any]) -> None:
-    (prov,) = of(wide[1].bundle, "Provenance")
+    prov = of(wide[1].bundle, "Provenance")[0]
     assert prov["recorded"] == "2021-06-01T12:00:00Z"  # metaData.created: no clock
     assert [a["who"].get("display") for a in prov["agent"]] == [None, "ORCID:0000-0001-2345-6789", "site curator"]
     hp = next(e for e in prov["entity"] if e["what"].get("type") == "CodeSystem")
     assert {x["url"].rsplit(":", 1)[-1]: next(v for k, v in x.items() if k.startswith("value"))
             for x in hp["extension"]}["resource-version"] == "2021-04-13"
-    assert len(prov["target"]) == len(wide[1].bundle["entry"]) - 2  # all but itself and the converter Device
+    assert len(prov["target"]) == len(wide[1].bundle["entry"]) - 3  # all but the Provenances and the converter Device
 
 
 def test_what_has_no_place_is_reported_by_path(wide: tuple[dict[str, Any], Any]) -> None:
