@@ -163,7 +163,7 @@ def assigned(w: Writer, parent: etree._Element, tag: str, who: dict[str, Any]) -
           required=True)
     if rtype == "PractitionerRole" and who.get("code"):
         w.code(ent, "code", who["code"][0])
-    src = pract or org or {}
+    src = pract or {}  # an organization's own addr/telecom go in representedOrganization
     for a in src.get("address", [])[:1]:
         address(ent, a)
     telecoms(ent, src.get("telecom", []))
@@ -174,7 +174,8 @@ def assigned(w: Writer, parent: etree._Element, tag: str, who: dict[str, Any]) -
     if rtype == "Device" and tag == "assignedAuthor":
         dev = el(ent, "assignedAuthoringDevice")
         dn = next((d.get("name") for d in who.get("deviceName", [])), "")
-        text_el(dev, "softwareName", dn) if dn else None
+        if dn:
+            text_el(dev, "softwareName", dn)
     if org is not None and (pract is not None or rtype == "Organization"):
         organization(w, ent, "representedOrganization", org)
     return ent

@@ -78,14 +78,12 @@ class Writer:
         if not codings:
             out.set("nullFlavor", "OTH" if cc.get("text") or cc.get("coding") else "UNK")
         for n, (oid, c) in enumerate(codings):
-            target = out if n == 0 else None
-            if n == 0:
+            if n == 0:  # CDA R2 CD: originalText before translation
                 _fill(out, oid, c)
                 if cc.get("text"):
                     text_el(out, "originalText", cc["text"])
             else:
-                target = el(out, "translation")
-                _fill(target, oid, c)
+                _fill(el(out, "translation"), oid, c)
         if not codings and cc.get("text"):
             text_el(out, "originalText", cc["text"])
         return out
