@@ -282,27 +282,45 @@ COMPONENTS: dict[str, Any] = {
 }
 
 
+FHIR_XML = "application/fhir+xml"
+# `_format` (overriding Accept) on /fhir: a FHIR JSON answer is written as FHIR XML when asked (gateway.negotiation)
+FORMAT_PARAM = _query("_format", "the response's FHIR format (overrides Accept): a FHIR JSON answer is written as "
+                      "FHIR XML when asked", {"type": "string", "enum": ["json", "xml", FHIR_JSON, FHIR_XML]})
+
+
+def _with_xml(content: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A /fhir response's content, with FHIR XML beside FHIR JSON (the same resource, negotiated)."""
+    if not content or FHIR_JSON not in content or FHIR_XML in content:
+        return content
+    return {**content, FHIR_XML: {"schema": {"type": "string", "description": "the same resource in FHIR XML"}}}
+
+
 def _operation_doc(op: Operation) -> dict[str, Any]:
+    fhir = op.path.startswith("/fhir/") and ".well-known" not in op.path
     doc: dict[str, Any] = {"operationId": op.id, "summary": op.summary}
     if op.description:
         doc["description"] = op.description
     if op.tags:
         doc["tags"] = list(op.tags)
-    if op.parameters:
-        doc["parameters"] = list(op.parameters)
+    parameters = [*op.parameters, FORMAT_PARAM] if fhir else list(op.parameters)
+    if parameters:
+        doc["parameters"] = parameters
     if op.body is not None:
         doc["requestBody"] = {"required": op.body_required, "content": op.body}
     responses: dict[str, Any] = {}
     for status, (what, content) in op.responses.items():
+        content = _with_xml(content) if fhir else content
         responses[str(status)] = {"description": what, **({"content": content} if content else {})}
     errors = {**op.errors, 405: "the method is not allowed on this path"}
+    if fhir:
+        errors.setdefault(406, "the format asked for (Accept, _format) is one helixgate does not write")
     if not op.public:
         errors = {**errors, **ACCESS_ERRORS}
         doc["security"] = [{}, {"apiKey": []}, {"bearer": []}]  # {}: open when access control is off
         doc["description"] = (doc.get("description", "") + f" Needs the scope {op.scope} when access control is "
                               "on.").strip()
     for status, when in sorted(errors.items()):
-        responses[str(status)] = {"description": when, "content": _outcome()}
+        responses[str(status)] = {"description": when, "content": _with_xml(_outcome()) if fhir else _outcome()}
     doc["responses"] = dict(sorted(responses.items()))
     return doc
 
