@@ -1,16 +1,19 @@
 """Volume counters: distinct data subjects exported per exporter per calendar year (the 2024 Provisions on
 Promoting and Regulating Cross-Border Data Flows count people since 1 January: 10,000 for sensitive personal
 information triggers a security assessment). Exact: each subject is a member of a Redis set
-`helixgate:exchange:subjects:<exporter>:<year>` (a HyperLogLog would only estimate), kept as the SHA-256 of its
-identifier, never the identifier. Adding a transfer's subjects is one Lua script, so concurrent transfers cannot
-both pass the hard stop: the subjects are added only when the count stays within it. Redis persistence keeps the
-counts across restarts. Without Redis (the embedded mode) counts live in the process and are lost on restart,
-which is logged once.
+`helixgate:exchange:subjects:<exporter>:<year>` (a HyperLogLog would only estimate), kept as an HMAC of its
+identifier under the route's counter key (`rules.counters.keyFile` + `keyId`; without one a SHA-256, which a reader
+of Redis could reverse for a structured national id by trying them all), never the identifier; the key id is fixed
+in the route, as a new key would start the year's count again. Adding a transfer's subjects is one Lua script, so
+concurrent transfers cannot both pass the hard stop: the subjects are added only when the count stays within it.
+Redis persistence keeps the counts across restarts. Without Redis (the embedded mode) counts live in the process
+and are lost on restart, which is logged once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +34,11 @@ return {1, count + #new, #new, unpack(new)}
 """
 
 
-def member(exporter: str, system: str, value: str) -> str:
-    return hashlib.sha256(f"{exporter}\x00{system}|{value}".encode()).hexdigest()
+def member(exporter: str, system: str, value: str, key: bytes | None = None) -> str:
+    """How a subject is kept in the set: HMAC-SHA-256 under the route's counter key when it has one (a national id
+    has too few possible values for a plain hash to hide it from whoever reads Redis), else SHA-256."""
+    msg = f"{exporter}\x00{system}|{value}".encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest() if key else hashlib.sha256(msg).hexdigest()
 
 
 def key(exporter: str, year: str) -> str:

@@ -176,7 +176,7 @@ async def run(data: bytes, *, source: str | None, route_id: str, transfer: Trans
     count = (route.get("rules") or {}).get("counters")
     exporter = route["source"]["exporter"]
     year = today(route, moment)[:4]
-    members = [counting.member(exporter, *s) for s in subjects]
+    members = [counting.member(exporter, *s, key=routes.counter_keys.get(route_id)) for s in subjects]
     reservation = None
     if count:
         if dry_run:

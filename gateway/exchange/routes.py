@@ -4,7 +4,7 @@ make sense). Every error names its place in the file (`routes[1].target.format`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Routes:
     version: str
     routes: dict[str, dict[str, Any]]
     keyrings: dict[str, keys.KeyRing]  # route id → its pseudonymisation keys
+    counter_keys: dict[str, bytes] = field(default_factory=dict, repr=False)  # route id → its counter key
 
     def get(self, route_id: str) -> dict[str, Any] | None:
         return self.routes.get(route_id)
@@ -81,6 +82,7 @@ def load(path: str | Path, *, check_keys: bool = True) -> Routes:
     base = Path(path).resolve().parent
     seen: dict[str, int] = {}
     rings: dict[str, keys.KeyRing] = {}
+    counter_keys: dict[str, bytes] = {}
     for n, route in enumerate(doc["routes"]):
         at = f"routes[{n}]"
         if route["id"] in seen:
@@ -116,6 +118,13 @@ def load(path: str | Path, *, check_keys: bool = True) -> Routes:
         counters = rules.get("counters")
         if counters and counters.get("warnAt", 0) >= counters["stopAt"]:
             problems.append((f"{at}.rules.counters.warnAt", "must be below stopAt"))
+        if counters and counters.get("keyFile"):
+            key_file = Path(counters["keyFile"])
+            counters["keyFile"] = str(key_file if key_file.is_absolute() else base / key_file)
+            try:
+                counter_keys[route["id"]] = keys.load(counters["keyFile"]).key(counters["keyId"])
+            except keys.KeyError_ as e:
+                problems.append((f"{at}.rules.counters.keyFile", str(e)))
         pseudo = rules.get("pseudonymise")
         if pseudo:
             key_file = Path(pseudo["keyFile"])
@@ -131,7 +140,7 @@ def load(path: str | Path, *, check_keys: bool = True) -> Routes:
             route["delivery"]["directory"] = str(d if d.is_absolute() else base / d)
     if problems:
         raise RoutesError(str(path), problems)
-    return Routes(str(path), doc["version"], {r["id"]: r for r in doc["routes"]}, rings)
+    return Routes(str(path), doc["version"], {r["id"]: r for r in doc["routes"]}, rings, counter_keys)
 
 
 def explain(route: dict[str, Any]) -> str:

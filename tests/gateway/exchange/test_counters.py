@@ -121,3 +121,6 @@ def test_in_process_fallback_warns(caplog: pytest.LogCaptureFixture) -> None:
 def test_members_are_hashes_not_identifiers() -> None:
     m = member("hosp", "urn:oid:2.16.156.10011.1.3", "110105198503121234")
     assert "110105198503121234" not in m and len(m) == 64
+    keyed = member("hosp", "urn:oid:2.16.156.10011.1.3", "110105198503121234", key=bytes(32))
+    assert keyed != m and len(keyed) == 64
+    assert keyed != member("hosp", "urn:oid:2.16.156.10011.1.3", "110105198503121234", key=bytes(range(32)))

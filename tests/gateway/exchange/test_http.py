@@ -14,7 +14,7 @@ import orjson
 import pytest
 import redis
 
-from gateway.exchange.counters import PREFIX
+from gateway.exchange.counters import PREFIX, member
 from gateway.exchange.trail import HEAD, STREAM, verify
 from gateway.settings import Settings
 from tests.conftest import RedisServer, ServedApp
@@ -123,6 +123,10 @@ def test_a_permitted_transfer_is_delivered_counted_and_audited(served: Any, vali
     prov = part(doc, "provenance")[0]["resource"]
     assert prov["policy"] == ["urn:helixgate:exchange:route:cn-eu-treatment"]
     assert part(doc, "subjectsThisYear")[0]["valueInteger"] == 1 and _count(client) == 1
+    routes = app.app.state.exchange.routes  # the subject is kept as an HMAC under the route's counter key
+    [stored] = [m.decode() for k in client.scan_iter(match=PREFIX + "*") for m in client.smembers(k)]
+    assert stored == member("cn-hosp-a", "urn:oid:2.16.840.1.113883.19.5", "PAT123",
+                            key=routes.counter_keys["cn-eu-treatment"])
     [entry] = _trail(client)
     details = {d["type"]: d["valueString"] for d in entry["event"]["entity"][0]["detail"]}
     assert details["mechanisms"] == "CN-SC-2026-0042" and details["hgr-filing"] == "MOST-HGR-2026-0001"
