@@ -196,3 +196,17 @@ def test_several_server_processes_are_added_up(tmp_path: Path) -> None:
     assert len(pids) >= 2, "only one server process answered"
     assert "1.db" not in pids
     assert len(set(totals)) == 1 and totals[0] >= 40  # every scrape, whichever process answers it, sees them all
+
+
+def test_the_circuit_state_follows_the_upstream() -> None:
+    """An upstream that refuses connections: the breaker opens after its threshold of failures, and /metrics says so
+    (read from the app's upstream client when scraped)."""
+    dead = free_port()  # nothing listens there
+    with ServedApp(Settings(upstream_url=f"http://127.0.0.1:{dead}/fhir", upstream_retries=0, http_processes=0)) as app:
+        first = scrape(app.url)
+        statuses = {httpx.get(f"{app.url}/fhir/Observation", timeout=30).status_code for _ in range(8)}
+        after = scrape(app.url)
+    assert value(first, "helixgate_upstream_circuit_state", state="closed") == 1
+    assert statuses <= {502, 503, 504} and statuses
+    assert value(after, "helixgate_upstream_circuit_state", state="open") == 1
+    assert value(after, "helixgate_upstream_circuit_state", state="closed") == 0
