@@ -509,6 +509,9 @@ def immunization(r: Reader, sa: etree._Element, section: str) -> list[dict[str, 
             use(p)
     if performers:
         res["performer"] = performers
+    site = r.concept(kid(sa, "approachSiteCode"))
+    if site:
+        res["site"] = site
     route = r.concept(kid(sa, "routeCode"))
     if route:
         res["route"] = route

@@ -220,8 +220,74 @@ def _write(bundle: dict[str, Any], opts: ConvertOptions, w: Writer) -> tuple[byt
     body = el(el(root, "component"), "structuredBody")
     for sec in comp.get("section", []):
         section(w, body, sec)
+    unwritten(w, doc)
     out = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return out, w.issues
+
+
+# The elements the writer carries into CDA, per resource type (mappers.ehdsi_cda.write_header, .write_entries);
+# anything else a resource holds is reported, once per type and element.
+WRITTEN = {
+    "Composition": {"identifier", "status", "type", "subject", "date", "author", "title", "confidentiality",
+                    "attester", "custodian", "relatesTo", "event", "section", "language"},
+    "Patient": {"identifier", "name", "telecom", "gender", "birthDate", "address", "contact", "communication",
+                "managingOrganization", "maritalStatus"},
+    "Condition": {"identifier", "clinicalStatus", "verificationStatus", "category", "severity", "code", "subject",
+                  "onsetDateTime", "abatementDateTime"},
+    "AllergyIntolerance": {"identifier", "clinicalStatus", "verificationStatus", "type", "category", "criticality",
+                           "code", "patient", "onsetDateTime", "reaction"},
+    "MedicationStatement": {"identifier", "status", "medicationReference", "medicationCodeableConcept", "subject",
+                            "effectiveDateTime", "effectivePeriod", "dosage", "reasonCode", "informationSource",
+                            "note"},
+    "MedicationRequest": {"identifier", "status", "medicationReference", "medicationCodeableConcept", "subject",
+                          "dosageInstruction", "reasonCode", "note", "intent"},
+    "Medication": {"code", "form", "ingredient"},
+    "Immunization": {"identifier", "status", "vaccineCode", "patient", "occurrenceDateTime", "route", "site",
+                     "lotNumber", "manufacturer", "performer", "protocolApplied"},
+    "Procedure": {"identifier", "status", "code", "subject", "performedDateTime", "performedPeriod", "bodySite"},
+    "DeviceUseStatement": {"identifier", "status", "subject", "timingDateTime", "timingPeriod", "device"},
+    "Device": {"identifier", "type", "patient"},
+    "Observation": {"identifier", "status", "category", "code", "subject", "effectiveDateTime", "effectivePeriod",
+                    "valueQuantity", "valueCodeableConcept", "valueString", "valueInteger", "valueBoolean",
+                    "valueDateTime", "valueRange", "dataAbsentReason", "interpretation", "method", "bodySite",
+                    "performer", "component", "referenceRange", "hasMember"},
+    "DiagnosticReport": {"identifier", "status", "category", "code", "subject", "effectiveDateTime",
+                         "effectivePeriod", "performer", "result"},
+    "ClinicalImpression": {"identifier", "status", "code", "subject", "effectiveDateTime", "effectivePeriod",
+                           "investigation"},
+    "Practitioner": {"identifier", "name", "telecom", "address"},
+    "PractitionerRole": {"identifier", "practitioner", "organization", "code"},
+    "Organization": {"identifier", "name", "telecom", "address"},
+}
+_RESOURCE = {"resourceType", "id", "meta", "text", "language", "implicitRules"}
+
+
+def unwritten(w: Writer, doc: dict[str, Any]) -> None:
+    """Report what of the Bundle did not reach the CDA: elements the writer does not carry (per type and element),
+    and resources no section or header element referenced (per type)."""
+    missed: dict[tuple[str, str], int] = {}
+    unreached: dict[str, int] = {}
+    for e in doc.get("entry", [])[1:]:
+        res = e.get("resource") if isinstance(e, dict) else None
+        if not isinstance(res, dict):
+            continue
+        rtype = str(res.get("resourceType"))
+        if id(res) not in w.reached:
+            unreached[rtype] = unreached.get(rtype, 0) + 1
+            continue
+        known = WRITTEN.get(rtype)
+        if known is None:
+            continue  # a type with no eHDSI entry: reported as such where its section was written
+        for key in res:
+            name = key.lstrip("_")
+            if name not in known and name not in _RESOURCE:
+                missed[(rtype, name)] = missed.get((rtype, name), 0) + 1
+    for (rtype, name), n in sorted(missed.items()):
+        w.lost("ehdsi-element-not-written", f"{rtype}.{name} has no place in the eHDSI CDA entry ({n} resource(s)); "
+               "not written", f"{rtype}.{name}")
+    for rtype, n in sorted(unreached.items()):
+        w.lost("ehdsi-resource-not-written", f"{n} {rtype} resource(s) are in no Patient Summary section; not "
+               "written", rtype)
 
 
 

@@ -142,6 +142,9 @@ def patient(r: Reader, role: etree._Element, lang: str) -> dict[str, Any]:
         res["_birthDate"] = {"extension": [{"url": C.DAR, "valueCode": "unknown"}]}
         r.notes.warn("ehdsi-no-birth-time", "the patient has no birthTime (eHDSI requires one)",
                      path(person) if person is not None else path(role))
+    marital = r.concept(kid(person, "maritalStatusCode"))
+    if marital:
+        res["maritalStatus"] = marital
     addr = addresses(r, role)
     if addr:
         res["address"] = addr

@@ -243,6 +243,8 @@ def immunization(w: Writer, entry: etree._Element, res: dict[str, Any]) -> None:
     ts(sa, "effectiveTime", res.get("occurrenceDateTime"), absent=True)
     if res.get("route"):
         w.code(sa, "routeCode", res["route"])
+    if res.get("site"):
+        w.code(sa, "approachSiteCode", res["site"])
     prod = _material(w, sa, None, res.get("vaccineCode"), C.T_VACCINE, C.T_MATERIAL)
     mat = prod[-1]
     if res.get("lotNumber"):

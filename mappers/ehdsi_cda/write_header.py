@@ -104,6 +104,8 @@ def record_target(w: Writer, doc: etree._Element, pat: dict[str, Any]) -> None:
         el(person, "birthTime", value=fhir_to_ts(pat["birthDate"]))
     else:
         el(person, "birthTime", nullFlavor="UNK")
+    if pat.get("maritalStatus"):
+        w.code(person, "maritalStatusCode", pat["maritalStatus"])
     for c in pat.get("contact", []):
         if _role_of(c) == "GUARD":
             g = el(person, "guardian", classCode="GUARD")

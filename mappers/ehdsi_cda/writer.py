@@ -43,6 +43,7 @@ class Writer:
     by_ref: dict[str, dict[str, Any]]
     issues: list[Issue] = field(default_factory=list)
     current: str = ""  # the resource being written (named when its content cannot be read)
+    reached: dict[int, dict[str, Any]] = field(default_factory=dict)  # every resource the writer read
 
     def get(self, reference: dict[str, Any] | None) -> dict[str, Any] | None:
         if not isinstance(reference, dict):
@@ -52,7 +53,10 @@ class Writer:
         if "reference" not in reference:
             return None
         found = self.by_ref.get(reference["reference"])
-        return found if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            return None
+        self.reached[id(found)] = found
+        return found
 
     def lost(self, details: str, message: str, where: str | None = None, severity: str = "information") -> None:
         issue = Issue(severity, "informational" if severity == "information" else "value", details, message, where)

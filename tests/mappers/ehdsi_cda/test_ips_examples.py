@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mappers.ehdsi_cda.from_fhir import from_fhir
+from mappers.ehdsi_cda.from_fhir import WRITTEN, from_fhir
 from mappers.ehdsi_cda.rules import check
 from mappers.ehdsi_cda.to_fhir import to_fhir
 from tests.mappers.ehdsi_cda.facts import facts
@@ -33,3 +33,21 @@ def test_ips_example_to_ehdsi_and_back(path: Path, validator) -> None:  # type: 
     # what is lost is what the writer said it could not write (entries with no eHDSI form, e.g. a Flag)
     not_written = {i.expression.split("/")[0] for i in issues if i.details == "ehdsi-entry-not-written"}
     assert {f[0] for f in lost} <= not_written, lost
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_what_is_not_written_is_reported(path: Path) -> None:
+    """Every element of a resource the writer cannot carry is named in its report (nothing lost in silence)."""
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    _, issues = from_fhir(bundle)
+    reported = {i.expression for i in issues if i.details == "ehdsi-element-not-written"}
+    unreached = {i.expression for i in issues if i.details == "ehdsi-resource-not-written"}
+    for e in bundle["entry"][1:]:
+        res = e["resource"]
+        rtype = res["resourceType"]
+        if rtype not in WRITTEN or rtype in unreached:
+            continue
+        for key in res:
+            name = key.lstrip("_")
+            if name not in WRITTEN[rtype] and name not in ("resourceType", "id", "meta", "text", "language"):
+                assert f"{rtype}.{name}" in reported
