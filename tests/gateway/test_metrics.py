@@ -72,10 +72,9 @@ def test_requests_conversions_issues_and_cache_are_counted(served: ServedApp) ->
     assert value(after, "helixgate_stream_length", stream=INBOUND) == 0
 
 
-def test_stream_lag_pending_and_dead_letters_are_read_from_redis(served: ServedApp, own_redis) -> None:  # type: ignore[no-untyped-def]
-    import redis
-
-    r = redis.Redis.from_url(own_redis.url)
+def test_stream_lag_pending_and_dead_letters_are_read_from_redis(engine_redis) -> None:  # type: ignore[no-untyped-def]
+    """On one Redis server and on a 3-master cluster (the streams' hash tag keeps each stream with its group)."""
+    r = engine_redis.client()
     try:
         for i in range(5):
             r.xadd(INBOUND, {"data": f"m{i}"})
@@ -83,9 +82,11 @@ def test_stream_lag_pending_and_dead_letters_are_read_from_redis(served: ServedA
         r.xreadgroup(GROUP, "w1", {INBOUND: ">"}, count=2)  # two read, not acknowledged: pending; three unread
         for i in range(3):
             r.xadd(DLQ, {"reason": f"r{i}"})
-        samples = scrape(served.url)
     finally:
         r.close()
+    with ServedApp(Settings(redis_url=engine_redis.url, http_processes=0)) as app:
+        samples = scrape(app.url)
+    assert value(samples, "helixgate_redis_scrape_ok") == 1
     assert value(samples, "helixgate_stream_length", stream=INBOUND) == 5
     assert value(samples, "helixgate_stream_pending", stream=INBOUND) == 2
     assert value(samples, "helixgate_stream_lag", stream=INBOUND) == 3
