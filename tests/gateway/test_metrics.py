@@ -52,6 +52,10 @@ def test_requests_conversions_issues_and_cache_are_counted(served: ServedApp) ->
     assert bad.status_code in (400, 422)
     v = httpx.post(f"{served.url}/fhir/$validate", json={"resourceType": "Patient", "gender": "nope"}, timeout=60)
     assert v.status_code == 200
+    for _ in range(2):
+        t = httpx.get(f"{served.url}/fhir/ConceptMap/$translate", timeout=10,
+                      params={"system": "http://terminology.hl7.org/CodeSystem/v2-0001", "code": "F"})
+        assert t.status_code == 200
     after = scrape(served.url)
 
     def delta(name: str, **labels: str) -> float:
@@ -67,6 +71,8 @@ def test_requests_conversions_issues_and_cache_are_counted(served: ServedApp) ->
     assert delta("helixgate_cache_lookups_total", cache="conversion", result="hit") == 1
     assert delta("helixgate_cache_lookups_total", cache="conversion", result="miss") >= 1
     assert delta("helixgate_validation_issues_total", origin="validate", severity="error") >= 1
+    assert delta("helixgate_cache_lookups_total", cache="translation", result="miss") == 1
+    assert delta("helixgate_cache_lookups_total", cache="translation", result="hit") == 1
     # the stream gauges were read from this Redis: nothing queued yet
     assert value(after, "helixgate_redis_scrape_ok") == 1
     assert value(after, "helixgate_stream_length", stream=INBOUND) == 0
