@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import orjson
@@ -42,7 +43,10 @@ def forwarded_headers(request: Request, **extra: str) -> dict[str, str]:
 
 
 def query_suffix(request: Request) -> str:
-    return f"?{request.url.query}" if request.url.query else ""
+    query = request.url.query
+    if "_format" in query:  # the gateway renders the format asked for (gateway.negotiation); the upstream answers JSON
+        query = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "_format"])
+    return f"?{query}" if query else ""
 
 
 async def upstream_capabilities(request: Request) -> dict[str, Any] | None:
