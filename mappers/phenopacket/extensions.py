@@ -44,7 +44,10 @@ EXTENSIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "resource-version": (("string",), "Provenance.entity", "MetaData.resources.version"),
     "namespace-prefix": (("string",), "Provenance.entity", "MetaData.resources.namespacePrefix"),
     "iri-prefix": (("string",), "Provenance.entity", "MetaData.resources.iriPrefix"),
-    "reference": (("string",), "Provenance.entity", "MetaData.externalReferences.reference"),
+    "reference": (("string",), "Element", "ExternalReference.reference (metaData.externalReferences, evidence)"),
+    "external-reference-id": (("string",), "Element", "ExternalReference.id of a phenotype's evidence"),
+    "external-reference-description": (("string",), "Element",
+                                       "ExternalReference.description of a phenotype's evidence"),
 }
 LOCAL = Path(__file__).resolve().parents[2] / "profiles" / "local"
 

@@ -200,7 +200,13 @@ class Writer(GenomicReader):
             elif code.get("system") == systems.COMPONENT:
                 name = str(code.get("code"))
                 if name == "evidence":
-                    evidence.append({"evidenceCode": systems.term_of(value[1])})
+                    ev: dict[str, Any] = {"evidenceCode": systems.term_of(value[1]) or {}}
+                    ref: dict[str, Any] = {}
+                    for key, ext_name in (("id", "external-reference-id"), ("reference", "reference"),
+                                          ("description", "external-reference-description")):
+                        put(ref, key, ext_scalar(comp, ext_name))
+                    put(ev, "reference", ref)
+                    evidence.append(ev)
                     continue
                 field_name, _, form = name.partition("-")
                 kind = {"age": "Age", "gestational-age": "Quantity"}.get(form, value[0])

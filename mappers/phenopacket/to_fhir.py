@@ -237,8 +237,15 @@ def phenotype(ctx: Context, pf: dict[str, Any], pref: dict[str, str], where: str
             comps.append(time_component(name, pf[name]))
     for j, ev in enumerate(pf.get("evidence") or []):
         if "evidenceCode" in ev:
-            comps.append({"code": systems.own("evidence"), "valueCodeableConcept": systems.concept(ev["evidenceCode"])})
-            ctx.use(f"{where}.evidence[{j}].evidenceCode")
+            comp = {"code": systems.own("evidence"), "valueCodeableConcept": systems.concept(ev["evidenceCode"])}
+            ref = ev.get("reference") or {}
+            exts = [ext(name, "String", str(ref[key])) for key, name in
+                    (("id", "external-reference-id"), ("reference", "reference"),
+                     ("description", "external-reference-description")) if ref.get(key)]
+            if exts:
+                comp = {"extension": exts, **comp}
+            comps.append(comp)
+            ctx.use(f"{where}.evidence[{j}].evidenceCode", f"{where}.evidence[{j}].reference")
     if comps:
         obs["component"] = comps
     ctx.use(*(f"{where}.{k}" for k in ("type", "excluded", "description", "severity", "modifiers", "onset",
