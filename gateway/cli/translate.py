@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--targetsystem", help="only translations into this code system")
     p.add_argument("--reverse", action="store_true", help="translate from the maps' targets back to their sources")
     p.add_argument("--json", action="store_true", help="print the Parameters resource instead of one line a match")
+    p.add_argument("--xml", action="store_true", help="print the Parameters resource in FHIR XML")
     p.add_argument("--list", action="store_true", help="list the ConceptMaps and exit")
     p.set_defaults(run=run)
 
@@ -69,7 +70,16 @@ def run(args: argparse.Namespace) -> int:
         return status.INPUT_REJECTED
     params = out["parameter"]
     result = next(p["valueBoolean"] for p in params if p["name"] == "result")
-    if args.json:
+    if args.xml:
+        from profiles.packages import PackageError
+        from profiles.xmlwrite import json_to_xml
+
+        try:
+            sys.stdout.buffer.write(json_to_xml(out) + b"\n")
+        except PackageError as e:
+            _err(f"helixgate translate: FHIR XML needs the R4 core definitions ({e}); use --json")
+            return status.INPUT_REJECTED
+    elif args.json:
         sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         for m in (p for p in params if p["name"] == "match"):

@@ -68,3 +68,14 @@ def test_convert_to_fhir_xml_is_the_fhir_output_in_xml(tmp_path: Path) -> None:
     back = helixgate("convert", str(tmp_path / "out.xml"), "--to", "fhir-xml", "-o", str(tmp_path / "back.xml"))
     assert back.returncode == 0, back.stderr  # FHIR XML read (as the hub) and written again
     assert xml_to_json((tmp_path / "back.xml").read_bytes(), None) == xml_to_json(xml, None)
+
+
+def test_translate_xml_is_the_parameters_in_xml() -> None:
+    args = ("translate", "--system", "urn:oid:2.16.156.10011.2.3.3.4", "--code", "2")
+    as_json = helixgate(*args, "--json")
+    as_xml = helixgate(*args, "--xml")
+    assert as_xml.returncode == as_json.returncode == 0, as_xml.stderr
+    assert is_fhir_xml(as_xml.stdout, "Parameters")
+    params = xml_to_json(as_xml.stdout, None)
+    assert params == orjson.loads(as_json.stdout)
+    assert {"name": "result", "valueBoolean": True} in params["parameter"]
