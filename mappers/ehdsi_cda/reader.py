@@ -7,6 +7,7 @@ took is reported by path afterwards. Resource ids are UUIDv5 of the document id 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from mappers.terminology import translate
 from mappers.toolkit.fhirtime import is_datetime
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_ZONE = re.compile(r"([+-]\d{4}|Z)$")  # an HL7 TS that states its zone
 UCUM = "http://unitsofmeasure.org"
 
 
@@ -31,6 +33,7 @@ class Reader:
     timezone: str  # assumed for times without a zone
     key: str  # the document's identity (id root|extension)
     refs: dict[str, str]  # narrative ID → its text (originalText/reference targets)
+    zone_given: bool = False  # the caller stated the zone of times that carry none
     patient: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
@@ -59,6 +62,10 @@ class Reader:
         if out is None or not is_datetime(out):
             self.notes.warn("ehdsi-bad-time", f"{ts!r} is not a valid HL7 timestamp; not mapped", path(el))
             return None
+        if "T" in out and not self.zone_given and not _ZONE.search(ts):
+            # a time of day without a zone: FHIR dateTime needs one (R4 datatypes.html#dateTime)
+            self.notes.inform("ehdsi-time-zone-assumed", f"times of day without a zone are taken as {self.timezone} "
+                              "(state the source's zone with the timezone option)")
         use(el)
         return out
 

@@ -89,7 +89,7 @@ def _start(root: etree._Element, timezone: str | None) -> tuple[Reader, str, str
         raise UnsupportedMessage("the document has no id (CDA R2 ClinicalDocument.id is 1..1)",
                                  details="ehdsi-no-document-id", expression="/ClinicalDocument/id")
     key = f"{root_oid}|{ext}"
-    r = Reader(notes, timezone or "+00:00", key, narrative_ids(root))
+    r = Reader(notes, timezone or "+00:00", key, narrative_ids(root), zone_given=timezone is not None)
     mark_header(r, root)
     targets = kids(root, "recordTarget")
     if not targets or kid(targets[0], "patientRole") is None:
