@@ -179,6 +179,10 @@ class _XmlSender:
         assert self.start is not None
         start, status, media = self.start, self.start["status"], FHIR_XML
         body = b"".join(self.chunks)
+        if not body.strip():  # 204, 304, HEAD-like answers: nothing to write
+            await self.downstream(start)
+            await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
+            return
         if self.size > MAX_XML_BODY:
             status, body, media = _refused_as_xml(f"the response ({self.size} bytes) is larger than is written as "
                                                   f"XML ({MAX_XML_BODY} bytes); ask for JSON")
@@ -199,6 +203,7 @@ class _XmlSender:
         headers = MutableHeaders(raw=list(start.get("headers", [])))
         if media:
             headers["content-type"] = media
+            headers.add_vary_header("Accept")  # the same URL answers JSON to another Accept
         headers["content-length"] = str(len(body))
         await self.downstream({**start, "status": status, "headers": headers.raw})
         await self.downstream({"type": "http.response.body", "body": body, "more_body": False})

@@ -180,7 +180,7 @@ def test_a_json_body_in_pieces_is_gathered_and_written_as_xml() -> None:
     status, headers, body, _ = call(served([b'{"resourceType": "Patient", "birth', b'Date": "1970", "active": true}'],
                                            "application/fhir+json; charset=utf-8"))
     assert status == 201 and headers["x-kept"] == "yes" and headers["content-type"] == XML_TYPE + "; charset=utf-8"
-    assert headers["content-length"] == str(len(body))
+    assert headers["content-length"] == str(len(body)) and headers["vary"] == "Accept"
     assert xml_to_json(body, None) == {"resourceType": "Patient", "birthDate": "1970", "active": True}
 
 
@@ -206,3 +206,8 @@ def test_other_bodies_pass_untouched_and_stay_streamed() -> None:
     assert (status, body, headers["content-type"]) == (201, b'{"issuer": "https://as"}', "application/json")
     _, headers, body, messages = call(served(parts[:2], "application/fhir+json"), query="_format=json")
     assert (body, messages) == (b"".join(parts[:2]), 2)  # JSON asked for: nothing held back
+
+
+def test_an_empty_json_answer_passes_as_it_is() -> None:
+    status, headers, body, _ = call(served([b""], "application/fhir+json"))
+    assert (status, body, headers["content-type"]) == (201, b"", "application/fhir+json")
