@@ -194,6 +194,21 @@ def operations() -> list[Operation]:
                             413: "the body is too large", 422: "the resource is too costly to validate"})
           for p, oid, extra in (("/fhir/$validate", "validate", ()),
                                 ("/fhir/{type}/$validate", "validateType", (_path("type", "a resource type"),)))),
+        Operation("/fhir/{type}/{id}/$validate", "POST", "validateInstance",
+                  "Validate a resource as it would be stored at this id (FHIR $validate on an instance)",
+                  tags=("operations",), scope="system/$validate and {type}.r",
+                  description="With HELIXGATE_UPSTREAM_URL (the validating facade): the posted resource (or "
+                  "Parameters.resource), or with no body the resource stored upstream at this id, validated; 200 "
+                  "with the OperationOutcome whenever validation ran.",
+                  parameters=(_path("type", "a resource type"), _path("id", "the resource's id"),
+                              _query("profile", "a profile to validate against as well",
+                                     {"type": "array", "items": {"type": "string"}}, style="form", explode=True)),
+                  body=validate_body,
+                  responses={200: ("the validation outcome", _outcome())},
+                  errors={400: "the body is not a resource", 404: "no such resource upstream",
+                          413: "the body is too large", 422: "the resource is too costly to validate",
+                          502: "the upstream server failed", 503: "the upstream server is unavailable (circuit "
+                          "open)", 504: "the upstream server did not answer in time"}),
         *(Operation(p, m, f"translate{m.title()}{i}", "Translate a code through the shipped ConceptMaps "
                     "(FHIR ConceptMap/$translate)", parameters=(*extra, *translate_params),
                     body=translate_body if m == "POST" else None, **translate)  # type: ignore[arg-type]
