@@ -49,6 +49,13 @@ EXTENSIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "external-reference-description": (("string",), "Element",
                                        "ExternalReference.description of a phenotype's evidence"),
 }
+# complex extensions: one entry of a phenopacket map<string, string>, as sub-extensions `key` and `value`
+MAP_ENTRIES: dict[str, tuple[str, str]] = {
+    "file-attribute": ("DocumentReference", "File.fileAttributes, one entry (key and value)"),
+    "individual-to-file-identifier": ("DocumentReference",
+                                      "File.individualToFileIdentifiers, one entry (the individual's or biosample's "
+                                      "id as key, its id in the file as value)"),
+}
 LOCAL = Path(__file__).resolve().parents[2] / "profiles" / "local"
 
 
@@ -72,8 +79,42 @@ def structure_definition(name: str) -> dict[str, Any]:
              "type": [{"code": t} for t in types]}]}}
 
 
+def map_entry_definition(name: str) -> dict[str, Any]:
+    context, what = MAP_ENTRIES[name]
+    url = EXT + name
+    title = f"Phenopacket {what.split(',')[0]}"
+    elements: list[dict[str, Any]] = [
+        {"id": "Extension", "path": "Extension", "short": title, "definition": what},
+        {"id": "Extension.extension", "path": "Extension.extension", "min": 2,
+         "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "closed"}}]
+    for part in ("key", "value"):
+        at = f"Extension.extension:{part}"
+        elements += [
+            {"id": at, "path": "Extension.extension", "sliceName": part, "min": 1, "max": "1",
+             "short": f"the map entry's {part}", "definition": f"The map entry's {part}."},
+            {"id": f"{at}.extension", "path": "Extension.extension.extension", "max": "0"},
+            {"id": f"{at}.url", "path": "Extension.extension.url", "fixedUri": part},
+            {"id": f"{at}.value[x]", "path": "Extension.extension.value[x]", "min": 1, "type": [{"code": "string"}]}]
+    elements += [{"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                 {"id": "Extension.value[x]", "path": "Extension.value[x]", "max": "0"}]
+    return {
+        "resourceType": "StructureDefinition", "id": f"phenopacket-{name}", "url": url, "version": "0.1.0",
+        "name": "phenopacket_" + name.replace("-", "_"), "title": title, "status": "active", "experimental": False,
+        "publisher": "helixgate", "description": f"GA4GH Phenopacket v2 {what}, kept by helixgate's phenopacket "
+                                                 "mapper.",
+        "fhirVersion": "4.0.1", "kind": "complex-type", "abstract": False,
+        "context": [{"type": "element", "expression": context}], "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension", "derivation": "constraint",
+        "differential": {"element": elements}}
+
+
+def names() -> list[str]:
+    return [*EXTENSIONS, *MAP_ENTRIES]
+
+
 def text(name: str) -> str:
-    return json.dumps(structure_definition(name), indent=1, ensure_ascii=False) + "\n"
+    sd = map_entry_definition(name) if name in MAP_ENTRIES else structure_definition(name)
+    return json.dumps(sd, indent=1, ensure_ascii=False) + "\n"
 
 
 def path(name: str) -> Path:
@@ -81,6 +122,6 @@ def path(name: str) -> Path:
 
 
 if __name__ == "__main__":
-    for n in EXTENSIONS:
+    for n in names():
         path(n).write_text(text(n), "utf-8")
-    sys.stdout.write(f"{len(EXTENSIONS)} StructureDefinitions written to {LOCAL}\n")
+    sys.stdout.write(f"{len(names())} StructureDefinitions written to {LOCAL}\n")

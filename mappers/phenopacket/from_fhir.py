@@ -94,6 +94,7 @@ class Writer(GenomicReader):
                    for e in self.content.of("Procedure", "MedicationStatement")
                    if not set(reader.profile_names(e.resource)) & _GENOMIC_PROCEDURES]
         put(pp, "medicalActions", actions)
+        put(pp, "files", [f for e in self.content.of("DocumentReference") if (f := self.file(e))])
         pp["metaData"] = self.meta_data(pp)
         self.report_left_out()
         return pp
@@ -366,6 +367,28 @@ class Writer(GenomicReader):
                     None)
         put(t, "drugType", drug)
         return self._action(m, {"treatment": t})
+
+    # ---- files ----
+
+    def file(self, e: reader.Entry) -> dict[str, Any] | None:
+        """A DocumentReference whose content has a url → a File (the others, e.g. BED files without one, stay
+        reported as not carried)."""
+        d = e.resource
+        url = next((c.get("attachment", {}).get("url") for c in d.get("content") or []
+                    if isinstance(c, dict) and isinstance(c.get("attachment"), dict)), None)
+        if not isinstance(url, str) or not url:
+            return None
+        self.read.add(e.index)
+        out: dict[str, Any] = {"uri": url}
+        for field_name, ext_name in (("individualToFileIdentifiers", "individual-to-file-identifier"),
+                                     ("fileAttributes", "file-attribute")):
+            entries = {}
+            for x in extensions_of(d, ext_name):
+                parts = {p.get("url"): p.get("valueString") for p in x.get("extension") or [] if isinstance(p, dict)}
+                if isinstance(parts.get("key"), str) and isinstance(parts.get("value"), str):
+                    entries[parts["key"]] = parts["value"]
+            put(out, field_name, entries)
+        return out
 
     # ---- metaData ----
 

@@ -20,6 +20,7 @@ from mappers.exceptions import UnsupportedMessage
 from mappers.phenopacket import MAPPER_VERSION, genomic, systems, times, unmapped
 from mappers.phenopacket.context import Context, ext
 from mappers.phenopacket.schema import Document, loads, read
+from mappers.phenopacket.systems import EXT
 from mappers.terminology import translate
 from mappers.toolkit.bundle import bundle
 from mappers.toolkit.provenance import converter_device
@@ -152,6 +153,9 @@ def phenopacket(ctx: Context, pp: dict[str, Any], at: str) -> None:
     for i, interp in enumerate(pp.get("interpretations") or []):
         genomic.interpretation(ctx, interp, pref, str(subject.get("id", "")), biosamples,
                                f"{at}interpretations[{i}]")
+    for i, f in enumerate(pp.get("files") or []):
+        if f.get("uri"):  # an Attachment needs content: a file without a uri is reported as not mapped
+            ctx.add(document(ctx, f, pref, f"{at}files[{i}]"), f"{at}files[{i}]")
     made = ctx.resources[first:]
     ctx.resources.extend(provenance(ctx, pp, at, made))
 
@@ -481,6 +485,25 @@ def medical_action(ctx: Context, ma: dict[str, Any], pref: dict[str, str], where
         res["extension"] = [*exts, *res.get("extension", [])]
     ctx.use(*(f"{where}.{k}" for k in ("treatmentTarget", "treatmentIntent", "responseToTreatment",
                                         "adverseEvents", "treatmentTerminationReason")))
+    return res
+
+
+# ---- files ----
+
+def document(ctx: Context, f: dict[str, Any], pref: dict[str, str], where: str) -> dict[str, Any]:
+    """File → DocumentReference: the uri as the attachment's url, each map entry a key/value extension (keys
+    sorted: the same input gives the same bytes)."""
+    exts = []
+    for field_name, ext_name in (("individualToFileIdentifiers", "individual-to-file-identifier"),
+                                 ("fileAttributes", "file-attribute")):
+        for key, value in sorted((f.get(field_name) or {}).items()):
+            exts.append({"url": EXT + ext_name, "extension": [{"url": "key", "valueString": str(key)},
+                                                              {"url": "value", "valueString": str(value)}]})
+    res: dict[str, Any] = {"resourceType": "DocumentReference", "id": ctx.rid("DocumentReference", where)}
+    if exts:
+        res["extension"] = exts
+    res.update({"status": "current", "subject": pref, "content": [{"attachment": {"url": str(f["uri"])}}]})
+    ctx.use(f"{where}.uri", f"{where}.individualToFileIdentifiers", f"{where}.fileAttributes")
     return res
 
 

@@ -22,7 +22,7 @@ EXAMPLE = ROOT / "examples" / "phenopacket-case.json"
 GR = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 HPO = "http://human-phenotype-ontology.org"
 # Fields of data/wide.json with no place in FHIR (the conversion report names each, and the way back lacks them).
-NOT_CARRIED = {"biosamples[0].tumorGrade", "files[0]", "interpretations[0].diagnosis.genomicInterpretations[2]"}
+NOT_CARRIED = {"biosamples[0].tumorGrade", "interpretations[0].diagnosis.genomicInterpretations[2]"}
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,14 @@ def test_radiation_therapy_as_a_procedure(wide: tuple[dict[str, Any], Any]) -> N
     dose = {e["url"].rsplit(":", 1)[-1]: e for e in radiation["extension"]}
     assert dose["radiation-dosage"]["valueQuantity"]["code"] == "Gy"
     assert dose["radiation-fractions"]["valueInteger"] == 5
+
+
+def test_files_as_document_references(wide: tuple[dict[str, Any], Any]) -> None:
+    (doc,) = of(wide[1].bundle, "DocumentReference")
+    assert doc["content"] == [{"attachment": {"url": "file:///data/genome.vcf.gz"}}]
+    entries = [(e["url"].rsplit(":", 1)[-1], [p["valueString"] for p in e["extension"]]) for e in doc["extension"]]
+    assert entries == [("individual-to-file-identifier", ["P1", "SAMPLE1"]), ("file-attribute", ["genomeAssembly",
+                                                                                                 "GRCh38"])]
 
 
 def test_metadata_updates_as_provenances_of_updates(wide: tuple[dict[str, Any], Any]) -> None:
