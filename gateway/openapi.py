@@ -33,6 +33,9 @@ def generic(path: str) -> bool:
     return "$" not in path and (path in ("/fhir", "/fhir/") or path.startswith(("/fhir/{", "/fhir/_")))
 
 
+# Headers that come with those answers (RFC 6750 §3 for 401, RFC 6585 §4 for 429): name → (what, always there).
+ACCESS_HEADERS = {401: {"WWW-Authenticate": ("a challenge per accepted scheme (Bearer, ApiKey)", True)},
+                  429: {"Retry-After": ("seconds until the client's bucket has a token again", True)}}
 # Statuses every operation can answer with an OperationOutcome: the access checks' and the rate limiter's.
 ACCESS_ERRORS = {401: "no or an invalid credential (when access control is on)",
                  403: "the credential does not grant this operation",
@@ -59,6 +62,7 @@ class Operation:
     errors: dict[int, str] = field(default_factory=dict)  # status → when (an OperationOutcome body)
     public: bool = False  # no credential needed
     scope: str | None = None  # the operation scope that grants it
+    headers: dict[int, dict[str, tuple[str, bool]]] = field(default_factory=dict)  # status → name → (what, always)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -175,6 +179,11 @@ def operations() -> list[Operation]:
                   body=bodies, body_required=True,
                   responses={200: ("the converted output (X-Conversion-Report, X-Cache)", outputs),
                              202: ("a bulk job was started: poll Content-Location", None)},
+                  headers={200: {"X-Conversion-Report": ("counts of the report's issues: warnings, information, "
+                                                         "validation (one document)", False),
+                                 "X-Cache": ("hit or miss (one document)", False),
+                                 "X-Batch": ("documents, converted, failed (a batch file)", False)},
+                           202: {"Content-Location": ("the job's status URL", True)}},
                   errors={400: "the input cannot be read, or a parameter is wrong",
                           404: "a ConceptMap or resource the input names is unknown",
                           406: "the Accept/_format asked for cannot be written",
@@ -233,6 +242,8 @@ def operations() -> list[Operation]:
                   tags=("bulk",), scope="system/$convert", parameters=(job,),
                   responses={200: ("done: the manifest", {OPENAPI_JSON: {"schema": {"type": "object"}}}),
                              202: ("in progress (X-Progress)", None)},
+                  headers={202: {"X-Progress": ("documents done of all, or the job's state", True),
+                                 "Retry-After": ("seconds to wait before polling again", True)}},
                   errors={404: "no such job (or not the caller's)"}),
         Operation("/fhir/bulk/{job}", "DELETE", "bulkCancel", "Cancel a bulk job and delete its files",
                   tags=("bulk",), scope="system/$convert", parameters=(job,),
@@ -336,6 +347,11 @@ def _operation_doc(op: Operation) -> dict[str, Any]:
                               "on.").strip()
     for status, when in sorted(errors.items()):
         responses[str(status)] = {"description": when, "content": _with_xml(_outcome()) if fhir else _outcome()}
+    for status, named in [*op.headers.items(), *(ACCESS_HEADERS.items() if not op.public else ())]:
+        if str(status) in responses:
+            responses[str(status)]["headers"] = {
+                name: {"description": what, "required": always, "schema": {"type": "string"}}
+                for name, (what, always) in named.items()}
     doc["responses"] = dict(sorted(responses.items()))
     return doc
 
