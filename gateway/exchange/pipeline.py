@@ -203,7 +203,8 @@ async def run(data: bytes, *, source: str | None, route_id: str, transfer: Trans
     if dry_run:
         return result
     try:
-        result.delivered = await _deliver(route, engine, body, bundle if target == HUB else None, transfer_id, media)
+        result.delivered = await _deliver(route, engine, body, bundle if target == HUB else None, transfer_id, media,
+                                          result.provenance)
     except Exception as e:
         if reservation is not None and reservation.members:
             await counters.release(exporter, year, reservation.members)
@@ -227,7 +228,7 @@ def _with(bundle: dict[str, Any], prov: dict[str, Any], transaction: bool) -> di
 
 
 async def _deliver(route: dict[str, Any], engine: Engine, body: bytes, bundle: dict[str, Any] | None,
-                   transfer_id: str, media: str) -> list[str]:
+                   transfer_id: str, media: str, prov: dict[str, Any] | None = None) -> list[str]:
     mode = route["delivery"]["mode"]
     if mode == "return":
         return []
@@ -236,9 +237,13 @@ async def _deliver(route: dict[str, Any], engine: Engine, body: bytes, bundle: d
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         ext = "json" if "json" in media else "xml" if "xml" in media else "hl7" if "hl7" in media else "txt"
         path = directory / f"{route['id']}-{transfer_id}.{ext}"
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(body)
-        tmp.replace(path)
+        written = [(path, body)]
+        if prov is not None:  # a document that cannot hold it (an IPS, a CDA, HL7 v2): the Provenance beside it
+            written.insert(0, (directory / f"{route['id']}-{transfer_id}.provenance.json", orjson.dumps(prov)))
+        for where, data in written:  # the content last: whoever watches for it finds its Provenance there
+            tmp = where.with_name(where.name + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(where)
         return [str(path)]
     if mode == "mllp":
         from gateway.exchange.mllp import send

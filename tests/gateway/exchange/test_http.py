@@ -114,14 +114,19 @@ def test_a_permitted_transfer_is_delivered_counted_and_audited(served: Any, vali
     assert r.status_code == 200, r.text
     doc = r.json()
     assert part(doc, "decision")[0]["valueCode"] == "permit"
-    [written] = list(outbox.iterdir())
+    [written] = [p for p in outbox.iterdir() if not p.name.endswith(".provenance.json")]
     assert part(doc, "delivered")[0]["valueString"] == str(written)
+    beside = orjson.loads(written.with_name(written.name.replace(".json", ".provenance.json")).read_bytes())
+    assert beside == part(doc, "provenance")[0]["resource"]
     ips = orjson.loads(written.read_bytes())
     assert ips["type"] == "document" and "Bundle-uv-ips" in ips["meta"]["profile"][0]
     errors = [i for i in validator.outcome(ips, ())["issue"] if i["severity"] in ("error", "fatal")]
     assert errors == []
     prov = part(doc, "provenance")[0]["resource"]
     assert prov["policy"] == ["urn:helixgate:exchange:route:cn-eu-treatment"]
+    assert [i for i in validator.outcome(prov, ())["issue"] if i["severity"] in ("error", "fatal")] == []
+    event = _trail(client)[0]["event"]
+    assert [i for i in validator.outcome(event, ())["issue"] if i["severity"] in ("error", "fatal")] == []
     assert part(doc, "subjectsThisYear")[0]["valueInteger"] == 1 and _count(client) == 1
     routes = app.app.state.exchange.routes  # the subject is kept as an HMAC under the route's counter key
     [stored] = [m.decode() for k in client.scan_iter(match=PREFIX + "*") for m in client.smembers(k)]
