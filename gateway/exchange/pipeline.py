@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 
 from gateway.exchange import counters as counting
 from gateway.exchange.events import audit_event, provenance
@@ -141,7 +142,9 @@ async def run(data: bytes, *, source: str | None, route_id: str, transfer: Trans
     subjects = [subject_key(p) for _, p in patients(bundle)]
     result.subjects = len(set(subjects))
     try:
-        bundle, result.changes, result.facts, result.rules = apply_rules(bundle, route, transfer, routes)
+        # pure but CPU-bound (a VCF Bundle of thousands of variants): off the event loop
+        bundle, result.changes, result.facts, result.rules = await run_in_threadpool(
+            apply_rules, bundle, route, transfer, routes)
     except Refused as refusal:
         result.decision, result.refusal = "refuse", refusal
         result.facts, result.rules = getattr(refusal, "facts", {}), getattr(refusal, "applied", [])
