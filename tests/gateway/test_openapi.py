@@ -5,6 +5,7 @@ processes: as deployed) finds no 5xx and no response that the document does not 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import orjson
@@ -18,6 +19,7 @@ from gateway.app import create_app
 from gateway.openapi import generic, missing, operations, rendered, template
 from gateway.settings import Settings
 from tests.conftest import ROOT, ServedApp
+from tests.gateway.principals import KeyedApp
 
 COMMITTED = ROOT / "docs" / "openapi.json"
 EXAMPLES_PER_OPERATION = 25  # bounded: ~15 operations, a few seconds each at most
@@ -72,7 +74,8 @@ TEXT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2", "application/hl7
               "text/xml", "application/fhir+ndjson", "application/fhir+xml", "application/octet-stream")
 
 
-def test_schemathesis_against_the_live_server(own_redis, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_schemathesis_against_the_live_server(own_redis, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
     for media in TEXT_TYPES:
         schemathesis.serializer.alias(media, "text/plain")
     for media in (m for m in orjson.loads(rendered())["paths"]["/fhir/$convert"]["post"]["requestBody"]["content"]
@@ -84,16 +87,17 @@ def test_schemathesis_against_the_live_server(own_redis, monkeypatch: pytest.Mon
                   checks.response_schema_conformance, checks.response_headers_conformance, checks.unsupported_method]
     failures: list[str] = []
     calls = 0
+    statuses: list[int] = []
 
-    def fuzz(op, base: str):  # type: ignore[no-untyped-def]
+    def fuzz(op, base: str, examples: int = EXAMPLES_PER_OPERATION):  # type: ignore[no-untyped-def]
         @given(op.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+        @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
         def call(case) -> None:  # type: ignore[no-untyped-def]
             nonlocal calls
             calls += 1
             try:
-                case.call_and_validate(base_url=base, checks=run_checks, timeout=60)
+                statuses.append(case.call_and_validate(base_url=base, checks=run_checks, timeout=60).status_code)
             except BaseException as e:  # collected: every operation is run, then all failures are shown
                 failures.append(f"{op.method.upper()} {op.path}: {str(e)[:1500]}")
 
@@ -108,4 +112,12 @@ def test_schemathesis_against_the_live_server(own_redis, monkeypatch: pytest.Mon
             fuzz(result.ok(), app.url)()
             assert time.monotonic() - started < 300, "the fuzz run is bounded to 5 minutes"
     assert calls >= 10 * len(operations())  # it did run
+    assert {200, 400, 404} <= set(statuses) and 401 not in statuses  # answers and refusals, auth off
+    seen = len(statuses)
+    # access control on, no credential: the 401s (and their WWW-Authenticate) as documented too
+    with KeyedApp(Settings(http_processes=0), tmp_path, {"lab": ["system/$convert"]}) as keyed:
+        schema = schemathesis.openapi.from_url(f"{keyed.url}/openapi.json")
+        for result in schema.get_all_operations():
+            fuzz(result.ok(), keyed.url, 3)()
+    assert 401 in statuses[seen:]
     assert not failures, "\n\n".join(dict.fromkeys(failures))
