@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ClusterDownError, ReadOnlyError, RedisError, ResponseError, TryAgainError
 
 from gateway.audit import delivery_event
 from gateway.workers.budget import OverBudget
@@ -36,6 +36,10 @@ from gateway.workers.streams import BULK, GROUP, INBOUND, ensure_group, migrate_
 
 log = logging.getLogger("helixgate.worker")
 BulkRunner = Callable[[str, dict[bytes, bytes]], Awaitable[None]]
+# Errors Redis answers while a master changes (Sentinel or cluster failover, a slot moving): not the worker's fault.
+_PASSING = (ClusterDownError, TryAgainError, ReadOnlyError)
+# UNBLOCKED: a blocked XREADGROUP whose server turned replica under it (Redis ≥ 7).
+_PASSING_CODES = ("UNBLOCKED", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,10 @@ class Worker:
             except ResponseError as e:
                 if "NOGROUP" in str(e):  # Redis restarted without its data: recreate the groups
                     await self._groups()
+                elif isinstance(e, _PASSING) or str(e).startswith(_PASSING_CODES):  # a failover or resharding
+                    # under way: wait it out like an outage
+                    self._down(e)
+                    await asyncio.sleep(0.5)
                 else:
                     raise
             except (RedisError, OSError) as e:

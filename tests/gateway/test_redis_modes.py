@@ -21,12 +21,12 @@ from gateway.exchange.trail import HEAD, STREAM, RedisTrail, verify
 from gateway.redis_client import describe, parse, redis_client
 from gateway.settings import Settings, SettingsError
 from gateway.workers.streams import AUDIT, BULK, DLQ, GROUP, INBOUND, Enqueuer, migrate_legacy
-from tests.conftest import RedisServer, ServedApp, free_port
+from tests.conftest import RedisServer, ServedApp, free_port, start_redis
 from tests.gateway.test_doctor import doctor, statuses
 from tests.gateway.test_mllp import Listener
 from tests.gateway.test_worker import assert_delivered_once, settings_env
 from tests.redis_topologies import ClusterServers, SentinelServers
-from tests.upstream.engine import MllpClient, WorkerProcess, segments, unique_message
+from tests.upstream.engine import MllpClient, WorkerProcess, enqueue, segments, unique_message
 from tests.upstream.fixtures import UpstreamControl, wait_for
 
 
@@ -231,6 +231,36 @@ def test_doctor_checks_every_master_of_a_cluster_and_names_an_unreachable_one(re
                                tmp_path)
     assert statuses(found, "redis") == ["fail"] and "Redis Cluster (seeds 127.0.0.1:" in found["redis"][0]["detail"]
     assert code == 1 and "s3cret" not in text and "Traceback" not in text
+
+
+def test_a_worker_waits_out_its_master_turned_replica_and_goes_on(upstream_control: UpstreamControl) -> None:
+    """The worker's server is demoted to a replica (as a failover does to an old master that comes back): every
+    write answers READONLY. The worker waits like during an outage instead of exiting, and delivers once its
+    server is a master again."""
+    first, second = start_redis(), start_redis()
+    worker = WorkerProcess(settings_env(first.url, upstream_control.base, HELIXGATE_WORKER_CLAIM_IDLE_MS="400"),
+                           "demoted")
+    try:
+        a, b = redis.Redis(port=first.port), redis.Redis(port=second.port)
+        enqueue(a, unique_message(0, "R"))
+        wait_for(lambda: upstream_control.count("DiagnosticReport") == 1, 60, what="the first delivery")
+        b.replicaof("127.0.0.1", first.port)
+        wait_for(lambda: b.info("replication")["master_link_status"] == "up", 20, what="the copy")
+        b.replicaof("NO", "ONE")
+        a.replicaof("127.0.0.1", second.port)  # the worker's server: now a replica, READONLY to it
+        wait_for(lambda: a.info("replication").get("master_link_status") == "up", 20, what="the demotion")
+        time.sleep(1.5)  # several reads and reclaims refused
+        assert worker.proc.poll() is None, worker.log()[-2000:]
+        a.replicaof("NO", "ONE")
+        enqueue(a, unique_message(1, "R"))
+        wait_for(lambda: upstream_control.count("DiagnosticReport") == 2, 60, what="delivery after the promotion")
+        assert worker.proc.poll() is None
+        log = worker.log()
+        assert "cannot reach Redis (" in log and "Redis is reachable again" in log  # refused, and said so, once
+    finally:
+        worker.stop()
+        first.stop()
+        second.stop()
 
 
 def test_a_sentinel_failover_loses_no_acknowledged_message(redis_sentinel: SentinelServers,
