@@ -78,8 +78,14 @@ _request_counters: dict[tuple[str, str, int], Any] = {}  # labelled children, lo
 _durations: dict[tuple[str, str], Any] = {}
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    """One answered HTTP request (the access-log middleware's hot path: labelled children are kept)."""
+    """One answered HTTP request (the access-log middleware's hot path: labelled children are kept). Methods beyond
+    HTTP's usual ones count as OTHER: a client cannot grow the label sets."""
+    if method not in METHODS:
+        method = "OTHER"
     key = (route, method, status)
     counter = _request_counters.get(key)
     if counter is None:
