@@ -10,6 +10,7 @@ was refused before anyone was identified). As text, or as JSON with HELIXGATE_LO
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,8 @@ from gateway.auth.principal import SCOPE_KEY
 
 log = logging.getLogger("helixgate.access")
 UNMATCHED = "unmatched"  # requests no route takes share one label: unknown paths cannot grow the label set
+# a token's client id or subject is the issuer's text: no control characters into a text log line (no forged lines)
+_UNSAFE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
@@ -66,7 +69,8 @@ class AccessLogMiddleware:
             metrics.observe_request(route, method, status, seconds)
             if log.isEnabledFor(logging.INFO):
                 principal: Any = scope.get(SCOPE_KEY)
-                client = principal.client if principal is not None else "-" if status in (401, 503) else "anonymous"
+                client = (_UNSAFE.sub("?", principal.client[:128]) if principal is not None
+                          else "-" if status in (401, 503) else "anonymous")
                 log.info("%s %s %d %.1fms %dB client=%s", method, route, status, seconds * 1000, size, client,
                          extra={"http": {"method": method, "route": route, "status": status,
                                          "duration_ms": round(seconds * 1000, 3), "bytes": size, "client": client}})

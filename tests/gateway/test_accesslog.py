@@ -142,3 +142,25 @@ def test_a_routes_own_404_keeps_its_message(embedded_gateway: ServedApp) -> None
     r = httpx.get(f"{embedded_gateway.url}/fhir/bulk/no-such-job", timeout=10)
     assert r.status_code == 404
     assert "HELIXGATE_UPSTREAM_URL" not in r.text and "/openapi.json" not in r.text
+
+
+def test_a_client_id_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A token's client id is the issuer's text: control characters are replaced before it reaches the line."""
+    import asyncio
+
+    from gateway.accesslog import AccessLogMiddleware
+    from gateway.auth.principal import SCOPE_KEY, Principal
+
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def noop(*args: object) -> None:
+        return None
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": [],
+             SCOPE_KEY: Principal(client="lab\nGET /fhir/$convert 200 1.0ms 0B client=admin", via="jwt")}
+    with caplog.at_level(logging.INFO, logger="helixgate.access"):
+        asyncio.run(AccessLogMiddleware(app, routes=[])(scope, noop, noop))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "helixgate.access"]
+    assert "\n" not in line and line.startswith("GET unmatched 204 ") and "client=lab?GET" in line
