@@ -130,22 +130,10 @@ def apply(bundle: dict[str, Any], destination: str, key: bytes, key_id: str,
     found: list[str] = []
     for i, res in resources(out):
         where = name_of(res, i)
-        if res["resourceType"] in PERSON:
-            for k in _PERSON_ELEMENTS:
-                if k in res:
-                    del res[k]
-                    res.pop("_" + k, None)
-                    p.changes.append(Change("pseudonymise", "removed", f"{where}.{k}"))
-            for k in ("extension", "modifierExtension"):
-                if isinstance(res.get(k), list):
-                    kept = [e for e in res[k] if not (isinstance(e, dict) and _free_text(e))]
-                    if len(kept) != len(res[k]):
-                        p.changes.append(Change("pseudonymise", "removed", f"{where}.{k}", "free text"))
-                    res[k] = kept
-                    if not kept:
-                        del res[k]
-            if res["resourceType"] == "Patient":  # said masked rather than left out: IPS requires a name
-                res["name"] = [{"_text": {"extension": [{"url": DATA_ABSENT, "valueCode": "masked"}]}}]
+        _person(res, where, p.changes)
+        for j, inner in enumerate(res.get("contained") or []):  # a contained RelatedPerson is a person too
+            if isinstance(inner, dict):
+                _person(inner, f"{where}.contained[{j}]", p.changes)
         done: list[str] = []
         _narrative(res, where, done)
         p.changes += [Change("pseudonymise", "removed", d, "narrative may name the person") for d in done]
@@ -182,6 +170,27 @@ def apply(bundle: dict[str, Any], destination: str, key: bytes, key_id: str,
         out["id"] = _uuid(p.key, destination, "Bundle/" + out["id"])
     changes = _dedupe(p.changes)
     return Step(out, changes, {"pseudonymSystem": p.system, "pseudonyms": found})
+
+
+def _person(res: dict[str, Any], where: str, changes: list[Change]) -> None:
+    """What names or reaches a person, removed from a Patient, RelatedPerson or Person."""
+    if res.get("resourceType") not in PERSON:
+        return
+    for k in _PERSON_ELEMENTS:
+        if k in res:
+            del res[k]
+            res.pop("_" + k, None)
+            changes.append(Change("pseudonymise", "removed", f"{where}.{k}"))
+    for k in ("extension", "modifierExtension"):
+        if isinstance(res.get(k), list):
+            kept = [e for e in res[k] if not (isinstance(e, dict) and _free_text(e))]
+            if len(kept) != len(res[k]):
+                changes.append(Change("pseudonymise", "removed", f"{where}.{k}", "free text"))
+            res[k] = kept
+            if not kept:
+                del res[k]
+    if res["resourceType"] == "Patient":  # said masked rather than left out: IPS requires a name
+        res["name"] = [{"_text": {"extension": [{"url": DATA_ABSENT, "valueCode": "masked"}]}}]
 
 
 def _free_text(ext: dict[str, Any]) -> bool:

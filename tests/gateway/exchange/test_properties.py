@@ -48,13 +48,17 @@ def _person(ident: str, family: str, given_name: str, phone: str, street: str, b
     }
 
 
-def _bundle(person: dict[str, Any], family: str, ident: str) -> dict[str, Any]:
+def _bundle(person: dict[str, Any], family: str, ident: str, phone: str) -> dict[str, Any]:
     obs = {"resourceType": "Observation", "id": "o1", "status": "final",
            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
            "subject": {"reference": "Patient/p1", "display": family},
            "valueQuantity": {"value": 13.2, "unit": "g/dL", "system": "http://unitsofmeasure.org", "code": "g/dL"},
            "note": [{"text": f"drawn from {family}"}],
-           "identifier": [{"system": "urn:oid:1.2.3.4", "value": ident + "-o"}]}
+           "identifier": [{"system": "urn:oid:1.2.3.4", "value": ident + "-o"}],
+           "contained": [{"resourceType": "RelatedPerson", "id": "mother", "patient": {"reference": "Patient/p1"},
+                          "name": [{"family": family, "given": ["Mother"]}],
+                          "telecom": [{"system": "phone", "value": phone}]}],
+           "performer": [{"reference": "#mother"}]}
     return {"resourceType": "Bundle", "type": "collection",
             "entry": [{"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": person},
                       {"fullUrl": "urn:uuid:22222222-2222-4222-8222-222222222222", "resource": obs}]}
@@ -73,7 +77,7 @@ def _research(bundle: dict[str, Any]) -> bytes:
 @given(IDENT, NAME, NAME, PHONE, STREET, BIRTH)
 def test_fhir_input_leaves_no_identity(ident: str, family: str, given_name: str, phone: str, street: str,
                                        born: date) -> None:
-    bundle = _bundle(_person(ident, family, given_name, phone, street, born), family, ident)
+    bundle = _bundle(_person(ident, family, given_name, phone, street, born), family, ident, phone)
     out = _research(bundle)
     for secret in _secrets(ident, family, given_name, phone, street, born):
         assert secret.encode() not in out, secret
