@@ -156,23 +156,29 @@ async def run(data: bytes, *, source: str | None, route_id: str, transfer: Trans
     if target == HUB:
         bundle = _with(bundle, provenance(bundle, transfer_id=transfer_id, route=route,
                                           purpose_code=transfer.purpose_code, recorded=recorded), upstream)
-    profiles = tuple(route["target"].get("profiles") or ())
-    # a writer whose output is FHIR (IPS) has that output validated when it is written: validating the Bundle it is
-    # written from as well would double the cost and find nothing the destination sees
-    written_fhir = target != HUB and get(target).fhir_of is not None and not profiles
-    outcome = {"resourceType": "OperationOutcome", "issue": []} if written_fhir else \
-        await engine.validate(bundle, profiles)
-    errors = [Issue("error", i.get("code") or "invalid", "exchange-invalid-output", _text(i))
-              for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
-    if errors:
-        raise InvalidAfterRules(errors)
-    if target == HUB:
-        body, media = orjson.dumps(bundle), get(HUB).media_type
-        report = outcome
-    else:
-        rendered = await engine.convert(orjson.dumps(bundle), ConvertRequest(HUB, target, ConvertOptions(
-            "collection", None, None, options)))
-        body, media, report = rendered.body, rendered.media_type, rendered.outcome
+    profiles = tuple(route["target"].get("profiles") or ())  # (routes.load: only for a FHIR target)
+    # a writer whose output is FHIR (IPS) has that output validated against what it claims when it is written:
+    # validating the Bundle it is written from as well would double the cost and find nothing the destination sees
+    written_fhir = target != HUB and get(target).fhir_of is not None
+    try:
+        outcome = {"resourceType": "OperationOutcome", "issue": []} if written_fhir else \
+            await engine.validate(bundle, profiles)
+        errors = [Issue("error", i.get("code") or "invalid", "exchange-invalid-output", _text(i))
+                  for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
+        if errors:
+            raise InvalidAfterRules(errors)
+        if target == HUB:
+            body, media = orjson.dumps(bundle), get(HUB).media_type
+            report = outcome
+        else:
+            rendered = await engine.convert(orjson.dumps(bundle), ConvertRequest(HUB, target, ConvertOptions(
+                "collection", None, None, options)))
+            body, media, report = rendered.body, rendered.media_type, rendered.outcome
+    except MappingError as e:  # invalid after the rules, or the target cannot carry it: nothing leaves
+        if not dry_run:
+            await _audit(trail, result, route, transfer, recorded, client, f"output invalid: {e.issues[0].details}",
+                         decision="failed")
+        raise
         result.provenance = provenance(bundle, transfer_id=transfer_id, route=route,
                                        purpose_code=transfer.purpose_code, recorded=recorded)
     result.body, result.media_type, result.outcome = body, media, report

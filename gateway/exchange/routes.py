@@ -96,6 +96,9 @@ def load(path: str | Path, *, check_keys: bool = True) -> Routes:
             if purpose not in PURPOSES and purpose not in PURPOSES.values():
                 problems.append((f"{at}.purposes[{j}]", f"unknown purpose {purpose!r} (names: "
                                  f"{', '.join(PURPOSES)}; or a v3 ActReason code: {', '.join(PURPOSES.values())})"))
+        if route["target"].get("profiles") and route["target"]["format"] != "fhir":
+            problems.append((f"{at}.target.profiles", "profiles apply to a fhir target; a writer's output is "
+                             "validated against the profiles it claims (an IPS document, IPS's)"))
         if route["delivery"]["mode"] == "file" and "directory" not in route["delivery"]:
             problems.append((f"{at}.delivery", "mode file needs a directory"))
         if route["delivery"]["mode"] == "mllp":
