@@ -46,11 +46,13 @@ class XmlWriteError(ValueError):
 
 
 class _Prop:
-    __slots__ = ("attr", "kind", "name", "node", "pos", "root", "shape", "type")
+    __slots__ = ("attr", "kind", "name", "node", "open", "pos", "root", "shadow", "shape", "type")
 
     def __init__(self, pos: int, name: str, kind: int, type_code: str, attr: bool = False, node: Node | None = None,
                  root: Node | None = None) -> None:
         self.pos, self.name, self.kind, self.type, self.attr = pos, name, kind, type_code, attr
+        self.open = "<" + name + ' value="'  # a primitive's element up to its value
+        self.shadow = "_" + name  # its JSON shadow property
         self.node, self.root = node, root  # inline (backbone) content: its children are the shape
         self.shape: dict[str, _Prop] | None = None  # resolved on first use
 
@@ -180,7 +182,21 @@ class _Writer:
             out.append(head + ">")
             if len(kids) > 1:
                 kids.sort()
+            special = _ATTR_SPECIAL.search
             for _, key, prop in kids:
+                if prop.kind == _PRIMITIVE and prop.shadow not in obj:  # the usual case, inline: one plain value
+                    value = obj[key]
+                    cls = value.__class__
+                    if cls is str:
+                        if special(value) is None:
+                            out.append(prop.open + value + '"/>')
+                            continue
+                    elif cls is bool:
+                        out.append(prop.open + ("true" if value else "false") + '"/>')
+                        continue
+                    elif cls is int:
+                        out.append(prop.open + str(value) + '"/>')
+                        continue
                 self.prop(key, prop, obj, out)
         except _Fault as f:
             f.trail.append("." + key.removeprefix("_"))
