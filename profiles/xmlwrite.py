@@ -138,7 +138,7 @@ class _Writer:
         if res.__class__ is not dict:
             raise _Fault(f"a resource must be a JSON object, not {_what(res)}")
         rtype = res.get("resourceType")
-        if rtype.__class__ is not str or self._kind(rtype) != _RESOURCE:
+        if rtype.__class__ is not str or self._kind(rtype) != _RESOURCE or (self.sds.get(rtype) or {}).get("abstract"):
             raise _Fault(f"resourceType {rtype!r} is not a FHIR R4 resource type")
         shape = self.type_shape(rtype)
         if shape is None:

@@ -270,6 +270,7 @@ def test_unicode_and_escaping(defs: Definitions) -> None:
     ({"resourceType": "Patient", "name": [{"text": "bell\x07"}]}, "Patient.name[0].text", r"U\+0007"),
     ({"resourceType": "Patient", "id": "\ud800"}, "Patient.id", r"U\+D800"),
     ({"resourceType": "Gizmo"}, "", "not a FHIR R4 resource type"),
+    ({"resourceType": "DomainResource"}, "", "not a FHIR R4 resource type"),  # abstract
     ({"resourceType": "Patient", "contained": [{"id": "x"}]}, "Patient.contained[0]", "not a FHIR R4 resource"),
     ({"resourceType": "Patient", "name": "A"}, "Patient.name", "expected a JSON object"),
     ({"resourceType": "Patient", "extension": [{"url": 5}]}, "Patient.extension[0].url", "must be a string"),
