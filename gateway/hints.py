@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from gateway.settings import Settings
 
-ROOT = ("helixgate serves FHIR under /fhir (try it in the browser at /playground/): POST /fhir/$convert (convert a message or document), POST /fhir/$validate, "
-        "GET|POST /fhir/ConceptMap/$translate, GET /fhir/metadata (the CapabilityStatement); /openapi.json describes "
-        "the HTTP API, /healthz the service's health")
+ROOT = ("helixgate serves FHIR under /fhir (try it in the browser at /playground/): POST /fhir/$convert (convert "
+        "a message or document), POST /fhir/$validate, GET|POST /fhir/ConceptMap/$translate, GET /fhir/metadata (the "
+        "CapabilityStatement); /openapi.json describes the HTTP API, /healthz the service's health")
 FHIR_BASE = ("/fhir is the FHIR base: GET /fhir/metadata for the CapabilityStatement, POST /fhir/$convert to convert, "
              "POST /fhir/$validate to validate")
 NO_UPSTREAM = ("this gateway has no upstream FHIR server, so it serves no FHIR resources: set HELIXGATE_UPSTREAM_URL "
