@@ -174,13 +174,13 @@ async def run(data: bytes, *, source: str | None, route_id: str, transfer: Trans
             rendered = await engine.convert(orjson.dumps(bundle), ConvertRequest(HUB, target, ConvertOptions(
                 "collection", None, None, options)))
             body, media, report = rendered.body, rendered.media_type, rendered.outcome
+            result.provenance = provenance(bundle, transfer_id=transfer_id, route=route,
+                                           purpose_code=transfer.purpose_code, recorded=recorded)
     except MappingError as e:  # invalid after the rules, or the target cannot carry it: nothing leaves
         if not dry_run:
             await _audit(trail, result, route, transfer, recorded, client, f"output invalid: {e.issues[0].details}",
                          decision="failed")
         raise
-        result.provenance = provenance(bundle, transfer_id=transfer_id, route=route,
-                                       purpose_code=transfer.purpose_code, recorded=recorded)
     result.body, result.media_type, result.outcome = body, media, report
     count = (route.get("rules") or {}).get("counters")
     exporter = route["source"]["exporter"]
