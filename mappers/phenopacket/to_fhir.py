@@ -76,13 +76,11 @@ def convert(document: Document, bundle_type: str = "collection") -> Conversion:
     ctx.key = (document.kind, top_id)
     if document.kind != "Phenopacket":
         ctx.use("id")
-        prov = provenance(ctx, doc, "", ctx.resources[:])
-        if prov:
-            ctx.resources.extend(prov)
+        ctx.resources.extend(provenance(ctx, doc, "", ctx.resources[:]))
     ctx.issues.extend(unmapped.report(doc, ctx))
     out = bundle(ctx.resources, bundle_type, ("phenopacket", document.kind, top_id),
                  identifier={"system": systems.ID, "value": top_id} if top_id else None)
-    return Conversion(out, tuple(ctx.issues), _origins(ctx))
+    return Conversion(out, tuple(ctx.issues), ctx.origins)
 
 
 def _list(doc: Any, camel: str) -> list[Any]:
@@ -97,7 +95,7 @@ def _list(doc: Any, camel: str) -> list[Any]:
 def _resources_of(pp: Any) -> int:
     """How many resources a phenopacket gives, about (one per list element; two per variant)."""
     n = 2
-    for key in ("phenotypicFeatures", "measurements", "biosamples", "diseases", "medicalActions"):
+    for key in ("phenotypicFeatures", "measurements", "biosamples", "diseases", "medicalActions", "files"):
         n += len(_list(pp, key))
     for interp in _list(pp, "interpretations"):
         diagnosis = interp.get("diagnosis") if isinstance(interp, dict) else None
@@ -125,9 +123,6 @@ def members_of(doc: Any) -> list[Any]:
         return [doc.get("proband"), *_list(doc, "relatives")]
     return [doc]
 
-
-def _origins(ctx: Context) -> dict[str, str]:
-    return ctx.origins
 
 
 def phenopacket(ctx: Context, pp: dict[str, Any], at: str) -> None:
