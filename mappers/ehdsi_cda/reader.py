@@ -218,13 +218,15 @@ def xsi_type(el: etree._Element | None) -> str:
 
 
 def number(text: str) -> int | float | None:
-    """The JSON number for a decimal text (an integer stays one); None when not a finite number."""
+    """The JSON number for a decimal text (an integer stays one); None when not a finite number, and for integers
+    past 64 bits, which JSON writers (orjson) cannot write exactly."""
     t = text.strip()
     if not t:
         return None
     try:
         if t.lstrip("+-").isdigit():
-            return int(t)
+            n = int(t)
+            return n if -(2**63) <= n < 2**63 else None
         f = float(t)
     except ValueError:
         return None
