@@ -18,12 +18,12 @@ import orjson
 from mappers.eu_lab import must_have
 from mappers.eu_lab.compose import PACKAGE, VERSION, compose
 from mappers.exceptions import Issue
-from mappers.ips.format import fhir_of
+from mappers.ips.format import checked, fhir_of
 from mappers.toolkit.registry import ConvertOptions, Format, Rendered
 
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
-    doc, issues = compose(bundle, opts)
+    doc, issues = checked(compose, bundle, opts)
     return Rendered(orjson.dumps(doc), tuple(issues))
 
 

@@ -3,17 +3,36 @@ into an International Patient Summary document Bundle (mappers.ips.compose). IPS
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from mappers.exceptions import MappingError
+from mappers.exceptions import Issue, MappingError, ParseError
+from mappers.fhir.shape import check_resource
 from mappers.ips.compose import VERSION, compose
 from mappers.toolkit.registry import ConvertOptions, Format, Rendered
 
+Composer = Callable[[dict[str, Any], ConvertOptions], tuple[dict[str, Any], list[Issue]]]
+
+
+def checked(composer: Composer, bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any], list[Issue]]:
+    """`composer` on a Bundle whose elements have the JSON types FHIR R4 gives them (mappers.fhir.shape, as the
+    eHDSI writer checks them); content of another shape is the client's input, refused with a ParseError, never a
+    TypeError out of the composition (found by bench/fuzz/fuzz_fhir_to_ips.py)."""
+    check_resource(bundle, "Bundle")
+    for i, e in enumerate(bundle.get("entry") or []):
+        if isinstance(e, dict) and "resource" in e:
+            check_resource(e["resource"], f"Bundle.entry[{i}].resource")
+    try:
+        return composer(bundle, opts)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as e:
+        raise ParseError(f"the Bundle has an element that is not shaped as FHIR R4 JSON says ({type(e).__name__}: "
+                         f"{e})", details="fhir-wrong-type", expression="Bundle") from None
+
 
 def _from_fhir(bundle: dict[str, Any], opts: ConvertOptions) -> Rendered:
-    doc, issues = compose(bundle, opts)
+    doc, issues = checked(compose, bundle, opts)
     return Rendered(orjson.dumps(doc), tuple(issues))
 
 
