@@ -33,21 +33,35 @@ READERS = {"hl7v2": ["examples/*.hl7", "tests/mappers/hl7v2/messages/*.hl7"],
            "vcf": ["examples/*.vcf", "tests/mappers/vcf/data/*.vcf", "corpora:vcf/vcf_example*.vcf"],
            "cda-cn": ["examples/cn-*.xml", "tests/mappers/cda_cn/samples/*.xml"],
            "ws445": ["examples/cn-ws445-lab.json", "tests/mappers/ws445/samples/*.json"]}
-EXAMPLES = Path.home() / ".fhir" / "packages" / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "example"
+PACKAGES = Path.home() / ".fhir" / "packages"
+EXAMPLES = PACKAGES / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "example"
+# The readers of the formats added in the third session (eHDSI CDA, phenopackets; the corpora's first 40
+# phenopackets: 362 would outweigh every other seed) and the IPS 2.0.0 examples: seeds for the harnesses of
+# their writers and of the FHIR document writers (IPS, EU Lab, FHIR XML), which `main(..., more_seeds=True)` adds.
+MORE_READERS = {"ehdsi-cda": ["examples/ehdsi-*.xml", "corpora:ehdsi-cda/*.xml"],
+                "phenopacket": ["examples/phenopacket-case.json", "tests/mappers/phenopacket/data/*.json"]}
+MORE_PHENOPACKETS = 40
+IPS_EXAMPLES = PACKAGES / "hl7.fhir.uv.ips#2.0.0" / "package" / "example"
 
 
-def seeds() -> list[Any]:
+def seeds(more: bool = False) -> list[Any]:
     out: list[Any] = []
-    for name, patterns in READERS.items():
+    readers = {name: files(*patterns) for name, patterns in READERS.items()}
+    if more:
+        readers.update({name: files(*patterns) for name, patterns in MORE_READERS.items()})
+        readers["phenopacket"] += files("corpora:phenopackets/*.json")[:MORE_PHENOPACKETS]
+    for name, paths in readers.items():
         reader = get(name).to_fhir
         assert reader is not None
-        for p in files(*patterns):
+        for p in paths:
             with contextlib.suppress(MappingError):
                 out.append(reader(p.read_bytes(), ConvertOptions()).bundle)
     fhir = get("fhir").to_fhir
     assert fhir is not None
     extra = files("corpora:real-world/fhir/*.json", "corpora:real-world/fhir/*.xml", "tests/mappers/fhir/inputs/*.json")
     extra += sorted(EXAMPLES.glob("*.json"))
+    if more:
+        extra += sorted(IPS_EXAMPLES.glob("*.json"))
     for p in extra:
         data = p.read_bytes()
         if len(data) <= MAX_SEED:
@@ -96,22 +110,41 @@ def inputs(docs: list[Any]) -> st.SearchStrategy[bytes]:
     return draw_input()
 
 
-def main(target_format: str, doc: str) -> None:
+class WriterBug(Exception):
+    """A refusal that names the writer's own fault (its output does not read back): a finding, not a refusal."""
+
+
+def main(target_format: str, doc: str, more_seeds: bool = False, bugs: tuple[str, ...] = ()) -> None:
+    """`more_seeds`: also the Bundles of the eHDSI and phenopacket readers and the IPS examples; `bugs`: the
+    `details` of MappingErrors that are the writer's faults (e.g. `ips-unreadable`), counted as crashes."""
     args = arguments(doc.splitlines()[0])
-    docs = seeds()
+    docs = seeds(more_seeds)
     requests = [Request("fhir", target_format, ConvertOptions()),
                 Request("fhir", target_format, ConvertOptions(recorded="2024-05-01T10:00:00+02:00"), True)]
 
     def target(data: bytes) -> None:
-        convert(data, requests[len(data) % 2])
+        try:
+            convert(data, requests[len(data) % 2])
+        except MappingError as e:
+            bug = next((i for i in e.issues if i.details in bugs), None)
+            if bug is not None:
+                raise WriterBug(f"{bug.details}: {bug.message}") from e
+            raise
 
+    invalid: list[str] = []  # seeds (unmutated, mostly valid FHIR) whose output fails the writer's own check
     for d in docs:  # warms the tables; a seed that crashes is reported here and met again by the run
         try:
-            target(orjson.dumps(d))
-        except MappingError:
-            pass
+            data = orjson.dumps(d)
+            target(data)
+            convert(data, requests[0])
+        except MappingError as e:
+            if e.issues[0].details == "invalid-output":
+                invalid.append(f"{d.get('id')}: {e.issues[1].message if len(e.issues) > 1 else e}")
         except Exception as e:
             print(f"  seed {d.get('id')}: {type(e).__name__}: {e}", file=sys.stderr)
-    print(f"{len(docs)} seeds, baseline RSS {rss_mb():.0f} MB", file=sys.stderr)
+    for line in invalid[:3]:
+        print(f"  seed's output fails its check: {line[:300]}", file=sys.stderr)
+    print(f"{len(docs)} seeds ({len(invalid)} with output failing its check), baseline RSS {rss_mb():.0f} MB",
+          file=sys.stderr)
     stats = run(f"fhir-to-{target_format}", inputs(docs), target, (MappingError,), args, "json")
     sys.exit(1 if stats.crashes else 0)
