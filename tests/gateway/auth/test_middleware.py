@@ -25,7 +25,8 @@ from tests.gateway.auth.served import AuthServed, Client
 UPSTREAM = "http://127.0.0.1:9/fhir"  # the facade's routes exist; nothing listens there (no request reaches it)
 TRANSLATE = "/fhir/ConceptMap/$translate?system=urn:oid:2.16.156.10011.2.3.3.4&code=2"
 PUBLIC = {("GET", e.path) for e in TABLE if e.access == "public"}
-SAMPLE = {"type": "Observation", "rest": "1", "id": "1", "job": "0" * 32, "file": "Observation.ndjson"}
+SAMPLE = {"type": "Observation", "rest": "1", "id": "1", "job": "0" * 32, "file": "Observation.ndjson",
+          "name": "app.js"}
 
 
 def app_routes(**settings: object) -> list[Route]:
