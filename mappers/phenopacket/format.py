@@ -52,7 +52,10 @@ def split(data: bytes) -> list[tuple[str, bytes]]:
     except orjson.JSONDecodeError:
         return _lines(data)
     if isinstance(doc, dict) and schema.kind_of(doc) == "Cohort" and isinstance(doc.get("members"), list):
-        return [(f"members[{i}]", orjson.dumps(m)) for i, m in enumerate(doc["members"])]
+        try:
+            return [(f"members[{i}]", orjson.dumps(m)) for i, m in enumerate(doc["members"])]
+        except orjson.JSONEncodeError:  # a member nested past orjson's 255 levels: read whole, refused with a path
+            return [("document 1", data)]
     return [("document 1", data)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mappers.exceptions import ParseError
 from mappers.phenopacket import systems
 
 UCUM = "http://unitsofmeasure.org"
@@ -61,7 +62,9 @@ def value(te: dict[str, Any]) -> tuple[str, Any]:
     if "interval" in te:
         period = {k: str(v) for k, v in te["interval"].items() if k in ("start", "end")}
         return "Period", period
-    raise ValueError(f"a TimeElement without a value: {sorted(te)}")
+    # protobuf JSON reads {} as a TimeElement with none of its oneof set: the client's input, refused
+    raise ParseError(f"a TimeElement without a value (none of age, ageRange, gestationalAge, ontologyClass, "
+                     f"timestamp, interval): {sorted(te)}", details="phenopacket-empty-time")
 
 
 def time_element(kind: str, val: Any) -> dict[str, Any] | None:
