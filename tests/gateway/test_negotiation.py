@@ -5,6 +5,7 @@ types are left to the routes, and responses that are not a FHIR resource stay as
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +13,10 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.negotiation import NegotiationMiddleware, choose, refusal
+from gateway.settings import Settings
 from profiles.xml import xml_to_json
 from tests.conftest import ROOT
+from tests.gateway.auth.served import AuthServed, Client
 
 XML_TYPE = "application/fhir+xml"
 ORU = (ROOT / "examples" / "oru-egfr-somatic.hl7").read_bytes()
@@ -211,3 +214,14 @@ def test_other_bodies_pass_untouched_and_stay_streamed() -> None:
 def test_an_empty_json_answer_passes_as_it_is() -> None:
     status, headers, body, _ = call(served([b""], "application/fhir+json"))
     assert (status, body, headers["content-type"]) == (201, b"", "application/fhir+json")
+
+
+def test_access_control_refusals_are_in_xml_when_xml_was_asked_for(tmp_path: Path) -> None:
+    with AuthServed(Settings(), tmp_path, {"translator": Client(["system/$translate"])}) as app:
+        r = httpx.post(f"{app.url}/fhir/$validate", content=b"{}", headers={"Accept": XML_TYPE}, timeout=30)
+        assert r.status_code == 401 and read_xml(r)["issue"][0]["code"] == "login"
+        denied = httpx.post(f"{app.url}/fhir/$validate", content=b"{}", timeout=30,
+                            headers={**app.auth("translator"), "Accept": XML_TYPE})
+        assert denied.status_code == 403 and read_xml(denied)["resourceType"] == "OperationOutcome"
+        public = httpx.get(f"{app.url}/fhir/metadata", params={"_format": "xml"}, timeout=30)
+        assert public.status_code == 200 and read_xml(public)["resourceType"] == "CapabilityStatement"
