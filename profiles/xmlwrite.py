@@ -159,12 +159,15 @@ class _Writer:
         key = ""
         try:
             for key, value in obj.items():
-                if key[0] == "_":
+                if key[:1] == "_":
                     base = key[1:]
-                    if base in obj:
-                        continue  # written with its value
-                else:
-                    base = key
+                    prop = shape.get(base)
+                    if prop is None or prop.kind != _PRIMITIVE or prop.attr:  # only a primitive element has a shadow
+                        raise _Fault(f"unknown property {key!r}: FHIR XML has no place for it")
+                    if base not in obj:
+                        kids.append((prop.pos, base, prop))
+                    continue  # else written with its value
+                base = key
                 prop = shape.get(base)
                 if prop is None:
                     if is_resource and key == "resourceType":

@@ -263,6 +263,12 @@ def test_unicode_and_escaping(defs: Definitions) -> None:
 
 @pytest.mark.parametrize(("doc", "path", "words"), [
     ({"resourceType": "Patient", "nickname": "Bob"}, "Patient.nickname", "unknown property"),
+    ({"resourceType": "Patient", "": 1}, "Patient.", "unknown property ''"),
+    ({"resourceType": "Patient", "name": [{"family": "F"}], "_name": [{"id": "n"}]}, "Patient.name",
+     "unknown property '_name'"),  # a complex element has no shadow: refused, not dropped beside its value
+    ({"resourceType": "Patient", "name": [{"id": "a", "_id": {"extension": []}}]}, "Patient.name[0].id",
+     "unknown property '_id'"),  # nor an attribute
+    ({"resourceType": "Patient", "_contained": [{}]}, "Patient.contained", "unknown property '_contained'"),
     ({"resourceType": "Patient", "name": [{"given": ["A", None]}]}, "Patient.name[0].given[1]", "null"),
     ({"resourceType": "Patient", "name": [{"given": ["A"], "_given": [None, None]}]}, "Patient.name[0].given",
      "different lengths"),
