@@ -31,11 +31,26 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FORM_PARAMS = 200
 
 
+SUMMARY = ("true", "text", "data", "count", "false")  # search.html#summary
+
+
+def _bad_summary(request: Request) -> Response | None:
+    """400 for a `_summary` FHIR does not define: the gateway would otherwise pass on what it cannot apply."""
+    value = request.query_params.get("_summary")
+    if value is None or value in SUMMARY:
+        return None
+    return outcome(request, 400, "invalid", "facade-summary",
+                   f"_summary={value[:40]!r} is not one of {', '.join(SUMMARY)}")
+
+
 async def read_route(request: Request) -> Response:
     """GET [base]/{type}[/…]: proxied, with ETag revalidation through the cache for reads of one resource."""
     path = fhir_path(request, READ_SHAPES)
     if isinstance(path, Response):
         return path
+    refused = _bad_summary(request)
+    if refused is not None:
+        return refused
     await upstream_capabilities(request)  # learns what the upstream calls itself before its answer is rewritten
     upstream = upstream_of(request)
     url = upstream.url(path) + query_suffix(request)
@@ -77,6 +92,9 @@ async def _listing(request: Request, url: str, self_path: str) -> Response:
 
 async def system_route(request: Request) -> Response:
     """GET [base] (search-system, e.g. `?_type=Patient,Observation`) and GET [base]/_history (history-system)."""
+    refused = _bad_summary(request)
+    if refused is not None:
+        return refused
     await upstream_capabilities(request)
     history = request.url.path.rstrip("/").endswith("/_history")
     upstream = upstream_of(request)

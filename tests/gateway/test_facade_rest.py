@@ -231,6 +231,8 @@ def test_summary_and_elements_are_applied_when_the_upstream_ignores_them(client:
     assert any(t["code"] == "SUBSETTED" for t in elements["meta"]["tag"])
     summary = client.get(f"/Patient/{pid}", params={"_summary": "true"}).json()
     assert summary["name"] and "SUBSETTED" in str(summary["meta"])
+    bogus = client.get(f"/Patient/{pid}", params={"_summary": "some"})
+    assert bogus.status_code == 400 and bogus.json()["resourceType"] == "OperationOutcome"
     count = client.get("/Patient", params={"family": "Subset", "_summary": "count"}).json()
     assert count["total"] == 1 and "entry" not in count
     found = client.get("/Patient", params={"family": "Subset", "_elements": "birthDate"}).json()
