@@ -10,8 +10,8 @@ of primitives pair items with shadows by index, nulls on either side). Narrative
 fragment declaring its own namespace (checked to be one). Numbers are written as their JSON form: an int as is, a
 float as its shortest round-trip form, a `decimal.Decimal` (a JSON parse that keeps decimals as written) exactly.
 
-What XML cannot carry is refused, not dropped: a property no definition names, a null with nothing beside it, a
-character XML 1.0 has no place for, a div that is not XHTML (XmlWriteError, naming the path).
+What XML cannot carry is refused, not dropped: a property no definition names, a null with nothing beside it, an
+empty array, a character XML 1.0 has no place for, a div that is not XHTML (XmlWriteError, naming the path).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What an attribute value must escape: markup, and whitespace that attribute-value normalisation would turn into
 # spaces (https://www.w3.org/TR/xml/#AVNormalize), so a newline in a string survives the trip.
 _ATTR_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+_EMPTY = "an empty array: FHIR XML has no form for it (nor does FHIR JSON allow one)"
 _XHTML_DIV = XHTML_NS + " div"  # as expat names it with " " between namespace and local name
 
 
@@ -215,6 +216,8 @@ class _Writer:
             if value.__class__ is not list and shadow.__class__ is not list:
                 self.primitive(key, value, shadow, out)
                 return
+            if value == [] or shadow == []:
+                raise _Fault(_EMPTY)
             values = value if value.__class__ is list else [value] if value is not None else []
             shadows = shadow if shadow.__class__ is list else [shadow] if shadow is not None else []
             if values and shadows and len(values) != len(shadows):
@@ -227,6 +230,8 @@ class _Writer:
                 raise
             return
         many = value.__class__ is list
+        if many and not value:
+            raise _Fault(_EMPTY)
         try:
             for i, item in enumerate(value if many else (value,)):  # noqa: B007 - i: for the except clause
                 if kind == _COMPLEX:
@@ -254,6 +259,8 @@ class _Writer:
                         raise _Fault(f"must be a string, not {_what(v)}", ".id")
                     head += ' id="' + _attr(v) + '"'
                 elif k == "extension":
+                    if v.__class__ is not list or not v:
+                        raise _Fault(_EMPTY if v == [] else f"must be an array, not {_what(v)}", ".extension")
                     exts = v
                 else:
                     raise _Fault(f"_{name} holds {k!r}: a primitive's JSON shadow holds only id and extension",
@@ -267,13 +274,12 @@ class _Writer:
             return
         out.append(head + ">")
         ext_shape = self.type_shape("Extension") or {}
-        many = exts.__class__ is list
         i = 0
         try:
-            for i, ext in enumerate(exts if many else (exts,)):  # noqa: B007 - i: for the except clause
+            for i, ext in enumerate(exts):  # noqa: B007 - i: for the except clause
                 self.element("extension", ext, ext_shape, out)
         except _Fault as f:
-            f.trail.extend((f"[{i}]", ".extension") if many else (".extension",))
+            f.trail.extend((f"[{i}]", ".extension"))
             raise
         out.append("</" + name + ">")
 

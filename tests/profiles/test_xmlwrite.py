@@ -269,6 +269,11 @@ def test_unicode_and_escaping(defs: Definitions) -> None:
     ({"resourceType": "Patient", "name": [{"id": "a", "_id": {"extension": []}}]}, "Patient.name[0].id",
      "unknown property '_id'"),  # nor an attribute
     ({"resourceType": "Patient", "_contained": [{}]}, "Patient.contained", "unknown property '_contained'"),
+    ({"resourceType": "Patient", "name": []}, "Patient.name", "an empty array"),
+    ({"resourceType": "Patient", "name": [{"given": []}]}, "Patient.name[0].given", "an empty array"),
+    ({"resourceType": "Patient", "_birthDate": {"extension": []}}, "Patient.birthDate.extension", "an empty array"),
+    ({"resourceType": "Patient", "_birthDate": {"extension": {"url": "u"}}}, "Patient.birthDate.extension",
+     "must be an array"),
     ({"resourceType": "Patient", "name": [{"given": ["A", None]}]}, "Patient.name[0].given[1]", "null"),
     ({"resourceType": "Patient", "name": [{"given": ["A"], "_given": [None, None]}]}, "Patient.name[0].given",
      "different lengths"),
