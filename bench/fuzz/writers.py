@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +115,11 @@ class WriterBug(Exception):
     """A refusal that names the writer's own fault (its output does not read back): a finding, not a refusal."""
 
 
-def main(target_format: str, doc: str, more_seeds: bool = False, bugs: tuple[str, ...] = ()) -> None:
+def main(target_format: str, doc: str, more_seeds: bool = False, bugs: tuple[str, ...] = (),
+         also: Callable[[bytes], None] | None = None) -> None:
     """`more_seeds`: also the Bundles of the eHDSI and phenopacket readers and the IPS examples; `bugs`: the
-    `details` of MappingErrors that are the writer's faults (e.g. `ips-unreadable`), counted as crashes."""
+    `details` of MappingErrors that are the writer's faults (e.g. `ips-unreadable`), counted as crashes; `also`: a
+    further check of an input the conversion accepted (raising is a finding)."""
     args = arguments(doc.splitlines()[0])
     docs = seeds(more_seeds)
     requests = [Request("fhir", target_format, ConvertOptions()),
@@ -125,6 +128,8 @@ def main(target_format: str, doc: str, more_seeds: bool = False, bugs: tuple[str
     def target(data: bytes) -> None:
         try:
             convert(data, requests[len(data) % 2])
+            if also is not None:
+                also(data)
         except MappingError as e:
             bug = next((i for i in e.issues if i.details in bugs), None)
             if bug is not None:
