@@ -212,7 +212,8 @@ def _formats_doc() -> str:
     parts = []
     for f in registry().values():
         opts = "".join(f"; ?{o.name}=" + ("|".join(o.choices) if o.choices else "") for o in f.options)
-        parts.append(f"{f.name} ({f.title}; {', '.join(f.media_types)}{opts})")
+        media = f"; {', '.join(f.media_types)}" if f.media_types else ""  # a writer only (fhir-xml, ips) reads none
+        parts.append(f"{f.name} ({f.title}{media}{opts})")
     return ", ".join(parts)
 
 
