@@ -3,7 +3,7 @@ writes and reads FHIR XML: pydantic models, `model_dump_xml` / `model_validate_x
 
 Resources: every example of the installed IG packages (the package client's cache: Genomics Reporting 3.0.0, IPS
 2.0.0, ...) and the Bundles helixgate converts examples/ into (so mapper output, which the gateway serves, is in the
-set). fhir.resources models R4B (its R4 classes are gone since 7.0); the resources it refuses are counted and left
+set). fhir.resources models R4B (it ships no R4 4.0.1 classes); the resources it refuses are counted and left
 out of every row, so each ratio compares like with like.
 
 Rows: resources/s and MB/s (of the JSON form), the median of passes of about 0.5 s over the set (or one pass, when
