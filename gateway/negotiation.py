@@ -44,7 +44,8 @@ def choose(format_param: str | None, accept: str | None) -> tuple[bool, str | No
     """(XML wanted, why the request cannot be answered in a format it accepts). Not XML and no reason: JSON, or
     the route decides."""
     if format_param is not None:
-        value = format_param.strip().lower().replace(" ", "+")  # an unescaped '+' in a query string reads as ' '
+        # an unescaped '+' in a query string reads as ' '; parameters (charset) do not change the format
+        value = format_param.split(";")[0].strip().lower().replace(" ", "+")
         if value in JSON_FORMATS:
             return False, None
         if value in XML_FORMATS:

@@ -37,7 +37,7 @@ def test_json_and_non_fhir_media_types_pass(fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["xml", "XML", "text/xml", "application/xml", "application/fhir+xml",
-                                 "application/fhir xml", "application/xml+fhir"])
+                                 "application/fhir xml", "application/xml+fhir", "application/fhir+xml; charset=utf-8"])
 def test_xml_in_every_spelling_is_rendered(fmt: str) -> None:
     assert choose(fmt, "application/fhir+json") == (True, None)  # _format wins over Accept
 
