@@ -22,7 +22,7 @@ from starlette.routing import Route
 from gateway.convert import run
 from gateway.formats import GENERIC_MEDIA_TYPES, UnsupportedFormat, media_source, resolve
 from gateway.formats import Request as ConvertRequest
-from gateway.negotiation import refusal
+from gateway.negotiation import choose
 from mappers.exceptions import MappingError, ParseError
 from profiles.context import default_validator
 
@@ -107,7 +107,9 @@ class ReferenceServer:
                           "issue": [{"severity": "error", "code": code, "diagnostics": text}]}, status)
 
     async def dispatch(self, request: Request) -> Response:
-        why = refusal(request.query_params.get("_format"), request.headers.get("accept"))
+        xml, why = choose(request.query_params.get("_format"), request.headers.get("accept"))
+        if xml:  # unlike the gateway, this server renders FHIR JSON only (its CapabilityStatement.format says so)
+            why = "this server renders FHIR JSON only, not FHIR XML"
         if why:
             return self.error(406, "not-supported", why)
         path = request.path_params["path"].strip("/")
