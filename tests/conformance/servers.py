@@ -2,7 +2,8 @@
 one named defect at a time), and a hostile one that times out, drips, floods or answers with HTML.
 
 The reference server validates with the project's validator, converts with the gateway's converters and
-negotiates with gateway.negotiation, so what it does right is what helixgate does right.
+negotiates with gateway.negotiation (rendering JSON only: XML is refused, as its CapabilityStatement declares none),
+so what it does right is what helixgate does right.
 """
 
 from __future__ import annotations
