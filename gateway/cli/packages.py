@@ -4,11 +4,20 @@ how the validator runs the invariants they define."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 from gateway.cli import status
-from profiles.packages import DEFAULT_PACKAGES, PackageError, PackageRef, cache_dir, install, installed
+from profiles.packages import (
+    DEFAULT_PACKAGES,
+    PackageError,
+    PackageRef,
+    cache_dir,
+    install,
+    install_local,
+    installed,
+)
 from profiles.packages.index import resource_count
 
 SUMMARY = "install FHIR packages (IGs and R4 core) into the package cache, list them, or report their invariants"
@@ -21,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description=f"Install FHIR packages and, transitively, their dependencies into the "
                                      f"package cache (HELIXGATE_FHIR_PACKAGE_CACHE, else ~/.fhir/packages). "
                                      f"Default: {' '.join(DEFAULT_PACKAGES)}.")
-    i.add_argument("specs", nargs="*", metavar="NAME#VERSION", help="packages to install (default: the set above)")
+    i.add_argument("specs", nargs="*", metavar="NAME#VERSION|FILE",
+                   help="packages to install (default: the set above); a package tarball (.tgz) or package folder "
+                        "installs that file, for packages no reachable registry publishes (e.g. HL7 Europe's)")
     i.add_argument("--registry", metavar="URL",
                    help="FHIR package registry tried before npm (default: HELIXGATE_FHIR_REGISTRY)")
     i.add_argument("--offline", action="store_true", help="use only the cache; fail if something is missing")
@@ -53,16 +64,24 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _is_file(spec: str) -> bool:
+    """A path rather than NAME#VERSION: it exists, or it is spelt like a path or a tarball."""
+    return os.path.exists(spec) or "/" in spec or spec.endswith((".tgz", ".tar.gz"))
+
+
 def run_install(args: argparse.Namespace) -> int:
     specs = args.specs or list(DEFAULT_PACKAGES)
+    files = [s for s in specs if _is_file(s)]
     try:
-        refs = [PackageRef.parse(s) for s in specs]
+        refs = [PackageRef.parse(s) for s in specs if s not in files]
     except PackageError as e:
         _err(f"helixgate: {e}")
         return status.USAGE
     started = time.monotonic()
     try:
-        packages = install(refs, registry=args.registry, offline=args.offline, log=_err)
+        packages = [p for f in files for p in install_local(f, registry=args.registry, offline=args.offline,
+                                                             log=_err)]
+        packages += install(refs, registry=args.registry, offline=args.offline, log=_err) if refs else []
     except PackageError as e:
         _err(f"helixgate: {e}")
         return status.INPUT_REJECTED

@@ -26,7 +26,7 @@ Every failure raises PackageError with a message that says what failed and how t
 from profiles.packages.cache import cache_dir, closure, fingerprint, installed
 from profiles.packages.exceptions import PackageError
 from profiles.packages.index import conformance_resources
-from profiles.packages.install import install
+from profiles.packages.install import install, install_local
 from profiles.packages.model import DEFAULT_PACKAGES, InstalledPackage, PackageRef
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "conformance_resources",
     "fingerprint",
     "install",
+    "install_local",
     "installed",
 ]

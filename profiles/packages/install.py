@@ -57,7 +57,74 @@ def install(specs: Iterable[PackageLike], *, registry: str | None = None, offlin
     return closure(refs)
 
 
+def install_local(path: str | Path, *, registry: str | None = None, offline: bool = False,
+                  log: Callable[[str], None] | None = None) -> list[InstalledPackage]:
+    """Installs a package from a file: a package tarball (.tgz, as registries serve it) or a folder holding
+    `package/package.json` (or being that `package/` folder), for packages no reachable registry publishes (the HL7
+    Europe IGs on a machine without a FHIR registry). Its dependencies come from the usual sources. Returns its
+    closure. Raises PackageError saying what is wrong with the file."""
+    source = Path(path).expanduser()
+    if registry is None:
+        registry = os.environ.get(REGISTRY_ENV) or None
+    installer = _Installer(cache_dir(), Sources(registry, log or (lambda _message: None)), offline)
+    try:
+        ref = installer.local(source)
+        installer.ensure(ref, needed_by=None)
+    finally:
+        installer.sources.close()
+    return closure([ref])
+
+
+def _manifest(folder: Path, where: str) -> PackageRef:
+    try:
+        manifest = orjson.loads((folder / "package.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        raise PackageError(f"{where} has no readable package/package.json: not a FHIR package") from None
+    name, version = manifest.get("name"), manifest.get("version")
+    if not isinstance(name, str) or not isinstance(version, str):
+        raise PackageError(f"{where}: package.json names no package (name and version)")
+    return PackageRef(name, version)
+
+
 class _Installer:
+    def local(self, source: Path) -> PackageRef:
+        """Puts the package at `source` into the cache (unless that version is there) and returns its reference."""
+        if source.is_dir():
+            inner = source / "package" if (source / "package" / "package.json").is_file() else source
+            ref = _manifest(inner, str(source))
+            if is_installed(ref, self.root):
+                self.log(f"{ref}: in the cache")
+                return ref
+            with self._workdir() as work:
+                staging = work / "staged" / "package"
+                # regular files only: a link in a downloaded folder must not pull other files into the cache
+                shutil.copytree(inner, staging, symlinks=True, ignore=lambda d, names: [
+                    n for n in names if (Path(d) / n).is_symlink()])
+                if not (staging / INDEX).is_file():
+                    write_index(staging, build_index(staging))
+                self._commit(work / "staged", ref)
+        elif source.is_file():
+            with self._workdir() as work:
+                probe = work / "probe"
+                try:
+                    with tarfile.open(source, "r:gz") as tar:
+                        member = tar.getmember("package/package.json")
+                        tar.extractall(probe, members=[member], filter="data")
+                except (tarfile.TarError, KeyError, OSError, EOFError) as e:
+                    raise PackageError(f"{source} is not a FHIR package tarball (a .tgz holding "
+                                       f"package/package.json): {e}") from None
+                ref = _manifest(probe / "package", str(source))
+                if is_installed(ref, self.root):
+                    self.log(f"{ref}: in the cache")
+                    return ref
+                _unpack(source, work / "staged", ref)
+                self._commit(work / "staged", ref)
+        else:
+            raise PackageError(f"{source}: no such file or folder")
+        self.log(f"{ref}: installed from {source}")
+        return ref
+
+
     def __init__(self, root: Path, sources: Sources, offline: bool) -> None:
         self.root, self.sources, self.offline, self.log = root, sources, offline, sources.log
         self.visited: set[PackageRef] = set()
