@@ -2,10 +2,10 @@
 result Bundle from any reader composed into an EU Lab document (mappers.eu_lab.compose).
 
 The package `hl7.fhir.eu.laboratory#2.0.0` is not published on npm: users install it from a FHIR package registry
-(`helixgate packages install hl7.fhir.eu.laboratory#2.0.0 --registry URL`) or unpack its tarball into the package
-cache. When it is installed (with its dependencies) the edge validator checks the written document against it
-(profiles.context.default_validator); when it is not, the conversion report says so, and the must-have elements
-of its profiles are checked as code (mappers.eu_lab.must_have) either way.
+(`helixgate packages install hl7.fhir.eu.laboratory#2.0.0 --registry URL`) or from its tarball
+(`helixgate packages install FILE.tgz`). When it is installed (with its dependencies) the edge validator checks the
+written document against it (profiles.context.default_validator); when it is not, the conversion report says so, and
+the must-have elements of its profiles are checked as code (mappers.eu_lab.must_have) either way.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def check_output(data: bytes) -> list[Issue]:
                             f"the document was not validated against HL7 Europe Laboratory Report 2.0.0: {PACKAGE} "
                             "(and its dependencies) is not installed; its must-have elements were checked as code. "
                             f"It is not on npm: install it from a FHIR package registry (helixgate packages install "
-                            f"{PACKAGE} --registry URL) or unpack its tarball into the FHIR package cache as "
-                            f"{PACKAGE}/package/", "Bundle.meta.profile"))
+                            f"{PACKAGE} --registry URL) or from its tarball (helixgate packages install FILE.tgz)",
+                            "Bundle.meta.profile"))
     return issues
 
 
