@@ -39,7 +39,8 @@ FORMAT = Format(
     sniff=sniff,
     to_fhir=_to_fhir,
     from_fhir=_from_fhir,
-    options=(Option("language", "the document's languageCode (xx-XX) when the Bundle states none", metavar="LANG"),),
+    options=(Option("language", "the document's languageCode (xx-XX) when the Bundle states none, or only the "
+                    "language (en)", metavar="LANG"),),
     check_output=check,
     sniff_order=19,  # before China CDA: an eHDSI document about a Chinese patient may carry China OIDs
 )

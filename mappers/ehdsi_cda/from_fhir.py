@@ -17,6 +17,7 @@ from mappers.cda_cn.times import fhir_to_ts
 from mappers.conversion import load_bundle
 from mappers.ehdsi_cda import codes as C
 from mappers.ehdsi_cda.narrative import from_xhtml
+from mappers.ehdsi_cda.rules import LANGUAGE
 from mappers.ehdsi_cda.write_entries import WRITERS, vitals
 from mappers.ehdsi_cda.write_header import assigned, organization, participants, record_target
 from mappers.ehdsi_cda.writer import Writer, el, text_el
@@ -160,8 +161,10 @@ def _write(bundle: dict[str, Any], opts: ConvertOptions, w: Writer) -> tuple[byt
     el(root, "effectiveTime", **({"value": fhir_to_ts(when)} if when else {"nullFlavor": "UNK"}))
     conf = comp.get("confidentiality") or "N"
     el(root, "confidentialityCode", code=conf, codeSystem="2.16.840.1.113883.5.25")
-    lang = (comp.get("language") or doc.get("language") or bundle.get("language") or opts.param("language")
-            or "")
+    lang = comp.get("language") or doc.get("language") or bundle.get("language") or ""
+    given = opts.param("language") or ""
+    if not lang or (given.lower().startswith(f"{lang.lower()}-") and not LANGUAGE.match(lang)):
+        lang = given  # none stated, or a bare language (en, from HL7 v2 MSH-19) the option gives its region
     el(root, "languageCode", **({"code": lang} if lang else {"nullFlavor": "UNK"}))
     record_target(w, root, pat)
     authors = [a for a in (w.get(x) for x in comp.get("author", [])) if a]

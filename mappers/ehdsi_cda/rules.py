@@ -80,7 +80,11 @@ def header_elements(doc: etree._Element) -> list[str]:
 def language_code(doc: etree._Element) -> list[str]:
     lang = _one(doc, "h:languageCode")
     if lang is not None and not LANGUAGE.match(lang.get("code") or ""):
-        return [f"languageCode must match [a-z]{{2}}-[A-Z]{{2}} (e.g. en-GB); found {lang.get('code') or 'none'!r}"]
+        code = lang.get("code")
+        why = (f"found {code!r}" if code else "found none: the source states no document language "
+               "(Composition.language, Bundle.language)")
+        return [f"languageCode must match [a-z]{{2}}-[A-Z]{{2}} (e.g. en-GB); {why}; name it with the language "
+                "option (CLI --language en-GB, HTTP language=en-GB)"]
     return []
 
 

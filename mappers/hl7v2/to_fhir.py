@@ -24,7 +24,13 @@ from mappers.hl7v2.emit.genomics import row_code as genetic_row_code
 from mappers.hl7v2.emit.observation import lab_observation
 from mappers.hl7v2.emit.order import order_key, organization, practitioner, service_request, specimen
 from mappers.hl7v2.emit.patient import patient
-from mappers.hl7v2.emit.provenance import MAPPER_VERSION, message_provenance, message_time, source_identifier
+from mappers.hl7v2.emit.provenance import (
+    MAPPER_VERSION,
+    message_language,
+    message_provenance,
+    message_time,
+    source_identifier,
+)
 from mappers.hl7v2.emit.report import diagnostic_report
 from mappers.hl7v2.model import Message
 from mappers.hl7v2.parse import parse_message
@@ -69,6 +75,10 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
     ident = source_identifier(ctx) if msg.control_id else None
     out = bundle(resources, options.bundle_type, key, timestamp=when if when and "T" in when else None,
                  identifier=ident)
+    lang = message_language(ctx)
+    if lang:  # the language of the whole message (Resource.language of the Bundle that carries it)
+        out = {"resourceType": "Bundle", "id": out["id"], "language": lang, **out}
+        ctx.origin(out["id"], f"{msh.ref}-19", "language")
     issues = ctx.issues + ctx.unmapped()
     return Conversion(out, tuple(issues), dict(ctx.origins))
 

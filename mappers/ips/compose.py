@@ -31,7 +31,7 @@ from mappers.ips import sections as S
 from mappers.toolkit.hanzi_names import with_name_forms
 from mappers.toolkit.registry import ConvertOptions
 
-VERSION = "ips/0.1.0"
+VERSION = "ips/0.1.1"  # 0.1.1: the source's language as Composition.language and Bundle.language
 DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 IPS_TYPE = {"system": S.LOINC, "code": "60591-5", "display": "Patient summary Document"}
 EMPTY_REASON = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/list-empty-reason", "code": "unavailable",
@@ -128,8 +128,14 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
                             "the source names no author: the IPS Composition's author is the converter (a Device)",
                             "Composition.author"))
     comp = _composition(cid, date, patient_url, authors, source_comp, _sections(doc, entries, filled))
+    # The document's language as its source states it (a CDA languageCode read into Composition.language, an HL7 v2
+    # MSH-19 into Bundle.language); never the patient's (Patient.communication). Without one, none is set.
+    lang = comp.get("language") or bundle.get("language")
+    if isinstance(lang, str) and lang and "language" not in comp:
+        comp = {"resourceType": "Composition", "id": cid, "meta": comp["meta"], "language": lang, **comp}
     bid = resource_id("Bundle", "ips", key)
     out = {"resourceType": "Bundle", "id": bid, "meta": {"profile": [S.IPS + "Bundle-uv-ips"]},
+           **({"language": lang} if isinstance(lang, str) and lang else {}),
            "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bid}"}, "type": "document",
            "timestamp": timestamp,
            "entry": [{"fullUrl": f"urn:uuid:{comp['id']}", "resource": comp},

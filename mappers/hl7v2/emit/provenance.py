@@ -3,6 +3,7 @@ when it was written (MSH-7), and the converter (a Device naming this mapper's ve
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mappers.hl7v2.context import Context
@@ -13,7 +14,8 @@ from mappers.toolkit.provenance import provenance
 
 # 0.2.0: times and codes checked before they are emitted, documents as presentedForm, genetic variables by name,
 # no conversion time (Provenance and Bundle.timestamp from MSH-7 only), component-level report, origins.
-MAPPER_VERSION = "hl7v2-oru-r01/0.3.0"
+# 0.3.1: MSH-19 (principal language of message) → Bundle.language.
+MAPPER_VERSION = "hl7v2-oru-r01/0.3.1"
 SOURCE_SYSTEM = "urn:helixgate:hl7v2:msh-10"
 
 
@@ -24,6 +26,28 @@ def message_time(ctx: Context) -> str | None:
     ctx.use(msh, 7)
     return datetime_field(ctx, msh, 7)
 
+
+
+# An ISO 639-1 language, optionally with an ISO 3166 region: a BCP 47 tag as-is (RFC 5646 §2.2.1, §2.2.4). ISO 639-2
+# three-letter codes are not: BCP 47 takes the two-letter code where one exists, and this mapper keeps no table.
+_LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:[-_]([A-Za-z]{2}))?$")
+
+
+def message_language(ctx: Context) -> str | None:
+    """MSH-19, the principal language of the message (CE, HL7 table 0296: ISO 639), as a BCP 47 code for
+    Resource.language: 'en', 'EN^English^ISO639' → en; 'en-GB' → en-GB. PID-15 is the patient's language, not the
+    message's, and is not read here. A code that is not ISO 639-1 is reported and left unmapped."""
+    msh = ctx.message.msh
+    code = msh.get(19).strip()
+    if not code:
+        return None
+    m = _LANGUAGE.match(code)
+    if m is None:
+        ctx.warn("hl7v2-language-not-mapped", f"MSH-19 {code!r} is not an ISO 639-1 language code (optionally with "
+                 "a region, en-GB): Bundle.language is not set", f"{msh.ref}-19")
+        return None
+    ctx.use_component(msh, 19, 1, 2, 3)
+    return m[1].lower() + (f"-{m[2].upper()}" if m[2] else "")
 
 
 def source_identifier(ctx: Context) -> dict[str, str]:

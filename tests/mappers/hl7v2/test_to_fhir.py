@@ -132,7 +132,7 @@ def test_provenance_names_the_source_message_and_its_time() -> None:
     targets = {t["reference"] for t in prov["target"]}
     assert {f"urn:uuid:{o['id']}" for o in resources(bundle, "Observation")} <= targets
     device = resources(bundle, "Device")[0]
-    assert device["version"] == [{"value": "hl7v2-oru-r01/0.3.0"}]
+    assert device["version"] == [{"value": "hl7v2-oru-r01/0.3.1"}]
     assert {"reference": f"urn:uuid:{device['id']}"} in [a["who"] for a in prov["agent"]]
 
 
