@@ -19,7 +19,6 @@ Parsing is defused: DOCTYPE (and with it every entity declaration) and external 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import weakref
 from collections.abc import Callable, Collection
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Comment, Element, ParseError, TreeBuilder
 
+import re2
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
@@ -46,9 +46,11 @@ _DIV = "{" + XHTML_NS + "}div"
 _F_LEN = len(_F)
 _TEXT = _F + "text"  # DomainResource.text: the Narrative whose div is taken as written
 _VERBATIM = "{urn:helixgate}verbatim"  # marks a div element whose `text` is its XHTML exactly as the input wrote it
-_OWN_XHTML = re.compile(rb"""<div\b[^>]*?\sxmlns\s*=\s*["']http://www\.w3\.org/1999/xhtml["']""")
-_END_DIV = re.compile(rb"</div\s*>")
-_DECLARED = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# RE2 (linear time) on the input; each is matched on a bounded slice: a start tag, an end tag, the XML declaration
+_OWN_XHTML = re2.compile(rb"""<div\b[^>]*?\sxmlns\s*=\s*["']http://www\.w3\.org/1999/xhtml["']""")
+_END_DIV = re2.compile(rb"</div\s*>")
+_DECLARED = re2.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_TAG_BOUND = 65536  # a start tag longer than this is not taken verbatim: its div is rebuilt (still correct)
 _INTEGER = patterns.compile(r"-?(0|[1-9][0-9]*)")
 _DECIMAL = patterns.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _POSITION = patterns.compile(r": line \d+, column \d+$")  # expat's, said again in our own words
@@ -474,7 +476,7 @@ class _Target:
             return None  # type: ignore[return-value]
         if tag == _DIV and self.raw is not None and self.tags and self.tags[-1] == _TEXT:
             begin = self.expat.CurrentByteIndex
-            if (self.prefixes < 0 or self.prefixes > begin) and _OWN_XHTML.match(self.raw, begin):
+            if (self.prefixes < 0 or self.prefixes > begin) and _OWN_XHTML.match(self.raw[begin:begin + _TAG_BOUND]):
                 self.depth, self.begin = 1, begin
         self.tags.append(tag)
         return self.builder.start(tag, attrib)
@@ -491,10 +493,10 @@ class _Target:
             # expat's position: at `</div>` for an end tag; just past `<div .../>` for an empty element (whose
             # parent, `text`, cannot be closed by `</div`)
             stop = self.expat.CurrentByteIndex
-            closing = _END_DIV.match(self.raw, stop)
+            closing = _END_DIV.match(self.raw[stop:stop + 256])
             el.attrib.clear()
             el.attrib[_VERBATIM] = ""
-            el.text = self.raw[self.begin:closing.end() if closing else stop].decode("utf-8")
+            el.text = self.raw[self.begin:stop + closing.end() if closing else stop].decode("utf-8")
         return el
 
     def data(self, text: str) -> None:
@@ -515,7 +517,7 @@ def _utf8(data: bytes) -> bool:
     """Whether the bytes are UTF-8 as XML reads them: no other encoding declared, no UTF-16 byte order mark."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return False
-    declared = _DECLARED.match(data)
+    declared = _DECLARED.match(data[:_TAG_BOUND].removeprefix(b"\xef\xbb\xbf"))
     return declared is None or declared.group(1).lower() in (b"utf-8", b"utf8")
 
 

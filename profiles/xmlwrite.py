@@ -16,13 +16,13 @@ empty array, a character XML 1.0 has no place for, a div that is not XHTML (XmlW
 
 from __future__ import annotations
 
-import re
 import threading
 import weakref
 from decimal import Decimal
 from typing import Any
 from xml.parsers import expat
 
+from profiles import patterns
 from profiles.definitions import Definitions
 from profiles.elements import PRIMITIVES, Node, compile_snapshot
 from profiles.xml import FHIR_NS, XHTML_NS, core_definitions
@@ -30,10 +30,10 @@ from profiles.xml import FHIR_NS, XHTML_NS, core_definitions
 _PRIMITIVE, _COMPLEX, _RESOURCE, _XHTML = range(4)
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 # Characters XML 1.0 cannot hold at all (https://www.w3.org/TR/xml/#charsets), even as references.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NOT_XML = patterns.character_class("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # What an attribute value must escape: markup, and whitespace that attribute-value normalisation would turn into
 # spaces (https://www.w3.org/TR/xml/#AVNormalize), so a newline in a string survives the trip.
-_ATTR_SPECIAL = re.compile('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+_ATTR_SPECIAL = patterns.character_class('[&<>"\n\r\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 _EMPTY = "an empty array: FHIR XML has no form for it (nor does FHIR JSON allow one)"
 _XHTML_DIV = XHTML_NS + " div"  # as expat names it with " " between namespace and local name
 

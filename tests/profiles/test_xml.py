@@ -443,17 +443,14 @@ def test_xml_error_is_a_value_error() -> None:
     assert issubclass(XmlError, ValueError)
 
 
-def test_large_bundle_is_fast(defs: Definitions) -> None:
+def test_a_large_bundle_is_read_whole(defs: Definitions) -> None:
     entry = ('<entry><fullUrl value="urn:uuid:{i}"/><resource><Observation><id value="o{i}"/><status value="final"/>'
              '<code><coding><system value="http://loinc.org"/><code value="1-8"/></coding></code><subject>'
              '<reference value="Patient/p"/></subject><valueQuantity><value value="{i}.5"/><unit value="mg"/>'
              '</valueQuantity></Observation></resource></entry>')
     data = fhir('<type value="collection"/>' + "".join(entry.format(i=i) for i in range(2000)), "Bundle").encode()
-    xml_to_json(data, defs)  # shapes compiled
-    started = time.perf_counter()
-    doc = xml_to_json(data, defs)
+    doc = xml_to_json(data, defs)  # its speed is measured in bench/bench_xml.py, not asserted here
     assert len(doc["entry"]) == 2000 and doc["entry"][1999]["resource"]["valueQuantity"]["value"] == 1999.5
-    assert time.perf_counter() - started < 5, f"{len(data)} bytes took {time.perf_counter() - started:.2f} s"
 
 
 # ---- the corpus ----
