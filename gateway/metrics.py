@@ -45,7 +45,8 @@ CONVERSIONS = Counter("helixgate_conversions", "Conversions by source and target
                       "cached, invalid-output, refused, error)", ("source", "target", "outcome"), registry=REGISTRY)
 ISSUES = Counter("helixgate_validation_issues", "Issues in conversion reports and $validate outcomes, by where they "
                  "came from (convert, validate) and severity", ("origin", "severity"), registry=REGISTRY)
-CACHE = Counter("helixgate_cache_lookups", "Cache lookups by cache (conversion, validation, translation) and result",
+CACHE = Counter("helixgate_cache_lookups", "Cache lookups by cache (conversion, validation, translation, "
+                "upstream-read) and result",
                 ("cache", "result"), registry=REGISTRY)
 MLLP_MESSAGES = Counter("helixgate_mllp_messages", "MLLP messages received, by outcome (accepted, unavailable, "
                         "or the refusal: unparseable, rejected, too-large, unknown-sender)", ("outcome",),
@@ -72,8 +73,10 @@ SEVERITIES = ("fatal", "error", "warning", "information")
 # The issues gateway.convert.check adds to a conversion report: the validator's, on the output (the rest of the
 # report is the mapper's own account of what it did not map)
 VALIDATOR_DETAILS = frozenset({"invalid-output", "output-warning", "output-not-validated"})
-# the key prefixes of gateway.cache, gateway.validate and gateway.terminology_routes (not imported: they import this)
-_CACHES = {"helixgate:conv:": "conversion", "helixgate:val:": "validation", "helixgate:tx:": "translation"}
+# the key prefixes of gateway.cache, gateway.validate, gateway.terminology_routes and the facade's reads (not
+# imported: they import this)
+_CACHES = {"helixgate:conv:": "conversion", "helixgate:val:": "validation", "helixgate:tx:": "translation",
+           "helixgate:up:": "upstream-read"}
 _request_counters: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once per label set
 _durations: dict[tuple[str, str], Any] = {}
 

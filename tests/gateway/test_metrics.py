@@ -79,13 +79,15 @@ def test_requests_conversions_issues_and_cache_are_counted(served: ServedApp) ->
 
 
 def test_unknown_paths_and_methods_do_not_grow_the_labels(served: ServedApp) -> None:
+    before = value(scrape(served.url), "helixgate_http_requests_total", route="unmatched", method="GET", status="404")
     for i in range(5):
         httpx.get(f"{served.url}/no/such/path/{i}", params={"q": i}, timeout=10)
         httpx.request(f"BREW{i}", f"{served.url}/healthz", timeout=10)
     text = httpx.get(f"{served.url}/metrics", timeout=10).text
     assert "/no/such" not in text and "BREW" not in text and "q=" not in text
     samples = scrape(served.url)
-    assert value(samples, "helixgate_http_requests_total", route="unmatched", method="GET", status="404") == 5
+    # the counters are the process's: other apps of this test session count into them too, hence the difference
+    assert value(samples, "helixgate_http_requests_total", route="unmatched", method="GET", status="404") - before == 5
 
 
 def test_stream_lag_pending_and_dead_letters_are_read_from_redis(engine_redis) -> None:  # type: ignore[no-untyped-def]
