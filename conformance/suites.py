@@ -120,8 +120,11 @@ class _Loader:
             raise self.fail(where, "a group is a JSON object")
         gid = self.field(obj, "id", where)
         templates = self.field(obj, "tests", gid, list)
-        if "inputs" in obj:
-            tests = self.expand_inputs(gid, self.field(obj, "inputs", gid, dict), templates)
+        if "inputs" in obj:  # one input spec, or a list of them (inputs of several formats for one target)
+            specs = obj["inputs"] if isinstance(obj["inputs"], list) else [self.field(obj, "inputs", gid, dict)]
+            tests = [t for n, spec in enumerate(specs)
+                     for t in self.expand_inputs(gid, self.field({"inputs": spec}, "inputs", gid, dict), templates,
+                                                 f"-{n + 1}" if len(specs) > 1 else "")]
         else:
             tests = [self.test(t, f"{gid}.tests[{i}]") for i, t in enumerate(templates)]
         return Group(gid, self.field(obj, "title", gid), self.field(obj, "description", gid, str, ""), tuple(tests))
@@ -154,7 +157,7 @@ class _Loader:
             params=params,
         )
 
-    def expand_inputs(self, gid: str, spec: dict[str, Any], templates: list[Any]) -> list[TestSpec]:
+    def expand_inputs(self, gid: str, spec: dict[str, Any], templates: list[Any], tag: str = "") -> list[TestSpec]:
         """One copy of each template per input file; a single placeholder test when the format is not converted
         by this build (optional: nothing to test) or no input file is found (required unless the spec says
         `"required": false`, as for formats whose examples are still to come)."""
@@ -162,12 +165,12 @@ class _Loader:
         fmt = next((f for f in wanted if f in self.formats), None)
         if fmt is None:
             return [self.placeholder(gid, f"this helixgate build has no {' / '.join(wanted)} → FHIR converter "
-                                          "(the format registry)", required=False)]
+                                          "(the format registry)", required=False, tag=tag)]
         files = self.find_inputs(self.field(spec, "paths", gid, list))
         if not files:
             return [self.placeholder(gid, f"no reference inputs matching {', '.join(spec['paths'])} under "
                                           f"{', '.join(map(str, self.roots))}; pass --inputs DIR",
-                                     required=self.field(spec, "required", gid, bool, True))]
+                                     required=self.field(spec, "required", gid, bool, True), tag=tag)]
         facts_suffix = self.field(spec, "facts", gid, str, ".facts.json")
         suffixes = self.field(spec, "suffixes", gid, list, [])
         tests: list[TestSpec] = []
@@ -194,8 +197,8 @@ class _Loader:
                 return list(dict.fromkeys(found))
         return []
 
-    def placeholder(self, gid: str, reason: str, *, required: bool) -> TestSpec:
-        return TestSpec(f"{gid}-inputs", f"{gid}: reference inputs are available", "not-applicable",
+    def placeholder(self, gid: str, reason: str, *, required: bool, tag: str = "") -> TestSpec:
+        return TestSpec(f"{gid}-inputs{tag}", f"{gid}: reference inputs are available", "not-applicable",
                         Requirement("conversion", "The kit posts every reference input of this format.",
                                     "https://hl7.org/fhir/R4/resource-operation-convert.html"),
                         required=required, params={"reason": reason})

@@ -1,5 +1,5 @@
 """The checks suites refer to by name; importing this package registers them all."""
 
-from conformance.checks import capability, convert, exchange, lifecycle, rest, server
+from conformance.checks import capability, convert, documents, exchange, lifecycle, rest, server
 
-__all__ = ["capability", "convert", "exchange", "lifecycle", "rest", "server"]
+__all__ = ["capability", "convert", "documents", "exchange", "lifecycle", "rest", "server"]

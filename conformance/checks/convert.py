@@ -24,26 +24,37 @@ def _input(ctx: Context) -> tuple[dict[str, Any], bytes]:
         raise ConformanceError(f"cannot read the reference input {info['path']}: {e.strerror}") from None
 
 
-def _post(ctx: Context) -> Reply:
+def post(ctx: Context, accept: str = FHIR_JSON) -> Reply:
+    """POST the input to [base]/$convert with the group's query (e.g. ?target=ips)."""
     info, data = _input(ctx)
     return ctx.target.request("POST", "$convert", content=data, params=info["query"] or None,
-                              headers={"Content-Type": info["content_type"], "Accept": FHIR_JSON})
+                              headers={"Content-Type": info["content_type"], "Accept": accept})
 
 
-def _output(ctx: Context) -> dict[str, Any]:
-    return ctx.saved(f"out-{ctx.param('input')['id']}")["bundle"]
+def _key(ctx: Context) -> str:
+    """Where an input's output is kept: per input and target (one input is converted to several targets)."""
+    info = ctx.param("input")
+    target = (info.get("query") or {}).get("target")
+    return f"out-{info['id']}" + (f"-{target}" if target else "")
+
+
+def output(ctx: Context) -> dict[str, Any]:
+    """The Bundle `convert-input` kept for this input and target."""
+    return ctx.saved(_key(ctx))["bundle"]
+
+
 
 
 @check("convert-input")
 def convert_input(ctx: Context) -> str | None:
     """POST [base]/$convert with the input → 200 and a FHIR Bundle (kept for the facts and validity tests)."""
-    reply = _post(ctx)
+    reply = post(ctx)
     ok(reply)
     bundle = resource(reply, "Bundle")
     entries = bundle.get("entry") or []
     if not entries:
         raise CheckFailed("the Bundle has no entries")
-    ctx.save(f"out-{ctx.param('input')['id']}", bundle=bundle)
+    ctx.save(_key(ctx), bundle=bundle)
     kinds: dict[str, int] = {}
     for e in entries:
         rtype = (e.get("resource") or {}).get("resourceType", "?")
@@ -53,7 +64,7 @@ def convert_input(ctx: Context) -> str | None:
 
 @check("convert-content-type")
 def convert_content_type(ctx: Context) -> str | None:
-    reply = _post(ctx)
+    reply = post(ctx)
     ok(reply)
     media_type(reply, [FHIR_JSON], "the converted Bundle")
     return reply.headers.get("content-type")
@@ -67,7 +78,7 @@ def convert_facts(ctx: Context) -> str | None:
         expected = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as e:
         raise ConformanceError(f"cannot read the facts file {path}: {e}") from None
-    bad, count, unchecked = facts.compare(expected, _output(ctx))
+    bad, count, unchecked = facts.compare(expected, output(ctx))
     if bad:
         more = f" (+{len(bad) - 6} more)" if len(bad) > 6 else ""
         raise CheckFailed(f"{len(bad)} of {count} facts differ: " + "; ".join(bad[:6]) + more)
@@ -78,7 +89,7 @@ def convert_facts(ctx: Context) -> str | None:
 def convert_validates(ctx: Context) -> str | None:
     """The output validates with no error against base R4 and every profile its resources claim, and the
     genomic resources claim the IG profiles they are (params.claims: type + code → profile)."""
-    bundle = _output(ctx)
+    bundle = output(ctx)
     unclaimed = []
     for entry in bundle.get("entry") or []:
         res = entry.get("resource") or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -21,16 +22,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.convert import run
-from gateway.formats import GENERIC_MEDIA_TYPES, UnsupportedFormat, media_source, resolve
+from gateway.formats import GENERIC_MEDIA_TYPES, HUB, UnsupportedFormat, format_params, media_source, resolve
 from gateway.formats import Request as ConvertRequest
 from gateway.negotiation import choose
 from mappers.exceptions import MappingError, ParseError
+from mappers.toolkit.registry import ConvertOptions
 from profiles.context import default_validator
 
 GR = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 # What each defect breaks, for the tests that assert the failed set.
-DEFECTS = ("wrong-content-type", "invalid-resources", "accepts-invalid", "no-outcome", "html-errors")
+DEFECTS = ("wrong-content-type", "invalid-resources", "accepts-invalid", "no-outcome", "html-errors", "loose-documents")
 SEARCH_PARAMS = ("subject", "patient", "code", "component-code", "combo-code", "component-code-value-concept")
 
 
@@ -77,6 +79,21 @@ def _matches(res: dict[str, Any], name: str, value: str) -> bool:
         return any(_token(code, _codes(c.get("code"))) and _token(concept, _codes(c.get("valueCodeableConcept")))
                    for c in comps)
     return True  # unknown parameters are ignored, as FHIR allows
+
+
+def _loosen(bundle: dict[str, Any]) -> None:
+    """The 'loose-documents' defect: the Composition of a document no longer names its DiagnosticReport (neither in
+    a section nor in the EU Lab composition-diagnosticReportReference extension)."""
+    entries = bundle.get("entry") or []
+    reports = {e.get("fullUrl") for e in entries if e["resource"].get("resourceType") == "DiagnosticReport"}
+    comp = entries[0]["resource"] if entries else {}
+    if bundle.get("type") != "document" or comp.get("resourceType") != "Composition":
+        return
+    comp.pop("extension", None)
+    for sec in comp.get("section") or []:
+        sec["entry"] = [r for r in sec.get("entry") or [] if r.get("reference") not in reports]
+        if not sec["entry"]:
+            del sec["entry"]
 
 
 def _drop_genetics_category(res: dict[str, Any]) -> dict[str, Any]:
@@ -212,20 +229,30 @@ class ReferenceServer:
             return self.error(415, "not-supported", f"Content-Type {media} is not converted")
         if not data.strip():
             return self.error(400, "required", "the body is empty")
+        query = request.query_params
         try:
-            src, tgt = resolve(data, source or media_source(media), "fhir")
-            out = run(data, ConvertRequest(src, tgt, allow_invalid=True))  # a test server: not validated
+            src, tgt = resolve(data, source or media_source(media), query.get("target") or HUB)
+            options = ConvertOptions(params=format_params(src, tgt, query.items()))
+            out = run(data, ConvertRequest(src, tgt, options, allow_invalid=True))  # a test server: not validated
         except UnsupportedFormat as e:
             return self.error(415, "not-supported", str(e))
         except ParseError as e:
             return self.error(400, "structure", str(e))
         except MappingError as e:
             return self.error(422, "processing", str(e))
+        if not out.media_type.startswith("application/fhir+json"):  # a document that is not FHIR (eHDSI CDA)
+            body = out.body
+            if "loose-documents" in self.defects:
+                body = re.sub(rb"<languageCode[^>]*>", b"", body, count=1)
+            media = "text/plain; charset=utf-8" if "wrong-content-type" in self.defects else out.media_type
+            return Response(body, 200, media_type=media)
         bundle = orjson.loads(out.body)
         if "invalid-resources" in self.defects:
             for entry in bundle.get("entry") or []:
-                if (entry["resource"].get("meta") or {}).get("profile") == [GR + "variant"]:
+                if GR + "variant" in (entry["resource"].get("meta") or {}).get("profile", []):
                     entry["resource"] = _drop_genetics_category(entry["resource"])
+        if "loose-documents" in self.defects:
+            _loosen(bundle)
         if parameters:
             return self.json({"resourceType": "Parameters", "parameter": [{"name": "output", "resource": bundle}]})
         return self.json(bundle)

@@ -15,14 +15,15 @@ from tests.conformance.servers import DEFECTS, ReferenceServer
 from tests.conftest import ROOT
 
 MESSAGES = sorted((ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.hl7"))[:3]
-V2_IDS = [p.stem for p in MESSAGES]
+EXAMPLE = ROOT / "examples" / "oru-egfr-somatic.hl7"  # also converted to the EU documents (ips, eu-lab, ehdsi-cda)
+V2_IDS = [p.stem for p in MESSAGES] + [EXAMPLE.stem]
 
 # Tests that check the content type of successful answers / of error answers.
 CONTENT_TYPE = {
     "gateway": {"neg-format-json", "neg-format-fhir-json", "neg-format-application-json", "neg-accept-fhir-json",
                 "neg-accept-json", "neg-format-overrides-accept"},
     "genomics-server": {"read-content-type"},
-    "converter": {"v2-content-type"},
+    "converter": {"v2-content-type", f"to-ehdsi-cda-{EXAMPLE.stem}"},
 }
 ERROR_CONTENT_TYPE = {"gateway": {"err-content-type"}}
 # Tests that check an error answer carries an OperationOutcome.
@@ -36,9 +37,13 @@ OUTCOME = {
 # Tests that validate what the server gives back, and that it refuses what is invalid.
 VALIDITY = {
     "genomics-server": {"read-variant-valid", "read-implication-valid", "read-report-valid"},
-    "converter": {f"v2-{i}-valid" for i in V2_IDS},
+    "converter": {f"v2-{i}-valid" for i in V2_IDS} | {f"to-{t}-{EXAMPLE.stem}-valid" for t in ("ips", "eu-lab")},
 }
 REFUSAL = {"genomics-server": {"reject-profile-invalid", "reject-base-invalid"}}
+# Tests that check an EU document links its parts: the IPS Results section and the EU Lab Composition name the
+# DiagnosticReport; the eHDSI CDA has a languageCode.
+DOCUMENTS = {"converter": {f"to-ips-{EXAMPLE.stem}-document", f"to-eu-lab-{EXAMPLE.stem}-document",
+                           f"to-ehdsi-cda-{EXAMPLE.stem}"}}
 
 
 def _union(*parts: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -55,17 +60,19 @@ EXPECTED = {
     "accepts-invalid": REFUSAL,
     "no-outcome": OUTCOME,
     "html-errors": _union(OUTCOME, ERROR_CONTENT_TYPE),
+    "loose-documents": DOCUMENTS,
 }
 assert set(EXPECTED) == set(DEFECTS)
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Three of the authored messages (with their facts) as the converter suite's inputs, to keep runs short."""
+    """Three of the authored messages and the example ORU (with their facts) as the converter suite's inputs, to
+    keep runs short."""
     root = tmp_path_factory.mktemp("inputs")
-    target = root / "tests" / "mappers" / "hl7v2" / "messages"
-    target.mkdir(parents=True)
-    for p in MESSAGES:
+    for p in [*MESSAGES, EXAMPLE]:
+        target = root / p.parent.relative_to(ROOT)
+        target.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, target / p.name)
         shutil.copy(p.with_suffix(".facts.json"), target / p.with_suffix(".facts.json").name)
     yield root

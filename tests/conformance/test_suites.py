@@ -117,3 +117,23 @@ def test_missing_inputs_are_a_required_skip_for_hl7v2_and_optional_for_formats_t
     assert [(t.id, t.required) for t in groups["hl7v2"]] == [("hl7v2-inputs", True)]
     assert [(t.id, t.required) for t in groups["vcf"]] == [("vcf-inputs", False)]
     assert "pass --inputs DIR" in groups["hl7v2"][0].params["reason"]
+
+
+def test_a_group_may_take_inputs_of_several_formats(tmp_path: Path) -> None:
+    """The EU document groups convert a China CDA and an HL7 v2 ORU to one target: one input spec per format, a
+    placeholder per spec whose format this build does not convert."""
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    shutil.copy(ROOT / "examples" / "oru-egfr-somatic.hl7", examples)
+    suite = load_suite("converter", inputs=[tmp_path], formats={"hl7v2"})
+    tests = {g.id: g.tests for g in suite.groups}["to-ips"]
+    assert [(t.id, t.required) for t in tests] == [
+        ("to-ips-inputs-1", False), ("to-ips-oru-egfr-somatic-convert", True),
+        ("to-ips-oru-egfr-somatic-document", True), ("to-ips-oru-egfr-somatic-valid", True)]
+    assert "no cda-cn → FHIR converter" in tests[0].params["reason"]
+    assert tests[1].params["input"]["query"] == {"target": "ips"}
+    both = load_suite("converter", inputs=[tmp_path], formats={"hl7v2", "cda-cn"})
+    cda = {g.id: g.tests for g in both.groups}["to-ehdsi-cda"]
+    assert [(t.id, t.required) for t in cda] == [("to-ehdsi-cda-inputs-1", False),
+                                                 ("to-ehdsi-cda-oru-egfr-somatic", True)]
+    assert cda[1].params["input"]["query"] == {"target": "ehdsi-cda", "language": "en-GB"}
