@@ -363,7 +363,13 @@ class Checkers:
                 fn(value, None, path, run)
         else:
             body = self._complex_body(node, typ)
-        if not (v.use_memo and typ in CONTEXT_FREE):
+        if not v.use_memo:
+            return body
+        if typ not in CONTEXT_FREE:
+            if typ == "BackboneElement":
+                shape = self._free(node, typ, set())
+                if shape is not None:
+                    return self._remembered_backbone(node, typ, body, shape)
             return body
         nid = id(node)
 
@@ -392,6 +398,87 @@ class Checkers:
                              for i in found]
 
         return remembered
+
+    def _remembered_backbone(self, node: Node, typ: str, body: ValueCheck, shape: Shape) -> ValueCheck:
+        """A backbone element (an Observation.component, ...) whose verdict depends on its content alone (_free):
+        remembered like the context-free datatypes, when the value and the backbone elements inside it carry no
+        extension (an extension's definition is found by its url at run time and may hold anything), and at the
+        same depth of the walk (the depth limit is part of the verdict)."""
+        nid = id(node)
+
+        def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
+            digest = content_key(value) if ext is None and _plain(value, shape) else None
+            if digest is None:
+                body(value, ext, path, run)
+                return
+            lang = (run.resource or run.root).get("language")
+            key = (nid, typ, digest, (lang if isinstance(lang, str) else None, run.depth))
+            memo = run.validator.memo
+            seen = memo.get(key)
+            if seen is not None:
+                if seen:
+                    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+                return
+            start = len(run.issues)
+            body(value, ext, path, run)
+            found = run.issues[start:]
+            if all((i.expression or "").startswith(path) for i in found):
+                if len(memo) > LIMIT:
+                    memo.clear()
+                memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
+                             for i in found]
+
+        return remembered
+
+    def _free(self, node: Node, typ: str, seen: set[tuple[int, str]]) -> Shape | None:
+        """Whether the verdict on a value of `typ` in element `node` depends on the value alone, extensions aside:
+        no references or resources below it, no invariant reading anything outside the value (%resource,
+        resolve(), the clock), no profile or resolve() discriminator, no Duration bound (today's date), no type
+        profiles; datatypes the memo already treats so are taken as such. The answer (None: it does not) is the
+        JSON properties holding the other objects below it, whose extensions the caller looks for (_plain)."""
+        key = (id(node), typ)
+        if key in seen:
+            return None  # a cycle (contentReference): content may nest without end
+        seen.add(key)
+        try:
+            for c in node.constraints:
+                e = c.expression
+                if "%" in e or "resolve" in e or "now()" in e or "today()" in e or "conformsTo" in e or (
+                        "descendants" in e or "children" in e):
+                    return None
+            if isinstance(node.min_value, dict) or isinstance(node.max_value, dict):
+                return None
+            if typ in PRIMITIVES or typ in CONTEXT_FREE:
+                return _LEAF
+            if typ in _NOT_FREE or typ[:1].islower() or (self.v.defs.type_definition(typ) or {}).get(
+                    "kind") != "complex-type":
+                return None
+            base = self.trees.type_node(typ)
+            if base is not None and base is not node and self._free(base, "Element", seen) is None:
+                return None  # the type's own invariants
+            if node.slicing is not None and any(d == "profile" or "resolve(" in p
+                                                for d, p in node.slicing.discriminators):
+                return None
+            if type_profiles.profiles_of(node, typ):
+                return None
+            shape: dict[str, Shape] = {}
+            for kid in self.trees.children(node, typ).values():
+                if kid.name == "extension" or kid.name == "modifierExtension":
+                    continue  # looked for in the instance
+                for n in (kid, *kid.slices.values()):
+                    if n.slicing is not None and any(d == "profile" or "resolve(" in p
+                                                     for d, p in n.slicing.discriminators):
+                        return None
+                    for t in [t.code for t in n.types] or ["BackboneElement" if n.children else "Element"]:
+                        below = self._free(n, t, seen)
+                        if below is None:
+                            return None
+                        if below is not _LEAF:
+                            prop = kid.base_name + t[:1].upper() + t[1:] if kid.is_choice else kid.name
+                            shape[prop] = below
+            return shape
+        finally:
+            seen.discard(key)
 
     def _tail(self, node: Node, typ: str) -> Callable[[Any, str, Any], None] | None:
         """The checks every primitive or datatype value of `node` gets after its own: fixed, pattern, binding,
@@ -500,6 +587,30 @@ class Checkers:
                 tail(value, path, run)
 
         return body
+
+
+# What a value's verdict can depend on besides the value: references resolve in the Bundle, resources and
+# extensions are checked against what they name, a narrative's links point into its resource.
+_NOT_FREE = frozenset({"Reference", "Extension", "Resource", "Narrative", "Meta"})
+
+Shape = dict[str, "Shape"]  # JSON property → what is below it (the objects _plain() looks into)
+_LEAF: Shape = {}  # a primitive or a datatype the memo treats as context-free
+
+
+def _plain(value: Any, shape: Shape) -> bool:
+    """Whether `value` and the objects `shape` names below it carry no extension (nor `_name` holder)."""
+    if value.__class__ is not dict:
+        return False
+    for k in value:
+        if k[:1] == "_" or k == "extension" or k == "modifierExtension":
+            return False
+    for prop, below in shape.items():
+        x = value.get(prop)
+        if x is not None:
+            for item in x if x.__class__ is list else (x,):
+                if not _plain(item, below):
+                    return False
+    return True
 
 
 _CHECKERS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Checkers]] = weakref.WeakKeyDictionary()

@@ -19,46 +19,73 @@ _SCALAR = (str, int, float, bool, type(None))
 Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
 
 
+class _Plan:
+    """What assign() needs to know about a sliced element, worked out once per element."""
+
+    __slots__ = ("bounded", "by_values", "closed", "index", "memo_ok", "ordered", "slices")
+
+    def __init__(self, v: Any, kid: Node) -> None:
+        assert kid.slicing is not None
+        self.slices = list(kid.slices.items())
+        self.index = slice_index(v, kid)
+        self.memo_ok = v.use_memo and context_free(v, kid)
+        self.by_values = value_paths(v, kid) if self.memo_ok else None
+        # the slices with a cardinality to check, in definition order (the order their errors are reported in)
+        self.bounded = [(k, name, snode) for k, (name, snode) in enumerate(self.slices)
+                        if snode.min > 0 or snode.max is not None]
+        self.closed = kid.slicing.rules == "closed"
+        self.ordered = kid.slicing.ordered
+
+
+def _plan(v: Any, kid: Node) -> _Plan:
+    key = (id(kid), "assign-plan" if v.use_memo else "assign-plan, no memo")  # the trees serve every validator
+    hit = v.trees.node_memo.get(key)
+    if hit is None:
+        hit = v.trees.node_memo[key] = _Plan(v, kid)
+    return hit  # type: ignore[no-any-return]
+
+
 def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: Any) -> list[Node]:
     """The element (a slice, or `kid` itself when none matches) each item is checked against; reports the slice
     cardinalities, closed slicing and order."""
-    assert kid.slicing is not None
-    slices = list(kid.slices.items())
+    plan = _plan(v, kid)
+    slices = plan.slices
     chosen: list[Node] = []
     order: list[int] = []
-    counts = dict.fromkeys(kid.slices, 0)
-    index = slice_index(v, kid)
-    memo = run.validator.slice_memo if v.use_memo and context_free(v, kid) else None
-    by_values = value_paths(v, kid) if memo is not None else None
+    counts = [0] * len(slices)
+    index = plan.index
+    memo = run.validator.slice_memo if plan.memo_ok else None
+    by_values = plan.by_values
+    resolve = run.resolve
+    kid_id = id(kid)
     for i, (_, value, _, typ) in enumerate(items):
         if memo is None:
             digest = None
         elif by_values is not None:  # what the discriminators read decides: components by their code alone
-            digest = content_key({"": [_at(value, p, run.resolve) for p in by_values]})
+            digest = content_key({"": [_at(value, p, resolve) for p in by_values]})
         else:
             digest = content_key(value)
-        hit = memo.get((id(kid), typ, digest), _MISSING) if digest is not None else _MISSING  # type: ignore[union-attr]
+        hit = memo.get((kid_id, typ, digest), _MISSING) if digest is not None else _MISSING  # type: ignore[union-attr]
         if hit is _MISSING:
-            candidates = range(len(slices)) if index is None else index.candidates(value, run.resolve)
+            candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
             hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
             if digest is not None:
                 if len(memo) > 100_000:  # type: ignore[arg-type]
                     memo.clear()  # type: ignore[union-attr]
-                memo[(id(kid), typ, digest)] = hit  # type: ignore[index]
+                memo[(kid_id, typ, digest)] = hit  # type: ignore[index]
         if hit is None:
             chosen.append(kid)
             order.append(len(slices))
-            if kid.slicing.rules == "closed":
+            if plan.closed:
                 run.add("error", "structure", f"{where}[{i}]" if many else where,
                         f"This element does not match any known slice defined in the profile "
                         f"{kid.profile_url} and slicing is closed")
             continue
-        name, snode = slices[hit]
-        counts[name] += 1
-        chosen.append(snode)
+        counts[hit] += 1
+        chosen.append(slices[hit][1])
         order.append(hit)
-    for name, snode in slices:
-        c = counts[name]
+    for k, name, snode in plan.bounded:
+        c = counts[k]
         if c < snode.min:
             run.add("error", "structure", where.rsplit(".", 1)[0],
                     f"Slice '{kid.path}:{name}': a matching slice is required, but not found"
@@ -67,7 +94,7 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
         if snode.max is not None and c > snode.max:
             run.add("error", "structure", where.rsplit(".", 1)[0],
                     f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
-    if kid.slicing.ordered and order != sorted(order):
+    if plan.ordered and order != sorted(order):
         run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
     return chosen
 
