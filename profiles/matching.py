@@ -66,6 +66,18 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(steps)
 
 
+@lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[tuple[str, str | None, str], ...]:
+    """A discriminator path's steps as (name, function, argument): function None for an element name."""
+    out = []
+    for step in split_path(path):
+        if step == "$this" or not step:
+            continue
+        m = _FN.match(step)
+        out.append((step, m.group(1), m.group(2).strip("'\"")) if m else (step, None, ""))
+    return tuple(out)
+
+
 def values_at(value: Any, path: str, resolve: Callable[[str], dict[str, Any] | None]) -> list[Any]:
     """Instance values reached from `value` by a discriminator path ($this, names, resolve(), ofType(T),
     extension('url'), as(T))."""
@@ -77,13 +89,9 @@ def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, An
     """As values_at, with the FHIR type of each value where the instance shows it (a choice key's suffix,
     a resource's resourceType), else None."""
     current: list[tuple[Any, str | None]] = [(value, value_type)]
-    for step in split_path(path):
-        if step == "$this" or not step:
-            continue
+    for step, fn, arg in _steps(path):
         nxt: list[tuple[Any, str | None]] = []
-        m = _FN.match(step)
-        if m:
-            fn, arg = m.group(1), m.group(2).strip("'\"")
+        if fn is not None:
             for v, t in current:
                 if fn == "resolve":
                     ref = v.get("reference") if isinstance(v, dict) else None

@@ -1,0 +1,88 @@
+"""The validator's shortcuts give the answers of the long way: the primitive regex shortcuts
+(profiles/primitives.py SURE_MATCH) never accept what the regex refuses, and backbone elements remembered by
+content (profiles/checkers.py) get the issues a validator remembering nothing reports, at their own paths."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from profiles import patterns
+from profiles.packages import cache_dir
+from profiles.primitives import SURE_MATCH
+from profiles.validator import Validator
+from tests.profiles.worst_cases import WORST
+
+EXAMPLES = cache_dir() / "hl7.fhir.uv.genomics-reporting#3.0.0" / "package" / "example"
+VARIANT = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
+
+
+def _strings() -> list[str]:
+    rng = random.Random(20261207)
+    alphabet = "ab1-_. \t\n\r\x0b\x0c\x00\x7f\u00a0\u2003é\ud800"
+    out = ["a", " a", "a ", "a b", "a  b", "a\tb", "a\t b", "\x0b", "a\x0cb", "é", "\u00a0", "x" * 100, "a\x01b",
+           "http://loinc.org", "LA6706-1", "Genetic variant assessment", "line\nbreak", " "]
+    out += [s for pair in WORST.values() for s in pair]
+    out += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)]
+    return out
+
+
+@pytest.mark.parametrize("regex", sorted(SURE_MATCH))
+def test_a_shortcut_accepts_only_what_its_regex_accepts(regex: str) -> None:
+    sure, rx = SURE_MATCH[regex], patterns.compile(regex)
+    accepted = [s for s in _strings() if sure(s)]
+    assert len(accepted) > 100  # the shortcut does take the ordinary values
+    assert [s for s in accepted if not rx.full(s)] == []
+
+
+def test_the_shortcuts_are_the_r4_types_regexes(validator: Validator) -> None:
+    assert {t for t in ("code", "uri", "string") if validator.regex[t].pattern in SURE_MATCH} == {
+        "code", "uri", "string"}
+
+
+def _keys(v: Validator, doc: dict[str, Any]) -> list[tuple[str, str, str | None, str]]:
+    return [(i.severity, i.code, i.expression, i.message) for i in v.validate(doc)]
+
+
+def _variants() -> list[dict[str, Any]]:
+    docs = [orjson.loads(f.read_bytes()) for f in sorted(EXAMPLES.glob("Observation-*.json"))]
+    return [d for d in docs if VARIANT in (d.get("meta") or {}).get("profile", [])]
+
+
+def test_remembered_components_report_what_a_validator_without_memo_reports(validator: Validator) -> None:
+    docs = _variants()
+    assert len(docs) > 30
+    # mutants: components with an error of their own, moved to other positions, and with an extension (not
+    # remembered): the issues replayed must carry the component's own index
+    for doc in docs[:10]:
+        comps = doc.get("component") or []
+        if len(comps) < 2:
+            continue
+        bad = copy.deepcopy(doc)
+        bad["component"][0]["valueString"] = "x"  # a second value[x] (or a type the slice refuses)
+        bad["component"][1]["unknownProperty"] = 1
+        moved = copy.deepcopy(bad)
+        moved["component"] = list(reversed(moved["component"]))
+        extended = copy.deepcopy(bad)
+        extended["component"][0]["extension"] = [{"url": "http://example.org/x", "valueReference": {
+            "reference": "Patient/nowhere"}}]
+        docs += [bad, moved, extended]
+    plain = Validator(validator.defs, memo=False)
+    remembering = Validator(validator.defs)
+    for doc in docs + docs:  # the second round replays the remembered components
+        assert _keys(remembering, doc) == _keys(plain, doc), doc.get("id")
+    assert any(key[1] == "BackboneElement" for key in remembering.memo)  # components were remembered
+    assert any(k[0] == "error" and ".component[" in (k[2] or "") for d in docs for k in _keys(plain, d))
+
+
+def test_bundles_with_remembered_components_match_a_validator_without_memo(validator: Validator) -> None:
+    bundles = [orjson.loads(f.read_bytes()) for f in sorted(EXAMPLES.glob("Bundle-*.json"))]
+    assert bundles
+    plain = Validator(validator.defs, memo=False)
+    remembering = Validator(validator.defs)
+    for doc in bundles + bundles:
+        assert _keys(remembering, doc) == _keys(plain, doc), doc.get("id")
