@@ -61,6 +61,7 @@ EXPECTED = {
     "no-outcome": OUTCOME,
     "html-errors": _union(OUTCOME, ERROR_CONTENT_TYPE),
     "loose-documents": DOCUMENTS,
+    "no-pinyin": {},  # the example ORU's patient has a Latin name: see test_a_han_name_needs_its_pinyin_form
 }
 assert set(EXPECTED) == set(DEFECTS)
 
@@ -117,3 +118,20 @@ def test_failures_say_what_is_wrong(inputs: Path) -> None:
     assert accepted.startswith("the server accepted an invalid Observation (201); it breaks: ")
     assert "geCategory" in accepted  # the validator's reason is quoted
     assert by_id["reject-profile-invalid"].exchanges[0].status == 201
+
+
+def test_a_han_name_needs_its_pinyin_form(tmp_path: Path) -> None:
+    """The China lab record's eHDSI CDA without the pinyin name fails the eHDSI test, and only that one (its header
+    rules still hold: the Han name has family and given)."""
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    shutil.copy(ROOT / "examples" / "cn-lab-record.utf8.xml", examples)
+    suite = load_suite("converter", inputs=[tmp_path], formats={"cda-cn"})
+    with served(ReferenceServer(["no-pinyin"]).app()) as url:
+        report = run_suite(suite, url + "/fhir")
+    failed = {r.test.id: r.message for r in report.results if r.status == FAIL}
+    assert failed == {"to-ehdsi-cda-cn-lab-record": "the patient's Han-character name has no pinyin form beside it "
+                                                    "(name use IDE and ABC)"}
+    eu = {r.test.id: r.status for r in report.results if r.group.id.startswith("to-") and r.test.required}
+    assert len(eu) == 7 and set(eu.values()) == {PASS, FAIL}
+    assert report.counts()["error"] == 0
