@@ -118,6 +118,19 @@ class Authenticator:
         return ", ".join(out)
 
 
+_WORDS = frozenset({"", "fhir", "bulk", "_history", "_search", "metadata", "metrics", "healthz", "playground",
+                    "openapi.json", ".well-known", "smart-configuration"})
+
+
+def _shape(path: str) -> str:
+    """The path as logged: fixed words, the resource type after /fhir and operations kept; ids (which may identify
+    a patient) and anything else a client chose replaced by {id}."""
+    parts = path.split("/")[:8]
+    return "/".join(seg if seg in _WORDS or seg.startswith("$")
+                    or (i == 2 and parts[1] == "fhir" and seg[:1].isupper() and seg.isalpha() and len(seg) <= 64)
+                    else "{id}" for i, seg in enumerate(parts))
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, *, auth: Authenticator, routes: Sequence[BaseRoute]) -> None:
         self.app = app
@@ -139,7 +152,7 @@ class AuthMiddleware:
         except AuthError as e:
             used = (headers.get("authorization") or "").split(" ", 1)[0].lower() or None
             status = getattr(e, "status", 401)  # 503: the authorization server could not be asked
-            log.info("%d %s %s: %s", status, scope["method"], scope["path"][:120], e)
+            log.info("%d %s %s: %s", status, scope["method"], _shape(scope["path"]), e)
             if status == 503:
                 response = outcome_response(503, "transient", "auth-server-unavailable", f"{e}",
                                             headers={"Retry-After": "5"})
@@ -151,7 +164,7 @@ class AuthMiddleware:
         scope[SCOPE_KEY] = principal
         refused = await authorize(scope, principal, need, query)
         if refused is not None:
-            log.info("%d %s %s for %s (%s)", refused.status_code, scope["method"], scope["path"][:120],
+            log.info("%d %s %s for %s (%s)", refused.status_code, scope["method"], _shape(scope["path"]),
                      principal.client, principal.via)
             await refused(scope, receive, send)
             return

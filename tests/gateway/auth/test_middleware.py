@@ -233,3 +233,14 @@ def test_with_oauth_the_discovery_documents_name_the_token_endpoint(tmp_path: Pa
         assert security["extension"][0]["extension"] == [{"url": "token", "valueUri": token}]
         r = httpx.get(app.url + TRANSLATE, timeout=10)
         assert r.headers["www-authenticate"] == 'Bearer realm="helixgate", ApiKey realm="helixgate"'
+
+
+def test_refusals_are_logged_without_the_ids_in_the_path(keyed: AuthServed, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="helixgate.auth"):
+        assert httpx.get(f"{keyed.url}/fhir/Patient/zhang-san-110101/_history/2", timeout=10).status_code == 401
+        r = httpx.get(f"{keyed.url}/fhir/Patient/zhang-san-110101", timeout=10, headers=keyed.auth("translator"))
+        assert r.status_code == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "helixgate.auth"]
+    assert any(line.startswith("401 GET /fhir/Patient/{id}/_history/{id}") for line in lines), lines
+    assert any(line.startswith("403 GET /fhir/Patient/{id} for translator") for line in lines), lines
+    assert not any("zhang" in line for line in lines)
