@@ -28,7 +28,7 @@ from mappers.exceptions import ParseError, UnsupportedMessage
 from mappers.ids import resource_id
 from mappers.toolkit.bundle import bundle as make_bundle
 
-MAPPER_VERSION = "ehdsi-cda/0.1.0"
+MAPPER_VERSION = "ehdsi-cda/0.1.1"  # 0.1.1: the language option gives a stated bare language its region
 V3 = "urn:hl7-org:v3"
 MAX_BYTES = 5 * 1024 * 1024
 Mapper = Callable[[Reader, etree._Element, str], list[dict[str, Any]]]
