@@ -24,9 +24,16 @@ BUDGET = Settings(http_processes=1, http_timeout_ms=1500, http_memory_mb=1024)
 
 
 def _costly_structure_definition() -> bytes:
-    """A StructureDefinition whose differential is repeated 10 times: several seconds of invariant checks."""
+    """A StructureDefinition whose differential is repeated 30 times, each copy different (so nothing checked once is
+    remembered for the next): several CPU-seconds of checks, well past the 1.5 s budget."""
     sd = orjson.loads(VARIANT_SD.read_bytes())
-    sd["differential"] = [sd["differential"]] * 10
+    copies = []
+    for i in range(30):
+        copy = orjson.loads(orjson.dumps(sd["differential"]))
+        for element in copy["element"]:
+            element["short"] = f"{element.get('short', '')} #{i}"
+        copies.append(copy)
+    sd["differential"] = copies
     return orjson.dumps(sd)
 
 
