@@ -224,7 +224,8 @@ def test_doctor_checks_every_master_of_a_cluster_and_names_an_unreachable_one(re
                                                                               tmp_path: Path) -> None:
     code, found, text = doctor({"HELIXGATE_REDIS_URL": redis_cluster.url}, tmp_path)
     answered = [f["detail"] for f in found["redis"] if f["status"] == "ok"]
-    assert sorted(answered) == sorted(f"Redis Cluster master 127.0.0.1:{p} answers" for p in redis_cluster.ports)
+    assert sorted(answered) == sorted(f"Redis Cluster master 127.0.0.1:{p} answers" for p in redis_cluster.ports), \
+        found["redis"]
     assert statuses(found, "redis persistence") == ["fail"] * 3  # each master without its append-only file
     assert code == 1 and "Traceback" not in text
     code, found, text = doctor({"HELIXGATE_REDIS_URL": f"redis+cluster://user:s3cret@127.0.0.1:{free_port()}"},
