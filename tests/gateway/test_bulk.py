@@ -182,7 +182,7 @@ def test_a_long_job_shows_progress(bulk_gateway: ServedApp, bulk_worker) -> None
 
 def test_a_document_past_the_worker_budget_is_an_error_line_and_the_job_goes_on(tmp_path: Path) -> None:
     """Bulk documents run in the worker's sandbox processes under its per-message budget: a costly one (an ORU
-    with 3,000 repeated OBX, seconds of work) is stopped and reported in the error file; the others convert."""
+    with 8,000 repeated OBX, seconds of work) is stopped and reported in the error file; the others convert."""
     redis_server = start_redis()
     folder = tmp_path / "bulk"
     worker = WorkerProcess({"HELIXGATE_REDIS_URL": redis_server.url, "HELIXGATE_BULK_DIR": str(folder),
@@ -191,7 +191,7 @@ def test_a_document_past_the_worker_budget_is_an_error_line_and_the_job_goes_on(
         with ServedApp(Settings(redis_url=redis_server.url, bulk_dir=str(folder))) as app:
             costly = unique_message(7, "T")
             obx = next(s for s in costly.split(b"\r") if s.startswith(b"OBX"))
-            costly += b"\r".join([obx] * 3000) + b"\r"
+            costly += b"\r".join([obx] * 8000) + b"\r"  # under the 10,000-segment limit; seconds of work
             docs = [unique_message(1, "T"), costly, unique_message(2, "T")]
             lines = [orjson.dumps({"resourceType": "Binary", "contentType": "x-application/hl7-v2+er7",
                                    "data": base64.b64encode(d).decode()}) for d in docs]
