@@ -36,6 +36,24 @@ ValueCheck = Callable[[Any, Any, str, Any], None]  # (value, `_name` holder, pat
 ElementCheck = Callable[[list[tuple[str, Any, Any, str]], str, Any], None]  # (items, owner path, run)
 
 
+
+def _memoised(key: Any, body: ValueCheck, value: Any, ext: Any, path: str, run: Any) -> None:
+    """Run `body` once per `key`: later values with the same key get its issues replayed at their own path. Issues
+    outside the value's own path (which the key cannot vouch for) keep the result from being remembered."""
+    memo = run.validator.memo
+    seen = memo.get(key)
+    if seen is not None:
+        if seen:
+            run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+        return
+    start = len(run.issues)
+    body(value, ext, path, run)
+    found = run.issues[start:]
+    if all((i.expression or "").startswith(path) for i in found):
+        if len(memo) > LIMIT:
+            memo.clear()
+        memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):]) for i in found]
+
 class Checkers:
     """The compiled checkers of one validator configuration (definitions + options)."""
 
@@ -382,20 +400,7 @@ class Checkers:
                 return
             lang = (run.resource or run.root).get("language")  # displays are judged per language
             key = (nid, typ, digest, lang if isinstance(lang, str) else None)
-            memo = run.validator.memo
-            seen = memo.get(key)
-            if seen is not None:
-                if seen:
-                    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
-                return
-            start = len(run.issues)
-            body(value, ext, path, run)
-            found = run.issues[start:]
-            if all((i.expression or "").startswith(path) for i in found):
-                if len(memo) > LIMIT:
-                    memo.clear()
-                memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
-                             for i in found]
+            _memoised(key, body, value, ext, path, run)
 
         return remembered
 
@@ -413,20 +418,7 @@ class Checkers:
                 return
             lang = (run.resource or run.root).get("language")
             key = (nid, typ, digest, (lang if isinstance(lang, str) else None, run.depth))
-            memo = run.validator.memo
-            seen = memo.get(key)
-            if seen is not None:
-                if seen:
-                    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
-                return
-            start = len(run.issues)
-            body(value, ext, path, run)
-            found = run.issues[start:]
-            if all((i.expression or "").startswith(path) for i in found):
-                if len(memo) > LIMIT:
-                    memo.clear()
-                memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
-                             for i in found]
+            _memoised(key, body, value, ext, path, run)
 
         return remembered
 

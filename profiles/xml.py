@@ -63,6 +63,20 @@ _PREFIXES = {XML_NS: "xml", "http://www.w3.org/1999/xlink": "xlink"}
 _PRIMITIVE, _COMPLEX, _RESOURCE, _XHTML = range(4)
 
 
+
+def compiled_type(sd: dict[str, Any] | None) -> tuple[Node, frozenset[str]] | None:
+    """A complex type's or resource's snapshot compiled, with the paths R4 writes as XML attributes
+    (`representation: xmlAttr`); None for a primitive, an unknown type or a snapshot that cannot be compiled.
+    The reader and the writer both shape their element walks from it."""
+    if sd is None or sd.get("kind") == "primitive-type":
+        return None
+    try:
+        root = compile_snapshot(sd)
+    except ValueError:
+        return None
+    return root, frozenset(el["path"] for el in sd["snapshot"]["element"]
+                           if "xmlAttr" in (el.get("representation") or ()))
+
 class XmlError(ValueError):
     """The bytes are not well-formed (or not allowed) XML, or not a FHIR resource; the message says where, and
     `line` and `column` (1-based) too when the parser knows."""
@@ -107,18 +121,12 @@ class _Reader:
     # ---- compilation ----
     def type_shape(self, type_code: str) -> _Shape | None:
         if type_code not in self.types:
-            sd = self.sds.get(type_code)
+            compiled = compiled_type(self.sds.get(type_code))
             shape = None
-            if sd is not None and sd.get("kind") != "primitive-type":
-                try:
-                    root = compile_snapshot(sd)
-                except ValueError:
-                    root = None
-                if root is not None:
-                    paths = frozenset(el["path"] for el in sd["snapshot"]["element"]
-                                      if "xmlAttr" in (el.get("representation") or ()))
-                    self.attr_paths[root.path] = paths
-                    shape = self._shape(root.children, root, paths)
+            if compiled is not None:
+                root, paths = compiled
+                self.attr_paths[root.path] = paths
+                shape = self._shape(root.children, root, paths)
             self.types[type_code] = shape
         return self.types[type_code]
 

@@ -24,8 +24,8 @@ from xml.parsers import expat
 
 from profiles import patterns
 from profiles.definitions import Definitions
-from profiles.elements import PRIMITIVES, Node, compile_snapshot
-from profiles.xml import FHIR_NS, XHTML_NS, core_definitions
+from profiles.elements import PRIMITIVES, Node
+from profiles.xml import FHIR_NS, XHTML_NS, compiled_type, core_definitions
 
 _PRIMITIVE, _COMPLEX, _RESOURCE, _XHTML = range(4)
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -77,18 +77,12 @@ class _Writer:
         if shape is not False:
             return shape  # type: ignore[return-value]
         with self.lock:
-            sd = self.sds.get(code)
+            compiled = compiled_type(self.sds.get(code))
             shape = None
-            if sd is not None and sd.get("kind") != "primitive-type":
-                try:
-                    root = compile_snapshot(sd)
-                except ValueError:
-                    root = None
-                if root is not None:
-                    paths = frozenset(el["path"] for el in sd["snapshot"]["element"]
-                                      if "xmlAttr" in (el.get("representation") or ()))
-                    self.attr_paths[root.path] = paths
-                    shape = self._shape(root.children, root, paths)
+            if compiled is not None:
+                root, paths = compiled
+                self.attr_paths[root.path] = paths
+                shape = self._shape(root.children, root, paths)
             self.types[code] = shape
         return shape
 

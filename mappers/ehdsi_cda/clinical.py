@@ -64,23 +64,32 @@ def identifiers(r: Reader, *els: etree._Element | None) -> list[dict[str, str]]:
     return out
 
 
+def concern(r: Reader, el: etree._Element, empty: str) -> list[etree._Element]:
+    """The observations a concern act wraps (its entryRelationships and code taken as read), or [el] for a bare
+    observation; [] when the act holds none, reported with `empty`."""
+    statement_parts(r, el)
+    if local(el) != "act":
+        return [el]
+    inner = [c for _, c in related(el) if local(c) == "observation"]
+    if not inner:
+        r.notes.warn("ehdsi-empty-concern", empty, path(el))
+        return []
+    for er in kids(el, "entryRelationship"):
+        use(er)
+    use(kid(el, "code"))
+    statement_parts(r, inner[0])
+    return inner
+
+
 def problem(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]:
     """A problem concern act (or a bare problem observation) → Condition-uv-ips."""
-    statement_parts(r, el)
-    obs = el
-    if local(el) == "act":
-        inner = [c for _, c in related(el) if local(c) == "observation"]
-        if not inner:
-            r.notes.warn("ehdsi-empty-concern", "a problem concern holds no problem observation; not mapped", path(el))
-            return []
-        obs = inner[0]
-        for er in kids(el, "entryRelationship"):
-            use(er)
-        use(kid(el, "code"))
-        statement_parts(r, obs)
-        for extra in inner[1:]:
-            r.notes.warn("ehdsi-entry-not-mapped", "a second problem observation in one concern is not mapped",
-                         path(extra))
+    inner = concern(r, el, "a problem concern holds no problem observation; not mapped")
+    if not inner:
+        return []
+    obs = inner[0]
+    for extra in inner[1:]:
+        r.notes.warn("ehdsi-entry-not-mapped", "a second problem observation in one concern is not mapped",
+                     path(extra))
     res = r.new("Condition", obs, "Condition-uv-ips")
     idents = identifiers(r, el, obs) if obs is not el else identifiers(r, obs)
     if idents:
@@ -146,18 +155,10 @@ def problem(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]
 def allergy(r: Reader, el: etree._Element, section: str) -> list[dict[str, Any]]:
     """An allergy concern act → AllergyIntolerance-uv-ips (type and category through the eHDSIAdverseEventType maps,
     status, certainty, criticality, reactions with their severity)."""
-    statement_parts(r, el)
-    obs = el
-    if local(el) == "act":
-        inner = [c for _, c in related(el) if local(c) == "observation"]
-        if not inner:
-            r.notes.warn("ehdsi-empty-concern", "an allergy concern holds no observation; not mapped", path(el))
-            return []
-        obs = inner[0]
-        for er in kids(el, "entryRelationship"):
-            use(er)
-        use(kid(el, "code"))
-        statement_parts(r, obs)
+    inner = concern(r, el, "an allergy concern holds no observation; not mapped")
+    if not inner:
+        return []
+    obs = inner[0]
     res = r.new("AllergyIntolerance", obs, "AllergyIntolerance-uv-ips")
     idents = identifiers(r, el, obs) if obs is not el else identifiers(r, obs)
     if idents:
