@@ -77,7 +77,11 @@ JUNK_STRINGS: list[str] = [
 def corpora_root() -> Path:
     """The third-party test corpora: $HELIXGATE_TEST_CORPORA, else <repo root>/../shared/corpora."""
     value = os.environ.get("HELIXGATE_TEST_CORPORA", "").strip()
-    return Path(value).expanduser() if value else ROOT.parent / "shared" / "corpora"
+    root = Path(value).expanduser() if value else ROOT.parent / "shared" / "corpora"
+    if not root.is_dir():  # a run on the project's own few inputs would look like a full one in its counts
+        sys.exit(f"the test corpora are not at {root}: set HELIXGATE_TEST_CORPORA to the corpora folder "
+                 "(most of the seeds come from there)")
+    return root
 
 
 def arguments(description: str) -> argparse.Namespace:
