@@ -38,7 +38,8 @@ def duration(q: dict[str, Any]) -> str | None:
     return f"P{int(value)}{letter}"
 
 
-def value(te: dict[str, Any]) -> tuple[str, Any]:
+def value(te: dict[str, Any], where: str) -> tuple[str, Any]:
+    """The FHIR (type, value) of the TimeElement `te`; `where` is its path in the phenopacket (for the refusal)."""
     if "age" in te:
         text = str(te["age"].get("iso8601duration", ""))
         a = age(text)
@@ -63,8 +64,9 @@ def value(te: dict[str, Any]) -> tuple[str, Any]:
         period = {k: str(v) for k, v in te["interval"].items() if k in ("start", "end")}
         return "Period", period
     # protobuf JSON reads {} as a TimeElement with none of its oneof set: the client's input, refused
-    raise ParseError(f"a TimeElement without a value (none of age, ageRange, gestationalAge, ontologyClass, "
-                     f"timestamp, interval): {sorted(te)}", details="phenopacket-empty-time")
+    raise ParseError(f"{where}: a TimeElement without a value (none of age, ageRange, gestationalAge, "
+                     f"ontologyClass, timestamp, interval): {sorted(te)}", details="phenopacket-empty-time",
+                     expression=where)
 
 
 def time_element(kind: str, val: Any) -> dict[str, Any] | None:

@@ -167,7 +167,8 @@ def patient(ctx: Context, ind: dict[str, Any], where: str) -> dict[str, Any]:
     if "taxonomy" in ind:
         exts.append(ext("taxonomy", "CodeableConcept", systems.concept(ind["taxonomy"])))
     if "timeAtLastEncounter" in ind:
-        exts.append(ext("time-at-last-encounter", *times.value(ind["timeAtLastEncounter"])))
+        exts.append(ext("time-at-last-encounter", *times.value(ind["timeAtLastEncounter"],
+                                                               ctx.where(f"{where}.timeAtLastEncounter"))))
     vital = ind.get("vitalStatus") or {}
     if "causeOfDeath" in vital:
         exts.append(ext("cause-of-death", "CodeableConcept", systems.concept(vital["causeOfDeath"])))
@@ -175,7 +176,7 @@ def patient(ctx: Context, ind: dict[str, Any], where: str) -> dict[str, Any]:
         exts.append(ext("survival-time-in-days", "UnsignedInt", int(vital["survivalTimeInDays"])))
     death = vital.get("timeOfDeath")
     if death is not None and "timestamp" not in death:
-        exts.append(ext("time-of-death", *times.value(death)))
+        exts.append(ext("time-of-death", *times.value(death, ctx.where(f"{where}.vitalStatus.timeOfDeath"))))
     if exts:
         res["extension"] = exts
     idents = []
@@ -209,9 +210,10 @@ def patient(ctx: Context, ind: dict[str, Any], where: str) -> dict[str, Any]:
 
 # ---- phenotypic features -----------------------------------------------------------------------------------
 
-def time_component(field_name: str, te: dict[str, Any]) -> dict[str, Any]:
-    """An onset (Phenomics Exchange codes where it has one for the form) or resolution component."""
-    kind, val = times.value(te)
+def time_component(field_name: str, te: dict[str, Any], where: str) -> dict[str, Any]:
+    """An onset (Phenomics Exchange codes where it has one for the form) or resolution component (`where`: the
+    TimeElement's path)."""
+    kind, val = times.value(te, where)
     key = "valueQuantity" if kind in ("Age", "Quantity") else f"value{kind}"
     if field_name == "onset" and kind in ONSET_CODES:
         code = {"coding": [{"system": PHENOMICS_COMPONENT, "code": ONSET_CODES[kind]}]}
@@ -233,7 +235,7 @@ def phenotype(ctx: Context, pf: dict[str, Any], pref: dict[str, str], where: str
     comps += [{"code": MODIFIER, "valueCodeableConcept": systems.concept(m)} for m in pf.get("modifiers") or []]
     for name in ("onset", "resolution"):
         if name in pf:
-            comps.append(time_component(name, pf[name]))
+            comps.append(time_component(name, pf[name], ctx.where(f"{where}.{name}")))
     for j, ev in enumerate(pf.get("evidence") or []):
         if "evidenceCode" in ev:
             comp = {"code": systems.own("evidence"), "valueCodeableConcept": systems.concept(ev["evidenceCode"])}
@@ -279,7 +281,7 @@ def measurement(ctx: Context, m: dict[str, Any], pref: dict[str, str], where: st
     if vital:  # R4 vital signs profiles apply by code (vs-1..): their category, and an effective[x]
         obs["category"] = [*obs["category"], *category("vital-signs")]
     te = m.get("timeObserved")
-    kind, val = times.value(te) if te is not None else ("", None)
+    kind, val = times.value(te, ctx.where(f"{where}.timeObserved")) if te is not None else ("", None)
     if kind in ("DateTime", "Period"):
         obs[f"effective{kind}"] = val
     else:
@@ -321,9 +323,10 @@ def measurement(ctx: Context, m: dict[str, Any], pref: dict[str, str], where: st
 
 # ---- diseases ----------------------------------------------------------------------------------------------
 
-def _choice(holder: dict[str, Any], stem: str, ext_name: str, te: dict[str, Any]) -> None:
-    """A TimeElement into `stem`[x] when the element takes its form, else into this mapper's extension."""
-    kind, val = times.value(te)
+def _choice(holder: dict[str, Any], stem: str, ext_name: str, te: dict[str, Any], where: str) -> None:
+    """A TimeElement (at `where`) into `stem`[x] when the element takes its form, else into this mapper's
+    extension."""
+    kind, val = times.value(te, where)
     if kind in ONSET_TYPES:
         holder[stem + kind] = val
     else:
@@ -343,9 +346,9 @@ def condition(ctx: Context, d: dict[str, Any], pref: dict[str, str], where: str)
         res["bodySite"] = [systems.concept(d["primarySite"])]
     res["subject"] = pref
     if "onset" in d:
-        _choice(res, "onset", "onset", d["onset"])
+        _choice(res, "onset", "onset", d["onset"], ctx.where(f"{where}.onset"))
     if "resolution" in d:
-        _choice(res, "abatement", "resolution", d["resolution"])
+        _choice(res, "abatement", "resolution", d["resolution"], ctx.where(f"{where}.resolution"))
     stages = [{"summary": systems.concept(s)} for s in d.get("diseaseStage") or []]
     stages += [{"summary": systems.concept(s), "type": systems.own("tnm-finding")}
                for s in d.get("clinicalTnmFinding") or []]
@@ -369,7 +372,7 @@ def specimen(ctx: Context, bs: dict[str, Any], pref: dict[str, str], subject: di
     collection: dict[str, Any] = {}
     te = bs.get("timeOfCollection")
     if te is not None:
-        kind, val = times.value(te)
+        kind, val = times.value(te, ctx.where(f"{where}.timeOfCollection"))
         if kind in ("DateTime", "Period"):
             collection[f"collected{kind}"] = val
         else:
@@ -413,7 +416,7 @@ def medical_action(ctx: Context, ma: dict[str, Any], pref: dict[str, str], where
         res["code"] = systems.concept(p.get("code") or {})
         res["subject"] = pref
         if "performed" in p:
-            _choice(res, "performed", "performed", p["performed"])
+            _choice(res, "performed", "performed", p["performed"], ctx.where(f"{where}.procedure.performed"))
         if "bodySite" in p:
             res["bodySite"] = [systems.concept(p["bodySite"])]
         ctx.use(f"{where}.procedure")

@@ -15,7 +15,8 @@ from mappers.toolkit.registry import ConvertOptions, get
 REGRESSIONS = Path(__file__).parent / "regressions"
 # input → (details, expression) of the first issue
 CASES = {
-    "disease-onset-empty.json": ("phenopacket-empty-time", None),  # was a ValueError out of times.value
+    # was a ValueError out of times.value; then refused without saying where
+    "disease-onset-empty.json": ("phenopacket-empty-time", "Phenopacket.diseases[0].onset"),
     # split re-encoded each member: orjson's TypeError (recursion limit) past 255 levels; now read whole
     "cohort-member-nested-300-deep.json": ("phenopacket-schema", "Cohort.members[1].subject.taxonomy.taxonomy"),
 }

@@ -84,3 +84,27 @@ def test_components_of_the_wrong_shape(value: Any) -> None:
     except MappingError:
         return
     schema.read(data, "Phenopacket")
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    (lambda pp: pp["diseases"][0].update(onset={}), "diseases[0].onset"),
+    (lambda pp: pp["phenotypicFeatures"][0].update(resolution={}), "phenotypicFeatures[0].resolution"),
+    (lambda pp: pp["subject"].update(timeAtLastEncounter={}), "subject.timeAtLastEncounter"),
+    (lambda pp: pp["subject"].update(vitalStatus={"status": "DECEASED", "timeOfDeath": {}}),
+     "subject.vitalStatus.timeOfDeath"),
+    (lambda pp: pp.update(measurements=[{"assay": {"id": "LOINC:2345-7"}, "timeObserved": {}}]),
+     "measurements[0].timeObserved"),
+])
+def test_an_empty_time_element_is_refused_with_its_path(change: Any, path: str) -> None:
+    pp = orjson.loads(EXAMPLE.read_bytes())
+    change(pp)
+    with pytest.raises(ParseError) as e:
+        to_fhir(orjson.dumps(pp))
+    issue = e.value.issues[0]
+    assert (issue.details, issue.expression) == ("phenopacket-empty-time", f"Phenopacket.{path}")
+    assert issue.message.startswith(f"Phenopacket.{path}: ")
+    member = copy.deepcopy(pp)  # the same inside a cohort: the member's path
+    cohort = {"id": "c", "members": [orjson.loads(EXAMPLE.read_bytes()), member]}
+    with pytest.raises(ParseError) as e:
+        to_fhir(orjson.dumps(cohort))
+    assert e.value.issues[0].expression == f"Cohort.members[1].{path}"

@@ -43,6 +43,6 @@ def test_curies_and_codings(curie: str, system: str, code: str) -> None:
     ({"interval": {"start": "2020-03-17T00:00:00Z", "end": "2020-03-20T00:00:00Z"}}, "Period"),
 ])
 def test_time_elements_there_and_back(te: dict[str, Any], kind: str) -> None:
-    got_kind, value = times.value(te)
+    got_kind, value = times.value(te, "Phenopacket.diseases[0].onset")
     assert got_kind == kind
     assert times.time_element(got_kind, value) == te
