@@ -45,21 +45,32 @@ class Context:
     issues: list[Issue] = field(default_factory=list)
     # Conversion.origins: resource id (or "id:path") → source expression such as OBX[3]-14.
     origins: dict[str, str] = field(default_factory=dict)
-    _whole: set[tuple[str, int, int]] = field(default_factory=set)  # (segment, occurrence, field)
-    _parts: dict[tuple[str, int, int], set[int]] = field(default_factory=dict)  # components used
+    # What emitters read, by segment (name, occurrence): whole fields, and fields read component by component.
+    _whole: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    _parts: dict[tuple[str, int], dict[int, set[int]]] = field(default_factory=dict)
 
     def use(self, seg: Segment, *fields: int) -> None:
         """Mark whole fields of `seg` as mapped (fields read as one value: ST, NM, ID, DTM, ...)."""
-        for n in fields:
-            self._whole.add((seg.name, seg.occurrence, n))
+        key = (seg.name, seg.occurrence)
+        whole = self._whole.get(key)
+        if whole is None:
+            self._whole[key] = set(fields)
+        else:
+            whole.update(fields)
 
     def use_component(self, seg: Segment, n: int, *comps: int) -> None:
         """Mark components of field n of `seg` as mapped (fields read component by component)."""
-        self._parts.setdefault((seg.name, seg.occurrence, n), set()).update(comps)
+        parts = self._parts.get((seg.name, seg.occurrence))
+        if parts is None:
+            parts = self._parts[(seg.name, seg.occurrence)] = {}
+        used = parts.get(n)
+        if used is None:
+            parts[n] = set(comps)
+        else:
+            used.update(comps)
 
     def use_segment(self, seg: Segment) -> None:
-        for n in range(1, len(seg.fields)):
-            self._whole.add((seg.name, seg.occurrence, n))
+        self.use(seg, *range(1, len(seg.fields)))
 
     def origin(self, res: dict[str, Any] | str, where: str, path: str = "") -> None:
         """Record that `res` (a resource or its id), or its element at FHIRPath `path`, came from `where`. A path
@@ -84,31 +95,34 @@ class Context:
     def unmapped(self) -> list[Issue]:
         """One issue per non-empty field (or component) that no emitter marked as used."""
         out: list[Issue] = []
+        known = known_segments()
+        nothing: dict[int, set[int]] = {}
         for seg in self.message.segments:
-            start = 3 if seg.name == "MSH" else 1
-            if seg.name not in known_segments() and not seg.name.startswith("Z"):
+            name = seg.name
+            if name not in known and not name.startswith("Z"):
                 out.append(Issue("warning", "structure", "hl7v2-unknown-segment",
-                                 f"line {seg.line}: {seg.name} is not an HL7 v2 segment (misspelt?); the row was "
+                                 f"line {seg.line}: {name} is not an HL7 v2 segment (misspelt?); the row was "
                                  "not converted", seg.ref))
                 continue
-            present = [n for n in range(start, len(seg.fields)) if seg.fields[n]]
+            fields = seg.fields
+            present = [n for n in range(3 if name == "MSH" else 1, len(fields)) if fields[n]]
             if not present:
                 continue
-            if not any((seg.name, seg.occurrence, n) in self._whole or (seg.name, seg.occurrence, n) in self._parts
-                       for n in present):
-                sev = "warning" if seg.name.startswith("Z") else "information"
-                kind = "Z-segment" if seg.name.startswith("Z") else "segment"
+            whole = self._whole.get((name, seg.occurrence)) or set()
+            parts = self._parts.get((name, seg.occurrence)) or nothing
+            if whole.isdisjoint(present) and parts.keys().isdisjoint(present):
+                sev = "warning" if name.startswith("Z") else "information"
+                kind = "Z-segment" if name.startswith("Z") else "segment"
                 out.append(Issue(sev, "informational", "hl7v2-segment-not-mapped",
-                                 f"{kind} {seg.name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
+                                 f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
                 continue
             for n in present:
-                key = (seg.name, seg.occurrence, n)
-                if key in self._whole or (seg.name, n) in _STRUCTURAL_FIELDS:
+                if n in whole or (name, n) in _STRUCTURAL_FIELDS:
                     continue
-                used = self._parts.get(key)
+                used = parts.get(n)
                 if used is None:
                     out.append(Issue("information", "informational", "hl7v2-field-not-mapped",
-                                     f"{seg.name}-{n} was not mapped", f"{seg.ref}-{n}"))
+                                     f"{name}-{n} was not mapped", f"{seg.ref}-{n}"))
                     continue
                 listed = 0
                 for rep, raw in enumerate(seg.repetitions(n), 1):
@@ -119,9 +133,9 @@ class Context:
                                 continue
                             where = f"{seg.ref}-{n}.{c}" if rep == 1 else f"{seg.ref}-{n}({rep}).{c}"
                             out.append(Issue("information", "informational", "hl7v2-component-not-mapped",
-                                             f"{seg.name}-{n}.{c} was not mapped", where))
+                                             f"{name}-{n}.{c} was not mapped", where))
                 if listed > _MAX_LISTED:  # one line for the rest: the report stays proportional to what matters
                     out.append(Issue("information", "informational", "hl7v2-component-not-mapped",
-                                     f"{listed - _MAX_LISTED} more components of {seg.name}-{n} were not mapped",
+                                     f"{listed - _MAX_LISTED} more components of {name}-{n} were not mapped",
                                      f"{seg.ref}-{n}"))
         return out

@@ -38,8 +38,9 @@ class Segment:
     line: int  # 1-based line in the input
     delims: Delimiters = DEFAULT_DELIMITERS
     encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
-    # (field, repetition) → raw components; mappers read the same fields many times, so split once.
-    _split: dict[tuple[int, int], list[str]] = field(default_factory=dict, compare=False, repr=False)
+    # Mappers read the same fields many times: each field's repetitions and each value asked for are kept.
+    _reps: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _values: dict[tuple[int, int, int, int], str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ref(self) -> str:
@@ -51,16 +52,24 @@ class Segment:
 
     def repetitions(self, n: int) -> list[str]:
         """Raw repetitions of field n ("" yields none)."""
-        raw = self.raw(n)
-        if not raw:
-            return []
-        if self.name in _HEADERS and n <= 2:
-            return [raw]
-        return raw.split(self.delims.repetition)
+        return list(self._repeated(n))
+
+    def _repeated(self, n: int) -> tuple[str, ...]:
+        reps = self._reps.get(n)
+        if reps is None:
+            raw = self.fields[n] if n < len(self.fields) else ""
+            if not raw:
+                reps = ()
+            elif self.name in _HEADERS and n <= 2:
+                reps = (raw,)
+            else:
+                reps = tuple(raw.split(self.delims.repetition))
+            self._reps[n] = reps
+        return reps
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """Unescaped components of field n, repetition `rep` (subcomponents left joined by their separator)."""
-        reps = self.repetitions(n)
+        reps = self._repeated(n)
         if rep > len(reps):
             return []
         d = self.delims
@@ -68,17 +77,23 @@ class Segment:
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
+        key = (n, comp, sub, rep)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = self._leaf(n, comp, sub, rep)
+        return value
+
+    def _leaf(self, n: int, comp: int, sub: int, rep: int) -> str:
         if self.name in _HEADERS and n <= 2:
             return self.raw(n)
-        comps = self._split.get((n, rep))
-        if comps is None:
-            reps = self.repetitions(n)
-            comps = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
-            self._split[(n, rep)] = comps
+        reps = self._repeated(n)
+        if rep > len(reps):
+            return ""
+        d = self.delims
+        comps = reps[rep - 1].split(d.component)
         if comp > len(comps):
             return ""
         value = comps[comp - 1]
-        d = self.delims
         if d.subcomponent in value:
             subs = value.split(d.subcomponent)
             if sub > len(subs):
@@ -90,7 +105,7 @@ class Segment:
 
     def text(self, n: int, rep: int = 1) -> str:
         """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""
-        reps = self.repetitions(n)
+        reps = self._repeated(n)
         return unescape(reps[rep - 1], self.delims, self.encoding) if rep <= len(reps) else ""
 
 

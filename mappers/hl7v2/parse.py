@@ -248,13 +248,17 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
     d = _delimiters(lines[0][1], lines[0][0])
     seen: dict[str, int] = {}
     segments: list[Segment] = []
+    # A line within every limit as a whole has no field, repetition or component over one: most lines are.
+    short, few = limits.max_field_length, min(limits.max_repetitions, limits.max_components)
+    counted = (d.repetition, d.component, d.subcomponent)
     for lineno, line in lines:
         parts = line.split(d.field)
         name = parts[0].strip()
         if not _SEGMENT_ID.match(name):
             raise ParseError(f"line {lineno}: {name[:20]!r} is not an HL7 segment ID (3 upper-case letters/digits)",
                              details="hl7v2-bad-segment", expression=f"line {lineno}")
-        _check_fields(name, seen.get(name, 0) + 1, parts, d, limits)
+        if len(line) > short or len(parts) > limits.max_fields or any(line.count(c) >= few for c in counted):
+            _check_fields(name, seen.get(name, 0) + 1, parts, d, limits)  # some field may be over a limit
         seen[name] = seen.get(name, 0) + 1
         fields = (name, d.field, *parts[1:]) if name == "MSH" else (name, *parts[1:])
         segments.append(Segment(name, fields, seen[name], lineno, d, encoding or "utf-8"))

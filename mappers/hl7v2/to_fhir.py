@@ -17,6 +17,7 @@ from mappers.hl7v2.emit.genomics import (
     phase_relationship,
     variable,
     variable_code,
+    variable_codes,
     variables,
     variant,
 )
@@ -115,7 +116,7 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
     """Set obs.variable: the LRI variable the row carries, unless its code and name disagree or its value does
     not fit the variable; say where a name or local code was taken for a LOINC variable."""
     obx = obs.obx
-    known = set(variables()["variables"])
+    known = variable_codes()
     rec = recognise(obx, known, ctx.options.variable_names, genetic_order)
     obs.variable = rec
     if rec is None:
@@ -155,7 +156,7 @@ def _is_genetic(ctx: Context, order: Order) -> bool:
     codes = variables()["report_codes"]
     if obr.get(4) in codes or obr.get(4, 4) in codes:
         return True
-    known = set(variables()["variables"])
+    known = variable_codes()
     return any(recognise(o.obx, known, ctx.options.variable_names) for o in order.observations)
 
 

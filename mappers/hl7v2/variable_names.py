@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from mappers.hl7v2.model import Segment
 _TABLE = Path(__file__).parent / "tables" / "genetic-variable-names.json"
 _LOINC = re.compile(r"[0-9]{1,7}-[0-9]")
 _LOINC_SYSTEMS = {"LN", "LOINC", "HTTP://LOINC.ORG", "2.16.840.1.113883.6.1"}
+_NOT_KEPT = re.compile(r"[^a-z0-9.]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,10 @@ class Recognised:
     where: str = ""
 
 
+@lru_cache(maxsize=4096)  # every row's OBX-3 texts are looked up several times; names repeat across messages
 def normalise(text: str) -> str:
     """Case, punctuation other than '.', and repeated spaces do not matter."""
-    return " ".join(re.sub(r"[^a-z0-9.]+", " ", text.lower()).split())
+    return " ".join(_NOT_KEPT.sub(" ", text.lower()).split())
 
 
 def is_loinc(code: str) -> bool:
@@ -81,6 +83,12 @@ def parse_site_entries(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
+@lru_cache(maxsize=64)
+def _site(site: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """A site table keyed as the shipped ones are (normalised names)."""
+    return {normalise(n): c for n, c in site}
+
+
 def _loinc_system(name: str) -> bool:
     return name.upper() in _LOINC_SYSTEMS
 
@@ -107,7 +115,7 @@ def recognise(obx: Segment, known: set[str] | frozenset[str], site: tuple[tuple[
     if alt in known and _loinc_system(alt_system):
         return Recognised(alt, "alternate", alt, f"{obx.ref}-3.4")
     names, generic, local = _shipped()
-    own = {normalise(n): c for n, c in site}
+    own = _site(site)
     if code and not _loinc_system(system):
         key = normalise(code)
         hit = own.get(key) or local.get(key) or (names.get(key) if not system else None)
@@ -128,7 +136,7 @@ def named_variable(obx: Segment, site: tuple[tuple[str, str], ...] = ()) -> str 
     """The LOINC variable OBX-3's text names (site entries and distinctive names only), for spotting a row whose
     LOINC code and name disagree."""
     names, _, _ = _shipped()
-    own = {normalise(n): c for n, c in site}
+    own = _site(site)
     for comp in (9, 2):
         key = normalise(obx.get(3, comp))
         if key and (hit := own.get(key) or names.get(key)):

@@ -31,6 +31,12 @@ def variables() -> dict[str, Any]:
     return json.loads((Path(__file__).parents[1] / "tables" / "lri-genetic-variables.json").read_text("utf-8"))
 
 
+@cache
+def variable_codes() -> frozenset[str]:
+    """The LOINC codes of the LRI genetic variables."""
+    return frozenset(variables()["variables"])
+
+
 def variable(code: str) -> dict[str, Any] | None:
     return variables()["variables"].get(code)
 
