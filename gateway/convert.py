@@ -32,24 +32,47 @@ class InvalidOutput(MappingError):
                          code="processing", issues=errors)
 
 
+# A key part of conversions made after the caller split the input and found one document (gateway.routes): a
+# lookup made before that split cannot find what another caller converted whole (a phenopacket Cohort as one
+# Bundle, where $convert answers a Bundle per member).
+ONE_DOCUMENT = "one-document"
+
+
+async def conversion_key(data: bytes, request: Request, *extra: str) -> str:
+    """The cache key of converting `data` as `request` says (`extra`: more key parts, e.g. ONE_DOCUMENT)."""
+    parts = (*request.key_parts(), *extra)
+    # hashlib lets go of the interpreter on large inputs: hashed in a thread, tens of MB leave the event loop free
+    return await run_in_threadpool(cache_key, data, *parts) if len(data) > 1 << 20 else cache_key(data, *parts)
+
+
+async def cached(key: str, request: Request, cache: Cache) -> Converted | None:
+    """The cached conversion under `key` (counted as a cached conversion), or None."""
+    hit = await cache.get(key)
+    if hit is None:
+        return None
+    doc = orjson.loads(hit)
+    metrics.conversion(request.source, request.target, "cached")
+    return Converted(doc["body"].encode(), doc["media_type"], doc["outcome"])
+
+
 async def convert(data: bytes, request: Request, cache: Cache, validator: Any = None, *, offload: bool = False,
-                  runner: Callable[[tuple[Any, ...]], Awaitable[Converted]] | None = None) -> tuple[Converted, bool]:
+                  runner: Callable[[tuple[Any, ...]], Awaitable[Converted]] | None = None,
+                  key: str | None = None) -> tuple[Converted, bool]:
     """Convert `data` as `request` says; returns the result and whether it came from the cache.
 
     `validator` (profiles.validator.Validator) checks FHIR output; None means it is not available, which refuses
     the conversion unless the request allows invalid output. `offload` runs the CPU-bound work in a thread;
     `runner` hands it, as the job ("convert", data, request), to a sandbox (gateway.sandbox.run_job) instead.
+    `key`: a cache key the caller has already looked up (conversion_key, cached) and missed; the result is cached
+    under it.
 
     Raises the mappers' MappingError subclasses, or InvalidOutput; nothing is cached then.
     """
-    parts = request.key_parts()
-    # hashlib lets go of the interpreter on large inputs: hashed in a thread, tens of MB leave the event loop free
-    key = await run_in_threadpool(cache_key, data, *parts) if len(data) > 1 << 20 else cache_key(data, *parts)
-    hit = await cache.get(key)
-    if hit is not None:
-        doc = orjson.loads(hit)
-        metrics.conversion(request.source, request.target, "cached")
-        return Converted(doc["body"].encode(), doc["media_type"], doc["outcome"]), True
+    if key is None:
+        key = await conversion_key(data, request)
+        hit = await cached(key, request, cache)
+        if hit is not None:
+            return hit, True
     try:
         if runner is not None:
             result = await runner(("convert", data, request))

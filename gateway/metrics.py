@@ -8,6 +8,7 @@ What is counted where:
   in the server process (the sandbox child processes only run the mapper and validator and return the result to
   the parent, which counts it); validation issues by severity: the $validate route and gateway.validate;
 - cache lookups by cache (conversion, validation) and result (hit, miss): gateway.cache;
+- jobs handed to the sandbox processes by job (convert, batch, validate, …): gateway.sandbox.run_job;
 - MLLP messages by outcome and the ACK codes sent: gateway.mllp.server;
 - stream length, consumer-group lag and pending entries, dead-letter count: read from Redis when /metrics is
   scraped (a few XLEN/XINFO GROUPS calls in one pipeline under a 0.5 s timeout: bounded cost per scrape);
@@ -48,6 +49,9 @@ ISSUES = Counter("helixgate_validation_issues", "Issues in conversion reports an
 CACHE = Counter("helixgate_cache_lookups", "Cache lookups by cache (conversion, validation, translation, "
                 "upstream-read) and result",
                 ("cache", "result"), registry=REGISTRY)
+HTTP_JOBS = Counter("helixgate_http_jobs", "CPU-bound work of HTTP requests handed to the sandbox processes (a thread "
+                    "with HELIXGATE_HTTP_PROCESSES=0), by job (convert, batch, validate, validate-resource)", ("job",),
+                    registry=REGISTRY)
 MLLP_MESSAGES = Counter("helixgate_mllp_messages", "MLLP messages received, by outcome (accepted, unavailable, "
                         "or the refusal: unparseable, rejected, too-large, unknown-sender)", ("outcome",),
                         registry=REGISTRY)

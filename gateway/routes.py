@@ -15,11 +15,12 @@ from starlette.routing import Route
 
 from gateway import __version__, bulk, stream
 from gateway.auth.discovery import security
-from gateway.convert import convert
+from gateway.convert import ONE_DOCUMENT, cached, conversion_key, convert
 from gateway.fhir_input import parameters
 from gateway.formats import (
     FHIR_NDJSON,
     GENERIC_MEDIA_TYPES,
+    Converted,
     UnsupportedFormat,
     conversions,
     format_params,
@@ -122,19 +123,30 @@ async def convert_route(request: Request) -> Response:
     if stream.wants(request, src, tgt):
         return await stream.response(body, req, request)
     started = time.perf_counter()
-    if get(src).split:  # a batch file: NDJSON, a line per document
-        batch = await _job(request, ("batch", body, req, settings.max_batch_documents))
-        if isinstance(batch, Response):
-            return batch
-        if batch is not None:
-            headers = {"X-Batch": f"documents={batch.documents}; converted={batch.documents - batch.failed}; "
-                                  f"failed={batch.failed}", "X-Source-Format": src}
-            return Response(batch.body, media_type=FHIR_NDJSON, headers=headers)
-    try:
-        result, cached = await convert(body, req, request.app.state.cache, runner=lambda job: run_job(request, job))
-    except Cancelled:
-        return _abandoned(src, tgt)
-    log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), cached,
+    cache = request.app.state.cache
+    key: str | None = None
+    result: Converted | None = None
+    if get(src).split:
+        # A format with batch files (several documents: NDJSON, a line each). Splitting reads the whole input, so
+        # it runs in the sandbox; the cache is asked first, under a key only single documents are cached under,
+        # so a cached answer costs no sandbox round trip.
+        key = await conversion_key(body, req, ONE_DOCUMENT)
+        result = await cached(key, req, cache)
+        if result is None:
+            batch = await _job(request, ("batch", body, req, settings.max_batch_documents))
+            if isinstance(batch, Response):
+                return batch
+            if batch is not None:
+                headers = {"X-Batch": f"documents={batch.documents}; converted={batch.documents - batch.failed}; "
+                                      f"failed={batch.failed}", "X-Source-Format": src}
+                return Response(batch.body, media_type=FHIR_NDJSON, headers=headers)
+    was_cached = result is not None
+    if result is None:
+        try:
+            result, was_cached = await convert(body, req, cache, runner=lambda job: run_job(request, job), key=key)
+        except Cancelled:
+            return _abandoned(src, tgt)
+    log.info("convert %s->%s bytes=%d cached=%s ms=%.1f", src, tgt, len(body), was_cached,
              (time.perf_counter() - started) * 1000)
     issues = result.outcome.get("issue", [])
     validation = sum(1 for i in issues if i["details"]["coding"][0]["code"] in ("output-warning", "invalid-output"))
@@ -142,7 +154,7 @@ async def convert_route(request: Request) -> Response:
     report = (f"warnings={counts['warning'] - validation}; information={counts['information']}; "
               f"validation={validation}")  # the mapper's own findings, then the validator's on the output
     headers = {"X-Conversion-Report": report, "X-Source-Format": src,  # what was detected, when not named
-               "X-Cache": "hit" if cached else "miss"}
+               "X-Cache": "hit" if was_cached else "miss"}
     if as_parameters:
         output: dict[str, Any] = ({"name": "output", "resource": orjson.loads(result.body)} if tgt == HUB
                                   else {"name": "output", "valueString": result.body.decode()})

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway import metrics
 from gateway.jobs import Refused
 from gateway.workers.frames import HEADER
 from mappers.exceptions import Issue
@@ -299,6 +300,7 @@ async def run_job(request: Any, job: tuple[Any, ...]) -> Any:
 
     from starlette.concurrency import run_in_threadpool
 
+    metrics.HTTP_JOBS.labels(job[0]).inc()
     settings = request.app.state.settings
     if settings.http_processes == 0:
         from gateway.jobs import run
