@@ -4,4 +4,4 @@ Read with the official schema (the `phenopackets` package: protobuf JSON mapping
 phenopacket element becomes and from_fhir.py for the way back.
 """
 
-MAPPER_VERSION = "phenopacket/0.1.0"
+MAPPER_VERSION = "phenopacket/0.1.1"  # 0.1.1: FHIR dates that are no Timestamp are left out and reported, not refused

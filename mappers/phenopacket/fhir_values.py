@@ -23,11 +23,6 @@ def ext_value(res: Any, name: str) -> tuple[str, Any] | None:
     return None
 
 
-def ext_time(res: Any, name: str) -> dict[str, Any] | None:
-    hit = ext_value(res, name)
-    return times.time_element(*hit) if hit else None
-
-
 def ext_term(res: Any, name: str) -> dict[str, str] | None:
     hit = ext_value(res, name)
     return systems.term_of(hit[1]) if hit and hit[0] == "CodeableConcept" else None

@@ -21,7 +21,7 @@ from mappers.phenopacket.fhir_values import (
     codes,
     ext_scalar,
     ext_term,
-    ext_time,
+    ext_value,
     extensions_of,
     first_code,
     has,
@@ -60,6 +60,31 @@ class Writer(GenomicReader):
 
     def warn(self, details: str, message: str, where: str | None) -> None:
         self.issues.append(Issue("warning", "informational", details, message, where))
+
+    def time(self, hit: tuple[str, Any] | None, where: str, field: str) -> dict[str, Any] | None:
+        """The FHIR value `hit` (kind, value), found at `where`, as the TimeElement of the phenopacket's `field`. A
+        date or dateTime that is no phenopacket Timestamp (year, month or day precision, no zone: times.timestamp
+        says why) is left out and reported by path; the rest of the conversion goes on."""
+        if hit is None:
+            return None
+        why = times.why_not(*hit)
+        if why:
+            self.warn("phenopacket-time-not-carried", f"{why}; the phenopacket's {field} takes a Timestamp, a full "
+                      "date-time with a time zone (RFC 3339): left out", where)
+            return None
+        return times.time_element(*hit)
+
+    def ext_time(self, res: dict[str, Any], name: str, where: str, field: str) -> dict[str, Any] | None:
+        """The TimeElement in this mapper's extension `name` of `res` (at `where`)."""
+        url = systems.EXT + name
+        return self.time(ext_value(res, name), f"{where}.extension('{url}')", field)
+
+    def stamp(self, text: Any, where: str, field: str) -> str | None:
+        """A FHIR instant/dateTime as a phenopacket Timestamp, None (reported) when it is none."""
+        if text is None:
+            return None
+        te = self.time(("DateTime", text), where, field)
+        return str(te["timestamp"]) if te else None
 
     def refers_to_patient(self, ref: Any) -> bool:
         target = self.content.resolve(ref)
@@ -139,20 +164,26 @@ class Writer(GenomicReader):
         if isinstance(born, str) and born:
             exact = next((x.get("valueDateTime") for x in (p.get("_birthDate") or {}).get("extension") or []
                           if isinstance(x, dict) and x.get("url") == BIRTH_TIME), None)
+            if exact is not None:
+                exact = self.stamp(exact, f"{e.where}._birthDate.extension('{BIRTH_TIME}')", "Individual.dateOfBirth")
+            # a date: midnight UTC, the schema's own rounding for date_of_birth (docs/individual.rst: "rounded down
+            # to the closest known year/month/day"); a year or month alone is not rounded (it would invent a day)
             out["dateOfBirth"] = exact or (born + "T00:00:00Z" if len(born) == 10 else None)
             if out["dateOfBirth"] is None:
                 del out["dateOfBirth"]
                 self.warn("phenopacket-partial-date", f"birthDate {born} is not a full date; a phenopacket "
                           "dateOfBirth is a timestamp: left out", f"{e.where}.birthDate")
-        put(out, "timeAtLastEncounter", ext_time(p, "time-at-last-encounter"))
+        put(out, "timeAtLastEncounter", self.ext_time(p, "time-at-last-encounter", e.where,
+                                                      "Individual.timeAtLastEncounter"))
         vital: dict[str, Any] = {}
         if p.get("deceasedBoolean") is True or "deceasedDateTime" in p:
             vital["status"] = "DECEASED"
         elif p.get("deceasedBoolean") is False:
             vital["status"] = "ALIVE"
-        if isinstance(p.get("deceasedDateTime"), str):
-            vital["timeOfDeath"] = {"timestamp": p["deceasedDateTime"]}
-        put(vital, "timeOfDeath", ext_time(p, "time-of-death"))
+        if "deceasedDateTime" in p:
+            put(vital, "timeOfDeath", self.time(("DateTime", p["deceasedDateTime"]), f"{e.where}.deceasedDateTime",
+                                               "VitalStatus.timeOfDeath"))
+        put(vital, "timeOfDeath", self.ext_time(p, "time-of-death", e.where, "VitalStatus.timeOfDeath"))
         put(vital, "causeOfDeath", ext_term(p, "cause-of-death"))
         put(vital, "survivalTimeInDays", ext_scalar(p, "survival-time-in-days"))
         put(out, "vitalStatus", vital)
@@ -186,7 +217,7 @@ class Writer(GenomicReader):
         if has(obs.get("valueCodeableConcept"), "http://loinc.org", "LA9634-2") or obs.get("valueBoolean") is False:
             out["excluded"] = True
         modifiers, evidence = [], []
-        for comp in obs.get("component") or []:
+        for j, comp in enumerate(obs.get("component") or []):
             code = first_code(comp.get("code")) or {}
             value = times.read_value(comp, "value")
             if value is None:
@@ -197,7 +228,8 @@ class Writer(GenomicReader):
                 modifiers.append(systems.term_of(value[1]))
             elif code.get("system") == PHENOMICS_COMPONENT and code.get("code") in _ONSET_BY_CODE:
                 kind = _ONSET_BY_CODE[code["code"]]
-                put(out, "onset", times.time_element(kind, value[1]))
+                put(out, "onset", self.time((kind, value[1]), f"{e.where}.component[{j}].value{value[0]}",
+                                            "PhenotypicFeature.onset"))
             elif code.get("system") == systems.COMPONENT:
                 name = str(code.get("code"))
                 if name == "evidence":
@@ -212,7 +244,8 @@ class Writer(GenomicReader):
                 field_name, _, form = name.partition("-")
                 kind = {"age": "Age", "gestational-age": "Quantity"}.get(form, value[0])
                 if field_name in ("onset", "resolution"):
-                    put(out, field_name, times.time_element(kind, value[1]))
+                    put(out, field_name, self.time((kind, value[1]), f"{e.where}.component[{j}].value{value[0]}",
+                                                   f"PhenotypicFeature.{field_name}"))
         put(out, "modifiers", [m for m in modifiers if m])
         put(out, "evidence", evidence)
         return out
@@ -250,7 +283,8 @@ class Writer(GenomicReader):
             self.warn("phenopacket-measurement-without-value", f"{e.label} has no quantity or coded value; written "
                       "as a measurement without a value", f"{e.where}.value")
         te = times.read_value(obs, "effective")
-        put(out, "timeObserved", times.time_element(*te) if te else ext_time(obs, "time-observed"))
+        put(out, "timeObserved", self.time(te, f"{e.where}.effective{te[0]}", "Measurement.timeObserved") if te
+            else self.ext_time(obs, "time-observed", e.where, "Measurement.timeObserved"))
         proc: dict[str, Any] = {}
         put(proc, "code", systems.term_of(obs.get("method")))
         put(proc, "bodySite", systems.term_of(obs.get("bodySite")))
@@ -272,9 +306,11 @@ class Writer(GenomicReader):
         if has(c.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/condition-ver-status", "refuted"):
             out["excluded"] = True
         onset = times.read_value(c, "onset")
-        put(out, "onset", times.time_element(*onset) if onset else ext_time(c, "onset"))
+        put(out, "onset", self.time(onset, f"{e.where}.onset{onset[0]}", "Disease.onset") if onset
+            else self.ext_time(c, "onset", e.where, "Disease.onset"))
         abated = times.read_value(c, "abatement")
-        put(out, "resolution", times.time_element(*abated) if abated else ext_time(c, "resolution"))
+        put(out, "resolution", self.time(abated, f"{e.where}.abatement{abated[0]}", "Disease.resolution")
+            if abated else self.ext_time(c, "resolution", e.where, "Disease.resolution"))
         stages, tnm = [], []
         for s in c.get("stage") or []:
             t = systems.term_of(s.get("summary"))
@@ -305,7 +341,9 @@ class Writer(GenomicReader):
         put(out, "sampleType", systems.term_of(s.get("type")))
         put(out, "taxonomy", ext_term(s, "taxonomy"))
         te = times.read_value(coll, "collected")
-        put(out, "timeOfCollection", times.time_element(*te) if te else ext_time(s, "time-of-collection"))
+        put(out, "timeOfCollection",
+            self.time(te, f"{e.where}.collection.collected{te[0]}", "Biosample.timeOfCollection") if te
+            else self.ext_time(s, "time-of-collection", e.where, "Biosample.timeOfCollection"))
         method = systems.term_of(coll.get("method"))
         if method:
             out["procedure"] = {"code": method}
@@ -337,17 +375,18 @@ class Writer(GenomicReader):
         proc: dict[str, Any] = {"code": systems.term_of(p.get("code")) or {}}
         put(proc, "bodySite", systems.term_of(next(iter(p.get("bodySite") or []), None)))
         te = times.read_value(p, "performed")
-        put(proc, "performed", times.time_element(*te) if te else ext_time(p, "performed"))
+        put(proc, "performed", self.time(te, f"{e.where}.performed{te[0]}", "Procedure.performed") if te
+            else self.ext_time(p, "performed", e.where, "Procedure.performed"))
         return self._action(p, {"procedure": proc})
 
     def treatment(self, e: reader.Entry) -> dict[str, Any]:
         m = e.resource
         t: dict[str, Any] = {"agent": systems.term_of(m.get("medicationCodeableConcept")) or {}}
-        dosages = [d for d in m.get("dosage") or [] if isinstance(d, dict)]
-        put(t, "routeOfAdministration", systems.term_of(next((d.get("route") for d in dosages if d.get("route")),
-                                                              None)))
+        dosages = [(i, d) for i, d in enumerate(m.get("dosage") or []) if isinstance(d, dict)]
+        put(t, "routeOfAdministration", systems.term_of(next((d.get("route") for _, d in dosages
+                                                               if d.get("route")), None)))
         intervals = []
-        for d in dosages:
+        for i, d in dosages:
             timing = d.get("timing") or {}
             dose = next((x.get("doseQuantity") for x in d.get("doseAndRate") or [] if isinstance(x, dict)), None)
             if not timing and not dose:
@@ -360,8 +399,10 @@ class Writer(GenomicReader):
             put(di, "scheduleFrequency", systems.term_of(timing.get("code")))
             bounds = (timing.get("repeat") or {}).get("boundsPeriod")
             if isinstance(bounds, dict):
-                di["interval"] = {k: v for k, v in bounds.items() if k in ("start", "end")}
-            intervals.append(di)
+                put(di, "interval", (self.time(("Period", bounds), f"{e.where}.dosage[{i}].timing.repeat.boundsPeriod",
+                                               "DoseInterval.interval") or {}).get("interval"))
+            if di:  # a dosage of only a bounds period left out (reported) is no dose interval
+                intervals.append(di)
         put(t, "doseIntervals", intervals)
         drug = next((c.get("code") for c in codes(m.get("category")) if c.get("system") == systems.CS + "drug-type"),
                     None)
@@ -398,34 +439,38 @@ class Writer(GenomicReader):
             source = next((x for x in entities if x.get("role") == "source" and
                            ((x.get("what") or {}).get("identifier") or {}).get("system") == systems.ID), None)
             if source is not None:
-                meta = self.own_meta(e.resource, source, entities)
-                updates = [self.update(u.resource) for u in self.content.of("Provenance")
+                meta = self.own_meta(e, source, entities)
+                updates = [self.update(u) for u in self.content.of("Provenance")
                            if has(u.resource.get("activity"), _DATA_OPERATION, "UPDATE")]
                 put(meta, "updates", updates)
                 return meta
         meta: dict[str, Any] = {}
-        when = self.bundle.get("timestamp") or next((p.resource.get("recorded") for p in self.content.of("Provenance")
-                                                     if isinstance(p.resource.get("recorded"), str)), None)
-        put(meta, "created", when)
+        recorded = next((p for p in self.content.of("Provenance") if isinstance(p.resource.get("recorded"), str)), None)
+        if self.bundle.get("timestamp"):
+            put(meta, "created", self.stamp(self.bundle["timestamp"], "Bundle.timestamp", "MetaData.created"))
+        elif recorded is not None:
+            put(meta, "created", self.stamp(recorded.resource["recorded"], f"{recorded.where}.recorded",
+                                            "MetaData.created"))
         meta["createdBy"] = "helixgate"
         prefixes = sorted({str(t["id"]).split(":", 1)[0] for t in _terms(pp) if ":" in str(t.get("id", ""))})
         put(meta, "resources", [r for p in prefixes if (r := systems.resource(p))])
         meta["phenopacketSchemaVersion"] = SCHEMA_VERSION
         return meta
 
-    @staticmethod
-    def update(prov: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"timestamp": prov.get("recorded")}
+    def update(self, e: reader.Entry) -> dict[str, Any]:
+        prov = e.resource
+        out: dict[str, Any] = {}
+        put(out, "timestamp", self.stamp(prov.get("recorded"), f"{e.where}.recorded", "Update.timestamp"))
         author = next((a for a in prov.get("agent") or [] if isinstance(a, dict)
                        and has(a.get("type"), PARTICIPANT, "author")), None)
         put(out, "updatedBy", ((author or {}).get("who") or {}).get("display"))
         put(out, "comment", next((r.get("text") for r in prov.get("reason") or [] if isinstance(r, dict)), None))
         return out
 
-    @staticmethod
-    def own_meta(prov: dict[str, Any], source: dict[str, Any], entities: list[dict[str, Any]]) -> dict[str, Any]:
+    def own_meta(self, e: reader.Entry, source: dict[str, Any], entities: list[dict[str, Any]]) -> dict[str, Any]:
+        prov = e.resource
         meta: dict[str, Any] = {}
-        put(meta, "created", prov.get("recorded"))
+        put(meta, "created", self.stamp(prov.get("recorded"), f"{e.where}.recorded", "MetaData.created"))
         for agent in prov.get("agent") or []:
             role = next((c.get("code") for c in codes(agent.get("type")) if c.get("system") == PARTICIPANT), None)
             who = (agent.get("who") or {}).get("display")

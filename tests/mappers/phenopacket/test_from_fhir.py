@@ -89,3 +89,105 @@ def test_a_bundle_of_phenotypes_only() -> None:
     assert pp["phenotypicFeatures"] == [{"type": {"id": "HP:0001250", "label": "Seizure"}}]
     assert pp["metaData"]["created"] == "2024-01-02T03:04:05Z"
     assert pp["metaData"]["resources"][0]["namespacePrefix"] == "HP"
+
+
+PRECISIONS = {  # FHIR date/dateTime → the phenopacket Timestamp, or None: left out and reported
+    "2015": None,  # year
+    "2015-10": None,  # year-month
+    "2015-10-10": None,  # date: a timestamp would invent a time of day and a zone
+    "2015-10-10T09:15:00": None,  # a time without a zone (not valid FHIR either)
+    "2015-10-10T09:15:00+01:00": "2015-10-10T08:15:00Z",  # the same instant, as protobuf writes it
+    "2015-10-10T09:15:00.5Z": "2015-10-10T09:15:00.500Z",
+}
+
+
+def dated_bundle(when: str) -> dict[str, Any]:
+    subject = {"reference": "urn:uuid:p"}
+    hpo = {"coding": [{"system": "http://human-phenotype-ontology.org", "code": "HP:0001250"}]}
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": "2024-01-02T03:04:05Z", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "deceasedDateTime": when}},
+        {"resource": {"resourceType": "Observation", "status": "final", "subject": subject, "effectiveDateTime": when,
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+                      "valueQuantity": {"value": 5.1, "system": "http://unitsofmeasure.org", "code": "mmol/L"}}},
+        {"resource": {"resourceType": "Condition", "subject": subject, "code": hpo, "onsetDateTime": when,
+                      "abatementPeriod": {"start": when, "end": "2016-01-01T00:00:00Z"}}},
+        {"resource": {"resourceType": "Procedure", "status": "completed", "subject": subject, "code": hpo,
+                      "performedPeriod": {"start": "2014-01-01T00:00:00Z", "end": when}}}]}
+
+
+@pytest.mark.parametrize(("when", "stamp"), PRECISIONS.items())
+def test_a_date_is_a_timestamp_only_at_full_precision_with_a_zone(when: str, stamp: str | None) -> None:
+    data, issues = from_fhir(dated_bundle(when))
+    pp = schema.read(data, "Phenopacket").doc  # what the writer's own check reads
+    assert get("phenopacket").check_output(data) == []  # type: ignore[misc]
+    (measurement,) = pp["measurements"]
+    (disease,) = pp["diseases"]
+    (action,) = pp["medicalActions"]
+    assert pp["subject"]["vitalStatus"]["status"] == "DECEASED"  # the fact stays; only its time may not
+    places = {"Bundle.entry[0].resource.deceasedDateTime": pp["subject"]["vitalStatus"].get("timeOfDeath"),
+              "Bundle.entry[1].resource.effectiveDateTime": measurement.get("timeObserved"),
+              "Bundle.entry[2].resource.onsetDateTime": disease.get("onset"),
+              "Bundle.entry[2].resource.abatementPeriod": disease.get("resolution"),
+              "Bundle.entry[3].resource.performedPeriod": action["procedure"].get("performed")}
+    reported = {i.expression: i.message for i in issues if i.details == "phenopacket-time-not-carried"}
+    if stamp is None:
+        assert all(te is None for te in places.values()), places
+        assert sorted(reported) == sorted(places)
+        assert all(f"'{when}'" in message for message in reported.values())
+    else:
+        assert reported == {}
+        assert places == {
+            "Bundle.entry[0].resource.deceasedDateTime": {"timestamp": stamp},
+            "Bundle.entry[1].resource.effectiveDateTime": {"timestamp": stamp},
+            "Bundle.entry[2].resource.onsetDateTime": {"timestamp": stamp},
+            "Bundle.entry[2].resource.abatementPeriod": {"interval": {"start": stamp, "end": "2016-01-01T00:00:00Z"}},
+            "Bundle.entry[3].resource.performedPeriod": {"interval": {"start": "2014-01-01T00:00:00Z", "end": stamp}},
+        }
+
+
+def test_the_reason_names_the_precision() -> None:
+    reasons = {when: next(i.message for i in from_fhir(dated_bundle(when))[1]
+                          if i.details == "phenopacket-time-not-carried") for when, stamp in PRECISIONS.items()
+               if stamp is None}
+    assert "year precision" in reasons["2015"]
+    assert "month precision" in reasons["2015-10"]
+    assert "day precision" in reasons["2015-10-10"]
+    assert "no time zone" in reasons["2015-10-10T09:15:00"]
+
+
+def test_the_ips_example_converts_and_says_which_dates_it_left_out() -> None:
+    from gateway.convert import run
+    from gateway.formats import Request
+    from profiles.packages import cache_dir
+
+    path = cache_dir() / "hl7.fhir.uv.ips#2.0.0" / "package" / "example" / "Bundle-IPS-examples-Bundle-01.json"
+    source = orjson.loads(path.read_bytes())
+    done = run(path.read_bytes(), Request("fhir", "phenopacket"))  # from_fhir, then the writer's own check
+    pp = schema.read(done.body, "Phenopacket").doc
+    left_out = {i["expression"][0] for i in done.outcome["issue"]
+                if i["details"]["coding"][0]["code"] == "phenopacket-time-not-carried"}
+    partial = {f"Bundle.entry[{n}].resource.{key}" for n, e in enumerate(source["entry"])
+               for key, value in e["resource"].items() if e["resource"]["resourceType"] in ("Condition", "Observation")
+               and key.endswith("DateTime") and isinstance(value, str) and "T" not in value}
+    assert partial and left_out == partial  # 2015, 2015-01, 2015-03, 2015-10-10 in the example
+    stated = [e["resource"]["effectiveDateTime"] for e in source["entry"]
+              if "T" in e["resource"].get("effectiveDateTime", "")]
+    written = [m["timeObserved"]["timestamp"] for m in pp["measurements"] if "timeObserved" in m]
+    assert len(written) == len(stated) == 6  # each full dateTime with its zone is carried
+
+
+def test_dose_intervals_and_the_creation_time_follow_the_same_rule() -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "timestamp": "2024-01", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p"}},
+        {"resource": {"resourceType": "MedicationStatement", "status": "completed",
+                      "subject": {"reference": "urn:uuid:p"}, "medicationCodeableConcept": {"text": "x"},
+                      "dosage": [{"timing": {"repeat": {"boundsPeriod": {"start": "2020-03"}}}},
+                                 {"timing": {"repeat": {"boundsPeriod": {"start": "2020-03-01T08:00:00Z",
+                                                                         "end": "2020-03-08T08:00:00Z"}}}}]}}]}
+    data, issues = from_fhir(bundle)
+    pp = schema.read(data, "Phenopacket").doc
+    assert pp["medicalActions"][0]["treatment"]["doseIntervals"] == [
+        {"interval": {"start": "2020-03-01T08:00:00Z", "end": "2020-03-08T08:00:00Z"}}]
+    assert "created" not in pp["metaData"]
+    assert sorted(i.expression for i in issues if i.details == "phenopacket-time-not-carried") == [
+        "Bundle.entry[1].resource.dosage[0].timing.repeat.boundsPeriod", "Bundle.timestamp"]
