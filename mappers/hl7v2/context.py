@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from mappers.exceptions import Issue
@@ -105,7 +106,8 @@ class Context:
                                  "not converted", seg.ref))
                 continue
             fields = seg.fields
-            present = [n for n in range(3 if name == "MSH" else 1, len(fields)) if fields[n]]
+            start = 3 if name == "MSH" else 1
+            present = list(compress(range(start, len(fields)), fields[start:]))  # the non-empty fields
             if not present:
                 continue
             whole = self._whole.get((name, seg.occurrence)) or set()
@@ -116,8 +118,8 @@ class Context:
                 out.append(Issue(sev, "informational", "hl7v2-segment-not-mapped",
                                  f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
                 continue
-            for n in present:
-                if n in whole or (name, n) in _STRUCTURAL_FIELDS:
+            for n in sorted(set(present).difference(whole)):
+                if (name, n) in _STRUCTURAL_FIELDS:
                     continue
                 used = parts.get(n)
                 if used is None:

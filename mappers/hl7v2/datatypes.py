@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
@@ -61,6 +61,7 @@ def local_name(uri: str) -> str:
     return unquote(uri[len(LOCAL_SYSTEM):])
 
 
+@lru_cache(maxsize=1024)  # a message names few systems, each on many rows
 def system_uri(name: str) -> str | None:
     """FHIR URI for a v2 coding-system name (table 0396 or LRI names); unknown names map to `urn:id:NAME`."""
     if not name:

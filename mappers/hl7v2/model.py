@@ -40,6 +40,7 @@ class Segment:
     encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
     # Mappers read the same fields many times: each field's repetitions and each value asked for are kept.
     _reps: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _split: dict[tuple[int, int], list[str]] = field(default_factory=dict, compare=False, repr=False)
     _values: dict[tuple[int, int, int, int], str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -69,11 +70,17 @@ class Segment:
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """Unescaped components of field n, repetition `rep` (subcomponents left joined by their separator)."""
-        reps = self._repeated(n)
-        if rep > len(reps):
-            return []
         d = self.delims
-        return [unescape(c, d, self.encoding) for c in reps[rep - 1].split(d.component)]
+        esc = d.escape
+        return [unescape(c, d, self.encoding) if esc in c else c for c in self._components(n, rep)]
+
+    def _components(self, n: int, rep: int) -> list[str]:
+        """The raw components of one repetition, split once for every component read."""
+        comps = self._split.get((n, rep))
+        if comps is None:
+            reps = self._repeated(n)
+            comps = self._split[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
+        return comps
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
@@ -84,16 +91,13 @@ class Segment:
         return value
 
     def _leaf(self, n: int, comp: int, sub: int, rep: int) -> str:
-        if self.name in _HEADERS and n <= 2:
+        if n <= 2 and self.name in _HEADERS:
             return self.raw(n)
-        reps = self._repeated(n)
-        if rep > len(reps):
-            return ""
-        d = self.delims
-        comps = reps[rep - 1].split(d.component)
+        comps = self._components(n, rep)
         if comp > len(comps):
             return ""
         value = comps[comp - 1]
+        d = self.delims
         if d.subcomponent in value:
             subs = value.split(d.subcomponent)
             if sub > len(subs):
@@ -101,7 +105,7 @@ class Segment:
             value = subs[sub - 1]
         elif sub > 1:
             return ""
-        return unescape(value, d, self.encoding)
+        return unescape(value, d, self.encoding) if d.escape in value else value
 
     def text(self, n: int, rep: int = 1) -> str:
         """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""

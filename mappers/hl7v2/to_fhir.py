@@ -176,8 +176,9 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     specimens = [specimen(ctx, s.spm, key, subject, request if subject else None) for s in order.specimens]
     first_specimen = specimens[0] if specimens else None
     effective = _effective(ctx, order)
-    docs = [o for o in order.observations if is_document(o)]
-    order.observations = [o for o in order.observations if not is_document(o)]
+    kinds = [is_document(o) for o in order.observations]
+    docs = [o for o, doc in zip(order.observations, kinds, strict=True) if doc]
+    order.observations = [o for o, doc in zip(order.observations, kinds, strict=True) if not doc]
     presented = documents(ctx, docs)
     genomic = _is_genetic(ctx, order)
     if genomic:

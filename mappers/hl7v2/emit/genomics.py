@@ -46,9 +46,12 @@ def group_key(obx_4: str) -> str:
     return obx_4.split(".", 1)[0]
 
 
+_OVERALL = re.compile(r"1[a-z]*")
+
+
 def is_overall(group: str) -> bool:
     """Sub-IDs `1`, `1a`, `1b`… hold overall-study rows (assembly, regions studied), not a variant."""
-    return bool(re.fullmatch(r"1[a-z]*", group))
+    return _OVERALL.fullmatch(group) is not None
 
 
 def variable_code(obs: Observation) -> str | None:
