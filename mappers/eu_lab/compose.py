@@ -6,7 +6,8 @@ DiagnosticReport (extension composition-diagnosticReportReference), the Diagnost
 Composition back (the R5 DiagnosticReport.composition extension), the results as Observation-resultslab-eu-lab,
 specimens as Specimen-eu-lab and the patient as EU Base patient-eu-core. The Composition and the report share
 identifier, type, category, subject and encounter (the Bundle-eu-lab invariants dr-comp-identifier, -type,
--category, -subj, -enc). One report per document (invariant one-dr): an input with several is refused by name.
+-category, -subj, -enc). One report per document (invariant one-dr): an input with several is refused by name. The
+document's language is the source's (Composition.language and Bundle.language, as mappers.ips.compose.language).
 
 Required elements the source lacks are marked data-absent-reason and reported, as for IPS (mappers.ips.compose,
 whose helpers this shares); nothing is invented.
@@ -22,7 +23,7 @@ from mappers.ips import compose as ips
 from mappers.ips import sections as S
 from mappers.toolkit.registry import ConvertOptions
 
-VERSION = "eu-lab/0.1.0"
+VERSION = "eu-lab/0.1.1"  # 0.1.1: the source's language as Composition.language and Bundle.language
 PACKAGE = "hl7.fhir.eu.laboratory#2.0.0"
 LAB = "http://hl7.eu/fhir/laboratory/StructureDefinition/"
 BASE = "http://hl7.eu/fhir/base/StructureDefinition/"
@@ -93,10 +94,12 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
         authors = [{"reference": f"urn:uuid:{device['id']}"}]
         issues.append(Issue("information", "informational", "eu-lab-author-device", "the source names no author: "
                             "the Composition's author is the converter (a Device)", "Composition.author"))
-    comp = _composition(cid, identifier, date, report_url, report, authors, source_comp,
+    lang = ips.language(bundle, source_comp)  # as the IPS composer carries it (HL7 v2 MSH-19, a CDA languageCode)
+    comp = _composition(cid, identifier, date, report_url, report, authors, lang, source_comp,
                         [(f, doc.by_full[f]) for f in dict.fromkeys(results)])
     bid = resource_id("Bundle", "eu-lab", key)
     out = {"resourceType": "Bundle", "id": bid, "meta": {"profile": [PROFILES["Bundle"]]},
+           **({"language": lang} if lang else {}),
            "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bid}"}, "type": "document",
            "timestamp": timestamp,
            "entry": [{"fullUrl": comp_url, "resource": comp}, {"fullUrl": patient_url, "resource": patient},
@@ -120,11 +123,11 @@ def _identifier(report: dict[str, Any], cid: str, issues: list[Issue]) -> dict[s
 
 
 def _composition(cid: str, identifier: dict[str, Any], date: str, report_url: str, report: dict[str, Any],
-                 authors: list[dict[str, Any]], source: dict[str, Any] | None,
+                 authors: list[dict[str, Any]], lang: str | None, source: dict[str, Any] | None,
                  results: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     comp: dict[str, Any] = {"resourceType": "Composition", "id": cid, "meta": {"profile": [PROFILES["Composition"]]}}
-    if source is not None and source.get("language"):
-        comp["language"] = source["language"]
+    if lang:
+        comp["language"] = lang
     comp["extension"] = [{"url": COMPOSITION_REPORT, "valueReference": {"reference": report_url}}]
     comp["identifier"] = identifier
     comp["status"] = STATUS.get(str(report.get("status")), "final")

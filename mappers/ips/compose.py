@@ -127,15 +127,11 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
         issues.append(Issue("information", "informational", "ips-author-device",
                             "the source names no author: the IPS Composition's author is the converter (a Device)",
                             "Composition.author"))
-    comp = _composition(cid, date, patient_url, authors, source_comp, _sections(doc, entries, filled))
-    # The document's language as its source states it (a CDA languageCode read into Composition.language, an HL7 v2
-    # MSH-19 into Bundle.language); never the patient's (Patient.communication). Without one, none is set.
-    lang = comp.get("language") or bundle.get("language")
-    if isinstance(lang, str) and lang and "language" not in comp:
-        comp = {"resourceType": "Composition", "id": cid, "meta": comp["meta"], "language": lang, **comp}
+    lang = language(bundle, source_comp)
+    comp = _composition(cid, date, patient_url, authors, lang, source_comp, _sections(doc, entries, filled))
     bid = resource_id("Bundle", "ips", key)
     out = {"resourceType": "Bundle", "id": bid, "meta": {"profile": [S.IPS + "Bundle-uv-ips"]},
-           **({"language": lang} if isinstance(lang, str) and lang else {}),
+           **({"language": lang} if lang else {}),
            "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bid}"}, "type": "document",
            "timestamp": timestamp,
            "entry": [{"fullUrl": f"urn:uuid:{comp['id']}", "resource": comp},
@@ -143,6 +139,16 @@ def compose(bundle: dict[str, Any], opts: ConvertOptions) -> tuple[dict[str, Any
                      *({"fullUrl": f, "resource": r} for f, r in entries if r is not patient)]}
     out["entry"] = linked(out["entry"], issues)
     return out, issues
+
+
+def language(bundle: dict[str, Any], source: dict[str, Any] | None) -> str | None:
+    """The document's language as its source states it (a CDA languageCode read into Composition.language, an HL7 v2
+    MSH-19 into Bundle.language), for the written Composition.language and Bundle.language; never the patient's
+    (Patient.communication). None when the source states none: none is set."""
+    for lang in ((source or {}).get("language"), bundle.get("language")):
+        if isinstance(lang, str) and lang:
+            return lang
+    return None
 
 
 def linked(entries: list[dict[str, Any]], issues: list[Issue]) -> list[dict[str, Any]]:
@@ -490,12 +496,12 @@ def _sections(doc: _Doc, entries: list[tuple[str, dict[str, Any]]], results: set
     return out
 
 
-def _composition(cid: str, date: str, patient_url: str, authors: list[dict[str, Any]],
+def _composition(cid: str, date: str, patient_url: str, authors: list[dict[str, Any]], lang: str | None,
                  source: dict[str, Any] | None, sections: list[dict[str, Any]]) -> dict[str, Any]:
     comp: dict[str, Any] = {"resourceType": "Composition", "id": cid,
                             "meta": {"profile": [S.IPS + "Composition-uv-ips"]}}
-    if source is not None and source.get("language"):
-        comp["language"] = source["language"]
+    if lang:
+        comp["language"] = lang
     comp |= {"identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{cid}"}, "status": "final",
              "type": {"coding": [IPS_TYPE]}, "subject": {"reference": patient_url}}
     if source is not None and isinstance(source.get("encounter"), dict):

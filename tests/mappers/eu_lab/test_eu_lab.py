@@ -79,6 +79,27 @@ def test_the_chinese_patient_has_both_name_forms(validator) -> None:
         ("OUYANG", {"url": REPRESENTATION, "valueCode": "ABC"}), ("欧阳", {"url": REPRESENTATION, "valueCode": "IDE"})]
 
 
+def with_msh19(path: Path, value: str) -> bytes:
+    segments = path.read_bytes().split(b"\r")
+    fields = segments[0].split(b"|")
+    assert len(fields) <= 18  # fields[n] is MSH-(n+1) (MSH-1 is the first '|'): the example has no MSH-19
+    segments[0] = b"|".join([*fields, *[b""] * (18 - len(fields)), value.encode()])
+    return b"\r".join(segments)
+
+
+def test_the_document_carries_the_message_language_as_the_ips_composer_does(validator) -> None:
+    data = with_msh19(EXAMPLES / "oru-egfr-somatic.hl7", "de-AT")
+    out = run(data, Request("hl7v2", "eu-lab", ConvertOptions()), validator)  # validated at the edge
+    doc = orjson.loads(out.body)
+    (_, comp), = entries(doc, "Composition")
+    assert doc["language"] == comp["language"] == "de-AT"
+    assert must_have.check(doc) == []
+    ips = orjson.loads(run(data, Request("hl7v2", "ips", ConvertOptions()), validator).body)
+    assert (ips["language"], ips["entry"][0]["resource"]["language"]) == (doc["language"], comp["language"])
+    undeclared, _ = compose(hub(EXAMPLES / "oru-egfr-somatic.hl7"), ConvertOptions())
+    assert "language" not in undeclared and "language" not in undeclared["entry"][0]["resource"]
+
+
 def test_several_reports_or_none_are_refused_by_name() -> None:
     with pytest.raises(EmitError) as e:
         compose(hub(V2 / "16-separate-lab-order-group.hl7"), ConvertOptions())
