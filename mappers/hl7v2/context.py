@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import compress
 from typing import Any
 
 from mappers.exceptions import Issue
@@ -17,6 +16,8 @@ from mappers.hl7v2.structure import known_segments
 _STRUCTURAL_FIELDS = {("MSH", 1), ("MSH", 2)}
 _INDEX = re.compile(r"\[\d+\]")
 _MAX_LISTED = 20  # unmapped components listed one by one per field
+_NONE: frozenset[int] = frozenset()
+_NOTHING: dict[int, set[int]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,6 @@ class Context:
         """One issue per non-empty field (or component) that no emitter marked as used."""
         out: list[Issue] = []
         known = known_segments()
-        nothing: dict[int, set[int]] = {}
         for seg in self.message.segments:
             name = seg.name
             if name not in known and not name.startswith("Z"):
@@ -107,18 +107,18 @@ class Context:
                 continue
             fields = seg.fields
             start = 3 if name == "MSH" else 1
-            present = list(compress(range(start, len(fields)), fields[start:]))  # the non-empty fields
-            if not present:
+            whole = self._whole.get((name, seg.occurrence), _NONE)
+            parts = self._parts.get((name, seg.occurrence), _NOTHING)
+            todo = [n for n in range(start, len(fields)) if fields[n] and n not in whole]  # non-empty, not used whole
+            if not todo:
                 continue
-            whole = self._whole.get((name, seg.occurrence)) or set()
-            parts = self._parts.get((name, seg.occurrence)) or nothing
-            if whole.isdisjoint(present) and parts.keys().isdisjoint(present):
+            if parts.keys().isdisjoint(todo) and not any(start <= n < len(fields) and fields[n] for n in whole):
                 sev = "warning" if name.startswith("Z") else "information"
                 kind = "Z-segment" if name.startswith("Z") else "segment"
                 out.append(Issue(sev, "informational", "hl7v2-segment-not-mapped",
                                  f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
                 continue
-            for n in sorted(set(present).difference(whole)):
+            for n in todo:
                 if (name, n) in _STRUCTURAL_FIELDS:
                     continue
                 used = parts.get(n)
@@ -128,7 +128,10 @@ class Context:
                     continue
                 listed = 0
                 for rep, raw in enumerate(seg.repetitions(n), 1):
-                    for c, text in enumerate(raw.split(seg.delims.component), 1):
+                    comps = raw.split(seg.delims.component)
+                    if used.issuperset(range(1, len(comps) + 1)):
+                        continue
+                    for c, text in enumerate(comps, 1):
                         if text and c not in used:
                             listed += 1
                             if listed > _MAX_LISTED:

@@ -249,19 +249,24 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
     seen: dict[str, int] = {}
     segments: list[Segment] = []
     # A line within every limit as a whole has no field, repetition or component over one: most lines are.
-    short, few = limits.max_field_length, min(limits.max_repetitions, limits.max_components)
-    counted = (d.repetition, d.component, d.subcomponent)
+    short, few, wide = limits.max_field_length, min(limits.max_repetitions, limits.max_components), limits.max_fields
+    fs, rs, cs, ss = d.field, d.repetition, d.component, d.subcomponent
+    codec = encoding or "utf-8"
     for lineno, line in lines:
-        parts = line.split(d.field)
+        parts = line.split(fs)
         name = parts[0].strip()
         if not _SEGMENT_ID.match(name):
             raise ParseError(f"line {lineno}: {name[:20]!r} is not an HL7 segment ID (3 upper-case letters/digits)",
                              details="hl7v2-bad-segment", expression=f"line {lineno}")
-        if len(line) > short or len(parts) > limits.max_fields or any(line.count(c) >= few for c in counted):
-            _check_fields(name, seen.get(name, 0) + 1, parts, d, limits)  # some field may be over a limit
-        seen[name] = seen.get(name, 0) + 1
-        fields = (name, d.field, *parts[1:]) if name == "MSH" else (name, *parts[1:])
-        segments.append(Segment(name, fields, seen[name], lineno, d, encoding or "utf-8"))
+        occurrence = seen.get(name, 0) + 1
+        if len(line) > short or len(parts) > wide or line.count(rs) >= few or line.count(cs) >= few \
+                or line.count(ss) >= few:
+            _check_fields(name, occurrence, parts, d, limits)  # some field may be over a limit
+        seen[name] = occurrence
+        parts[0] = name
+        if name == "MSH":
+            parts.insert(1, fs)
+        segments.append(Segment(name, tuple(parts), occurrence, lineno, d, codec))
     return Message(tuple(segments), d, encoding, tuple(warnings))
 
 
