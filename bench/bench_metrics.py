@@ -4,16 +4,23 @@
 Modes, side by side in one run, alternating every `--batch` requests so drift on a shared machine hits each alike:
   without      the app with the middleware taken out (the floor)
   metrics      the middleware, access log below its level (counters and histogram only)
-  log-text     the middleware, an access line a request written as text (to /dev/null)
+  log-text     the middleware, an access line a request written as text (to /dev/null) by the gateway's own
+               handler, as `helixgate serve` sets it up (the line handed to it directly)
   log-json     the same as JSON (HELIXGATE_LOG_FORMAT=json)
+  log-records  the text line through logging's records (a plain StreamHandler: what any other handler gets, and
+               how every line was written before)
   without (2nd app)  another app without it: how far two equal apps differ (the noise)
 CPU time per request (time.process_time), median over the rounds; the ratio to `without` is the overhead. Then the
 middleware alone, timed around an app that answers at once (the least noisy figure). Then over real HTTP: one
 uvicorn server process per mode on loopback (the middleware taken out for `without`; logs to /dev/null), requests in
 interleaved rounds from a bare keep-alive client, the server process's CPU per request read from /proc.
 
+With --before REV, instead: cached `$convert` requests per CPU-second (the server's and its sandbox processes'
+CPU, from /proc) of the code at REV (`git archive` into a temporary directory) and of this tree, one uvicorn server
+each, in interleaved rounds (access log off).
+
     python bench/bench_metrics.py [--rounds 15] [--batch 200] [--source ws445|hl7v2] [--http-rounds 9]
-                                  [--http-requests 2000]
+                                  [--http-requests 2000] [--before REV]
 """
 
 from __future__ import annotations
@@ -35,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.accesslog import AccessLogMiddleware  # noqa: E402
 from gateway.app import create_app  # noqa: E402
-from gateway.logconfig import JsonFormatter  # noqa: E402
+from gateway.logconfig import TEXT, GatewayHandler  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 
-# An HL7 v2 body first asks the sandbox whether it is a batch file (a round trip to another process, before the
-# cache); a WS 445 document goes straight to the cache: the cheapest cached path.
+# An HL7 v2 body is a format with batch files: its cache key names the single document (a miss asks the sandbox
+# whether it is a batch file); a WS 445 document has no batch files.
 INPUTS = {"hl7v2": (ROOT / "tests/mappers/hl7v2/messages/01-egfr-snv-somatic.hl7", b"x-application/hl7-v2+er7"),
           "ws445": (ROOT / "examples/cn-ws445-lab.json", b"application/x-ws445+json")}
 MESSAGE = b""
@@ -79,13 +86,21 @@ async def call(app: Any) -> int:
     return status
 
 
-def configure(mode: str, handler: logging.Handler) -> None:
+DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+HANDLERS: dict[str, logging.Handler] = {"log-text": GatewayHandler(DEVNULL, "text"),
+                                        "log-json": GatewayHandler(DEVNULL, "json"),
+                                        "log-records": logging.StreamHandler(DEVNULL)}
+HANDLERS["log-records"].setFormatter(logging.Formatter(TEXT))
+# as gateway.logconfig.configure() sets logging up for serve
+logging._srcfile = None  # type: ignore[attr-defined]
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def configure(mode: str) -> None:
     access = logging.getLogger("helixgate.access")
-    access.handlers[:] = [handler]
+    access.handlers[:] = [HANDLERS[mode]] if mode in HANDLERS else []
     access.propagate = False
-    access.setLevel(logging.INFO if mode.startswith("log") else logging.WARNING)
-    handler.setFormatter(JsonFormatter() if mode == "log-json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    access.setLevel(logging.INFO if mode in HANDLERS else logging.WARNING)
 
 
 async def main(rounds: int, batch: int, source: str) -> None:
@@ -97,9 +112,8 @@ async def main(rounds: int, batch: int, source: str) -> None:
     control = create_app(settings)  # a second app without it: the spread between two equal apps (noise)
     control.user_middleware = list(without.user_middleware)
     logging.getLogger("helixgate.http").setLevel(logging.WARNING)  # the route's own info line: the same in each mode
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - open for the whole run
     modes = {"without": without, "metrics": with_mw, "log-text": with_mw, "log-json": with_mw,
-             "without (2nd app)": control}
+             "log-records": with_mw, "without (2nd app)": control}
     cpu: dict[str, list[float]] = {m: [] for m in modes}
     async with contextlib.AsyncExitStack() as stack:
         for app in (with_mw, without, control):
@@ -109,12 +123,14 @@ async def main(rounds: int, batch: int, source: str) -> None:
         order = list(modes.items())
         for r in range(rounds):
             for mode, app in order[r % len(order):] + order[:r % len(order)]:  # each mode first in turn
-                configure(mode, handler)
+                configure(mode)
                 start = time.process_time()
                 for _ in range(batch):
                     await call(app)
+                if mode in HANDLERS:
+                    HANDLERS[mode].flush()  # lines still waiting to be written are this mode's cost too
                 cpu[mode].append((time.process_time() - start) / batch * 1e6)
-    alone = await middleware_alone(with_mw, handler, rounds)
+    alone = await middleware_alone(with_mw, rounds)
     floor = statistics.median(cpu["without"])
     print(f"cached $convert of {source} in process, CPU µs/request (median of {rounds} rounds of {batch}):")
     print("| mode | CPU µs/request | ratio to without | overhead |")
@@ -130,7 +146,7 @@ async def main(rounds: int, batch: int, source: str) -> None:
         print(f"| {mode} | {us:.1f} | {us / floor * 100:.1f} % |")
 
 
-async def middleware_alone(app: Any, handler: logging.Handler, rounds: int, n: int = 5000) -> dict[str, float]:
+async def middleware_alone(app: Any, rounds: int, n: int = 5000) -> dict[str, float]:
     """CPU per request of AccessLogMiddleware wrapped around a bare ASGI app (a 200 with a 10 kB body), less the
     bare app's own: the middleware's cost without the noise of a whole request."""
     body = b"x" * 10_000
@@ -149,24 +165,29 @@ async def middleware_alone(app: Any, handler: logging.Handler, rounds: int, n: i
     async def send(message: Any) -> None:
         return None
 
-    async def per_request(target: Any) -> float:
+    async def per_request(target: Any, handler: logging.Handler | None = None) -> float:
         start = time.process_time()
         for _ in range(n):
             await target(dict(SCOPE), receive, send)
+        if handler is not None:
+            handler.flush()
         return (time.process_time() - start) / n * 1e6
 
-    out: dict[str, list[float]] = {"metrics": [], "log-text": [], "log-json": []}
+    out: dict[str, list[float]] = {"metrics": [], "log-text": [], "log-json": [], "log-records": []}
     for _ in range(rounds):
         for mode in out:
-            configure(mode, handler)
-            out[mode].append(await per_request(wrapped) - await per_request(bare))
+            configure(mode)
+            out[mode].append(await per_request(wrapped, HANDLERS.get(mode)) - await per_request(bare))
     return {mode: statistics.median(v) for mode, v in out.items()}
 
 
 LAUNCH = """
 import logging, os, sys
-sys.path.insert(0, {root!r})
+root = sys.argv[3]
+sys.path.insert(0, root)
 import uvicorn
+import gateway
+assert gateway.__file__.startswith(root), gateway.__file__
 from gateway import logconfig
 from gateway.accesslog import AccessLogMiddleware
 from gateway.app import create_app
@@ -174,6 +195,10 @@ from gateway.settings import Settings
 mode = sys.argv[1]
 os.environ["HELIXGATE_LOG_FORMAT"] = "json" if mode == "log-json" else "text"
 logconfig.configure("info" if mode.startswith("log") else "warning")
+if mode == "log-records":  # a plain handler in place of the gateway's: every line a LogRecord through logging
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().handlers[:] = [plain]
 logging.getLogger("helixgate.http").setLevel(logging.WARNING)  # the route's own line: the same in every mode
 app = create_app(Settings(http_processes=1))
 if mode == "without":
@@ -190,16 +215,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _cpu(stat: str) -> tuple[int, float]:
+    """(parent pid, CPU seconds) from a /proc/PID/stat text."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, root: Path = ROOT) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HELIXGATE_")}
-        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCH.format(root=str(ROOT)), mode, str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCH, mode, str(self.port), str(root)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def cpu(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu(Path(f"/proc/{self.proc.pid}/stat").read_text())[1]
+
+    def cpu_with_children(self) -> float:
+        """The server's CPU and its live child processes' (the sandbox processes)."""
+        total = self.cpu()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                parent, seconds = _cpu(stat.read_text())
+                if parent == self.proc.pid:
+                    total += seconds
+        return total
 
 
 async def requests_on_one_connection(port: int, count: int) -> None:
@@ -222,8 +262,8 @@ async def requests_on_one_connection(port: int, count: int) -> None:
 
 
 async def over_http(rounds: int, requests: int, connections: int = 4) -> None:
-    modes = ("without", "metrics", "log-text", "log-json")
-    servers = {m: Server(m) for m in modes}
+    modes = ("without", "metrics", "log-text", "log-json", "log-records", "without (2nd server)")
+    servers = {m: Server(m.split(" ")[0]) for m in modes}  # the 2nd server without it: the noise
     try:
         for server in servers.values():  # up, and the body converted once: every later request is a cache hit
             for _ in range(600):
@@ -253,6 +293,46 @@ async def over_http(rounds: int, requests: int, connections: int = 4) -> None:
         print(f"| {mode} | {med:,.0f} | {med / floor:.3f} | {(med / floor - 1) * 100:+.1f} % |")
 
 
+async def before_after(before: str, rounds: int, requests: int, connections: int = 4) -> None:
+    """Cached $convert requests per CPU-second (server and sandbox processes) of the code at `before` and of this
+    tree, access log off in both."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="helixgate-before-") as folder:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", before], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        servers = {f"before ({before})": Server("metrics", Path(folder)), "after (this tree)": Server("metrics")}
+        try:
+            for server in servers.values():
+                for _ in range(600):
+                    try:
+                        await requests_on_one_connection(server.port, 1)
+                        break
+                    except (OSError, AssertionError):
+                        await asyncio.sleep(0.1)
+            rate: dict[str, list[float]] = {m: [] for m in servers}
+            names = list(servers)
+            for r in range(rounds):
+                for name in names[r % 2:] + names[:r % 2]:
+                    server = servers[name]
+                    cpu = server.cpu_with_children()
+                    await asyncio.gather(*(requests_on_one_connection(server.port, requests // connections)
+                                           for _ in range(connections)))
+                    rate[name].append(requests // connections * connections / (server.cpu_with_children() - cpu))
+        finally:
+            for server in servers.values():
+                server.proc.terminate()
+                server.proc.wait(10)
+    first = statistics.median(rate[names[0]])
+    print(f"\ncached $convert over HTTP, requests per CPU-second of the server and its sandbox processes (median of "
+          f"{rounds} rounds of {requests}):")
+    print("| code | requests per CPU-second | CPU µs/request | ratio to before |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        med = statistics.median(rate[name])
+        print(f"| {name} | {med:,.0f} | {1e6 / med:,.0f} | {med / first:.2f} |")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -260,7 +340,12 @@ if __name__ == "__main__":
     parser.add_argument("--source", choices=sorted(INPUTS), default="ws445")
     parser.add_argument("--http-rounds", type=int, default=9)
     parser.add_argument("--http-requests", type=int, default=2000)
+    parser.add_argument("--before", help="a git revision: compare its cached $convert with this tree's instead")
     args = parser.parse_args()
+    if args.before:
+        choose(args.source)
+        asyncio.run(before_after(args.before, args.http_rounds, args.http_requests))
+        sys.exit(0)
     asyncio.run(main(args.rounds, args.batch, args.source))
     if args.http_rounds:
         asyncio.run(over_http(args.http_rounds, args.http_requests))

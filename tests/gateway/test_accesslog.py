@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -164,3 +165,95 @@ def test_a_client_id_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -
         asyncio.run(AccessLogMiddleware(app, routes=[])(scope, noop, noop))
     [line] = [r.getMessage() for r in caplog.records if r.name == "helixgate.access"]
     assert "\n" not in line and line.startswith("GET unmatched 204 ") and "client=lab?GET" in line
+
+
+async def _answer(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _request(principal: object) -> None:
+    import asyncio
+
+    from gateway.accesslog import AccessLogMiddleware
+    from gateway.auth.principal import SCOPE_KEY
+
+    async def noop(*args: object) -> None:
+        return None
+
+    async def main() -> None:  # in an event loop, as served (the gateway's handler writes its lines in turns)
+        await AccessLogMiddleware(_answer, routes=[])(
+            {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": [], SCOPE_KEY: principal},
+            noop, noop)
+
+    asyncio.run(main())
+
+
+@pytest.fixture()
+def access_logger() -> Iterator[logging.Logger]:
+    log = logging.getLogger("helixgate.access")
+    saved = (list(log.handlers), log.propagate, log.level)
+    yield log
+    log.handlers[:], log.propagate = saved[0], saved[1]
+    log.setLevel(saved[2])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_gateways_handler_writes_the_line_a_record_would(fmt: str, access_logger: logging.Logger) -> None:
+    """Alone, the gateway's handler is handed the line directly; beside another handler (an operator's), the line
+    is a record both get. The two lines are the same but for the time and duration."""
+    import io
+
+    from gateway.auth.principal import Principal
+    from gateway.logconfig import GatewayHandler, sole_handler
+
+    ours, theirs = io.StringIO(), io.StringIO()
+    handler = GatewayHandler(ours, fmt)
+    access_logger.handlers[:] = [handler]
+    access_logger.propagate = False
+    access_logger.setLevel(logging.INFO)
+    assert sole_handler(access_logger) is handler
+    _request(Principal(client="lab", via="api-key"))
+    assert ours.getvalue() == ""  # handed over, waiting for its turn to be written
+    handler.flush()
+    direct = ours.getvalue()
+    other = logging.StreamHandler(theirs)
+    access_logger.addHandler(other)
+    assert sole_handler(access_logger) is None
+    _request(Principal(client="lab", via="api-key"))
+    through_logging = ours.getvalue()[len(direct):]
+    assert theirs.getvalue().startswith("GET unmatched 204 ")  # the operator's handler got the record
+    assert theirs.getvalue().endswith("ms 0B client=lab\n")
+    assert direct.endswith("\n") and direct.count("\n") == 1 and through_logging.count("\n") == 1
+    if fmt == "json":
+        a, b = orjson.loads(direct), orjson.loads(through_logging)
+        assert list(a) == list(b) == ["time", "level", "logger", "message", "method", "route", "status",
+                                      "duration_ms", "bytes", "client"]
+        for doc in (a, b):
+            assert (doc["level"], doc["logger"], doc["method"], doc["route"], doc["status"], doc["bytes"],
+                    doc["client"]) == ("info", "helixgate.access", "GET", "unmatched", 204, 0, "lab")
+            assert doc["time"].endswith("+00:00") and len(doc["time"]) == 29 and doc["duration_ms"] >= 0
+            assert doc["message"].startswith("GET unmatched 204 ") and doc["message"].endswith("ms 0B client=lab")
+    else:
+        import re
+
+        shape = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO helixgate\.access: "
+                           r"GET unmatched 204 \d+\.\dms 0B client=lab\n")
+        assert shape.fullmatch(direct) and shape.fullmatch(through_logging), (direct, through_logging)
+
+
+def test_waiting_lines_are_written_before_a_later_record(access_logger: logging.Logger) -> None:
+    import io
+
+    from gateway.logconfig import GatewayHandler
+
+    out = io.StringIO()
+    access_logger.handlers[:] = [GatewayHandler(out, "text")]
+    access_logger.propagate = False
+    access_logger.setLevel(logging.INFO)
+    _request(None)
+    _request(None)
+    access_logger.warning("after the requests")
+    lines = out.getvalue().splitlines()
+    assert [line.split(": ", 1)[1].split(" ", 3)[:3] for line in lines[:2]] == [["GET", "unmatched", "204"]] * 2
+    assert lines[2].endswith("WARNING helixgate.access: after the requests") and len(lines) == 3
