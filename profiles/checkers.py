@@ -21,7 +21,17 @@ from collections.abc import Callable
 from typing import Any
 
 from mappers.exceptions import Issue
-from profiles import bindings, datatypes, extensions, fixed_values, invariants, primitives, slicing, type_profiles
+from profiles import (
+    bindings,
+    datatypes,
+    extensions,
+    fixed_values,
+    generated,
+    invariants,
+    primitives,
+    slicing,
+    type_profiles,
+)
 from profiles import references as references_module
 from profiles.elements import PRIMITIVES, Node
 from profiles.matching import contains_pattern, equal_fixed, short
@@ -59,6 +69,7 @@ class Checkers:
 
     def __init__(self, v: Any) -> None:
         self.v = v
+        self.generated = v.generated
         self.trees = v.trees
         self._objects: dict[tuple[int, int, str], ObjectCheck] = {}
         self._values: dict[tuple[int, str], ValueCheck] = {}
@@ -174,6 +185,9 @@ class Checkers:
         present = [(kid, tuple(k for k, (other, _) in keymap.items() if other is kid)) for kid in required]
         values: dict[str, ValueCheck] = {}  # property → the checker of its value
         value_check = self.value
+        # the generated happy path (profiles/generated.py), made at the second use (compiling costs ~0.5 ms: an
+        # object shape met once, as in a one-off validation, is not worth it); None: there is none
+        happy: list[Any] = [1 if self.generated else None]
 
         def simple(obj: dict[str, Any], path: str, run: Any, is_resource: bool) -> bool:
             """The fast path, when `obj` qualifies (else False, and nothing was reported)."""
@@ -235,6 +249,12 @@ class Checkers:
             if not is_resource and len(obj) == 1 and "id" in obj:
                 run.add("error", "invariant", path, "Constraint failed: ele-1: 'All FHIR elements must have a @value "
                         "or children'")
+            gen = happy[0]
+            if gen is not None:
+                if gen.__class__ is int:
+                    happy[0] = gen - 1 if gen else generated.object_fast(self, owner, kids, typ, keymap, required)
+                elif gen(obj, path, run, is_resource):
+                    return
             if fast and simple(obj, path, run, is_resource):
                 return
             run.depth += 1
@@ -472,7 +492,7 @@ class Checkers:
         finally:
             seen.discard(key)
 
-    def _tail(self, node: Node, typ: str) -> Callable[[Any, str, Any], None] | None:
+    def tail(self, node: Node, typ: str) -> Callable[[Any, str, Any], None] | None:
         """The checks every primitive or datatype value of `node` gets after its own: fixed, pattern, binding,
         bounds, the element's invariants (None when the element has none of them)."""
         v = self.v
@@ -504,7 +524,7 @@ class Checkers:
         v = self.v
         own = primitives.checker(v, typ, node)
         checks_empty = typ in PRIMITIVES
-        tail = self._tail(node, typ)
+        tail = self.tail(node, typ)
 
         def body(value: Any, ext: Any, path: str, run: Any) -> None:
             if ext is not None:
@@ -557,7 +577,7 @@ class Checkers:
         base = self.trees.type_node(typ)
         base_planned = self.planned(base) if base is not None and base is not node and base.constraints else ()
         base_path = base.path if base is not None else ""
-        tail = self._tail(node, typ)
+        tail = self.tail(node, typ)
 
         def body(value: Any, ext: Any, path: str, run: Any) -> None:
             if ext is not None:
@@ -616,7 +636,8 @@ def checkers_for(v: Any) -> Checkers:
         hash(policy)
     except TypeError:  # a reference policy whose fetch cannot be hashed: checkers for this validator alone
         policy = object()
-    key = (v.security_checks, v.use_memo, v.examples, v.html_in_markdown, policy, v.extensible_binding_warnings)
+    key = (v.security_checks, v.use_memo, v.examples, v.html_in_markdown, policy, v.extensible_binding_warnings,
+           v.generated)
     with _LOCK:
         by_options = _CHECKERS.setdefault(v.defs, {})
         hit = by_options.get(key)

@@ -11,7 +11,7 @@ from profiles.definitions import Definitions
 from profiles.matching import short
 
 INTEGER_TYPES = {"integer", "positiveInt", "unsignedInt", "integer64"}
-_JSON_KIND = {"boolean": "boolean", "decimal": "number", **{t: "integer" for t in INTEGER_TYPES}}
+JSON_KIND = {"boolean": "boolean", "decimal": "number", **{t: "integer" for t in INTEGER_TYPES}}
 
 
 def regexes(defs: Definitions) -> dict[str, patterns.Pattern]:
@@ -35,7 +35,7 @@ def regexes(defs: Definitions) -> dict[str, patterns.Pattern]:
 
 def json_type_error(type_code: str, value: Any) -> str | None:
     """Why `value` cannot carry FHIR primitive `type_code` in JSON, or None when it can."""
-    kind = _JSON_KIND.get(type_code, "string")
+    kind = JSON_KIND.get(type_code, "string")
     if kind == "boolean":
         ok = isinstance(value, bool)
     elif kind == "integer":
@@ -65,20 +65,16 @@ ABSOLUTE_CANONICAL = patterns.compile(r"#|[a-z][a-z0-9+.\-_]*:\S")
 MAX_STRING = 1048576  # FHIR strings end at 1 MB (R4 datatypes, string)
 
 
-def _token(s: str) -> bool:
-    return s.isascii() and s.isprintable() and " " not in s
-
-
 # Shortcuts for the commonest primitive regexes, keyed by the regex's text: True only where the regex is sure to
 # match (printable ASCII holds no whitespace but the space, and no character \S or [^\s] refuses); anything
 # else goes to the regex. code `[^\s]+(\s[^\s]+)*`: no leading, trailing or doubled whitespace; uri `\S*`: no
 # whitespace; string `[ \r\n\t\S]+`: no vertical tab or form feed (the caller has refused "").
-SURE_MATCH: dict[str, Callable[[str], bool]] = {
-    r"[^\s]+(\s[^\s]+)*": lambda s: s.isascii() and s.isprintable() and s[0] != " " and s[-1] != " " and (
-        "  " not in s),
-    r"\S*": _token,
-    r"[ \r\n\t\S]+": lambda s: s.isascii() and s.isprintable(),
+SURE_SOURCE: dict[str, str] = {  # as Python expressions on `x` (profiles/generated.py inlines them)
+    r"[^\s]+(\s[^\s]+)*": 'x.isascii() and x.isprintable() and x[0] != " " and x[-1] != " " and "  " not in x',
+    r"\S*": 'x.isascii() and x.isprintable() and " " not in x',
+    r"[ \r\n\t\S]+": "x.isascii() and x.isprintable()",
 }
+SURE_MATCH: dict[str, Callable[[str], bool]] = {rx: eval(f"lambda x: {src}") for rx, src in SURE_SOURCE.items()}
 
 
 def checker(v: Any, typ: str, node: Any) -> Callable[[Any, str, Any], None] | None:
@@ -89,7 +85,7 @@ def checker(v: Any, typ: str, node: Any) -> Callable[[Any, str, Any], None] | No
     from profiles.fhirpath import _html_checks
     from profiles.references import EXAMPLE_DOMAIN
 
-    kind = _JSON_KIND.get(typ, "string")
+    kind = JSON_KIND.get(typ, "string")
     rx = v.regex.get(typ)
     sure = SURE_MATCH.get(rx.pattern) if rx is not None else None
     trimmed = typ not in ("xhtml", "markdown", "string")

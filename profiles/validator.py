@@ -34,7 +34,7 @@ class Validator:
     def __init__(self, defs: Definitions, security_checks: bool = True, memo: bool = True,
                  examples: bool = True, html_in_markdown: str = "warning",
                  references: references_module.ReferencePolicy | None = None,
-                 extensible_binding_warnings: bool = True) -> None:
+                 extensible_binding_warnings: bool = True, generated: bool = True) -> None:
         """`security_checks`: refuse active HTML (script, handlers, javascript: URLs) inside strings, as the HL7
         validator does with its security-checks option; a gateway wants it on. `memo`: remember the verdict on
         context-free datatype values (codes, quantities), which recur across resources. `examples`: accept
@@ -43,7 +43,8 @@ class Validator:
         option) or "ignore" for markdown holding what looks like an HTML tag (FHIR-38714). `references`: how far
         references and nested resources are followed (profiles/references.py). `extensible_binding_warnings`:
         False leaves out the warning for a code outside an extensible binding's value set (the HL7 validator's
-        no-extensible-binding-warnings option).
+        no-extensible-binding-warnings option). `generated`: the generated happy paths of the object checkers
+        (profiles/generated.py); off, the closures alone give the same answers (the equivalence test compares them).
 
         Profiles compiled into element trees and checkers are shared by every Validator over the same `defs`
         (with the same options, for the checkers): a new Validator starts warm."""
@@ -54,6 +55,7 @@ class Validator:
         self.security_checks = security_checks
         self.examples = examples
         self.use_memo = memo
+        self.generated = generated
         self._lock = threading.RLock()
         self.trees = trees.trees(defs)
         self.tx = self.trees.terminology()

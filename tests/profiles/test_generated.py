@@ -1,0 +1,148 @@
+"""The generated happy paths (profiles/generated.py) give exactly the issues of the closures alone
+(Validator(generated=False)), in the same order: on every example of every installed package, on the genetic ORU^R01
+conversions, on every resource of the fhir-test-cases corpus with its case's options, and on mutants of the variant
+Observations that leave the happy path at every kind of property (the fallback must take the object whole)."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from profiles import generated
+from profiles.definitions import Definitions
+from profiles.validator import Validator
+from tests.profiles import corpus
+from tests.profiles.test_package_examples import EXAMPLES, validator_for
+
+ORU = Path(__file__).resolve().parents[1] / "mappers" / "hl7v2" / "messages"
+VARIANT = "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
+
+Key = tuple[str, str, str | None, str]
+
+
+def _keys(v: Validator, doc: Any, profiles: list[str] | tuple[str, ...] = ()) -> list[Key]:
+    return [(i.severity, i.code, i.expression, i.message) for i in v.validate(doc, profiles)]
+
+
+def _pair(defs: Definitions, **options: Any) -> tuple[Validator, Validator]:
+    return Validator(defs, generated=False, **options), Validator(defs, **options)
+
+
+def _same(old: Validator, new: Validator, doc: Any, profiles: list[str] | tuple[str, ...] = ()) -> None:
+    expected = _keys(old, doc, profiles)
+    # twice: a checker's happy path is generated at its second use
+    assert _keys(new, doc, profiles) == expected, (doc.get("id") if isinstance(doc, dict) else doc)
+    assert _keys(new, doc, profiles) == expected, (doc.get("id") if isinstance(doc, dict) else doc)
+
+
+def _docs() -> dict[str, list[dict[str, Any]]]:
+    by_package: dict[str, list[dict[str, Any]]] = {}
+    for package, f in EXAMPLES:
+        by_package.setdefault(package, []).append(orjson.loads(f.read_bytes()))
+    return by_package
+
+
+@pytest.mark.parametrize("memo", [True, False])
+def test_package_examples_and_oru_conversions(memo: bool) -> None:
+    from gateway.convert import run
+    from gateway.formats import HUB, Request
+
+    docs = _docs()
+    assert sum(len(d) for d in docs.values()) > 200
+    for package, found in docs.items():
+        old, new = _pair(validator_for(package).defs, memo=memo)
+        for doc in found:
+            _same(old, new, doc)
+    old, new = _pair(validator_for("hl7.fhir.uv.genomics-reporting#3.0.0").defs, memo=memo)
+    messages = sorted(ORU.glob("*.hl7"))
+    assert messages
+    for m in messages:
+        _same(old, new, orjson.loads(run(m.read_bytes(), Request("hl7v2", HUB, allow_invalid=True)).body))
+    assert generated._CODE  # the happy paths were made (and so compared)
+
+
+def _mutants(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+    """Copies of `doc`, each with one object somewhere in it changed in one way that leaves the happy path (or
+    stays on it with a value the closures must judge)."""
+    changes = [
+        lambda o, k: o.__setitem__(k, [o[k]] if not isinstance(o[k], list) else o[k][0]),  # array ↔ single
+        lambda o, k: o.__setitem__(k, None),
+        lambda o, k: o.__setitem__(k, []),
+        lambda o, k: o.__setitem__("_" + k, {"extension": [{"url": "http://example.org/x", "valueString": "y"}]}),
+        lambda o, k: o.__setitem__(k, ""),
+        lambda o, k: o.__setitem__(k, " padded "),
+        lambda o, k: o.__setitem__(k, "<a href='x'>html</a>"),
+        lambda o, k: o.__setitem__(k, 3),
+        lambda o, k: o.__setitem__(k, 2**40),
+        lambda o, k: o.__setitem__(k, True),
+        lambda o, k: o.__setitem__(k, {"id": "dup", "text": "t"}),
+        lambda o, k: o[k].__setitem__("id", "an-id") if isinstance(o[k], dict) else o.__setitem__("id", "an-id"),
+        lambda o, k: o.__setitem__(k + "Unknown", 1),
+        lambda o, k: o.__setitem__("valueBoolean", True),  # a second type of a choice element, or an unknown one
+        lambda o, k: o.pop(k),
+    ]
+    out = []
+    for change in changes:
+        for _ in range(3):
+            mutant = copy.deepcopy(doc)
+            stack = [mutant]
+            found: list[tuple[dict[str, Any], str]] = []
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict):
+                    found += [(node, k) for k in node if k != "resourceType"]
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+            obj, key = found[rng.randrange(len(found))]
+            try:
+                change(obj, key)
+            except (KeyError, IndexError, TypeError):
+                continue
+            out.append(mutant)
+    return out
+
+
+def test_mutants_of_the_variant_observations() -> None:
+    defs = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0").defs
+    old, new = _pair(defs)
+    rng = random.Random(20261207)
+    variants = [d for d in _docs()["hl7.fhir.uv.genomics-reporting#3.0.0"]
+                if VARIANT in (d.get("meta") or {}).get("profile", [])]
+    assert len(variants) > 30
+    mutants = [m for d in variants for m in _mutants(d, rng)]
+    assert len(mutants) > 1000
+    errors = 0
+    for doc in variants + mutants:
+        _same(old, new, doc)
+        errors += any(k[0] == "error" for k in _keys(old, doc))
+    assert errors > len(mutants) // 2  # the mutants do leave the happy path
+
+
+def test_corpus_resources() -> None:
+    va = corpus.harness()
+    manifest = orjson.loads((va.CORPUS / "manifest-r4-selfcontained.json").read_bytes())
+    base = list(va.conformance_resources(va.closure(va.BASE), va.TYPES))
+    base_defs = Definitions(base)
+    compared = 0
+    for case in manifest["test-cases"]:
+        options = case.get("options") or {}
+        for step, _expected, support, profiles in va.steps(case):
+            try:
+                resource = va.read(va.CORPUS / case["input"], bool(options.get("allow-comments")))
+            except Exception:  # unreadable inputs: the accuracy harness counts them, nothing to compare
+                continue
+            extra = va.supporting(support)
+            old, new = _pair(Definitions([*base, *extra]) if extra else base_defs,
+                             security_checks=bool(options.get("security-checks")),
+                             examples=options.get("examples", True),
+                             html_in_markdown="error" if options.get("noHtmlInMarkdown") else "warning",
+                             references=va.reference_policy(case, step), memo=False)
+            _same(old, new, resource, profiles)
+            compared += 1
+    assert compared > 400
