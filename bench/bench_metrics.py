@@ -311,14 +311,17 @@ async def before_after(before: str, rounds: int, requests: int, connections: int
                     except (OSError, AssertionError):
                         await asyncio.sleep(0.1)
             rate: dict[str, list[float]] = {m: [] for m in servers}
+            sandbox: dict[str, list[float]] = {m: [] for m in servers}  # its processes' share of the CPU
             names = list(servers)
             for r in range(rounds):
                 for name in names[r % 2:] + names[:r % 2]:
                     server = servers[name]
-                    cpu = server.cpu_with_children()
+                    cpu, own = server.cpu_with_children(), server.cpu()
                     await asyncio.gather(*(requests_on_one_connection(server.port, requests // connections)
                                            for _ in range(connections)))
-                    rate[name].append(requests // connections * connections / (server.cpu_with_children() - cpu))
+                    total = server.cpu_with_children() - cpu
+                    rate[name].append(requests // connections * connections / total)
+                    sandbox[name].append(1 - (server.cpu() - own) / total)
         finally:
             for server in servers.values():
                 server.proc.terminate()
@@ -326,11 +329,12 @@ async def before_after(before: str, rounds: int, requests: int, connections: int
     first = statistics.median(rate[names[0]])
     print(f"\ncached $convert over HTTP, requests per CPU-second of the server and its sandbox processes (median of "
           f"{rounds} rounds of {requests}):")
-    print("| code | requests per CPU-second | CPU µs/request | ratio to before |")
-    print("|---|---:|---:|---:|")
+    print("| code | requests per CPU-second | CPU µs/request | of it in the sandbox processes | ratio to before |")
+    print("|---|---:|---:|---:|---:|")
     for name in names:
         med = statistics.median(rate[name])
-        print(f"| {name} | {med:,.0f} | {1e6 / med:,.0f} | {med / first:.2f} |")
+        print(f"| {name} | {med:,.0f} | {1e6 / med:,.0f} | {statistics.median(sandbox[name]) * 100:.0f} % "
+              f"| {med / first:.2f} |")
 
 
 if __name__ == "__main__":
