@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mappers.exceptions import Issue
@@ -18,6 +19,11 @@ _INDEX = re.compile(r"\[\d+\]")
 _MAX_LISTED = 20  # unmapped components listed one by one per field
 _NONE: frozenset[int] = frozenset()
 _NOTHING: dict[int, set[int]] = {}
+
+
+@lru_cache(maxsize=1024)  # the same few paths (component[3], identifier[0]) on every resource
+def _unindexed(path: str) -> str:
+    return _INDEX.sub("", path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ class Context:
         rid = res if isinstance(res, str) else res["id"]
         self.origins.setdefault(f"{rid}:{path}" if path else rid, where)
         if "[" in path:
-            key = f"{rid}:{_INDEX.sub('', path)}"
+            key = f"{rid}:{_unindexed(path)}"
             have = self.origins.get(key)
             if have is None:
                 self.origins[key] = where

@@ -95,7 +95,7 @@ def is_hgvs(text: str) -> bool:
 def _coding(code: str, display: str, system_nm: str, version: str) -> dict[str, Any] | None:
     if not code:
         return None
-    system = system_uri(system_nm)
+    system = system_uri(system_nm) if system_nm else None
     if system is None and is_hgvs(code):
         system = "http://varnomen.hgvs.org"
     out: dict[str, Any] = {}
@@ -117,17 +117,22 @@ CWE_COMPONENTS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 def cwe_to_codeable_concept(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
     """CWE/CNE/CE (components 1-9) → CodeableConcept; None when empty."""
     c = seg.components(n, rep)
-    c += [""] * (9 - len(c))
+    if len(c) < 9:
+        c += _BLANKS[len(c)]
     if used is not None:
         used.use_component(seg, n, *CWE_COMPONENTS)
-    codings = [x for x in (_coding(c[0], c[1], c[2], c[6]), _coding(c[3], c[4], c[5], c[7])) if x]
-    out: dict[str, Any] = {}
-    if codings:
-        out["coding"] = codings
+    codings = []
+    if c[0]:
+        codings.append(_coding(c[0], c[1], c[2], c[6]))
+    if c[3]:
+        codings.append(_coding(c[3], c[4], c[5], c[7]))
     text = c[8] or ("" if codings else c[1] or c[4])
-    if text:
-        out["text"] = text
-    return out or None
+    if codings:
+        return {"coding": codings, "text": text} if text else {"coding": codings}
+    return {"text": text} if text else None
+
+
+_BLANKS = [[""] * (9 - k) for k in range(9)]  # what pads k components to the nine read
 
 
 def text_to_codeable_concept(text: str) -> dict[str, Any] | None:
@@ -327,6 +332,7 @@ def xtn_to_contact_point(seg: Segment, n: int, rep: int = 1, used: Usage | None 
     return out
 
 
+@lru_cache(maxsize=4096)  # a message states the same few times on many rows
 def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
     """DTM/TS → FHIR dateTime. Returns (value, time_dropped); value None when the text is not a real time.
 

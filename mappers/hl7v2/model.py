@@ -51,6 +51,14 @@ class Segment:
     def raw(self, n: int) -> str:
         return self.fields[n] if n < len(self.fields) else ""
 
+    def signature(self, n: int) -> tuple[str, ...]:
+        """What every value read from field n depends on: its raw text, the delimiters and the encoding. Readers
+        that work out what a coded field means (vocabulary, the same on many rows and messages) key their memo
+        on it."""
+        d = self.delims
+        return (self.fields[n] if n < len(self.fields) else "", d.field, d.component, d.repetition, d.escape,
+                d.subcomponent, d.truncation, self.encoding)
+
     def repetitions(self, n: int) -> list[str]:
         """Raw repetitions of field n ("" yields none)."""
         return list(self._repeated(n))
@@ -93,7 +101,7 @@ class Segment:
     def _leaf(self, n: int, comp: int, sub: int, rep: int) -> str:
         if n <= 2 and self.name in _HEADERS:
             return self.raw(n)
-        comps = self._components(n, rep)
+        comps = self._split.get((n, rep)) or self._components(n, rep)
         if comp > len(comps):
             return ""
         value = comps[comp - 1]

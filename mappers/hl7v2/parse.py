@@ -259,8 +259,8 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
             raise ParseError(f"line {lineno}: {name[:20]!r} is not an HL7 segment ID (3 upper-case letters/digits)",
                              details="hl7v2-bad-segment", expression=f"line {lineno}")
         occurrence = seen.get(name, 0) + 1
-        if len(line) > short or len(parts) > wide or line.count(rs) >= few or line.count(cs) >= few \
-                or line.count(ss) >= few:
+        if len(line) > short or len(parts) > wide or (len(line) >= few and (
+                line.count(rs) >= few or line.count(cs) >= few or line.count(ss) >= few)):
             _check_fields(name, occurrence, parts, d, limits)  # some field may be over a limit
         seen[name] = occurrence
         parts[0] = name

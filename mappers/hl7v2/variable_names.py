@@ -108,19 +108,33 @@ def recognise(obx: Segment, known: set[str] | frozenset[str], site: tuple[tuple[
     win over shipped ones; generic names count only in a `genetic_order`. The result may name a LOINC code outside
     `known` (e.g. 51967-6, genetic disease assessed): the row then stays a plain result under that code too.
     """
+    known = known if isinstance(known, frozenset) else frozenset(known)
+    key = (*obx.signature(3), known, site, genetic_order)
+    found = _READINGS.get(key, _UNREAD)
+    if found is _UNREAD:
+        found = remember(_READINGS, key, _reading(obx, known, site, genetic_order))
+    if found is None:
+        return None
+    loinc, how, taken, comp = found
+    return Recognised(loinc, how, taken, f"{obx.ref}-3.{comp}")
+
+
+def _reading(obx: Segment, known: frozenset[str], site: tuple[tuple[str, str], ...],
+             genetic_order: bool) -> tuple[str, str, str, int] | None:
+    """recognise's answer as (LOINC, how, text or code taken, OBX-3 component)."""
     code, system = obx.get(3), obx.get(3, 3)
     if code in known and (not system or _loinc_system(system)):
-        return Recognised(code, "code", code, f"{obx.ref}-3.1")
+        return code, "code", code, 1
     alt, alt_system = obx.get(3, 4), obx.get(3, 6)
     if alt in known and _loinc_system(alt_system):
-        return Recognised(alt, "alternate", alt, f"{obx.ref}-3.4")
+        return alt, "alternate", alt, 4
     names, generic, local = _shipped()
     own = _site(site)
     if code and not _loinc_system(system):
         key = normalise(code)
         hit = own.get(key) or local.get(key) or (names.get(key) if not system else None)
         if hit:
-            return Recognised(hit, "local-code", code, f"{obx.ref}-3.1")
+            return hit, "local-code", code, 1
     for comp in (9, 2, 5):
         text = obx.get(3, comp)
         key = normalise(text)
@@ -128,13 +142,21 @@ def recognise(obx: Segment, known: set[str] | frozenset[str], site: tuple[tuple[
             continue
         hit = own.get(key) or names.get(key) or (generic.get(key) if genetic_order else None)
         if hit:
-            return Recognised(hit, "name", text, f"{obx.ref}-3.{comp}")
+            return hit, "name", text, comp
     return None
 
 
 def named_variable(obx: Segment, site: tuple[tuple[str, str], ...] = ()) -> str | None:
     """The LOINC variable OBX-3's text names (site entries and distinctive names only), for spotting a row whose
     LOINC code and name disagree."""
+    key = (*obx.signature(3), site)
+    found = _NAMED.get(key, _UNREAD)
+    if found is _UNREAD:
+        found = remember(_NAMED, key, _named(obx, site))
+    return found
+
+
+def _named(obx: Segment, site: tuple[tuple[str, str], ...]) -> str | None:
     names, _, _ = _shipped()
     own = _site(site)
     for comp in (9, 2):
@@ -142,3 +164,19 @@ def named_variable(obx: Segment, site: tuple[tuple[str, str], ...] = ()) -> str 
         if key and (hit := own.get(key) or names.get(key)):
             return hit
     return None
+
+
+# What an OBX-3 means is vocabulary: the same identifiers come on many rows and messages, so each reading is kept
+# (keyed by Segment.signature and what else it depends on), up to MEMO_SIZE readings per memo.
+MEMO_SIZE = 4096
+_UNREAD = object()
+_READINGS: dict[tuple[Any, ...], tuple[str, str, str, int] | None] = {}
+_NAMED: dict[tuple[Any, ...], str | None] = {}
+
+
+def remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
+    """Keep `value` under `key` in a memo of at most MEMO_SIZE entries (emptied when full), and return it."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value

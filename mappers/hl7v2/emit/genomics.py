@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from mappers.hl7v2.context import Context
-from mappers.hl7v2.datatypes import cwe_to_codeable_concept, number, text_to_codeable_concept
+from mappers.hl7v2.datatypes import CWE_COMPONENTS, cwe_to_codeable_concept, number, text_to_codeable_concept
 from mappers.hl7v2.emit import LOINC, datetime_field, ref
 from mappers.hl7v2.emit.observation import notes, quantity, status
+from mappers.hl7v2.model import Segment
 from mappers.hl7v2.structure import Observation
+from mappers.hl7v2.variable_names import Recognised, remember
 from mappers.ids import resource_id
 from mappers.terminology import translate
 from mappers.toolkit import genomics
@@ -63,7 +65,20 @@ def row_code(ctx: Context, obs: Observation) -> dict[str, Any]:
     """The code of a row's component or Observation: the LOINC variable, and beside it the sender's own OBX-3
     coding when the variable was recognised from a name or another code (so nothing of OBX-3 is lost)."""
     obx, rec = obs.obx, obs.variable
-    own = cwe_to_codeable_concept(obx, 3, used=ctx) or {"text": "(OBX-3 empty)"}
+    ctx.use_component(obx, 3, *CWE_COMPONENTS)
+    key = (*obx.signature(3), rec.loinc, rec.how) if rec is not None else obx.signature(3)
+    code = _ROW_CODES.get(key)
+    if code is None:
+        code = remember(_ROW_CODES, key, _row_code(obx, rec))
+    # a copy: the caller's resource may be edited, the memo's concept must not be
+    return {k: [{**c} for c in v] if k == "coding" else v for k, v in code.items()}
+
+
+_ROW_CODES: dict[tuple[Any, ...], dict[str, Any]] = {}  # what an OBX-3 stands for is vocabulary (see remember)
+
+
+def _row_code(obx: Segment, rec: Recognised | None) -> dict[str, Any]:
+    own = cwe_to_codeable_concept(obx, 3) or {"text": "(OBX-3 empty)"}
     if rec is None:
         return own
     code = variables()["component_code"].get(rec.loinc, rec.loinc)
@@ -164,13 +179,19 @@ def fits(obs: Observation) -> bool:
     """Whether a row's value can be the variable's: a coded value of a variable whose answers come from given
     systems (table: answer_systems) must use one of them, e.g. clinical significance a LOINC answer, not a disease
     code sent under a mislabelled row."""
-    spec = variable(variable_code(obs) or "")
-    systems = {s.upper() for s in (spec or {}).get("answer_systems", [])}
+    systems = _answer_systems().get(variable_code(obs) or "")
     if not systems or obs.obx.get(2) not in _CODED:
         return True
     obx = obs.obx
     used = [obx.get(5, 3), obx.get(5, 6)]
     return any(s and s.upper() in systems for s in used) or not any(used)
+
+
+@cache
+def _answer_systems() -> dict[str, frozenset[str]]:
+    """By variable: the coding systems (upper case) its coded answers must come from; none when any will do."""
+    return {code: frozenset(s.upper() for s in spec.get("answer_systems", []))
+            for code, spec in variables()["variables"].items()}
 
 
 PHASE = "82120-7"  # allelic phase: LRI states it per variant; the IG relates two variants (sequence-phase-relationship)
@@ -233,10 +254,12 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     note_list: list[dict[str, str]] = []
     taken: set[str] = set()
     leftovers: list[Observation] = []
+    specs = variables()["variables"]
     for obs in [*rows, *(s for s in shared if variable_code(s) not in own_codes)]:
         obx = obs.obx
-        code = variable_code(obs) or obx.get(3)
-        spec = variable(code) if variable_code(obs) else None
+        rec = obs.variable
+        code = rec.loinc if rec is not None else obx.get(3)
+        spec = specs.get(code) if rec is not None else None
         if spec is not None and not spec.get("repeats") and code in taken:
             ctx.warn("hl7v2-variable-repeated", f"variant group {group} has a second {code} ({spec['display']}) row; "
                      "the variant takes one, so this row stays a separate result", f"{obx.ref}-3")
@@ -256,7 +279,8 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             ctx.warn("hl7v2-repetitions-dropped", f"OBX-5 has {len(vals)} repetitions; the {target} slice takes one",
                      f"{obx.ref}-5")
             vals = vals[:1]
-        note_list += notes(obs.notes, ctx)
+        if obs.notes:
+            note_list += notes(obs.notes, ctx)
         if obx.get(14):
             ctx.use(obx, 14)  # the variant's time comes from its first row (below); later rows' are not kept
         where = f"{obx.ref}-5"
