@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mappers.exceptions import Issue
 from mappers.hl7v2.escape import unescape
@@ -28,7 +29,7 @@ DEFAULT_DELIMITERS = Delimiters()
 _HEADERS = frozenset({"MSH", "FHS", "BHS"})  # SEG-1 is the field separator, SEG-2 the encoding characters
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Segment:
     """One segment. `fields[n]` is the raw text of SEG-n (for MSH/FHS/BHS, `fields[1]` is the field separator)."""
 
@@ -38,15 +39,23 @@ class Segment:
     line: int  # 1-based line in the input
     delims: Delimiters = DEFAULT_DELIMITERS
     encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
-    # Mappers read the same fields many times: each field's repetitions and each value asked for are kept.
-    _reps: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
-    _split: dict[tuple[int, int], list[str]] = field(default_factory=dict, compare=False, repr=False)
-    _values: dict[tuple[int, int, int, int], str] = field(default_factory=dict, compare=False, repr=False)
+    ref: str = field(init=False, compare=False, repr=False)  # path prefix of issue expressions: OBX[3]
+    # Mappers read the same fields many times: what was split and read is kept, by key: n → the field's
+    # repetitions, (n, rep) → a repetition's raw components, (n, comp, sub, rep) → a value read.
+    _memo: dict[Any, Any] = field(init=False, compare=False, repr=False)
 
-    @property
-    def ref(self) -> str:
-        """Path prefix used in issue expressions, e.g. `OBX[3]`."""
-        return f"{self.name}[{self.occurrence}]"
+    def __init__(self, name: str, fields: tuple[str, ...], occurrence: int, line: int,
+                 delims: Delimiters = DEFAULT_DELIMITERS, encoding: str = "utf-8") -> None:
+        # A message has one Segment per line: its slots are filled directly (a frozen dataclass's generated
+        # __init__ costs several times more).
+        _SET_NAME(self, name)
+        _SET_FIELDS(self, fields)
+        _SET_OCCURRENCE(self, occurrence)
+        _SET_LINE(self, line)
+        _SET_DELIMS(self, delims)
+        _SET_ENCODING(self, encoding)
+        _SET_REF(self, f"{name}[{occurrence}]")
+        _SET_MEMO(self, {})
 
     def raw(self, n: int) -> str:
         return self.fields[n] if n < len(self.fields) else ""
@@ -64,7 +73,7 @@ class Segment:
         return list(self._repeated(n))
 
     def _repeated(self, n: int) -> tuple[str, ...]:
-        reps = self._reps.get(n)
+        reps = self._memo.get(n)
         if reps is None:
             raw = self.fields[n] if n < len(self.fields) else ""
             if not raw:
@@ -73,7 +82,7 @@ class Segment:
                 reps = (raw,)
             else:
                 reps = tuple(raw.split(self.delims.repetition))
-            self._reps[n] = reps
+            self._memo[n] = reps
         return reps
 
     def components(self, n: int, rep: int = 1) -> list[str]:
@@ -84,24 +93,24 @@ class Segment:
 
     def _components(self, n: int, rep: int) -> list[str]:
         """The raw components of one repetition, split once for every component read."""
-        comps = self._split.get((n, rep))
+        comps = self._memo.get((n, rep))
         if comps is None:
             reps = self._repeated(n)
-            comps = self._split[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
+            comps = self._memo[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
         return comps
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
         key = (n, comp, sub, rep)
-        value = self._values.get(key)
+        value = self._memo.get(key)
         if value is None:
-            value = self._values[key] = self._leaf(n, comp, sub, rep)
+            value = self._memo[key] = self._leaf(n, comp, sub, rep)
         return value
 
     def _leaf(self, n: int, comp: int, sub: int, rep: int) -> str:
         if n <= 2 and self.name in _HEADERS:
             return self.raw(n)
-        comps = self._split.get((n, rep)) or self._components(n, rep)
+        comps = self._memo.get((n, rep)) or self._components(n, rep)
         if comp > len(comps):
             return ""
         value = comps[comp - 1]
@@ -119,6 +128,10 @@ class Segment:
         """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""
         reps = self._repeated(n)
         return unescape(reps[rep - 1], self.delims, self.encoding) if rep <= len(reps) else ""
+
+
+_SET_NAME, _SET_FIELDS, _SET_OCCURRENCE, _SET_LINE, _SET_DELIMS, _SET_ENCODING, _SET_REF, _SET_MEMO = (
+    Segment.__dict__[k].__set__ for k in ("name", "fields", "occurrence", "line", "delims", "encoding", "ref", "_memo"))
 
 
 @dataclass(frozen=True, slots=True)
