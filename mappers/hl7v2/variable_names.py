@@ -23,7 +23,7 @@ _LOINC_SYSTEMS = {"LN", "LOINC", "HTTP://LOINC.ORG", "2.16.840.1.113883.6.1"}
 _NOT_KEPT = re.compile(r"[^a-z0-9.]+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Recognised:
     """The LOINC variable of a row and how it was found: 'code' (OBX-3.1 is that LOINC code), 'alternate'
     (OBX-3.4), 'local-code' (OBX-3.1 under a local system) or 'name' (OBX-3 text); `taken` is the text or code
@@ -33,6 +33,17 @@ class Recognised:
     how: str
     taken: str = ""
     where: str = ""
+
+    def __init__(self, loinc: str, how: str, taken: str = "", where: str = "") -> None:
+        # one per row: slots filled directly (the frozen dataclass __init__ costs more)
+        _SET_LOINC(self, loinc)
+        _SET_HOW(self, how)
+        _SET_TAKEN(self, taken)
+        _SET_WHERE(self, where)
+
+
+_SET_LOINC, _SET_HOW, _SET_TAKEN, _SET_WHERE = (Recognised.__dict__[k].__set__ for k in ("loinc", "how", "taken",
+                                                                                          "where"))
 
 
 @lru_cache(maxsize=4096)  # every row's OBX-3 texts are looked up several times; names repeat across messages

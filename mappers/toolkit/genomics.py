@@ -53,7 +53,7 @@ class Code(NamedTuple):
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Stated:
     """A fact as its source stated it: the value, the component code it was stated under (None: the slice's own
     code) and the source expression (Conversion.origins)."""
@@ -61,6 +61,15 @@ class Stated:
     value: Any
     code: dict[str, Any] | None = None
     where: str | None = None
+
+    def __init__(self, value: Any, code: dict[str, Any] | None = None, where: str | None = None) -> None:
+        # one per fact of every row or record: slots filled directly (the frozen dataclass __init__ costs more)
+        _SET_VALUE(self, value)
+        _SET_CODE(self, code)
+        _SET_WHERE(self, where)
+
+
+_SET_VALUE, _SET_CODE, _SET_WHERE = (Stated.__dict__[k].__set__ for k in ("value", "code", "where"))
 
 
 @dataclass(frozen=True, slots=True)
