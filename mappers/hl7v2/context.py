@@ -53,24 +53,24 @@ class Context:
     issues: list[Issue] = field(default_factory=list)
     # Conversion.origins: resource id (or "id:path") → source expression such as OBX[3]-14.
     origins: dict[str, str] = field(default_factory=dict)
-    # What emitters read, by segment (name, occurrence): whole fields, and fields read component by component.
-    _whole: dict[tuple[str, int], set[int]] = field(default_factory=dict)
-    _parts: dict[tuple[str, int], dict[int, set[int]]] = field(default_factory=dict)
+    # What emitters read, by segment (its ref, OBX[3]): whole fields, and fields read component by component.
+    _whole: dict[str, set[int]] = field(default_factory=dict)
+    _parts: dict[str, dict[int, set[int]]] = field(default_factory=dict)
 
     def use(self, seg: Segment, *fields: int) -> None:
         """Mark whole fields of `seg` as mapped (fields read as one value: ST, NM, ID, DTM, ...)."""
-        key = (seg.name, seg.occurrence)
-        whole = self._whole.get(key)
+        whole = self._whole.get(seg.ref)
         if whole is None:
-            self._whole[key] = set(fields)
+            self._whole[seg.ref] = set(fields)
         else:
             whole.update(fields)
 
     def use_component(self, seg: Segment, n: int, *comps: int) -> None:
         """Mark components of field n of `seg` as mapped (fields read component by component)."""
-        parts = self._parts.get((seg.name, seg.occurrence))
+        parts = self._parts.get(seg.ref)
         if parts is None:
-            parts = self._parts[(seg.name, seg.occurrence)] = {}
+            self._parts[seg.ref] = {n: set(comps)}
+            return
         used = parts.get(n)
         if used is None:
             parts[n] = set(comps)
@@ -113,8 +113,8 @@ class Context:
                 continue
             fields = seg.fields
             start = 3 if name == "MSH" else 1
-            whole = self._whole.get((name, seg.occurrence), _NONE)
-            parts = self._parts.get((name, seg.occurrence), _NOTHING)
+            whole = self._whole.get(seg.ref, _NONE)
+            parts = self._parts.get(seg.ref, _NOTHING)
             todo = [n for n in range(start, len(fields)) if fields[n] and n not in whole]  # non-empty, not used whole
             if not todo:
                 continue

@@ -87,9 +87,14 @@ class Segment:
 
     def components(self, n: int, rep: int = 1) -> list[str]:
         """Unescaped components of field n, repetition `rep` (subcomponents left joined by their separator)."""
+        reps = self._repeated(n)
+        if rep > len(reps):
+            return []
         d = self.delims
-        esc = d.escape
-        return [unescape(c, d, self.encoding) if esc in c else c for c in self._components(n, rep)]
+        comps = self._components(n, rep)
+        if d.escape not in reps[rep - 1]:
+            return comps.copy()
+        return [unescape(c, d, self.encoding) for c in comps]
 
     def _components(self, n: int, rep: int) -> list[str]:
         """The raw components of one repetition, split once for every component read."""
