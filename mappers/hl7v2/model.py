@@ -98,36 +98,35 @@ class Segment:
 
     def _components(self, n: int, rep: int) -> list[str]:
         """The raw components of one repetition, split once for every component read."""
-        comps = self._memo.get((n, rep))
+        memo = self._memo
+        comps = memo.get((n, rep))
         if comps is None:
-            reps = self._repeated(n)
-            comps = self._memo[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
+            reps = memo.get(n) or self._repeated(n)
+            comps = memo[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
         return comps
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
+        memo = self._memo
         key = (n, comp, sub, rep)
-        value = self._memo.get(key)
-        if value is None:
-            value = self._memo[key] = self._leaf(n, comp, sub, rep)
-        return value
-
-    def _leaf(self, n: int, comp: int, sub: int, rep: int) -> str:
+        value = memo.get(key)
+        if value is not None:
+            return value
         if n <= 2 and self.name in _HEADERS:
-            return self.raw(n)
-        comps = self._memo.get((n, rep)) or self._components(n, rep)
-        if comp > len(comps):
-            return ""
-        value = comps[comp - 1]
-        d = self.delims
-        if d.subcomponent in value:
-            subs = value.split(d.subcomponent)
-            if sub > len(subs):
-                return ""
-            value = subs[sub - 1]
-        elif sub > 1:
-            return ""
-        return unescape(value, d, self.encoding) if d.escape in value else value
+            value = self.raw(n)
+        else:
+            comps = memo.get((n, rep)) or self._components(n, rep)
+            value = comps[comp - 1] if comp <= len(comps) else ""
+            d = self.delims
+            if d.subcomponent in value:
+                subs = value.split(d.subcomponent)
+                value = subs[sub - 1] if sub <= len(subs) else ""
+            elif sub > 1:
+                value = ""
+            if d.escape in value:
+                value = unescape(value, d, self.encoding)
+        memo[key] = value
+        return value
 
     def text(self, n: int, rep: int = 1) -> str:
         """Field n as one unescaped string: for ST/TX/FT values, where delimiters must not appear unescaped."""
