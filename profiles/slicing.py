@@ -22,7 +22,8 @@ Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
 class _Plan:
     """What assign() needs to know about a sliced element, worked out once per element."""
 
-    __slots__ = ("bounded", "by_values", "closed", "index", "memo_ok", "ordered", "slices")
+    __slots__ = ("bounded", "by_code", "by_values", "closed", "code_path", "coded", "index", "memo_ok", "ordered",
+                 "slices")
 
     def __init__(self, v: Any, kid: Node) -> None:
         assert kid.slicing is not None
@@ -35,6 +36,78 @@ class _Plan:
                         if snode.min > 0 or snode.max is not None]
         self.closed = kid.slicing.rules == "closed"
         self.ordered = kid.slicing.ordered
+        self.code_path, self.coded, self.by_code = _by_code(v, kid, self.slices)
+
+
+def _by_code(v: Any, kid: Node, slices: list[tuple[str, Node]]) -> tuple[str, bool, dict[tuple[str, str], int] | None]:
+    """Slices told apart by one code: a single value/pattern discriminator on one element name, every slice's
+    pattern there a CodeableConcept of one coding (`coded`) or a Coding, of a system and a code and nothing else.
+    Then the slice an item falls in is the first whose (system, code) one of the item's codings carries — what
+    slice_index and matches() find, looked up at once: (path, coded, (system, code) → first slice), else None."""
+    assert kid.slicing is not None
+    discriminators = kid.slicing.discriminators
+    if len(discriminators) != 1 or discriminators[0][0] not in ("value", "pattern"):
+        return "", False, None
+    path = discriminators[0][1]
+    if not path or "." in path or "(" in path or path == "$this" or not slices:
+        return "", False, None
+    table: dict[tuple[str, str], int] = {}
+    coded = None
+    for k, (_, snode) in enumerate(slices):
+        target = v.trees.node_at(snode, path)
+        if target is None or target.fixed is not None or not isinstance(target.pattern, dict):
+            return "", False, None
+        pattern = target.pattern
+        is_cc = set(pattern) == {"coding"}
+        if coded is None:
+            coded = is_cc
+        if coded != is_cc:
+            return "", False, None
+        if is_cc:
+            codings = pattern["coding"]
+            if not isinstance(codings, list) or len(codings) != 1 or not isinstance(codings[0], dict):
+                return "", False, None
+            pattern = codings[0]
+        if set(pattern) != {"system", "code"} or not all(isinstance(x, str) for x in pattern.values()):
+            return "", False, None
+        table.setdefault((pattern["system"], pattern["code"]), k)
+    return path, bool(coded), table
+
+
+def _pick(plan: _Plan, value: Any) -> Any:
+    """The slice number `plan.by_code` gives `value` (None: no slice), or _MISSING where the item is not plain
+    enough for the table (a Coding that also holds `coding`): the long way decides."""
+    table = plan.by_code
+    assert table is not None
+    if not isinstance(value, dict):
+        return None
+    path = plan.code_path
+    if path in value:
+        got = value[path]
+        found = got if isinstance(got, list) else [got]
+    else:  # a choice element named without its type suffix (matching.typed_values_at)
+        found = [g for k, got in value.items() if k.startswith(path) and k[len(path):len(path) + 1].isupper()
+                 for g in (got if isinstance(got, list) else [got])]
+    best = None
+    for x in found:
+        if not isinstance(x, dict):
+            continue
+        if plan.coded:
+            codings = x.get("coding")
+            if not isinstance(codings, list):
+                continue  # the pattern's coding must be there; slice_index reads only arrays of codings
+        elif "coding" in x:
+            return _MISSING
+        else:
+            codings = (x,)
+        for c in codings:
+            if isinstance(c, dict):
+                system, code = c.get("system"), c.get("code")
+                if isinstance(system, str) and isinstance(code, str):
+                    k = table.get((system, code))
+                    if k is not None and (best is None or k < best):
+                        best = k
+    return best
 
 
 def _plan(v: Any, kid: Node) -> _Plan:
@@ -53,26 +126,10 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
     chosen: list[Node] = []
     order: list[int] = []
     counts = [0] * len(slices)
-    index = plan.index
-    memo = run.validator.slice_memo if plan.memo_ok else None
-    by_values = plan.by_values
-    resolve = run.resolve
-    kid_id = id(kid)
     for i, (_, value, _, typ) in enumerate(items):
-        if memo is None:
-            digest = None
-        elif by_values is not None:  # what the discriminators read decides: components by their code alone
-            digest = content_key({"": [_at(value, p, resolve) for p in by_values]})
-        else:
-            digest = content_key(value)
-        hit = memo.get((kid_id, typ, digest), _MISSING) if digest is not None else _MISSING  # type: ignore[union-attr]
+        hit = _pick(plan, value) if plan.by_code is not None else _MISSING
         if hit is _MISSING:
-            candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
-            hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
-            if digest is not None:
-                if len(memo) > 100_000:  # type: ignore[arg-type]
-                    memo.clear()  # type: ignore[union-attr]
-                memo[(kid_id, typ, digest)] = hit  # type: ignore[index]
+            hit = _matching(v, plan, kid, value, typ, run)
         if hit is None:
             chosen.append(kid)
             order.append(len(slices))
@@ -97,6 +154,32 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
     if plan.ordered and order != sorted(order):
         run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
     return chosen
+
+
+def _matching(v: Any, plan: _Plan, kid: Node, value: Any, typ: str, run: Any) -> int | None:
+    """The first slice whose discriminators `value` meets (None: none), remembered by what they read when that is
+    the item alone."""
+    memo = run.validator.slice_memo if plan.memo_ok else None
+    resolve = run.resolve
+    if memo is None:
+        digest = None
+    elif plan.by_values is not None:  # what the discriminators read decides: components by their code alone
+        digest = content_key({"": [_at(value, p, resolve) for p in plan.by_values]})
+    else:
+        digest = content_key(value)
+    key = (id(kid), typ, digest)
+    if digest is not None:
+        hit = memo.get(key, _MISSING)  # type: ignore[union-attr]
+        if hit is not _MISSING:
+            return hit  # type: ignore[no-any-return]
+    slices, index = plan.slices, plan.index
+    candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
+    hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
+    if digest is not None:
+        if len(memo) > 100_000:  # type: ignore[arg-type]
+            memo.clear()  # type: ignore[union-attr]
+        memo[key] = hit  # type: ignore[index]
+    return hit
 
 
 def missing(kid: Node, path: str, run: Any) -> None:

@@ -146,3 +146,58 @@ def test_corpus_resources() -> None:
             _same(old, new, resource, profiles)
             compared += 1
     assert compared > 400
+
+
+def _sliced(node: Any, out: list[Any], seen: set[int]) -> None:
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    for kid in node.children.values():
+        if kid.slicing is not None and kid.slices:
+            out.append(kid)
+        for n in (kid, *kid.slices.values()):
+            _sliced(n, out, seen)
+
+
+def test_slices_told_apart_by_one_code_are_those_the_long_way_finds() -> None:
+    from profiles import slicing
+    from profiles.run import Run
+
+    v = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0")
+    defs = v.defs
+    kids: list[Any] = []
+    seen: set[int] = set()
+    for url in list(defs.structures):
+        if isinstance(url, str) and "|" not in url and (root := v.node(url)) is not None:
+            _sliced(root, kids, seen)
+    planned = [(kid, slicing._plan(v, kid)) for kid in kids]
+    tabled = [(kid, plan) for kid, plan in planned if plan.by_code is not None]
+    assert len(tabled) >= 10 and any(plan.coded for _, plan in tabled) and any(not plan.coded for _, plan in tabled)
+    codings = [{"system": s, "code": c} for _, plan in tabled for (s, c) in plan.by_code]  # type: ignore[union-attr]
+    codings += [{"system": "http://loinc.org", "code": "0-0"}, {"system": 1, "code": "x"}, {"code": "48018-6"}]
+    rng = random.Random(7)
+
+    def items(path: str) -> list[Any]:
+        out: list[Any] = [None, "text", [], {}, {path: None}, {path: []}, {path + "Quantity": {"value": 1}}]
+        for _ in range(60):
+            picked = [copy.deepcopy(rng.choice(codings)) for _ in range(rng.randint(1, 3))]
+            extra = {"display": "d"} if rng.random() < 0.3 else {}
+            cc = {"coding": [{**c, **extra} for c in picked]}
+            shapes = [cc, cc["coding"], cc["coding"][0], {"coding": cc["coding"][0]}, {"text": "t"},
+                      {**cc["coding"][0], "coding": cc["coding"]}, [cc, {"coding": [rng.choice(codings)]}]]
+            out += [{path: shape} for shape in shapes]
+            out.append({path + "CodeableConcept": cc})
+        return out
+
+    run = Run({"resourceType": "Observation"}, validator=v)
+    decided = 0
+    for kid, plan in tabled:
+        for item in items(plan.code_path):
+            for typ in ("BackboneElement", "CodeableConcept", "Coding"):
+                quick = slicing._pick(plan, item)
+                if quick is slicing._MISSING:
+                    continue
+                v.forget()
+                assert quick == slicing._matching(v, plan, kid, item, typ, run), (kid.path, item)
+                decided += 1
+    assert decided > 2000
