@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
+from mappers.hl7v2 import memo
 from mappers.hl7v2.escape import escape
 from mappers.hl7v2.model import Delimiters, Segment
 from mappers.toolkit.fhirtime import is_date, is_datetime
@@ -61,14 +62,20 @@ def local_name(uri: str) -> str:
     return unquote(uri[len(LOCAL_SYSTEM):])
 
 
-@lru_cache(maxsize=1024)  # a message names few systems, each on many rows
 def system_uri(name: str) -> str | None:
     """FHIR URI for a v2 coding-system name (table 0396 or LRI names); unknown names map to `urn:id:NAME`."""
+    return _system_uris(name) if len(name) <= memo.SHORT else _system_uri(name)
+
+
+def _system_uri(name: str) -> str | None:
     if not name:
         return None
     if _URI.fullmatch(name) and name.startswith(("http://", "https://", "urn:")):
         return coding_systems()["normalise"].get(name, name)
     return coding_systems()["to_fhir"].get(name.upper()) or local_system(name)
+
+
+_system_uris = lru_cache(maxsize=memo.SIZE)(_system_uri)  # a message names few systems, each on many rows
 
 
 def system_name(uri: str | None, code: str = "") -> str:
@@ -332,13 +339,16 @@ def xtn_to_contact_point(seg: Segment, n: int, rep: int = 1, used: Usage | None 
     return out
 
 
-@lru_cache(maxsize=4096)  # a message states the same few times on many rows
 def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
     """DTM/TS → FHIR dateTime. Returns (value, time_dropped); value None when the text is not a real time.
 
     FHIR requires a time zone whenever a time is given; a v2 time without one takes `timezone`, or,
     when that is None, only its date is kept (time_dropped=True).
     """
+    return _dtms(text, timezone) if len(text) <= memo.SHORT else _dtm_to_fhir(text, timezone)
+
+
+def _dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
     m = _DTM.match(text.strip())
     if not m:
         return None, False
@@ -356,6 +366,9 @@ def dtm_to_fhir(text: str, timezone: str | None) -> tuple[str | None, bool]:
         return (date, True) if is_datetime(f"{date}T{hh}:{mi or '00'}:{ss or '00'}Z") else (None, False)
     value = f"{date}T{hh}:{mi or '00'}:{ss or '00'}{frac or ''}{zone}"
     return (value, False) if is_datetime(value) else (None, False)
+
+
+_dtms = lru_cache(maxsize=memo.SIZE)(_dtm_to_fhir)  # a message states the same few times on many rows
 
 
 def fhir_to_dtm(value: str | None) -> str:

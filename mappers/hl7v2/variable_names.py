@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+from mappers.hl7v2 import memo
 from mappers.hl7v2.model import Segment
 
 _TABLE = Path(__file__).parent / "tables" / "genetic-variable-names.json"
@@ -46,10 +47,16 @@ _SET_LOINC, _SET_HOW, _SET_TAKEN, _SET_WHERE = (Recognised.__dict__[k].__set__ f
                                                                                           "where"))
 
 
-@lru_cache(maxsize=4096)  # every row's OBX-3 texts are looked up several times; names repeat across messages
 def normalise(text: str) -> str:
     """Case, punctuation other than '.', and repeated spaces do not matter."""
+    return _normalised(text) if len(text) <= memo.SHORT else _normalise(text)
+
+
+def _normalise(text: str) -> str:
     return " ".join(_NOT_KEPT.sub(" ", text.lower()).split())
+
+
+_normalised = lru_cache(maxsize=memo.SIZE)(_normalise)  # OBX-3 names are looked up on every row
 
 
 def is_loinc(code: str) -> bool:
@@ -120,10 +127,14 @@ def recognise(obx: Segment, known: set[str] | frozenset[str], site: tuple[tuple[
     `known` (e.g. 51967-6, genetic disease assessed): the row then stays a plain result under that code too.
     """
     known = known if isinstance(known, frozenset) else frozenset(known)
-    key = (*obx.signature(3), known, site, genetic_order)
-    found = _READINGS.get(key, _UNREAD)
-    if found is _UNREAD:
-        found = remember(_READINGS, key, _reading(obx, known, site, genetic_order))
+    signature = obx.signature(3)
+    if len(signature[0]) > memo.SHORT:
+        found = _reading(obx, known, site, genetic_order)
+    else:
+        key = (*signature, known, site, genetic_order)
+        found = _READINGS.get(key, _UNREAD)
+        if found is _UNREAD:
+            found = memo.remember(_READINGS, key, _reading(obx, known, site, genetic_order))
     if found is None:
         return None
     loinc, how, taken, comp = found
@@ -160,10 +171,13 @@ def _reading(obx: Segment, known: frozenset[str], site: tuple[tuple[str, str], .
 def named_variable(obx: Segment, site: tuple[tuple[str, str], ...] = ()) -> str | None:
     """The LOINC variable OBX-3's text names (site entries and distinctive names only), for spotting a row whose
     LOINC code and name disagree."""
-    key = (*obx.signature(3), site)
+    signature = obx.signature(3)
+    if len(signature[0]) > memo.SHORT:
+        return _named(obx, site)
+    key = (*signature, site)
     found = _NAMED.get(key, _UNREAD)
     if found is _UNREAD:
-        found = remember(_NAMED, key, _named(obx, site))
+        found = memo.remember(_NAMED, key, _named(obx, site))
     return found
 
 
@@ -177,17 +191,7 @@ def _named(obx: Segment, site: tuple[tuple[str, str], ...]) -> str | None:
     return None
 
 
-# What an OBX-3 means is vocabulary: the same identifiers come on many rows and messages, so each reading is kept
-# (keyed by Segment.signature and what else it depends on), up to MEMO_SIZE readings per memo.
-MEMO_SIZE = 4096
+# What an OBX-3 means is vocabulary: readings are kept by Segment.signature and what else they depend on.
 _UNREAD = object()
 _READINGS: dict[tuple[Any, ...], tuple[str, str, str, int] | None] = {}
 _NAMED: dict[tuple[Any, ...], str | None] = {}
-
-
-def remember(memo: dict[Any, Any], key: Any, value: Any) -> Any:
-    """Keep `value` under `key` in a memo of at most MEMO_SIZE entries (emptied when full), and return it."""
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()
-    memo[key] = value
-    return value

@@ -13,13 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mappers.hl7v2 import memo
 from mappers.hl7v2.context import Context
 from mappers.hl7v2.datatypes import CWE_COMPONENTS, cwe_to_codeable_concept, number, text_to_codeable_concept
 from mappers.hl7v2.emit import LOINC, datetime_field, ref
 from mappers.hl7v2.emit.observation import notes, quantity, status
 from mappers.hl7v2.model import Segment
 from mappers.hl7v2.structure import Observation
-from mappers.hl7v2.variable_names import Recognised, remember
+from mappers.hl7v2.variable_names import Recognised
 from mappers.ids import resource_id
 from mappers.terminology import translate
 from mappers.toolkit import genomics
@@ -66,15 +67,18 @@ def row_code(ctx: Context, obs: Observation) -> dict[str, Any]:
     coding when the variable was recognised from a name or another code (so nothing of OBX-3 is lost)."""
     obx, rec = obs.obx, obs.variable
     ctx.use_component(obx, 3, *CWE_COMPONENTS)
-    key = (*obx.signature(3), rec.loinc, rec.how) if rec is not None else obx.signature(3)
+    signature = obx.signature(3)
+    if len(signature[0]) > memo.SHORT:
+        return _row_code(obx, rec)
+    key = (*signature, rec.loinc, rec.how) if rec is not None else signature
     code = _ROW_CODES.get(key)
     if code is None:
-        code = remember(_ROW_CODES, key, _row_code(obx, rec))
+        code = memo.remember(_ROW_CODES, key, _row_code(obx, rec))
     # a copy: the caller's resource may be edited, the memo's concept must not be
     return {k: [{**c} for c in v] if k == "coding" else v for k, v in code.items()}
 
 
-_ROW_CODES: dict[tuple[Any, ...], dict[str, Any]] = {}  # what an OBX-3 stands for is vocabulary (see remember)
+_ROW_CODES: dict[tuple[Any, ...], dict[str, Any]] = {}  # what an OBX-3 stands for is vocabulary (memo)
 
 
 def _row_code(obx: Segment, rec: Recognised | None) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""What the mapper keeps between conversions (OBX-3 readings, row codes, names, systems, times) changes no output,
+holds no long text and stays bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from mappers.hl7v2 import memo, parse_message, to_fhir, variable_names
+from mappers.hl7v2.context import Context
+from mappers.hl7v2.datatypes import _dtms, _system_uris, dtm_to_fhir, system_uri
+from mappers.hl7v2.emit import genomics
+from mappers.hl7v2.structure import Observation
+
+MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
+
+
+def _forget() -> None:
+    for kept in (variable_names._READINGS, variable_names._NAMED, genomics._ROW_CODES):
+        kept.clear()
+    for cached in (variable_names._normalised, _system_uris, _dtms):
+        cached.cache_clear()
+
+
+def _everything(data: bytes) -> bytes:
+    conv = to_fhir(data)
+    return orjson.dumps({"bundle": conv.bundle, "outcome": conv.outcome, "origins": conv.origins})
+
+
+def test_outputs_are_the_same_with_the_memos_empty_or_full() -> None:
+    _forget()
+    cold = [_everything(p.read_bytes()) for p in MESSAGES]
+    assert variable_names._READINGS and genomics._ROW_CODES  # the first pass filled them
+    warm = [_everything(p.read_bytes()) for p in MESSAGES]
+    _forget()
+    backwards = [_everything(p.read_bytes()) for p in reversed(MESSAGES)][::-1]
+    assert cold == warm == backwards
+
+
+def _message(obx3: str, obx14: str = "20240102101500+0100") -> bytes:
+    return ("MSH|^~\\&|LAB|FAC|EHR|FAC|20240102101500+0100||ORU^R01|M1|P|2.5.1\r"
+            "PID|1||P1^^^FAC^MR||DOE^JANE\r"
+            "OBR|1||F1|81247-9^Master HL7 genetic variant reporting panel^LN|||20240102\r"
+            f"OBX|1|CWE|{obx3}|2|LA9633-4^Present^LN||||||F|||{obx14}\r"
+            "OBX|2|CWE|48018-6^Gene studied^LN|2|HGNC:1100^BRCA1^HGNC||||||F\r").encode()
+
+
+def test_long_texts_are_read_but_never_kept() -> None:
+    _forget()
+    long_name = "gene studied " + "x" * (4 * memo.SHORT)
+    conv = to_fhir(_message(f"LOCAL-1^{long_name}^L"))
+    assert any(i.details == "hl7v2-unsliced-component" and "LOCAL-1" in i.message for i in conv.issues)
+    kept = [*variable_names._READINGS, *variable_names._NAMED, *genomics._ROW_CODES]
+    assert kept and all(len(key[0]) <= memo.SHORT for key in kept)  # the short OBX-3 of the other row
+    for cached, call in ((variable_names._normalised, lambda t: variable_names.normalise(t)),
+                         (_system_uris, lambda t: system_uri(t)), (_dtms, lambda t: dtm_to_fhir(t, None))):
+        size = cached.cache_info().currsize
+        call("2024" + "0" * memo.SHORT)
+        assert cached.cache_info().currsize == size
+
+
+def test_a_memo_holds_at_most_its_size() -> None:
+    kept: dict[int, int] = {}
+    for n in range(memo.SIZE + 10):
+        assert memo.remember(kept, n, n * 2) == n * 2
+    assert 0 < len(kept) <= memo.SIZE
+
+
+def test_a_row_code_handed_out_is_a_copy() -> None:
+    msg = parse_message(_message("48018-6^Gene studied^LN"))
+    obs = Observation(msg.all("OBX")[0])
+    obs.variable = variable_names.recognise(obs.obx, genomics.variable_codes())
+    ctx = Context(msg)
+    first = genomics.row_code(ctx, obs)
+    first["coding"][0]["code"] = "edited"
+    first["coding"].append({"code": "added"})
+    second = genomics.row_code(ctx, obs)
+    assert second == {"coding": [{"system": "http://loinc.org", "code": "48018-6", "display": "Gene studied"}]}
+
+
+@pytest.mark.parametrize("site", [(), (("variant of the sample", "48018-6"),)])
+def test_a_reading_depends_on_the_site_table(site: tuple[tuple[str, str], ...]) -> None:
+    msg = parse_message(_message("G1^Variant of the sample^L"))
+    obx = msg.all("OBX")[0]
+    rec = variable_names.recognise(obx, genomics.variable_codes(), site)
+    again = variable_names.recognise(obx, genomics.variable_codes(), site)
+    assert rec == again
+    assert (rec is not None and rec.how == "name" and rec.where == "OBX[1]-3.2") is bool(site)
