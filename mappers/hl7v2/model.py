@@ -112,12 +112,15 @@ class Segment:
         value = memo.get(key)
         if value is not None:
             return value
+        d = self.delims
+        raw = self.fields[n] if n < len(self.fields) else ""
         if n <= 2 and self.name in _HEADERS:
-            value = self.raw(n)
+            value = raw
+        elif not (d.component in raw or d.repetition in raw or d.subcomponent in raw or d.escape in raw):
+            value = raw if comp == sub == rep == 1 else ""  # a plain value (ID, NM, DTM…): nothing to split
         else:
             comps = memo.get((n, rep)) or self._components(n, rep)
             value = comps[comp - 1] if comp <= len(comps) else ""
-            d = self.delims
             if d.subcomponent in value:
                 subs = value.split(d.subcomponent)
                 value = subs[sub - 1] if sub <= len(subs) else ""
