@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from orjson import OPT_SORT_KEYS, dumps
+
 from mappers.exceptions import Issue
 from profiles import (
     bindings,
@@ -35,7 +37,7 @@ from profiles import (
 from profiles import references as references_module
 from profiles.elements import PRIMITIVES, Node
 from profiles.matching import contains_pattern, equal_fixed, short
-from profiles.memo import CONTEXT_FREE, LIMIT, content_key
+from profiles.memo import CONTEXT_FREE, LIMIT
 
 # Elements nested deeper than this are reported, not walked: a handful of Python frames per level, so the walk stays
 # far inside the interpreter's recursion limit (1000) whoever calls it; real content nests a few dozen levels at most.
@@ -47,22 +49,42 @@ ElementCheck = Callable[[list[tuple[str, Any, Any, str]], str, Any], None]  # (i
 
 
 
-def _memoised(key: Any, body: ValueCheck, value: Any, ext: Any, path: str, run: Any) -> None:
-    """Run `body` once per `key`: later values with the same key get its issues replayed at their own path. Issues
-    outside the value's own path (which the key cannot vouch for) keep the result from being remembered."""
-    memo = run.validator.memo
-    seen = memo.get(key)
-    if seen is not None:
-        if seen:
-            run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
-        return
-    start = len(run.issues)
-    body(value, ext, path, run)
-    found = run.issues[start:]
-    if all((i.expression or "").startswith(path) for i in found):
-        if len(memo) > LIMIT:
-            memo.clear()
-        memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):]) for i in found]
+def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> ValueCheck:
+    """`body` run once per content of a value of `typ` in element `nid` (its JSON with sorted keys, the resource's
+    language, and for a backbone element — `shape` given, see _plain — the walk depth): later values with the same
+    key get its issues replayed at their own path. Issues outside the value's own path (which the key cannot vouch
+    for) keep the result from being remembered. One function, the key made inline: it runs for every Coding,
+    Quantity, component... of a resource."""
+
+    def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
+        if ext is not None or not isinstance(value, dict) or (shape is not None and not _plain(value, shape)):
+            body(value, ext, path, run)
+            return
+        try:
+            digest = dumps(value, option=OPT_SORT_KEYS)
+        except TypeError:  # integers beyond 64 bits (the XML reader and Python's json can produce them)
+            body(value, ext, path, run)
+            return
+        lang = (run.resource or run.root).get("language")  # displays are judged per language
+        if lang.__class__ is not str:
+            lang = lang if isinstance(lang, str) else None
+        key = (nid, typ, digest, lang if shape is None else (lang, run.depth))
+        memo = run.validator.memo
+        seen = memo.get(key)
+        if seen is not None:
+            if seen:
+                run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+            return
+        start = len(run.issues)
+        body(value, ext, path, run)
+        found = run.issues[start:]
+        if all((i.expression or "").startswith(path) for i in found):
+            if len(memo) > LIMIT:
+                memo.clear()
+            memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):]) for i in found]
+
+    return remembered
+
 
 class Checkers:
     """The compiled checkers of one validator configuration (definitions + options)."""
@@ -409,38 +431,14 @@ class Checkers:
                 if shape is not None:
                     return self._remembered_backbone(node, typ, body, shape)
             return body
-        nid = id(node)
-
-        def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
-            # Codes, quantities and identifiers recur across resources and nothing outside them changes their
-            # verdict: replay the issues of an identical value checked against the same element before.
-            digest = content_key(value) if ext is None else None
-            if digest is None:
-                body(value, ext, path, run)
-                return
-            lang = (run.resource or run.root).get("language")  # displays are judged per language
-            key = (nid, typ, digest, lang if isinstance(lang, str) else None)
-            _memoised(key, body, value, ext, path, run)
-
-        return remembered
+        return _remembering(id(node), typ, body, None)
 
     def _remembered_backbone(self, node: Node, typ: str, body: ValueCheck, shape: Shape) -> ValueCheck:
         """A backbone element (an Observation.component, ...) whose verdict depends on its content alone (_free):
         remembered like the context-free datatypes, when the value and the backbone elements inside it carry no
         extension (an extension's definition is found by its url at run time and may hold anything), and at the
         same depth of the walk (the depth limit is part of the verdict)."""
-        nid = id(node)
-
-        def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
-            digest = content_key(value) if ext is None and _plain(value, shape) else None
-            if digest is None:
-                body(value, ext, path, run)
-                return
-            lang = (run.resource or run.root).get("language")
-            key = (nid, typ, digest, (lang if isinstance(lang, str) else None, run.depth))
-            _memoised(key, body, value, ext, path, run)
-
-        return remembered
+        return _remembering(id(node), typ, body, shape)
 
     def _free(self, node: Node, typ: str, seen: set[tuple[int, str]]) -> Shape | None:
         """Whether the verdict on a value of `typ` in element `node` depends on the value alone, extensions aside:
