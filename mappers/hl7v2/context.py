@@ -85,14 +85,18 @@ class Context:
         with list indexes (`component[2]`) is recorded as given and without them (`component`, listing every source
         of the list), as mappers.toolkit.origins looks paths up without indexes."""
         rid = res if isinstance(res, str) else res["id"]
-        self.origins.setdefault(f"{rid}:{path}" if path else rid, where)
+        origins = self.origins
+        if not path:
+            origins.setdefault(rid, where)
+            return
+        origins.setdefault(f"{rid}:{path}", where)
         if "[" in path:
             key = f"{rid}:{_unindexed(path)}"
-            have = self.origins.get(key)
+            have = origins.get(key)
             if have is None:
-                self.origins[key] = where
-            elif where not in have.split(", "):
-                self.origins[key] = f"{have}, {where}"
+                origins[key] = where
+            elif have != where and where not in have.split(", "):
+                origins[key] = f"{have}, {where}"
 
     def warn(self, details: str, message: str, where: str | None = None, code: str = "value") -> None:
         self.issues.append(Issue("warning", code, details, message, where))

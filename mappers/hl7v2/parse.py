@@ -129,7 +129,7 @@ def _split_lines(data: bytes | str) -> tuple[list[tuple[int, bytes | str]], str 
         data, forced = data[len(_BOM):], "utf-8"
     # CR is the standard terminator; when present, a bare LF inside a segment is text, not a break.
     raw_b = data.replace(b"\r\n", b"\r").split(b"\r") if b"\r" in data else data.split(b"\n")
-    return [(i, ln.strip(b"\n")) for i, ln in enumerate(raw_b, 1) if ln.strip(b"\n").strip()], forced
+    return [(i, ln) for i, ln in enumerate([ln.strip(b"\n") for ln in raw_b], 1) if ln.strip()], forced
 
 
 def _delimiters(line: str, lineno: int) -> Delimiters:
