@@ -18,8 +18,23 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+import redis
+import redis.cluster
+import redis.sentinel
+from cryptography import x509
+from redis.exceptions import RedisClusterException
+
+from gateway import tls
+from gateway.auth.config import AuthConfig, is_loopback
+from gateway.redis_client import describe, mode_of, sync_clients
 from gateway.settings import Settings, SettingsError
+from profiles.packages import DEFAULT_PACKAGES, cache_dir, installed
+
+# The checks run side by side in threads (diagnose); what they import is imported here, once, first: two threads
+# importing one package at once can fail with a _DeadlockError on its module locks (seen with redis.exceptions).
 
 MAX_SKEW_S = 30  # tokens, audit trails and consent periods compare times across machines
 
@@ -57,8 +72,6 @@ def check_settings(env: Mapping[str, str]) -> Iterator[Finding]:
 
 
 def check_packages(env: Mapping[str, str]) -> Iterator[Finding]:
-    from profiles.packages import DEFAULT_PACKAGES, cache_dir, installed
-
     have = {p.ref.name: p for p in installed()}
     missing = [str(ref) for ref in DEFAULT_PACKAGES if getattr(ref, "name", str(ref).split("#")[0]) not in have]
     if missing:
@@ -76,11 +89,6 @@ def check_packages(env: Mapping[str, str]) -> Iterator[Finding]:
 def _redis_checks(url: str) -> list[Finding]:
     """Every data node: the one server, each master of a cluster, the master the Sentinels name
     (gateway/redis_client.py reads the URL)."""
-    import redis
-    from redis.exceptions import RedisClusterException
-
-    from gateway.redis_client import mode_of, sync_clients
-
     try:
         nodes = sync_clients(url, timeout=3)
         if mode_of(url) == "single":
@@ -92,14 +100,10 @@ def _redis_checks(url: str) -> list[Finding]:
 
 
 def _redis_name(url: str) -> str:
-    from gateway.redis_client import describe
-
     return describe(url) if "+" in url.split("://", 1)[0] else _safe_url(url)
 
 
 def _node_checks(name: str, client: Any) -> list[Finding]:
-    import redis
-
     out: list[Finding] = []
     try:
         client.ping()
@@ -148,8 +152,6 @@ def check_redis(env: Mapping[str, str]) -> Iterator[Finding]:
 
 def _safe_url(url: str) -> str:
     """A URL without its user and password (secrets never reach the output)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
@@ -165,8 +167,6 @@ def _skew(check: str, remote: float) -> Finding:
 
 
 def check_upstream(env: Mapping[str, str]) -> Iterator[Finding]:
-    import httpx
-
     url = (env.get("HELIXGATE_UPSTREAM_URL") or "").rstrip("/")
     if not url:
         yield ok("upstream", "none configured (no facade, no delivery)")
@@ -203,8 +203,6 @@ def check_upstream(env: Mapping[str, str]) -> Iterator[Finding]:
 
 
 def check_auth(env: Mapping[str, str]) -> Iterator[Finding]:
-    from gateway.auth.config import AuthConfig, is_loopback
-
     config = AuthConfig.from_env(env)
     host = env.get("HELIXGATE_HOST", Settings().host)
     if not config.enabled:
@@ -230,8 +228,6 @@ def check_auth(env: Mapping[str, str]) -> Iterator[Finding]:
 
 
 def _oauth(issuer: str, env: Mapping[str, str]) -> Iterator[Finding]:
-    import httpx
-
     verify: str | bool = env.get("HELIXGATE_OAUTH_CA_FILE") or True
     jwks = env.get("HELIXGATE_OAUTH_JWKS_URL")
     try:
@@ -256,17 +252,13 @@ def _oauth(issuer: str, env: Mapping[str, str]) -> Iterator[Finding]:
 
 
 def check_tls(env: Mapping[str, str]) -> Iterator[Finding]:
-    from cryptography import x509
-
-    from gateway.tls import TlsConfig, TlsError, check
-
     for prefix, what in (("HELIXGATE_TLS", "https"), ("HELIXGATE_MLLP_TLS", "mllp tls")):
         try:
-            config = TlsConfig.from_env(prefix, env)
+            config = tls.TlsConfig.from_env(prefix, env)
             if config is None:
                 continue
-            check(config)
-        except (TlsError, SettingsError, ValueError) as e:
+            tls.check(config)
+        except (tls.TlsError, SettingsError, ValueError) as e:
             yield fail(what, str(e), f"correct {prefix}_CERT / {prefix}_KEY")
             continue
         with open(config.cert, "rb") as f:
