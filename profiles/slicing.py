@@ -22,8 +22,8 @@ Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
 class _Plan:
     """What assign() needs to know about a sliced element, worked out once per element."""
 
-    __slots__ = ("bounded", "by_code", "by_values", "closed", "code_path", "coded", "index", "memo_ok", "ordered",
-                 "slices")
+    __slots__ = ("bounded", "by_code", "by_profile", "by_values", "closed", "code_path", "coded", "index", "memo_ok",
+                 "ordered", "slices")
 
     def __init__(self, v: Any, kid: Node) -> None:
         assert kid.slicing is not None
@@ -37,6 +37,22 @@ class _Plan:
         self.closed = kid.slicing.rules == "closed"
         self.ordered = kid.slicing.ordered
         self.code_path, self.coded, self.by_code = _by_code(v, kid, self.slices)
+        self.by_profile = _by_profile(v, kid, self.slices)
+
+
+def _by_profile(v: Any, kid: Node, slices: list[tuple[str, Node]]) -> list[list[str]] | None:
+    """For slicing by one profile discriminator: each slice's profiles (what matches() reads from the slice), so
+    that an item's target is resolved once, not once per slice; else None."""
+    assert kid.slicing is not None
+    discriminators = kid.slicing.discriminators
+    if len(discriminators) != 1 or discriminators[0][0] != "profile":
+        return None
+    path = discriminators[0][1]
+    out = []
+    for _, snode in slices:
+        types = target.types if (target := v.trees.node_at(snode, path)) is not None else snode.types
+        out.append([u for t in types for u in (t.targets or t.profiles)])
+    return out
 
 
 def _by_code(v: Any, kid: Node, slices: list[tuple[str, Node]]) -> tuple[str, bool, dict[tuple[str, str], int] | None]:
@@ -173,13 +189,59 @@ def _matching(v: Any, plan: _Plan, kid: Node, value: Any, typ: str, run: Any) ->
         if hit is not _MISSING:
             return hit  # type: ignore[no-any-return]
     slices, index = plan.slices, plan.index
-    candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
-    hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
+    if plan.by_profile is not None and index is None:  # matches() with the item's target found once
+        found = values_at(value, kid.slicing.discriminators[0][1], resolve)  # type: ignore[union-attr]
+        conforms = v.conforms
+        hit = next((k for k, urls in enumerate(plan.by_profile)
+                    if urls and any(conforms(x, u, run) for x in found for u in urls)), None)
+    else:
+        candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
+        hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
     if digest is not None:
         if len(memo) > 100_000:  # type: ignore[arg-type]
             memo.clear()  # type: ignore[union-attr]
         memo[key] = hit  # type: ignore[index]
     return hit
+
+
+def surely_refused(v: Any, root: Node, resource: dict[str, Any]) -> bool:
+    """Whether checking `resource` against the profile whose root is `root` is sure to find an error without the
+    walk (FHIRPath conformsTo() and profile discriminators only ask whether there is one): an element the profile
+    requires is absent (no property, no `_name` holder), or an array of objects sliced by one code (_by_code) has
+    too few or too many items for one of its slices. False says nothing."""
+    key = (id(root), "required-at-root")
+    memo = v.trees.node_memo
+    plan = memo.get(key)
+    if plan is None:
+        required = [(kid.name, "_" + kid.name) for kid in root.children.values()
+                    if kid.min > 0 and not kid.is_choice]  # a choice's type the profile removed still counts
+        coded = [(kid.name, p, [(k, s.min, s.max) for k, (_, s) in enumerate(p.slices)
+                                if s.min > 0 or s.max is not None])
+                 for kid in root.children.values()
+                 if kid.repeats and not kid.is_choice and kid.slicing is not None and kid.slices
+                 and (p := _plan(v, kid)).by_code is not None]
+        plan = memo[key] = (required, coded)
+    required, coded = plan
+    for name, holder in required:
+        if name not in resource and holder not in resource:
+            return True
+    for name, p, bounds in coded:
+        items = resource.get(name)
+        if not isinstance(items, list) or not items or ("_" + name) in resource:
+            continue  # absent (the required check above), malformed or with holders: left to the walk
+        counts = [0] * len(p.slices)
+        for item in items:
+            if not isinstance(item, dict):
+                break
+            k = _pick(p, item)
+            if k is _MISSING:
+                break
+            if k is not None:
+                counts[k] += 1
+        else:
+            if any(counts[k] < lo or (hi is not None and counts[k] > hi) for k, lo, hi in bounds):
+                return True
+    return False
 
 
 def missing(kid: Node, path: str, run: Any) -> None:

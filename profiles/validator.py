@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import content, fhirpath, invariants, patterns, resources, trees
+from profiles import content, fhirpath, invariants, patterns, resources, slicing, trees
 from profiles import references as references_module
 from profiles.checkers import MAX_DEPTH, Checkers, checkers_for
 from profiles.definitions import Definitions, same_canonical
@@ -175,6 +175,9 @@ class Validator:
         code = root.children.get("code")
         if code is not None and code.pattern is not None and not contains_pattern(value.get("code"), code.pattern):
             run.conforms[key] = False  # the profile fixes another code: no need to walk the whole resource
+            return False
+        if slicing.surely_refused(self, root, value):
+            run.conforms[key] = False  # a required element or slice is missing: the walk would report it
             return False
         run.conforms[key] = True  # provisional, guards against cycles
         sub = run.sub(value)

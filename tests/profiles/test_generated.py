@@ -201,3 +201,40 @@ def test_slices_told_apart_by_one_code_are_those_the_long_way_finds() -> None:
                 assert quick == slicing._matching(v, plan, kid, item, typ, run), (kid.path, item)
                 decided += 1
     assert decided > 2000
+
+
+def test_a_profile_surely_refused_is_one_the_walk_refuses() -> None:
+    from profiles import slicing
+    from profiles.run import Run
+
+    v = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0")
+    roots: dict[str, list[Any]] = {}
+    for url in list(v.defs.structures):
+        if isinstance(url, str) and "|" not in url and (root := v.node(url)) is not None and "." not in root.path:
+            roots.setdefault(root.path, []).append(root)
+    docs = [d for found in _docs().values() for d in found]
+    rng = random.Random(11)
+    resources = []
+    for doc in docs:
+        entries = [e.get("resource") for e in doc.get("entry") or [] if isinstance(e, dict)]
+        for res in [doc, *entries]:
+            if isinstance(res, dict) and res.get("resourceType") in roots:
+                resources.append(res)
+                cut = copy.deepcopy(res)  # without one property, or with one array cut short
+                key = rng.choice([k for k in cut if k != "resourceType"] or ["resourceType"])
+                if isinstance(cut.get(key), list) and len(cut[key]) > 1:
+                    cut[key] = cut[key][:1]
+                else:
+                    cut.pop(key, None)
+                resources.append(cut)
+    refused = walked = 0
+    for res in resources:
+        for root in roots[res["resourceType"]]:
+            if not slicing.surely_refused(v, root, res):
+                continue
+            refused += 1
+            run = Run(res, validator=v, resource=res)
+            v.check_object(res, root, root.children, root.path, root.path, run, is_resource=True)
+            assert any(i.severity in ("error", "fatal") for i in run.issues), (root.profile_url, res.get("id"))
+            walked += 1
+    assert refused > 1000 and walked == refused
