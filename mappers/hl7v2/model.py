@@ -72,6 +72,10 @@ class Segment:
         """Raw repetitions of field n ("" yields none)."""
         return list(self._repeated(n))
 
+    def repetition_count(self, n: int) -> int:
+        """How many repetitions field n has (0 when empty)."""
+        return len(self._memo.get(n) or self._repeated(n))
+
     def _repeated(self, n: int) -> tuple[str, ...]:
         reps = self._memo.get(n)
         if reps is None:

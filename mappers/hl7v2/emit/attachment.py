@@ -179,7 +179,7 @@ def documents(ctx: Context, rows: list[Observation]) -> list[tuple[dict[str, Any
             continue
         flush()
         maker = _ed if obx.get(2) == "ED" else _rp
-        for rep in range(1, len(obx.repetitions(5)) + 1):
+        for rep in range(1, obx.repetition_count(5) + 1):
             att = maker(ctx, obs, rep)
             if att is not None:
                 out.append((att, f"{obx.ref}-5" if rep == 1 else f"{obx.ref}-5({rep})"))

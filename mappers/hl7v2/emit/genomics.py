@@ -106,7 +106,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
     obx = obs.obx
     out: list[tuple[str, Any]] = []
     vt = obx.get(2)
-    for rep in range(1, len(obx.repetitions(5)) + 1):
+    for rep in range(1, obx.repetition_count(5) + 1):
         if fhir_type == "CodeableConcept":
             if vt in _CODED:
                 cc = cwe_to_codeable_concept(obx, 5, rep, ctx)
@@ -212,7 +212,7 @@ def phase_pairs(groups: dict[str, list[Observation]]) -> list[tuple[str, list[tu
     by_phase: dict[str, list[tuple[str, Observation]]] = {}
     for sub, rows in groups.items():
         for obs in rows:
-            if variable_code(obs) != PHASE or len(obs.obx.repetitions(5)) != 1:
+            if variable_code(obs) != PHASE or obs.obx.repetition_count(5) != 1:
                 continue
             phase = genomics.phase_of({"coding": [{"code": obs.obx.get(5, 1), "display": obs.obx.get(5, 2)}]})
             if phase:

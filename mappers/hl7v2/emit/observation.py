@@ -125,7 +125,7 @@ def interpretation(ctx: Context, obx: Segment) -> list[dict[str, Any]]:
     """OBX-8 (abnormal flags, table 0078; IS before v2.7, CWE since) through ConceptMap
     v2-0078-to-observation-interpretation; a flag it does not list is kept as text, with a warning."""
     out = []
-    for rep in range(1, len(obx.repetitions(8)) + 1):
+    for rep in range(1, obx.repetition_count(8) + 1):
         code, text, system = obx.get(8, 1, rep=rep), obx.get(8, 2, rep=rep), obx.get(8, 3, rep=rep)
         if not (code or text):
             continue
@@ -149,7 +149,7 @@ def notes(notes: list[Segment], ctx: Context) -> list[dict[str, str]]:
     out = []
     for nte in notes:
         ctx.use(nte, 1, 2, 3)
-        text = "\n".join(nte.text(3, r) for r in range(1, len(nte.repetitions(3)) + 1))
+        text = "\n".join(nte.text(3, r) for r in range(1, nte.repetition_count(3) + 1))
         if text:
             out.append({"text": text})
     return out
@@ -225,7 +225,7 @@ def lab_observation(ctx: Context, obs: Observation, key: str, subject: dict[str,
     elif effective:
         res["effectiveDateTime"] = effective[0]
         ctx.origin(res, effective[1], "effectiveDateTime")
-    reps = len(obx.repetitions(5))
+    reps = obx.repetition_count(5)
     if reps > 1 and obx.get(2) in _TEXT:
         ctx.use(obx, 5)
         res["valueString"] = "\n".join(obx.text(5, r) for r in range(1, reps + 1))

@@ -15,7 +15,7 @@ from mappers.toolkit.fhirtime import is_date
 def _identifiers(ctx: Context, pid: Segment, n: int) -> list[tuple[dict[str, Any], str]]:
     """The Identifiers of PID-n's repetitions, each with the source field it came from."""
     out = []
-    for rep in range(1, len(pid.repetitions(n)) + 1):
+    for rep in range(1, pid.repetition_count(n) + 1):
         ident = cx_to_identifier(pid, n, rep, ctx)
         if ident is None:
             continue
@@ -48,7 +48,7 @@ def patient(ctx: Context, pid: Segment) -> dict[str, Any]:
         res["identifier"] = identifiers
         for i, (_, where) in enumerate(found):
             ctx.origin(res, where, f"identifier[{i}]")
-    names = [n for r in range(1, len(pid.repetitions(5)) + 1) if (n := xpn_to_human_name(pid, 5, r, ctx))]
+    names = [n for r in range(1, pid.repetition_count(5) + 1) if (n := xpn_to_human_name(pid, 5, r, ctx))]
     if names:
         res["name"] = names
         ctx.origin(res, f"{pid.ref}-5", "name")
@@ -74,10 +74,10 @@ def patient(ctx: Context, pid: Segment) -> dict[str, Any]:
         else:
             ctx.warn("hl7v2-bad-datetime", f"PID-7 {birth!r} is not a real date; birthDate not mapped",
                      f"{pid.ref}-7")
-    addresses = [a for r in range(1, len(pid.repetitions(11)) + 1) if (a := xad_to_address(pid, 11, r, ctx))]
+    addresses = [a for r in range(1, pid.repetition_count(11) + 1) if (a := xad_to_address(pid, 11, r, ctx))]
     if addresses:
         res["address"] = addresses
-    telecom = [t for n in (13, 14) for r in range(1, len(pid.repetitions(n)) + 1)
+    telecom = [t for n in (13, 14) for r in range(1, pid.repetition_count(n) + 1)
                if (t := xtn_to_contact_point(pid, n, r, ctx))]
     if telecom:
         res["telecom"] = telecom
