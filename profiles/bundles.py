@@ -33,7 +33,7 @@ def check(bundle: dict[str, Any], path: str, run: Any) -> None:
             run.add("error", "invalid", f"{path}.entry[{i}]", "Except for transactions and batches, each entry "
                     "in a Bundle must have a fullUrl which is the identity of the resource in the entry")
         if isinstance(full, str):
-            if not references_module.ABSOLUTE_URL.match(full):
+            if not references_module.is_absolute(full):
                 run.add("error", "invalid", f"{path}.entry[{i}]", f"The fullUrl must be an absolute URL (not "
                         f"'{full}')")
             meta = res.get("meta")
@@ -42,7 +42,7 @@ def check(bundle: dict[str, Any], path: str, run: Any) -> None:
                 run.add("error", "invalid", f"{path}.entry[{i}]", f"Duplicate fullUrl {full} (also entry "
                         f"[{seen[key]}])")
             seen.setdefault(key, i)
-            rest = references_module.RESTFUL_FULL_URL.match(full)
+            rest = references_module.RESTFUL_FULL_URL.match(full) if full[:1] == "h" else None
             if rest and res and (rest.group(1), rest.group(2)) != (res.get("resourceType"), res.get("id")):
                 why = "the resource has no id" if not res.get("id") else (
                     f"it must end with the correct type and id (/{res.get('resourceType')}/{res['id']})")

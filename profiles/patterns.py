@@ -28,6 +28,8 @@ from typing import Any
 import re2
 import regex
 
+from profiles.sure import SURE
+
 IGNORECASE = 1
 DOTALL = 2  # `.` also matches a line break (FHIRPath's "single line mode")
 FALLBACK_SECONDS = 0.25  # per call, for patterns RE2 cannot run
@@ -169,10 +171,11 @@ class Pattern:
     """One compiled pattern. `fullmatch`/`match`/`search` give a Match or None, like `re`; `full` and `found` are
     their yes/no forms without capture groups (RE2's fastest path, for the checks that run on every value)."""
 
-    __slots__ = ("__weakref__", "_bool", "_fallback", "_prog", "_seen", "flags", "pattern")
+    __slots__ = ("__weakref__", "_bool", "_fallback", "_prog", "_seen", "_sure", "flags", "pattern")
 
     def __init__(self, pattern: str, flags: int = 0) -> None:
         self.pattern, self.flags = pattern, flags
+        self._sure = None if flags else SURE.get(pattern)  # an R4 primitive's regex: its exact shortcut
         self._seen: dict[Any, Any] = {}  # full() verdicts and matches on short values (see full)
         _LIVE.add(self)
         self._prog: Any = None
@@ -216,7 +219,9 @@ class Pattern:
         short = len(text) <= _SHORT
         if short and (hit := self._seen.get(text)) is not None:
             return hit
-        if self._bool is None:
+        if self._sure is not None and self._sure(text):
+            ok = True
+        elif self._bool is None:
             ok = self._call("fullmatch", text) is not None
         else:
             data = _encode(text)

@@ -23,6 +23,25 @@ ABSOLUTE_URL = patterns.compile(r"^[a-z][a-z0-9+.-]*:")
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 
 
+# The anchored patterns above cannot match where the first character is not one they begin with: most references
+# in a converted Bundle are urn:uuid: ones, which skip RE2 so.
+def _relative(ref: str) -> patterns.Match | None:
+    return _RELATIVE.match(ref) if "A" <= ref[:1] <= "Z" else None
+
+
+def _ref_relative(ref: str) -> patterns.Match | None:
+    return _REF_RELATIVE.match(ref) if "A" <= ref[:1] <= "Z" else None
+
+
+def _ref_absolute(ref: str) -> patterns.Match | None:
+    return _REF_ABSOLUTE.match(ref) if "A" <= ref[:1] <= "Z" or ref[:1] == "h" else None
+
+
+def is_absolute(url: str) -> bool:
+    """Whether `url` starts with a scheme (ABSOLUTE_URL), the common ones without the regex."""
+    return url.startswith(("urn:", "http:", "https:")) or ("a" <= url[:1] <= "z" and bool(ABSOLUTE_URL.match(url)))
+
+
 @dataclass(frozen=True)
 class ReferencePolicy:
     """How far references and nested resources are followed (the HL7 validator's options of the same names).
@@ -117,7 +136,7 @@ def target_url(ref: str, source: str) -> str | None:
     """The absolute URL a relative `Type/id` reference stands for inside the entry whose fullUrl is `source`
     (R4 bundle.html#references): a RESTful fullUrl gives its base; a urn:uuid: / urn:oid: fullUrl its scheme,
     which is followed by the id alone."""
-    m = _RELATIVE.match(ref)
+    m = _relative(ref)
     if m is None:
         return None
     if source.startswith("urn:"):
@@ -135,12 +154,12 @@ def resolve(run: Any, ref: str) -> dict[str, Any] | None:
         return hit
     if ref.startswith("urn:"):
         return None
-    if ABSOLUTE_URL.match(ref):
+    if is_absolute(ref):
         if "/_history/" in ref:
             return run.index.get(ref.split("/_history/")[0])
         return None
     source = source_full_url(run)
-    if source is not None and _RELATIVE.match(ref):
+    if source is not None and _relative(ref):
         url = target_url(ref, source)
         return run.index.get(url) if url else None
     if "/" in ref:  # no source fullUrl (transactions, Parameters, a single resource): by type and id
@@ -151,7 +170,7 @@ def resolve(run: Any, ref: str) -> dict[str, Any] | None:
 def near_misses(run: Any, ref: str) -> list[tuple[int, str, str]]:
     """Entries of the root Bundle with the type and id of an unresolved relative `ref`, but whose fullUrl is not
     the target URL: (entry number, fullUrl, target URL)."""
-    m = _RELATIVE.match(ref)
+    m = _relative(ref)
     source = source_full_url(run)
     if m is None or source is None or run.root.get("resourceType") != "Bundle":
         return []
@@ -235,10 +254,10 @@ class _Entries:
         """(matching entries, apparent matches by type and id only) for `ref` held by entry `source`."""
         ref = ref.split("#", 1)[0]
         bare, _, version = ref.partition("/_history/")
-        if ABSOLUTE_URL.match(ref):
+        if is_absolute(ref):
             hits = self.by_full.get(bare, [])
             return self._version(hits, version), []
-        m = _RELATIVE.match(ref)
+        m = _relative(ref)
         if m is None:
             return [], []
         e = self.entries[source]
@@ -394,7 +413,7 @@ def checker(v: Any, node: Any) -> Any:
             return
         target = run.resolve(ref)
         rtype: str | None = None
-        rel = _REF_RELATIVE.match(ref)
+        rel = _ref_relative(ref)
         entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel and run.versions else []
         # several versions of one resource (same fullUrl): only a versioned reference can pick one
         same = [e["resource"] for e in entries] if len({str(e.get("fullUrl")) for e in entries}) == 1 else []
@@ -434,9 +453,9 @@ def checker(v: Any, node: Any) -> Any:
                     run.add("warning", "not-found", path, f"Unable to resolve the reference {ref} in the Bundle")
             return
         else:
-            m = rel or _REF_ABSOLUTE.match(ref)
+            m = rel or _ref_absolute(ref)
             if m is None:
-                if not ABSOLUTE_URL.match(ref):
+                if not is_absolute(ref):
                     run.add("warning", "invalid", path, f"Invalid reference format {ref!r}")
                 return
             rtype = m.group(1) if rel else m.group(2)

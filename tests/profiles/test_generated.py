@@ -238,3 +238,61 @@ def test_a_profile_surely_refused_is_one_the_walk_refuses() -> None:
             assert any(i.severity in ("error", "fatal") for i in run.issues), (root.profile_url, res.get("id"))
             walked += 1
     assert refused > 1000 and walked == refused
+
+
+def _near(rng: random.Random, valid: list[str], n: int) -> list[str]:
+    """`valid` and n strings a character or two away from them (digits of other scripts, signs, separators)."""
+    alphabet = "0123456789-+:.TZtz eE_aZ\u0663\uff11\u00b2\n"
+    out = list(valid)
+    for _ in range(n):
+        s = list(rng.choice(valid))
+        for _ in range(rng.randint(1, 2)):
+            op = rng.randrange(3)
+            i = rng.randrange(len(s) + 1)
+            if op == 0 and s:
+                del s[min(i, len(s) - 1)]
+            elif op == 1:
+                s.insert(i, rng.choice(alphabet))
+            elif s:
+                s[min(i, len(s) - 1)] = rng.choice(alphabet)
+        out.append("".join(s))
+    return out
+
+
+def test_the_regex_shortcuts_accept_only_what_their_regex_accepts() -> None:
+    from profiles import patterns
+    from profiles.sure import SURE
+
+    rng = random.Random(20261207)
+
+    def date() -> str:
+        return f"{rng.randint(0, 9999):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}"
+
+    def time() -> str:
+        t = f"{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:{rng.randint(0, 61):02d}"
+        return t + rng.choice(["", ".5", ".123456", "."])
+
+    def zone() -> str:
+        return rng.choice(["Z", "+01:00", "-05:30", "+14:00", "+14:01", "-13:59", "+15:00", "+1:00"])
+
+    valid = {
+        "date": [date()[: rng.choice([4, 7, 10])] for _ in range(300)],
+        "instant": [f"{date()}T{time()}{zone()}" for _ in range(300)],
+        "time": [time() for _ in range(300)],
+        "id": ["a", "A-1.b", "-", "x" * 64, "x" * 65, "8dabbc65-d93a-5b92-a438-cce84bf69c12", "a_b", "é"],
+        "number": ["0", "-0", "1", "01", "-12", "3.14", "-0.5", "1.", ".5", "1e5", "1.5E-3", "007", "10"],
+    }
+    valid["dateTime"] = valid["date"] + valid["instant"]
+    samples = {k: _near(rng, v, 3000) for k, v in valid.items()}
+    kinds = {"date": "date", "dateTime": "dateTime", "instant": "instant", "time": "time", "id": "id",
+             "decimal": "number", "integer": "number", "positiveInt": "number", "unsignedInt": "number"}
+    regexes = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0").regex
+    assert {t for t in kinds if regexes[t].pattern in SURE} == set(kinds)
+    for text, sure in SURE.items():
+        rx = patterns.Pattern(text)
+        rx._sure = None  # the regex alone
+        kind = next((k for t, k in kinds.items() if regexes[t].pattern == text), "id")
+        accepted = [s for s in samples[kind] if sure(s)]
+        assert len(accepted) > 100 or kind in ("id", "number"), text
+        assert [s for s in accepted if not rx.full(s)] == [], text
+        assert patterns.compile(text).full(accepted[0]) and rx.full(accepted[0])
