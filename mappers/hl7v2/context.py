@@ -129,13 +129,18 @@ class Context:
                                  f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
                 continue
             for n in todo:
-                if (name, n) in _STRUCTURAL_FIELDS:
+                if n <= 2 and (name, n) in _STRUCTURAL_FIELDS:
                     continue
                 used = parts.get(n)
                 if used is None:
                     out.append(Issue("information", "informational", "hl7v2-field-not-mapped",
                                      f"{name}-{n} was not mapped", f"{seg.ref}-{n}"))
                     continue
+                raw = fields[n]
+                if seg.delims.repetition not in raw:  # one repetition: are all its components used?
+                    last = raw.count(seg.delims.component) + 1
+                    if last <= len(used) and used.issuperset(range(1, last + 1)):
+                        continue
                 listed = 0
                 for rep, raw in enumerate(seg.repetitions(n), 1):
                     comps = raw.split(seg.delims.component)
