@@ -49,7 +49,7 @@ def primitive_test(v: Any, typ: str, node: Node, ns: dict[str, Any]) -> str | No
         sure = primitives.SURE_SOURCE.get(rx.pattern) if rx is not None else None
         if rx is not None:
             conds.append(f"({sure})" if sure is not None else "_rx[k].full(x)")
-        if typ not in ("markdown", "string"):
+        if typ not in ("markdown", "string") and (sure is None or rx is None or rx.pattern not in primitives.TRIMMED):
             conds.append("x == x.strip()")
         if (v.security_checks and typ in ("string", "markdown")) or (
                 typ == "markdown" and v.html_in_markdown != "ignore"):
@@ -144,9 +144,11 @@ def object_fast(checkers: Any, owner: Node, kids: dict[str, Node], typ: str,
     ns["_where"] = [f".{s.kid.base_name}" for s in slots]
     ns["_required"] = required
 
+    acting = any(s.second for s in slots)
     out: list[str] = ["def fast(obj, path, run, is_resource):"]
     if flags:
         out.append(f"    {' = '.join(sorted(flags.values()))} = False")
+    out += ["    act = False"] if acting else []
     out += ["    get = _KEYS.get",
             "    for key, x in obj.items():",
             "        k = get(key, -1)",
@@ -154,20 +156,23 @@ def object_fast(checkers: Any, owner: Node, kids: dict[str, Node], typ: str,
             "            if is_resource and key == 'resourceType':",
             "                continue",
             "            return False"]
-    out += _tree(_groups(slots, lambda s: s.first), 2)
-    out += ["    run.depth += 1",
-            "    try:",
-            "        for key, x in obj.items():",
-            "            k = get(key, -1)",
-            "            if k < 0:",
-            "                continue"]
-    out += _tree(_groups(slots, lambda s: s.second), 3)
-    for n, kid in enumerate(required):
+    # the first pass notes whether a property with work for the second pass is present (`act`)
+    out += _tree(_groups(slots, lambda s: (*s.first, "act = True") if s.second else s.first), 2)
+    if acting:
+        out += ["    if act:",
+                "        run.depth += 1",
+                "        try:",
+                "            for key, x in obj.items():",
+                "                k = get(key, -1)",
+                "                if k < 0:",
+                "                    continue"]
+        out += _tree(_groups(slots, lambda s: s.second), 4)
+        out += ["        finally:",
+                "            run.depth -= 1"]
+    for n, kid in enumerate(required):  # (reading neither the depth nor anything below the object)
         absent = " and ".join(f"{k!r} not in obj" for k, (other, _) in keymap.items() if other is kid) or "True"
-        out += [f"        if {absent}:", f"            _element(_required[{n}])([], path, run)"]
-    out += ["    finally:",
-            "        run.depth -= 1",
-            "    return True"]
+        out += [f"    if {absent}:", f"        _element(_required[{n}])([], path, run)"]
+    out.append("    return True")
     source = "\n".join(out) + "\n"
     with _LOCK:
         code = _CODE.get(source)

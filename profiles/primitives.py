@@ -74,6 +74,7 @@ SURE_SOURCE: dict[str, str] = {  # as Python expressions on `x` (profiles/genera
     r"\S*": 'x.isascii() and x.isprintable() and " " not in x',
     r"[ \r\n\t\S]+": "x.isascii() and x.isprintable()",
 }
+TRIMMED = frozenset({r"[^\s]+(\s[^\s]+)*", r"\S*"})  # the code and uri shortcuts also say: no space at either end
 SURE_MATCH: dict[str, Callable[[str], bool]] = {rx: eval(f"lambda x: {src}") for rx, src in SURE_SOURCE.items()}
 
 
