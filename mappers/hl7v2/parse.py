@@ -17,6 +17,8 @@ from mappers.hl7v2.model import Batch, Delimiters, Message, Segment
 _MLLP = bytes.maketrans(b"", b"")
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
 _ENVELOPE = {"FHS", "BHS", "BTS", "FTS"}
+_ENVELOPE_BYTES = {e.encode() for e in _ENVELOPE}
+_IDS: set[str] = set()  # segment IDs seen valid (at most 26 × 36 × 36)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -58,16 +60,17 @@ def parse_batch(data: bytes | str, limits: Limits | None = None) -> Batch:
     header: list[Segment] = []
     trailer: list[Segment] = []
     groups: list[list[tuple[int, bytes | str]]] = []
+    msh, envelope = ("MSH", _ENVELOPE) if isinstance(data, str) else (b"MSH", _ENVELOPE_BYTES)
     for lineno, line in lines:
-        tag = line[:3]
-        tag = tag.decode("latin-1") if isinstance(tag, bytes) else tag
-        if tag == "MSH":
+        tag = line[:3]  # bytes or text, as the input
+        if tag == msh:
             groups.append([(lineno, line)])
-        elif tag in _ENVELOPE:
+        elif tag in envelope:
             seg = _envelope_segment(lineno, line)
-            (trailer if tag in ("BTS", "FTS") else header).append(seg)
+            (trailer if seg.name in ("BTS", "FTS") else header).append(seg)
         elif not groups:
-            raise ParseError(f"line {lineno}: expected MSH (or FHS/BHS) to open the message, found {tag!r}",
+            shown = tag.decode("latin-1") if isinstance(tag, bytes) else tag
+            raise ParseError(f"line {lineno}: expected MSH (or FHS/BHS) to open the message, found {shown!r}",
                              details="hl7v2-missing-msh", expression=f"line {lineno}")
         else:
             groups[-1].append((lineno, line))
@@ -255,7 +258,11 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
     for lineno, line in lines:
         parts = line.split(fs)
         name = parts[0].strip()
-        if not _SEGMENT_ID.match(name):
+        if name in _IDS:
+            pass
+        elif _SEGMENT_ID.match(name):
+            _IDS.add(name)
+        else:
             raise ParseError(f"line {lineno}: {name[:20]!r} is not an HL7 segment ID (3 upper-case letters/digits)",
                              details="hl7v2-bad-segment", expression=f"line {lineno}")
         occurrence = seen.get(name, 0) + 1
