@@ -7,7 +7,9 @@ up in the definitions (only what the instance itself names at run time: an exten
 Checkers are made lazily (the type graph is recursive: Extension in Extension, Identifier → Reference →
 Identifier) and shared by every Validator over the same Definitions with the same options (checkers_for). A
 checker reports through `run.add` exactly what the rules in the concept modules say: slicing.py, extensions.py,
-bindings.py, references.py, datatypes.py, primitives.py, invariants.py, type_profiles.py, resources.py.
+bindings.py, references.py, datatypes.py, primitives.py, invariants.py, type_profiles.py, resources.py. An object
+checker used twice also gets a generated happy path (generated.py) that it tries first; these closures are its exact
+fallback.
 
     check = checkers.object(owner, kids, typ); check(obj, path, run, is_resource)
     check = checkers.value(node, typ);         check(value, ext, path, run)

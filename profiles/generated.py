@@ -134,7 +134,6 @@ def object_fast(checkers: Any, owner: Node, kids: dict[str, Node], typ: str,
     ns["_KEYS"] = {s.key: k for k, s in enumerate(slots)}
     ns["_kids"] = [s.kid for s in slots]
     ns["_ktyps"] = [s.ktyp for s in slots]
-    ns["_keys"] = [s.key for s in slots]
     ns["_rx"] = [v.regex.get(s.ktyp) for s in slots]
     ns["_t"] = [s.tail for s in slots]
     ns["_fns"] = [None] * len(slots)
