@@ -49,6 +49,7 @@ ObjectCheck = Callable[..., None]  # (obj, path, run, is_resource=False)
 ValueCheck = Callable[[Any, Any, str, Any], None]  # (value, `_name` holder, path, run)
 ElementCheck = Callable[[list[tuple[str, Any, Any, str]], str, Any], None]  # (items, owner path, run)
 
+_NOTHING: list[Any] = []  # the remembered verdict of a value with no issues (shared: never extended)
 
 
 def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> ValueCheck:
@@ -60,7 +61,8 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
     every Coding, Quantity, component... of a resource."""
 
     def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
-        if ext is not None or not isinstance(value, dict) or (shape is not None and not _plain(value, shape)):
+        if ext is not None or (value.__class__ is not dict and not isinstance(value, dict)) or (
+                shape is not None and not _plain(value, shape)):
             body(value, ext, path, run)
             return
         try:
@@ -69,8 +71,8 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
             body(value, ext, path, run)
             return
         lang = (run.resource or run.root).get("language")  # displays are judged per language
-        if lang.__class__ is not str:
-            lang = lang if isinstance(lang, str) else None
+        if lang is not None and lang.__class__ is not str and not isinstance(lang, str):
+            lang = None
         key = (nid, typ, digest, lang if shape is None else (lang, run.depth))
         memo = run.validator.memo
         seen = memo.get(key)
@@ -80,7 +82,13 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
             return
         start = len(run.issues)
         body(value, ext, path, run)
-        found = run.issues[start:]
+        issues = run.issues
+        if len(issues) == start:  # the common case: nothing to replay
+            if len(memo) > LIMIT:
+                memo.clear()
+            memo[key] = _NOTHING
+            return
+        found = issues[start:]
         if all((i.expression or "").startswith(path) for i in found):
             if len(memo) > LIMIT:
                 memo.clear()
