@@ -75,7 +75,7 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
     key = (msh.get(3), msh.get(4), msg.control_id)
     ident = source_identifier(ctx) if msg.control_id else None
     out = bundle(resources, options.bundle_type, key, timestamp=when if when and "T" in when else None,
-                 identifier=ident)
+                 identifier=ident, copy=False)  # every object made for this Bundle: tests/mappers/hl7v2/test_fresh.py
     lang = message_language(ctx)
     if lang:  # the language of the whole message (Resource.language of the Bundle that carries it)
         out = {"resourceType": "Bundle", "id": out["id"], "language": lang, **out}

@@ -290,13 +290,13 @@ def _concept(slot: _Slot, value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, Code):
-        return _code_concept(value)
+        return fresh(_code_concept(value))
     if not isinstance(value, str):
         raise TypeError(f"{slot.field}: {value!r} is not a code")
     if slot.answers:
-        return _answer(slot.answers, value)
+        return fresh(_answer(slot.answers, value))
     if slot.chromosome:
-        return chromosome(value)
+        return fresh(chromosome(value))
     if slot.sequence_id:
         return sequence_id(value)
     if slot.text_system:
@@ -406,7 +406,7 @@ def _note_where(origins: dict[str, str] | None, path: str, fact: Any) -> None:
 def _observation(kind: str, rid: str, status: str, subject: dict[str, Any] | None,
                  effective: Stated | str | None, origins: dict[str, str] | None) -> dict[str, Any]:
     obs: dict[str, Any] = {"resourceType": "Observation", "id": rid, "meta": _profile(kind), "status": status,
-                           "category": _CATEGORIES, "code": kind_code(kind)}
+                           "category": [fresh(c) for c in _CATEGORIES], "code": fresh(kind_code(kind))}
     if subject:
         obs["subject"] = subject
     when = _plain(effective)
@@ -416,9 +416,13 @@ def _observation(kind: str, rid: str, status: str, subject: dict[str, Any] | Non
     return obs
 
 
-@cache
 def _profile(name: str) -> dict[str, Any]:
     return {"profile": [GR + name]}
+
+
+def fresh(concept: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a remembered CodeableConcept (flat codings) for a resource to own: a caller may edit its output."""
+    return {k: [{**c} for c in v] if k == "coding" else v for k, v in concept.items()}
 
 
 _CATEGORIES: list[dict[str, Any]] = []
@@ -437,9 +441,9 @@ def variant(facts: Variant, rid: str, *, subject: dict[str, Any] | None = None,
         raise ValueError("a variant's positions need a coordinate system (92822-6)")
     obs = _observation("variant", rid, status, subject, effective, origins)
     value = _plain(facts.assessment)
-    obs["valueCodeableConcept"] = (_answer("assessments", value) if isinstance(value, str)
+    obs["valueCodeableConcept"] = (fresh(_answer("assessments", value)) if isinstance(value, str)
                                    else _concept(_ASSESSMENT, value) if value is not None
-                                   else _answer("assessments", "present"))
+                                   else fresh(_answer("assessments", "present")))
     _note_where(origins, "valueCodeableConcept", facts.assessment)
     if notes:
         obs["note"] = list(notes)
@@ -481,7 +485,7 @@ def phase_relationship(rid: str, relation: str, first: dict[str, Any], second: d
     """The IG `sequence-phase-relationship` Observation (82120-7) between two variants: `relation` Cis, Trans,
     Indeterminate or Unknown (sequence-phase-relationship-cs, a required binding); derivedFrom both."""
     obs = _observation("sequence-phase-relationship", rid, status, subject, effective, origins)
-    obs["valueCodeableConcept"] = _answer("phases", relation)
+    obs["valueCodeableConcept"] = fresh(_answer("phases", relation))
     if method is not None:
         obs["method"] = _concept(_ASSESSMENT, _plain(method))
         _note_where(origins, "method", method)
@@ -520,12 +524,12 @@ def report(facts: Report, origins: dict[str, str] | None = None) -> dict[str, An
         res["basedOn"] = list(facts.based_on)
     res["status"] = facts.status
     if facts.genomic:
-        res["category"] = [_category("genetics")]
+        res["category"] = [fresh(_category("genetics"))]
         own = [c for c in (facts.code or {}).get("coding", [])
                if not (c.get("system") == LOINC and c.get("code") == report_code()["code"])]
-        res["code"] = {**(facts.code or {}), "coding": [report_code(), *own]}
+        res["code"] = {**(facts.code or {}), "coding": [{**report_code()}, *own]}
     else:
-        res["category"] = list(facts.category) or [_category("laboratory")]
+        res["category"] = list(facts.category) or [fresh(_category("laboratory"))]
         res["code"] = facts.code or {"text": "(no code)"}
     if facts.subject:
         res["subject"] = facts.subject

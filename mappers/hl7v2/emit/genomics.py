@@ -299,13 +299,14 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         scope = spec["scope"] == "implication"
         slot = (_IMPLICATION_SLOTS if scope else _VARIANT_SLOTS).get(target)
         holder, others = (impl_facts, impl_extra) if scope else (facts, extra)
-        for element, val in vals:
+        for k, (element, val) in enumerate(vals):
+            code = genomics.fresh(cc) if k else cc  # one per component: the Bundle's objects are not shared
             if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
-                others.append(genomics.Component(cc, {element: val}, where))
+                others.append(genomics.Component(code, {element: val}, where))
             elif slot.repeats:
-                setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, cc, where)])
+                setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, code, where)])
             else:
-                setattr(holder, slot.field, genomics.Stated(val, cc, where))
+                setattr(holder, slot.field, genomics.Stated(val, code, where))
     if (facts.exact or facts.outer or facts.inner) and facts.coordinate_system is None:
         # HL7 v2 LRI (Ch.5) positions are 1-based; the IG asks to say so (coded as the rows' variables are)
         facts.coordinate_system = genomics.Stated("1-based-character", {"coding": [

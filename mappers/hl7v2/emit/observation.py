@@ -15,6 +15,7 @@ from mappers.hl7v2.model import Segment
 from mappers.hl7v2.structure import Observation
 from mappers.ids import resource_id
 from mappers.terminology import translate
+from mappers.toolkit.genomics import fresh
 
 _CODED = {"CWE", "CNE", "CE", "CF"}
 _TEXT = {"ST", "TX", "FT", "ID", "IS"}
@@ -179,7 +180,7 @@ def _vital_sign(ctx: Context, obx: Segment, res: dict[str, Any]) -> None:
          and q.get("system") == _UCUM),
         ("a subject (PID)", "subject" in res), ("an effective time", "effectiveDateTime" in res)) if not ok]
     if allowed and not missing:
-        res["category"] = [*res["category"], CATEGORY_VITAL]
+        res["category"] = [*res["category"], fresh(CATEGORY_VITAL)]
         return
     why = "a single row cannot carry its components" if not allowed else "the row lacks " + ", ".join(missing)
     ctx.warn("hl7v2-vital-sign-not-conformant",
@@ -209,7 +210,7 @@ def lab_observation(ctx: Context, obs: Observation, key: str, subject: dict[str,
         "resourceType": "Observation",
         "id": resource_id("Observation", key, "OBX", obx.get(3), obx.get(4), str(ordinal)),
         "status": status(ctx, obx),
-        "category": [CATEGORY_LAB, CATEGORY_GE] if genetic else [CATEGORY_LAB],
+        "category": [fresh(CATEGORY_LAB), fresh(CATEGORY_GE)] if genetic else [fresh(CATEGORY_LAB)],
         "code": cc or {"text": "(OBX-3 empty)"},
     }
     ctx.origin(res, obx.ref)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from mappers.hl7v2.context import Context
 from mappers.hl7v2.datatypes import cwe_to_codeable_concept, text_to_codeable_concept
 from mappers.hl7v2.emit import instant_field, ref
@@ -59,8 +61,10 @@ def diagnostic_report(ctx: Context, order: Order, key: str, genomic: bool, subje
             codes.append(genomics.Stated(cc, None, f"{obs.obx.ref}-5"))
     facts = genomics.Report(
         rid, status="unknown" if t is None or t.equivalence == "unmatched" else t.code, genomic=genomic,
-        code=code, category=[CATEGORY_LAB],
-        identifier=[i for i in filler if i["type"]["coding"][0]["code"] == "FILL"] or filler[:1],
+        code=code, category=[genomics.fresh(CATEGORY_LAB)],
+        # the ServiceRequest's own identifier, copied: each resource owns its objects (the Bundle is not copied)
+        identifier=orjson.loads(orjson.dumps([i for i in filler if i["type"]["coding"][0]["code"] == "FILL"]
+                                             or filler[:1])),
         based_on=[ref(request)], subject=ref(subject) if subject else None,
         effective=genomics.Stated(*effective) if effective else None, issued=issued,
         specimens=[ref(s) for s in specimens], results=[ref(r) for r in results],
