@@ -261,17 +261,24 @@ async def requests_on_one_connection(port: int, count: int) -> None:
         writer.close()
 
 
+async def warmed(server: Server) -> None:
+    """Wait (up to a minute) for `server` to answer, which also converts the body once: every later request is a
+    cache hit."""
+    for _ in range(600):
+        try:
+            await requests_on_one_connection(server.port, 1)
+            return
+        except (OSError, AssertionError):
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"the server on port {server.port} did not answer within a minute")
+
+
 async def over_http(rounds: int, requests: int, connections: int = 4) -> None:
     modes = ("without", "metrics", "log-text", "log-json", "log-records", "without (2nd server)")
     servers = {m: Server(m.split(" ")[0]) for m in modes}  # the 2nd server without it: the noise
     try:
-        for server in servers.values():  # up, and the body converted once: every later request is a cache hit
-            for _ in range(600):
-                try:
-                    await requests_on_one_connection(server.port, 1)
-                    break
-                except (OSError, AssertionError):
-                    await asyncio.sleep(0.1)
+        for server in servers.values():
+            await warmed(server)
         cpu: dict[str, list[float]] = {m: [] for m in modes}
         for r in range(rounds):
             for mode in modes[r % len(modes):] + modes[:r % len(modes)]:
@@ -304,12 +311,7 @@ async def before_after(before: str, rounds: int, requests: int, connections: int
         servers = {f"before ({before})": Server("metrics", Path(folder)), "after (this tree)": Server("metrics")}
         try:
             for server in servers.values():
-                for _ in range(600):
-                    try:
-                        await requests_on_one_connection(server.port, 1)
-                        break
-                    except (OSError, AssertionError):
-                        await asyncio.sleep(0.1)
+                await warmed(server)
             rate: dict[str, list[float]] = {m: [] for m in servers}
             sandbox: dict[str, list[float]] = {m: [] for m in servers}  # its processes' share of the CPU
             names = list(servers)
