@@ -7,7 +7,9 @@ raises an exception the entry point does not declare (a crash), or runs past `--
 SIGPROF and counted as a crash), is saved under `--out` once per crash site (exception type and the innermost frame
 inside the repository); inputs slower than 1 s are counted and the slowest kept. Times are the process's CPU time, so
 that a machine shared with other work does not turn slow scheduling into timeouts. Nothing is shrunk: the run goes on
-to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and written as JSON.
+to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and written as JSON
+(`--out`/NAME/summary.json) at the end, after each chunk, and when the run is stopped by SIGTERM or SIGINT (`stopped`
+names the signal; the input it interrupted is counted, its outcome unknown).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class InputTimeout(Exception):
     """An input ran past the per-input time limit."""
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT: the run ends where it is and writes its summary (BaseException: the targets' and
+    hypothesis's `except Exception` let it through)."""
+
+
 @dataclass
 class Stats:
     harness: str
@@ -54,6 +61,8 @@ class Stats:
     chunks: int = 0
     harness_errors: int = 0  # chunks hypothesis stopped early (a fault of the harness, not of the target)
     seed: int = 0
+    stopped: str = ""  # the signal that ended the run early (SIGTERM, SIGINT), else empty
+    running: bool = False  # true in the summaries written along the way
 
 
 # Values that have broken parsers and validators elsewhere: wrong JSON types, numbers past every limit, strings that
@@ -116,6 +125,24 @@ def _progress(name: str, stats: Stats, start: float) -> None:
           f"{len(stats.crashes)} crash sites", file=sys.stderr)
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def _summary(out: Path, stats: Stats, start: float, running: bool) -> dict[str, Any]:
+    """The summary as it stands, written to `out`/summary.json (replaced atomically: a reader never sees half)."""
+    stats.seconds = round(time.monotonic() - start, 1)
+    stats.rate_per_second = round(stats.inputs / stats.seconds, 1) if stats.seconds else 0.0
+    stats.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    stats.running = running
+    doc = asdict(stats)
+    doc["slowest_seconds"] = round(stats.slowest_seconds, 3)
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(out / "summary.json")
+    return doc
+
+
 def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes], None],
         expected: tuple[type[BaseException], ...], args: argparse.Namespace, suffix: str) -> Stats:
     """Feed `target` the inputs `strategy` draws until `args.count` inputs or `args.seconds` pass; exceptions
@@ -126,6 +153,7 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
     start = time.monotonic()
     deadline = start + args.seconds
     signal.signal(signal.SIGPROF, _alarm)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def done() -> bool:
         return stats.inputs >= args.count or time.monotonic() >= deadline
@@ -158,7 +186,23 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
             stats.slowest_seconds = elapsed
             (out / f"slowest.{suffix}").write_bytes(data)
 
-    chunk = 0
+    try:
+        _chunks(name, strategy, one, done, args, stats, start, out)
+    except Stopped as e:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        stats.stopped = str(e)
+        print(f"  stopped by {stats.stopped}", file=sys.stderr)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    doc = _summary(out, stats, start, running=False)
+    print(json.dumps(doc, indent=2))
+    return stats
+
+
+def _chunks(name: str, strategy: st.SearchStrategy[bytes], one: Callable[[bytes], None], done: Callable[[], bool],
+            args: argparse.Namespace, stats: Stats, start: float, out: Path) -> None:
+    """Run chunks until `done()`, counting them in `stats.chunks`."""
     if args.engine == "buffer":
         # Hypothesis's entry point for external fuzzers (`fuzz_one_input`): each input is drawn from a buffer of
         # random bytes, with no engine around it (no replay, no mutation of earlier examples, no database).
@@ -176,23 +220,17 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
                     stats.harness_errors += 1
                     if stats.harness_errors <= 3:
                         print(f"  buffer refused: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
-            chunk += 1
+            stats.chunks += 1
             _progress(name, stats, start)
+            _summary(out, stats, start, running=True)
     while not done():
         test = settings(max_examples=args.chunk, deadline=None, database=None, phases=[Phase.generate],
                         suppress_health_check=list(HealthCheck), derandomize=False)(given(strategy)(one))
         try:
-            seed(args.seed + chunk)(test)()
+            seed(args.seed + stats.chunks)(test)()
         except Exception as e:  # hypothesis refusing a chunk (a harness fault, not the target's): next chunk
             stats.harness_errors += 1
-            print(f"  chunk {chunk}: hypothesis stopped: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
-        chunk += 1
+            print(f"  chunk {stats.chunks}: hypothesis stopped: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+        stats.chunks += 1
         _progress(name, stats, start)
-    stats.chunks = chunk
-    stats.seconds = round(time.monotonic() - start, 1)
-    stats.rate_per_second = round(stats.inputs / stats.seconds, 1) if stats.seconds else 0.0
-    stats.slowest_seconds = round(stats.slowest_seconds, 3)
-    stats.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    (out / "summary.json").write_text(json.dumps(asdict(stats), indent=2))
-    print(json.dumps(asdict(stats), indent=2))
-    return stats
+        _summary(out, stats, start, running=True)

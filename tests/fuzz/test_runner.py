@@ -1,0 +1,88 @@
+"""The fuzz runner of bench/fuzz/ (common.run), driven as the harnesses drive it, in a child process: a run stopped by
+SIGTERM or SIGINT still writes its summary (counts, crash sites, slowest, peak RSS), and `--seed` repeats a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A harness of the runner's shape: random bytes in, a crash (KeyError, one site) on one input in three, each input
+# recorded so that two runs can be compared.
+HARNESS = '''
+import sys, time
+sys.path.insert(0, {fuzz!r})
+from hypothesis import strategies as st
+from common import arguments, run
+
+args = arguments("runner test")
+seen = open({record!r}, "a")
+
+def target(data: bytes) -> None:
+    seen.write("x" + data.hex() + "\\n")
+    seen.flush()
+    time.sleep({pause})
+    if len(data) % 3 == 0:
+        {{}}[data]
+
+run("toy", st.binary(max_size=40), target, (), args, "bin")
+'''
+
+
+def _harness(tmp_path: Path, pause: float) -> tuple[Path, Path]:
+    record = tmp_path / "inputs.txt"
+    script = tmp_path / "toy.py"
+    script.write_text(HARNESS.format(fuzz=str(ROOT / "bench" / "fuzz"), record=str(record), pause=pause))
+    return script, record
+
+
+def _start(script: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(out / "hypothesis")}
+    return subprocess.Popen([sys.executable, str(script), "--out", str(out), *extra], cwd=out, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_writes_its_summary(tmp_path: Path, sig: signal.Signals) -> None:
+    script, record = _harness(tmp_path, pause=0.002)
+    proc = _start(script, tmp_path, "--count", "100000000", "--seconds", "600", "--chunk", "20", "--seed", "3")
+    summary = tmp_path / "toy" / "summary.json"
+    deadline = time.monotonic() + 120
+    while not (summary.exists() and json.loads(summary.read_text())["inputs"] >= 40):  # two chunks done
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no summary along the way"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    doc = json.loads(summary.read_text())
+    assert doc["stopped"] == sig.name, stderr
+    assert doc["running"] is False
+    assert json.loads(stdout) == doc  # printed as written
+    assert 40 <= doc["inputs"] < 100000000
+    assert doc["inputs"] >= len(record.read_text().split()) - 1  # the interrupted input is counted
+    assert doc["crash_inputs"] > 0 and len(doc["crashes"]) == 1 and next(iter(doc["crashes"])).startswith("KeyError")
+    saved = Path(next(iter(doc["crashes"].values())))
+    assert saved.exists() and len(saved.read_bytes()) % 3 == 0  # the crashing input itself
+    assert doc["peak_rss_mb"] > 0 and doc["seconds"] > 0 and doc["slowest_seconds"] >= 0
+
+
+def test_the_same_seed_draws_the_same_inputs(tmp_path: Path) -> None:
+    runs = []
+    for n in range(2):
+        where = tmp_path / str(n)
+        where.mkdir()
+        script, record = _harness(where, pause=0)
+        proc = _start(script, where, "--count", "300", "--chunk", "100", "--seed", "17")
+        stdout, stderr = proc.communicate(timeout=120)
+        assert json.loads(stdout)["inputs"] == 300, stderr
+        runs.append(record.read_text().split())
+    assert len(runs[0]) == 300 and runs[0] == runs[1]
+    assert len(set(runs[0])) > 200  # distinct inputs, not one repeated
