@@ -4,6 +4,7 @@ came from (origins)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -77,6 +78,27 @@ class Context:
         else:
             used.update(comps)
 
+    def use_row(self, seg: Segment, fields: Iterable[int], parts: Iterable[tuple[int, Iterable[int]]] = ()) -> None:
+        """use() and use_component() in one call: whole `fields`, and for each (n, comps) of `parts` the components
+        comps of field n (an emitter that reads a row collects what it read, and marks it once)."""
+        ref = seg.ref
+        whole = self._whole.get(ref)
+        if whole is None:
+            self._whole[ref] = set(fields)
+        else:
+            whole.update(fields)
+        if not parts:
+            return
+        own = self._parts.get(ref)
+        if own is None:
+            own = self._parts[ref] = {}
+        for n, comps in parts:
+            used = own.get(n)
+            if used is None:
+                own[n] = set(comps)
+            else:
+                used.update(comps)
+
     def use_segment(self, seg: Segment) -> None:
         self.use(seg, *range(1, len(seg.fields)))
 
@@ -97,6 +119,27 @@ class Context:
                 origins[key] = where
             elif have != where and where not in have.split(", "):
                 origins[key] = f"{have}, {where}"
+
+    def origin_paths(self, rid: str, paths: dict[str, str]) -> None:
+        """origin(rid, where, path) for every path → where of `paths`, in order (an emitter's origins at once)."""
+        origins = self.origins
+        lists: dict[str, set[str]] = {}  # an unindexed key's sources so far, as origin() splits them
+        for path, where in paths.items():
+            origins.setdefault(f"{rid}:{path}", where)
+            if "[" not in path:
+                continue
+            key = f"{rid}:{_unindexed(path)}"
+            have = origins.get(key)
+            if have is None:
+                origins[key] = where
+                lists[key] = set(where.split(", "))
+                continue
+            seen = lists.get(key)
+            if seen is None:
+                seen = lists[key] = set(have.split(", "))
+            if have != where and where not in seen:
+                origins[key] = f"{have}, {where}"
+                seen.update(where.split(", "))
 
     def warn(self, details: str, message: str, where: str | None = None, code: str = "value") -> None:
         self.issues.append(Issue("warning", code, details, message, where))

@@ -122,12 +122,36 @@ CWE_COMPONENTS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 def cwe_to_codeable_concept(seg: Segment, n: int, rep: int = 1, used: Usage | None = None) -> dict[str, Any] | None:
-    """CWE/CNE/CE (components 1-9) → CodeableConcept; None when empty."""
+    """CWE/CNE/CE (components 1-9) → CodeableConcept; None when empty. Each call hands out a concept of its own (the
+    caller's resource may be edited), worked out once per repetition text and dialect (memo: codes are
+    vocabulary, the same on many rows and messages)."""
+    if used is not None:
+        used.use_component(seg, n, *CWE_COMPONENTS)
+    raw = seg.repetition(n, rep)
+    if len(raw) > memo.SHORT:
+        return _cwe(seg, n, rep)
+    key = (raw, seg.dialect)
+    cc = _CONCEPTS.get(key, _UNREAD)
+    if cc is _UNREAD:
+        cc = memo.remember(_CONCEPTS, key, _cwe(seg, n, rep))
+    if cc is None:
+        return None
+    codings = cc.get("coding")
+    if codings is None:
+        return {"text": cc["text"]}
+    if len(cc) == 1:
+        return {"coding": [c.copy() for c in codings]}
+    return {"coding": [c.copy() for c in codings], "text": cc["text"]}
+
+
+_UNREAD = object()
+_CONCEPTS: dict[tuple[str, str], dict[str, Any] | None] = {}  # CWE repetition text, dialect → concept (memo)
+
+
+def _cwe(seg: Segment, n: int, rep: int) -> dict[str, Any] | None:
     c = seg.components(n, rep)
     if len(c) < 9:
         c += _BLANKS[len(c)]
-    if used is not None:
-        used.use_component(seg, n, *CWE_COMPONENTS)
     codings = []
     if c[0]:
         codings.append(_coding(c[0], c[1], c[2], c[6]))

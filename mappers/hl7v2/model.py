@@ -40,12 +40,15 @@ class Segment:
     delims: Delimiters = DEFAULT_DELIMITERS
     encoding: str = "utf-8"  # decodes hex escapes (\Xhh\)
     ref: str = field(init=False, compare=False, repr=False)  # path prefix of issue expressions: OBX[3]
+    # The delimiters and the encoding as one string (dialect()): with a field's raw text, all a value read from it
+    # depends on, so memos of what a coded field means key on the pair (signature).
+    dialect: str = field(init=False, compare=False, repr=False)
     # Mappers read the same fields many times: what was split and read is kept, by key: n → the field's
     # repetitions, (n, rep) → a repetition's raw components, (n, comp, sub, rep) → a value read.
     _memo: dict[Any, Any] = field(init=False, compare=False, repr=False)
 
     def __init__(self, name: str, fields: tuple[str, ...], occurrence: int, line: int,
-                 delims: Delimiters = DEFAULT_DELIMITERS, encoding: str = "utf-8") -> None:
+                 delims: Delimiters = DEFAULT_DELIMITERS, encoding: str = "utf-8", dialect: str = "") -> None:
         # A message has one Segment per line: its slots are filled directly (a frozen dataclass's generated
         # __init__ costs several times more).
         _SET_NAME(self, name)
@@ -55,18 +58,22 @@ class Segment:
         _SET_DELIMS(self, delims)
         _SET_ENCODING(self, encoding)
         _SET_REF(self, f"{name}[{occurrence}]")
+        _SET_DIALECT(self, dialect or dialect_of(delims, encoding))  # the parser passes its message's, made once
         _SET_MEMO(self, {})
 
     def raw(self, n: int) -> str:
         return self.fields[n] if n < len(self.fields) else ""
 
-    def signature(self, n: int) -> tuple[str, ...]:
+    def signature(self, n: int) -> tuple[str, str]:
         """What every value read from field n depends on: its raw text, the delimiters and the encoding. Readers
         that work out what a coded field means (vocabulary, the same on many rows and messages) key their memo
         on it."""
-        d = self.delims
-        return (self.fields[n] if n < len(self.fields) else "", d.field, d.component, d.repetition, d.escape,
-                d.subcomponent, d.truncation, self.encoding)
+        return (self.fields[n] if n < len(self.fields) else "", self.dialect)
+
+    def repetition(self, n: int, rep: int = 1) -> str:
+        """The raw text of repetition `rep` of field n ("" when absent)."""
+        reps = self._memo.get(n) or self._repeated(n)
+        return reps[rep - 1] if rep <= len(reps) else ""
 
     def repetitions(self, n: int) -> list[str]:
         """Raw repetitions of field n ("" yields none)."""
@@ -141,8 +148,16 @@ class Segment:
         return unescape(reps[rep - 1], self.delims, self.encoding) if rep <= len(reps) else ""
 
 
-_SET_NAME, _SET_FIELDS, _SET_OCCURRENCE, _SET_LINE, _SET_DELIMS, _SET_ENCODING, _SET_REF, _SET_MEMO = (
-    Segment.__dict__[k].__set__ for k in ("name", "fields", "occurrence", "line", "delims", "encoding", "ref", "_memo"))
+_SET_NAME, _SET_FIELDS, _SET_OCCURRENCE, _SET_LINE, _SET_DELIMS, _SET_ENCODING, _SET_REF, _SET_DIALECT, _SET_MEMO = (
+    Segment.__dict__[k].__set__
+    for k in ("name", "fields", "occurrence", "line", "delims", "encoding", "ref", "dialect", "_memo"))
+
+
+def dialect_of(delims: Delimiters, encoding: str) -> str:
+    """Delimiters and encoding as one string, unambiguous: the truncation character's count comes first (the
+    other five are always one character each), the codec name last."""
+    d = delims
+    return f"{len(d.truncation)}{d.field}{d.component}{d.repetition}{d.escape}{d.subcomponent}{d.truncation}{encoding}"
 
 
 @dataclass(frozen=True, slots=True)

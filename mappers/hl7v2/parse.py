@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.hl7v2.charsets import ASCII_TRAIL_CODECS, FALLBACKS, codec_for
-from mappers.hl7v2.model import Batch, Delimiters, Message, Segment
+from mappers.hl7v2.model import Batch, Delimiters, Message, Segment, dialect_of
 
 _MLLP = bytes.maketrans(b"", b"")
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
@@ -255,6 +255,7 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
     short, few, wide = limits.max_field_length, min(limits.max_repetitions, limits.max_components), limits.max_fields
     fs, rs, cs, ss = d.field, d.repetition, d.component, d.subcomponent
     codec = encoding or "utf-8"
+    dialect = dialect_of(d, codec)
     for lineno, line in lines:
         parts = line.split(fs)
         name = parts[0].strip()
@@ -273,7 +274,7 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
         parts[0] = name
         if name == "MSH":
             parts.insert(1, fs)
-        segments.append(Segment(name, tuple(parts), occurrence, lineno, d, codec))
+        segments.append(Segment(name, tuple(parts), occurrence, lineno, d, codec, dialect))
     return Message(tuple(segments), d, encoding, tuple(warnings))
 
 

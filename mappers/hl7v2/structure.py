@@ -23,15 +23,28 @@ def known_segments() -> frozenset[str]:
     return frozenset(json.loads(path.read_text(encoding="utf-8"))["segments"])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Observation:
+    """One OBX row with its NTE notes, and what every emitter reads of it: OBX-2 (value type) and OBX-4 (sub-ID),
+    read once here."""
+
     obx: Segment
-    notes: list[Segment] = field(default_factory=list)
+    notes: list[Segment]
     # The LRI genetic variable the row carries (mappers.hl7v2.variable_names.Recognised), set by the mapper;
     # apart: the row names a variable it cannot be (code and name disagree, or its value does not fit), so it is
     # kept as a result of its own, never inside a variant.
-    variable: Any = None
-    apart: bool = False
+    variable: Any
+    apart: bool
+    vt: str  # OBX-2
+    sub: str  # OBX-4
+
+    def __init__(self, obx: Segment, notes: list[Segment] | None = None) -> None:
+        self.obx = obx
+        self.notes = [] if notes is None else notes
+        self.variable = None
+        self.apart = False
+        self.vt = obx.get(2)
+        self.sub = obx.get(4)
 
 
 @dataclass(slots=True)

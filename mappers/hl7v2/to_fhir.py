@@ -193,7 +193,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
         for obs in order.observations:
             code = variable_code(obs)
             spec = variable(code) if code else None
-            sub = group_key(obs.obx.get(4))
+            sub = group_key(obs.sub)
             if spec and spec["scope"] == "report":
                 conclusion.append(obs)
             elif spec and sub and not is_overall(sub):
@@ -206,7 +206,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
                 plain.append(obs)
         # Rows of an unknown code with a variant group's sub-ID belong to that variant.
         for obs in list(plain):
-            sub = group_key(obs.obx.get(4))
+            sub = group_key(obs.sub)
             if sub in groups and sub and not obs.apart:
                 groups[sub].append(obs)
                 plain.remove(obs)
@@ -229,13 +229,13 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     seen: dict[tuple[str, str], int] = {}
 
     def ordinal(obs: Observation) -> int:
-        k = (obs.obx.get(3), obs.obx.get(4))
+        k = (obs.obx.get(3), obs.sub)
         seen[k] = seen.get(k, 0) + 1
         return seen[k]
 
     for obs in plain:
         # Overall-study rows (sub-ID 1) of a genetic report are genetic results too: category GE says so.
-        overall = genomic and is_overall(group_key(obs.obx.get(4)))
+        overall = genomic and is_overall(group_key(obs.sub))
         code = genetic_row_code(ctx, obs) if obs.variable is not None else None
         results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs),
                                        code))

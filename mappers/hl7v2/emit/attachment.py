@@ -30,7 +30,8 @@ def media_types() -> dict[str, Any]:
 def is_document(obs: Observation) -> bool:
     """ED/RP rows, and text rows without any OBX-3 (lines of a report)."""
     obx = obs.obx
-    return obx.get(2) in ("ED", "RP") or (obx.get(2) in _TEXT and not obx.raw(3))
+    vt = obs.vt
+    return vt in ("ED", "RP") or (vt in _TEXT and not obx.raw(3))
 
 
 def content_type(kind: str, subtype: str) -> str | None:

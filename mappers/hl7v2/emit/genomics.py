@@ -65,16 +65,23 @@ def variable_code(obs: Observation) -> str | None:
 def row_code(ctx: Context, obs: Observation) -> dict[str, Any]:
     """The code of a row's component or Observation: the LOINC variable, and beside it the sender's own OBX-3
     coding when the variable was recognised from a name or another code (so nothing of OBX-3 is lost)."""
+    ctx.use_component(obs.obx, 3, *CWE_COMPONENTS)
+    return _row_concept(obs)
+
+
+def _row_concept(obs: Observation) -> dict[str, Any]:
+    """row_code without marking OBX-3 used (the caller marks it)."""
     obx, rec = obs.obx, obs.variable
-    ctx.use_component(obx, 3, *CWE_COMPONENTS)
-    signature = obx.signature(3)
-    if len(signature[0]) > memo.SHORT:
+    raw = obx.fields[3] if len(obx.fields) > 3 else ""
+    if len(raw) > memo.SHORT:
         return _row_code(obx, rec)
-    key = (*signature, rec.loinc, rec.how) if rec is not None else signature
+    key = (raw, obx.dialect, rec.loinc, rec.how) if rec is not None else (raw, obx.dialect)
     code = _ROW_CODES.get(key)
     if code is None:
         code = memo.remember(_ROW_CODES, key, _row_code(obx, rec))
     # a copy: the caller's resource may be edited, the memo's concept must not be
+    if len(code) == 1 and "coding" in code:
+        return {"coding": [c.copy() for c in code["coding"]]}
     return {k: [{**c} for c in v] if k == "coding" else v for k, v in code.items()}
 
 
@@ -100,16 +107,24 @@ def _row_code(obx: Segment, rec: Recognised | None) -> dict[str, Any]:
     return out
 
 
-def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> list[tuple[str, Any]]:
+def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, whole: list[int],
+            parts: list[tuple[int, tuple[int, ...]]]) -> list[tuple[str, Any]]:
     """OBX-5 repetitions as values of the slice's FHIR type; a coded slice also takes ST text (V2X writes
-    some CWE rows as ST)."""
+    some CWE rows as ST). The fields and components read are added to `whole` and `parts` (Context.use_row)."""
     obx = obs.obx
     out: list[tuple[str, Any]] = []
-    vt = obx.get(2)
-    for rep in range(1, obx.repetition_count(5) + 1):
-        if fhir_type == "CodeableConcept":
-            if vt in _CODED:
-                cc = cwe_to_codeable_concept(obx, 5, rep, ctx)
+    vt = obs.vt
+    reps = obx.repetition_count(5)
+    if fhir_type == "CodeableConcept":
+        coded = vt in _CODED
+        if coded:
+            if reps:
+                parts.append((5, CWE_COMPONENTS))
+        else:
+            whole.append(5)
+        for rep in range(1, reps + 1):
+            if coded:
+                cc = cwe_to_codeable_concept(obx, 5, rep)
             elif slice_name == "chromosome-identifier":
                 name = re.sub(r"^chr", "", obx.text(5, rep), flags=re.I)
                 t = translate("chromosome-name-to-loinc-ll2938-0", name.upper())
@@ -123,10 +138,16 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                 _add_sequence_ontology(cc)
             if cc:
                 out.append(("valueCodeableConcept", cc))
-        elif fhir_type == "string":
+        return out
+    if fhir_type == "string":
+        if vt in _CODED:
+            if reps:
+                parts.append((5, (1,)))
+        else:
+            whole.append(5)
+    for rep in range(1, reps + 1):
+        if fhir_type == "string":
             text = obx.get(5, 1, rep=rep) if vt in _CODED else obx.text(5, rep)
-            if vt in _CODED:
-                ctx.use_component(obx, 5, 1)
             if text:
                 out.append(("valueString", text))
         elif fhir_type == "Range":
@@ -152,8 +173,6 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str) -> 
                 q.update(system=UCUM, code="1")
                 q.setdefault("unit", "1")
             out.append(("valueQuantity", q))
-    if fhir_type in ("CodeableConcept", "string") and vt not in _CODED:
-        ctx.use(obx, 5)
     return out
 
 
@@ -184,7 +203,7 @@ def fits(obs: Observation) -> bool:
     systems (table: answer_systems) must use one of them, e.g. clinical significance a LOINC answer, not a disease
     code sent under a mislabelled row."""
     systems = _answer_systems().get(variable_code(obs) or "")
-    if not systems or obs.obx.get(2) not in _CODED:
+    if not systems or obs.vt not in _CODED:
         return True
     obx = obs.obx
     used = [obx.get(5, 3), obx.get(5, 6)]
@@ -270,15 +289,17 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             leftovers.append(obs)
             continue
         taken.add(code)
-        ctx.use(obx, 1, 2, 4, 11)
+        # what the row is read for, marked once at the end of its turn (Context.use_row)
+        whole = [1, 2, 4, 11]
+        parts: list[tuple[int, tuple[int, ...]]] = []
         if spec is None:
             ctx.inform("hl7v2-unsliced-component",
                        f"OBX-3 {code} in variant group {group} is not a Genomics Reporting variable; kept as a "
                        "component under its own code", f"{obx.ref}-3")
-            spec = {"target": "component", "fhir_type": "CodeableConcept" if obx.get(2) in _CODED else "string",
+            spec = {"target": "component", "fhir_type": "CodeableConcept" if obs.vt in _CODED else "string",
                     "scope": "variant"}
         target = spec["target"]
-        vals = _values(ctx, obs, spec["fhir_type"], target)
+        vals = _values(ctx, obs, spec["fhir_type"], target, whole, parts)
         if len(vals) > 1 and not spec.get("repeats") and target != "component":
             ctx.warn("hl7v2-repetitions-dropped", f"OBX-5 has {len(vals)} repetitions; the {target} slice takes one",
                      f"{obx.ref}-5")
@@ -286,16 +307,19 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         if obs.notes:
             note_list += notes(obs.notes, ctx)
         if obx.get(14):
-            ctx.use(obx, 14)  # the variant's time comes from its first row (below); later rows' are not kept
+            whole.append(14)  # the variant's time comes from its first row (below); later rows' are not kept
         where = f"{obx.ref}-5"
-        if target in ("value", "method"):
+        if target == "value" or target == "method":
+            ctx.use_row(obx, whole, parts)
             if vals:
                 setattr(facts, "assessment" if target == "value" else "method",
                         genomics.Stated(vals[0][1], None, where))
             continue
-        cc = row_code(ctx, obs)
+        parts.append((3, CWE_COMPONENTS))
+        ctx.use_row(obx, whole, parts)
         if id(obs) in phased:
             continue  # the group's side of a sequence-phase relationship (phase_relationship)
+        cc = _row_concept(obs)
         scope = spec["scope"] == "implication"
         slot = (_IMPLICATION_SLOTS if scope else _VARIANT_SLOTS).get(target)
         holder, others = (impl_facts, impl_extra) if scope else (facts, extra)
@@ -327,8 +351,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
                            specimen=ref(specimen) if specimen else None, status=status(ctx, first), effective=when,
                            notes=note_list, origins=origins)
     ctx.origin(var, first.ref)
-    for path, where in origins.items():
-        ctx.origin(var, where, path)
+    ctx.origin_paths(var["id"], origins)
     impl_facts.extra = impl_extra
     if impl_facts.clinical_significance is None and not impl_facts.phenotypes and not impl_extra:
         return var, None, leftovers
@@ -337,6 +360,5 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
                                 [ref(var)], subject=ref(subject) if subject else None, status=var["status"],
                                 effective=when, origins=origins)
     ctx.origin(impl, first.ref)
-    for path, where in origins.items():
-        ctx.origin(impl, where, path)
+    ctx.origin_paths(impl["id"], origins)
     return var, impl, leftovers

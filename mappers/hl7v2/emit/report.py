@@ -53,9 +53,9 @@ def diagnostic_report(ctx: Context, order: Order, key: str, genomic: bool, subje
         # the variable is stated by conclusionCode's place; a local code or name it was read from is what was used
         ctx.use_component(obs.obx, 3, *((1, 2, 3) if rec is None or rec.how == "code" else
                                         (int(rec.where.rsplit(".", 1)[1]),)))
-        cc = (cwe_to_codeable_concept(obs.obx, 5, used=ctx) if obs.obx.get(2) in ("CWE", "CNE", "CE")
+        cc = (cwe_to_codeable_concept(obs.obx, 5, used=ctx) if obs.vt in ("CWE", "CNE", "CE")
               else text_to_codeable_concept(obs.obx.text(5)))
-        if obs.obx.get(2) not in ("CWE", "CNE", "CE"):
+        if obs.vt not in ("CWE", "CNE", "CE"):
             ctx.use(obs.obx, 5)
         if cc:
             codes.append(genomics.Stated(cc, None, f"{obs.obx.ref}-5"))
@@ -72,6 +72,5 @@ def diagnostic_report(ctx: Context, order: Order, key: str, genomic: bool, subje
         presented_forms=[genomics.Stated(a, None, where) for a, where in presented])
     origins: dict[str, str] = {}
     res = genomics.report(facts, origins)
-    for path, where in origins.items():
-        ctx.origin(res, where, path)
+    ctx.origin_paths(res["id"], origins)
     return res

@@ -10,7 +10,7 @@ import pytest
 
 from mappers.hl7v2 import memo, parse_message, to_fhir, variable_names
 from mappers.hl7v2.context import Context
-from mappers.hl7v2.datatypes import _dtms, _system_uris, dtm_to_fhir, system_uri
+from mappers.hl7v2.datatypes import _CONCEPTS, _dtms, _system_uris, dtm_to_fhir, system_uri
 from mappers.hl7v2.emit import genomics
 from mappers.hl7v2.structure import Observation
 
@@ -18,7 +18,7 @@ MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 
 
 def _forget() -> None:
-    for kept in (variable_names._READINGS, variable_names._NAMED, genomics._ROW_CODES):
+    for kept in (variable_names._READINGS, variable_names._NAMED, genomics._ROW_CODES, _CONCEPTS):
         kept.clear()
     for cached in (variable_names._normalised, _system_uris, _dtms):
         cached.cache_clear()
@@ -32,7 +32,7 @@ def _everything(data: bytes) -> bytes:
 def test_outputs_are_the_same_with_the_memos_empty_or_full() -> None:
     _forget()
     cold = [_everything(p.read_bytes()) for p in MESSAGES]
-    assert variable_names._READINGS and genomics._ROW_CODES  # the first pass filled them
+    assert variable_names._READINGS and genomics._ROW_CODES and _CONCEPTS  # the first pass filled them
     warm = [_everything(p.read_bytes()) for p in MESSAGES]
     _forget()
     backwards = [_everything(p.read_bytes()) for p in reversed(MESSAGES)][::-1]
@@ -52,7 +52,7 @@ def test_long_texts_are_read_but_never_kept() -> None:
     long_name = "gene studied " + "x" * (4 * memo.SHORT)
     conv = to_fhir(_message(f"LOCAL-1^{long_name}^L"))
     assert any(i.details == "hl7v2-unsliced-component" and "LOCAL-1" in i.message for i in conv.issues)
-    kept = [*variable_names._READINGS, *variable_names._NAMED, *genomics._ROW_CODES]
+    kept = [*variable_names._READINGS, *variable_names._NAMED, *genomics._ROW_CODES, *_CONCEPTS]
     assert kept and all(len(key[0]) <= memo.SHORT for key in kept)  # the short OBX-3 of the other row
     for cached, call in ((variable_names._normalised, lambda t: variable_names.normalise(t)),
                          (_system_uris, lambda t: system_uri(t)), (_dtms, lambda t: dtm_to_fhir(t, None))):
@@ -88,3 +88,17 @@ def test_a_reading_depends_on_the_site_table(site: tuple[tuple[str, str], ...]) 
     again = variable_names.recognise(obx, genomics.variable_codes(), site)
     assert rec == again
     assert (rec is not None and rec.how == "name" and rec.where == "OBX[1]-3.2") is bool(site)
+
+
+def test_a_coded_value_handed_out_is_a_copy() -> None:
+    from mappers.hl7v2.datatypes import cwe_to_codeable_concept
+
+    msg = parse_message(_message("48018-6^Gene studied^LN"))
+    obx = msg.all("OBX")[1]
+    first = cwe_to_codeable_concept(obx, 5)
+    assert first is not None
+    first["coding"][0]["code"] = "edited"
+    first["coding"].append({"code": "added"})
+    again = parse_message(_message("48018-6^Gene studied^LN")).all("OBX")[1]
+    assert cwe_to_codeable_concept(again, 5) == {"coding": [{"system": "http://www.genenames.org",
+                                                              "code": "HGNC:1100", "display": "BRCA1"}]}
