@@ -93,8 +93,16 @@ def corpora_root() -> Path:
     return root
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, http: bool = False) -> argparse.Namespace:
+    """The runner's options; `http`: also the HTTP harnesses' transport and sandbox (bench/fuzz/http_client.py)."""
     ap = argparse.ArgumentParser(description=description)
+    if http:
+        ap.add_argument("--transport", choices=("asgi", "testclient", "loopback"), default="asgi",
+                        help="asgi: the app in this thread (default, fastest); testclient: starlette's TestClient; "
+                             "loopback: uvicorn on 127.0.0.1 and httpx over TCP")
+        ap.add_argument("--sandbox", action="store_true",
+                        help="run conversions and validations in the sandbox processes, as deployed (their CPU "
+                             "is then not counted per input)")
     ap.add_argument("--count", type=int, default=10_000, help="stop after this many inputs (default 10000)")
     ap.add_argument("--seconds", type=float, default=600.0, help="stop after this many seconds (default 600)")
     ap.add_argument("--chunk", type=int, default=500, help="hypothesis examples per chunk (default 500)")

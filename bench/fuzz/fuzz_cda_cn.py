@@ -14,6 +14,7 @@ or not or declared wrongly; one in five is then damaged as markup or bytes (DOCT
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import arguments, run
-from mutations import files, mutate_xml, read_seeds, rss_mb, write_xml, xml_damage
+from mutations import files, mutate_xml, parsed, read_seeds, rss_mb, write_xml, xml_damage
 
 from mappers.exceptions import MappingError
 from mappers.toolkit.registry import ConvertOptions, get
@@ -42,15 +43,16 @@ def seeds() -> tuple[list[bytes], list[bytes]]:
 
 def inputs(china: list[bytes], eu: list[bytes]) -> st.SearchStrategy[bytes]:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    trees = [etree.fromstring(s, parser) for s in china + eu]
+    by_seed = parsed(china + eu, parser)
+    trees = list(by_seed.values())
     pools = (china, eu or china)
 
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        data = draw(st.sampled_from(pools[draw(st.integers(0, 4)) == 0]))
         rng = random.Random(draw(st.integers(0, 2**32)))
-        root = etree.fromstring(data, parser)
-        for _ in range(draw(st.integers(1, 4))):
+        data = rng.choice(pools[rng.randint(0, 4) == 0])
+        root = copy.deepcopy(by_seed[data])
+        for _ in range(rng.randint(1, 4)):
             try:
                 mutate_xml(draw, rng, root, trees)
             except RecursionError:  # a copy of something an earlier mutation nested deep
@@ -59,7 +61,7 @@ def inputs(china: list[bytes], eu: list[bytes]) -> st.SearchStrategy[bytes]:
             written = write_xml(draw, rng, root)
             if len(written) <= MAX_INPUT:
                 data = written
-        return xml_damage(draw, rng, data) if draw(st.integers(0, 4)) == 0 else data
+        return xml_damage(draw, rng, data) if rng.randint(0, 4) == 0 else data
 
     return draw_input()
 

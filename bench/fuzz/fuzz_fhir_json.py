@@ -99,29 +99,40 @@ def _walk(rng: random.Random, doc: Any) -> tuple[Any, Any] | None:
         node = node[key]
 
 
-# each draw a fresh copy: later mutations change the value in place
-junk = st.one_of(st.sampled_from(JUNK_VALUES).map(copy.deepcopy), st.sampled_from(JUNK_STRINGS), st.text(max_size=20),
-                 st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                              lambda inner: st.lists(inner, max_size=3)
-                              | st.dictionaries(st.sampled_from(NAMES), inner, max_size=3), max_leaves=8))
+# the values hypothesis generates; `_junk` adds the fixed lists
+junk = [st.text(max_size=20), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+        st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(NAMES), inner, max_size=3), max_leaves=8)]
+short_text = st.text(max_size=5)
+
+
+def _junk(draw: st.DrawFn, rng: random.Random) -> Any:
+    """Each kind as likely as the others (as hypothesis's one_of of them picked); JUNK_VALUES as a fresh copy:
+    later mutations change the value in place."""
+    k = rng.randrange(len(junk) + 2)
+    if k == 0:
+        return copy.deepcopy(rng.choice(JUNK_VALUES))
+    if k == 1:
+        return rng.choice(JUNK_STRINGS)
+    return draw(junk[k - 2])
 
 
 def _mutate(draw: st.DrawFn, rng: random.Random, doc: dict[str, Any], seeds: list[bytes]) -> None:
-    op = draw(st.integers(0, 9))
+    op = rng.randint(0, 9)
     spot = _walk(rng, doc)
     if spot is None:
-        doc[rng.choice(NAMES)] = draw(junk)
+        doc[rng.choice(NAMES)] = _junk(draw, rng)
         return
     parent, key = spot
     value = parent[key]
     if op == 0:
-        parent[key] = draw(junk)
+        parent[key] = _junk(draw, rng)
     elif op == 1:
         del parent[key]
     elif op == 2:
         holder = value if isinstance(value, dict) else parent if isinstance(parent, dict) else doc
-        holder[draw(st.sampled_from(NAMES))] = draw(junk)
+        holder[rng.choice(NAMES)] = _junk(draw, rng)
     elif op == 3:
         parent[key] = value[0] if isinstance(value, list) and value else [value]
     elif op == 4:  # a subtree of another seed: right shapes in wrong places
@@ -133,15 +144,15 @@ def _mutate(draw: st.DrawFn, rng: random.Random, doc: dict[str, Any], seeds: lis
         parent[key] = value * min(times, 20) if isinstance(value, list) else [value] * times
     elif op == 6:  # deep nesting, in one of the shapes FHIR allows to recurse, or plain arrays
         style = rng.choice(list(_NESTS))
-        for _ in range(draw(st.sampled_from(DEPTHS))):
+        for _ in range(rng.choice(DEPTHS)):
             value = _NESTS[style if style != "mixed" else rng.choice(list(_NESTS)[:-1])](value)
         parent[key] = value
     elif op == 7:
         holder = value if isinstance(value, dict) else parent if isinstance(parent, dict) else doc
-        holder["resourceType"] = draw(st.sampled_from(TYPES))
+        holder["resourceType"] = rng.choice(TYPES)
     elif op == 8 and isinstance(value, str):
         cut = rng.randint(0, len(value))
-        parent[key] = value[:cut] + draw(st.sampled_from(JUNK_STRINGS) | st.text(max_size=5)) + value[cut:]
+        parent[key] = value[:cut] + (rng.choice(JUNK_STRINGS) if rng.random() < 0.5 else draw(short_text)) + value[cut:]
     else:  # swapped with another value of the same instance
         other = _walk(rng, doc)
         if other is not None and other[0] is not value and other[0][other[1]] is not parent:
@@ -158,16 +169,16 @@ def _dumps(doc: Any) -> bytes:
             return b'{"resourceType": "Patient"}'
 
 
-def _damage(draw: st.DrawFn, data: bytes) -> bytes:
-    at = draw(st.integers(0, len(data)))
-    op = draw(st.integers(0, 4))
+def _damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
+    at = rng.randint(0, len(data))
+    op = rng.randint(0, 4)
     if op == 0:
         return data[:at]
     if op == 1:
-        return data[:at] + draw(st.sampled_from([b"\xff", b"\\u", b'{"', b"]]]", b"\x00", b"\xed\xa0\x80", b","]))\
+        return data[:at] + rng.choice([b"\xff", b"\\u", b'{"', b"]]]", b"\x00", b"\xed\xa0\x80", b","])\
             + data[at:]
     if op == 2:
-        return data[:at] + data[at + draw(st.integers(1, 16)):]
+        return data[:at] + data[at + rng.randint(1, 16):]
     if op == 3:
         return b"\xef\xbb\xbf" + data
     return data[:at] + data[at:at + 64] * 2 + data[at:]
@@ -178,12 +189,12 @@ def inputs(light: list[bytes], seeds: list[bytes]) -> st.SearchStrategy[bytes]:
     mutations, and one time in eight damage to the bytes."""
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        doc = orjson.loads(draw(st.sampled_from(light if draw(st.integers(0, 7)) else seeds)))
         rng = random.Random(draw(st.integers(0, 2**32)))
-        for _ in range(draw(st.integers(1, 4))):
+        doc = orjson.loads(rng.choice(light if rng.randint(0, 7) else seeds))
+        for _ in range(rng.randint(1, 4)):
             _mutate(draw, rng, doc, seeds)
         data = _dumps(doc)
-        return _damage(draw, data) if draw(st.integers(0, 7)) == 0 else data
+        return _damage(draw, rng, data) if rng.randint(0, 7) == 0 else data
 
     return draw_input()
 

@@ -54,17 +54,17 @@ def _msh18(rng: random.Random, data: bytes) -> bytes:
 def inputs(corpus: list[bytes]) -> st.SearchStrategy[bytes]:
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        data = draw(st.sampled_from(corpus))
         rng = random.Random(draw(st.integers(0, 2**32)))
-        for _ in range(draw(st.integers(1, 4))):
-            if draw(st.integers(0, 15)) == 0:
+        data = rng.choice(corpus)
+        for _ in range(rng.randint(1, 4)):
+            if rng.randint(0, 15) == 0:
                 data = _msh18(rng, data)
             else:
                 data = mutate_lines(draw, rng, data, corpus, fields=b"|", inner=rng.choice([b"^", b"~", b"&"]),
                                     delimiters=b"|^~\\&\r\n", copies=(1, 1, 2, 2, 3, 99, 99, 2000, 12000))
-        if draw(st.integers(0, 4)) == 0:
+        if rng.randint(0, 4) == 0:
             data = damage(draw, rng, data)
-        if draw(st.integers(0, 19)) == 0:
+        if rng.randint(0, 19) == 0:
             data = b"\x0b" + data + b"\x1c\r"  # MLLP framing left on
         return data
 

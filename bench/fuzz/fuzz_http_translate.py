@@ -57,28 +57,28 @@ def _pairs(rng: random.Random, seed: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _mutate(draw: st.DrawFn, rng: random.Random, pairs: list[tuple[str, Any]], seeds: list[dict[str, Any]]) -> None:
-    op = draw(st.integers(0, 5))
+    op = rng.randint(0, 5)
     k = rng.randrange(len(pairs)) if pairs else 0
     if op == 0 and pairs:
-        pairs[k] = (pairs[k][0], junk_text(draw, rng) if rng.random() < 0.5 else draw(st.sampled_from(JUNK_VALUES)))
+        pairs[k] = (pairs[k][0], junk_text(draw, rng) if rng.random() < 0.5 else rng.choice(JUNK_VALUES))
     elif op == 1 and pairs:
         pairs.insert(k, pairs[k])
     elif op == 2 and pairs:
         del pairs[k]
     elif op == 3 and pairs:
-        pairs[k] = (draw(st.sampled_from(NAMES)), pairs[k][1])
+        pairs[k] = (rng.choice(NAMES), pairs[k][1])
     elif op == 4:  # codings, as objects or wrongly shaped
         other = rng.choice(seeds)
         coding: Any = {"system": other["system"], "code": other["code"]}
         if rng.random() < 0.3:
-            coding[rng.choice(["system", "code"])] = draw(st.sampled_from(JUNK_VALUES))
+            coding[rng.choice(["system", "code"])] = rng.choice(JUNK_VALUES)
         name = rng.choice(["coding", "codeableConcept"])
         value = coding if name == "coding" else {"coding": [coding] * rng.choice([1, 2, 500])}
         if name == "codeableConcept" and rng.random() < 0.3:
-            value["coding"] = draw(st.sampled_from(JUNK_VALUES))
+            value["coding"] = rng.choice(JUNK_VALUES)
         pairs.append((name, value))
     else:
-        pairs.append((draw(st.sampled_from(NAMES)), junk_text(draw, rng)))
+        pairs.append((rng.choice(NAMES), junk_text(draw, rng)))
 
 
 def _value_key(rng: random.Random, value: Any) -> str:
@@ -92,16 +92,16 @@ def _value_key(rng: random.Random, value: Any) -> str:
 def inputs(corpus: list[dict[str, Any]]) -> st.SearchStrategy[bytes]:
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        seed = draw(st.sampled_from(corpus))
         rng = random.Random(draw(st.integers(0, 2**32)))
+        seed = rng.choice(corpus)
         pairs = _pairs(rng, seed)
-        for _ in range(draw(st.integers(1, 3))):
+        for _ in range(rng.randint(1, 3)):
             _mutate(draw, rng, pairs, corpus)
         path = "/fhir/ConceptMap/$translate"
-        if draw(st.integers(0, 3)) == 0:
+        if rng.randint(0, 3) == 0:
             map_id = rng.choice([seed["id"], "x", "..", "a" * 300, junk_text(draw, rng)])
             path = f"/fhir/ConceptMap/{quote(map_id[:1024], safe='.%')}/$translate"  # servers refuse longer URLs
-        how = draw(st.integers(0, 2))
+        how = rng.randint(0, 2)
         query: list[tuple[str, str]] = []
         body, media = b"", ""
         if how == 0:
@@ -114,11 +114,11 @@ def inputs(corpus: list[dict[str, Any]]) -> st.SearchStrategy[bytes]:
             method, media = "POST", "application/fhir+json"
             params = [{"name": n, _value_key(rng, v): v} for n, v in pairs]
             body = dumps({"resourceType": "Parameters", "parameter": params})
-            if draw(st.integers(0, 5)) == 0:
+            if rng.randint(0, 5) == 0:
                 body = json_text_damage(draw, rng, body)
             if rng.random() < 0.05:
                 query = [("code", seed["code"])]
-        if method == "POST" and draw(st.integers(0, 7)) == 0:
+        if method == "POST" and rng.randint(0, 7) == 0:
             media = rng.choice(MEDIA)
         return pack(method, path, query, {"content-type": media} if media else {}, body)
 
@@ -126,9 +126,9 @@ def inputs(corpus: list[dict[str, Any]]) -> st.SearchStrategy[bytes]:
 
 
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0])
+    args = arguments(__doc__.splitlines()[0], http=True)
     corpus = seeds()
-    c = client()
+    c = client(args.transport, args.sandbox)
 
     def target(data: bytes) -> None:
         send(c, data, "translate")

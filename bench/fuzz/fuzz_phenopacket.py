@@ -70,22 +70,22 @@ def inputs(docs: list[Any]) -> st.SearchStrategy[bytes]:
 
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        seed = draw(st.sampled_from(texts))
-        doc = orjson.loads(seed)
         rng = random.Random(draw(st.integers(0, 2**32)))
-        shape = draw(st.integers(0, 9))
+        seed = rng.choice(texts)
+        doc = orjson.loads(seed)
+        shape = rng.randint(0, 9)
         if shape == 0:  # a Cohort or Family around this seed and others
             others = [orjson.loads(rng.choice(texts)) for _ in range(rng.randint(0, 3))]
             doc = ({"id": "cohort", "members": [doc, *others], "metaData": doc.get("metaData", {})}
                    if rng.random() < 0.5 else
                    {"id": "family", "proband": doc, "relatives": others, "metaData": doc.get("metaData", {})})
-        for _ in range(draw(st.integers(1, 4))):
+        for _ in range(rng.randint(1, 4)):
             doc = mutate_json(draw, rng, doc, docs, names, junk)
         data = dumps(doc)
         if shape == 1:  # NDJSON: this document and 1-4 seeds, one a line
             data = b"\n".join([data, *(rng.choice(texts) for _ in range(rng.randint(1, 4)))])
         data = data if len(data) <= MAX_INPUT else seed
-        return json_text_damage(draw, rng, data) if draw(st.integers(0, 4)) == 0 else data
+        return json_text_damage(draw, rng, data) if rng.randint(0, 4) == 0 else data
 
     return draw_input()
 

@@ -34,15 +34,15 @@ NUMBERS: list[str] = [
     "٣", "²", "½", "1,5", "1.5.5", "0" * 400, "9" * 5000, "3.4028235e+38", "4.9e-324", " 1", "1 ", "+-1", "--1",
 ]
 JUNK: list[str] = JUNK_STRINGS + NUMBERS
-junk_pick = st.sampled_from(JUNK)
+SHORT_BYTES = st.binary(min_size=1, max_size=8)
 ALPHABET = "aZ09 .-+:/|^~&\\;=,<>&\"'\t\r\n\x00\x0b\x1c\x7f\x85\xa0\xadé中检\u2028\u200b\ufeff\ufffd\U0001f600"
 
 
 def junk_text(draw: st.DrawFn, rng: random.Random) -> str:
-    """A junk value: four times in five one of JUNK (hypothesis picks), else random text (random picks: hypothesis's
-    text strategy costs ~2 ms a draw, more than most targets take)."""
+    """A junk value: four times in five one of JUNK, else random text (random picks: hypothesis's text strategy
+    costs ~2 ms a draw, more than most targets take)."""
     if rng.random() < 0.8:
-        return draw(junk_pick)
+        return rng.choice(JUNK)
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
 JUNK_BYTES: list[bytes] = [
     b"\xff", b"\xfe\xff", b"\xef\xbb\xbf", b"\x00", b"\xed\xa0\x80", b"\xc3", b"\x80", b"\xf4\x90\x80\x80", b"\x0b",
@@ -94,13 +94,13 @@ def files(*patterns: str) -> list[Path]:
 
 def damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
     """One byte-level mutation: flip, insert, delete, cut, duplicate, prefix or a wrong encoding."""
-    op = draw(st.integers(0, 8))
+    op = rng.randint(0, 8)
     at = rng.randint(0, len(data))
     if op == 0 and data:
         at = min(at, len(data) - 1)
         return data[:at] + bytes([rng.randrange(256)]) + data[at + 1:]
     if op == 1:
-        return data[:at] + draw(st.sampled_from(JUNK_BYTES) | st.binary(min_size=1, max_size=8)) + data[at:]
+        return data[:at] + (rng.choice(JUNK_BYTES) if rng.random() < 0.5 else draw(SHORT_BYTES)) + data[at:]
     if op == 2:
         return data[:at] + data[at + rng.choice([1, 2, 7, 64, 4096]):]
     if op == 3:
@@ -108,10 +108,10 @@ def damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
     if op == 4:
         return data[:at] + data[at:at + rng.choice([1, 16, 256])] * rng.choice([2, 3, 100]) + data[at:]
     if op == 5:
-        return draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x0b", b"\x00", b" \r\n"])) + data
+        return rng.choice([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x0b", b"\x00", b" \r\n"]) + data
     if op == 6:  # the text in another encoding than the one declared (or assumed)
         text = data.decode("utf-8", "replace")
-        return text.encode(draw(st.sampled_from(ENCODINGS)), "replace")
+        return text.encode(rng.choice(ENCODINGS), "replace")
     if op == 7:  # the bytes read as Latin-1 and written as UTF-8 (double encoding)
         return data.decode("latin-1").encode("utf-8")
     return data[at:] + data[:at]  # rotated: the start is now in the middle
@@ -132,9 +132,9 @@ def mutate_lines(draw: st.DrawFn, rng: random.Random, data: bytes, seeds: list[b
     lines, sep = split_lines(data)
     n = rng.randrange(len(lines)) if lines else 0
     line = lines[n] if lines else b""
-    op = draw(st.integers(0, 11))
+    op = rng.randint(0, 11)
     if op == 0:  # a line repeated: 2, 3, a hundred, thousands of times (up to 8 MiB: under the HTTP body limit)
-        lines[n:n] = [line] * min(draw(st.sampled_from(copies)), (8 << 20) // (len(line) + 1) + 1)
+        lines[n:n] = [line] * min(rng.choice(copies), (8 << 20) // (len(line) + 1) + 1)
     elif op == 1 and lines:
         del lines[n]
     elif op == 2:
@@ -152,7 +152,7 @@ def mutate_lines(draw: st.DrawFn, rng: random.Random, data: bytes, seeds: list[b
         if op == 5:
             parts[k] = value
         elif op == 6:
-            parts[k:k] = [parts[k]] * min(draw(st.sampled_from([1, 2, 600])), (8 << 20) // (len(parts[k]) + 1) + 1)
+            parts[k:k] = [parts[k]] * min(rng.choice([1, 2, 600]), (8 << 20) // (len(parts[k]) + 1) + 1)
         elif op == 7 and len(parts) > 1:
             del parts[k]
         elif op == 8:
@@ -169,7 +169,7 @@ def mutate_lines(draw: st.DrawFn, rng: random.Random, data: bytes, seeds: list[b
                 return sep.join(lines)
             return data.replace(bytes([a]), bytes([b]))
         else:  # the terminators changed: LF, CR, CRLF, none, or mixed
-            new = draw(st.sampled_from([b"\n", b"\r", b"\r\n", b"", b"\n\r", b"\r\r"]))
+            new = rng.choice([b"\n", b"\r", b"\r\n", b"", b"\n\r", b"\r\r"])
             return new.join(lines) if rng.random() < 0.7 else sep.join(lines[:n]) + new + sep.join(lines[n:])
         lines[n] = fields.join(parts)
     return sep.join(lines)
@@ -201,33 +201,45 @@ def walk(rng: random.Random, doc: Any) -> tuple[Any, Any] | None:
         node = node[key]
 
 
-def json_junk(names: list[str]) -> st.SearchStrategy[Any]:
-    # each draw a fresh copy: later mutations change the value in place
-    return st.one_of(
-        st.sampled_from(JUNK_VALUES).map(copy.deepcopy), st.sampled_from(JUNK), st.text(max_size=12), st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(names), inner,
-                                                                                 max_size=3), max_leaves=6))
+def json_junk(names: list[str]) -> list[st.SearchStrategy[Any]]:
+    """The junk values hypothesis generates (text, integers, floats, small JSON trees with the seeds' keys);
+    `junk_value` adds the fixed lists."""
+    return [st.text(max_size=12), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+            st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(names), inner,
+                                                                                     max_size=3), max_leaves=6)]
+
+
+def junk_value(draw: st.DrawFn, rng: random.Random, junk: list[st.SearchStrategy[Any]]) -> Any:
+    """One junk value, each kind as likely as the others (as hypothesis's one_of of them picked): one of
+    JUNK_VALUES (a fresh copy: later mutations change the value in place) or JUNK, or one hypothesis generates."""
+    k = rng.randrange(len(junk) + 2)
+    if k == 0:
+        return copy.deepcopy(rng.choice(JUNK_VALUES))
+    if k == 1:
+        return rng.choice(JUNK)
+    return draw(junk[k - 2])
 
 
 def mutate_json(draw: st.DrawFn, rng: random.Random, doc: Any, seeds: list[Any], names: list[str],
-                junk: st.SearchStrategy[Any]) -> Any:
+                junk: list[st.SearchStrategy[Any]]) -> Any:
     """One mutation of a parsed JSON document, in place where possible; returns the (new) root."""
     spot = walk(rng, doc)
     if spot is None:
-        return draw(junk) if not isinstance(doc, dict) or rng.random() < 0.2 else {**doc, rng.choice(names): 1}
+        if not isinstance(doc, dict) or rng.random() < 0.2:
+            return junk_value(draw, rng, junk)
+        return {**doc, rng.choice(names): 1}
     parent, key = spot
     value = parent[key]
-    op = draw(st.integers(0, 9))
+    op = rng.randint(0, 9)
     if op == 0:  # a value of the wrong type or out of range
-        parent[key] = draw(junk)
+        parent[key] = junk_value(draw, rng, junk)
     elif op == 1:
         del parent[key]
     elif op == 2:
         holder = value if isinstance(value, dict) else parent if isinstance(parent, dict) else None
         if holder is not None:
-            holder[draw(st.sampled_from(names))] = draw(junk)
+            holder[rng.choice(names)] = junk_value(draw, rng, junk)
     elif op == 3:  # an array where one value belongs, or one value where an array belongs
         parent[key] = value[0] if isinstance(value, list) and value else [value]
     elif op == 4:  # a subtree of another seed: right shapes in wrong places
@@ -235,19 +247,19 @@ def mutate_json(draw: st.DrawFn, rng: random.Random, doc: Any, seeds: list[Any],
         if other is not None:
             parent[key] = other[0][other[1]]
     elif op == 5:  # items multiplied (subtrees at most 50 times: the size stays within a request's)
-        times = draw(st.sampled_from([2, 3, 50, 1000]))
+        times = rng.choice([2, 3, 50, 1000])
         times = min(times, 50) if isinstance(value, dict | list) else times
         parent[key] = value * min(times, 50) if isinstance(value, list) else [value] * times
     elif op == 6:  # deep nesting, as an object or an array
         wrap = rng.choice([lambda v: [v], lambda v: {rng.choice(names): v}, lambda v: {"extension": [v]}])
-        for _ in range(draw(st.sampled_from(DEPTHS))):
+        for _ in range(rng.choice(DEPTHS)):
             value = wrap(value)
         parent[key] = value
     elif op == 7 and isinstance(value, str):  # a string spoiled
         cut = rng.randint(0, len(value))
         parent[key] = value[:cut] + junk_text(draw, rng) + value[cut:]
     elif op == 8 and isinstance(value, int | float) and not isinstance(value, bool):
-        parent[key] = draw(st.sampled_from([2**64, -(2**64), 10**400, 1e308, -1e308, 0, -1, value * 10**20]))
+        parent[key] = rng.choice([2**64, -(2**64), 10**400, 1e308, -1e308, 0, -1, value * 10**20])
     else:  # swapped with another value of the document
         other = walk(rng, doc)
         if other is not None and other[0] is not value and other[0][other[1]] is not parent:
@@ -268,16 +280,16 @@ def dumps(doc: Any) -> bytes:
 
 def json_text_damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
     """JSON-aware text damage: a number made huge, a literal swapped, or the bytes damaged."""
-    op = draw(st.integers(0, 3))
+    op = rng.randint(0, 3)
     if op == 0:  # raw numbers no JSON writer produces
         at = rng.randint(0, len(data))
         digit = next((i for i in range(at, len(data)) if 48 <= data[i] <= 57), None)
         if digit is not None:
-            return data[:digit] + draw(st.sampled_from([b"9" * 400, b"1e999", b"-1e999", b"1E+30", b"0" * 50 + b"1",
-                                                         b"-"])) + data[digit:]
+            return data[:digit] + rng.choice([b"9" * 400, b"1e999", b"-1e999", b"1E+30", b"0" * 50 + b"1",
+                                                         b"-"]) + data[digit:]
     if op == 1:
-        return data.replace(draw(st.sampled_from([b"true", b"null", b"false", b"[", b'"'])),
-                            draw(st.sampled_from([b"NaN", b"Infinity", b"", b"{", b"'"])), rng.choice([1, -1]))
+        return data.replace(rng.choice([b"true", b"null", b"false", b"[", b'"']),
+                            rng.choice([b"NaN", b"Infinity", b"", b"{", b"'"]), rng.choice([1, -1]))
     return damage(draw, rng, data)
 
 
@@ -306,36 +318,56 @@ def xml_text(draw: st.DrawFn, rng: random.Random) -> str:
     return _NOT_XML.sub("", junk_text(draw, rng))
 
 
+_ELEMENTS: dict[int, tuple[Any, list[Any]]] = {}
+
+
+def _elements_of(tree: Any) -> list[Any]:
+    """The elements of a seed's tree (never changed: mutations copy from it), listed once."""
+    from lxml import etree
+
+    found = _ELEMENTS.get(id(tree))
+    if found is None or found[0] is not tree:
+        found = _ELEMENTS[id(tree)] = (tree, list(tree.iter(etree.Element)))
+    return found[1]
+
+
+def parsed(seeds: list[bytes], parser: Any) -> dict[bytes, Any]:
+    """Each seed's tree, parsed once: an input starts from a copy (lxml copies a tree in about half the time it
+    parses it)."""
+    from lxml import etree
+
+    return {s: etree.fromstring(s, parser) for s in seeds}
+
+
 def mutate_xml(draw: st.DrawFn, rng: random.Random, root: Any, trees: list[Any]) -> None:
     """One mutation of an lxml tree (in place): elements dropped, repeated, renamed, moved in from another seed or
     nested deep; text and attributes replaced by junk, huge numbers and wrong xsi:types."""
     from lxml import etree
 
-    elements = [e for e in root.iter() if isinstance(e.tag, str)]
+    elements = list(root.iter(etree.Element))  # elements only (no comments, PIs), filtered in C
     el = rng.choice(elements)
     parent = el.getparent()
     ns = el.tag[: el.tag.index("}") + 1] if el.tag.startswith("{") else ""
-    op = draw(st.integers(0, 9))
+    op = rng.randint(0, 9)
     if op == 0 and parent is not None:
         parent.remove(el)
     elif op == 1 and parent is not None:
-        for _ in range(draw(st.sampled_from([1, 2, 50, 1000]))):
+        for _ in range(rng.choice([1, 2, 50, 1000])):
             parent.insert(parent.index(el), copy.deepcopy(el))
     elif op == 2:
         el.text = xml_text(draw, rng)
     elif op == 3:
-        el.set(draw(st.sampled_from(XML_ATTRIBUTES[:-1])), xml_text(draw, rng))
+        el.set(rng.choice(XML_ATTRIBUTES[:-1]), xml_text(draw, rng))
     elif op == 4:  # a value or its type changed: the same element read as another data type
-        el.set("{http://www.w3.org/2001/XMLSchema-instance}type", draw(st.sampled_from(XSI_TYPES)))
-        el.set("value", _NOT_XML.sub("", draw(junk_pick)))
+        el.set("{http://www.w3.org/2001/XMLSchema-instance}type", rng.choice(XSI_TYPES))
+        el.set("value", _NOT_XML.sub("", rng.choice(JUNK)))
     elif op == 5:
-        el.tag = ns + draw(st.sampled_from(XML_NAMES)) if rng.random() < 0.8 else rng.choice(["{urn:x}y", "x"])
+        el.tag = ns + rng.choice(XML_NAMES) if rng.random() < 0.8 else rng.choice(["{urn:x}y", "x"])
     elif op == 6:  # an element of another seed placed here
-        other = rng.choice(trees)
-        el.append(copy.deepcopy(rng.choice([e for e in other.iter() if isinstance(e.tag, str)])))
+        el.append(copy.deepcopy(rng.choice(_elements_of(rng.choice(trees)))))
     elif op == 7 and parent is not None:  # nested deep
         inner = copy.deepcopy(el)
-        for _ in range(draw(st.sampled_from([2, 10, 100, 300]))):
+        for _ in range(rng.choice([2, 10, 100, 300])):
             outer = etree.Element(ns + rng.choice(["component", "entryRelationship", "section", "organizer"]))
             outer.append(inner)
             inner = outer
@@ -353,7 +385,7 @@ def write_xml(draw: st.DrawFn, rng: random.Random, root: Any) -> bytes:
     """The tree as bytes: UTF-8 or GB18030, declared or not, or declared one way and written the other."""
     from lxml import etree
 
-    encoding = draw(st.sampled_from(["UTF-8", "GB18030", "UTF-8-undeclared", "lie"]))
+    encoding = rng.choice(["UTF-8", "GB18030", "UTF-8-undeclared", "lie"])
     if encoding == "UTF-8-undeclared":
         return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
     if encoding == "lie":
@@ -366,5 +398,5 @@ def xml_damage(draw: st.DrawFn, rng: random.Random, data: bytes) -> bytes:
     """Markup inserted (DOCTYPEs, entities, CDATA, bad characters, declarations), or the bytes damaged."""
     if rng.random() < 0.5:
         at = rng.randint(0, len(data))
-        return data[:at] + draw(st.sampled_from(XML_BYTES)) + data[at:]
+        return data[:at] + rng.choice(XML_BYTES) + data[at:]
     return damage(draw, rng, data)

@@ -95,18 +95,18 @@ def inputs(docs: list[Any]) -> st.SearchStrategy[bytes]:
 
     @st.composite
     def draw_input(draw: st.DrawFn) -> bytes:
-        seed = draw(st.sampled_from(texts))
-        doc = orjson.loads(seed)
         rng = random.Random(draw(st.integers(0, 2**32)))
-        for _ in range(draw(st.integers(1, 4))):
+        seed = rng.choice(texts)
+        doc = orjson.loads(seed)
+        for _ in range(rng.randint(1, 4)):
             doc = mutate_json(draw, rng, doc, docs, names, junk)
-        shape = draw(st.integers(0, 9))
+        shape = rng.randint(0, 9)
         if shape == 0 and isinstance(doc, dict) and isinstance(doc.get("entry"), list):  # NDJSON of the entries
             data = b"\n".join(dumps(e.get("resource") if isinstance(e, dict) else e) for e in doc["entry"])
         else:
             data = dumps(doc)
         data = data if len(data) <= MAX_INPUT else seed
-        return json_text_damage(draw, rng, data) if draw(st.integers(0, 5)) == 0 else data
+        return json_text_damage(draw, rng, data) if rng.randint(0, 5) == 0 else data
 
     return draw_input()
 
