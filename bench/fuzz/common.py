@@ -15,6 +15,7 @@ names the signal; the input it interrupted is counted, its outcome unknown).
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -162,6 +163,10 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
     deadline = start + args.seconds
     signal.signal(signal.SIGPROF, _alarm)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # The harness's warm-up (validator, packages, parsed seeds) lives for the whole run: out of the cyclic
+    # collector's reach, so that the collections the inputs trigger do not walk it again (~15 % of FHIR JSON's CPU)
+    gc.collect()
+    gc.freeze()
 
     def done() -> bool:
         return stats.inputs >= args.count or time.monotonic() >= deadline
