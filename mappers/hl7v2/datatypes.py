@@ -24,6 +24,8 @@ _DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(\.\d{1,4}
 _FHIR_DT = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_INTEGER = re.compile(r"[+-]?\d+")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
@@ -179,9 +181,9 @@ def number(text: str) -> int | float | None:
     """NM → JSON number (int when integral in the source, so '62' stays 62); None for what is not a finite
     decimal FHIR can hold, and for integers past 64 bits, which JSON writers (orjson) cannot write exactly."""
     t = text.strip()
-    if not t or len(t) > 40 or not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", t):
+    if not t or len(t) > 40 or not _DECIMAL.fullmatch(t):
         return None
-    if re.fullmatch(r"[+-]?\d+", t):
+    if _INTEGER.fullmatch(t):
         n = int(t)
         return n if -(2**63) <= n < 2**63 else None
     return float(t)

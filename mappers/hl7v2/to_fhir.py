@@ -36,7 +36,7 @@ from mappers.hl7v2.emit.report import diagnostic_report
 from mappers.hl7v2.model import Message
 from mappers.hl7v2.parse import parse_message
 from mappers.hl7v2.structure import NO_RESULT_YET, Observation, Order, PatientResult, group_oru
-from mappers.hl7v2.variable_names import coded_loinc, named_variable, recognise
+from mappers.hl7v2.variable_names import coded_loinc, recognise, recognise_row
 from mappers.toolkit.bundle import BUNDLE_TYPES, bundle
 from mappers.toolkit.provenance import converter_device
 
@@ -117,18 +117,16 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
     not fit the variable; say where a name or local code was taken for a LOINC variable."""
     obx = obs.obx
     known = variable_codes()
-    rec = recognise(obx, known, ctx.options.variable_names, genetic_order)
+    rec, named = recognise_row(obx, known, ctx.options.variable_names, genetic_order)
     obs.variable = rec
     if rec is None:
         return
-    if rec.how == "code":
-        named = named_variable(obx, ctx.options.variable_names)
-        if named and named != rec.loinc and named in known:
-            ctx.warn("hl7v2-variable-code-name-conflict",
-                     f"OBX-3 is coded {_named(rec.loinc)} but named {obx.get(3, 2)!r}, the name of {_named(named)}; "
-                     "the row is kept as a separate result, not in the variant", f"{obx.ref}-3")
-            obs.variable, obs.apart = None, True
-            return
+    if named and named != rec.loinc and named in known:  # named: only of a variable found by its code
+        ctx.warn("hl7v2-variable-code-name-conflict",
+                 f"OBX-3 is coded {_named(rec.loinc)} but named {obx.get(3, 2)!r}, the name of {_named(named)}; "
+                 "the row is kept as a separate result, not in the variant", f"{obx.ref}-3")
+        obs.variable, obs.apart = None, True
+        return
     if not fits(obs):
         ctx.warn("hl7v2-variable-value-mismatch",
                  f"OBX-3 says {_named(rec.loinc)} but OBX-5 {obx.get(5, 2) or obx.get(5)!r} is not one of its "
@@ -176,9 +174,11 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     specimens = [specimen(ctx, s.spm, key, subject, request if subject else None) for s in order.specimens]
     first_specimen = specimens[0] if specimens else None
     effective = _effective(ctx, order)
-    kinds = [is_document(o) for o in order.observations]
-    docs = [o for o, doc in zip(order.observations, kinds, strict=True) if doc]
-    order.observations = [o for o, doc in zip(order.observations, kinds, strict=True) if not doc]
+    docs: list[Observation] = []
+    kept: list[Observation] = []
+    for o in order.observations:
+        (docs if is_document(o) else kept).append(o)
+    order.observations = kept
     presented = documents(ctx, docs)
     genomic = _is_genetic(ctx, order)
     if genomic:
@@ -190,9 +190,11 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     if genomic:
         groups: dict[str, list[Observation]] = {}
         shared: list[Observation] = []
+        specs = variables()["variables"]
         for obs in order.observations:
-            code = variable_code(obs)
-            spec = variable(code) if code else None
+            rec = obs.variable
+            code = rec.loinc if rec is not None else None
+            spec = specs.get(code) if code else None
             sub = group_key(obs.sub)
             if spec and spec["scope"] == "report":
                 conclusion.append(obs)

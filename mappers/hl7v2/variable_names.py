@@ -141,6 +141,28 @@ def recognise(obx: Segment, known: set[str] | frozenset[str], site: tuple[tuple[
     return Recognised(loinc, how, taken, f"{obx.ref}-3.{comp}")
 
 
+def recognise_row(obx: Segment, known: frozenset[str], site: tuple[tuple[str, str], ...] = (),
+                  genetic_order: bool = False) -> tuple[Recognised | None, str | None]:
+    """recognise(), and with a variable found by its code the one OBX-3's text names (named_variable: the two may
+    disagree), from one memo lookup: the mapper asks both of every row."""
+    raw = obx.fields[3] if len(obx.fields) > 3 else ""
+    if len(raw) > memo.SHORT:
+        found = _reading(obx, known, site, genetic_order)
+        named = _named(obx, site) if found is not None and found[1] == "code" else None
+    else:
+        key = (raw, obx.dialect, known, site, genetic_order)
+        both = _ROWS.get(key)
+        if both is None:
+            found = _reading(obx, known, site, genetic_order)
+            both = memo.remember(_ROWS, key, (found, _named(obx, site) if found is not None and found[1] == "code"
+                                              else None))
+        found, named = both
+    if found is None:
+        return None, None
+    loinc, how, taken, comp = found
+    return Recognised(loinc, how, taken, f"{obx.ref}-3.{comp}"), named
+
+
 def _reading(obx: Segment, known: frozenset[str], site: tuple[tuple[str, str], ...],
              genetic_order: bool) -> tuple[str, str, str, int] | None:
     """recognise's answer as (LOINC, how, text or code taken, OBX-3 component)."""
@@ -195,3 +217,4 @@ def _named(obx: Segment, site: tuple[tuple[str, str], ...]) -> str | None:
 _UNREAD = object()
 _READINGS: dict[tuple[Any, ...], tuple[str, str, str, int] | None] = {}
 _NAMED: dict[tuple[Any, ...], str | None] = {}
+_ROWS: dict[tuple[Any, ...], tuple[tuple[str, str, str, int] | None, str | None]] = {}

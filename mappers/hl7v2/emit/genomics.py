@@ -54,7 +54,15 @@ _OVERALL = re.compile(r"1[a-z]*")
 
 def is_overall(group: str) -> bool:
     """Sub-IDs `1`, `1a`, `1b`… hold overall-study rows (assembly, regions studied), not a variant."""
-    return _OVERALL.fullmatch(group) is not None
+    known = _OVERALLS.get(group)
+    if known is None:
+        known = _OVERALL.fullmatch(group) is not None
+        if len(group) <= memo.SHORT:
+            memo.remember(_OVERALLS, group, known)
+    return known
+
+
+_OVERALLS: dict[str, bool] = {}  # sub-IDs are few (1, 2, 2a…) and asked of every row
 
 
 def variable_code(obs: Observation) -> str | None:
@@ -126,7 +134,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
             if coded:
                 cc = cwe_to_codeable_concept(obx, 5, rep)
             elif slice_name == "chromosome-identifier":
-                name = re.sub(r"^chr", "", obx.text(5, rep), flags=re.I)
+                name = _CHR.sub("", obx.text(5, rep))
                 t = translate("chromosome-name-to-loinc-ll2938-0", name.upper())
                 cc = ({"coding": [{"system": LOINC, "code": t.code, "display": t.display}]} if t
                       else text_to_codeable_concept(obx.text(5, rep)))
@@ -176,6 +184,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
     return out
 
 
+_CHR = re.compile(r"^chr", re.I)
 _SEQUENCE_SLICES = {"representative-transcript-ref-seq", "genomic-ref-seq"}
 
 
@@ -273,12 +282,12 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     impl_facts = genomics.Implication()
     extra: list[genomics.Component] = []
     impl_extra: list[genomics.Component] = []
-    own_codes = {variable_code(o) for o in rows}
+    own_codes = {o.variable.loinc if o.variable is not None else None for o in rows}
     note_list: list[dict[str, str]] = []
     taken: set[str] = set()
     leftovers: list[Observation] = []
     specs = variables()["variables"]
-    for obs in [*rows, *(s for s in shared if variable_code(s) not in own_codes)]:
+    for obs in [*rows, *(s for s in shared if (s.variable.loinc if s.variable is not None else None) not in own_codes)]:
         obx = obs.obx
         rec = obs.variable
         code = rec.loinc if rec is not None else obx.get(3)

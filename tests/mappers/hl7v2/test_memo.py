@@ -18,7 +18,7 @@ MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 
 
 def _forget() -> None:
-    for kept in (variable_names._READINGS, variable_names._NAMED, genomics._ROW_CODES, _CONCEPTS):
+    for kept in (variable_names._READINGS, variable_names._NAMED, variable_names._ROWS, genomics._ROW_CODES, _CONCEPTS):
         kept.clear()
     for cached in (variable_names._normalised, _system_uris, _dtms):
         cached.cache_clear()
@@ -52,7 +52,8 @@ def test_long_texts_are_read_but_never_kept() -> None:
     long_name = "gene studied " + "x" * (4 * memo.SHORT)
     conv = to_fhir(_message(f"LOCAL-1^{long_name}^L"))
     assert any(i.details == "hl7v2-unsliced-component" and "LOCAL-1" in i.message for i in conv.issues)
-    kept = [*variable_names._READINGS, *variable_names._NAMED, *genomics._ROW_CODES, *_CONCEPTS]
+    kept = [*variable_names._READINGS, *variable_names._NAMED, *variable_names._ROWS, *genomics._ROW_CODES,
+            *_CONCEPTS]
     assert kept and all(len(key[0]) <= memo.SHORT for key in kept)  # the short OBX-3 of the other row
     for cached, call in ((variable_names._normalised, lambda t: variable_names.normalise(t)),
                          (_system_uris, lambda t: system_uri(t)), (_dtms, lambda t: dtm_to_fhir(t, None))):
