@@ -3,7 +3,6 @@ through the format registry, validate the output, cache. Data flows one way: map
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -128,22 +127,28 @@ def check(conv: Conversion, validator: Any, allow_invalid: bool) -> list[Issue]:
                                code="not-supported")
         return [Issue("warning", "informational", "output-not-validated",
                       "the output was not validated: the FHIR packages are not installed")]
-    outcome = validator.outcome(conv.bundle, ())
+    # the validator's issues as they are (validate(), not outcome(): the OperationOutcome was only read back here)
     errors: list[Issue] = []
-    warnings: Counter[tuple[str, str]] = Counter()
+    warnings: dict[tuple[str, str], int] = {}  # distinct warning → how many times, in the order first met
     where: dict[tuple[str, str], str | None] = {}
-    for i in outcome.get("issue", []):
-        text = (i.get("details") or {}).get("text") or i.get("diagnostics") or ""
-        path = (i.get("expression") or [""])[0]
-        if i.get("severity") in ("error", "fatal"):
+    for i in validator.validate(conv.bundle, ()):
+        severity = i.severity
+        if severity == "error" or severity == "fatal":
+            path = i.expression or ""
+            text = i.message or ""
             source = source_of(conv.bundle, conv.origins, path)
             origin = f" (from {source})" if source else ""
-            errors.append(Issue("error", i.get("code") or "invalid", "invalid-output",
-                                f"{readable(path)}{origin}: {text}", source or path or None))
-        elif i.get("severity") == "warning":
-            k = (i.get("code") or "informational", text)
-            warnings[k] += 1
-            where.setdefault(k, source_of(conv.bundle, conv.origins, path) or path or None)
+            errors.append(Issue("error", i.code or "invalid", "invalid-output", f"{readable(path)}{origin}: {text}",
+                                source or path or None))
+        elif severity == "warning":
+            k = (i.code or "informational", i.message or "")
+            n = warnings.get(k)
+            if n is None:  # located once per distinct message: the first occurrence names it
+                warnings[k] = 1
+                path = i.expression or ""
+                where[k] = source_of(conv.bundle, conv.origins, path) or path or None
+            else:
+                warnings[k] = n + 1
     if errors and not allow_invalid:
         raise InvalidOutput(errors[:MAX_REPORTED_ERRORS], len(errors))
     notes = [Issue("warning", code, "output-warning", f"{text} ({n} times)" if n > 1 else text, where[(code, text)])
