@@ -72,14 +72,16 @@ def _codes(cc: Any) -> set[tuple[Any, Any]]:
 
 
 def _no_shared_code(components: Any, res: dict[str, Any]) -> bool:
-    """obs-7's component half, the resource's codes read once."""
+    """obs-7's component half, the resource's codes read once; a component's codings looked up one by one (what
+    _codes() would build and intersect, with the same errors on malformed content)."""
     codes = None
     for c in components:
         if isinstance(c, dict):
             if codes is None:
                 codes = _codes(res.get("code"))
-            if _codes(c.get("code")) & codes:
-                return False
+            for x in (c.get("code") or {}).get("coding", []):
+                if isinstance(x, dict) and (x.get("system"), x.get("code")) in codes:
+                    return False
     return True
 
 
@@ -153,6 +155,36 @@ NATIVE.update({  # the Bundle invariants (bdl-*): evaluated once per Bundle, but
     "type = 'message' implies entry.first().resource.is(MessageHeader)": lambda v, res, root: v.get(
         "type") != "message" or _first_is(v, "MessageHeader"),
 })
+# A native invariant holds whenever this property is absent from the element's object (its native form returns
+# True then, without looking further): the walk tests one key instead of calling the function.
+HOLDS_WITHOUT: dict[str, str] = {
+    "contained.contained.empty()": "contained",
+    "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()": "contained",
+    "contained.meta.security.empty()": "contained",
+    "dataAbsentReason.empty() or value.empty()": "dataAbsentReason",
+    "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()": "component",
+    "code.empty() or system.exists()": "code",
+    "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+    "%rootResource.contained.id.trace('ids'))": "reference",
+    "low.empty() or high.empty() or (low <= high)": "low",
+    "start.hasValue().not() or end.hasValue().not() or (start <= end)": "start",
+    "comparator.empty()": "comparator",
+    "operator = 'exists' implies (answer is Boolean)": "operator",
+    "data.empty() or contentType.exists()": "data",
+    "fullUrl.exists() implies fullUrl.contains('/_history/').not()": "fullUrl",
+    "total.empty() or (type = 'searchset') or (type = 'history')": "total",
+    "entry.search.empty() or (type = 'searchset')": "entry",
+    "type = 'document' implies (identifier.system.exists() and identifier.value.exists())": "type",
+    "type = 'document' implies (timestamp.hasValue())": "type",
+    "type = 'document' implies entry.first().resource.is(Composition)": "type",
+    "type = 'message' implies entry.first().resource.is(MessageHeader)": "type",
+}
+# A native invariant's "fails" is final (every path answers False) when this holds of the element's object: dom-6
+# without any `text` (text.div.exists() is false on the compiled form and the engine alike), the usual warning on a
+# converted resource, is reported without the compiled form, the FHIRPath scope and a second native call.
+FAILS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "text.`div`.exists()": lambda v: "text" not in v,
+}
 TAKES_TEXT = {"htmlChecks()", "htmlChecks2()"}  # invariants whose element is a primitive (Narrative.div), not an object
 RULE_CHECKED: set[str] = set()  # invariants a rule in profiles/rules reports instead
 for _expr in (
@@ -184,6 +216,8 @@ class Plan:
     native: Callable[[Any, dict[str, Any], dict[str, Any]], bool] | None
     compiled: fhirpath_compiler.Invariant | None
     reason: str  # why it is not compiled ("" when it is)
+    absent: str | None = None  # HOLDS_WITHOUT: the property without which the native form holds
+    fails: Callable[[dict[str, Any]], bool] | None = None  # FAILS_WHEN: when the native form's "fails" is final
 
 
 _PLANS: dict[tuple[str, str], Plan] = {}
@@ -198,7 +232,9 @@ def plan(expression: str, base: str) -> Plan:
         fn, reason = fhirpath_compiler.compiled(expression, base)
         path = ("rule" if expression in RULE_CHECKED else "native" if native is not None else
                 "compiled" if fn is not None else "fhirpathpy")
-        hit = _PLANS[key] = Plan(path, native, fn, reason)
+        shortcuts = native is not None and expression not in TAKES_TEXT
+        hit = _PLANS[key] = Plan(path, native, fn, reason, HOLDS_WITHOUT.get(expression) if shortcuts else None,
+                                 FAILS_WHEN.get(expression) if shortcuts else None)
     return hit
 
 
@@ -285,8 +321,14 @@ Planned = tuple[tuple[Any, Plan], ...]  # (elements.Constraint, its plan) for ea
 
 
 def planned(node: Any) -> Planned:
-    """The invariants of element `node` with the path each takes."""
-    return tuple((c, plan(c.expression, node.path)) for c in node.constraints)
+    """The invariants of element `node` with the path each takes, those a rule reports instead (RULE_CHECKED) left
+    out: check() would skip them."""
+    out = []
+    for c in node.constraints:
+        p = plan(c.expression, node.path)
+        if p.path != "rule":
+            out.append((c, p))
+    return tuple(out)
 
 
 def check(invariants: Planned, base: str, value: Any, path: str, run: Any) -> None:
@@ -294,17 +336,34 @@ def check(invariants: Planned, base: str, value: Any, path: str, run: Any) -> No
     res = run.resource or run.root
     root = run.container or res
     scope = None
-    is_object = isinstance(value, dict)
+    is_object = value.__class__ is dict or isinstance(value, dict)
     for c, p in invariants:
         if p.path == "rule":
             continue
         native = p.native
-        if native is not None and (is_object or c.expression in TAKES_TEXT):
-            try:
-                if native(value, res, root):
-                    continue  # holds: final (run_plan would answer the same)
-            except (TypeError, AttributeError):
-                pass
+        if native is not None:
+            if is_object:
+                absent = p.absent
+                if absent is not None and absent not in value:
+                    continue  # the native form holds without it (HOLDS_WITHOUT)
+                try:
+                    if native(value, res, root):
+                        continue  # holds: final (run_plan would answer the same)
+                except (TypeError, AttributeError):
+                    pass
+                else:
+                    fails = p.fails
+                    # every path answers False (FAILS_WHEN); with a probe set, they answer (the compiler's test)
+                    if fails is not None and probe is None and fails(value):
+                        sev = "error" if c.severity == "error" else "warning"
+                        run.add(sev, "invariant", path, f"Constraint failed: {c.key}: '{c.human}'", c.key)
+                        continue
+            elif c.expression in TAKES_TEXT:
+                try:
+                    if native(value, res, root):
+                        continue
+                except (TypeError, AttributeError):
+                    pass
         if scope is None:
             scope = run.scope()
         try:

@@ -25,6 +25,42 @@ def contains_pattern(instance: Any, pattern: Any) -> bool:
     return equal_primitive(instance, pattern)
 
 
+def pattern_test(pattern: Any) -> Callable[[Any], bool]:
+    """contains_pattern(instance, pattern) as a function of the instance, the pattern's structure walked once (for
+    a pattern tested again and again: a profile's fixed code, which conforms() tries on every candidate)."""
+    if isinstance(pattern, dict):
+        parts = tuple((k, pattern_test(v)) for k, v in pattern.items())
+
+        def test_object(instance: Any) -> bool:
+            if not isinstance(instance, dict):
+                return False
+            for k, test in parts:
+                if k not in instance or not test(instance[k]):
+                    break
+            else:
+                return True
+            return False
+
+        return test_object
+    if isinstance(pattern, list):
+        tests = tuple(pattern_test(p) for p in pattern)
+
+        def test_list(instance: Any) -> bool:
+            items = instance if isinstance(instance, list) else [instance]
+            for test in tests:
+                for i in items:
+                    if test(i):
+                        break
+                else:
+                    return False
+            return True
+
+        return test_list
+    if isinstance(pattern, str):  # equal_primitive(x, a string) is x == the string for every JSON value
+        return lambda instance: instance == pattern
+    return lambda instance: equal_primitive(instance, pattern)
+
+
 def equal_fixed(instance: Any, fixed: Any) -> bool:
     """fixed[x] semantics: exactly equal (extensions on the instance aside)."""
     if isinstance(fixed, dict):

@@ -406,17 +406,22 @@ def checker(v: Any, node: Any) -> Any:
         profiled = [u for u in of_type if not v.defs.is_base(u)]
         by_type[t] = profiled if len(profiled) == len(of_type) else []
     policy = v.references
+    any_type = "Resource" in allowed
 
     def check(value: dict[str, Any], path: str, run: Any) -> None:
         ref = value.get("reference")
-        if not isinstance(ref, str):
+        if ref.__class__ is not str and not isinstance(ref, str):
             return
-        target = run.resolve(ref)
+        # run.resolve(ref), its first step inline: most references are found in the Bundle's index at once
+        target = run.index.get(ref) if ref[:1] != "#" else None
+        if target is None:
+            target = run.resolve(ref)
         rtype: str | None = None
-        rel = _ref_relative(ref)
-        entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}", []) if rel and run.versions else []
+        rel = _REF_RELATIVE.match(ref) if "A" <= ref[:1] <= "Z" else None  # _ref_relative(ref)
+        entries = run.versions.get(f"{rel.group(1)}/{rel.group(2)}") if rel and run.versions else None
         # several versions of one resource (same fullUrl): only a versioned reference can pick one
-        same = [e["resource"] for e in entries] if len({str(e.get("fullUrl")) for e in entries}) == 1 else []
+        same = [e["resource"] for e in entries] if entries and len({str(e.get("fullUrl")) for e in entries}) == 1 \
+            else []
         if rel and len(same) > 1:
             version = (rel.group(3) or "").removeprefix("/_history/")
             hits = [r for r in same if version and isinstance(r.get("meta"), dict)
@@ -481,13 +486,16 @@ def checker(v: Any, node: Any) -> Any:
             return
         for u in unknown:
             run.add("error", "structure", path, f"Unable to resolve the profile reference '{u}'")
-        if not ("Resource" in allowed or rtype in allowed):
+        if not (any_type or rtype in allowed):
             run.add("error", "structure", path, f"Invalid Resource target type. Found {rtype}, but expected one of "
                     f"({expected})")
             return
         # a resolved target must also conform to one of the (non-core) target profiles of its type
-        profiled = by_type.get(rtype, [])
-        if target is not None and profiled and not any(v.conforms(target, u, run) for u in profiled):
+        profiled = by_type.get(rtype) if target is not None else None
+        if profiled:
+            for u in profiled:
+                if v.conforms(target, u, run):
+                    return
             run.add("error", "structure", path, f"Unable to find a profile match for {ref} among choices: "
                     f"{', '.join(profiled)}")
 

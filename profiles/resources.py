@@ -22,7 +22,7 @@ def check(v: Any, res: dict[str, Any], path: str, profiles: list[str], run: Any)
     profiles_claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
     claimed = [p for p in profiles_claimed if isinstance(p, str)]
     roots: list[Node] = []
-    for url in dict.fromkeys([*profiles, *claimed]):
+    for url in dict.fromkeys([*profiles, *claimed]) if profiles or len(claimed) > 1 else claimed:
         node = v.node(url)
         if node is None:
             sev = "error" if url in profiles else "warning"
@@ -37,7 +37,7 @@ def check(v: Any, res: dict[str, Any], path: str, profiles: list[str], run: Any)
     if rtype == "Bundle":
         bundles.check(res, path, run)
     outer, outer_container, outer_bundle = run.resource, run.container, run.bundle
-    if path.rsplit(".", 1)[-1].startswith("contained["):
+    if "contained[" in path and path.rsplit(".", 1)[-1].startswith("contained["):
         run.container = outer
     run.resource = res
     if rtype == "Bundle":

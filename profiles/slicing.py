@@ -190,10 +190,19 @@ def _matching(v: Any, plan: _Plan, kid: Node, value: Any, typ: str, run: Any) ->
             return hit  # type: ignore[no-any-return]
     slices, index = plan.slices, plan.index
     if plan.by_profile is not None and index is None:  # matches() with the item's target found once
-        found = values_at(value, kid.slicing.discriminators[0][1], resolve)  # type: ignore[union-attr]
+        dpath = kid.slicing.discriminators[0][1]  # type: ignore[union-attr]
+        if dpath == "resolve()":  # values_at(value, "resolve()"): the reference's target, if it resolves
+            ref = value.get("reference") if isinstance(value, dict) else None
+            target = resolve(ref) if ref else None
+            found = [target] if target is not None else []
+        else:
+            found = values_at(value, dpath, resolve)
         conforms = v.conforms
-        hit = next((k for k, urls in enumerate(plan.by_profile)
-                    if urls and any(conforms(x, u, run) for x in found for u in urls)), None)
+        hit = None
+        for k, urls in enumerate(plan.by_profile):  # the first slice one of whose profiles a target meets
+            if urls and found and _meets_one(conforms, found, urls, run):
+                hit = k
+                break
     else:
         candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
         hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
@@ -202,6 +211,14 @@ def _matching(v: Any, plan: _Plan, kid: Node, value: Any, typ: str, run: Any) ->
             memo.clear()  # type: ignore[union-attr]
         memo[key] = hit  # type: ignore[index]
     return hit
+
+
+def _meets_one(conforms: Any, found: list[Any], urls: list[str], run: Any) -> bool:
+    for x in found:
+        for u in urls:
+            if conforms(x, u, run):
+                return True
+    return False
 
 
 def surely_refused(v: Any, root: Node, resource: dict[str, Any]) -> bool:

@@ -19,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mappers.exceptions import Issue, operation_outcome
-from profiles import content, fhirpath, invariants, patterns, resources, slicing, trees
+from profiles import fhirpath, invariants, patterns, resources, slicing, trees
 from profiles import references as references_module
 from profiles.checkers import MAX_DEPTH, Checkers, checkers_for
 from profiles.definitions import Definitions, same_canonical
 from profiles.elements import Node, TypeRef
-from profiles.matching import contains_pattern
+from profiles.matching import pattern_test
 from profiles.run import Run
 
 
@@ -62,6 +62,7 @@ class Validator:
         self.regex = self.trees.regexes()
         self.memo: dict[tuple[int, str, bytes, Any], list[tuple[str, str, str, str, str]]] = {}
         self.slice_memo: dict[tuple[int, str, bytes], int | None] = {}  # item content → the slice it matched
+        self._profiles: dict[str, _Profile] = {}  # url → what conforms() reads first
         self.checkers: Checkers = checkers_for(self)
 
     # ---- entry points ----
@@ -157,23 +158,32 @@ class Validator:
     def conforms(self, value: Any, url: str, run: Run, strict: bool = False) -> bool:
         """Whether `value` (a resource) meets the profile `url`. `strict` (FHIRPath conformsTo(), which the HL7
         validator answers by validating) also checks a resource against its own core definition."""
-        if not isinstance(value, dict):
+        if value.__class__ is not dict and not isinstance(value, dict):
             return False
         key = (id(value), url + "|strict" if strict else url)
-        if key in run.conforms:
-            return run.conforms[key]
+        known = run.conforms.get(key)
+        if known is not None:
+            return known
         meta = value.get("meta")
-        claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
-        if any(isinstance(c, str) and same_canonical(url, c) for c in claimed) or (
-                not strict and self.defs.is_base(url) and value.get("resourceType") == self.type_of(url)):
+        if meta.__class__ is dict or isinstance(meta, dict):
+            claimed = meta.get("profile")
+            if claimed.__class__ is list or isinstance(claimed, list):
+                for c in claimed:
+                    if c == url or (isinstance(c, str) and same_canonical(url, c)):
+                        run.conforms[key] = True
+                        return True
+        facts = self._profiles.get(url)
+        if facts is None:
+            facts = self._profiles[url] = _Profile(self, url)
+        rtype = value.get("resourceType")
+        if not strict and facts.base and rtype == facts.type:
             run.conforms[key] = True
             return True
-        root = self.node(url)
-        if root is None or root.path != value.get("resourceType"):
+        root = facts.root
+        if root is None or root.path != rtype:
             run.conforms[key] = False
             return False
-        code = root.children.get("code")
-        if code is not None and code.pattern is not None and not contains_pattern(value.get("code"), code.pattern):
+        if facts.code is not None and not facts.code(value.get("code")):
             run.conforms[key] = False  # the profile fixes another code: no need to walk the whole resource
             return False
         if slicing.surely_refused(self, root, value):
@@ -185,6 +195,19 @@ class Validator:
         ok = not any(i.severity in ("error", "fatal") for i in sub.issues)
         run.conforms[key] = ok
         return ok
+
+
+class _Profile:
+    """What conforms() reads about a profile before walking a resource against it, worked out once per url."""
+
+    __slots__ = ("base", "code", "root", "type")
+
+    def __init__(self, v: Validator, url: str) -> None:
+        self.base = v.defs.is_base(url)
+        self.type = v.type_of(url)
+        self.root = v.node(url)
+        code = self.root.children.get("code") if self.root is not None else None
+        self.code = pattern_test(code.pattern) if code is not None and code.pattern is not None else None
 
 
 def _dedupe(issues: Iterable[Issue]) -> list[Issue]:

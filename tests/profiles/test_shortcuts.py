@@ -1,0 +1,361 @@
+"""The validator's shortcuts outside the generated paths give exactly the issues of the long way, in the same order:
+invariants settled by a property's absence (invariants.HOLDS_WITHOUT) or failing for sure (FAILS_WHEN), obs-7's
+codings looked up one by one. `long_way()` turns them off (plans without them, obs-7's first native form), and a
+validator with the shortcuts is compared with one without on every example of every installed package, the genetic
+ORU^R01 conversions, mutants of both, and variants of each resource made for the shortcuts (no text, text without
+a div, contained resources, components sharing the resource's code, malformed codings...). Each shortcut's own
+claim is also checked directly on every object of those inputs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from profiles import fhirpath, invariants
+from profiles.checkers import Checkers
+from profiles.definitions import Definitions
+from profiles.validator import Validator
+from tests.profiles.test_generated import _docs, _mutants
+from tests.profiles.test_package_examples import validator_for
+
+ORU = Path(__file__).resolve().parents[1] / "mappers" / "hl7v2" / "messages"
+GENOMICS = "hl7.fhir.uv.genomics-reporting#3.0.0"
+OBS7 = "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()"
+
+Key = tuple[str, str, str | None, str]
+
+
+def _first_no_shared_code(components: Any, res: dict[str, Any]) -> bool:
+    """obs-7's component half as first written: each component's codes made into a set and intersected."""
+    codes = None
+    for c in components:
+        if isinstance(c, dict):
+            if codes is None:
+                codes = invariants._codes(res.get("code"))
+            if invariants._codes(c.get("code")) & codes:
+                return False
+    return True
+
+
+def _first_obs7(v: Any, res: dict[str, Any], root: dict[str, Any]) -> bool:
+    return not invariants._has(v, "value") or _first_no_shared_code(v.get("component", []), res)
+
+
+FIRST_NATIVE = {OBS7: _first_obs7}
+
+
+@contextmanager
+def long_way() -> Iterator[None]:
+    """Plans made while inside have no shortcut: no absent property, no sure failure, the first native forms."""
+    shortcut = invariants.plan
+
+    def plain(expression: str, base: str) -> invariants.Plan:
+        p = shortcut(expression, base)
+        return dataclasses.replace(p, absent=None, fails=None, native=FIRST_NATIVE.get(expression, p.native))
+
+    invariants.plan = plain  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        invariants.plan = shortcut  # type: ignore[assignment]
+
+
+def _fresh(defs: Definitions) -> Validator:
+    """A validator with checkers of its own (made afresh, so that plans are made under the current way)."""
+    v = Validator(defs)
+    v.checkers = Checkers(v)
+    return v
+
+
+def _keys(v: Validator, doc: Any) -> list[Key]:
+    return [(i.severity, i.code, i.expression, i.message) for i in v.validate(doc)]
+
+
+class Pair:
+    """A validator taking the long way and one taking the shortcuts, over the same definitions."""
+
+    def __init__(self, defs: Definitions) -> None:
+        with long_way():
+            self.old = _fresh(defs)
+        self.new = _fresh(defs)
+        self.compared = self.issues = 0
+
+    def same(self, doc: Any) -> None:
+        with long_way():
+            expected = _keys(self.old, doc)
+            again = _keys(self.old, doc)  # twice: remembered verdicts and generated paths come at the second use
+        assert _keys(self.new, doc) == expected, (doc.get("id") if isinstance(doc, dict) else doc)
+        assert _keys(self.new, doc) == again, (doc.get("id") if isinstance(doc, dict) else doc)
+        self.compared += 1
+        self.issues += len(expected)
+
+
+def _objects(doc: Any) -> Iterator[dict[str, Any]]:
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _resources(doc: Any) -> list[dict[str, Any]]:
+    return [o for o in _objects(doc) if isinstance(o.get("resourceType"), str)]
+
+
+def _targeted(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+    """Copies of `doc` with one resource (or element) changed where a shortcut decides."""
+    changes = [
+        lambda r: r.pop("text", None),
+        lambda r: r.__setitem__("text", {"status": "generated"}),
+        lambda r: r.__setitem__("text", {"status": "generated", "div": ""}),
+        lambda r: r.__setitem__("text", "not an object"),
+        lambda r: r.__setitem__("contained", [{"resourceType": "Basic", "id": "c1", "meta": {"versionId": "1"}}]),
+        lambda r: r.__setitem__("contained", [{"resourceType": "Basic", "id": "c2", "contained": [
+            {"resourceType": "Basic", "id": "c3"}], "meta": {"security": [{"code": "R"}]}}]),
+        lambda r: r.__setitem__("contained", "not a list"),
+        lambda r: r.__setitem__("component", [{"code": r.get("code")}, {"code": [1]}]),
+        lambda r: r.__setitem__("component", [{"code": {"coding": [{"system": ["x"], "code": "y"}]}}]),
+        lambda r: r.__setitem__("component", [{"code": {"coding": 3}}]),
+        lambda r: r.__setitem__("component", [{"code": {"coding": [{"system": "http://loinc.org",
+                                                                    "code": "48018-6"}]}}]),
+        lambda r: r.__setitem__("dataAbsentReason", {"text": "x"}),
+        lambda r: r.__setitem__("valueString", "v"),
+        lambda r: r.__setitem__("subject", {"reference": "#c1"}),
+        lambda r: r.__setitem__("subject", {"reference": 5}),
+        lambda r: r.__setitem__("effectivePeriod", {"start": "2020-02-01", "end": "2020-01-01"}),
+        lambda r: r.__setitem__("effectivePeriod", {"end": "2020-01-01"}),
+        lambda r: r.__setitem__("valueRange", {"high": {"value": 1}, "low": {"value": 2}}),
+        lambda r: r.__setitem__("valueQuantity", {"value": 1, "comparator": "<", "code": "mg"}),
+    ]
+    out = []
+    for change in changes:
+        mutant = copy.deepcopy(doc)
+        found = _resources(mutant)
+        try:
+            change(rng.choice(found))
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue
+        out.append(mutant)
+    entries = [e for e in doc.get("entry") or [] if isinstance(e, dict)]
+    if entries:  # the Bundle's own invariants: an entry without its fullUrl or resource, a search, a total
+        for key in ("fullUrl", "resource", "search", "total"):
+            mutant = copy.deepcopy(doc)
+            entry = rng.choice(mutant["entry"])
+            if key == "search":
+                entry["search"] = {"mode": "match"}
+            elif key == "total":
+                mutant["total"] = 1
+            else:
+                entry.pop(key, None)
+            out.append(mutant)
+    return out
+
+
+def _oru_docs() -> list[dict[str, Any]]:
+    from gateway.convert import run
+    from gateway.formats import HUB, Request
+
+    messages = sorted(ORU.glob("*.hl7"))
+    assert messages
+    return [orjson.loads(run(m.read_bytes(), Request("hl7v2", HUB, allow_invalid=True)).body) for m in messages]
+
+
+def test_package_examples_oru_conversions_and_their_variants() -> None:
+    rng = random.Random(20261207)
+    pairs: dict[str, Pair] = {}
+    docs = _docs()
+    assert sum(len(d) for d in docs.values()) > 200
+    docs.setdefault(GENOMICS, []).extend(_oru_docs())
+    total = 0
+    for package, found in docs.items():
+        pair = pairs.setdefault(package, Pair(validator_for(package).defs))
+        for i, doc in enumerate(found):
+            pair.same(doc)
+            for variant in _targeted(doc, rng):
+                pair.same(variant)
+            if doc.get("resourceType") == "Bundle" or i % 4 == 0:
+                for mutant in _mutants(doc, rng)[::3]:
+                    pair.same(mutant)
+        total += pair.compared
+    assert total > 5000
+
+
+def _scope() -> fhirpath.Scope:
+    return fhirpath.Scope(lambda r: None, lambda u, s, c: None, lambda r, u: None)
+
+
+def _all_objects() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(object, the resource holding it) for every object of the inputs and their targeted variants."""
+    rng = random.Random(3)
+    docs = [d for found in _docs().values() for d in found] + _oru_docs()
+    out = []
+    for doc in docs:
+        for d in [doc, *_targeted(doc, rng)]:
+            for res in _resources(d):
+                out += [(o, res) for o in _objects(res)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    found = _all_objects()
+    assert len(found) > 50_000
+    return found
+
+
+def test_each_native_holds_without_its_property(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    assert len(invariants.HOLDS_WITHOUT) >= 15
+    for expression, key in invariants.HOLDS_WITHOUT.items():
+        native = invariants.NATIVE[expression]
+        assert native({}, {}, {}) is True
+        for o, res in objects[::7]:
+            if key in o:
+                assert native({k: x for k, x in o.items() if k != key}, res, res) is True, (expression, o)
+
+
+def test_a_sure_failure_fails_on_the_compiled_form_and_the_engine(
+        objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    checked = 0
+    for expression, fails in invariants.FAILS_WHEN.items():
+        for o, res in objects:
+            if o is not res:
+                continue
+            value = {k: x for k, x in o.items() if k != "text"}
+            assert fails(value)
+            base = o["resourceType"]
+            p = invariants.plan(expression, base)
+            assert p.native is not None and not p.native(value, value, value)
+            if p.compiled is not None:
+                assert p.compiled(value, value, value, _scope()) is False
+            if checked < 300:  # the engine is slow: a sample of every kind of resource
+                assert fhirpath.evaluate(expression, value, base, value, value, _scope()) is False
+            checked += 1
+    assert checked > 1000
+
+
+def _truth(fn: Any, *args: Any) -> bool:
+    try:
+        return fn(*args) is True
+    except (TypeError, AttributeError):
+        return False
+
+
+def test_obs7_looks_codings_up_as_the_sets_did(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    native = invariants.NATIVE[OBS7]
+    held = failed = 0
+    for o, res in objects:
+        if "component" not in o:
+            continue
+        for r in (res, o):
+            answer = _truth(native, o, r, r)
+            assert answer == _truth(_first_obs7, o, r, r), o
+            held += answer
+            failed += not answer
+    assert held > 100 and failed > 10
+
+
+def _patterns(v: Validator) -> list[Any]:
+    """Every pattern[x] of the compiled profiles (their roots' children, slices and the slices' children)."""
+    found: dict[int, Any] = {}
+    for url in list(v.defs.structures):
+        root = v.node(url) if isinstance(url, str) and "|" not in url else None
+        stack = [root] if root is not None else []
+        while stack:
+            node = stack.pop()
+            if node.pattern is not None:
+                found[id(node.pattern)] = node.pattern
+            for kid in node.children.values():
+                stack += [kid, *kid.slices.values()]
+    return list(found.values())
+
+
+def test_a_pattern_test_is_contains_pattern(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    from profiles.matching import contains_pattern, pattern_test
+
+    v = validator_for(GENOMICS)
+    patterns = _patterns(v)
+    assert len(patterns) > 100
+    values: list[Any] = [None, True, False, 0, 1, 1.0, "", "x", [], {}, [None], 2**70]
+    values += [o for o, _ in objects[::40]]
+    values += [x for o, _ in objects[::40] for x in o.values()]
+    held = 0
+    for p in patterns:
+        test = pattern_test(p)
+        near = [p, [p], copy.deepcopy(p)]
+        if isinstance(p, dict):
+            near += [{**p, "extra": 1}, {k: x for k, x in list(p.items())[1:]}, {k: [x] for k, x in p.items()}]
+        for x in values + near:
+            assert test(x) == contains_pattern(x, p), (p, x)
+            held += test(x)
+    assert held > len(patterns)
+
+
+def _first_conforms(v: Validator, value: Any, url: str, run: Any, strict: bool = False) -> bool:
+    """Validator.conforms() as first written (every fact about the profile looked up on each call)."""
+    from profiles import content, slicing
+    from profiles.definitions import same_canonical
+    from profiles.matching import contains_pattern
+
+    if not isinstance(value, dict):
+        return False
+    key = (id(value), url + "|strict" if strict else url)
+    if key in run.conforms:
+        return bool(run.conforms[key])
+    meta = value.get("meta")
+    claimed = content.items(meta.get("profile")) if isinstance(meta, dict) else []
+    if any(isinstance(c, str) and same_canonical(url, c) for c in claimed) or (
+            not strict and v.defs.is_base(url) and value.get("resourceType") == v.type_of(url)):
+        run.conforms[key] = True
+        return True
+    root = v.node(url)
+    if root is None or root.path != value.get("resourceType"):
+        run.conforms[key] = False
+        return False
+    code = root.children.get("code")
+    if code is not None and code.pattern is not None and not contains_pattern(value.get("code"), code.pattern):
+        run.conforms[key] = False
+        return False
+    if slicing.surely_refused(v, root, value):
+        run.conforms[key] = False
+        return False
+    run.conforms[key] = True
+    sub = run.sub(value)
+    v.check_object(value, root, root.children, root.path, root.path, sub, is_resource=True)
+    ok = not any(i.severity in ("error", "fatal") for i in sub.issues)
+    run.conforms[key] = ok
+    return ok
+
+
+def test_conforms_answers_as_first_written(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    from profiles.run import Run
+
+    v = validator_for(GENOMICS)
+    by_type: dict[str, list[str]] = {}
+    for url in list(v.defs.structures):
+        if isinstance(url, str) and "|" not in url and (t := v.type_of(url)) is not None:
+            by_type.setdefault(t, []).append(url)
+    resources = [o for o, res in objects if o is res]
+    rng = random.Random(5)
+    answers = {True: 0, False: 0}
+    for res in resources[::3]:
+        urls = by_type.get(res["resourceType"], [])
+        urls = rng.sample(urls, min(len(urls), 6)) + [f"{u}|9.9" for u in urls[:1]] + ["http://example.org/none"]
+        claimed = (res.get("meta") or {}).get("profile")
+        urls += [c for c in claimed if isinstance(c, str)] if isinstance(claimed, list) else []
+        for url in urls:
+            for strict in (False, True):
+                first = _first_conforms(v, res, url, Run(res, validator=v, resource=res), strict)
+                assert v.conforms(res, url, Run(res, validator=v, resource=res), strict) == first, (url, res.get("id"))
+                answers[first] += 1
+    assert answers[True] > 200 and answers[False] > 1000, answers
