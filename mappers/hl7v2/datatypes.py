@@ -56,7 +56,14 @@ def identifier_types() -> frozenset[str]:
 def local_system(name: str) -> str:
     """`urn:id:NAME` for a system known only by a v2 name; characters a URN cannot hold are percent-encoded
     (`Baseline West MC` → `urn:id:Baseline%20West%20MC`), so the URI is valid and the name comes back exactly."""
+    return _local_systems(name) if len(name) <= memo.SHORT else _local_system(name)
+
+
+def _local_system(name: str) -> str:
     return LOCAL_SYSTEM + quote(name, safe=_NSS_SAFE)
+
+
+_local_systems = lru_cache(maxsize=memo.SIZE)(_local_system)  # facility and authority names: a few, on every message
 
 
 def local_name(uri: str) -> str:
@@ -193,6 +200,12 @@ def hd_system(namespace: str, universal_id: str, id_type: str) -> str | None:
     """An HD (assigning authority / facility) as a system URI: an OID → urn:oid, a UUID → urn:uuid, a URI as is,
     else the namespace (or, without one, the universal id) as `urn:id:NAME` (LinuxForHealth's convention),
     percent-encoded where a URI needs it (local_system)."""
+    if len(namespace) + len(universal_id) + len(id_type) <= memo.SHORT:
+        return _hd_systems(namespace, universal_id, id_type)
+    return _hd_system(namespace, universal_id, id_type)
+
+
+def _hd_system(namespace: str, universal_id: str, id_type: str) -> str | None:
     t = id_type.upper()
     uid = universal_id.strip()
     if uid:
@@ -207,6 +220,9 @@ def hd_system(namespace: str, universal_id: str, id_type: str) -> str | None:
     if uid:
         return local_system(uid)
     return None
+
+
+_hd_systems = lru_cache(maxsize=memo.SIZE)(_hd_system)  # assigning authorities: a few, on many identifiers
 
 
 def identifier_type(code: str) -> dict[str, Any] | None:

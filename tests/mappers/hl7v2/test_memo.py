@@ -10,7 +10,17 @@ import pytest
 
 from mappers.hl7v2 import memo, parse_message, to_fhir, variable_names
 from mappers.hl7v2.context import Context
-from mappers.hl7v2.datatypes import _CONCEPTS, _dtms, _system_uris, dtm_to_fhir, system_uri
+from mappers.hl7v2.datatypes import (
+    _CONCEPTS,
+    _dtms,
+    _hd_systems,
+    _local_systems,
+    _system_uris,
+    dtm_to_fhir,
+    hd_system,
+    local_system,
+    system_uri,
+)
 from mappers.hl7v2.emit import genomics
 from mappers.hl7v2.structure import Observation
 
@@ -20,7 +30,7 @@ MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 def _forget() -> None:
     for kept in (variable_names._READINGS, variable_names._NAMED, variable_names._ROWS, genomics._ROW_CODES, _CONCEPTS):
         kept.clear()
-    for cached in (variable_names._normalised, _system_uris, _dtms):
+    for cached in (variable_names._normalised, _system_uris, _dtms, _local_systems, _hd_systems):
         cached.cache_clear()
 
 
@@ -56,7 +66,8 @@ def test_long_texts_are_read_but_never_kept() -> None:
             *_CONCEPTS]
     assert kept and all(len(key[0]) <= memo.SHORT for key in kept)  # the short OBX-3 of the other row
     for cached, call in ((variable_names._normalised, lambda t: variable_names.normalise(t)),
-                         (_system_uris, lambda t: system_uri(t)), (_dtms, lambda t: dtm_to_fhir(t, None))):
+                         (_system_uris, lambda t: system_uri(t)), (_dtms, lambda t: dtm_to_fhir(t, None)),
+                         (_local_systems, lambda t: local_system(t)), (_hd_systems, lambda t: hd_system(t, "", ""))):
         size = cached.cache_info().currsize
         call("2024" + "0" * memo.SHORT)
         assert cached.cache_info().currsize == size
