@@ -22,8 +22,8 @@ Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
 class _Plan:
     """What assign() needs to know about a sliced element, worked out once per element."""
 
-    __slots__ = ("bounded", "by_code", "by_profile", "by_values", "closed", "code_path", "coded", "index", "memo_ok",
-                 "ordered", "slices")
+    __slots__ = ("bounded", "by_code", "by_profile", "by_values", "closed", "code_path", "coded", "index", "maxes",
+                 "memo_ok", "mins", "ordered", "slices")
 
     def __init__(self, v: Any, kid: Node) -> None:
         assert kid.slicing is not None
@@ -34,6 +34,9 @@ class _Plan:
         # the slices with a cardinality to check, in definition order (the order their errors are reported in)
         self.bounded = [(k, name, snode) for k, (name, snode) in enumerate(self.slices)
                         if snode.min > 0 or snode.max is not None]
+        # the same bounds for a first look that finds most items' slices within them without a report
+        self.mins = [(k, snode.min) for k, (_, snode) in enumerate(self.slices) if snode.min > 0]
+        self.maxes = [snode.max for _, snode in self.slices]
         self.closed = kid.slicing.rules == "closed"
         self.ordered = kid.slicing.ordered
         self.code_path, self.coded, self.by_code = _by_code(v, kid, self.slices)
@@ -142,8 +145,10 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
     chosen: list[Node] = []
     order: list[int] = []
     counts = [0] * len(slices)
+    by_code, maxes = plan.by_code, plan.maxes
+    over = False  # whether a slice got more items than its max
     for i, (_, value, _, typ) in enumerate(items):
-        hit = _pick(plan, value) if plan.by_code is not None else _MISSING
+        hit = _pick(plan, value) if by_code is not None else _MISSING
         if hit is _MISSING:
             hit = _matching(v, plan, kid, value, typ, run)
         if hit is None:
@@ -154,19 +159,23 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
                         f"This element does not match any known slice defined in the profile "
                         f"{kid.profile_url} and slicing is closed")
             continue
-        counts[hit] += 1
+        c = counts[hit] = counts[hit] + 1
+        hi = maxes[hit]
+        if hi is not None and c > hi:
+            over = True
         chosen.append(slices[hit][1])
         order.append(hit)
-    for k, name, snode in plan.bounded:
-        c = counts[k]
-        if c < snode.min:
-            run.add("error", "structure", where.rsplit(".", 1)[0],
-                    f"Slice '{kid.path}:{name}': a matching slice is required, but not found"
-                    f" (from {kid.profile_url})" if c == 0 else
-                    f"Slice '{kid.path}:{name}': minimum required = {snode.min}, but only found {c}")
-        if snode.max is not None and c > snode.max:
-            run.add("error", "structure", where.rsplit(".", 1)[0],
-                    f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
+    if over or any(counts[k] < lo for k, lo in plan.mins):  # something to report: in definition order
+        for k, name, snode in plan.bounded:
+            c = counts[k]
+            if c < snode.min:
+                run.add("error", "structure", where.rsplit(".", 1)[0],
+                        f"Slice '{kid.path}:{name}': a matching slice is required, but not found"
+                        f" (from {kid.profile_url})" if c == 0 else
+                        f"Slice '{kid.path}:{name}': minimum required = {snode.min}, but only found {c}")
+            if snode.max is not None and c > snode.max:
+                run.add("error", "structure", where.rsplit(".", 1)[0],
+                        f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
     if plan.ordered and order != sorted(order):
         run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
     return chosen
