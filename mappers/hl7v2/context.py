@@ -11,6 +11,7 @@ from itertools import compress, filterfalse
 from typing import Any
 
 from mappers.exceptions import Issue
+from mappers.hl7v2 import memo
 from mappers.hl7v2.model import Message, Segment
 from mappers.hl7v2.parse import Limits
 from mappers.hl7v2.structure import known_segments
@@ -21,6 +22,24 @@ _INDEX = re.compile(r"\[\d+\]")
 _MAX_LISTED = 20  # unmapped components listed one by one per field
 _NONE: frozenset[int] = frozenset()
 _NOTHING: dict[int, set[int]] = {}
+
+
+_FIRST = [frozenset(range(1, k + 1)) for k in range(33)]  # components 1..k
+
+
+def _field_not_mapped(name: str, n: int, ref: str) -> Issue:
+    """The issue of an unused field: the same few on every message, and an Issue is immutable, so kept (memo)."""
+    key = (ref, n)
+    issue = _NOT_MAPPED.get(key)
+    if issue is None:
+        issue = Issue("information", "informational", "hl7v2-field-not-mapped", f"{name}-{n} was not mapped",
+                      f"{ref}-{n}")
+        if len(ref) <= memo.SHORT:
+            memo.remember(_NOT_MAPPED, key, issue)
+    return issue
+
+
+_NOT_MAPPED: dict[tuple[str, int], Issue] = {}
 
 
 @lru_cache(maxsize=1024)  # the same few paths (component[3], identifier[0]) on every resource
@@ -173,18 +192,19 @@ class Context:
                 out.append(Issue(sev, "informational", "hl7v2-segment-not-mapped",
                                  f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
                 continue
+            delims = seg.delims
             for n in todo:
                 if n <= 2 and (name, n) in _STRUCTURAL_FIELDS:
                     continue
                 used = parts.get(n)
                 if used is None:
-                    out.append(Issue("information", "informational", "hl7v2-field-not-mapped",
-                                     f"{name}-{n} was not mapped", f"{seg.ref}-{n}"))
+                    out.append(_field_not_mapped(name, n, seg.ref))
                     continue
                 raw = fields[n]
-                if seg.delims.repetition not in raw:  # one repetition: are all its components used?
-                    last = raw.count(seg.delims.component) + 1
-                    if last <= len(used) and used.issuperset(range(1, last + 1)):
+                if delims.repetition not in raw:  # one repetition: are all its components used?
+                    last = raw.count(delims.component) + 1
+                    first = _FIRST[last] if last < len(_FIRST) else range(1, last + 1)
+                    if last <= len(used) and used.issuperset(first):
                         continue
                 listed = 0
                 for rep, raw in enumerate(seg.repetitions(n), 1):

@@ -159,8 +159,15 @@ def recognise_row(obx: Segment, known: frozenset[str], site: tuple[tuple[str, st
         found, named = both
     if found is None:
         return None, None
-    loinc, how, taken, comp = found
-    return Recognised(loinc, how, taken, f"{obx.ref}-3.{comp}"), named
+    # a Recognised is immutable: the same row (OBX[n]) of the same reading is one object (memo)
+    key2 = (found, obx.ref)
+    rec = _RECOGNISED.get(key2)
+    if rec is None:
+        loinc, how, taken, comp = found
+        rec = Recognised(loinc, how, taken, f"{obx.ref}-3.{comp}")
+        if len(taken) <= memo.SHORT:
+            memo.remember(_RECOGNISED, key2, rec)
+    return rec, named
 
 
 def _reading(obx: Segment, known: frozenset[str], site: tuple[tuple[str, str], ...],
@@ -218,3 +225,4 @@ _UNREAD = object()
 _READINGS: dict[tuple[Any, ...], tuple[str, str, str, int] | None] = {}
 _NAMED: dict[tuple[Any, ...], str | None] = {}
 _ROWS: dict[tuple[Any, ...], tuple[tuple[str, str, str, int] | None, str | None]] = {}
+_RECOGNISED: dict[tuple[tuple[str, str, str, int], str], Recognised] = {}

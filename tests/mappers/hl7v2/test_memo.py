@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mappers.hl7v2 import memo, parse_message, to_fhir, variable_names
+from mappers.hl7v2 import context, memo, parse_message, to_fhir, variable_names
 from mappers.hl7v2.context import Context
 from mappers.hl7v2.datatypes import (
     _CONCEPTS,
@@ -28,7 +28,8 @@ MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 
 
 def _forget() -> None:
-    for kept in (variable_names._READINGS, variable_names._NAMED, variable_names._ROWS, genomics._ROW_CODES, _CONCEPTS):
+    for kept in (variable_names._READINGS, variable_names._NAMED, variable_names._ROWS, variable_names._RECOGNISED,
+                 genomics._ROW_CODES, _CONCEPTS, context._NOT_MAPPED):
         kept.clear()
     for cached in (variable_names._normalised, _system_uris, _dtms, _local_systems, _hd_systems):
         cached.cache_clear()
