@@ -74,39 +74,32 @@ class Context:
     issues: list[Issue] = field(default_factory=list)
     # Conversion.origins: resource id (or "id:path") → source expression such as OBX[3]-14.
     origins: dict[str, str] = field(default_factory=dict)
-    # What emitters read, by segment (its ref, OBX[3]): whole fields, and fields read component by component.
-    _whole: dict[str, set[int]] = field(default_factory=dict)
-    _parts: dict[str, dict[int, set[int]]] = field(default_factory=dict)
+    # What emitters read, by segment (its ref, OBX[3]): whole fields, and fields read component by component. The
+    # sets are immutable, so one given by an emitter (a row's usual fields, CWE's components) is kept as it is.
+    _whole: dict[str, frozenset[int]] = field(default_factory=dict)
+    _parts: dict[str, dict[int, frozenset[int]]] = field(default_factory=dict)
 
     def use(self, seg: Segment, *fields: int) -> None:
         """Mark whole fields of `seg` as mapped (fields read as one value: ST, NM, ID, DTM, ...)."""
         whole = self._whole.get(seg.ref)
-        if whole is None:
-            self._whole[seg.ref] = set(fields)
-        else:
-            whole.update(fields)
+        self._whole[seg.ref] = frozenset(fields) if whole is None else whole.union(fields)
 
     def use_component(self, seg: Segment, n: int, *comps: int) -> None:
         """Mark components of field n of `seg` as mapped (fields read component by component)."""
         parts = self._parts.get(seg.ref)
         if parts is None:
-            self._parts[seg.ref] = {n: set(comps)}
+            self._parts[seg.ref] = {n: frozenset(comps)}
             return
         used = parts.get(n)
-        if used is None:
-            parts[n] = set(comps)
-        else:
-            used.update(comps)
+        parts[n] = frozenset(comps) if used is None else used.union(comps)
 
-    def use_row(self, seg: Segment, fields: Iterable[int], parts: Iterable[tuple[int, Iterable[int]]] = ()) -> None:
+    def use_row(self, seg: Segment, fields: frozenset[int],
+                parts: Iterable[tuple[int, frozenset[int]]] = ()) -> None:
         """use() and use_component() in one call: whole `fields`, and for each (n, comps) of `parts` the components
         comps of field n (an emitter that reads a row collects what it read, and marks it once)."""
         ref = seg.ref
         whole = self._whole.get(ref)
-        if whole is None:
-            self._whole[ref] = set(fields)
-        else:
-            whole.update(fields)
+        self._whole[ref] = fields if whole is None else whole | fields
         if not parts:
             return
         own = self._parts.get(ref)
@@ -114,10 +107,7 @@ class Context:
             own = self._parts[ref] = {}
         for n, comps in parts:
             used = own.get(n)
-            if used is None:
-                own[n] = set(comps)
-            else:
-                used.update(comps)
+            own[n] = comps if used is None else used | comps
 
     def use_segment(self, seg: Segment) -> None:
         self.use(seg, *range(1, len(seg.fields)))

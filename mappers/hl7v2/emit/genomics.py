@@ -116,7 +116,7 @@ def _row_code(obx: Segment, rec: Recognised | None) -> dict[str, Any]:
 
 
 def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, whole: list[int],
-            parts: list[tuple[int, tuple[int, ...]]]) -> list[tuple[str, Any]]:
+            parts: list[tuple[int, frozenset[int]]]) -> list[tuple[str, Any]]:
     """OBX-5 repetitions as values of the slice's FHIR type; a coded slice also takes ST text (V2X writes
     some CWE rows as ST). The fields and components read are added to `whole` and `parts` (Context.use_row)."""
     obx = obs.obx
@@ -127,7 +127,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
         coded = vt in _CODED
         if coded:
             if reps:
-                parts.append((5, CWE_COMPONENTS))
+                parts.append((5, _CWE))
         else:
             whole.append(5)
         for rep in range(1, reps + 1):
@@ -150,7 +150,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
     if fhir_type == "string":
         if vt in _CODED:
             if reps:
-                parts.append((5, (1,)))
+                parts.append((5, _FIRST_COMPONENT))
         else:
             whole.append(5)
     for rep in range(1, reps + 1):
@@ -185,6 +185,19 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
 
 
 _CHR = re.compile(r"^chr", re.I)
+_CWE = frozenset(CWE_COMPONENTS)
+_FIRST_COMPONENT = frozenset({1})
+_FROZEN: dict[tuple[int, ...], frozenset[int]] = {}  # a row's whole fields: a few combinations of 1, 2, 4, 5, 11, 14
+
+
+def _frozen(fields: list[int]) -> frozenset[int]:
+    key = tuple(fields)
+    found = _FROZEN.get(key)
+    if found is None:
+        found = _FROZEN[key] = frozenset(key)
+    return found
+
+
 _SEQUENCE_SLICES = {"representative-transcript-ref-seq", "genomic-ref-seq"}
 
 
@@ -300,7 +313,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         taken.add(code)
         # what the row is read for, marked once at the end of its turn (Context.use_row)
         whole = [1, 2, 4, 11]
-        parts: list[tuple[int, tuple[int, ...]]] = []
+        parts: list[tuple[int, frozenset[int]]] = []
         if spec is None:
             ctx.inform("hl7v2-unsliced-component",
                        f"OBX-3 {code} in variant group {group} is not a Genomics Reporting variable; kept as a "
@@ -319,13 +332,13 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             whole.append(14)  # the variant's time comes from its first row (below); later rows' are not kept
         where = f"{obx.ref}-5"
         if target == "value" or target == "method":
-            ctx.use_row(obx, whole, parts)
+            ctx.use_row(obx, _frozen(whole), parts)
             if vals:
                 setattr(facts, "assessment" if target == "value" else "method",
                         genomics.Stated(vals[0][1], None, where))
             continue
-        parts.append((3, CWE_COMPONENTS))
-        ctx.use_row(obx, whole, parts)
+        parts.append((3, _CWE))
+        ctx.use_row(obx, _frozen(whole), parts)
         if id(obs) in phased:
             continue  # the group's side of a sequence-phase relationship (phase_relationship)
         cc = _row_concept(obs)
