@@ -29,7 +29,7 @@ import fuzz_vcf
 import fuzz_ws445
 import writers
 from common import ROOT, arguments, run
-from http_client import client, pack, send
+from http_client import client, close, pack, send
 from mutations import JUNK_VALUES, dumps, junk_text, rss_mb
 
 TARGETS = ["fhir", "hl7v2", "vcf", "cda-cn", "ws445", "x", ""]
@@ -116,7 +116,10 @@ def main() -> None:
         send(c, data, "convert")
 
     print(f"baseline RSS {rss_mb():.0f} MB", file=sys.stderr)
-    stats = run("http-convert", strategy, target, (), args, "req")
+    try:
+        stats = run("http-convert", strategy, target, (), args, "req")
+    finally:
+        close(c)  # the app's worker threads end with it: the process can exit
     sys.exit(1 if stats.crashes else 0)
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, arguments, run
-from http_client import client, pack, send
+from http_client import client, close, pack, send
 from mutations import JUNK_VALUES, dumps, json_text_damage, junk_text, rss_mb
 
 NAMES = ["url", "conceptMap", "system", "code", "coding", "codeableConcept", "target", "targetsystem", "reverse",
@@ -134,7 +134,10 @@ def main() -> None:
         send(c, data, "translate")
 
     print(f"{len(corpus)} seeds, baseline RSS {rss_mb():.0f} MB", file=sys.stderr)
-    stats = run("http-translate", inputs(corpus), target, (), args, "req")
+    try:
+        stats = run("http-translate", inputs(corpus), target, (), args, "req")
+    finally:
+        close(c)  # the app's worker threads end with it: the process can exit
     sys.exit(1 if stats.crashes else 0)
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_fhir_json
 import fuzz_fhir_xml
 from common import arguments, run
-from http_client import client, pack, send
+from http_client import client, close, pack, send
 from mutations import JUNK_VALUES, dumps, junk_text, rss_mb
 
 LIGHT = 4 * 1024
@@ -93,7 +93,10 @@ def main() -> None:
         send(c, data, "validate")
 
     print(f"{len(json_seeds)} + {len(xml_seeds)} seeds, baseline RSS {rss_mb():.0f} MB", file=sys.stderr)
-    stats = run("http-validate", inputs(json_seeds, xml_seeds), target, (), args, "req")
+    try:
+        stats = run("http-validate", inputs(json_seeds, xml_seeds), target, (), args, "req")
+    finally:
+        close(c)  # the app's worker threads end with it: the process can exit
     sys.exit(1 if stats.crashes else 0)
 
 

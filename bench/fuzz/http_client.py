@@ -60,21 +60,45 @@ def finding(kind: str, status: int, route: str) -> type[HttpFinding]:
 
 
 class AsgiClient:
-    """The app on an event loop of this thread, driven by httpx's ASGITransport; its lifespan entered once."""
+    """The app on an event loop of this thread, driven by httpx's ASGITransport; its lifespan entered once.
+
+    Requests run inside one long-lived task (`_serve`): anyio ties its worker threads (the app's synchronous work)
+    to the task the loop was started with, so a loop run per request would start a new thread for each."""
 
     def __init__(self, app: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=True),
                                       base_url="http://testserver", timeout=None)
         self._lifespan = app.router.lifespan_context(app)
-        self.loop.run_until_complete(self._lifespan.__aenter__())
+        self._queue: asyncio.Queue[tuple[str, str, dict[str, Any], asyncio.Future[httpx.Response]] | None] = \
+            asyncio.Queue()
+        self._server = self.loop.create_task(self._serve())
+        self._call(self._lifespan.__aenter__())
+
+    async def _serve(self) -> None:
+        while (job := await self._queue.get()) is not None:
+            method, path, kw, answer = job
+            try:
+                answer.set_result(await self.http.request(method, path, **kw) if method else await kw["coro"])
+            except BaseException as e:  # the app's exception (or the runner's timeout) goes to the caller
+                answer.set_exception(e)
+
+    def _call(self, coro: Any) -> Any:
+        return self._run("", "", {"coro": coro})
+
+    def _run(self, method: str, path: str, kw: dict[str, Any]) -> Any:
+        answer: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.put_nowait((method, path, kw, answer))
+        return self.loop.run_until_complete(answer)
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.http.request(method, path, **kw))
+        return self._run(method, path, kw)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.http.aclose())
-        self.loop.run_until_complete(self._lifespan.__aexit__(None, None, None))
+        self._call(self.http.aclose())
+        self._call(self._lifespan.__aexit__(None, None, None))
+        self._queue.put_nowait(None)
+        self.loop.run_until_complete(self._server)
         self.loop.close()
 
 
@@ -119,6 +143,14 @@ def client(transport: str = "asgi", sandbox: bool = False) -> Any:
     c = TestClient(app, raise_server_exceptions=True)
     c.__enter__()
     return c
+
+
+def close(c: Any) -> None:
+    """End a client of `client()` and its app's lifespan (and with it the app's worker threads)."""
+    if isinstance(c, TestClient):
+        c.__exit__(None, None, None)
+    else:
+        c.close()
 
 
 def _text(s: str) -> str:

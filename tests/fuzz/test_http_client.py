@@ -40,10 +40,7 @@ def clients() -> Iterator[dict[str, Any]]:
     made = {t: http_client.client(t) for t in ("asgi", "testclient", "loopback")}
     yield made
     for c in made.values():
-        if hasattr(c, "close"):
-            c.close()
-        else:
-            c.__exit__(None, None, None)
+        http_client.close(c)
 
 
 def test_the_same_buffer_draws_the_same_request() -> None:
@@ -74,3 +71,18 @@ def test_an_xml_outcome_is_an_outcome() -> None:
     assert not http_client.is_outcome("application/fhir+json", xml)
     assert http_client.is_outcome("application/fhir+json", b'{"resourceType":"OperationOutcome","issue":[{}]}')
     assert not http_client.is_outcome("application/fhir+json", b'{"resourceType":"OperationOutcome","issue":[]}')
+
+
+@pytest.mark.parametrize("transport", ["asgi", "loopback"])
+def test_a_harness_run_ends_with_its_summary(tmp_path: Path, transport: str) -> None:
+    """The $translate harness end to end: the count reached, nothing found, and the process exits (the app's
+    worker threads do not keep it alive)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz" / "fuzz_http_translate.py"), "--count", "60",
+                           "--seed", "2", "--transport", transport, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "http-translate" / "summary.json").read_text())
+    assert doc["inputs"] == 60 and doc["crashes"] == {} and not doc["running"]
