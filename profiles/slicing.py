@@ -95,37 +95,41 @@ def _by_code(v: Any, kid: Node, slices: list[tuple[str, Node]]) -> tuple[str, bo
 
 def _pick(plan: _Plan, value: Any) -> Any:
     """The slice number `plan.by_code` gives `value` (None: no slice), or _MISSING where the item is not plain
-    enough for the table (a Coding that also holds `coding`): the long way decides."""
+    enough for the table (a Coding that also holds `coding`): the long way decides. (Every component and category
+    of a resource comes here: exact type tests before isinstance(), and the table asked without testing that system
+    and code are strings, since only a pair of strings can be one of its keys.)"""
     table = plan.by_code
     assert table is not None
-    if not isinstance(value, dict):
+    if value.__class__ is not dict and not isinstance(value, dict):
         return None
     path = plan.code_path
     if path in value:
         got = value[path]
-        found = got if isinstance(got, list) else [got]
+        found = got if got.__class__ is list or isinstance(got, list) else (got,)
     else:  # a choice element named without its type suffix (matching.typed_values_at)
         found = [g for k, got in value.items() if k.startswith(path) and k[len(path):len(path) + 1].isupper()
                  for g in (got if isinstance(got, list) else [got])]
     best = None
+    coded = plan.coded
     for x in found:
-        if not isinstance(x, dict):
+        if x.__class__ is not dict and not isinstance(x, dict):
             continue
-        if plan.coded:
+        if coded:
             codings = x.get("coding")
-            if not isinstance(codings, list):
+            if codings.__class__ is not list and not isinstance(codings, list):
                 continue  # the pattern's coding must be there; slice_index reads only arrays of codings
         elif "coding" in x:
             return _MISSING
         else:
             codings = (x,)
         for c in codings:
-            if isinstance(c, dict):
-                system, code = c.get("system"), c.get("code")
-                if isinstance(system, str) and isinstance(code, str):
-                    k = table.get((system, code))
-                    if k is not None and (best is None or k < best):
-                        best = k
+            if c.__class__ is dict or isinstance(c, dict):
+                try:
+                    k = table.get((c.get("system"), c.get("code")))
+                except TypeError:  # an object or array where the system or code belongs: no slice's
+                    continue
+                if k is not None and (best is None or k < best):
+                    best = k
     return best
 
 
