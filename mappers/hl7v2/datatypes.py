@@ -149,8 +149,8 @@ def cwe_to_codeable_concept(seg: Segment, n: int, rep: int = 1, used: Usage | No
     if codings is None:
         return {"text": cc["text"]}
     if len(cc) == 1:
-        return {"coding": [c.copy() for c in codings]}
-    return {"coding": [c.copy() for c in codings], "text": cc["text"]}
+        return {"coding": list(map(dict.copy, codings))}
+    return {"coding": list(map(dict.copy, codings)), "text": cc["text"]}
 
 
 _UNREAD = object()

@@ -365,9 +365,13 @@ def _components(facts: Any, slot_list: tuple[_Slot, ...], extra: Sequence[Compon
                 append({"code": slot.code, "valueQuantity": {
                     "value": item if kind is int else _number(item), "system": _UCUM, "code": "1"}})
             elif kind is Stated:
-                if item.value is None:
+                val = item.value
+                if val is None:
                     continue
-                element, val = _value(slot, item.value)
+                if type(val) is dict and slot.type == "CodeableConcept":  # as _value gives it, without two calls
+                    element = "valueCodeableConcept"
+                else:
+                    element, val = _value(slot, val)
                 if origins is not None and item.where:
                     origins[f"component[{len(comps)}]"] = item.where
                 append({"code": item.code or slot.code, element: val})
@@ -422,7 +426,11 @@ def _profile(name: str) -> dict[str, Any]:
 
 def fresh(concept: dict[str, Any]) -> dict[str, Any]:
     """A copy of a remembered CodeableConcept (flat codings) for a resource to own: a caller may edit its output."""
-    return {k: [{**c} for c in v] if k == "coding" else v for k, v in concept.items()}
+    out = concept.copy()
+    codings = out.get("coding")
+    if codings is not None:
+        out["coding"] = list(map(dict.copy, codings))  # in place of the shared list: the same keys, in order
+    return out
 
 
 _CATEGORIES: list[dict[str, Any]] = []

@@ -88,9 +88,7 @@ def _row_concept(obs: Observation) -> dict[str, Any]:
     if code is None:
         code = memo.remember(_ROW_CODES, key, _row_code(obx, rec))
     # a copy: the caller's resource may be edited, the memo's concept must not be
-    if len(code) == 1 and "coding" in code:
-        return {"coding": [c.copy() for c in code["coding"]]}
-    return {k: [{**c} for c in v] if k == "coding" else v for k, v in code.items()}
+    return genomics.fresh(code)
 
 
 _ROW_CODES: dict[tuple[Any, ...], dict[str, Any]] = {}  # what an OBX-3 stands for is vocabulary (memo)
