@@ -76,11 +76,11 @@ def _no_shared_code(components: Any, res: dict[str, Any]) -> bool:
     _codes() would build and intersect, with the same errors on malformed content)."""
     codes = None
     for c in components:
-        if isinstance(c, dict):
+        if c.__class__ is dict or isinstance(c, dict):
             if codes is None:
                 codes = _codes(res.get("code"))
             for x in (c.get("code") or {}).get("coding", []):
-                if isinstance(x, dict) and (x.get("system"), x.get("code")) in codes:
+                if (x.__class__ is dict or isinstance(x, dict)) and (x.get("system"), x.get("code")) in codes:
                     return False
     return True
 

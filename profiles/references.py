@@ -74,23 +74,26 @@ def index(root: dict[str, Any], run: Any, rules: tuple[tuple[str, str], ...]) ->
         return
     counts: dict[str, int] = {}
     entries = root.get("entry")
+    index, full_urls, type_ids = run.index, run.full_urls, run.type_ids
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
-        if not isinstance(entry, dict):
+        if entry.__class__ is not dict and not isinstance(entry, dict):
             continue
         res = entry.get("resource")
-        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str) or not isinstance(
-                res.get("id", ""), str):
+        if res.__class__ is not dict and not isinstance(res, dict):
+            continue
+        rtype, rid = res.get("resourceType"), res.get("id", "")
+        if not isinstance(rtype, str) or not isinstance(rid, str):
             continue  # malformed entries are reported by the structure checks, and cannot be referred to
         full = entry.get("fullUrl")
-        rtype = res["resourceType"]
-        if isinstance(full, str):
-            run.index[full] = res
-            run.full_urls[id(res)] = full
-        if res.get("id"):
-            key = f"{rtype}/{res['id']}"
-            run.type_ids.setdefault(key, []).append((i, str(full)))
+        is_str = isinstance(full, str)
+        if is_str:
+            index[full] = res
+            full_urls[id(res)] = full
+        if rid:
+            key = f"{rtype}/{rid}"
+            type_ids.setdefault(key, []).append((i, full if is_str else str(full)))
             # Type/id reaches an entry only through a RESTful fullUrl (or none): urn:uuid entries are known by it
-            if not str(full or "").startswith("urn:"):
+            if not (full if is_str else str(full or "")).startswith("urn:"):
                 run.index.setdefault(key, res)
                 run.versions.setdefault(key, []).append(entry)
         if rules:

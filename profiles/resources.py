@@ -10,11 +10,12 @@ from profiles import bundles, content, invariants, patterns, rules
 from profiles.elements import Node
 
 _ID = patterns.compile(r"[A-Za-z0-9\-.]{1,64}")
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
 
 
 def check(v: Any, res: dict[str, Any], path: str, profiles: list[str], run: Any) -> None:
     rtype = res.get("resourceType")
-    base = v.type_node(rtype) if isinstance(rtype, str) else None
+    base = v.trees.type_node(rtype) if isinstance(rtype, str) else None
     if base is None:
         run.add("error", "structure", path, f"Unknown resource type {rtype!r}")
         return
@@ -32,7 +33,8 @@ def check(v: Any, res: dict[str, Any], path: str, profiles: list[str], run: Any)
         else:
             roots.append(node)
     rid = res.get("id")
-    if isinstance(rid, str) and not _ID.full(rid):
+    # an id of 1-64 of those characters is one _ID accepts (strip() leaves nothing): the regex judges the rest
+    if isinstance(rid, str) and not (0 < len(rid) <= 64 and not rid.strip(_ID_CHARS)) and not _ID.full(rid):
         run.add("error", "invalid", f"{path}.id", f"Invalid Resource id {rid!r}: ids are 1-64 of A-Z a-z 0-9 - .")
     if rtype == "Bundle":
         bundles.check(res, path, run)

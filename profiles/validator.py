@@ -168,8 +168,8 @@ class Validator:
         if meta.__class__ is dict or isinstance(meta, dict):
             claimed = meta.get("profile")
             if claimed.__class__ is list or isinstance(claimed, list):
-                for c in claimed:
-                    if c == url or (isinstance(c, str) and same_canonical(url, c)):
+                for c in claimed:  # same_canonical() of two different canonicals needs a version on one
+                    if c == url or (isinstance(c, str) and ("|" in c or "|" in url) and same_canonical(url, c)):
                         run.conforms[key] = True
                         return True
         facts = self._profiles.get(url)
@@ -211,14 +211,13 @@ class _Profile:
 
 
 def _dedupe(issues: Iterable[Issue]) -> list[Issue]:
-    seen: set[tuple[str, str, str | None, str]] = set()
-    out = []
+    """The issues without repeats (same severity, code, place and message), each where it first came."""
+    seen: dict[tuple[str, str, str | None, str], Issue] = {}
     for i in issues:
         key = (i.severity, i.code, i.expression, i.message)
         if key not in seen:
-            seen.add(key)
-            out.append(i)
-    return out
+            seen[key] = i
+    return list(seen.values())
 
 
 __all__ = ["MAX_DEPTH", "Run", "TypeRef", "Validator"]

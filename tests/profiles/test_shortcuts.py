@@ -429,3 +429,18 @@ def test_the_slice_table_is_asked_as_first_written(objects: list[tuple[dict[str,
             assert slicing._pick(plan, item) == expected, (item,)
             decided += expected is not None and expected is not slicing._MISSING
     assert decided > 1000
+
+
+def test_an_id_taken_without_the_regex_is_one_the_regex_takes() -> None:
+    from profiles import resources
+
+    rng = random.Random(17)
+    alphabet = resources._ID_CHARS + " _/:é\u0663\n\t|#"
+    ids = ["", "a", "a" * 64, "a" * 65, "-", ".", "A.b-9", " a", "a ", "a\n"]
+    ids += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70))) for _ in range(5000)]
+    taken = 0
+    for rid in ids:
+        quick = 0 < len(rid) <= 64 and not rid.strip(resources._ID_CHARS)
+        assert quick == resources._ID.full(rid), rid
+        taken += quick
+    assert taken > 100
