@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 SLOW_SECONDS = 1.0
 
 
-class InputTimeout(Exception):
-    """An input ran past the per-input time limit."""
+class InputTimeout(BaseException):
+    """An input ran past the per-input time limit. A BaseException: the targets' own `except Exception` (the
+    validator's around each FHIRPath evaluation) would otherwise swallow it and let the input run on unbounded."""
 
 
 class Stopped(BaseException):
@@ -184,7 +185,7 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
             target(data)
         except expected:
             pass
-        except Exception as e:  # a crash: kept once per site, the run goes on
+        except (Exception, InputTimeout) as e:  # a crash: kept once per site, the run goes on
             stats.crash_inputs += 1
             site = "timeout" if isinstance(e, InputTimeout) else _site(e)
             if site not in stats.crashes:

@@ -86,3 +86,34 @@ def test_the_same_seed_draws_the_same_inputs(tmp_path: Path) -> None:
         runs.append(record.read_text().split())
     assert len(runs[0]) == 300 and runs[0] == runs[1]
     assert len(set(runs[0])) > 200  # distinct inputs, not one repeated
+
+
+BUSY = '''
+import sys, time
+sys.path.insert(0, {fuzz!r})
+from hypothesis import strategies as st
+from common import arguments, run
+
+def target(data: bytes) -> None:
+    """Heavy on one input in five, inside an `except Exception` as the validator's FHIRPath calls are."""
+    if len(data) % 5:
+        return
+    t0 = time.process_time()
+    while time.process_time() - t0 < 5:
+        try:
+            sum(range(10000))
+        except Exception:
+            pass
+
+run("busy", st.binary(max_size=40), target, (), arguments("busy"), "bin")
+'''
+
+
+def test_the_time_limit_is_not_swallowed_by_the_target(tmp_path: Path) -> None:
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY.format(fuzz=str(ROOT / "bench" / "fuzz")))
+    proc = _start(script, tmp_path, "--count", "30", "--timeout", "0.3", "--seed", "1")
+    stdout, stderr = proc.communicate(timeout=120)
+    doc = json.loads(stdout)
+    assert "timeout" in doc["crashes"], stderr
+    assert doc["slowest_seconds"] < 2  # stopped at the limit, not after the target's 5 s
