@@ -124,6 +124,118 @@ def test_mutants_of_the_variant_observations() -> None:
     assert errors > len(mutants) // 2  # the mutants do leave the happy path
 
 
+_EXT = [{"url": "http://example.org/x", "valueString": "y"}]
+
+
+def _datatype_mutants(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+    """Copies of `doc`, each with one object below a property (a datatype value: a Coding, a CodeableConcept, a
+    Quantity, a Range, a Reference, a component...) changed in one way that leaves the happy path its owner's
+    generated function inlines (or stays on it with a value the closures must judge)."""
+    changes = [
+        lambda o, k: o.__setitem__(k, "text"),  # a string, a number, an object where another type belongs
+        lambda o, k: o.__setitem__(k, 7),
+        lambda o, k: o.__setitem__(k, 2.5),
+        lambda o, k: o.__setitem__(k, {}),
+        lambda o, k: o.__setitem__(k, {"id": "x"}),
+        lambda o, k: o.__setitem__(k, {"resourceType": "Patient", "id": "p"}),
+        lambda o, k: o.__setitem__(k, [o[k]] if not isinstance(o[k], list) else o[k][0]),  # array ↔ single
+        lambda o, k: o.__setitem__(k, None),
+        lambda o, k: o.__setitem__(k, ""),
+        lambda o, k: o.__setitem__(k, " x "),
+        lambda o, k: o.__setitem__("extension", copy.deepcopy(_EXT)),  # extensions on the datatype
+        lambda o, k: o.__setitem__("modifierExtension", copy.deepcopy(_EXT)),
+        lambda o, k: o.__setitem__("extension", [{"url": "http://example.org/x"}]),
+        lambda o, k: o.__setitem__("id", "dt-id"),
+        lambda o, k: o.__setitem__("_" + k, {"id": "h"}),  # `_name` holders, with and without the value
+        lambda o, k: o.__setitem__("_" + k, {"extension": copy.deepcopy(_EXT)}) or o.pop(k),
+        lambda o, k: o.__setitem__("unknownProperty", True),
+        lambda o, k: o.__setitem__("coding", [{"system": "http://loinc.org", "code": "LA6576-8", "display": "No"}]),
+        lambda o, k: o.__setitem__("coding", {"system": "http://loinc.org", "code": "48018-6"}),
+        lambda o, k: o.__setitem__("system", "http://unitsofmeasure.org") or o.__setitem__("code", "kg"),
+        lambda o, k: o.__setitem__("value", True),
+        lambda o, k: o.pop(k),
+        lambda o, k: o.clear() or o.__setitem__("id", "only"),
+    ]
+    out = []
+    for change in changes:
+        for _ in range(3):
+            mutant = copy.deepcopy(doc)
+            found: list[tuple[dict[str, Any], str]] = []
+            stack: list[tuple[Any, int]] = [(mutant, 0)]
+            while stack:
+                node, depth = stack.pop()
+                if isinstance(node, dict):
+                    if depth >= 2:  # an object in a property (or in an array of one), not the resource
+                        found += [(node, k) for k in node]
+                    stack.extend((x, depth + 1) for x in node.values())
+                elif isinstance(node, list):
+                    stack.extend((x, depth) for x in node)
+            if not found:
+                continue
+            obj, key = found[rng.randrange(len(found))]
+            try:
+                change(obj, key)
+            except (KeyError, IndexError, TypeError):
+                continue
+            out.append(mutant)
+    return out
+
+
+def _nested(doc: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """`doc` as an entry of a Bundle and as a contained resource of another resource (the inlined datatypes
+    inside resources inside resources, at other depths of the walk)."""
+    inner = {**copy.deepcopy(doc), "id": f"c{n}"}
+    inner.pop("meta", None)
+    return [{"resourceType": "Bundle", "type": "collection",
+             "entry": [{"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{n:012d}", "resource": doc}]},
+            {"resourceType": "Observation", "status": "final", "code": {"text": "t"}, "contained": [inner],
+             "hasMember": [{"reference": f"#c{n}"}]}]
+
+
+def test_datatype_mutants_of_the_variant_observations() -> None:
+    """The datatypes inlined in their owner's generated function (CodeableConcept, Coding, Quantity, Range,
+    Reference...) left in every way, the memo on (each document validated twice by each side), alone, in a
+    Bundle and contained."""
+    defs = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0").defs
+    old, new = _pair(defs)
+    rng = random.Random(20261208)
+    variants = [d for d in _docs()["hl7.fhir.uv.genomics-reporting#3.0.0"]
+                if VARIANT in (d.get("meta") or {}).get("profile", [])]
+    mutants = [m for d in variants for m in _datatype_mutants(d, rng)]
+    assert len(mutants) > 2000
+    errors = 0
+    for n, doc in enumerate(variants + mutants):
+        _same(old, new, doc)
+        if n % 4 == 0:
+            for wrapped in _nested(doc, n):
+                _same(old, new, wrapped)
+        errors += any(k[0] == "error" for k in _keys(old, doc))
+    assert errors > len(mutants) // 2
+    assert any("_Bail" in source for source in generated._CODE)  # datatypes were inlined (and so compared)
+
+
+def test_inlined_datatypes_at_the_depth_limit() -> None:
+    """A CodeableConcept (its Coding inlined) at the bottom of extensions nested up to and past the walk's depth
+    limit: the generated functions leave the deepest objects to the closures, which report the limit."""
+    from profiles.checkers import MAX_DEPTH
+
+    defs = validator_for("hl7.fhir.uv.genomics-reporting#3.0.0").defs
+    old, new = _pair(defs, memo=False)  # (a remembered CodeableConcept's verdict does not depend on the depth)
+    variant = next(d for d in _docs()["hl7.fhir.uv.genomics-reporting#3.0.0"]
+                   if VARIANT in (d.get("meta") or {}).get("profile", []))
+    limited = 0
+    for depth in range(MAX_DEPTH - 6, MAX_DEPTH + 2):
+        ext: dict[str, Any] = {"url": "http://example.org/x", "valueCodeableConcept": {
+            "coding": [{"system": "http://loinc.org", "code": "48018-6", "display": "Gene studied [ID]"}]}}
+        for _ in range(depth):
+            ext = {"url": "http://example.org/x", "extension": [ext]}
+        doc = {**copy.deepcopy(variant), "extension": [ext]}
+        for _ in range(3):  # the happy paths are generated at a checker's second use
+            _same(old, new, doc)
+        limited += any(k[1] == "too-costly" for k in _keys(old, doc))
+    assert 0 < limited < 8
+
+
 def test_corpus_resources() -> None:
     va = corpus.harness()
     manifest = orjson.loads((va.CORPUS / "manifest-r4-selfcontained.json").read_bytes())
