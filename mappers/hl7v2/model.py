@@ -116,6 +116,18 @@ class Segment:
             comps = memo[(n, rep)] = reps[rep - 1].split(self.delims.component) if rep <= len(reps) else []
         return comps
 
+    def first(self, n: int) -> str:
+        """get(n): the first component of field n. A letters-and-digits field (a type code, a sub-ID, a time) is
+        read as it stands, without the memo, when no delimiter of the message is a letter or digit."""
+        fields = self.fields
+        raw = fields[n] if n < len(fields) else ""
+        if raw.isalnum() and _ALNUM_FREE.get(self.dialect, False):
+            return raw
+        if self.dialect not in _ALNUM_FREE and len(_ALNUM_FREE) < 256:
+            d = self.delims
+            _ALNUM_FREE[self.dialect] = not any(c.isalnum() for c in d.field + d.encoding_characters)
+        return self.get(n)
+
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
         memo = self._memo
@@ -151,6 +163,10 @@ class Segment:
 _SET_NAME, _SET_FIELDS, _SET_OCCURRENCE, _SET_LINE, _SET_DELIMS, _SET_ENCODING, _SET_REF, _SET_DIALECT, _SET_MEMO = (
     Segment.__dict__[k].__set__
     for k in ("name", "fields", "occurrence", "line", "delims", "encoding", "ref", "dialect", "_memo"))
+
+
+# dialect → whether none of its delimiters is a letter or digit (then such a field holds no delimiter or escape)
+_ALNUM_FREE: dict[str, bool] = {}
 
 
 def dialect_of(delims: Delimiters, encoding: str) -> str:

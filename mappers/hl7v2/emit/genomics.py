@@ -326,7 +326,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             vals = vals[:1]
         if obs.notes:
             note_list += notes(obs.notes, ctx)
-        if obx.get(14):
+        if obx.first(14):
             whole.append(14)  # the variant's time comes from its first row (below); later rows' are not kept
         where = f"{obx.ref}-5"
         if target == "value" or target == "method":

@@ -115,3 +115,17 @@ def test_a_coded_value_handed_out_is_a_copy() -> None:
     again = parse_message(_message("48018-6^Gene studied^LN")).all("OBX")[1]
     assert cwe_to_codeable_concept(again, 5) == {"coding": [{"system": "http://www.genenames.org",
                                                               "code": "HGNC:1100", "display": "BRCA1"}]}
+
+
+def test_first_reads_as_get_does() -> None:
+    """Segment.first(n) skips the memo for a letters-and-digits field; it must read what get(n) reads, also where a
+    delimiter is a letter (such a field then holds components)."""
+    for path in MESSAGES:
+        for seg in parse_message(path.read_bytes()).segments:
+            for n in range(len(seg.fields) + 2):
+                assert seg.first(n) == seg.get(n), (seg.ref, n)
+    odd = parse_message(b"MSH|A~\\&|LAB|FAC|||20240102||ORU^R01|M1|P|2.5.1\rOBX|1|CWE|xAy|2BAc\r")
+    obx = odd.all("OBX")[0]
+    for _ in range(2):  # the second time with the dialect known
+        assert obx.first(3) == obx.get(3) == "x"
+        assert obx.first(4) == obx.get(4) == "2B"
