@@ -352,8 +352,13 @@ def mutate_xml(draw: st.DrawFn, rng: random.Random, root: Any, trees: list[Any])
     if op == 0 and parent is not None:
         parent.remove(el)
     elif op == 1 and parent is not None:
-        for _ in range(rng.choice([1, 2, 50, 1000])):
-            parent.insert(parent.index(el), copy.deepcopy(el))
+        times = rng.choice([1, 2, 50, 1000])
+        if times > 2:  # no more copies than fit in MAX_INPUT: past it the whole input was built, written and
+            # thrown away for its seed (most of the generator's time and its 1 GB peaks)
+            times = min(times, MAX_INPUT // len(etree.tostring(el)) + 1)
+        at = parent.index(el)
+        for _ in range(times):
+            parent.insert(at, copy.deepcopy(el))
     elif op == 2:
         el.text = xml_text(draw, rng)
     elif op == 3:
