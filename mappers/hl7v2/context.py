@@ -161,6 +161,7 @@ class Context:
         """One issue per non-empty field (or component) that no emitter marked as used."""
         out: list[Issue] = []
         known = known_segments()
+        whole_of, parts_of = self._whole, self._parts
         for seg in self.message.segments:
             name = seg.name
             if name not in known and not name.startswith("Z"):
@@ -169,30 +170,31 @@ class Context:
                                  "not converted", seg.ref))
                 continue
             fields = seg.fields
+            ref = seg.ref
             start = 3 if name == "MSH" else 1
-            whole = self._whole.get(seg.ref, _NONE)
+            whole = whole_of.get(ref, _NONE)
             # non-empty fields not used whole (one pass in C: a message has dozens of rows)
             todo = list(filterfalse(whole.__contains__, compress(range(start, len(fields)), fields[start:])))
             if not todo:
                 continue
-            parts = self._parts.get(seg.ref, _NOTHING)
+            parts = parts_of.get(ref, _NOTHING)
             if parts.keys().isdisjoint(todo) and not any(start <= n < len(fields) and fields[n] for n in whole):
                 sev = "warning" if name.startswith("Z") else "information"
                 kind = "Z-segment" if name.startswith("Z") else "segment"
                 out.append(Issue(sev, "informational", "hl7v2-segment-not-mapped",
-                                 f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", seg.ref))
+                                 f"{kind} {name} (line {seg.line}) was kept but not mapped to FHIR", ref))
                 continue
-            delims = seg.delims
+            rs, cs = seg.delims.repetition, seg.delims.component
             for n in todo:
                 if n <= 2 and (name, n) in _STRUCTURAL_FIELDS:
                     continue
                 used = parts.get(n)
                 if used is None:
-                    out.append(_field_not_mapped(name, n, seg.ref))
+                    out.append(_field_not_mapped(name, n, ref))
                     continue
                 raw = fields[n]
-                if delims.repetition not in raw:  # one repetition: are all its components used?
-                    last = raw.count(delims.component) + 1
+                if rs not in raw:  # one repetition: are all its components used?
+                    last = raw.count(cs) + 1
                     first = _FIRST[last] if last < len(_FIRST) else range(1, last + 1)
                     if last <= len(used) and used.issuperset(first):
                         continue
