@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from orjson import dumps
 
@@ -97,55 +97,6 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
     return remembered
 
 
-class Parts(NamedTuple):
-    """A datatype value's checks besides its children (Checkers.parts)."""
-
-    typed: tuple[str, ...]  # the type profiles the element names (checked by type_profiles.check)
-    children: dict[str, Node]
-    reference: Callable[[Any, str, Any], None] | None  # references.checker, for a Reference
-    attachment: bool
-    coded: bool  # a Coding or CodeableConcept (bindings.codes_exist)
-    base_planned: Any  # the type's own invariants (planned), or ()
-    base_path: str
-    tail: Callable[[Any, str, Any], None] | None  # Checkers.tail
-
-
-def keyed(kids: dict[str, Node]) -> tuple[dict[str, tuple[Node, str]], list[Node]]:
-    """The JSON properties of an object with children `kids` → (element, type), choices spelled out; and the
-    children required (by cardinality or by a required slice)."""
-    keymap: dict[str, tuple[Node, str]] = {}
-    for kid in kids.values():
-        if kid.is_choice:
-            for t in kid.types:
-                keymap[kid.base_name + t.code[:1].upper() + t.code[1:]] = (kid, t.code)
-        else:
-            keymap[kid.name] = (kid, kid.types[0].code if kid.types else (
-                "BackboneElement" if kid.children else "Element"))
-    return keymap, [k for k in kids.values() if k.min > 0 or any(s.min > 0 for s in k.slices.values())]
-
-
-def store(key: Any, start: int, path: str, run: Any) -> None:
-    """Remember the issues a value's check added to `run` since `start` under `key` (remembered's miss; the
-    generated paths call it when the check found something)."""
-    memo = run.validator.memo
-    issues = run.issues
-    if len(issues) == start:
-        if len(memo) > LIMIT:
-            memo.clear()
-        memo[key] = _NOTHING
-        return
-    found = issues[start:]
-    if all((i.expression or "").startswith(path) for i in found):
-        if len(memo) > LIMIT:
-            memo.clear()
-        memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):]) for i in found]
-
-
-def replay(seen: list[Any], path: str, run: Any) -> None:
-    """A remembered value's issues, reported at its own path."""
-    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
-
-
 class Checkers:
     """The compiled checkers of one validator configuration (definitions + options)."""
 
@@ -158,9 +109,6 @@ class Checkers:
         self._elements: dict[int, ElementCheck] = {}
         self._bodies: dict[int, ValueCheck] = {}  # Extension definitions met at run time
         self._planned: dict[int, invariants.Planned] = {}
-        self._parts: dict[tuple[int, str], Parts] = {}
-        self._raw: dict[tuple[int, str], ValueCheck] = {}  # value checkers without their memo (Checkers.body)
-        self._shapes: dict[tuple[int, str], Shape | None] = {}  # backbone elements' _free() answers
         self._keep: list[Any] = []  # the nodes and children sets the keys above identify by id()
 
     # ---- lookups (compile on first use) ----
@@ -180,11 +128,6 @@ class Checkers:
             hit = self._values[key] = self._compile_value(node, typ)
         return hit
 
-    def body(self, node: Node, typ: str) -> ValueCheck:
-        """The value checker of (node, typ) without its memo (the same for a value checker that remembers none)."""
-        self.value(node, typ)
-        return self._raw[(id(node), typ)]
-
     def element(self, kid: Node) -> ElementCheck:
         hit = self._elements.get(id(kid))
         if hit is None:
@@ -203,7 +146,15 @@ class Checkers:
     # ---- objects ----
     def _compile_object(self, owner: Node, kids: dict[str, Node], typ: str) -> ObjectCheck:
         v = self.v
-        keymap, required = keyed(kids)
+        keymap: dict[str, tuple[Node, str]] = {}  # JSON property → (element, type), choices spelled out
+        for kid in kids.values():
+            if kid.is_choice:
+                for t in kid.types:
+                    keymap[kid.base_name + t.code[:1].upper() + t.code[1:]] = (kid, t.code)
+            else:
+                keymap[kid.name] = (kid, kid.types[0].code if kid.types else (
+                    "BackboneElement" if kid.children else "Element"))
+        required = [k for k in kids.values() if k.min > 0 or any(s.min > 0 for s in k.slices.values())]
         element = self.element
         is_extension = typ == "Extension"
 
@@ -270,9 +221,6 @@ class Checkers:
         # the generated happy path (profiles/generated.py), made at the second use (compiling costs ~0.5 ms: an
         # object shape met once, as in a one-off validation, is not worth it); None: there is none
         happy: list[Any] = [1 if self.generated else None]
-        # ... and written again with the datatypes in it inlined after UPGRADE more uses (~1 ms more to write and
-        # compile; it saves a few µs per object with a datatype that is new, so only a shape met often pays)
-        later = [generated.UPGRADE if self.generated and generated.inlines(self, typ, keymap) else 0]
 
         def simple(obj: dict[str, Any], path: str, run: Any, is_resource: bool) -> bool:
             """The fast path, when `obj` qualifies (else False, and nothing was reported)."""
@@ -339,10 +287,6 @@ class Checkers:
                 if gen.__class__ is int:
                     happy[0] = gen - 1 if gen else generated.object_fast(self, owner, kids, typ, keymap, required)
                 elif gen(obj, path, run, is_resource):
-                    if later[0]:
-                        later[0] -= 1
-                        if not later[0]:
-                            happy[0] = generated.object_fast(self, owner, kids, typ, keymap, required, True) or gen
                     return
             if fast and simple(obj, path, run, is_resource):
                 return
@@ -490,12 +434,14 @@ class Checkers:
                 fn(value, None, path, run)
         else:
             body = self._complex_body(node, typ)
-        self._raw[(id(node), typ)] = body
-        remembered, shape = self.remembered(node, typ)
-        if not remembered:
+        if not v.use_memo:
             return body
-        if shape is not None:
-            return self._remembered_backbone(node, typ, body, shape)
+        if typ not in CONTEXT_FREE:
+            if typ == "BackboneElement":
+                shape = self._free(node, typ, set())
+                if shape is not None:
+                    return self._remembered_backbone(node, typ, body, shape)
+            return body
         return _remembering(id(node), typ, body, None)
 
     def _remembered_backbone(self, node: Node, typ: str, body: ValueCheck, shape: Shape) -> ValueCheck:
@@ -627,46 +573,20 @@ class Checkers:
 
         return body
 
-    def parts(self, node: Node, typ: str) -> Parts:
-        """What a datatype (or backbone element) value of element `node` is checked with besides its children
-        (_complex_body; generated.py inlines the same steps)."""
-        key = (id(node), typ)
-        hit = self._parts.get(key)
-        if hit is None:
-            self._keep.append(node)
-            base = self.trees.type_node(typ)
-            hit = self._parts[key] = Parts(
-                type_profiles.profiles_of(node, typ) if typ != "Extension" else (),
-                self.trees.children(node, typ),
-                references_module.checker(self.v, node) if typ == "Reference" else None,
-                typ == "Attachment", typ in ("Coding", "CodeableConcept"),
-                self.planned(base) if base is not None and base is not node and base.constraints else (),
-                base.path if base is not None else "",
-                self.tail(node, typ))
-        return hit
-
-    def remembered(self, node: Node, typ: str) -> tuple[bool, Shape | None]:
-        """Whether the value checker of (node, typ) remembers verdicts (_compile_value), and for a backbone element
-        the shape _plain() reads."""
-        if not self.v.use_memo:
-            return False, None
-        if typ in CONTEXT_FREE:
-            return True, None
-        if typ != "BackboneElement":
-            return False, None
-        key = (id(node), typ)
-        if key not in self._shapes:
-            self._keep.append(node)
-            self._shapes[key] = self._free(node, typ, set())
-        shape = self._shapes[key]
-        return shape is not None, shape
-
     def _complex_body(self, node: Node, typ: str) -> ValueCheck:
         """A datatype (or backbone element) value of element `node`: its children, its type's own rules and
         invariants, then the element's. For an Extension, `node` is the definition extensions.definition() chose."""
         v = self.v
-        typed, children, reference, is_attachment, is_coded, base_planned, base_path, tail = self.parts(node, typ)
+        typed = type_profiles.profiles_of(node, typ) if typ != "Extension" else ()
+        children = self.trees.children(node, typ)
         obj = self.object(node, children, typ)
+        reference = references_module.checker(v, node) if typ == "Reference" else None
+        is_attachment = typ == "Attachment"
+        is_coded = typ in ("Coding", "CodeableConcept")
+        base = self.trees.type_node(typ)
+        base_planned = self.planned(base) if base is not None and base is not node and base.constraints else ()
+        base_path = base.path if base is not None else ""
+        tail = self.tail(node, typ)
 
         def body(value: Any, ext: Any, path: str, run: Any) -> None:
             if ext is not None:
