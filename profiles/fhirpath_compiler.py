@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from profiles import patterns, quantities
-from profiles.fhirpath import R4, Scope, _codings, _div_has_content, _div_ok
+from profiles.fhirpath import R4, Scope, _codings, _div_has_content, _div_ok, _replace_matches
 
 Collection = list[Any]
 
@@ -52,12 +52,15 @@ class _NoValue:
 
 @dataclass(slots=True)
 class Env:
-    """What an expression sees besides its focus: $this, %resource, %rootResource and the validation's scope."""
+    """What an expression sees besides its focus: $this, %resource, %rootResource and the validation's scope; and
+    the values of the function arguments that do not depend on the focus, computed once per evaluation (`hoisted`,
+    shared by the Envs of one evaluation)."""
 
     this: Any
     resource: Any
     root: Any
     scope: Scope | None
+    hoisted: dict[Any, Collection]
 
 
 Fn = Callable[[Collection, Env], Collection]
@@ -489,6 +492,35 @@ class _Parser:
 
 # ---------------------------------------------------------------- compiler
 _LAMBDA = {"where", "all", "select", "exists", "repeat"}  # functions whose argument runs once per input item
+_CONSTANTS = {"ucum", "sct", "loinc"}
+_HOISTABLE = {"startsWith", "endsWith", "contains", "matches", "replaceMatches"}  # computed String arguments
+
+
+def _literal(ast: Ast) -> bool:
+    return ast[0] == "lit" or (ast[0] == "var" and ast[1] in _CONSTANTS)
+
+
+def _independent(ast: Ast) -> bool:
+    """Whether the value of `ast` is the same wherever it is evaluated in one evaluation: it starts from literals,
+    %resource, %rootResource or %ucum-like constants, never from the focus or $this (a where() / all() / select() /
+    iif() criterion runs on the items of its own source, so it may use them)."""
+    kind = ast[0]
+    if kind == "lit":
+        return True
+    if kind == "var":
+        return ast[1] in _CONSTANTS or ast[1] in ("resource", "rootResource")
+    if kind == "member":
+        return ast[1] is not None and _independent(ast[1])
+    if kind == "fn":
+        _, src, name, args = ast
+        if src is None or not _independent(src):
+            return False
+        return name in _LAMBDA or name in ("iif", "ofType", "as", "is") or all(_independent(a) for a in args)
+    if kind in ("index", "op"):
+        return _independent(ast[-2]) and _independent(ast[-1])
+    if kind in ("neg", "typeop"):
+        return _independent(ast[1] if kind == "neg" else ast[2])
+    return False
 
 
 class _Compiler:
@@ -762,9 +794,14 @@ class _Compiler:
             return src, src_static
         simple = _SIMPLE.get((name, n))
         if simple is not None:
+            if n and not all(_literal(a) for a in args):
+                if name not in _HOISTABLE:
+                    raise Refused("a function argument that is not a literal")
+                return (self.apply_hoisted(name, src, simple, [self.hoisted_argument(a) for a in args]),
+                        _RESULT_TYPE.get(name, src_static))
             if n:
                 arg_fns = [self.literal_argument(a) for a in args]
-                values = [f([], Env(None, None, None, None)) for f in arg_fns]
+                values = [f([], Env(None, None, None, None, {})) for f in arg_fns]
                 return self.apply_simple(src, simple, values), _RESULT_TYPE.get(name, src_static)
             return self.apply_simple(src, simple, []), _RESULT_TYPE.get(name, src_static)
         if name in ("intersect", "combine", "union", "exclude") and n == 1:
@@ -794,7 +831,7 @@ class _Compiler:
                 return out
             return resolve, None
         if name in ("memberOf", "conformsTo") and n == 1:
-            url_values = self.literal_argument(args[0])([], Env(None, None, None, None))
+            url_values = self.literal_argument(args[0])([], Env(None, None, None, None, {}))
             if len(url_values) != 1 or not isinstance(url_values[0], str):
                 raise Refused(f"{name}() without a literal url")
             url = url_values[0]
@@ -825,7 +862,7 @@ class _Compiler:
                 return [check(items[0])]
             return html, "System.Boolean"
         if name == "extension" and n == 1:
-            url_values = self.literal_argument(args[0])([], Env(None, None, None, None))
+            url_values = self.literal_argument(args[0])([], Env(None, None, None, None, {}))
             if len(url_values) != 1 or not isinstance(url_values[0], str):
                 raise Refused("extension() without a literal url")
             url = url_values[0]
@@ -838,14 +875,47 @@ class _Compiler:
         raise Refused(f"function {name}/{n}")
 
     def literal_argument(self, ast: Ast) -> Fn:
-        if ast[0] != "lit" and not (ast[0] == "var" and ast[1] in ("ucum", "sct", "loinc")):
+        if not _literal(ast):
             raise Refused("a function argument that is not a literal")
         return self.compile(ast, None, True)[0]
+
+    def hoisted_argument(self, ast: Ast) -> Fn:
+        """An argument that does not depend on the focus (`%resource.differential.element.first().path & '.'`):
+        computed once per evaluation, not once per item of an all() or where() around its function (on the engine,
+        sdf-8a re-reads every differential element for each element: time cubic in a differential repeated)."""
+        if not _independent(ast):
+            raise Refused("a function argument that depends on the focus")
+        fn, _ = self.compile(ast, None, True)
+
+        def hoisted(focus: Collection, env: Env) -> Collection:
+            memo = env.hoisted
+            value = memo.get(hoisted)
+            if value is None:
+                value = memo[hoisted] = fn([], env)
+            return value
+        return hoisted
+
+    def apply_hoisted(self, name: str, src: Fn, fn: Callable[..., Collection], arg_fns: list[Fn]) -> Fn:
+        """A string function whose arguments are computed: as the engine, nothing is computed on an empty input;
+        each argument is a singleton string (FHIRPath N1 §4.5: empty → an empty result, several items → an error:
+        Undecided, as is an empty substring of contains(), on which fhirpathpy raises)."""
+        def apply(focus: Collection, env: Env) -> Collection:
+            items = src(focus, env)
+            if not items:
+                return []
+            values = [a(focus, env) for a in arg_fns]
+            for v in values:
+                if len(v) > 1 or (v and not isinstance(v[0], str)):
+                    raise Undecided(f"{name}() argument not a single string")
+                if not v and name == "contains":
+                    raise Undecided("contains() with an empty argument")
+            return fn(items, *values)
+        return apply
 
     def lambda_fn(self, name: str, src: Fn, crit: Fn, crit_static: str | None, src_static: str | None
                   ) -> tuple[Fn, str | None]:
         def each(focus: Collection, env: Env) -> list[tuple[Any, Collection]]:
-            return [(x, crit([x], Env(x, env.resource, env.root, env.scope))) for x in src(focus, env)]
+            return [(x, crit([x], Env(x, env.resource, env.root, env.scope, env.hoisted))) for x in src(focus, env)]
 
         if name == "where" or name == "exists":
             def where(focus: Collection, env: Env) -> Collection:
@@ -879,7 +949,7 @@ class _Compiler:
             data = src(focus, env)
             if len(data) != 1:
                 raise Undecided("iif() on other than one item")
-            inner = Env(data[0], env.resource, env.root, env.scope)
+            inner = Env(data[0], env.resource, env.root, env.scope, env.hoisted)
             c = args[0](data, inner)
             if c and (len(c) != 1 or not isinstance(c[0], bool)):
                 raise Undecided("iif() criterion not Boolean")
@@ -925,6 +995,24 @@ def _fn_matches(c: Collection, arg: Collection) -> Collection:
     if s is None or not arg or not arg[0]:
         return []
     return [patterns.compile(arg[0], patterns.DOTALL).found(s)]
+
+
+def _fn_replace_matches(c: Collection, regex: Collection, repl: Collection) -> Collection:
+    """replaceMatches() through profiles.fhirpath's (RE2, `$n` groups, the result bounded at 1 MB): a pattern RE2
+    refuses or a group the pattern lacks is the engine's to report; a PatternTimeout is raised as it raises it."""
+    s = _string(c)
+    if s is None:
+        return []
+    if len(regex) > 1 or len(repl) > 1 or any(not isinstance(x, str) for x in (*regex, *repl)):
+        raise Undecided("replaceMatches() arguments")
+    if not regex or not repl:
+        return []
+    try:
+        return [_replace_matches(None, [s], regex[0], repl[0])]
+    except patterns.PatternTimeout:
+        raise
+    except Exception as e:  # re2.error, regex.error, IndexError, the 1 MB bound: the engine answers None
+        raise Undecided("replaceMatches()") from e
 
 
 def _fn_length(c: Collection) -> Collection:
@@ -1009,10 +1097,11 @@ _SIMPLE: dict[tuple[str, int], Callable[..., Collection]] = {
     ("lower", 0): lambda c: [] if (s := _string(c)) is None else [s.lower()],
     ("toInteger", 0): _fn_to_integer,
     ("toString", 0): _fn_to_string,
-    ("startsWith", 1): _string_fn(lambda s, a: s.startswith(a)),
-    ("endsWith", 1): _string_fn(lambda s, a: s.endswith(a)),
+    ("startsWith", 1): _string_fn(lambda s, a: bool(s) and s.startswith(a)),  # '' starts with nothing (fhirpathpy)
+    ("endsWith", 1): _string_fn(lambda s, a: bool(s) and s.endswith(a)),
     ("contains", 1): _string_fn(lambda s, a: a in s),
     ("matches", 1): _fn_matches,
+    ("replaceMatches", 2): _fn_replace_matches,
     ("substring", 1): _fn_substring,
     ("substring", 2): _fn_substring,
 }
@@ -1022,7 +1111,7 @@ _RESULT_TYPE = {"exists": "System.Boolean", "empty": "System.Boolean", "not": "S
                 "anyFalse": "System.Boolean", "length": "System.Integer", "upper": "String", "lower": "String",
                 "toInteger": "System.Integer", "toString": "String", "startsWith": "System.Boolean",
                 "endsWith": "System.Boolean", "contains": "System.Boolean", "matches": "System.Boolean",
-                "substring": "String"}
+                "substring": "String", "replaceMatches": "String"}
 
 
 # ---------------------------------------------------------------- entry points
@@ -1067,7 +1156,7 @@ def compiled(expression: str, base: str | None) -> tuple[Invariant | None, str]:
 
 def _verdict(fn: Fn) -> Invariant:
     def invariant(value: Any, resource: dict[str, Any], root: dict[str, Any], scope: Scope | None) -> bool:
-        result = fn([value], Env(value, resource, root, scope))
+        result = fn([value], Env(value, resource, root, scope, {}))
         if not result:
             return True
         first = result[0]

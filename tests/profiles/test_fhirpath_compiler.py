@@ -190,6 +190,114 @@ def test_expressions_outside_the_subset_are_not_compiled() -> None:
         assert why in fc.refusal(expression, "Observation")
 
 
+# ---- arguments that do not depend on the focus: computed once per evaluation
+SDF8A = ("(%resource.kind = 'logical' or element.first().path.startsWith(%resource.type)) and (element.tail().empty()"
+         " or element.tail().all(path.startsWith(%resource.differential.element.first().path"
+         ".replaceMatches('\\\\..*','')&'.')))")
+SDF8 = ("(%resource.kind = 'logical' or element.first().path = %resource.type) and element.tail().all("
+        "path.startsWith(%resource.snapshot.element.first().path&'.'))")
+SCOPE = fhirpath.Scope(lambda r: None, lambda u, s, c: None, lambda r, u: None)
+
+
+def definition(*elements: list[Any], kind: str = "resource") -> dict[str, Any]:
+    """A StructureDefinition whose differential (one, or several: a fuzzed repeat) and snapshot hold `elements`."""
+    parts = [{"element": [e if isinstance(e, dict) else {"path": e} for e in els]} for els in elements]
+    return {"resourceType": "StructureDefinition", "kind": kind, "type": "Patient",
+            "differential": parts[0] if len(parts) == 1 else parts, "snapshot": parts[0]}
+
+
+@pytest.mark.parametrize("resource", [
+    definition(["Patient", "Patient.name"]),
+    definition(["Patient", "Observation.code"]),  # fails
+    definition(["Patient", "Patient"]),  # fails: 'Patient.' is not a prefix
+    definition(["Patient.name", "Patient.name.given", "Patient.x"]),
+    definition(["Patient"]),
+    definition(["Observation", "Observation.code"]),  # fails, unless logical
+    definition(["Observation", "Observation.code"], kind="logical"),
+    definition(["Patient", "Patient.a"], ["Patient", "Patient.b"]),
+    definition(["Patient", "Patient.a"], ["Observation", "Patient.b"]),  # the first differential's first path
+    definition(["Observation", "Patient.a"], ["Patient", "Patient.b"]),
+    definition([{"id": "x"}, "Patient.a"]),  # an empty argument: '' & '.'
+    definition(["", "Patient.a"]),
+    definition(["Patient", {"id": "x"}]),
+    definition([{"_path": {"id": "x"}}, "Patient.a"]),  # a path without a value: the engine decides
+    definition([3, "Patient.a"]),
+    definition(["Patient", ["Patient.a", "Patient.b"]]),
+    definition(["Pa(tient", "Pa(tient.a"]),
+])
+def test_sdf_8_and_8a_answer_as_the_engine(resource: dict[str, Any]) -> None:
+    parts = resource["differential"] if isinstance(resource["differential"], list) else [resource["differential"]]
+    cases = [(SDF8A, "StructureDefinition.differential", p) for p in parts]
+    cases.append((SDF8, "StructureDefinition.snapshot", resource["snapshot"]))
+    for expression, base, value in cases:
+        fn = fc.compile_invariant(expression, base)
+        assert fn is not None, fc.refusal(expression, base)
+        engine_answer = fhirpath.evaluate(expression, value, base, resource, resource, SCOPE)
+        try:
+            answer = fn(value, resource, resource, SCOPE)
+        except fc.Undecided:
+            assert engine_answer is None, (expression, value)  # the engine cannot evaluate it either
+            continue
+        assert answer is (True if engine_answer is None else engine_answer), (expression, value)
+
+
+def test_an_argument_that_does_not_depend_on_the_focus_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Counter()
+    real = fc._replace_matches
+
+    def counted(*args: Any) -> Any:
+        calls["replaceMatches"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(fc, "_replace_matches", counted)
+    resource = definition(["Patient", *(f"Patient.e{i}" for i in range(50))])
+    fn = fc.compile_invariant(SDF8A, "StructureDefinition.differential")
+    assert fn is not None
+    assert fn(resource["differential"], resource, resource, SCOPE) is True
+    assert calls["replaceMatches"] == 1  # not once per element of the all()
+    assert fn(resource["differential"], resource, resource, SCOPE) is True
+    assert calls["replaceMatches"] == 2  # once per evaluation: another resource gets its own
+
+
+@pytest.mark.parametrize(("expression", "value"), [
+    ("name.startsWith(%resource.alias)", {"name": "ab", "alias": ["a", "b"]}),  # several items
+    ("name.contains(%resource.alias)", {"name": "ab"}),  # empty: fhirpathpy raises
+    ("name.startsWith(%resource.version)", {"name": "ab", "version": 1}),  # not a string
+    ("name.replaceMatches(%resource.title, 'x').exists()", {"name": "ab", "title": "("}),  # not a pattern
+])
+def test_computed_arguments_the_engine_cannot_use_are_its_to_decide(expression: str, value: dict[str, Any]) -> None:
+    resource = {"resourceType": "StructureDefinition", **value}
+    fn = fc.compile_invariant(expression, "StructureDefinition")
+    assert fn is not None, fc.refusal(expression, "StructureDefinition")
+    with pytest.raises(fc.Undecided):
+        fn(resource, resource, resource, SCOPE)
+    assert fhirpath.evaluate(expression, resource, "StructureDefinition", resource, resource, SCOPE) is None
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("name.startsWith(%resource.title)", True),
+    ("name.startsWith(%resource.missing)", True),  # an empty argument: an empty result
+    ("name.endsWith(%resource.title & 'b')", True),
+    ("name.matches(%resource.title & '.$')", True),
+    ("name.replaceMatches(%resource.title, %resource.url) = 'zb'", True),
+    ("name.replaceMatches(%resource.missing, 'x').empty()", True),
+    ("name.startsWith(%resource.url)", False),
+    ("name.startsWith(%rootResource.name.replaceMatches('b$', ''))", True),
+])
+def test_computed_arguments(expression: str, expected: bool) -> None:
+    resource = {"resourceType": "StructureDefinition", "name": "ab", "title": "a", "url": "z"}
+    assert compiled(expression, resource, "StructureDefinition") is expected
+    assert engine(expression, resource, "StructureDefinition") is expected
+
+
+def test_arguments_that_depend_on_the_focus_are_not_compiled() -> None:
+    for expression in ("name.startsWith(title)", "name.startsWith($this.title)", "name.startsWith(first().title)",
+                       "name.startsWith(%resource.name.union(title).first())"):
+        assert fc.compile_invariant(expression, "StructureDefinition") is None
+        assert "depends on the focus" in fc.refusal(expression, "StructureDefinition")
+    assert "not a literal" in fc.refusal("name.substring(%resource.version)", "StructureDefinition")
+
+
 # ---- the report
 def test_every_invariant_of_the_installed_packages_has_a_path(validator: Validator) -> None:
     rows = invariants.report(validator.defs.structures)
@@ -210,6 +318,7 @@ def test_the_report_through_the_cli() -> None:
     by_key = {i["key"]: i for i in doc["invariants"]}
     assert by_key["obs-7"]["path"] in ("native", "compiled")
     assert by_key["que-2"]["path"] == "fhirpathpy" and "descendants" in by_key["que-2"]["reason"]
+    assert by_key["sdf-8a"]["path"] == "compiled"  # an argument computed from %resource, once per evaluation
     table = subprocess.run([sys.executable, "-m", "gateway.cli.main", "packages", "invariants", "--path",
                             "fhirpathpy"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert table.returncode == 0
