@@ -131,11 +131,11 @@ def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, An
             for v, t in current:
                 if fn == "resolve":
                     ref = v.get("reference") if isinstance(v, dict) else None
-                    target = resolve(ref) if ref else None
+                    target = resolve(ref) if isinstance(ref, str) and ref else None
                     if target is not None:
-                        nxt.append((target, target.get("resourceType")))
-                elif fn == "extension" and isinstance(v, dict):
-                    nxt.extend((e, "Extension") for e in v.get("extension", []) if e.get("url") == arg)
+                        nxt.append((target, _type_name(target)))
+                elif fn == "extension" and isinstance(v, dict) and isinstance(v.get("extension"), list):
+                    nxt.extend((e, "Extension") for e in v["extension"] if isinstance(e, dict) and e.get("url") == arg)
                 elif fn in ("ofType", "as") and (t is None or t.lower() == arg.lower()):
                     nxt.append((v, arg))
             current = nxt
@@ -145,7 +145,7 @@ def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, An
                 continue
             if step in v:
                 got = v[step]
-                t = got.get("resourceType") if isinstance(got, dict) and "resourceType" in got else None
+                t = _type_name(got) if isinstance(got, dict) else None
                 nxt.extend((g, t) for g in (got if isinstance(got, list) else [got]))
             else:  # a choice element named without its type suffix: value → valueQuantity
                 for k, got in v.items():
@@ -154,6 +154,13 @@ def typed_values_at(value: Any, path: str, resolve: Callable[[str], dict[str, An
                         nxt.extend((g, suffix) for g in (got if isinstance(got, list) else [got]))
         current = nxt
     return current
+
+
+def _type_name(resource: dict[str, Any]) -> str | None:
+    """A resource's resourceType when it is a string: the instance is input, and a type discriminator lower-cases
+    what it finds (a fuzzed `"resourceType": true` behind a reference raised AttributeError)."""
+    rt = resource.get("resourceType")
+    return rt if isinstance(rt, str) else None
 
 
 def short(value: Any) -> str:

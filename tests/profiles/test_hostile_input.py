@@ -27,6 +27,8 @@ EXPECTED = {
     "decimal-5000-digits.xml": "a decimal must be a JSON number, found str",
     # 17 KB that took 2.2 s of CPU (dom-3 on fhirpathpy and nested generators, quadratic in the depth): now 40 ms
     "contained-nested-99-deep.json": "The contained resource 'p' is not referenced",
+    # fuzzed: IPS's Bundle.entry slices discriminate on resolve()'s type, which lower-cased `resourceType: true`
+    "resource-type-true-in-sliced-entry.json": "Unknown resource type True",
 }
 
 
@@ -67,3 +69,18 @@ def test_fhirpath_strings_stop_at_1_mb() -> None:
     assert fhirpath.select("Patient.id" + ".replace('', 'xx')" * 20 + ".length()", doc) is None
     assert fhirpath.select("Patient.id.replace('', '-')", doc) == ["-a-b-"]
     assert fhirpath.select("Patient.id" + ".replaceMatches('', 'xx')" * 20 + ".length()", doc) is None
+
+
+def test_discriminator_paths_take_what_the_instance_holds() -> None:
+    """A type or value discriminator's path walks input: a non-string resourceType or reference and a non-list
+    or non-object extension are no value of a type, not an exception."""
+    from profiles.matching import typed_values_at
+
+    found = {"r": {"resourceType": "Patient"}}
+    assert typed_values_at({"x": {"reference": "r"}}, "x.resolve()", found.get) == [(found["r"], "Patient")]
+    assert typed_values_at({"x": {"reference": "r"}}, "x.resolve()", {"r": {"resourceType": True}}.get) == [
+        ({"resourceType": True}, None)]
+    assert typed_values_at({"x": {"reference": ["r"]}}, "x.resolve()", found.get) == []
+    assert typed_values_at({"resource": {"resourceType": 7}}, "resource", found.get) == [({"resourceType": 7}, None)]
+    for bad in ("text", {"url": "u"}, ["text", 3, None]):
+        assert typed_values_at({"extension": bad}, "extension('u')", found.get) == []
