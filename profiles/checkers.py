@@ -512,6 +512,14 @@ class Checkers:
         if fixed is None and pattern is None and not bound and not limited and not planned:
             return None
         base = node.path
+        sure = invariants.sure(planned) if planned else None
+        if fixed is None and pattern is None and not bound and not limited and sure is not None:
+            def invariants_only(value: Any, path: str, run: Any) -> None:
+                if value.__class__ is dict and sure(value):
+                    return  # every invariant holds (invariants.sure): check() would report nothing
+                invariants.check(planned, base, value, path, run)
+
+            return invariants_only
 
         def tail(value: Any, path: str, run: Any) -> None:
             if fixed is not None and not equal_fixed(value, fixed):
@@ -524,7 +532,7 @@ class Checkers:
                 bindings.check(v, value, typ, node, path, run)
             if limited:
                 datatypes.bounds(value, node, path, run)
-            if planned:
+            if planned and not (sure is not None and value.__class__ is dict and sure(value)):
                 invariants.check(planned, base, value, path, run)
 
         return tail
@@ -586,6 +594,7 @@ class Checkers:
         base = self.trees.type_node(typ)
         base_planned = self.planned(base) if base is not None and base is not node and base.constraints else ()
         base_path = base.path if base is not None else ""
+        base_sure = invariants.sure(base_planned) if base_planned else None  # ref-1 on a Reference not local
         tail = self.tail(node, typ)
 
         def body(value: Any, ext: Any, path: str, run: Any) -> None:
@@ -602,7 +611,7 @@ class Checkers:
                     datatypes.attachment(value, path, run)
                 if is_coded:
                     bindings.codes_exist(v, value, typ, path, run, node)
-                if base_planned:
+                if base_planned and not (base_sure is not None and base_sure(value)):
                     invariants.check(base_planned, base_path, value, path, run)
             if tail is not None:
                 tail(value, path, run)

@@ -179,6 +179,19 @@ HOLDS_WITHOUT: dict[str, str] = {
     "type = 'document' implies entry.first().resource.is(Composition)": "type",
     "type = 'message' implies entry.first().resource.is(MessageHeader)": "type",
 }
+# A native invariant holds whenever this test of the element's object alone is true (exact types: anything else
+# goes the long way): the callers (profiles/checkers.py) skip check() for an element whose every invariant has one
+# that is true, ref-1 on a Reference that is not local (31 calls per converted ORU^R01 message), bdl-5 and bdl-8 on
+# an entry with its resource and a fullUrl without history. See sure().
+HOLDS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+    "%rootResource.contained.id.trace('ids'))": lambda v: (r := v.get("reference")) is None or (
+        r.__class__ is str and r[:1] != "#"),
+    "resource.exists() or request.exists() or response.exists()": lambda v: (
+        "resource" in v or "request" in v or "response" in v),
+    "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v: (u := v.get("fullUrl")) is None or (
+        u.__class__ is str and "/_history/" not in u),
+}
 # A native invariant's "fails" is final (every path answers False) when this holds of the element's object: dom-6
 # without any `text` (text.div.exists() is false on the compiled form and the engine alike), the usual warning on a
 # converted resource, is reported without the compiled form, the FHIRPath scope and a second native call.
@@ -218,6 +231,7 @@ class Plan:
     reason: str  # why it is not compiled ("" when it is)
     absent: str | None = None  # HOLDS_WITHOUT: the property without which the native form holds
     fails: Callable[[dict[str, Any]], bool] | None = None  # FAILS_WHEN: when the native form's "fails" is final
+    holds: Callable[[dict[str, Any]], bool] | None = None  # HOLDS_WHEN: when the native form holds, said alone
 
 
 _PLANS: dict[tuple[str, str], Plan] = {}
@@ -234,7 +248,8 @@ def plan(expression: str, base: str) -> Plan:
                 "compiled" if fn is not None else "fhirpathpy")
         shortcuts = native is not None and expression not in TAKES_TEXT
         hit = _PLANS[key] = Plan(path, native, fn, reason, HOLDS_WITHOUT.get(expression) if shortcuts else None,
-                                 FAILS_WHEN.get(expression) if shortcuts else None)
+                                 FAILS_WHEN.get(expression) if shortcuts else None,
+                                 HOLDS_WHEN.get(expression) if shortcuts and path == "native" else None)
     return hit
 
 
@@ -329,6 +344,28 @@ def planned(node: Any) -> Planned:
         if p.path != "rule":
             out.append((c, p))
     return tuple(out)
+
+
+def sure(invariants: Planned) -> Callable[[dict[str, Any]], bool] | None:
+    """A test of an element's object that is true only when every invariant of `invariants` holds on it (each one's
+    HOLDS_WHEN, or its HOLDS_WITHOUT property absent), so that check() would report nothing: the caller skips the
+    call. None when one of them has neither."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    for _, p in invariants:
+        if p.holds is not None:
+            tests.append(p.holds)
+        elif p.absent is not None:
+            tests.append(lambda v, key=p.absent: key not in v)
+        else:
+            return None
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda v: a(v) and b(v)
+    return lambda v: all(t(v) for t in tests)
 
 
 def check(invariants: Planned, base: str, value: Any, path: str, run: Any) -> None:

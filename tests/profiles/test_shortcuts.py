@@ -62,7 +62,8 @@ def long_way() -> Iterator[None]:
 
     def plain(expression: str, base: str) -> invariants.Plan:
         p = shortcut(expression, base)
-        return dataclasses.replace(p, absent=None, fails=None, native=FIRST_NATIVE.get(expression, p.native))
+        return dataclasses.replace(p, absent=None, fails=None, holds=None,
+                                   native=FIRST_NATIVE.get(expression, p.native))
 
     invariants.plan = plain  # type: ignore[assignment]
     try:
@@ -136,6 +137,11 @@ def _targeted(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
         lambda r: r.__setitem__("valueString", "v"),
         lambda r: r.__setitem__("subject", {"reference": "#c1"}),
         lambda r: r.__setitem__("subject", {"reference": 5}),
+        lambda r: r.__setitem__("subject", {"reference": None}),
+        lambda r: r.__setitem__("subject", {"reference": ""}),
+        lambda r: r.__setitem__("subject", {"reference": "#"}),
+        lambda r: r.__setitem__("subject", {"reference": ["#c1"]}),
+        lambda r: r.__setitem__("performer", [{"reference": "#nowhere"}, {"reference": "Patient/p"}]),
         lambda r: r.__setitem__("effectivePeriod", {"start": "2020-02-01", "end": "2020-01-01"}),
         lambda r: r.__setitem__("effectivePeriod", {"end": "2020-01-01"}),
         lambda r: r.__setitem__("valueRange", {"high": {"value": 1}, "low": {"value": 2}}),
@@ -152,10 +158,14 @@ def _targeted(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
         out.append(mutant)
     entries = [e for e in doc.get("entry") or [] if isinstance(e, dict)]
     if entries:  # the Bundle's own invariants: an entry without its fullUrl or resource, a search, a total
-        for key in ("fullUrl", "resource", "search", "total"):
+        for key in ("fullUrl", "resource", "search", "total", "history", "odd fullUrl"):
             mutant = copy.deepcopy(doc)
             entry = rng.choice(mutant["entry"])
-            if key == "search":
+            if key == "history":
+                entry["fullUrl"] = f"{entry.get('fullUrl')}/_history/1"
+            elif key == "odd fullUrl":
+                entry["fullUrl"] = 7
+            elif key == "search":
                 entry["search"] = {"mode": "match"}
             elif key == "total":
                 mutant["total"] = 1
@@ -225,6 +235,60 @@ def test_each_native_holds_without_its_property(objects: list[tuple[dict[str, An
         for o, res in objects[::7]:
             if key in o:
                 assert native({k: x for k, x in o.items() if k != key}, res, res) is True, (expression, o)
+
+
+def test_each_native_holds_where_its_sure_test_says(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """HOLDS_WHEN: where the test is true, the native form holds (final), whatever the resource and root; the
+    objects of the inputs and near ones (each test's property set to values of every shape)."""
+    assert len(invariants.HOLDS_WHEN) >= 3
+    near: list[Any] = [None, "", "#", "#c1", "#x", "x", "Patient/p", "urn:uuid:1/_history/2", "/_history/", 5, 0,
+                       True, [], ["#c1"], {}, {"reference": "#c1"}]
+    roots = [{}, {"contained": [{"resourceType": "Basic", "id": "c1"}]}, {"contained": "not a list"}]
+    for expression, holds in invariants.HOLDS_WHEN.items():
+        native = invariants.NATIVE[expression]
+        p = invariants.plan(expression, "Element")
+        assert p.holds is holds and p.path == "native"
+        said = 0
+        values = [o for o, _ in objects[::3]]
+        values += [{key: x} for key in ("reference", "fullUrl", "resource", "request") for x in near]
+        values += [{"resource": {}, "fullUrl": x} for x in near]
+        for o in values:
+            if holds(o):
+                said += 1
+                for root in roots:
+                    assert native(o, root, root) is True, (expression, o)
+        assert said > 100, expression
+
+
+def test_sure_is_true_only_where_check_reports_nothing(objects: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """invariants.sure(): the element invariants of every compiled checker of the genetic profiles (and Reference,
+    Bundle.entry), run on every object of the inputs: where the test says sure, check() reports nothing."""
+    from profiles.run import Run
+
+    v = validator_for(GENOMICS)
+    nodes = [v.trees.type_node("Reference"), v.node("http://hl7.org/fhir/StructureDefinition/Bundle")]
+    stack = [n for n in nodes if n is not None]
+    planned: dict[int, Any] = {}
+    while stack:
+        node = stack.pop()
+        if node.constraints:
+            plan = invariants.planned(node)
+            if invariants.sure(plan) is not None:
+                planned[id(node)] = (node, plan)
+        for kid in node.children.values():
+            stack += [kid, *kid.slices.values()]
+    assert any(n.path == "Reference" for n, _ in planned.values())
+    assert any(n.path == "Bundle.entry" for n, _ in planned.values())
+    said = 0
+    for node, plan in planned.values():
+        sure = invariants.sure(plan)
+        for o, res in objects[::5]:
+            if sure(o):
+                said += 1
+                run = Run(res, resource=res, validator=v)
+                invariants.check(plan, node.path, o, "x", run)
+                assert not run.issues, (node.path, o, run.issues)
+    assert said > 1000
 
 
 def test_a_sure_failure_fails_on_the_compiled_form_and_the_engine(
