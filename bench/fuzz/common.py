@@ -5,11 +5,12 @@ Bounded in count and time (`--count`, `--seconds`): hypothesis runs in chunks of
 its own seed (`--seed` + chunk number, so a run can be repeated), until either bound is reached. An input that
 raises an exception the entry point does not declare (a crash), or runs past `--timeout` seconds (interrupted by
 SIGPROF and counted as a crash), is saved under `--out` once per crash site (exception type and the innermost frame
-inside the repository); inputs slower than 1 s are counted and the slowest kept. Times are the process's CPU time, so
-that a machine shared with other work does not turn slow scheduling into timeouts. Nothing is shrunk: the run goes on
-to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and written as JSON
-(`--out`/NAME/summary.json) at the end, after each chunk, and when the run is stopped by SIGTERM or SIGINT (`stopped`
-names the signal; the input it interrupted is counted, its outcome unknown).
+inside the repository); inputs slower than 1 s are counted, the first 50 kept (slow-NNN.*) and the slowest
+(slowest.*), and so is the input that raised the peak RSS most (peak.*, by `peak_rise_mb`). Times are the process's
+CPU time, so that a machine shared with other work does not turn slow scheduling into timeouts. Nothing is shrunk: the
+run goes on to find other crash sites. The summary (inputs, rate, crashes, slow inputs, peak RSS) is printed and
+written as JSON (`--out`/NAME/summary.json) at the end, after each chunk, and when the run is stopped by SIGTERM or
+SIGINT (`stopped` names the signal; the input it interrupted is counted, its outcome unknown).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 SLOW_SECONDS = 1.0
+KEPT_SLOW = 50  # slow inputs saved as slow-NNN.* (the count goes on past it)
 
 
 class InputTimeout(BaseException):
@@ -60,6 +62,7 @@ class Stats:
     slow_inputs: int = 0  # > SLOW_SECONDS of CPU time
     slowest_seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_rise_mb: float = 0.0  # the most the peak RSS rose during one input (that input kept as peak.*)
     chunks: int = 0
     harness_errors: int = 0  # chunks hypothesis stopped early (a fault of the harness, not of the target)
     seed: int = 0
@@ -172,6 +175,8 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
     gc.collect()
     gc.freeze()
 
+    peak = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]  # the peak RSS before the next input
+
     def done() -> bool:
         return stats.inputs >= args.count or time.monotonic() >= deadline
 
@@ -199,6 +204,13 @@ def run(name: str, strategy: st.SearchStrategy[bytes], target: Callable[[bytes],
         elapsed = time.process_time() - t0
         if elapsed > SLOW_SECONDS:
             stats.slow_inputs += 1
+            if stats.slow_inputs <= KEPT_SLOW:  # kept so that the slow ones can be told apart, not just the slowest
+                (out / f"slow-{stats.slow_inputs:03d}.{suffix}").write_bytes(data)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if rss - peak[0] > stats.peak_rise_mb:  # the input that raised the peak most is the one to look at
+            stats.peak_rise_mb = round(rss - peak[0], 1)
+            (out / f"peak.{suffix}").write_bytes(data)
+        peak[0] = rss
         if elapsed > stats.slowest_seconds:
             stats.slowest_seconds = elapsed
             (out / f"slowest.{suffix}").write_bytes(data)

@@ -117,3 +117,41 @@ def test_the_time_limit_is_not_swallowed_by_the_target(tmp_path: Path) -> None:
     doc = json.loads(stdout)
     assert "timeout" in doc["crashes"], stderr
     assert doc["slowest_seconds"] < 2  # stopped at the limit, not after the target's 5 s
+
+
+HEAVY = '''
+import sys, time
+sys.path.insert(0, {fuzz!r})
+from hypothesis import strategies as st
+from common import arguments, run
+
+n = [0]
+
+def target(data: bytes) -> None:
+    """The 5th input holds 400 MB for a moment; the 7th spends 1.1 s of CPU: each is kept for what it did."""
+    n[0] += 1
+    if n[0] == 5:
+        open({big!r}, "wb").write(data)
+        block = b"x" * (400 * 1024 * 1024)  # every byte written, so resident
+        del block
+    if n[0] == 7:
+        open({slow!r}, "wb").write(data)
+        t0 = time.process_time()
+        while time.process_time() - t0 < 1.1:
+            pass
+
+run("heavy", st.binary(min_size=1, max_size=40), target, (), arguments("heavy"), "bin")
+'''
+
+
+def test_the_slow_inputs_and_the_one_that_raised_the_peak_are_kept(tmp_path: Path) -> None:
+    script = tmp_path / "heavy.py"
+    big, slow = tmp_path / "big.bin", tmp_path / "slow.bin"
+    script.write_text(HEAVY.format(fuzz=str(ROOT / "bench" / "fuzz"), big=str(big), slow=str(slow)))
+    proc = _start(script, tmp_path, "--count", "12", "--seed", "2")
+    stdout, stderr = proc.communicate(timeout=120)
+    doc = json.loads(stdout)
+    assert doc["slow_inputs"] == 1, stderr
+    assert (tmp_path / "heavy" / "slow-001.bin").read_bytes() == slow.read_bytes()
+    assert doc["peak_rise_mb"] >= 150
+    assert (tmp_path / "heavy" / "peak.bin").read_bytes() == big.read_bytes()
