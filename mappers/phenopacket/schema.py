@@ -71,7 +71,7 @@ def read(data: bytes | dict[str, Any], kind: str | None = None) -> Document:
     message = KINDS[kind]()
     try:
         json_format.ParseDict(doc, message)
-    except (json_format.ParseError, TypeError, ValueError, RecursionError) as e:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError, RecursionError) as e:
         path, reason = locate(doc, message.DESCRIPTOR, "")
         raise ParseError(f"{kind}{path}: {reason or _short(e)}", details="phenopacket-schema",
                          expression=f"{kind}{path}" if path else kind) from None
@@ -90,7 +90,9 @@ def check(doc: dict[str, Any], kind: str = "Phenopacket") -> None:
 
 def _short(e: Exception) -> str:
     text = str(e).split("\n")[0]
-    return text.split(": ")[-1].rstrip(".") if ": " in text else text
+    text = text.split(": ")[-1].rstrip(".") if ": " in text else text
+    # protobuf's own reading of a Timestamp's fraction ("10.1e551810Z" → float infinity) overflows
+    return f"a value out of range ({text})" if isinstance(e, OverflowError) else text
 
 
 def _field(desc: Descriptor, key: str) -> FieldDescriptor | None:
@@ -102,7 +104,7 @@ def _parses(desc: Descriptor, key: str, value: Any) -> str | None:
     try:
         json_format.ParseDict({key: value}, _class(desc)())
         return None
-    except (json_format.ParseError, TypeError, ValueError, RecursionError) as e:
+    except (json_format.ParseError, TypeError, ValueError, OverflowError, RecursionError) as e:
         return _short(e)
 
 

@@ -19,6 +19,8 @@ CASES = {
     "disease-onset-empty.json": ("phenopacket-empty-time", "Phenopacket.diseases[0].onset"),
     # split re-encoded each member: orjson's TypeError (recursion limit) past 255 levels; now read whole
     "cohort-member-nested-300-deep.json": ("phenopacket-schema", "Cohort.members[1].subject.taxonomy.taxonomy"),
+    # protobuf read the Timestamp's fraction "1e551810" as a float: OverflowError (infinity to integer)
+    "created-fraction-overflow.json": ("phenopacket-schema", "Phenopacket.metaData.created"),
 }
 
 
