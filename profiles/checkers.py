@@ -39,7 +39,7 @@ from profiles import (
 from profiles import references as references_module
 from profiles.elements import PRIMITIVES, Node
 from profiles.matching import contains_pattern, equal_fixed, short
-from profiles.memo import CONTEXT_FREE, LIMIT, MAX_KEY
+from profiles.memo import CONTEXT_FREE, LIMIT
 
 # Elements nested deeper than this are reported, not walked: a handful of Python frames per level, so the walk stays
 # far inside the interpreter's recursion limit (1000) whoever calls it; real content nests a few dozen levels at most.
@@ -68,9 +68,6 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
         try:
             digest = dumps(value)
         except TypeError:  # integers beyond 64 bits (the XML reader and Python's json can produce them)
-            body(value, ext, path, run)
-            return
-        if len(digest) > MAX_KEY:  # large values rarely recur: remembering them would only hold memory
             body(value, ext, path, run)
             return
         lang = (run.resource or run.root).get("language")  # displays are judged per language

@@ -13,19 +13,14 @@ import orjson
 CONTEXT_FREE = frozenset({"Coding", "CodeableConcept", "Quantity", "Range", "Period", "HumanName", "Address",
                           "ContactPoint", "Ratio"})
 LIMIT = 100_000  # entries per memo before it is emptied (content recurs: a full memo is a memo of rare values)
-# A value whose JSON is longer is checked every time, not remembered: what recurs is short (codings, quantities,
-# components), and without a size bound a stream of large distinct values (a fuzz run: 0.9-1.4 GB) held LIMIT keys
-# of any size. With it a memo holds at most LIMIT × MAX_KEY bytes of keys.
-MAX_KEY = 2048
 
 
 def content_key(value: Any) -> bytes | None:
-    """A JSON object's content as memo key bytes; None for other values, for content longer than MAX_KEY and for
-    what orjson cannot write (integers beyond 64 bits, which the XML reader and Python's json module can produce)."""
+    """A JSON object's content as memo key bytes; None for other values and for what orjson cannot write (integers
+    beyond 64 bits, which the XML reader and Python's json module can produce)."""
     if not isinstance(value, dict):
         return None
     try:
-        key = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-    return key if len(key) <= MAX_KEY else None

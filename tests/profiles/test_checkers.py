@@ -74,24 +74,3 @@ def test_separate_definitions_are_compiled_apart() -> None:
                        "StructureDefinition-Observation.json").read_bytes())
     a, b = Validator(Definitions([sd])), Validator(Definitions([sd]))
     assert a.trees is not b.trees and a.checkers is not b.checkers
-
-
-def test_large_values_are_checked_every_time_not_remembered(validator: Validator) -> None:
-    """The memos are bounded in bytes as well as entries: a value whose JSON passes memo.MAX_KEY is checked each time
-    it comes (same issues) and leaves no key behind, while a short one is remembered."""
-    from profiles.memo import MAX_KEY
-
-    doc = load("Observation-SNVexample.json")
-    validator.forget()
-    before = keys(validator, doc)
-    assert validator.memo and all(len(k[2]) <= MAX_KEY for k in validator.memo if isinstance(k[2], bytes))
-    big = orjson.loads(orjson.dumps(doc))
-    big["code"]["text"] = "x" * (2 * MAX_KEY)  # the CodeableConcept now too large to remember
-    for _ in range(2):
-        validator.forget()
-        issues = keys(validator, big)
-        assert not any(isinstance(k[2], bytes) and b"xxxx" in k[2] for k in validator.memo)
-        assert not any(b"xxxx" in k[2] for k in validator.slice_memo if isinstance(k[2], bytes))
-    validator.forget()
-    assert keys(validator, doc) == before and [i for i in issues if "code" in (i[2] or "")] == [
-        i for i in keys(Validator(validator.defs), big) if "code" in (i[2] or "")]
