@@ -186,7 +186,7 @@ def test_a_document_past_the_worker_budget_is_an_error_line_and_the_job_goes_on(
     redis_server = start_redis()
     folder = tmp_path / "bulk"
     worker = WorkerProcess({"HELIXGATE_REDIS_URL": redis_server.url, "HELIXGATE_BULK_DIR": str(folder),
-                            "HELIXGATE_UPSTREAM_URL": "", "HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS": "1000"}, "bulk")
+                            "HELIXGATE_UPSTREAM_URL": "", "HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS": "400"}, "bulk")
     try:
         with ServedApp(Settings(redis_url=redis_server.url, bulk_dir=str(folder))) as app:
             costly = unique_message(7, "T")
