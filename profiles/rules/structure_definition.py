@@ -23,7 +23,7 @@ from profiles.content import objects_at
 from profiles.elements import Node
 from profiles.matching import split_path
 from profiles.rules import rule
-from profiles.snapshot import generate
+from profiles.snapshot import SnapshotError, generate
 
 _OBLIGATION_FLAGS = ("http://hl7.org/fhir/StructureDefinition/obligation-profile",
                      "http://hl7.org/fhir/tools/StructureDefinition/obligation-profile")
@@ -77,7 +77,10 @@ def structure_definition(validator: Any, sd: dict[str, Any], path: str, run: Any
         try:
             generate({k: v for k, v in sd.items() if k != "snapshot"}, defs)
         except _SNAPSHOT_FAILURES as e:
-            run.add("error", "exception", path, f"Error generating Snapshot: {e} (this usually arises from a "
+            # The generator's own refusals name the element; anything else is a Python error on content of the
+            # wrong shape, whose text ("'list' object has no attribute 'get'") would only puzzle the author
+            why = str(e) if isinstance(e, SnapshotError) else "the differential is not well-formed (see its errors)"
+            run.add("error", "exception", path, f"Error generating Snapshot: {why} (this usually arises from a "
                     "problem in the differential)")
         base_snapshot = base_elements(defs, base)
         _slicing_redefined(diff, base_snapshot, path, run)

@@ -149,6 +149,15 @@ def test_a_type_profile_must_be_a_profile_on_that_type(v: Validator) -> None:
     assert errors(v, good) == []
 
 
+def test_a_malformed_differential_is_named_plainly(v: Validator) -> None:
+    # the snapshot generator meets content of the wrong shape: its Python error text is not for the author
+    plain = ("Error generating Snapshot: the differential is not well-formed (see its errors) (this usually arises "
+             "from a problem in the differential)")
+    for differential in ([{"element": []}], {"element": {"path": "Observation"}}, {"element": ["x", 5]},
+                         {"element": [{"path": 5}]}):
+        assert [m for _, m in errors(v, profile(differential=differential)) if "Snapshot" in m] == [plain]
+
+
 def test_a_renamed_choice_must_name_one_of_its_types(v: Validator) -> None:
     assert errors(v, read("obs-mz.json")) == [
         ("StructureDefinition", "Error generating Snapshot: The path must be 'Observation.value[x]' not "
