@@ -39,7 +39,7 @@ from profiles import (
 from profiles import references as references_module
 from profiles.elements import PRIMITIVES, Node
 from profiles.matching import contains_pattern, equal_fixed, short
-from profiles.memo import CONTEXT_FREE, LIMIT
+from profiles.memo import CONTEXT_FREE, ISSUE_BYTES, keep
 
 # Elements nested deeper than this are reported, not walked: a handful of Python frames per level, so the walk stays
 # far inside the interpreter's recursion limit (1000) whoever calls it; real content nests a few dozen levels at most.
@@ -84,15 +84,12 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
         body(value, ext, path, run)
         issues = run.issues
         if len(issues) == start:  # the common case: nothing to replay
-            if len(memo) > LIMIT:
-                memo.clear()
-            memo[key] = _NOTHING
+            keep(memo, key, _NOTHING, len(digest))
             return
         found = issues[start:]
         if all((i.expression or "").startswith(path) for i in found):
-            if len(memo) > LIMIT:
-                memo.clear()
-            memo[key] = [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):]) for i in found]
+            keep(memo, key, [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
+                             for i in found], len(digest) + ISSUE_BYTES * len(found))
 
     return remembered
 

@@ -12,7 +12,7 @@ from typing import Any
 from profiles import content
 from profiles.elements import Node
 from profiles.matching import contains_pattern, equal_fixed, typed_values_at, values_at
-from profiles.memo import content_key
+from profiles.memo import content_key, keep
 
 _MISSING: Any = object()
 _SCALAR = (str, int, float, bool, type(None))
@@ -220,9 +220,7 @@ def _matching(v: Any, plan: _Plan, kid: Node, value: Any, typ: str, run: Any) ->
         candidates = range(len(slices)) if index is None else index.candidates(value, resolve)
         hit = next((k for k in candidates if matches(v, value, typ, slices[k][1], kid, run)), None)
     if digest is not None:
-        if len(memo) > 100_000:  # type: ignore[arg-type]
-            memo.clear()  # type: ignore[union-attr]
-        memo[key] = hit  # type: ignore[index]
+        keep(memo, key, hit, len(digest))  # type: ignore[arg-type]
     return hit
 
 

@@ -56,7 +56,9 @@ class Trees:
             if url in self.nodes:
                 return self.nodes[url]
             sd = self.defs.structure(url)
-            known = sd.get("url") if sd is not None else None
+            if sd is None:  # not remembered: the URLs a client can name are unbounded (a meta.profile per request)
+                return None
+            known = sd.get("url")
             if isinstance(known, str) and known != url and self.defs.structure(known) is sd:
                 # `url|version` (or a bare url) naming the definition another spelling names: compiled once
                 self.nodes[url] = self.node(known)
@@ -86,7 +88,9 @@ class Trees:
         hit = self.type_nodes.get(code, _MISSING)
         if hit is _MISSING:
             sd = self.defs.type_definition(code)
-            hit = self.type_nodes[code] = self.node(sd["url"]) if sd else None
+            if not sd:  # not remembered: the names a client can send (resourceType) are unbounded
+                return None
+            hit = self.type_nodes[code] = self.node(sd["url"])
         return hit  # type: ignore[no-any-return]
 
     def element(self, url: str, path: str) -> Node | None:

@@ -60,8 +60,8 @@ class Validator:
         self.trees = trees.trees(defs)
         self.tx = self.trees.terminology()
         self.regex = self.trees.regexes()
-        self.memo: dict[tuple[int, str, bytes, Any], list[tuple[str, str, str, str, str]]] = {}
-        self.slice_memo: dict[tuple[int, str, bytes], int | None] = {}  # item content → the slice it matched
+        self.memo: dict[Any, Any] = {}  # (element, type, content, language) → the issues to replay (memo.keep())
+        self.slice_memo: dict[Any, Any] = {}  # (element, type, item content) → the slice it matched
         self._profiles: dict[str, _Profile] = {}  # url → what conforms() reads first
         self.checkers: Checkers = checkers_for(self)
 

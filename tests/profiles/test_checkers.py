@@ -74,3 +74,45 @@ def test_separate_definitions_are_compiled_apart() -> None:
                        "StructureDefinition-Observation.json").read_bytes())
     a, b = Validator(Definitions([sd])), Validator(Definitions([sd]))
     assert a.trees is not b.trees and a.checkers is not b.checkers
+
+
+def test_the_memos_are_bounded_in_bytes(validator: Validator, monkeypatch: Any) -> None:
+    """A stream of large distinct values (a fuzz run's) empties the memos when their keys and remembered issues pass
+    memo.BYTES, not only LIMIT entries; verdicts stay those of a first sight."""
+    from profiles import memo
+
+    monkeypatch.setattr(memo, "BYTES", 256 * 1024)
+    doc = load("Observation-SNVexample.json")
+    validator.forget()
+    first = keys(validator, doc)
+    sizes = []
+    for n in range(40):  # 40 CodeableConcepts of ~16 KB each: 640 KB of keys without the bound
+        big = orjson.loads(orjson.dumps(doc))
+        big["code"]["text"] = f"{n}" + "x" * 16_000
+        issues = keys(validator, big)
+        assert issues == keys(Validator(validator.defs), big)
+        keys_held = sum(len(k[2]) for k in validator.memo if isinstance(k[2], bytes))
+        assert keys_held <= memo.held(validator.memo) <= memo.BYTES
+        sizes.append(memo.held(validator.memo))
+    assert max(sizes) > 128 * 1024  # the large values were remembered until the bound, then the memo emptied
+    assert keys(validator, doc) == first
+    validator.forget()
+    assert memo.held(validator.memo) == 0 and not validator.memo
+
+
+def test_names_a_client_invents_are_not_remembered(validator: Validator) -> None:
+    """Unknown profile URLs and resource types (unbounded: one per request of a fuzzer or a hostile client) leave
+    nothing behind in the compiled trees, and get the same verdict every time."""
+    trees = validator.trees
+    doc = load("Observation-SNVexample.json")
+    for warm in (doc, dict(doc, meta={"profile": ["http://example.org/StructureDefinition/w"]}), {"resourceType": "W"}):
+        keys(validator, warm)  # what every such validation compiles once (the base definitions it falls back on)
+    nodes, types = len(trees.nodes), len(trees.type_nodes)
+    for n in range(3):
+        meta = {"profile": [f"http://example.org/StructureDefinition/unknown-{n}-" + "x" * 1000]}
+        first = keys(validator, dict(doc, meta=meta))
+        assert keys(validator, dict(doc, meta=meta)) == first
+        assert any("unknown-" in i[3] for i in first)
+        odd = keys(validator, {"resourceType": f"Unknown{n}" + "y" * 1000})
+        assert odd and odd == keys(validator, {"resourceType": f"Unknown{n}" + "y" * 1000})
+    assert (len(trees.nodes), len(trees.type_nodes)) == (nodes, types)
