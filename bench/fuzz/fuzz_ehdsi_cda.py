@@ -54,9 +54,11 @@ def inputs(eu: list[bytes], china: list[bytes]) -> st.SearchStrategy[bytes]:
         rng = random.Random(draw(st.integers(0, 2**32)))
         data = rng.choice(pools[rng.randint(0, 4) == 0])
         root = copy.deepcopy(by_seed[data])
-        for _ in range(rng.randint(1, 4)):
+        elements = list(root.iter(etree.Element))  # listed once, kept up to date by each mutation
+        n = rng.randint(1, 4)
+        for k in range(n):
             try:
-                mutate_xml(draw, rng, root, trees)
+                mutate_xml(draw, rng, root, trees, elements, last=k == n - 1)
             except RecursionError:  # a copy of something an earlier mutation nested deep
                 break
         with contextlib.suppress(RecursionError, ValueError, LookupError):
