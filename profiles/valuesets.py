@@ -62,6 +62,8 @@ class Terminology:
         if system in self._cs_codes:
             return self._cs_codes[system]
         cs = self.defs.code_system(system)
+        if cs is None:  # not remembered: the systems a client can name are unbounded
+            return None
         out: dict[str, dict[str, Any]] | None = None
         if cs is not None and cs.get("content", "complete") in ("complete", "fragment") and cs.get("concept"):
             out = {}
@@ -98,10 +100,11 @@ class Terminology:
         """The local expansion of a ValueSet, or None when the ValueSet itself is not available."""
         if url in self._expansions:
             return self._expansions[url]
-        self._expansions[url] = None  # guards against import cycles
         vs = self.defs.value_set(url)
-        result = None if vs is None else self._expand(vs)
-        self._expansions[url] = result
+        if vs is None:  # not remembered: the URLs a client can name are unbounded
+            return None
+        self._expansions[url] = None  # guards against import cycles
+        result = self._expansions[url] = self._expand(vs)
         return result
 
     def _expand(self, vs: dict[str, Any]) -> Expansion:

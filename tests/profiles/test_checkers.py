@@ -116,3 +116,14 @@ def test_names_a_client_invents_are_not_remembered(validator: Validator) -> None
         odd = keys(validator, {"resourceType": f"Unknown{n}" + "y" * 1000})
         assert odd and odd == keys(validator, {"resourceType": f"Unknown{n}" + "y" * 1000})
     assert (len(trees.nodes), len(trees.type_nodes)) == (nodes, types)
+
+
+def test_code_systems_and_value_sets_a_client_invents_are_not_remembered(validator: Validator) -> None:
+    tx = validator.tx
+    systems, expansions = len(tx._cs_codes), len(tx._expansions)
+    for n in range(3):
+        assert tx.system_codes(f"http://example.org/cs-{n}") is None
+        assert tx.expand(f"http://example.org/vs-{n}") is None
+    assert (len(tx._cs_codes), len(tx._expansions)) == (systems, expansions)
+    assert tx.expand("http://hl7.org/fhir/ValueSet/observation-status") is not None
+    assert len(tx._expansions) > expansions or "http://hl7.org/fhir/ValueSet/observation-status" in tx._expansions
