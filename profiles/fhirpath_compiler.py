@@ -224,6 +224,10 @@ def _equal_items(a: Any, b: Any, ka: str | None, kb: str | None) -> bool | None:
     if isinstance(a, str) and isinstance(b, str):
         x, y = _compare_strings(a, b, ka, kb)
         return x == y
+    if isinstance(a, dict) != isinstance(b, dict) and isinstance(b if isinstance(a, dict) else a, str):
+        # an object beside a string (`kind` sent as an object): no conversion makes them one type, so they are not
+        # equal (FHIRPath §6.1.1); deciding it here keeps such content off the engine, where sdf-8a is cubic
+        return False
     raise Undecided("equality of complex or mixed values")
 
 
