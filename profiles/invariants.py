@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -265,9 +266,33 @@ def verdict(expression: str, base: str, value: Any, resource: dict[str, Any], ro
     return run_plan(plan(expression, base), expression, base, value, resource, root, scope)
 
 
+# CPU seconds one validation may spend on the FHIRPath engine for invariants whose compiled form could not decide
+# (content of a shape it did not foresee). The engine recomputes what the compiled form hoists: sdf-8a on a
+# differential repeated 300 times, its `kind` a number, is cubic there (minutes for a few hundred KB). Past the
+# budget such evaluations are reported as not checked, once per invariant, like a regular expression's budget.
+ENGINE_SECONDS = 1.0
+
+
+class EngineBudget(Exception):
+    """This validation's engine budget (ENGINE_SECONDS) is spent."""
+
+
+def _engine(run: Any, expression: str, base: str, value: Any, resource: dict[str, Any], root: dict[str, Any],
+            scope: fhirpath.Scope) -> bool | None:
+    spent = run.engine_seconds
+    if spent[0] >= ENGINE_SECONDS:
+        raise EngineBudget
+    t0 = time.thread_time()
+    try:
+        return fhirpath.evaluate(expression, value, base, resource, root, scope)
+    finally:
+        spent[0] += time.thread_time() - t0
+
+
 def run_plan(p: Plan, expression: str, base: str, value: Any, resource: dict[str, Any], root: dict[str, Any],
-             scope: fhirpath.Scope) -> bool | None:
-    """verdict() with the plan already looked up (compiled checkers hold each element's plans)."""
+             scope: fhirpath.Scope, run: Any = None) -> bool | None:
+    """verdict() with the plan already looked up (compiled checkers hold each element's plans). With `run`, the
+    engine's evaluations after the compiled form could not decide count against the run's budget (EngineBudget)."""
     if p.path == "rule":
         return True
     if p.native is not None and (isinstance(value, dict) or expression in TAKES_TEXT):
@@ -288,6 +313,8 @@ def run_plan(p: Plan, expression: str, base: str, value: Any, resource: dict[str
                 probe(expression, base, value, resource, root, scope, answer,
                       fhirpath.evaluate(expression, value, base, resource, root, scope))
             return answer
+        if run is not None:
+            return _engine(run, expression, base, value, resource, root, scope)
     return fhirpath.evaluate(expression, value, base, resource, root, scope)
 
 
@@ -404,10 +431,17 @@ def check(invariants: Planned, base: str, value: Any, path: str, run: Any) -> No
         if scope is None:
             scope = run.scope()
         try:
-            ok = run_plan(p, c.expression, base, value, res, root, scope)
+            ok = run_plan(p, c.expression, base, value, res, root, scope, run)
         except patterns.PatternTimeout:
             run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: its regular "
                     "expression (one RE2 cannot run) exceeded its time budget", c.key)
+            continue
+        except EngineBudget:
+            if c.key not in run.unchecked:  # once per invariant: the first element it was not checked on
+                run.unchecked.add(c.key)
+                run.add("warning", "too-costly", path, f"Constraint not checked: {c.key}: here and on the elements "
+                        f"after this one, its content needed the FHIRPath engine, and this validation's engine "
+                        f"budget ({ENGINE_SECONDS:g} s of CPU) is spent", c.key)
             continue
         if ok is False:
             sev = "error" if c.severity == "error" else "warning"

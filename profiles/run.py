@@ -31,6 +31,10 @@ class Run:
     bundle: dict[str, Any] | None = None  # the nearest Bundle around the element being walked (root or nested)
     validator: Any = None  # the Validator running (its terminology answers memberOf(), conformsTo() validates)
     _scope: fhirpath.Scope | None = None
+    # the CPU seconds spent on the FHIRPath engine where compiled invariants could not decide, and the invariants
+    # left unchecked past its budget (profiles/invariants.py ENGINE_SECONDS): one budget per validate() call
+    engine_seconds: list[float] = field(default_factory=lambda: [0.0])
+    unchecked: set[str] = field(default_factory=set)
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
@@ -56,4 +60,5 @@ class Run:
         """A run sharing this one's resolution state, for checking `resource` against a profile on the side (its
         issues stay apart)."""
         return Run(self.root, index=self.index, conforms=self.conforms, resource=resource, full_urls=self.full_urls,
-                   type_ids=self.type_ids, depth=self.depth, validator=self.validator)
+                   type_ids=self.type_ids, depth=self.depth, validator=self.validator,
+                   engine_seconds=self.engine_seconds, unchecked=self.unchecked)
