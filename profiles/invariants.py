@@ -86,6 +86,56 @@ def _no_shared_code(components: Any, res: dict[str, Any]) -> bool:
     return True
 
 
+def _dicts(v: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `v`, `v` included, at any depth (iteratively: fuzzed content nests thousands deep)."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            yield x
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+def _distinct_strings(values: Iterator[Any]) -> bool:
+    """True when every value is a string and none repeats (False: undecided, or not distinct)."""
+    seen: set[str] = set()
+    for x in values:
+        if not isinstance(x, str) or x in seen:
+            return False
+        seen.add(x)
+    return True
+
+
+def _repeated_strings(values: Iterator[Any]) -> bool:
+    """True when every value is a string and one repeats: not distinct, whatever the engine would add."""
+    seen: set[str] = set()
+    repeated = False
+    for x in values:
+        if not isinstance(x, str):
+            return False
+        repeated = repeated or x in seen
+        seen.add(x)
+    return repeated
+
+
+def _linkids(v: dict[str, Any]) -> Iterator[Any]:
+    for d in _dicts(v):
+        if d is not v and "linkId" in d:
+            ids = d["linkId"]
+            yield from ids if isinstance(ids, list) else [ids]
+
+
+def _concept_codes(v: dict[str, Any]) -> Iterator[Any]:
+    for d in _dicts(v):
+        concepts = d.get("concept")
+        for c in concepts if isinstance(concepts, list) else [concepts]:
+            if isinstance(c, dict) and "code" in c:
+                codes = c["code"]
+                yield from codes if isinstance(codes, list) else [codes]
+
+
 NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     "contained.contained.empty()": lambda v, res, root: not any(
         isinstance(c, dict) and c.get("contained") for c in v.get("contained", [])),
@@ -117,6 +167,11 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
         "resource" in v or "request" in v or "response" in v),
     "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v, res, root: "/_history/" not in str(
         v.get("fullUrl", "")),
+    # que-2 and csd-1: the engine builds a node for every descendant (~3 KB each: 1.3 GB for a fuzzed 9 MB
+    # Questionnaire); one walk over the JSON decides the common case, distinct string ids
+    "descendants().linkId.isDistinct()": lambda v, res, root: _distinct_strings(_linkids(v)),
+    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v, res, root: _distinct_strings(
+        _concept_codes(v)),
 }
 def _entries(v: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in v.get("entry") or [] if isinstance(e, dict)]
@@ -198,6 +253,9 @@ HOLDS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
 # converted resource, is reported without the compiled form, the FHIRPath scope and a second native call.
 FAILS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
     "text.`div`.exists()": lambda v: "text" not in v,
+    "descendants().linkId.isDistinct()": lambda v: _repeated_strings(_linkids(v)),
+    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v: _repeated_strings(
+        _concept_codes(v)),
 }
 TAKES_TEXT = {"htmlChecks()", "htmlChecks2()"}  # invariants whose element is a primitive (Narrative.div), not an object
 RULE_CHECKED: set[str] = set()  # invariants a rule in profiles/rules reports instead
