@@ -127,6 +127,28 @@ def _linkids(v: dict[str, Any]) -> Iterator[Any]:
             yield from ids if isinstance(ids, list) else [ids]
 
 
+def _no_root_definitions(v: dict[str, Any]) -> bool:
+    """sdf-9 holds: no root element (a path without '.') of the snapshot or differential — any child of the
+    resource with elements — has a label, code or requirements. False: it fails, or the content is odd enough for
+    the engine to decide (a path that is not a string, a null, a `_name` holder with elements)."""
+    for key, val in v.items():
+        for child in val if isinstance(val, list) else [val]:
+            if not isinstance(child, dict) or "element" not in child:
+                continue
+            if key.startswith("_"):
+                return False
+            elements = child["element"]
+            for e in elements if isinstance(elements, list) else [elements]:
+                if not isinstance(e, dict) or "path" not in e:
+                    continue
+                path = e["path"]
+                if not isinstance(path, str):
+                    return False
+                if "." not in path and any(k in e for k in ("label", "code", "requirements")):
+                    return False
+    return True
+
+
 def _concept_codes(v: dict[str, Any]) -> Iterator[Any]:
     for d in _dicts(v):
         concepts = d.get("concept")
@@ -170,6 +192,10 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     # que-2 and csd-1: the engine builds a node for every descendant (~3 KB each: 1.3 GB for a fuzzed 9 MB
     # Questionnaire); one walk over the JSON decides the common case, distinct string ids
     "descendants().linkId.isDistinct()": lambda v, res, root: _distinct_strings(_linkids(v)),
+    # sdf-9: children() on the engine makes a node of every element of every differential (a repeated one: seconds)
+    "children().element.where(path.contains('.').not()).label.empty() and children().element.where(path.contains("
+    "'.').not()).code.empty() and children().element.where(path.contains('.').not()).requirements.empty()":
+        lambda v, res, root: _no_root_definitions(v),
     "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v, res, root: _distinct_strings(
         _concept_codes(v)),
 }

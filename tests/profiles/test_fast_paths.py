@@ -136,3 +136,29 @@ def test_the_descendant_walks_hold_only_where_the_engine_holds(expression: str) 
             failed += 1
             assert engine is False, doc
     assert holds and failed  # both answers occur: the test can tell them apart
+
+
+def test_sdf9_holds_natively_only_where_the_engine_holds() -> None:
+    """sdf-9 (no label, code or requirements on a root element) runs natively: its 'holds' is the engine's."""
+    from profiles import fhirpath, invariants
+
+    expression = next(e for e in invariants.NATIVE if e.startswith("children().element.where("))
+    assert invariants.plan(expression, "StructureDefinition").path == "native"
+    docs = []
+    for f in sorted(cache_dir().glob("*/package/StructureDefinition-*.json"))[:60]:
+        if f.stat().st_size < 200_000:
+            docs.append(orjson.loads(f.read_bytes()))
+    root = {"id": "Observation", "path": "Observation"}
+    docs += [{"resourceType": "StructureDefinition", "differential": {"element": [dict(root, label="x")]}},
+             {"resourceType": "StructureDefinition", "snapshot": {"element": [dict(root, code=[{"code": "a"}])]}},
+             {"resourceType": "StructureDefinition", "differential": {"element": [root, {"path": "Observation.code",
+                                                                                       "label": "fine"}]}},
+             {"resourceType": "StructureDefinition", "differential": [{"element": [dict(root, requirements="r")]}]}]
+    scope = fhirpath.Scope(lambda ref: None, lambda *a: None, lambda *a: None)
+    holds = 0
+    for doc in docs:
+        engine = fhirpath.evaluate(expression, doc, "StructureDefinition", doc, doc, scope)
+        if invariants.NATIVE[expression](doc, doc, doc):
+            holds += 1
+            assert engine is True, doc
+    assert 0 < holds < len(docs)
