@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -19,3 +20,16 @@ def objects(value: Any) -> list[dict[str, Any]]:
 def objects_at(node: Any, key: str) -> list[dict[str, Any]]:
     """The objects of the repeating element `key` of `node` (nothing when `node` is not an object)."""
     return objects(node.get(key)) if isinstance(node, dict) else []
+
+
+def every_object(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `value`, `value` included, at any depth (iteratively: fuzzed content nests thousands
+    deep)."""
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            yield x
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)

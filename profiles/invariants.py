@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiles import fhirpath, fhirpath_compiler, patterns
+from profiles.content import every_object
 from profiles.fhirpath import _html_checks, _html_checks2
 from profiles.quantities import compare as compare_quantities
 
@@ -86,51 +87,38 @@ def _no_shared_code(components: Any, res: dict[str, Any]) -> bool:
     return True
 
 
-def _dicts(v: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object in `v`, `v` included, at any depth (iteratively: fuzzed content nests thousands deep)."""
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, dict):
-            yield x
-            stack.extend(x.values())
-        elif isinstance(x, list):
-            stack.extend(x)
-
-
-def _distinct_strings(values: Iterator[Any]) -> bool:
-    """True when every value is a string and none repeats (False: undecided, or not distinct)."""
-    seen: set[str] = set()
-    for x in values:
-        if not isinstance(x, str) or x in seen:
-            return False
-        seen.add(x)
-    return True
-
-
-def _repeated_strings(values: Iterator[Any]) -> bool:
-    """True when every value is a string and one repeats: not distinct, whatever the engine would add."""
+def _distinct_ids(values: Iterator[Any]) -> bool | None:
+    """Whether string ids are distinct; None when one is not a string (the engine decides those)."""
     seen: set[str] = set()
     repeated = False
     for x in values:
         if not isinstance(x, str):
-            return False
+            return None
         repeated = repeated or x in seen
         seen.add(x)
-    return repeated
+    return not repeated
 
 
 def _linkids(v: dict[str, Any]) -> Iterator[Any]:
-    for d in _dicts(v):
+    for d in every_object(v):
         if d is not v and "linkId" in d:
             ids = d["linkId"]
             yield from ids if isinstance(ids, list) else [ids]
 
 
+def _concept_codes(v: dict[str, Any]) -> Iterator[Any]:
+    for d in every_object(v):
+        concepts = d.get("concept")
+        for c in concepts if isinstance(concepts, list) else [concepts]:
+            if isinstance(c, dict) and "code" in c:
+                codes = c["code"]
+                yield from codes if isinstance(codes, list) else [codes]
+
+
 def _no_root_definitions(v: dict[str, Any]) -> bool:
     """sdf-9 holds: no root element (a path without '.') of the snapshot or differential — any child of the
     resource with elements — has a label, code or requirements. False: it fails, or the content is odd enough for
-    the engine to decide (a path that is not a string, a null, a `_name` holder with elements)."""
+    the engine to decide (a path that is not a string, a `_name` holder with elements)."""
     for key, val in v.items():
         for child in val if isinstance(val, list) else [val]:
             if not isinstance(child, dict) or "element" not in child:
@@ -147,15 +135,6 @@ def _no_root_definitions(v: dict[str, Any]) -> bool:
                 if "." not in path and any(k in e for k in ("label", "code", "requirements")):
                     return False
     return True
-
-
-def _concept_codes(v: dict[str, Any]) -> Iterator[Any]:
-    for d in _dicts(v):
-        concepts = d.get("concept")
-        for c in concepts if isinstance(concepts, list) else [concepts]:
-            if isinstance(c, dict) and "code" in c:
-                codes = c["code"]
-                yield from codes if isinstance(codes, list) else [codes]
 
 
 NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
@@ -190,14 +169,14 @@ NATIVE: dict[str, Callable[[Any, dict[str, Any], dict[str, Any]], bool]] = {
     "fullUrl.exists() implies fullUrl.contains('/_history/').not()": lambda v, res, root: "/_history/" not in str(
         v.get("fullUrl", "")),
     # que-2 and csd-1: the engine builds a node for every descendant (~3 KB each: 1.3 GB for a fuzzed 9 MB
-    # Questionnaire); one walk over the JSON decides the common case, distinct string ids
-    "descendants().linkId.isDistinct()": lambda v, res, root: _distinct_strings(_linkids(v)),
+    # Questionnaire); one walk over the JSON decides string ids (FAILS_WHEN: repeated ones)
+    "descendants().linkId.isDistinct()": lambda v, res, root: _distinct_ids(_linkids(v)) is True,
+    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v, res, root: _distinct_ids(
+        _concept_codes(v)) is True,
     # sdf-9: children() on the engine makes a node of every element of every differential (a repeated one: seconds)
     "children().element.where(path.contains('.').not()).label.empty() and children().element.where(path.contains("
     "'.').not()).code.empty() and children().element.where(path.contains('.').not()).requirements.empty()":
         lambda v, res, root: _no_root_definitions(v),
-    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v, res, root: _distinct_strings(
-        _concept_codes(v)),
 }
 def _entries(v: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in v.get("entry") or [] if isinstance(e, dict)]
@@ -279,9 +258,9 @@ HOLDS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
 # converted resource, is reported without the compiled form, the FHIRPath scope and a second native call.
 FAILS_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
     "text.`div`.exists()": lambda v: "text" not in v,
-    "descendants().linkId.isDistinct()": lambda v: _repeated_strings(_linkids(v)),
-    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v: _repeated_strings(
-        _concept_codes(v)),
+    "descendants().linkId.isDistinct()": lambda v: _distinct_ids(_linkids(v)) is False,
+    "concept.code.combine($this.descendants().concept.code).isDistinct()": lambda v: _distinct_ids(
+        _concept_codes(v)) is False,
 }
 TAKES_TEXT = {"htmlChecks()", "htmlChecks2()"}  # invariants whose element is a primitive (Narrative.div), not an object
 RULE_CHECKED: set[str] = set()  # invariants a rule in profiles/rules reports instead

@@ -65,7 +65,7 @@ class Terminology:
         if cs is None:  # not remembered: the systems a client can name are unbounded
             return None
         out: dict[str, dict[str, Any]] | None = None
-        if cs is not None and cs.get("content", "complete") in ("complete", "fragment") and cs.get("concept"):
+        if cs.get("content", "complete") in ("complete", "fragment") and cs.get("concept"):
             out = {}
 
             def walk(concepts: list[dict[str, Any]], parent: str | None) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from profiles import fhirpath, invariants
 from profiles.checkers import Checkers
+from profiles.content import every_object
 from profiles.definitions import Definitions
 from profiles.validator import Validator
 from tests.profiles.test_generated import _docs, _mutants
@@ -102,19 +103,8 @@ class Pair:
         self.issues += len(expected)
 
 
-def _objects(doc: Any) -> Iterator[dict[str, Any]]:
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 def _resources(doc: Any) -> list[dict[str, Any]]:
-    return [o for o in _objects(doc) if isinstance(o.get("resourceType"), str)]
+    return [o for o in every_object(doc) if isinstance(o.get("resourceType"), str)]
 
 
 def _targeted(doc: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
@@ -216,7 +206,7 @@ def _all_objects() -> list[tuple[dict[str, Any], dict[str, Any]]]:
     for doc in docs:
         for d in [doc, *_targeted(doc, rng)]:
             for res in _resources(d):
-                out += [(o, res) for o in _objects(res)]
+                out += [(o, res) for o in every_object(res)]
     return out
 
 
