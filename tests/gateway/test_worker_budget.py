@@ -112,12 +112,15 @@ def test_a_conversion_past_its_time_budget_is_stopped_and_dead_lettered_after_th
     worker = WorkerProcess(settings_env(own_redis.url, upstream_control.base,
                                         HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS="300"), "hasty")
     workers.append(worker)
-    wait_for(lambda: streams.xlen(DLQ) == 1 and drained(streams), 60, what="the dead letter")
+    # Two attempts, each after a conversion process has started (about 3 s; tens of seconds on a loaded machine).
+    wait_for(lambda: streams.xlen(DLQ) == 1 and drained(streams), 180, what="the dead letter",
+             explain=lambda: worker.log()[-3000:])
     (_, fields), = streams.xrange(DLQ)
     assert fields[b"dlq.reason"] == b"over-time-budget" and fields[b"dlq.attempts"] == b"2"
     assert b"HELIXGATE_WORKER_MESSAGE_TIMEOUT_MS" in fields[b"dlq.detail"]
     enqueue(streams, unique_message(3, "X"))  # the replaced conversion process serves the next message
-    wait_for(lambda: drained(streams) and upstream_control.count("DiagnosticReport") == 1, 60, what="a delivery")
+    wait_for(lambda: drained(streams) and upstream_control.count("DiagnosticReport") == 1, 120, what="a delivery",
+             explain=lambda: worker.log()[-3000:])
     assert "over-time-budget" in worker.log()
 
 

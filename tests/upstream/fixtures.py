@@ -136,13 +136,15 @@ def upstream_control(medplum_upstream: str) -> Iterator[UpstreamControl]:
         control.reset()
 
 
-def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns a truthy value; fails the test after `timeout` seconds."""
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05, what: str = "condition",
+             explain: Any = None) -> Any:
+    """Poll `predicate` until it returns a truthy value; fails the test after `timeout` seconds, with what
+    `explain()` returns (e.g. a process's log) appended."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f"\n{explain()}" if explain else ""))
         time.sleep(interval)
