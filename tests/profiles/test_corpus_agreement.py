@@ -7,6 +7,8 @@ from __future__ import annotations
 from tests.profiles import corpus
 
 THRESHOLD = 0.97  # verdict agreement over all base and profile steps, JSON and XML
+# Error-count agreement (same number of errors as Java): 412/431 = 95.6 % when issue 14 asked that it not fall.
+COUNT_THRESHOLD = 0.955
 
 
 def test_verdict_agreement_with_the_java_validator() -> None:
@@ -17,3 +19,5 @@ def test_verdict_agreement_with_the_java_validator() -> None:
     assert crashes == []
     share = sum(map(harness.agrees, rows)) / len(rows)
     assert share >= THRESHOLD, f"verdict agreement fell to {share:.1%}"
+    counts = sum(r["got"] == r["expected"] for r in rows) / len(rows)
+    assert counts >= COUNT_THRESHOLD, f"error-count agreement fell to {counts:.1%}"
