@@ -69,3 +69,18 @@ def test_bad_input_and_usage_give_a_message_and_exit_code(args, stdin, code, mes
     assert r.returncode == code, r.stderr
     assert message in r.stderr
     assert b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [("validate", "{patient}"), ("translate", "--list"), ("conformance", "list")],
+                         ids=["validate", "translate-list", "conformance-list"])
+def test_a_closed_output_pipe_ends_quietly_with_128_plus_sigpipe(args: tuple[str, ...], tmp_path: Path) -> None:
+    """Issue 12: piping these into `head` ended in a BrokenPipeError traceback."""
+    patient = tmp_path / "patient.json"
+    patient.write_bytes(b'{"resourceType": "Patient", "active": true}')
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", *(a.format(patient=patient) for a in args)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write, as when `| head` has had enough
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
