@@ -142,3 +142,34 @@ def test_traversal_out_of_the_medplum_base_is_refused(facade: ServedApp, upstrea
     assert upstream_control.stats()["requests"] == 0
     status, outcome = _send(facade.url, "GET", "/fhir/Patient/nosuch")  # the grammar's paths still get through
     assert status == 404 and upstream_control.stats()["byMethod"] == {"GET": 2}  # metadata (first use), the read
+
+
+def _deep_extension_observation() -> bytes:
+    ext = '{"url": "http://example.org/x", "extension": [' * 300
+    ext += '{"url": "http://example.org/x", "valueString": "v"}' + "]}" * 300
+    return ('{"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "extension": [' + ext +
+            "]}").encode()
+
+
+OBSERVATION = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+
+
+@pytest.mark.parametrize("body", [
+    json.dumps({**OBSERVATION, "code": {"coding": [{"system": {"system": "http://x", "code": "a"}, "code": "a"}]}}),
+    json.dumps({**OBSERVATION, "meta": "x"}),
+    json.dumps({**OBSERVATION, "category": [{"coding": "not a list"}]}),
+    _deep_extension_observation().decode(),
+], ids=["coding-object-for-string", "meta-not-object", "coding-string", "extension-300-deep"])
+def test_hostile_writes_get_a_4xx_outcome_and_nothing_is_forwarded(recorded, body: str) -> None:
+    """Issue 12: facade `POST /fhir/Observation` with the $validate reproducers' bodies answered 500."""
+    app, seen = recorded
+    seen.clear()
+    host, port = app.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("POST", "/fhir/Observation", body=body.encode(), headers={"Content-Type": "application/fhir+json"})
+    resp = conn.getresponse()
+    outcome = json.loads(resp.read())
+    conn.close()
+    assert 400 <= resp.status < 500, (resp.status, outcome)
+    assert outcome["resourceType"] == "OperationOutcome", outcome
+    assert [s for s in seen if s[0] != "GET"] == []
