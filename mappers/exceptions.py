@@ -65,6 +65,15 @@ class ParseError(MappingError):
         super().__init__(message, details=details, code="structure", expression=expression)
 
 
+class LimitExceeded(MappingError):
+    """Raised when the input is larger than a configured limit allows (bytes, lines, segments, samples...): bounded
+    work per input. The message names the limit, so the user knows what to split or which option to raise; it is
+    answered 422 `too-costly` over HTTP (413 is the edge's request-size limit)."""
+
+    def __init__(self, message: str, *, details: str, expression: str | None = None) -> None:
+        super().__init__(message, details=details, code="too-costly", expression=expression)
+
+
 class UnsupportedMessage(MappingError):
     """Raised when the input parses but is of a type or structure that no mapper converts."""
 

@@ -12,7 +12,7 @@ import re
 
 from lxml import etree
 
-from mappers.exceptions import ParseError
+from mappers.exceptions import LimitExceeded, ParseError
 
 MAX_BYTES = 5 * 1024 * 1024
 _DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'][^>]*\?>")
@@ -66,7 +66,7 @@ def _line_of(text: str, index: int) -> int:
 def parse_xml(data: bytes, max_bytes: int = MAX_BYTES) -> tuple[etree._Element, str, list[str]]:
     """Parse `data` safely; returns the root element, the encoding and notes. Raises ParseError saying where."""
     if len(data) > max_bytes:
-        raise ParseError(f"the document is {len(data)} bytes; the limit is {max_bytes}", details="cda-too-large")
+        raise LimitExceeded(f"the document is {len(data)} bytes; the limit is {max_bytes}", details="cda-too-large")
     text, encoding, notes = decode(data)
     for marker, what in (("<!DOCTYPE", "DOCTYPE declarations"), ("<!ENTITY", "entity declarations")):
         at = text.find(marker)

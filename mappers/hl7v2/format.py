@@ -25,11 +25,19 @@ def sniff(data: bytes) -> bool:
 
 
 def split(data: bytes) -> list[tuple[str, bytes]]:
-    """The messages of a batch file (FHS/BHS … BTS/FTS) or of MSH after MSH, each as its own bytes."""
+    """The messages of a batch file (FHS/BHS … BTS/FTS) or of MSH after MSH, each as its own bytes; a single
+    message comes back as given."""
+    given = data
     data = data.replace(b"\x0b", b"").replace(b"\x1c", b"")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     text = data.replace(b"\r\n", b"\r")
+    # One message at most, told by scans in C: no envelope, and no MSH or just the one that opens the text. A
+    # message of millions of segments (refused later by the segment cap) is then not walked line by line here.
+    msh = text.count(b"MSH")
+    if not any(e in text for e in _ENVELOPE) and (
+            msh == 0 or (msh == 1 and text.lstrip(b" \t\r\n\x0c").startswith(b"MSH"))):
+        return [("message 1", given)] if text.strip() else []
     lines = text.split(b"\r") if b"\r" in text else text.split(b"\n")
     messages: list[list[bytes]] = []
     for line in lines:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mappers import exceptions
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.hl7v2.charsets import ASCII_TRAIL_CODECS, FALLBACKS, codec_for
 from mappers.hl7v2.model import Batch, Delimiters, Message, Segment, dialect_of
@@ -42,7 +43,7 @@ class Limits:
     max_components: int = 100
 
 
-class LimitExceeded(UnsupportedMessage):
+class LimitExceeded(exceptions.LimitExceeded):
     """The input exceeds one of Limits; `details` is hl7v2-limit-<name>."""
 
     def __init__(self, message: str, limit: str, expression: str | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 
-from mappers.exceptions import ParseError
+from mappers.exceptions import LimitExceeded, ParseError
 
 MAGIC = b"\x1f\x8b"
 # The 28-byte empty block bgzip ends every file with; its absence usually means a truncated copy.
@@ -78,12 +78,12 @@ def decompress(chunks: Iterable[bytes], max_bytes: int = 32 << 30, max_ratio: in
 
 def _check(produced: int, consumed: int, max_bytes: int, max_ratio: int) -> None:
     if produced > max_bytes:
-        raise ParseError(f"the gzip data inflates past {max_bytes:,} bytes (limit max_decompressed_bytes)",
-                         details="vcf-too-large", expression="gzip input")
+        raise LimitExceeded(f"the gzip data inflates past {max_bytes:,} bytes (limit max_decompressed_bytes)",
+                            details="vcf-too-large", expression="gzip input")
     if produced > RATIO_GRACE and produced > max_ratio * max(consumed, 1):
-        raise ParseError(f"the gzip data inflates more than {max_ratio} times its size ({produced:,} bytes from "
-                         f"{consumed:,}; limit max_compression_ratio): a decompression bomb, not a VCF",
-                         details="vcf-compression-ratio", expression="gzip input")
+        raise LimitExceeded(f"the gzip data inflates more than {max_ratio} times its size ({produced:,} bytes from "
+                            f"{consumed:,}; limit max_compression_ratio): a decompression bomb, not a VCF",
+                            details="vcf-compression-ratio", expression="gzip input")
 
 
 def block_size(header: bytes) -> int | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from mappers.exceptions import ParseError, UnsupportedMessage
+from mappers.exceptions import LimitExceeded, ParseError, UnsupportedMessage
 from mappers.vcf import reference
 from mappers.vcf.bgzf import decompress, is_gzip
 from mappers.vcf.context import Options
@@ -75,8 +75,8 @@ def iter_lines(chunks: Iterable[bytes], options: Options | None = None) -> Itera
 
 
 def _too_long(n: int, limit: int) -> None:
-    raise ParseError(f"line {n} is longer than {limit:,} bytes (limit max_line_bytes)", details="vcf-line-too-long",
-                     expression=f"line {n}")
+    raise LimitExceeded(f"line {n} is longer than {limit:,} bytes (limit max_line_bytes)", details="vcf-line-too-long",
+                        expression=f"line {n}")
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -129,7 +129,7 @@ def read_header(lines: Iterator[bytes], sample: str | None, options: Options | N
         if size > max_bytes or n > max_lines:
             limit = (f"{max_bytes:,} bytes (limit max_header_bytes)" if size > max_bytes else
                      f"{max_lines:,} lines (limit max_header_lines)")
-            raise ParseError(f"the header is longer than {limit}", details="vcf-header-too-long", expression=where)
+            raise LimitExceeded(f"the header is longer than {limit}", details="vcf-header-too-long", expression=where)
         line = _text(raw, where)
         if n == 1:
             version = _version(line)
@@ -163,8 +163,8 @@ def _chrom_line(line: str, n: int, version: str, meta: list[tuple[str, str]], co
                 formats: dict[str, str], sample: str | None, max_samples: int) -> Header:
     where = f"line {n}"
     if line.count("\t") - 8 > max_samples:
-        raise ParseError(f"the #CHROM line names {line.count(chr(9)) - 8:,} samples, more than {max_samples:,} "
-                         "(limit max_samples)", details="vcf-too-many-samples", expression=where)
+        raise LimitExceeded(f"the #CHROM line names {line.count(chr(9)) - 8:,} samples, more than {max_samples:,} "
+                            "(limit max_samples)", details="vcf-too-many-samples", expression=where)
     cols = line.split("\t")
     if len(cols) < 8 or tuple(cols[:8]) != COLUMNS:
         hint = " (columns must be separated by tabs)" if "\t" not in line else ""

@@ -10,7 +10,7 @@ import orjson
 from mappers.cda_cn.context import Notes, Options
 from mappers.cda_cn.read_fhir import read_bundle
 from mappers.cda_cn.to_fhir import Conversion, report_to_fhir
-from mappers.exceptions import Issue, ParseError, operation_outcome
+from mappers.exceptions import Issue, LimitExceeded, operation_outcome
 from mappers.ws445.dataset import SCHEMA_PATH, from_report, load, looks_like, schema, to_report
 
 # 0.2.0: no wall-clock times (no Provenance without a stated instant); every data element not mapped is reported.
@@ -36,8 +36,8 @@ def to_fhir(data: bytes | str | dict[str, Any], options: Options | None = None) 
     the size limit (5 MiB) or one that does not match the schema."""
     options = options or Options()
     if not isinstance(data, dict) and len(data) > options.max_bytes:
-        raise ParseError(f"the dataset is {len(data)} bytes; the limit is {options.max_bytes}",
-                         details="ws445-too-large")
+        raise LimitExceeded(f"the dataset is {len(data)} bytes; the limit is {options.max_bytes}",
+                            details="ws445-too-large")
     notes = Notes()
     report = to_report(load(data), notes)
     return report_to_fhir(report, options, notes, document=False, source="ws445",

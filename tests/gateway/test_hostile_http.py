@@ -59,8 +59,8 @@ CASES = {
         "not a valid base64Binary"),
     # ~5 MB of gzip, 2 GiB of VCF records once inflated: drove the server past 8 GiB
     "gzip-bomb-vcf-bundle": Case("/fhir/$convert", "text/vcf", lambda: gzip_of(
-        HEAD, b"chr1\t1\t.\tA\tA\t.\tPASS\t.\tGT\t0/0\n", 2 << 30), 400, "vcf-compression-ratio"),
-    "gzip-bomb-vcf-ndjson": Case("/fhir/$convert", "text/vcf", lambda: gzip_of(HEAD, b"\n", 2 << 30), 400,
+        HEAD, b"chr1\t1\t.\tA\tA\t.\tPASS\t.\tGT\t0/0\n", 2 << 30), 422, "vcf-compression-ratio"),
+    "gzip-bomb-vcf-ndjson": Case("/fhir/$convert", "text/vcf", lambda: gzip_of(HEAD, b"\n", 2 << 30), 422,
                                  "vcf-compression-ratio", "application/fhir+ndjson"),
     # under the 10 MiB body limit: 1.7 M OBX (> 9.7 GB and minutes before), 6 MB of NTE (47 s, +700 MB)
     "hl7v2-1.7M-obx": Case("/fhir/$convert", "x-application/hl7-v2+er7",

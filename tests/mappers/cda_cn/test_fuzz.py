@@ -12,7 +12,7 @@ from lxml import etree
 
 from mappers.cda_cn import from_fhir, to_fhir
 from mappers.cda_cn.safexml import MAX_BYTES
-from mappers.exceptions import MappingError, ParseError
+from mappers.exceptions import LimitExceeded, MappingError, ParseError
 from tests.mappers.cda_cn.helpers import SAMPLES
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis (a test dependency) is not installed")
@@ -126,7 +126,7 @@ def test_the_size_limit_holds_by_default() -> None:
     data = SEEDS[0]
     padded = data.replace(b"</ClinicalDocument>", b"<!--" + b"x" * (MAX_BYTES - len(data)) + b"-->"
                           b"</ClinicalDocument>")
-    with pytest.raises(ParseError) as e:
+    with pytest.raises(LimitExceeded) as e:
         to_fhir(padded)
     assert e.value.issues[0].details == "cda-too-large" and f"the limit is {MAX_BYTES}" in e.value.issues[0].message
 

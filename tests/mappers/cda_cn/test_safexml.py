@@ -8,7 +8,7 @@ import pytest
 
 from mappers.cda_cn import to_fhir
 from mappers.cda_cn.safexml import parse_xml
-from mappers.exceptions import ParseError
+from mappers.exceptions import LimitExceeded, ParseError
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -69,7 +69,7 @@ def test_bad_bytes_are_named(data: bytes, details: str, text: str) -> None:
 
 def test_size_limit() -> None:
     data = (SAMPLES / "lab-cbc.utf8.xml").read_bytes()
-    with pytest.raises(ParseError, match=r"the limit is 1000"):
+    with pytest.raises(LimitExceeded, match=r"the limit is 1000"):
         parse_xml(data, max_bytes=1000)
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappers.exceptions import MappingError, ParseError
+from mappers.exceptions import LimitExceeded, MappingError, ParseError
 from mappers.vcf import Converter, Options, from_fhir, iter_lines, ndjson, to_fhir
 from mappers.vcf.bgzf import decompress
 from mappers.vcf.meta import structured
@@ -40,7 +40,7 @@ def test_gzip_bomb_is_refused_naming_the_limit_in_bounded_memory(unit: bytes) ->
     tracemalloc.start()
     started = time.process_time()
     try:
-        with pytest.raises(ParseError) as err:
+        with pytest.raises(LimitExceeded) as err:
             to_fhir(bomb)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -52,7 +52,7 @@ def test_gzip_bomb_is_refused_naming_the_limit_in_bounded_memory(unit: bytes) ->
 
 
 def test_decompressed_size_limit() -> None:
-    with pytest.raises(ParseError, match="inflates past 1,000 bytes \\(limit max_decompressed_bytes\\)"):
+    with pytest.raises(LimitExceeded, match="inflates past 1,000 bytes \\(limit max_decompressed_bytes\\)"):
         to_fhir(gzip.compress(HEAD + GOOD * 100), Options(max_decompressed_bytes=1000))
 
 
@@ -64,7 +64,7 @@ def test_inflating_is_stepwise_and_multi_member_streams_read_whole() -> None:
 
 
 def test_line_length_limit_names_the_line() -> None:
-    with pytest.raises(ParseError) as err:
+    with pytest.raises(LimitExceeded) as err:
         to_fhir(HEAD + GOOD + b"chr1\t200\t" + b"A" * 5000 + b"\n", Options(max_line_bytes=4096))
     assert err.value.issues[0].expression == "line 5"
     assert "longer than 4,096 bytes (limit max_line_bytes)" in err.value.issues[0].message
@@ -80,7 +80,7 @@ def test_a_line_without_end_is_refused_once_it_passes_the_limit() -> None:
             pulled += 1
             yield b"A" * 65536
 
-    with pytest.raises(ParseError, match="line 4 is longer than"):
+    with pytest.raises(LimitExceeded, match="line 4 is longer than"):
         to_fhir(endless(), Options(max_line_bytes=1 << 20))
     assert pulled <= 17
 
@@ -88,13 +88,13 @@ def test_a_line_without_end_is_refused_once_it_passes_the_limit() -> None:
 def test_header_size_limits() -> None:
     lines = b"##x=" + b"y" * 100 + b"\n"
     text = b"##fileformat=VCFv4.2\n" + lines * 100 + HEAD.split(b"\n", 1)[1]
-    with pytest.raises(ParseError, match="longer than 5,000 bytes \\(limit max_header_bytes\\)"):
+    with pytest.raises(LimitExceeded, match="longer than 5,000 bytes \\(limit max_header_bytes\\)"):
         Converter(iter_lines([text]), Options(max_header_bytes=5000))
-    with pytest.raises(ParseError, match="longer than 50 lines \\(limit max_header_lines\\)") as err:
+    with pytest.raises(LimitExceeded, match="longer than 50 lines \\(limit max_header_lines\\)") as err:
         Converter(iter_lines([text]), Options(max_header_lines=50))
     assert err.value.issues[0].expression == "line 51"
     many = HEAD.replace(b"\tS\n", b"".join(b"\tS%d" % i for i in range(300)) + b"\n")
-    with pytest.raises(ParseError, match="names 300 samples, more than 200 \\(limit max_samples\\)"):
+    with pytest.raises(LimitExceeded, match="names 300 samples, more than 200 \\(limit max_samples\\)"):
         Converter(iter_lines([many]), Options(max_samples=200))
 
 
@@ -103,7 +103,7 @@ def test_a_hostile_header_is_refused_in_bounded_memory() -> None:
     text = b"##fileformat=VCFv4.2\n" + b"##a=b\n" * 11_000_000
     tracemalloc.start()
     try:
-        with pytest.raises(ParseError, match="limit max_header_lines"):
+        with pytest.raises(LimitExceeded, match="limit max_header_lines"):
             Converter(iter_lines([text]))
         peak = tracemalloc.get_traced_memory()[1]
     finally:

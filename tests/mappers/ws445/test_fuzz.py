@@ -11,7 +11,7 @@ import pytest
 
 from mappers import ws445
 from mappers.cda_cn import Options
-from mappers.exceptions import MappingError, ParseError
+from mappers.exceptions import LimitExceeded, MappingError, ParseError
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis (a test dependency) is not installed")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -81,7 +81,7 @@ def test_any_dataset_gives_a_conversion_or_a_mapping_error(data: bytes) -> None:
 
 def test_size_and_item_limits() -> None:
     doc = orjson.loads(SEEDS[0])
-    with pytest.raises(ParseError) as e:
+    with pytest.raises(LimitExceeded) as e:
         ws445.to_fhir(orjson.dumps(doc), Options(max_bytes=100))
     assert e.value.issues[0].details == "ws445-too-large"
     doc["items"] = doc["items"] * 2001
