@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from tests.conftest import ROOT
 
 MESSAGES = sorted((ROOT / "tests" / "mappers" / "hl7v2" / "messages").glob("*.hl7"))
+VCF_HEAD = (b"##fileformat=VCFv4.2\n##contig=<ID=chr1,assembly=GRCh38>\n"
+            b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n")
 
 
 def helixgate(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
@@ -63,7 +66,16 @@ def test_timezone_option_keeps_times() -> None:
     (("convert", "-", "--from", "pdf"), b"", 2, b"invalid choice"),
     (("convert",), None, 2, b"required: input"),
     ((), None, 2, b"usage:"),
-])
+    # issue 12's hostile inputs through the CLI: a clear error naming the limit or the field, never a traceback
+    (("convert", "-"), gzip.compress(VCF_HEAD + b"chr1\t1\t.\tA\tA\t.\tPASS\t.\tGT\t0/0\n" * 400_000), 1,
+     b"limit max_compression_ratio"),
+    (("convert", "-"), VCF_HEAD + b"chr1\t10\t.\tA\tG\t.\tPASS\t.\tGT:AD:DP\t0/1:3,4:1e309\n", 1,
+     b"FORMAT DP '1e309' is not a count"),
+    (("convert", "-"), VCF_HEAD + b"chr1\t10\t.\tA\tG\t.\tPASS\t.\tGT:AD\t0/1:3,18446744073709551616\n", 1,
+     b"is not a count"),
+    (("convert", "-"), MESSAGES[0].read_bytes() + b"OBX|1\r" * 20_000, 1, b"limit max_segments"),
+], ids=["adt", "bad-line", "empty", "binary", "no-file", "fhir-not-resource", "bad-timezone", "bad-format",
+        "no-input", "no-command", "gzip-bomb", "dp-1e309", "ad-2^64", "v2-over-segment-cap"])
 def test_bad_input_and_usage_give_a_message_and_exit_code(args, stdin, code, message) -> None:
     r = helixgate(*args, stdin=stdin)
     assert r.returncode == code, r.stderr
