@@ -15,7 +15,10 @@ from lxml import etree
 from mappers.exceptions import LimitExceeded, ParseError
 
 MAX_BYTES = 5 * 1024 * 1024
-_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'][^>]*\?>")
+# the declaration, then the first encoding="..." in it: one pattern with a lazy [^>]*? before the encoding and [^>]*
+# after it tried the tail once per encoding= seen (quadratic); the two steps are linear and find the same value
+_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
+_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _DECL_ANY = re.compile(r"^\s*<\?xml[^>]*\?>")
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030",
               "gb-18030": "gb18030", "gb18030-2000": "gb18030", "gb18030-2005": "gb18030"}
@@ -33,7 +36,8 @@ def decode(data: bytes) -> tuple[str, str, list[str]]:
                          expression="byte 0")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    m = _DECL.match(data[:512])
+    decl = _DECL.match(data[:512])
+    m = _ENCODING.search(decl.group()) if decl else None
     if m:
         declared = m.group(1).decode("ascii").lower()
         encoding = _ENCODINGS.get(declared)

@@ -19,7 +19,8 @@ from mappers.hl7v2.model import Delimiters, Segment
 from mappers.toolkit.fhirtime import is_date, is_datetime
 
 _TABLES = Path(__file__).parent / "tables"
-_HGVS = re.compile(r"^(?:[A-Z]{1,3}_?\d+(?:\.\d+)?(?:\([^)]*\))?|LRG_\d+\w*):[cgmnopr]\.")
+# LRG_\d\w*, not \d+\w*: \d is in \w, so the two split a run of digits every way (quadratic)
+_HGVS = re.compile(r"^(?:[A-Z]{1,3}_?\d+(?:\.\d+)?(?:\([^)]*\))?|LRG_\d\w*):[cgmnopr]\.")
 _DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(\.\d{1,4})?)?([+-]\d{4})?$")
 _FHIR_DT = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"

@@ -35,4 +35,7 @@ def source_of(bundle: dict[str, Any], origins: dict[str, str], expression: str) 
 
 def readable(expression: str) -> str:
     """A FHIRPath expression with choice elements named as in JSON (`effective.ofType(DateTime)`: effectiveDateTime)."""
-    return re.sub(r"(\w+)\.ofType\((\w)(\w*)\)", lambda c: c.group(1) + c.group(2).upper() + c.group(3), expression)
+    # (?<!\w): a name starts where a word does (a match ends in ")"), and searching from inside a long word no
+    # longer rescans it to its end at each character (quadratic)
+    return re.sub(r"(?<!\w)(\w+)\.ofType\((\w)(\w*)\)", lambda c: c.group(1) + c.group(2).upper() + c.group(3),
+                  expression)

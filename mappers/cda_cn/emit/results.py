@@ -20,7 +20,8 @@ from mappers.ids import resource_id
 from mappers.terminology import translate, translate_all
 
 _LOINC_SHAPE = re.compile(r"^\d{1,7}-\d$")
-_NUMBER = re.compile(r"^\s*([<>]=?)?\s*([-+]?\d+(?:\.\d+)?)\s*$")
+# the space after a comparator belongs to it: `\s*([<>]=?)?\s*` split a run of spaces quadratically
+_NUMBER = re.compile(r"^\s*(?:([<>]=?)\s*)?([-+]?\d+(?:\.\d+)?)\s*$")
 _GENETIC = re.compile(r"基因|分子|遗传|测序|突变|PCR|NGS", re.IGNORECASE)
 _IMAGING = re.compile(r"CT|MR|磁共振|X线|DR|超声|彩超|影像|造影|PET", re.IGNORECASE)
 _CATEGORY_LAB = {"system": S.V2_0074, "code": "LAB", "display": "Laboratory"}
