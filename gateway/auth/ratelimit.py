@@ -40,7 +40,9 @@ ACCESS_KEY = "helixgate.access"  # where the auth middleware puts the route's ac
 PUBLIC = "public"
 KEY_PREFIX = "helixgate:rl:"
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
-_SPEC = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+)\s*(?:burst\s+(\d+))?\s*\Z")
+# The spaces before "burst" sit inside the optional group: ([a-z]+)\s*(?:burst\s+(\d+))?\s*\Z split a run of
+# spaces between its two \s* every way, quadratic on re (same matches and groups: tests/gateway/test_patterns.py).
+_SPEC = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+)(?:\s*burst\s+(\d+))?\s*\Z")
 _RETRY_REDIS_AFTER = 1.0  # seconds in process after a Redis failure before Redis is tried again
 _LOCAL_MAX = 100_000  # buckets kept in process (least recently used dropped: a dropped bucket is a full one)
 

@@ -17,6 +17,16 @@ MAX_OPERATIONS = 1000
 MAX_PATH = 500
 _MARK = "__helixgate_node"
 _FUNCTIONS = frozenset({"where", "first", "last", "ofType", "exists", "empty", "not", "single"})
+# Both are linear on re (tests/gateway/test_patterns.py): '(?:[^'\\]|\\.)*' retried from every quote of a string
+# that never closes, and ([A-Za-z_]\w*)\s*\( from every letter of a name without a '(' after it, were quadratic.
+# A string literal; one that never closes is taken whole (its quotes could not start a closed one either) and kept.
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*(')?")
+# A function call's name: tried once per run of name characters (a name may follow digits: 1a( names a).
+_CALL = re.compile(r"(?<![A-Za-z0-9_])[0-9]*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def _emptied(m: re.Match) -> str:
+    return "''" if m.group(1) else m.group()
 
 
 class PatchError(Exception):
@@ -122,7 +132,7 @@ def json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
 def _check_path(path: Any) -> str:
     if not isinstance(path, str) or not path.strip() or len(path) > MAX_PATH:
         raise PatchError(400, "every FHIRPath Patch operation needs a 'path' (a FHIRPath expression, ≤ 500 chars)")
-    for name in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(", re.sub(r"'(?:[^'\\]|\\.)*'", "''", path)):
+    for name in _CALL.findall(_STRING.sub(_emptied, path)):
         if name not in _FUNCTIONS:
             raise PatchError(422, f"the function {name}() is not supported in a patch path (navigation only: "
                                   f"{', '.join(sorted(_FUNCTIONS))})")
