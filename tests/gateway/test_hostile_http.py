@@ -8,7 +8,6 @@ are the server's own; the resident set is the server's and its sandbox processes
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import httpx
 import orjson
 import pytest
 
+from bench.bench_hostile import rss_mb  # the server's and its sandbox processes' resident set
 from tests.conftest import ROOT, free_port
 from tests.mappers.vcf.test_hostile import HEAD, gzip_of
 from tests.upstream.fixtures import wait_for
@@ -72,24 +72,6 @@ CASES = {
     "json-100k-deep": Case("/fhir/$validate", "application/fhir+json",
                            lambda: b"[" * 100_000 + b"]" * 100_000, 400, "not-a-resource"),
 }
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            out += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def _rss_mb(pid: int) -> float:
-    """The resident set of `pid` and its descendants."""
-    total = 0.0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total = int(line.split()[1]) / 1024
-    return total + sum(_rss_mb(c) for c in _children(pid))
 
 
 @dataclass
@@ -148,7 +130,7 @@ class Attempt:
 
 def _attempt(served: Served, case: Case, body: Path) -> Attempt:
     _warm(served.url)
-    baseline = _rss_mb(served.pid)
+    baseline = rss_mb(served.pid)
     out = body.with_suffix(".answer")
     sent: dict[str, float] = {}
 
@@ -169,7 +151,7 @@ def _attempt(served: Served, case: Case, body: Path) -> Attempt:
         while sender.is_alive():
             asked = time.monotonic()
             took = _healthz_ms(served.url, client)
-            peak = max(peak, _rss_mb(served.pid))
+            peak = max(peak, rss_mb(served.pid))
             if sender.is_alive() and "start" in sent and asked >= sent["start"]:
                 in_flight.append(took)
             time.sleep(0.02)
