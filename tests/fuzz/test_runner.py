@@ -151,8 +151,10 @@ def test_the_slow_inputs_and_the_one_that_raised_the_peak_are_kept(tmp_path: Pat
     proc = _start(script, tmp_path, "--count", "12", "--seed", "2")
     stdout, stderr = proc.communicate(timeout=120)
     doc = json.loads(stdout)
-    assert doc["slow_inputs"] == 1, stderr
-    assert (tmp_path / "heavy" / "slow-001.bin").read_bytes() == slow.read_bytes()
+    # the 7th input is kept as slow; on a loaded VM writing the 5th's 400 MB can pass 1 s of CPU too (seen once)
+    kept = [k.read_bytes() for k in sorted((tmp_path / "heavy").glob("slow-*.bin"))]
+    assert doc["slow_inputs"] == len(kept) and slow.read_bytes() in kept, stderr
+    assert all(k in (slow.read_bytes(), big.read_bytes()) for k in kept), stderr
     # the kernel's high-water mark took in 90-120 MB of the 400 here (pages reclaimed as they are written, on a VM
     # with memory reclaim running): what is asserted is that the rise is seen and put down to the right input
     assert doc["peak_rise_mb"] >= 20
