@@ -113,8 +113,8 @@ def read_header(lines: Iterator[bytes], sample: str | None, options: Options | N
     """Consume the header lines (through #CHROM) of `lines` and pick the sample to convert: `sample`, else the
     tumour of a tumour/normal pair (roles.py), else the first.
 
-    Raises ParseError (not a VCF, no #CHROM line, bad columns, unknown sample, a header or sample count past the
-    options' limits) and UnsupportedMessage (a VCF version not read, no sample columns)."""
+    Raises ParseError (not a VCF, no #CHROM line, bad columns, unknown sample), LimitExceeded (a header or sample
+    count past the options' limits) and UnsupportedMessage (a VCF version not read, no sample columns)."""
     opts = options or _DEFAULTS
     max_bytes, max_lines = opts.max_header_bytes, opts.max_header_lines
     meta: list[tuple[str, str]] = []

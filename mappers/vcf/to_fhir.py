@@ -125,7 +125,7 @@ class Converter:
                 raw = next(lines)
             except StopIteration:
                 break
-            except ParseError as e:  # the input itself ends badly (a truncated gzip member, a limit)
+            except ParseError as e:  # the input itself ends badly (a truncated gzip member); limits pass through
                 if not lenient or e.issues[0].details != "vcf-truncated":
                     raise
                 summary.skipped["truncated-input"] += 1
