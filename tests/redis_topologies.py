@@ -164,6 +164,21 @@ class SentinelServers:
                 return host.decode(), int(mport)
         raise RuntimeError("no Sentinel answers")
 
+    def settled(self) -> bool:
+        """Every Sentinel names the same master, and the other server is its replica with the link up. Which of the
+        two is master is Sentinel's to choose: under load it may fail over a second time, back to the restarted one."""
+        masters = set()
+        for port in self.sentinel_ports:
+            with contextlib.suppress(redis.RedisError, OSError), redis.Redis(port=port) as s:
+                masters.add(int(s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)[1]))
+        if len(masters) != 1 or (master := masters.pop()) not in (self.master_port, self.replica_port):
+            return False
+        other = self.replica_port if master == self.master_port else self.master_port
+        with contextlib.suppress(redis.RedisError, OSError), redis.Redis(port=other) as r:
+            info = r.info("replication")
+            return info["role"] == "slave" and info["master_port"] == master and info["master_link_status"] == "up"
+        return False
+
     def client(self) -> redis.Redis:
         from redis.sentinel import Sentinel
 
