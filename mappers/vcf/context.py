@@ -33,7 +33,7 @@ class Options:
     lenient: skip (and count) a malformed record instead of rejecting the file.
     keep_filtered: convert records whose FILTER is not PASS (kept with their FILTER).
     homoplasmy_threshold: mitochondrial allele fraction at or above which a call is homoplasmic.
-    max_variants: refuse (UnsupportedMessage) to build a Bundle past this many variants; NDJSON has no limit.
+    max_variants: refuse (LimitExceeded) to build a Bundle past this many variants; NDJSON has no limit.
     source_name: the input's file name, named in the GenomicStudyAnalysis input; not part of ids.
     recorded: a FHIR instant the caller states for the conversion's Provenance.recorded (a VCF carries no instant
         of its own: ##fileDate is a date); without it no Provenance is emitted. Not part of ids.

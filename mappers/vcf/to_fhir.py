@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from mappers.conversion import Conversion as BaseConversion
-from mappers.exceptions import Issue, ParseError, UnsupportedMessage
+from mappers.exceptions import Issue, LimitExceeded, ParseError
 from mappers.toolkit.provenance import converter_device, provenance
 from mappers.vcf import notes, reference
 from mappers.vcf.bgzf import ReadAt
@@ -57,7 +57,8 @@ class Converter:
 
     Iterate `resources()` to the end, then call `report()` and `result_refs()` for the DiagnosticReport.
     Raises ParseError / UnsupportedMessage (mappers.exceptions) for input it cannot convert; UnsupportedMessage
-    at the end of resources() when records were read but none could be mapped to a variant.
+    at the end of resources() when records were read but none could be mapped to a variant; LimitExceeded past a
+    limit of Options (size, lines, samples, max_variants).
     `origins`: also record, in self.origins, the source line of every resource (Conversion.origins); off by
     default, as a stream of millions of variants would keep one entry each.
     """
@@ -409,9 +410,9 @@ class Converter:
                                          plan.mode == "copy-number"), rec, frozenset(used))
         limit = self.options.max_variants
         if limit is not None and summary.variants > limit:
-            raise UnsupportedMessage(f"more than {limit} variants: too many for one Bundle; ask for NDJSON "
-                                     "(Accept: application/fhir+ndjson, or --ndjson)", details="vcf-too-many-variants",
-                                     expression=rec.where)
+            raise LimitExceeded(f"more than {limit} variants: too many for one Bundle; ask for NDJSON "
+                                "(Accept: application/fhir+ndjson, or --ndjson)", details="vcf-too-many-variants",
+                                expression=rec.where)
         return out
 
     def _phase_of(self, rec: Record, gt: Genotype, allele: int, rid: str) -> tuple[dict[str, Any], bytes] | None:
@@ -476,7 +477,8 @@ def to_fhir(data: bytes | Iterable[bytes], options: Options | None = None,
             regions: Mapping[str, Regions] | None = None) -> Conversion:
     """Convert a whole VCF (bytes or byte chunks, plain or gzipped) to one Bundle in memory.
 
-    Raises ParseError / UnsupportedMessage. For large inputs use Converter with ndjson() or bundle_json()."""
+    Raises ParseError / UnsupportedMessage / LimitExceeded. For large inputs use Converter with ndjson() or
+    bundle_json()."""
     chunks = [data] if isinstance(data, bytes | bytearray) else data
     conv = Converter(iter_lines(chunks, options), options, regions, origins=True)
     body = b"".join(bundle_json(conv))

@@ -163,3 +163,22 @@ def test_a_read_count_vcf_cannot_carry_is_a_400_before_the_stream(gateway) -> No
         issue = outcome(post(gateway.url, body, headers), 400)
         assert issue["expression"] == ["line 7"], issue
         assert "AD" in issue["details"]["text"]
+
+
+def test_a_bundle_past_the_variant_limit_is_too_costly_and_ndjson_carries_it(gateway) -> None:
+    """One Bundle holds at most 5,000 variants: past that the answer is 422 `too-costly` naming the limit and the way
+    out (NDJSON), and the same body asked for as NDJSON converts every variant."""
+    head = (b"##fileformat=VCFv4.2\n##contig=<ID=1,length=249250621>\n"
+            b"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n")
+    body = head + b"".join(b"1\t%d\t.\tA\tC\t50\tPASS\t.\tGT\t0/1\n" % (1000 + i) for i in range(5_001))
+    issue = outcome(post(gateway.url, body, genomicSource="germline"), 422)
+    assert issue["code"] == "too-costly"
+    assert issue["details"]["coding"][0]["code"] == "vcf-too-many-variants"
+    assert "5000" in issue["details"]["text"] and "NDJSON" in issue["details"]["text"]
+    with httpx.stream("POST", f"{gateway.url}/fhir/$convert", content=body, headers={**VCF, "Accept": NDJSON},
+                      params={"genomicSource": "germline"}, timeout=120) as r:
+        assert r.status_code == 200
+        lines = [orjson.loads(line) for line in r.iter_lines() if line]
+    variants = [x for x in lines if x.get("resourceType") == "Observation"
+                and x.get("code", {}).get("coding", [{}])[0].get("code") == "69548-6"]
+    assert len(variants) == 5_001
