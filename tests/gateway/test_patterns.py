@@ -4,15 +4,19 @@ linear are compared with the old ones."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from gateway.auth import ratelimit
 from gateway.facade import patch
 from gateway.facade.addresses import Addresses
+from gateway.openapi import document as openapi_document
 from tests.gateway.worst_cases import DYNAMIC
-from tests.patterns_support import pattern_tests, words
+from tests.patterns_support import CPU_SECONDS, _limit_cpu, _modules, pattern_tests, words
 
 test_every_pattern_and_each_way_it_is_called_has_a_worst_case, \
     test_every_worst_case_finishes_under_a_cpu_limit_with_the_expected_result = \
@@ -59,3 +63,44 @@ def test_patch_path_function_names_are_read_as_before() -> None:
         patch._check_path("Observation.subject.resolve().name")
     with pytest.raises(patch.PatchError, match=r"the function resolve\(\) is not supported"):
         patch._check_path("x.where(y='unclosed).resolve()")  # an unclosed quote hides nothing
+
+
+# --- the `pattern` strings of gateway's JSON Schemas (jsonschema applies them with re.search)
+
+def _schema_patterns(value: object, found: set[str]) -> set[str]:
+    if isinstance(value, dict):
+        if isinstance(value.get("pattern"), str):
+            found.add(value["pattern"])
+        for v in value.values():
+            _schema_patterns(v, found)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _schema_patterns(v, found)
+    return found
+
+
+_SCHEMA_CHILD = """
+import json, re, sys
+for p in json.loads(sys.argv[1]):
+    for c in "Aa0.*-+: ":
+        for text in (c * 100_000, "A" + c * 100_000 + "!", ("A" + c) * 50_000 + "\\n", "A" + (c + ".") * 50_000):
+            re.search(p, text)
+    print(p, flush=True)
+"""
+
+
+def test_every_json_schema_pattern_is_linear_on_long_runs() -> None:
+    """Each `pattern` of a module-level schema in gateway/ (exchange rules, OpenAPI parameters) runs over 100 KB runs
+    of every character class it names, in a child under the shared CPU limit: a backtracking blow-up is killed."""
+    found: set[str] = set()
+    for module in _modules("gateway"):
+        for value in vars(module).values():
+            if isinstance(value, dict | list | tuple):
+                _schema_patterns(value, found)
+    found |= _schema_patterns(openapi_document(), set())
+    assert len(found) >= 7, found  # the exchange rules' and the OpenAPI document's patterns
+    run = subprocess.run([sys.executable, "-c", _SCHEMA_CHILD, json.dumps(sorted(found))], capture_output=True,
+                         text=True, preexec_fn=_limit_cpu, timeout=10 * CPU_SECONDS)
+    done = run.stdout.splitlines()
+    assert run.returncode == 0 and len(done) == len(found), \
+        f"killed (CPU limit {CPU_SECONDS} s) after {done}: {run.stderr[-1000:]}"
