@@ -117,40 +117,33 @@ class Segment:
         return comps
 
     def first(self, n: int) -> str:
-        """get(n): the first component of field n. A letters-and-digits field (a type code, a sub-ID, a time) is
-        read as it stands, without the memo, when no delimiter of the message is a letter or digit."""
-        fields = self.fields
-        raw = fields[n] if n < len(fields) else ""
-        if raw.isalnum() and _ALNUM_FREE.get(self.dialect, False):
-            return raw
-        if self.dialect not in _ALNUM_FREE and len(_ALNUM_FREE) < 256:
-            d = self.delims
-            _ALNUM_FREE[self.dialect] = not any(c.isalnum() for c in d.field + d.encoding_characters)
+        """get(n): the first component of field n."""
         return self.get(n)
 
     def get(self, n: int, comp: int = 1, sub: int = 1, rep: int = 1) -> str:
         """The unescaped text at SEG-n.comp.sub, repetition `rep`; "" when absent."""
+        fields = self.fields
+        raw = fields[n] if n < len(fields) else ""
+        d = self.delims
+        if not (d.component in raw or d.repetition in raw or d.subcomponent in raw or d.escape in raw):
+            # a plain value (ID, NM, DTM…): nothing to split, nothing to remember
+            return raw if comp == sub == rep == 1 or (n <= 2 and self.name in _HEADERS) else ""
+        if n <= 2 and self.name in _HEADERS:
+            return raw
         memo = self._memo
         key = (n, comp, sub, rep)
         value = memo.get(key)
         if value is not None:
             return value
-        d = self.delims
-        raw = self.fields[n] if n < len(self.fields) else ""
-        if n <= 2 and self.name in _HEADERS:
-            value = raw
-        elif not (d.component in raw or d.repetition in raw or d.subcomponent in raw or d.escape in raw):
-            value = raw if comp == sub == rep == 1 else ""  # a plain value (ID, NM, DTM…): nothing to split
-        else:
-            comps = memo.get((n, rep)) or self._components(n, rep)
-            value = comps[comp - 1] if comp <= len(comps) else ""
-            if d.subcomponent in value:
-                subs = value.split(d.subcomponent)
-                value = subs[sub - 1] if sub <= len(subs) else ""
-            elif sub > 1:
-                value = ""
-            if d.escape in value:
-                value = unescape(value, d, self.encoding)
+        comps = memo.get((n, rep)) or self._components(n, rep)
+        value = comps[comp - 1] if comp <= len(comps) else ""
+        if d.subcomponent in value:
+            subs = value.split(d.subcomponent)
+            value = subs[sub - 1] if sub <= len(subs) else ""
+        elif sub > 1:
+            value = ""
+        if d.escape in value:
+            value = unescape(value, d, self.encoding)
         memo[key] = value
         return value
 
@@ -163,10 +156,6 @@ class Segment:
 _SET_NAME, _SET_FIELDS, _SET_OCCURRENCE, _SET_LINE, _SET_DELIMS, _SET_ENCODING, _SET_REF, _SET_DIALECT, _SET_MEMO = (
     Segment.__dict__[k].__set__
     for k in ("name", "fields", "occurrence", "line", "delims", "encoding", "ref", "dialect", "_memo"))
-
-
-# dialect → whether none of its delimiters is a letter or digit (then such a field holds no delimiter or escape)
-_ALNUM_FREE: dict[str, bool] = {}
 
 
 def dialect_of(delims: Delimiters, encoding: str) -> str:

@@ -43,8 +43,8 @@ class Observation:
         self.notes = [] if notes is None else notes
         self.variable = None
         self.apart = False
-        self.vt = obx.first(2)
-        self.sub = obx.first(4)
+        self.vt = obx.get(2)
+        self.sub = obx.get(4)
 
 
 @dataclass(slots=True)

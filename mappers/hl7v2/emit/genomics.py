@@ -118,6 +118,36 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
     """OBX-5 repetitions as values of the slice's FHIR type; a coded slice also takes ST text (V2X writes
     some CWE rows as ST). The fields and components read are added to `whole` and `parts` (Context.use_row)."""
     obx = obs.obx
+    vt = obs.vt
+    if fhir_type == "CodeableConcept" or fhir_type == "string":
+        # what a coded or text value means is vocabulary, read from OBX-5 and OBX-2 alone: worked out once (memo)
+        raw = obx.fields[5] if len(obx.fields) > 5 else ""
+        if len(raw) > memo.SHORT:
+            return _read_values(obs, fhir_type, slice_name, whole, parts)
+        key = (raw, obx.dialect, vt, fhir_type, slice_name)
+        found = _VALUES.get(key)
+        if found is None:
+            reading: list[int] = []
+            read: list[tuple[int, frozenset[int]]] = []
+            found = memo.remember(_VALUES, key, (_read_values(obs, fhir_type, slice_name, reading, read),
+                                                 bool(reading), read[0][1] if read else None))
+        vals, is_whole, comps = found
+        if is_whole:
+            whole.append(5)
+        elif comps is not None:
+            parts.append((5, comps))
+        # the caller's resources own their values: concepts copied, strings as they are
+        return [(e, genomics.fresh(v) if type(v) is dict else v) for e, v in vals]
+    return _read_values(obs, fhir_type, slice_name, whole, parts, ctx)
+
+
+_VALUES: dict[tuple[str, ...], tuple[list[tuple[str, Any]], bool, frozenset[int] | None]] = {}
+
+
+def _read_values(obs: Observation, fhir_type: str, slice_name: str, whole: list[int],
+                 parts: list[tuple[int, frozenset[int]]], ctx: Context | None = None) -> list[tuple[str, Any]]:
+    """_values without the memo; `ctx` (warnings, OBX-6 units) is only read for Range and Quantity."""
+    obx = obs.obx
     out: list[tuple[str, Any]] = []
     vt = obs.vt
     reps = obx.repetition_count(5)
@@ -157,6 +187,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
             if text:
                 out.append(("valueString", text))
         elif fhir_type == "Range":
+            assert ctx is not None
             ctx.use_component(obx, 5, 1, 2)
             lo, hi = number(obx.get(5, 1, rep=rep)), number(obx.get(5, 2, rep=rep))
             rng = {k: {"value": v} for k, v in (("low", lo), ("high", hi)) if v is not None}
@@ -167,6 +198,7 @@ def _values(ctx: Context, obs: Observation, fhir_type: str, slice_name: str, who
                          "kept as a string component", f"{obx.ref}-5")
                 out.append(("valueString", obx.text(5, rep)))
         elif fhir_type == "Quantity":
+            assert ctx is not None
             n = number(obx.get(5, 1, rep=rep))
             ctx.use_component(obx, 5, 1)
             if n is None:
@@ -326,7 +358,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             vals = vals[:1]
         if obs.notes:
             note_list += notes(obs.notes, ctx)
-        if obx.first(14):
+        if obx.get(14):
             whole.append(14)  # the variant's time comes from its first row (below); later rows' are not kept
         where = f"{obx.ref}-5"
         if target == "value" or target == "method":
