@@ -37,9 +37,14 @@ def check(v: Any, value: Any, typ: str, node: Node, path: str, run: Any) -> None
                 run.add("error", "code-invalid", path, f"No code provided, and a code is required from the "
                         f"value set {vs}")
             return
-    answers = [v.tx.contains(vs, s, c) for s, c in codings]
-    if any(a.in_set for a in answers):
-        return
+    if len(codings) == 1:  # the common case: one code, most often in the value set
+        answers = [v.tx.contains(vs, codings[0][0], codings[0][1])]
+        if answers[0].in_set:
+            return
+    else:
+        answers = [v.tx.contains(vs, s, c) for s, c in codings]
+        if any(a.in_set for a in answers):
+            return
     unknown = [a for a in answers if a.in_set is None]
     if unknown:
         run.add("information", "informational", path, f"Not checked against {vs}: {unknown[0].reason}",

@@ -50,6 +50,11 @@ class Membership:
     reason: str = ""
 
 
+# the answers without a reason, made once: contains() runs for every bound code of every resource
+_IN = Membership(True)
+_OUT = Membership(False)
+
+
 class Terminology:
     def __init__(self, defs: Definitions) -> None:
         self.defs = defs
@@ -191,22 +196,25 @@ class Terminology:
 
     # ---- membership ----
     def contains(self, url: str, system: str | None, code: str) -> Membership:
-        if not isinstance(code, str) or not isinstance(system, str | None):
+        if (code.__class__ is not str and not isinstance(code, str)) or (
+                system is not None and system.__class__ is not str and not isinstance(system, str)):
             return Membership(None, "the code or system is not a string")  # the JSON type checks report it
-        exp = self.expand(url)
+        exp = self._expansions.get(url)
+        if exp is None:
+            exp = self.expand(url)
         if exp is None:
             return Membership(None, f"ValueSet {url} is not available locally")
         if system is None and len(exp.codes) == 1:
             system = next(iter(exp.codes))
         elif system is None:
             if any(codes is None or code in codes for codes in exp.codes.values()):
-                return Membership(True)
+                return _IN
             if exp.complete:
-                return Membership(False)
+                return _OUT
             return Membership(None, f"ValueSet {url} could not be fully expanded locally")
         if system not in exp.codes:
             if exp.complete:
-                return Membership(False)
+                return _OUT
             return Membership(None, f"ValueSet {url} could not be fully expanded locally")
         codes = exp.codes[system]
         if codes is None:
@@ -215,5 +223,5 @@ class Terminology:
                 return Membership(grammar.full(code))
             if system in exp.unchecked:
                 return Membership(None, f"codes of {system} are not available locally")
-            return Membership(True)
-        return Membership(code in codes)
+            return _IN
+        return _IN if code in codes else _OUT
