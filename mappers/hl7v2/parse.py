@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mappers import exceptions
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
 from mappers.hl7v2.charsets import ASCII_TRAIL_CODECS, FALLBACKS, codec_for
-from mappers.hl7v2.model import Batch, Delimiters, Message, Segment, dialect_of
+from mappers.hl7v2.model import Batch, Delimiters, Message, Segment, dialect_of, segment
 
 _MLLP = bytes.maketrans(b"", b"")
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
@@ -133,7 +133,7 @@ def _split_lines(data: bytes | str) -> tuple[list[tuple[int, bytes | str]], str 
         data, forced = data[len(_BOM):], "utf-8"
     # CR is the standard terminator; when present, a bare LF inside a segment is text, not a break.
     raw_b = data.replace(b"\r\n", b"\r").split(b"\r") if b"\r" in data else data.split(b"\n")
-    return [(i, ln) for i, ln in enumerate([ln.strip(b"\n") for ln in raw_b], 1) if ln.strip()], forced
+    return [(i, ln) for i, line in enumerate(raw_b, 1) if (ln := line.strip(b"\n")).strip()], forced
 
 
 def _delimiters(line: str, lineno: int) -> Delimiters:
@@ -191,7 +191,7 @@ def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[l
     first = lines[0][1]
     if isinstance(first, str):
         return [(n, ln) for n, ln in lines if isinstance(ln, str)], "", []
-    blob = b"\r".join(ln for _, ln in lines if isinstance(ln, bytes))
+    blob = b"\r".join([ln for _, ln in lines if isinstance(ln, bytes)])
     declared = _declared_charset(first)
     warnings: list[Issue] = []
     codec = forced or codec_for(declared)
@@ -275,7 +275,7 @@ def _message(raw_lines: list[tuple[int, bytes | str]], forced: str | None, limit
         parts[0] = name
         if name == "MSH":
             parts.insert(1, fs)
-        segments.append(Segment(name, tuple(parts), occurrence, lineno, d, codec, dialect))
+        segments.append(segment(name, tuple(parts), occurrence, lineno, d, codec, dialect))
     return Message(tuple(segments), d, encoding, tuple(warnings))
 
 

@@ -224,8 +224,9 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
         results.extend(implications)
         results.extend(phase_relationship(ctx, key, phase, rows, subject) for phase, rows in pairs)
         # A study-wide row that no variant took (there is none, or each has its own) is a result of its own.
-        plain.extend(o for o in shared
-                     if all(any(variable_code(r) == variable_code(o) for r in rows) for rows in groups.values()))
+        if shared:
+            held = [{variable_code(r) for r in rows} for rows in groups.values()]
+            plain.extend(o for o in shared if all(variable_code(o) in codes for codes in held))
     else:
         plain = list(order.observations)
     seen: dict[tuple[str, str], int] = {}
