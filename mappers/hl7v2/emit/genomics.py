@@ -11,7 +11,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mappers.hl7v2 import memo
 from mappers.hl7v2.context import Context
@@ -304,6 +304,88 @@ def phase_relationship(ctx: Context, key: str, phase: str, rows: list[tuple[str,
     return res
 
 
+class _Plan(NamedTuple):
+    """How a variant takes a row of a known variable whose value is coded or text: what _values, _row_concept and
+    the marks of fields read give for its OBX-3, OBX-5 and OBX-2, which are vocabulary (memo). `values` and
+    `concept` are templates: each row gets copies."""
+
+    spec: dict[str, Any]
+    target: str
+    once: bool  # the slice takes one row (a second one stays a separate result)
+    values: list[tuple[str, Any]]
+    dropped: int  # repetitions of OBX-5 when the slice takes one (a warning), else 0
+    whole: frozenset[int]
+    whole_14: frozenset[int]  # with OBX-14, when the row has one
+    parts: tuple[tuple[int, frozenset[int]], ...]
+    concept: dict[str, Any] | None
+    slot: Any  # the slice's slot, None (a component under its own code) or _OBSERVATION_VALUE
+    implication: bool
+
+
+_OBSERVATION_VALUE = object()  # the plan of a value or method row: it sets the Observation's own element
+_PLANS: dict[tuple[str, ...], _Plan | None] = {}
+
+
+def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
+    """The row's plan, or None when it is read row by row (a numeric value, a variable of no slice, long text)."""
+    obx = obs.obx
+    fields = obx.fields
+    raw3 = fields[3] if len(fields) > 3 else ""
+    raw5 = fields[5] if len(fields) > 5 else ""
+    if len(raw3) > memo.SHORT or len(raw5) > memo.SHORT:
+        return None
+    key = (raw3, raw5, obs.vt, obx.dialect, rec.loinc, rec.how)
+    plan = _PLANS.get(key, _UNREAD)
+    if plan is _UNREAD:
+        plan = memo.remember(_PLANS, key, _make_plan(obs, rec))
+    return plan
+
+
+_UNREAD: Any = object()
+
+
+def _make_plan(obs: Observation, rec: Recognised) -> _Plan | None:
+    spec = variables()["variables"].get(rec.loinc)
+    if spec is None or spec["fhir_type"] not in ("CodeableConcept", "string"):
+        return None
+    target = spec["target"]
+    whole = [1, 2, 4, 11]
+    parts: list[tuple[int, frozenset[int]]] = []
+    vals = _read_values(obs, spec["fhir_type"], target, whole, parts)
+    dropped = 0
+    if len(vals) > 1 and not spec.get("repeats") and target != "component":
+        dropped, vals = len(vals), vals[:1]
+    if target == "value" or target == "method":
+        slot, concept, implication = _OBSERVATION_VALUE, None, False
+    else:
+        parts.append((3, _CWE))
+        concept = _row_code(obs.obx, rec)
+        implication = spec["scope"] == "implication"
+        slot = (_IMPLICATION_SLOTS if implication else _VARIANT_SLOTS).get(target)
+    return _Plan(spec, target, not spec.get("repeats"), vals, dropped, _frozen(whole), _frozen([*whole, 14]),
+                 tuple(parts), concept, slot, implication)
+
+
+def _own(value: Any) -> Any:
+    """A copy of a plan's value for one resource (a concept is copied, a string is immutable)."""
+    return genomics.fresh(value) if type(value) is dict else value
+
+
+def _place(plan: _Plan, where: str, holder: Any, others: list[genomics.Component]) -> None:
+    """Put a planned row's values in their slice of `holder` (or `others`, components under the row's code)."""
+    slot = plan.slot
+    assert plan.concept is not None
+    for element, val in plan.values:
+        code = genomics.fresh(plan.concept)  # one per component: the Bundle's objects are not shared
+        val = _own(val)
+        if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
+            others.append(genomics.Component(code, {element: val}, where))
+        elif slot.repeats:
+            setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, code, where)])
+        else:
+            setattr(holder, slot.field, genomics.Stated(val, code, where))
+
+
 def variant_id(key: str, group: str) -> str:
     return resource_id("Observation", key, "variant", group)
 
@@ -333,6 +415,32 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     for obs in [*rows, *(s for s in shared if (s.variable.loinc if s.variable is not None else None) not in own_codes)]:
         obx = obs.obx
         rec = obs.variable
+        plan = _plan(obs, rec) if rec is not None else None
+        if plan is not None:  # a row of a known variable with a coded or text value: read as the memo says
+            code = rec.loinc
+            spec = plan.spec
+            if plan.once and code in taken:
+                ctx.warn("hl7v2-variable-repeated", f"variant group {group} has a second {code} ({spec['display']}) "
+                         "row; the variant takes one, so this row stays a separate result", f"{obx.ref}-3")
+                leftovers.append(obs)
+                continue
+            taken.add(code)
+            if plan.dropped:
+                ctx.warn("hl7v2-repetitions-dropped", f"OBX-5 has {plan.dropped} repetitions; the {plan.target} "
+                         "slice takes one", f"{obx.ref}-5")
+            if obs.notes:
+                note_list += notes(obs.notes, ctx)
+            ctx.use_row(obx, plan.whole_14 if obx.get(14) else plan.whole, plan.parts)
+            where = f"{obx.ref}-5"
+            if plan.slot is _OBSERVATION_VALUE:
+                if plan.values:
+                    setattr(facts, "assessment" if plan.target == "value" else "method",
+                            genomics.Stated(_own(plan.values[0][1]), None, where))
+                continue
+            if id(obs) in phased:
+                continue
+            _place(plan, where, impl_facts if plan.implication else facts, impl_extra if plan.implication else extra)
+            continue
         code = rec.loinc if rec is not None else obx.get(3)
         spec = specs.get(code) if rec is not None else None
         if spec is not None and not spec.get("repeats") and code in taken:
