@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 from mappers import exceptions
 from mappers.exceptions import Issue, ParseError, UnsupportedMessage
@@ -19,6 +20,7 @@ _MLLP = bytes.maketrans(b"", b"")
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
 _ENVELOPE = {"FHS", "BHS", "BTS", "FTS"}
 _ENVELOPE_BYTES = {e.encode() for e in _ENVELOPE}
+_NUMBER, _TEXT = itemgetter(0), itemgetter(1)  # of a (line number, line) pair
 _IDS: set[str] = set()  # segment IDs seen valid (at most 26 × 36 × 36)
 _BOM = b"\xef\xbb\xbf"
 
@@ -62,10 +64,11 @@ def parse_batch(data: bytes | str, limits: Limits | None = None) -> Batch:
     trailer: list[Segment] = []
     groups: list[list[tuple[int, bytes | str]]] = []
     msh, envelope = ("MSH", _ENVELOPE) if isinstance(data, str) else (b"MSH", _ENVELOPE_BYTES)
-    for lineno, line in lines:
+    for item in lines:
+        lineno, line = item
         tag = line[:3]  # bytes or text, as the input
         if tag == msh:
-            groups.append([(lineno, line)])
+            groups.append([item])
         elif tag in envelope:
             seg = _envelope_segment(lineno, line)
             (trailer if seg.name in ("BTS", "FTS") else header).append(seg)
@@ -74,7 +77,7 @@ def parse_batch(data: bytes | str, limits: Limits | None = None) -> Batch:
             raise ParseError(f"line {lineno}: expected MSH (or FHS/BHS) to open the message, found {shown!r}",
                              details="hl7v2-missing-msh", expression=f"line {lineno}")
         else:
-            groups[-1].append((lineno, line))
+            groups[-1].append(item)
     if not groups:
         raise ParseError("no MSH segment: the input is not an HL7 v2 message", details="hl7v2-missing-msh")
     messages = tuple(_message(g, forced, limits) for g in groups)
@@ -191,7 +194,7 @@ def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[l
     first = lines[0][1]
     if isinstance(first, str):
         return [(n, ln) for n, ln in lines if isinstance(ln, str)], "", []
-    blob = b"\r".join([ln for _, ln in lines if isinstance(ln, bytes)])
+    blob = b"\r".join(map(_TEXT, lines))  # type: ignore[arg-type]  # all bytes: the lines of one input
     declared = _declared_charset(first)
     warnings: list[Issue] = []
     codec = forced or codec_for(declared)
@@ -212,12 +215,12 @@ def _decode(lines: list[tuple[int, bytes | str]], forced: str | None) -> tuple[l
         elif i > 0 and not declared:
             warnings.append(Issue("warning", "value", "hl7v2-charset-guessed",
                                   f"MSH-18 is empty and the bytes are not {tried[0]}; decoded as {c}", "MSH-18"))
-        return list(zip([n for n, _ in lines], text.split("\r"), strict=True)), c, warnings
+        return list(zip(map(_NUMBER, lines), text.split("\r"), strict=True)), c, warnings
     text = blob.decode("latin-1")
     warnings.append(Issue("warning", "value", "hl7v2-charset-undetected",
                           "bytes are neither UTF-8 nor GB 18030 and MSH-18 did not help; decoded as ISO 8859-1",
                           "MSH-18"))
-    return list(zip([n for n, _ in lines], text.split("\r"), strict=True)), "latin-1", warnings
+    return list(zip(map(_NUMBER, lines), text.split("\r"), strict=True)), "latin-1", warnings
 
 
 def _declared_charset(msh: bytes) -> str:
