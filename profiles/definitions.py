@@ -46,9 +46,11 @@ class Definitions:
         self.kinds: dict[str, str] = {}  # type name → StructureDefinition.kind of its base definition
         self._other_types: dict[str, str] = {}  # url of each other canonical resource → its resourceType
         self._hash = hashlib.sha256(label.encode())
+        self.generation = 0  # counts add() and defer() calls: what was absent before one may be there after it
         self.add(resources)
 
     def add(self, resources: Iterable[dict[str, Any]]) -> None:
+        self.generation += 1
         for res in resources:
             rtype = res.get("resourceType")
             table = {"StructureDefinition": self.structures, "ValueSet": self.value_sets,
@@ -70,6 +72,7 @@ class Definitions:
     def defer(self, entries: Iterable[Entry]) -> None:
         """Add resources known by their index entries (profiles/deferred.py), each parsed when first asked for;
         the same tables, precedence and fingerprint as add() with the parsed resources."""
+        self.generation += 1
         tables = {"StructureDefinition": self.structures, "ValueSet": self.value_sets,
                   "CodeSystem": self.code_systems}
         for e in entries:

@@ -53,6 +53,11 @@ class Membership:
 # the answers without a reason, made once: contains() runs for every bound code of every resource
 _IN = Membership(True)
 _OUT = Membership(False)
+_UNSEEN: Any = object()
+# canonicals found absent, remembered per generation of the definitions (Definitions.generation): codes of systems
+# not loaded (LOINC, HGNC, ...) and value sets not loaded recur in every resource; bounded, since the canonicals a
+# client can name are unbounded
+ABSENT_MAX = 4096
 
 
 class Terminology:
@@ -60,14 +65,33 @@ class Terminology:
         self.defs = defs
         self._expansions: dict[str, Expansion | None] = {}
         self._cs_codes: dict[str, dict[str, dict[str, Any]] | None] = {}
+        self._no_cs: set[str] = set()  # code systems absent at generation _absent_at
+        self._no_vs: dict[str, Membership] = {}  # value sets absent at generation _absent_at → contains()'s answer
+        self._absent_at = -1
+
+    def _absent(self) -> bool:
+        """Whether the absences remembered still hold (else they are dropped)."""
+        if self._absent_at == self.defs.generation:
+            return True
+        self._no_cs.clear()
+        self._no_vs.clear()
+        self._absent_at = self.defs.generation
+        return False
 
     # ---- code systems ----
     def system_codes(self, system: str) -> dict[str, dict[str, Any]] | None:
         """code → concept for a local, complete CodeSystem; None when not available locally."""
-        if system in self._cs_codes:
-            return self._cs_codes[system]
+        known = self._cs_codes.get(system, _UNSEEN)
+        if known is not _UNSEEN:
+            return known  # type: ignore[no-any-return]
+        if system in self._no_cs and self._absent():
+            return None
         cs = self.defs.code_system(system)
-        if cs is None:  # not remembered: the systems a client can name are unbounded
+        if cs is None:
+            self._absent()
+            if len(self._no_cs) >= ABSENT_MAX:
+                self._no_cs.clear()
+            self._no_cs.add(system)
             return None
         out: dict[str, dict[str, Any]] | None = None
         if cs.get("content", "complete") in ("complete", "fragment") and cs.get("concept"):
@@ -201,9 +225,18 @@ class Terminology:
             return Membership(None, "the code or system is not a string")  # the JSON type checks report it
         exp = self._expansions.get(url)
         if exp is None:
+            known = self._no_vs.get(url)
+            if known is not None and self._absent():
+                return known
             exp = self.expand(url)
         if exp is None:
-            return Membership(None, f"ValueSet {url} is not available locally")
+            answer = Membership(None, f"ValueSet {url} is not available locally")
+            if url not in self._expansions:  # absent (not an expansion in progress)
+                self._absent()
+                if len(self._no_vs) >= ABSENT_MAX:
+                    self._no_vs.clear()
+                self._no_vs[url] = answer
+            return answer
         if system is None and len(exp.codes) == 1:
             system = next(iter(exp.codes))
         elif system is None:
