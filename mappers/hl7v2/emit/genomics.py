@@ -362,6 +362,14 @@ def _make_plan(obs: Observation, rec: Recognised) -> _Plan | None:
         concept = _row_code(obs.obx, rec)
         implication = spec["scope"] == "implication"
         slot = (_IMPLICATION_SLOTS if implication else _VARIANT_SLOTS).get(target)
+    # A field read component by component that holds no other component is read whole: marked so, the conversion
+    # report (Context.unmapped) has nothing to look into on the row.
+    d = obs.obx.delims
+    for n, comps in list(parts):
+        raw = obs.obx.raw(n)
+        if d.repetition not in raw and comps.issuperset(range(1, raw.count(d.component) + 2)):
+            parts.remove((n, comps))
+            whole.append(n)
     return _Plan(spec, target, not spec.get("repeats"), vals, dropped, _frozen(whole), _frozen([*whole, 14]),
                  tuple(parts), concept, slot, implication)
 
