@@ -360,6 +360,8 @@ class Checkers:
         sliced = kid.slicing is not None and bool(kid.slices)
         value = self.value
         own: dict[str, ValueCheck] = {}  # type → the checker of a value of that type in `kid` itself
+        by_slice: dict[int, dict[str, ValueCheck]] = {}  # id(slice) → type → the checker of a value in that slice
+        plan: list[Any] = [None]  # slicing's plan for `kid`, bound at the first sliced use
 
         suffix = "." + name
         simple = not many and not choice and not sliced and lo <= 1 and (hi is None or hi >= 1)
@@ -387,7 +389,13 @@ class Checkers:
                     slicing.missing(kid, path, run)
                 return
             where = f"{path}.{name}"
-            targets = slicing.assign(v, items, kid, where, many, run) if sliced else None
+            if sliced:
+                known = plan[0]
+                if known is None:
+                    known = plan[0] = slicing.plan(v, kid)
+                targets = slicing.assign(v, items, kid, where, many, run, known)
+            else:
+                targets = None
             for i, (_key, x, e, typ) in enumerate(items):
                 if not typ:
                     continue
@@ -398,7 +406,13 @@ class Checkers:
                     if fn is None:
                         fn = own[typ] = value(kid, typ)
                 else:
-                    fn = value(targets[i], typ)
+                    target = targets[i]
+                    fns = by_slice.get(id(target))
+                    if fns is None:
+                        fns = by_slice[id(target)] = {}
+                    fn = fns.get(typ)
+                    if fn is None:
+                        fn = fns[typ] = value(target, typ)
                 fn(x, e, p, run)
 
         return check

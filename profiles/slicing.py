@@ -22,12 +22,13 @@ Item = tuple[str, Any, Any, str]  # (JSON key, value, its `_key` holder, type)
 class _Plan:
     """What assign() needs to know about a sliced element, worked out once per element."""
 
-    __slots__ = ("bounded", "by_code", "by_profile", "by_values", "closed", "code_path", "coded", "index", "maxes",
-                 "memo_ok", "mins", "ordered", "slices")
+    __slots__ = ("bounded", "by_code", "by_profile", "by_type", "by_values", "closed", "code_path", "coded", "index",
+                 "maxes", "memo_ok", "mins", "nodes", "ordered", "slices")
 
     def __init__(self, v: Any, kid: Node) -> None:
         assert kid.slicing is not None
         self.slices = list(kid.slices.items())
+        self.nodes = [snode for _, snode in self.slices]
         self.index = slice_index(v, kid)
         self.memo_ok = v.use_memo and context_free(v, kid)
         self.by_values = value_paths(v, kid) if self.memo_ok else None
@@ -41,6 +42,10 @@ class _Plan:
         self.ordered = kid.slicing.ordered
         self.code_path, self.coded, self.by_code = _by_code(v, kid, self.slices)
         self.by_profile = _by_profile(v, kid, self.slices)
+        # slicing by type alone ($this: a choice element's types): the slice depends on the item's type, never on
+        # its content, so each type's is found once (type → slice number, None: no slice)
+        self.by_type: dict[str, int | None] | None = {} if kid.slicing.discriminators == (("type", "$this"),) \
+            else None
 
 
 def _by_profile(v: Any, kid: Node, slices: list[tuple[str, Node]]) -> list[list[str]] | None:
@@ -133,6 +138,11 @@ def _pick(plan: _Plan, value: Any) -> Any:
     return best
 
 
+def plan(v: Any, kid: Node) -> _Plan:
+    """What assign() needs to know about the sliced element `kid` (worked out once, shared)."""
+    return _plan(v, kid)
+
+
 def _plan(v: Any, kid: Node) -> _Plan:
     key = (id(kid), "assign-plan" if v.use_memo else "assign-plan, no memo")  # the trees serve every validator
     hit = v.trees.node_memo.get(key)
@@ -141,23 +151,36 @@ def _plan(v: Any, kid: Node) -> _Plan:
     return hit  # type: ignore[no-any-return]
 
 
-def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: Any) -> list[Node]:
+def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: Any,
+           plan: _Plan | None = None) -> list[Node]:
     """The element (a slice, or `kid` itself when none matches) each item is checked against; reports the slice
-    cardinalities, closed slicing and order."""
-    plan = _plan(v, kid)
-    slices = plan.slices
+    cardinalities, closed slicing and order. `plan`: plan(v, kid), when the caller holds it."""
+    if plan is None:
+        plan = _plan(v, kid)
+    slices, nodes = plan.slices, plan.nodes
     chosen: list[Node] = []
-    order: list[int] = []
+    ordered = plan.ordered
+    order: list[int] = []  # the slice numbers in item order, when the slicing is ordered
     counts = [0] * len(slices)
-    by_code, maxes = plan.by_code, plan.maxes
+    by_code, by_type, maxes = plan.by_code, plan.by_type, plan.maxes
     over = False  # whether a slice got more items than its max
-    for i, (_, value, _, typ) in enumerate(items):
-        hit = _pick(plan, value) if by_code is not None else _MISSING
-        if hit is _MISSING:
-            hit = _matching(v, plan, kid, value, typ, run)
+    for i, item in enumerate(items):
+        if by_code is not None:
+            hit = _pick(plan, item[1])
+            if hit is _MISSING:
+                hit = _matching(v, plan, kid, item[1], item[3], run)
+        elif by_type is not None:
+            typ = item[3]
+            hit = by_type.get(typ, _MISSING)
+            if hit is _MISSING:
+                hit = by_type[typ] = next((k for k in range(len(slices))
+                                           if matches(v, item[1], typ, nodes[k], kid, run)), None)
+        else:
+            hit = _matching(v, plan, kid, item[1], item[3], run)
         if hit is None:
             chosen.append(kid)
-            order.append(len(slices))
+            if ordered:
+                order.append(len(slices))
             if plan.closed:
                 run.add("error", "structure", f"{where}[{i}]" if many else where,
                         f"This element does not match any known slice defined in the profile "
@@ -167,9 +190,15 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
         hi = maxes[hit]
         if hi is not None and c > hi:
             over = True
-        chosen.append(slices[hit][1])
-        order.append(hit)
-    if over or any(counts[k] < lo for k, lo in plan.mins):  # something to report: in definition order
+        chosen.append(nodes[hit])
+        if ordered:
+            order.append(hit)
+    if not over:
+        for k, lo in plan.mins:
+            if counts[k] < lo:
+                over = True  # (or under: something to report)
+                break
+    if over:  # something to report: in definition order
         for k, name, snode in plan.bounded:
             c = counts[k]
             if c < snode.min:
@@ -180,7 +209,7 @@ def assign(v: Any, items: list[Item], kid: Node, where: str, many: bool, run: An
             if snode.max is not None and c > snode.max:
                 run.add("error", "structure", where.rsplit(".", 1)[0],
                         f"{kid.path}:{name}: max allowed = {snode.max}, but found {c} (from {kid.profile_url})")
-    if plan.ordered and order != sorted(order):
+    if ordered and order != sorted(order):
         run.add("error", "structure", where, f"The slices of {kid.path} are out of order (slicing is ordered)")
     return chosen
 
