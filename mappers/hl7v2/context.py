@@ -4,10 +4,11 @@ came from (origins)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, filterfalse
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from mappers.exceptions import Issue
@@ -25,6 +26,26 @@ _NOTHING: dict[int, set[int]] = {}
 
 
 _FIRST = [frozenset(range(1, k + 1)) for k in range(33)]  # components 1..k
+
+
+def _unused(key: tuple[int, int, frozenset[int]]) -> tuple[tuple[int, ...], Callable[[tuple[str, ...]], Any]]:
+    """The fields start..size-1 not in `whole`, and a function giving their texts out of a segment's fields: the
+    same few per segment kind and emitter (memo)."""
+    start, size, whole = key
+    unused = tuple(n for n in range(start, size) if n not in whole)
+    read = itemgetter(*unused) if len(unused) > 1 else _one(unused[0]) if unused else _none
+    return memo.remember(_UNUSED, key, (unused, read))
+
+
+def _one(n: int) -> Callable[[tuple[str, ...]], tuple[str]]:
+    return lambda fields: (fields[n],)
+
+
+def _none(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return ()
+
+
+_UNUSED: dict[tuple[int, int, frozenset[int]], tuple[tuple[int, ...], Callable[[tuple[str, ...]], Any]]] = {}
 
 
 def _field_not_mapped(name: str, n: int, ref: str) -> Issue:
@@ -173,8 +194,10 @@ class Context:
             ref = seg.ref
             start = 3 if name == "MSH" else 1
             whole = whole_of.get(ref, _NONE)
-            # non-empty fields not used whole (one pass in C: a message has dozens of rows)
-            todo = list(filterfalse(whole.__contains__, compress(range(start, len(fields)), fields[start:])))
+            # non-empty fields not used whole: of the fields not used, those non-empty (in C: dozens of rows)
+            key = (start, len(fields), whole)
+            unused, read = _UNUSED.get(key) or _unused(key)
+            todo = list(compress(unused, read(fields)))
             if not todo:
                 continue
             parts = parts_of.get(ref, _NOTHING)
