@@ -145,7 +145,7 @@ _VALUES: dict[tuple[str, ...], tuple[list[tuple[str, Any]], bool, frozenset[int]
 
 
 def _read_values(obs: Observation, fhir_type: str, slice_name: str, whole: list[int],
-                 parts: list[tuple[int, frozenset[int]]], ctx: Context | None = None) -> list[tuple[str, Any]]:
+                 parts: list[tuple[int, frozenset[int]]], ctx: Any = None) -> list[tuple[str, Any]]:
     """_values without the memo; `ctx` (warnings, OBX-6 units) is only read for Range and Quantity."""
     obx = obs.obx
     out: list[tuple[str, Any]] = []
@@ -332,9 +332,10 @@ def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
     fields = obx.fields
     raw3 = fields[3] if len(fields) > 3 else ""
     raw5 = fields[5] if len(fields) > 5 else ""
-    if len(raw3) > memo.SHORT or len(raw5) > memo.SHORT:
+    raw6 = fields[6] if len(fields) > 6 else ""  # units, of a quantity
+    if len(raw3) > memo.SHORT or len(raw5) > memo.SHORT or len(raw6) > memo.SHORT:
         return None
-    key = (raw3, raw5, obs.vt, obx.dialect, rec.loinc, rec.how)
+    key = (raw3, raw5, raw6, obs.vt, obx.dialect, rec.loinc, rec.how)
     plan = _PLANS.get(key, _UNREAD)
     if plan is _UNREAD:
         plan = memo.remember(_PLANS, key, _make_plan(obs, rec))
@@ -346,12 +347,15 @@ _UNREAD: Any = object()
 
 def _make_plan(obs: Observation, rec: Recognised) -> _Plan | None:
     spec = variables()["variables"].get(rec.loinc)
-    if spec is None or spec["fhir_type"] not in ("CodeableConcept", "string"):
+    if spec is None:
         return None
     target = spec["target"]
     whole = [1, 2, 4, 11]
     parts: list[tuple[int, frozenset[int]]] = []
-    vals = _read_values(obs, spec["fhir_type"], target, whole, parts)
+    marks = _Marks(parts)
+    vals = _read_values(obs, spec["fhir_type"], target, whole, parts, marks)
+    if marks.warned:  # a value that is not the number it should be: said of the row itself, read row by row
+        return None
     dropped = 0
     if len(vals) > 1 and not spec.get("repeats") and target != "component":
         dropped, vals = len(vals), vals[:1]
@@ -374,18 +378,42 @@ def _make_plan(obs: Observation, rec: Recognised) -> _Plan | None:
                  tuple(parts), concept, slot, implication)
 
 
-def _own(value: Any) -> Any:
-    """A copy of a plan's value for one resource (a concept is copied, a string is immutable)."""
-    return genomics.fresh(value) if type(value) is dict else value
+class _Marks:
+    """Stands for the Context while a plan is made: keeps the components a numeric value's reading marks, and
+    whether it had anything to say (then the row has no plan)."""
+
+    def __init__(self, parts: list[tuple[int, frozenset[int]]]) -> None:
+        self.parts = parts
+        self.warned = False
+
+    def use_component(self, seg: Segment, n: int, *comps: int) -> None:
+        self.parts.append((n, frozenset(comps)))
+
+    def warn(self, *_: Any) -> None:
+        self.warned = True
+
+
+def _own(element: str, value: Any) -> Any:
+    """A copy of a plan's value[x] for one resource (a string is immutable)."""
+    if element == "valueCodeableConcept":
+        return genomics.fresh(value)
+    if element == "valueQuantity":
+        return value.copy()
+    if element == "valueRange":
+        return {k: v.copy() for k, v in value.items()}
+    return value
 
 
 def _place(plan: _Plan, where: str, holder: Any, others: list[genomics.Component]) -> None:
     """Put a planned row's values in their slice of `holder` (or `others`, components under the row's code)."""
     slot = plan.slot
-    assert plan.concept is not None
+    concept = plan.concept
+    assert concept is not None
+    fresh = genomics.fresh
     for element, val in plan.values:
-        code = genomics.fresh(plan.concept)  # one per component: the Bundle's objects are not shared
-        val = _own(val)
+        code = fresh(concept)  # one per component: the Bundle's objects are not shared
+        if type(val) is not str:
+            val = _own(element, val)
         if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
             others.append(genomics.Component(code, {element: val}, where))
         elif slot.repeats:
@@ -443,7 +471,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
             if plan.slot is _OBSERVATION_VALUE:
                 if plan.values:
                     setattr(facts, "assessment" if plan.target == "value" else "method",
-                            genomics.Stated(_own(plan.values[0][1]), None, where))
+                            genomics.Stated(_own(*plan.values[0]), None, where))
                 continue
             if id(obs) in phased:
                 continue
