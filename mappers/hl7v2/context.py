@@ -154,23 +154,30 @@ class Context:
     def origin_paths(self, rid: str, paths: dict[str, str]) -> None:
         """origin(rid, where, path) for every path → where of `paths`, in order (an emitter's origins at once)."""
         origins = self.origins
-        lists: dict[str, set[str]] = {}  # an unindexed key's sources so far, as origin() splits them
+        prefix = rid + ":"
+        # an unindexed key's sources so far, as origin() splits them, and its value's pieces (joined at the end)
+        lists: dict[str, tuple[set[str], list[str]]] = {}
         for path, where in paths.items():
-            origins.setdefault(f"{rid}:{path}", where)
+            origins.setdefault(prefix + path, where)
             if "[" not in path:
                 continue
-            key = f"{rid}:{_unindexed(path)}"
-            have = origins.get(key)
-            if have is None:
-                origins[key] = where
-                lists[key] = set(where.split(", "))
-                continue
-            seen = lists.get(key)
-            if seen is None:
-                seen = lists[key] = set(have.split(", "))
-            if have != where and where not in seen:
-                origins[key] = f"{have}, {where}"
+            key = prefix + _unindexed(path)
+            got = lists.get(key)
+            if got is None:
+                have = origins.get(key)
+                if have is None:
+                    origins[key] = where  # in its place among the keys; the value is final below
+                    lists[key] = (set(where.split(", ")), [where])
+                    continue
+                got = lists[key] = (set(have.split(", ")), [have])
+            seen, pieces = got
+            # origin() appends a source the value does not hold yet (and that is not the whole value)
+            if where not in seen and (", " not in where or ", ".join(pieces) != where):
+                pieces.append(where)
                 seen.update(where.split(", "))
+        for key, (_, pieces) in lists.items():
+            if len(pieces) > 1:
+                origins[key] = ", ".join(pieces)
 
     def warn(self, details: str, message: str, where: str | None = None, code: str = "value") -> None:
         self.issues.append(Issue("warning", code, details, message, where))
@@ -197,9 +204,10 @@ class Context:
             # non-empty fields not used whole: of the fields not used, those non-empty (in C: dozens of rows)
             key = (start, len(fields), whole)
             unused, read = _UNUSED.get(key) or _unused(key)
-            todo = list(compress(unused, read(fields)))
-            if not todo:
+            texts = read(fields)
+            if not any(texts):
                 continue
+            todo = list(compress(unused, texts))
             parts = parts_of.get(ref, _NOTHING)
             if parts.keys().isdisjoint(todo) and not any(start <= n < len(fields) and fields[n] for n in whole):
                 sev = "warning" if name.startswith("Z") else "information"
