@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,10 +179,9 @@ class _Draft:
         self.__class__ = Segment  # type: ignore[assignment]
 
 
-def segment(name: str, fields: tuple[str, ...], occurrence: int, line: int, delims: Delimiters, encoding: str,
-            dialect: str) -> Segment:
-    """Segment(...) as the parser makes them, with the message's dialect (dialect_of) given."""
-    return _Draft(name, fields, occurrence, line, delims, encoding, dialect)  # type: ignore[return-value]
+# Segment(...) as the parser makes them, with the message's dialect (dialect_of) given: the draft class itself, as
+# a function around it would cost a call per line.
+segment: Callable[[str, tuple[str, ...], int, int, Delimiters, str, str], Segment] = _Draft  # type: ignore[assignment]
 
 
 def dialect_of(delims: Delimiters, encoding: str) -> str:

@@ -59,11 +59,14 @@ def parse_batch(data: bytes | str, limits: Limits | None = None) -> Batch:
     LimitExceeded when a message is larger than `limits` allow (default Limits()).
     """
     limits = limits or Limits()
-    lines, forced = _split_lines(data)
+    lines, forced, text = _split_lines(data)
     header: list[Segment] = []
     trailer: list[Segment] = []
     groups: list[list[tuple[int, bytes | str]]] = []
     msh, envelope = ("MSH", _ENVELOPE) if isinstance(data, str) else (b"MSH", _ENVELOPE_BYTES)
+    if lines and lines[0][1][:3] == msh and text.count(msh) == 1 and not any(e in text for e in envelope):
+        groups.append(lines)  # one message, no envelope: its lines as they are (the usual input)
+        lines = []
     for item in lines:
         lineno, line = item
         tag = line[:3]  # bytes or text, as the input
@@ -123,20 +126,21 @@ def _check_line_count(data: bytes | str, cap: int) -> None:
         pos = end + 1
 
 
-def _split_lines(data: bytes | str) -> tuple[list[tuple[int, bytes | str]], str | None]:
-    """Strip MLLP framing and a BOM, split on CR/LF/CRLF, number non-blank lines (1-based)."""
+def _split_lines(data: bytes | str) -> tuple[list[tuple[int, bytes | str]], str | None, bytes | str]:
+    """Strip MLLP framing and a BOM, split on CR/LF/CRLF, number non-blank lines (1-based); with the codec a BOM
+    forces and the input without its framing."""
     forced: str | None = None
     if isinstance(data, str):
         data = data.lstrip("\ufeff").replace("\x0b", "").replace("\x1c", "")
         sep = "\r" if "\r" in data else "\n"
         raw = data.replace("\r\n", "\r").split(sep) if sep == "\r" else data.split("\n")
-        return [(i, ln.strip("\n")) for i, ln in enumerate(raw, 1) if ln.strip("\n").strip()], None
+        return [(i, ln.strip("\n")) for i, ln in enumerate(raw, 1) if ln.strip("\n").strip()], None, data
     data = data.translate(_MLLP, b"\x0b\x1c")
     if data.startswith(_BOM):
         data, forced = data[len(_BOM):], "utf-8"
     # CR is the standard terminator; when present, a bare LF inside a segment is text, not a break.
     raw_b = data.replace(b"\r\n", b"\r").split(b"\r") if b"\r" in data else data.split(b"\n")
-    return [(i, ln) for i, line in enumerate(raw_b, 1) if (ln := line.strip(b"\n")).strip()], forced
+    return [(i, ln) for i, line in enumerate(raw_b, 1) if (ln := line.strip(b"\n")).strip()], forced, data
 
 
 def _delimiters(line: str, lineno: int) -> Delimiters:
