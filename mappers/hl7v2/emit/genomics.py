@@ -305,9 +305,9 @@ def phase_relationship(ctx: Context, key: str, phase: str, rows: list[tuple[str,
 
 
 class _Plan(NamedTuple):
-    """How a variant takes a row of a known variable whose value is coded or text: what _values, _row_concept and
-    the marks of fields read give for its OBX-3, OBX-5 and OBX-2, which are vocabulary (memo). `values` and
-    `concept` are templates: each row gets copies."""
+    """How a variant takes a row of a known variable: what _values, _row_concept and the marks of fields read give
+    for its OBX-3, OBX-5, OBX-6 and OBX-2, which are vocabulary or plain numbers (memo). `values` and `concept`
+    are templates: each row gets copies."""
 
     spec: dict[str, Any]
     target: str
@@ -327,7 +327,8 @@ _PLANS: dict[tuple[str, ...], _Plan | None] = {}
 
 
 def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
-    """The row's plan, or None when it is read row by row (a numeric value, a variable of no slice, long text)."""
+    """The row's plan, or None when it is read row by row (a variable of no slice, a number that is not one, long
+    text)."""
     obx = obs.obx
     fields = obx.fields
     raw3 = fields[3] if len(fields) > 3 else ""
@@ -452,7 +453,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         obx = obs.obx
         rec = obs.variable
         plan = _plan(obs, rec) if rec is not None else None
-        if plan is not None:  # a row of a known variable with a coded or text value: read as the memo says
+        if plan is not None:  # a row of a known variable: read as its plan says (same issues, marks and values)
             code = rec.loinc
             spec = plan.spec
             if plan.once and code in taken:
