@@ -30,11 +30,11 @@ _FIRST = [frozenset(range(1, k + 1)) for k in range(33)]  # components 1..k
 
 def _unused(key: tuple[int, int, frozenset[int]]) -> tuple[tuple[int, ...], Callable[[tuple[str, ...]], Any]]:
     """The fields start..size-1 not in `whole`, and a function giving their texts out of a segment's fields: the
-    same few per segment kind and emitter (memo)."""
+    same few per segment kind and emitter (memo; a segment of more fields than HL7 defines is not kept)."""
     start, size, whole = key
     unused = tuple(n for n in range(start, size) if n not in whole)
     read = itemgetter(*unused) if len(unused) > 1 else _one(unused[0]) if unused else _none
-    return memo.remember(_UNUSED, key, (unused, read))
+    return memo.remember(_UNUSED, key, (unused, read)) if size <= _KEPT_FIELDS else (unused, read)
 
 
 def _one(n: int) -> Callable[[tuple[str, ...]], tuple[str]]:
@@ -46,6 +46,7 @@ def _none(fields: tuple[str, ...]) -> tuple[str, ...]:
 
 
 _UNUSED: dict[tuple[int, int, frozenset[int]], tuple[tuple[int, ...], Callable[[tuple[str, ...]], Any]]] = {}
+_KEPT_FIELDS = 64  # v2.9 OBX has 33 fields
 
 
 def _field_not_mapped(name: str, n: int, ref: str) -> Issue:
