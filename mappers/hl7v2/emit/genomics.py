@@ -254,7 +254,8 @@ def fits(obs: Observation) -> bool:
     """Whether a row's value can be the variable's: a coded value of a variable whose answers come from given
     systems (table: answer_systems) must use one of them, e.g. clinical significance a LOINC answer, not a disease
     code sent under a mislabelled row."""
-    systems = _answer_systems().get(variable_code(obs) or "")
+    rec = obs.variable
+    systems = _answer_systems().get(rec.loinc) if rec is not None else None
     if not systems or obs.vt not in _CODED:
         return True
     obx = obs.obx
@@ -331,10 +332,10 @@ def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
     text)."""
     obx = obs.obx
     fields = obx.fields
-    raw3 = fields[3] if len(fields) > 3 else ""
-    raw5 = fields[5] if len(fields) > 5 else ""
-    raw6 = fields[6] if len(fields) > 6 else ""  # units, of a quantity
-    if len(raw3) > memo.SHORT or len(raw5) > memo.SHORT or len(raw6) > memo.SHORT:
+    if len(fields) <= 6:  # a row cut short before OBX-6 is read row by row
+        return None
+    raw3, raw5, raw6 = fields[3], fields[5], fields[6]  # OBX-6: units, of a quantity
+    if len(raw3) + len(raw5) + len(raw6) > memo.SHORT:  # long texts are read row by row, never kept
         return None
     key = (raw3, raw5, raw6, obs.vt, obx.dialect, rec.loinc, rec.how)
     plan = _PLANS.get(key, _UNREAD)
