@@ -29,7 +29,8 @@ MESSAGES = sorted((Path(__file__).parent / "messages").glob("*.hl7"))
 
 def _forget() -> None:
     for kept in (variable_names._READINGS, variable_names._NAMED, variable_names._ROWS, variable_names._RECOGNISED,
-                 genomics._ROW_CODES, _CONCEPTS, context._NOT_MAPPED):
+                 genomics._ROW_CODES, genomics._PLANS, genomics._VALUES, _CONCEPTS, context._NOT_MAPPED,
+                 context._UNUSED):
         kept.clear()
     for cached in (variable_names._normalised, _system_uris, _dtms, _local_systems, _hd_systems):
         cached.cache_clear()
@@ -43,7 +44,9 @@ def _everything(data: bytes) -> bytes:
 def test_outputs_are_the_same_with_the_memos_empty_or_full() -> None:
     _forget()
     cold = [_everything(p.read_bytes()) for p in MESSAGES]
-    assert variable_names._READINGS and genomics._ROW_CODES and _CONCEPTS  # the first pass filled them
+    # the first pass filled them
+    assert variable_names._READINGS and genomics._ROW_CODES and genomics._PLANS and genomics._VALUES and _CONCEPTS
+    assert context._UNUSED
     warm = [_everything(p.read_bytes()) for p in MESSAGES]
     _forget()
     backwards = [_everything(p.read_bytes()) for p in reversed(MESSAGES)][::-1]
