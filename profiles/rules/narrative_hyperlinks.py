@@ -11,7 +11,6 @@ import weakref
 from typing import Any
 
 from profiles import patterns
-from profiles.references import json_objects
 from profiles.rules import rule
 
 # the quote that opens an attribute value closes it: one alternative per quote (RE2 has no backreferences)
@@ -25,7 +24,7 @@ _TAG = patterns.compile(r"<[^>]*>")
 def internal_hyperlinks(validator: Any, resource: dict[str, Any], path: str, run: Any) -> None:
     text = resource.get("text")
     div = text.get("div") if isinstance(text, dict) else None
-    if not isinstance(div, str) or "#" not in div:
+    if not isinstance(div, str) or not _may_link(div):
         return  # the usual narrative: no internal link, nothing to do
     links = [(m.group(1) or m.group(2), m.group(3)) for m in _LINK.finditer(div) if m.group(1) or m.group(2)]
     if not links:
@@ -36,6 +35,18 @@ def internal_hyperlinks(validator: Any, resource: dict[str, Any], path: str, run
             shown = " ".join(html.unescape(_TAG.sub("", label)).split())
             run.add("error", "invalid", f"{path}.text.div", f"Hyperlink '#{fragment}' for '{shown}' does not "
                     "resolve")
+
+
+def _may_link(div: str) -> bool:
+    """Whether a quote opens a '#' somewhere in `div`, as in every internal link _LINK finds (href="#x" or '#x').
+    Most narratives hold a '#' elsewhere (pages' #anchors, &#160;, colours), which the search would read in full;
+    finding each '#' is a memchr, where `'"#' in div` costs as much as the search on these texts."""
+    i = div.find("#", 1)
+    while i > 0:
+        if div[i - 1] in "\"'":
+            return True
+        i = div.find("#", i + 1)
+    return False
 
 
 # the targets of the run last asked about: the entries of one Bundle share them, so they are collected once per
@@ -54,11 +65,26 @@ def _run_targets(run: Any) -> set[str]:
 
 
 def _targets(root: Any) -> set[str]:
-    """Every id in the instance: element and resource ids, and the id and name attributes of its narratives."""
+    """Every id in the instance: element and resource ids, and the id and name attributes of its narratives (the
+    walk of references.json_objects, inlined: it visits every object of the Bundle)."""
     out: set[str] = set()
-    for o in json_objects(root):
-        if isinstance(o.get("id"), str):
-            out.add(o["id"])
-        if isinstance(o.get("div"), str):
-            out.update(m.group(1) or m.group(2) or "" for m in _ANCHOR.finditer(o["div"]))
+    anchors = _ANCHOR.finditer
+    stack = [root]
+    pop, push = stack.pop, stack.append
+    while stack:
+        o = pop()
+        if isinstance(o, dict):
+            i = o.get("id")
+            if i.__class__ is str or isinstance(i, str):
+                out.add(i)
+            div = o.get("div")
+            if div.__class__ is str or isinstance(div, str):
+                out.update(m.group(1) or m.group(2) or "" for m in anchors(div))
+            for x in o.values():
+                if x.__class__ is dict or x.__class__ is list or isinstance(x, dict | list):
+                    push(x)
+        else:
+            for x in o:
+                if x.__class__ is dict or x.__class__ is list or isinstance(x, dict | list):
+                    push(x)
     return out
