@@ -428,8 +428,9 @@ def fresh(concept: dict[str, Any]) -> dict[str, Any]:
     """A copy of a remembered CodeableConcept (flat codings) for a resource to own: a caller may edit its output."""
     out = concept.copy()
     codings = out.get("coding")
-    if codings is not None:
-        out["coding"] = list(map(dict.copy, codings))  # in place of the shared list: the same keys, in order
+    if codings is not None:  # in place of the shared list: the same keys, in order
+        # most concepts have one coding: a list display of its copy costs half of list(map(...))
+        out["coding"] = [codings[0].copy()] if len(codings) == 1 else [c.copy() for c in codings]
     return out
 
 
