@@ -37,14 +37,21 @@ class Observation:
     apart: bool
     vt: str  # OBX-2
     sub: str  # OBX-4
+    plan: Any  # how a variant takes the row, read with its variable (mappers.hl7v2.emit.genomics), else None
 
     def __init__(self, obx: Segment, notes: list[Segment] | None = None) -> None:
         self.obx = obx
         self.notes = [] if notes is None else notes
         self.variable = None
         self.apart = False
-        self.vt = obx.get(2)
-        self.sub = obx.get(4)
+        self.plan = None
+        # both are short codes, read as they stand when they hold no delimiter (what Segment.get gives, without
+        # two calls per row)
+        fields, d = obx.fields, obx.delims
+        vt, sub = (fields[2], fields[4]) if len(fields) > 4 else (obx.get(2), obx.get(4))
+        cs, rs, ss, es = d.component, d.repetition, d.subcomponent, d.escape
+        self.vt = obx.get(2) if cs in vt or rs in vt or ss in vt or es in vt else vt
+        self.sub = obx.get(4) if cs in sub or rs in sub or ss in sub or es in sub else sub
 
 
 @dataclass(slots=True)

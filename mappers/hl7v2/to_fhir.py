@@ -15,6 +15,7 @@ from mappers.hl7v2.emit.genomics import (
     is_overall,
     phase_pairs,
     phase_relationship,
+    row_plan,
     variable,
     variable_code,
     variable_codes,
@@ -127,7 +128,8 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
                  "the row is kept as a separate result, not in the variant", f"{obx.ref}-3")
         obs.variable, obs.apart = None, True
         return
-    if not fits(obs):
+    plan = row_plan(obs)
+    if not (plan.fits if plan is not None else fits(obs)):
         ctx.warn("hl7v2-variable-value-mismatch",
                  f"OBX-3 says {_named(rec.loinc)} but OBX-5 {obx.get(5, 2) or obx.get(5)!r} is not one of its "
                  f"answers (a {obx.get(5, 3) or 'local'} code); "

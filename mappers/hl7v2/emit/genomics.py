@@ -321,10 +321,18 @@ class _Plan(NamedTuple):
     concept: dict[str, Any] | None
     slot: Any  # the slice's slot, None (a component under its own code) or _OBSERVATION_VALUE
     implication: bool
+    fits: bool  # fits(): the value can be the variable's
 
 
 _OBSERVATION_VALUE = object()  # the plan of a value or method row: it sets the Observation's own element
 _PLANS: dict[tuple[str, ...], _Plan | None] = {}
+
+
+def row_plan(obs: Observation) -> _Plan | None:
+    """The plan of a row whose variable was just recognised (obs.variable), kept on the row for variant(): the
+    mapper asks whether the row fits its variable before (the plan says)."""
+    obs.plan = plan = _plan(obs, obs.variable)
+    return plan
 
 
 def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
@@ -377,7 +385,7 @@ def _make_plan(obs: Observation, rec: Recognised) -> _Plan | None:
             parts.remove((n, comps))
             whole.append(n)
     return _Plan(spec, target, not spec.get("repeats"), vals, dropped, _frozen(whole), _frozen([*whole, 14]),
-                 tuple(parts), concept, slot, implication)
+                 tuple(parts), concept, slot, implication, fits(obs))
 
 
 class _Marks:
@@ -453,7 +461,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     for obs in [*rows, *(s for s in shared if (s.variable.loinc if s.variable is not None else None) not in own_codes)]:
         obx = obs.obx
         rec = obs.variable
-        plan = _plan(obs, rec) if rec is not None else None
+        plan = (obs.plan or _plan(obs, rec)) if rec is not None else None
         if plan is not None:  # a row of a known variable: read as its plan says (same issues, marks and values)
             code = rec.loinc
             spec = plan.spec
