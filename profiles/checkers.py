@@ -63,11 +63,13 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
     def remembered(value: Any, ext: Any, path: str, run: Any) -> None:
         if ext is not None or (value.__class__ is not dict and not isinstance(value, dict)) or (
                 shape is not None and not _plain(value, shape)):
+            run.declined += 1
             body(value, ext, path, run)
             return
         try:
             digest = dumps(value)
         except TypeError:  # integers beyond 64 bits (the XML reader and Python's json can produce them)
+            run.declined += 1
             body(value, ext, path, run)
             return
         lang = (run.resource or run.root).get("language")  # displays are judged per language
@@ -90,6 +92,8 @@ def _remembering(nid: int, typ: str, body: ValueCheck, shape: Shape | None) -> V
         if all((i.expression or "").startswith(path) for i in found):
             keep(memo, key, [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
                              for i in found], len(digest) + ISSUE_BYTES * len(found))
+        else:
+            run.declined += 1
 
     return remembered
 
@@ -365,6 +369,8 @@ class Checkers:
 
         suffix = "." + name
         simple = not many and not choice and not sliced and lo <= 1 and (hi is None or hi >= 1)
+        # a sliced element whose slicing and values depend on the items alone: its verdict remembered whole (_whole)
+        whole: list[Any] = [1 if sliced and self.v.use_memo else None]
 
         def check(items: list[tuple[str, Any, Any, str]], path: str, run: Any) -> None:
             if simple and len(items) == 1:  # one value of a single-valued element: nothing to count or slice
@@ -375,6 +381,18 @@ class Checkers:
                         fn = own[typ] = value(kid, typ)
                     fn(x, e, path + suffix, run)
                 return
+            w = whole[0]
+            if w is not None and items:
+                if w.__class__ is int:
+                    w = whole[0] = self._whole(kid)
+                    if w is None:
+                        walk(items, path, run)
+                        return
+                w(items, path, run, walk)
+                return
+            walk(items, path, run)
+
+        def walk(items: list[tuple[str, Any, Any, str]], path: str, run: Any) -> None:
             n = len(items)
             if n < lo or (hi is not None and n > hi):
                 if n < lo:
@@ -416,6 +434,62 @@ class Checkers:
                 fn(x, e, p, run)
 
         return check
+
+    def _whole(self, kid: Node) -> Callable[..., None] | None:
+        """For a sliced element whose slicing depends on the items alone (slicing.context_free) and whose every
+        type, in the element and in each slice, is one the memo treats as context-free (or a backbone element free
+        of context, _free): its element check run once per content of its items (their JSON keys and values), the
+        resource's language and the walk depth, later lists with the same key getting its issues replayed. This
+        skips the slice assignment and each item's own memo lookup (Observation.category, .component). None where
+        it does not apply. Items with a `_name` holder are walked; a walk in which an item's own memo could not vouch
+        for its verdict (run.declined: an extension in a backbone item, an issue outside the item) is not kept."""
+        if not slicing.context_free(self.v, kid):
+            return None
+        nodes = [kid, *kid.slices.values()]
+        types = {t.code for n in nodes for t in n.types} or {"BackboneElement" if kid.children else "Element"}
+        for t in types:
+            if t in CONTEXT_FREE:
+                continue
+            if t != "BackboneElement" or any(self._free(n, t, set()) is None for n in nodes):
+                return None  # (each item then goes through its own memo, _remembering, which counts declines)
+        nid = id(kid)
+        where_name = "." + kid.base_name
+
+        def remembered(items: list[tuple[str, Any, Any, str]], path: str, run: Any, walk: Any) -> None:
+            for _key, x, e, typ in items:
+                if e is not None or not typ or x.__class__ is not dict:
+                    walk(items, path, run)
+                    return
+            try:
+                digest = dumps([(k, x) for k, x, _e, _t in items])
+            except TypeError:  # integers beyond 64 bits
+                walk(items, path, run)
+                return
+            lang = (run.resource or run.root).get("language")  # displays are judged per language
+            if lang is not None and lang.__class__ is not str and not isinstance(lang, str):
+                lang = None
+            key = (nid, "whole", digest, (lang, run.depth))
+            memo = run.validator.memo
+            seen = memo.get(key)
+            if seen is not None:
+                if seen:
+                    run.issues.extend(Issue(sev, code, det, msg, path + rel) for sev, code, det, msg, rel in seen)
+                return
+            start, declined = len(run.issues), run.declined
+            walk(items, path, run)
+            if run.declined != declined:
+                return  # an item's memo could not vouch for its verdict (an extension, an issue outside it)
+            issues = run.issues
+            if len(issues) == start:
+                keep(memo, key, _NOTHING, len(digest))
+                return
+            found = issues[start:]
+            where = path + where_name
+            if all(i.expression == path or (i.expression or "").startswith(where) for i in found):
+                keep(memo, key, [(i.severity, i.code, i.details, i.message, (i.expression or "")[len(path):])
+                                 for i in found], len(digest) + ISSUE_BYTES * len(found))
+
+        return remembered
 
     # ---- values ----
     def _compile_value(self, node: Node, typ: str) -> ValueCheck:

@@ -35,6 +35,7 @@ class Run:
     # left unchecked past its budget (profiles/invariants.py ENGINE_SECONDS): one budget per validate() call
     engine_seconds: list[float] = field(default_factory=lambda: [0.0])
     unchecked: set[str] = field(default_factory=set)
+    declined: int = 0  # values the memo could not vouch for (checkers._remembering): an element's, whole, neither
 
     def add(self, severity: str, code: str, path: str, message: str, details: str = "validation") -> None:
         self.issues.append(Issue(severity, code, details, message, path))
