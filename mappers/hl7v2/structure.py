@@ -37,6 +37,7 @@ class Observation:
     apart: bool
     vt: str  # OBX-2
     sub: str  # OBX-4
+    group: str  # its variant group: OBX-4 up to the first '.' (mappers.hl7v2.emit.genomics.group_key)
     plan: Any  # how a variant takes the row, read with its variable (mappers.hl7v2.emit.genomics), else None
 
     def __init__(self, obx: Segment, notes: list[Segment] | None = None) -> None:
@@ -51,7 +52,8 @@ class Observation:
         vt, sub = (fields[2], fields[4]) if len(fields) > 4 else (obx.get(2), obx.get(4))
         cs, rs, ss, es = d.component, d.repetition, d.subcomponent, d.escape
         self.vt = obx.get(2) if cs in vt or rs in vt or ss in vt or es in vt else vt
-        self.sub = obx.get(4) if cs in sub or rs in sub or ss in sub or es in sub else sub
+        self.sub = sub = obx.get(4) if cs in sub or rs in sub or ss in sub or es in sub else sub
+        self.group = sub.split(".", 1)[0] if "." in sub else sub
 
 
 @dataclass(slots=True)

@@ -11,13 +11,11 @@ from mappers.hl7v2.emit import datetime_field
 from mappers.hl7v2.emit.attachment import documents, is_document
 from mappers.hl7v2.emit.genomics import (
     fits,
-    group_key,
     is_overall,
     phase_pairs,
     phase_relationship,
     row_plan,
     variable,
-    variable_code,
     variable_codes,
     variables,
     variant,
@@ -128,7 +126,7 @@ def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
                  "the row is kept as a separate result, not in the variant", f"{obx.ref}-3")
         obs.variable, obs.apart = None, True
         return
-    plan = row_plan(obs)
+    obs.plan = plan = row_plan(obs, rec)
     if not (plan.fits if plan is not None else fits(obs)):
         ctx.warn("hl7v2-variable-value-mismatch",
                  f"OBX-3 says {_named(rec.loinc)} but OBX-5 {obx.get(5, 2) or obx.get(5)!r} is not one of its "
@@ -197,7 +195,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
             rec = obs.variable
             code = rec.loinc if rec is not None else None
             spec = specs.get(code) if code else None
-            sub = group_key(obs.sub)
+            sub = obs.group
             if spec and spec["scope"] == "report":
                 conclusion.append(obs)
             elif spec and sub and not is_overall(sub):
@@ -210,7 +208,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
                 plain.append(obs)
         # Rows of an unknown code with a variant group's sub-ID belong to that variant.
         for obs in list(plain):
-            sub = group_key(obs.sub)
+            sub = obs.group
             if sub in groups and sub and not obs.apart:
                 groups[sub].append(obs)
                 plain.remove(obs)
@@ -227,8 +225,8 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
         results.extend(phase_relationship(ctx, key, phase, rows, subject) for phase, rows in pairs)
         # A study-wide row that no variant took (there is none, or each has its own) is a result of its own.
         if shared:
-            held = [{variable_code(r) for r in rows} for rows in groups.values()]
-            plain.extend(o for o in shared if all(variable_code(o) in codes for codes in held))
+            held = [{r.variable.loinc if r.variable is not None else None for r in rows} for rows in groups.values()]
+            plain.extend(o for o in shared if all(o.variable.loinc in codes for codes in held))  # recognised rows
     else:
         plain = list(order.observations)
     seen: dict[tuple[str, str], int] = {}
@@ -240,7 +238,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
 
     for obs in plain:
         # Overall-study rows (sub-ID 1) of a genetic report are genetic results too: category GE says so.
-        overall = genomic and is_overall(group_key(obs.sub))
+        overall = genomic and is_overall(obs.group)
         code = genetic_row_code(ctx, obs) if obs.variable is not None else None
         results.append(lab_observation(ctx, obs, key, subject, first_specimen, effective, overall, ordinal(obs),
                                        code))

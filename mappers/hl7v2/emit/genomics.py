@@ -284,7 +284,8 @@ def phase_pairs(groups: dict[str, list[Observation]]) -> list[tuple[str, list[tu
     by_phase: dict[str, list[tuple[str, Observation]]] = {}
     for sub, rows in groups.items():
         for obs in rows:
-            if variable_code(obs) != PHASE or obs.obx.repetition_count(5) != 1:
+            rec = obs.variable
+            if rec is None or rec.loinc != PHASE or obs.obx.repetition_count(5) != 1:
                 continue
             phase = genomics.phase_of({"coding": [{"code": obs.obx.get(5, 1), "display": obs.obx.get(5, 2)}]})
             if phase:
@@ -328,16 +329,10 @@ _OBSERVATION_VALUE = object()  # the plan of a value or method row: it sets the 
 _PLANS: dict[tuple[str, ...], _Plan | None] = {}
 
 
-def row_plan(obs: Observation) -> _Plan | None:
-    """The plan of a row whose variable was just recognised (obs.variable), kept on the row for variant(): the
-    mapper asks whether the row fits its variable before (the plan says)."""
-    obs.plan = plan = _plan(obs, obs.variable)
-    return plan
-
-
-def _plan(obs: Observation, rec: Recognised) -> _Plan | None:
+def row_plan(obs: Observation, rec: Recognised) -> _Plan | None:
     """The row's plan, or None when it is read row by row (a variable of no slice, a number that is not one, long
-    text)."""
+    text). The mapper asks for it when it recognises the row's variable (the plan says whether the value fits) and
+    keeps it on the row (obs.plan) for variant()."""
     obx = obs.obx
     fields = obx.fields
     if len(fields) <= 6:  # a row cut short before OBX-6 is read row by row
@@ -422,7 +417,9 @@ def _place(plan: _Plan, where: str, holder: Any, others: list[genomics.Component
     fresh = genomics.fresh
     for element, val in plan.values:
         code = fresh(concept)  # one per component: the Bundle's objects are not shared
-        if type(val) is not str:
+        if element == "valueCodeableConcept":
+            val = fresh(val)
+        elif type(val) is not str:
             val = _own(element, val)
         if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
             others.append(genomics.Component(code, {element: val}, where))
@@ -461,7 +458,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     for obs in [*rows, *(s for s in shared if (s.variable.loinc if s.variable is not None else None) not in own_codes)]:
         obx = obs.obx
         rec = obs.variable
-        plan = (obs.plan or _plan(obs, rec)) if rec is not None else None
+        plan = (obs.plan or row_plan(obs, rec)) if rec is not None else None
         if plan is not None:  # a row of a known variable: read as its plan says (same issues, marks and values)
             code = rec.loinc
             spec = plan.spec
