@@ -110,6 +110,7 @@ class Checkers:
         self._elements: dict[int, ElementCheck] = {}
         self._bodies: dict[int, ValueCheck] = {}  # Extension definitions met at run time
         self._planned: dict[int, invariants.Planned] = {}
+        self._in_coded: set[int] = set()  # the coding elements (and their slices) of CodeableConcepts
         self._keep: list[Any] = []  # the nodes and children sets the keys above identify by id()
 
     # ---- lookups (compile on first use) ----
@@ -519,7 +520,8 @@ class Checkers:
                 fn(value, None, path, run)
         else:
             body = self._complex_body(node, typ)
-        if not v.use_memo:
+        if not v.use_memo or (typ == "Coding" and id(node) in self._in_coded):
+            # a CodeableConcept's coding: the concept's own memo holds it (when that misses, its codings do too)
             return body
         if typ not in CONTEXT_FREE:
             if typ == "BackboneElement":
@@ -672,6 +674,9 @@ class Checkers:
         v = self.v
         typed = type_profiles.profiles_of(node, typ) if typ != "Extension" else ()
         children = self.trees.children(node, typ)
+        if typ == "CodeableConcept" and (coding := children.get("coding")) is not None:
+            self._keep.append(coding)
+            self._in_coded.update(id(n) for n in (coding, *coding.slices.values()))
         obj = self.object(node, children, typ)
         reference = references_module.checker(v, node) if typ == "Reference" else None
         is_attachment = typ == "Attachment"
