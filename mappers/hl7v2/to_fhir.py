@@ -170,7 +170,7 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     key = order_key(ctx, order)
     obr = order.obr
     requester = practitioner(ctx, obr, 16) or (practitioner(ctx, order.orc, 12) if order.orc else None)
-    request = service_request(ctx, order, subject, requester)
+    request = service_request(ctx, order, subject, requester, key)
     specimens = [specimen(ctx, s.spm, key, subject, request if subject else None) for s in order.specimens]
     first_specimen = specimens[0] if specimens else None
     effective = _effective(ctx, order)

@@ -455,6 +455,8 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
     taken: set[str] = set()
     leftovers: list[Observation] = []
     specs = variables()["variables"]
+    d = first.delims  # the message's: OBX-14 of a planned row is read as it stands when it holds none of them
+    specials = (d.component, d.repetition, d.subcomponent, d.escape)
     for obs in [*rows, *(s for s in shared if (s.variable.loinc if s.variable is not None else None) not in own_codes)]:
         obx = obs.obx
         rec = obs.variable
@@ -473,7 +475,11 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
                          "slice takes one", f"{obx.ref}-5")
             if obs.notes:
                 note_list += notes(obs.notes, ctx)
-            ctx.use_row(obx, plan.whole_14 if obx.get(14) else plan.whole, plan.parts)
+            fields = obx.fields
+            time = fields[14] if len(fields) > 14 else ""
+            if time and (specials[0] in time or specials[1] in time or specials[2] in time or specials[3] in time):
+                time = obx.get(14)
+            ctx.use_row(obx, plan.whole_14 if time else plan.whole, plan.parts)
             where = f"{obx.ref}-5"
             if plan.slot is _OBSERVATION_VALUE:
                 if plan.values:

@@ -77,12 +77,13 @@ def _order_identifier(ctx: Context, seg: Segment, n: int, typ: str) -> dict[str,
 
 
 def service_request(ctx: Context, order: Order, subject: dict[str, Any] | None,
-                    requester: dict[str, Any] | None) -> dict[str, Any]:
+                    requester: dict[str, Any] | None, key: str | None = None) -> dict[str, Any]:
     """Reads ORC-2/OBR-2 (placer), ORC-3/OBR-3 (filler), OBR-4 (code), ORC-9 (authored),
-    ORC-12/OBR-16 (ordering provider, read by practitioner())."""
+    ORC-12/OBR-16 (ordering provider, read by practitioner()); `key` is order_key(), when the caller has it."""
     obr, orc = order.obr, order.orc
     ctx.use(obr, 1)
-    res: dict[str, Any] = {"resourceType": "ServiceRequest", "id": resource_id("ServiceRequest", order_key(ctx, order))}
+    res: dict[str, Any] = {"resourceType": "ServiceRequest",
+                           "id": resource_id("ServiceRequest", key or order_key(ctx, order))}
     ctx.origin(res, obr.ref)
     idents = []
     for n, typ in ((2, "PLAC"), (3, "FILL")):
