@@ -8,7 +8,7 @@ from mappers.conversion import Conversion
 from mappers.exceptions import EmitError
 from mappers.hl7v2.context import Context, Options
 from mappers.hl7v2.emit import datetime_field
-from mappers.hl7v2.emit.attachment import documents, is_document
+from mappers.hl7v2.emit.attachment import MAYBE_DOCUMENT, documents, is_document
 from mappers.hl7v2.emit.genomics import (
     fits,
     is_overall,
@@ -66,13 +66,14 @@ def to_fhir(data: bytes | str | Message, options: Options | None = None) -> Conv
     ctx.origin(device, f"{msg.msh.ref}")  # the converter that read this message
     extras = [r for r in (org, device) if r]
     when = message_time(ctx)
-    prov = message_provenance(ctx, list(resources), device, org, when)
+    source = source_identifier(ctx)
+    prov = message_provenance(ctx, list(resources), device, org, when, source["system"])
     resources.extend(extras)
     if prov is not None:
         resources.append(prov)
     msh = msg.msh
     key = (msh.get(3), msh.get(4), msg.control_id)
-    ident = source_identifier(ctx) if msg.control_id else None
+    ident = source if msg.control_id else None
     out = bundle(resources, options.bundle_type, key, timestamp=when if when and "T" in when else None,
                  identifier=ident, copy=False)  # every object made for this Bundle: tests/mappers/hl7v2/test_fresh.py
     lang = message_language(ctx)
@@ -111,12 +112,13 @@ def _same_id_same_content(ctx: Context, resources: list[dict[str, Any]]) -> None
                      where or None)
 
 
-def _recognise(ctx: Context, obs: Observation, genetic_order: bool) -> None:
-    """Set obs.variable: the LRI variable the row carries, unless its code and name disagree or its value does
-    not fit the variable; say where a name or local code was taken for a LOINC variable."""
+def _recognise(ctx: Context, obs: Observation, genetic_order: bool, known: frozenset[str],
+               site: tuple[tuple[str, str], ...]) -> None:
+    """Set obs.variable: the LRI variable the row carries (`known`: variable_codes(); `site`: the site's names),
+    unless its code and name disagree or its value does not fit the variable; say where a name or local code was
+    taken for a LOINC variable."""
     obx = obs.obx
-    known = variable_codes()
-    rec, named = recognise_row(obx, known, ctx.options.variable_names, genetic_order)
+    rec, named = recognise_row(obx, known, site, genetic_order)
     obs.variable = rec
     if rec is None:
         return
@@ -177,13 +179,14 @@ def _order(ctx: Context, order: Order, subject: dict[str, Any] | None) -> list[d
     docs: list[Observation] = []
     kept: list[Observation] = []
     for o in order.observations:
-        (docs if is_document(o) else kept).append(o)
+        (docs if o.vt in MAYBE_DOCUMENT and is_document(o) else kept).append(o)
     order.observations = kept
     presented = documents(ctx, docs)
     genomic = _is_genetic(ctx, order)
     if genomic:
+        known, site = variable_codes(), ctx.options.variable_names
         for obs in order.observations:
-            _recognise(ctx, obs, True)  # generic names count in an order known to be genetic
+            _recognise(ctx, obs, True, known, site)  # generic names count in an order known to be genetic
     results: list[dict[str, Any]] = []
     conclusion: list[Observation] = []
     plain: list[Observation] = []

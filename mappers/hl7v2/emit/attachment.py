@@ -18,6 +18,7 @@ from mappers.hl7v2.emit import datetime_field
 from mappers.hl7v2.structure import Observation
 
 _TEXT = {"TX", "FT", "ST"}
+MAYBE_DOCUMENT = frozenset({"ED", "RP", *_TEXT})  # OBX-2 of the rows is_document() looks into
 _MIME = re.compile(r"[a-z]+/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 

@@ -60,14 +60,16 @@ def source_identifier(ctx: Context) -> dict[str, str]:
 
 
 def message_provenance(ctx: Context, targets: list[dict[str, Any]], device: dict[str, Any],
-                       author: dict[str, Any] | None, occurred: str | None) -> dict[str, Any] | None:
+                       author: dict[str, Any] | None, occurred: str | None,
+                       system: str | None = None) -> dict[str, Any] | None:
     """Reads MSH-3/4 (sender: the namespace of MSH-10), MSH-9, MSH-10, MSH-11/12/18 (how it was sent); `occurred`
-    is MSH-7 (message_time). None when neither MSH-7 nor the caller's `recorded` option is an instant
-    (Provenance.recorded is 1..1)."""
+    is MSH-7 (message_time), `system` the one of source_identifier() when the caller has it. None when neither
+    MSH-7 nor the caller's `recorded` option is an instant (Provenance.recorded is 1..1)."""
     msh = ctx.message.msh
     ctx.use(msh, 3, 9, 10, 11, 12, 18)
-    sender = "/".join(x for x in (msh.get(3), msh.get(4)) if x)
-    system = source_identifier(ctx)["system"]
+    app, facility = msh.get(3), msh.get(4)
+    sender = f"{app}/{facility}" if app and facility else app or facility
+    system = system or source_identifier(ctx)["system"]
     recorded = occurred if occurred and is_instant(occurred) else ctx.options.recorded
     if recorded and not is_instant(recorded):
         ctx.warn("hl7v2-bad-recorded", f"the recorded option {recorded!r} is not a FHIR instant; not used")
