@@ -168,12 +168,17 @@ class Context:
                 have = origins.get(key)
                 if have is None:
                     origins[key] = where  # in its place among the keys; the value is final below
-                    lists[key] = (set(where.split(", ")), [where])
+                    lists[key] = ({where} if ", " not in where else set(where.split(", ")), [where])
                     continue
                 got = lists[key] = (set(have.split(", ")), [have])
             seen, pieces = got
             # origin() appends a source the value does not hold yet (and that is not the whole value)
-            if where not in seen and (", " not in where or ", ".join(pieces) != where):
+            if where in seen:
+                continue
+            if ", " not in where:  # one source (a component's OBX[n]-5): nothing to split
+                pieces.append(where)
+                seen.add(where)
+            elif ", ".join(pieces) != where:
                 pieces.append(where)
                 seen.update(where.split(", "))
         for key, (_, pieces) in lists.items():

@@ -486,7 +486,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
                     setattr(facts, "assessment" if plan.target == "value" else "method",
                             genomics.Stated(_own(*plan.values[0]), None, where))
                 continue
-            if id(obs) in phased:
+            if phased and id(obs) in phased:  # mostly none
                 continue
             _place(plan, where, impl_facts if plan.implication else facts, impl_extra if plan.implication else extra)
             continue

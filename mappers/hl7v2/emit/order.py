@@ -130,7 +130,7 @@ def specimen(ctx: Context, spm: Segment, order_id: str, subject: dict[str, Any] 
     ctx.use_component(spm, 17, 1)
     idents = []
     for comp, typ in ((1, "PLAC"), (2, "FILL")):
-        parts = [spm.get(2, comp, s) for s in (1, 2, 3, 4)]
+        parts = [spm.get(2, comp, 1), spm.get(2, comp, 2), spm.get(2, comp, 3), spm.get(2, comp, 4)]
         if parts[0]:
             idents.append(ei_to_identifier(parts, typ))
     # The specimen number, with its type: senders reuse one number for the parts of a sample (stool, blood).
