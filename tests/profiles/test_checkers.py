@@ -127,3 +127,43 @@ def test_code_systems_and_value_sets_a_client_invents_are_not_remembered(validat
     assert (len(tx._cs_codes), len(tx._expansions)) == (systems, expansions)
     assert tx.expand("http://hl7.org/fhir/ValueSet/observation-status") is not None
     assert len(tx._expansions) > expansions or "http://hl7.org/fhir/ValueSet/observation-status" in tx._expansions
+
+
+def _altered(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Observations whose category and component lists (checked whole from the memo, when seen before) differ from
+    the example's in the ways that change a verdict: items missing, reordered, repeated, wrong, extended, other
+    language."""
+    import copy
+
+    edits = [lambda x: x["category"].pop(), lambda x: x["category"].reverse(),
+             lambda x: x["category"].append({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                                                         "code": "GE"}]}),
+             lambda x: x["category"][0].__setitem__("text", 5),
+             lambda x: x.__setitem__("language", "de"),
+             lambda x: x["category"][0]["coding"][0].__setitem__("display", "Wrong display"),
+             lambda x: x["component"].append(copy.deepcopy(x["component"][0])),
+             lambda x: x["component"][0].__setitem__("code", {"text": "z"}),
+             lambda x: x.__setitem__("_component", [{"id": "a"}]),
+             lambda x: x["component"][0].__setitem__("modifierExtension", [{"url": "http://x.org/a",
+                                                                            "valueString": "x"}])]
+    out = []
+    for edit in edits:
+        changed = copy.deepcopy(doc)
+        if "category" in changed and "component" in changed:
+            edit(changed)
+            out.append(changed)
+    return out
+
+
+def test_lists_remembered_whole_get_the_verdicts_of_a_walk(validator: Validator) -> None:
+    """Observation.category and .component are checked once per content of their items and replayed after: over
+    altered variant Observations, seen in turn, backwards and again, every verdict is that of a validator without
+    memos, and the lists were remembered whole."""
+    docs = [load(p.name) for p in sorted(EXAMPLES.glob("Observation-*.json"))[:15]]
+    everything = [d for doc in docs for d in (doc, *_altered(doc))]
+    assert len(everything) > 3 * len(docs)
+    plain = Validator(validator.defs, memo=False)
+    validator.forget()
+    for doc in everything + everything[::-1] + everything:
+        assert keys(validator, doc) == keys(plain, doc)
+    assert any(k[1] == "whole" for k in validator.memo)
