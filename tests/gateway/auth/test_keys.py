@@ -24,7 +24,7 @@ def test_a_key_verifies_to_its_principal_and_only_its_hash_is_kept(tmp_path: Pat
         "lab-a", "api-key", ("system/$convert", "patient/*.rs"), "p-1")
     assert key not in repr(principal) and principal.claims == {"key_id": record.id}
     text = store.path.read_text()
-    assert key not in text and key.rsplit("_", 1)[1] not in text and digest(key) in text
+    assert key not in text and key.split("_", 2)[2] not in text and digest(key) in text  # the secret may hold "_"
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f"{store.path}.lock").st_mode) == 0o600
     assert len(key) == len("hgk_") + 12 + 1 + 43  # 256 random bits after the id
