@@ -421,12 +421,18 @@ def _place(plan: _Plan, where: str, holder: Any, others: list[genomics.Component
             val = fresh(val)
         elif type(val) is not str:
             val = _own(element, val)
-        if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
-            others.append(genomics.Component(code, {element: val}, where))
-        elif slot.repeats:
-            setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, code, where)])
-        else:
-            setattr(holder, slot.field, genomics.Stated(val, code, where))
+        _put(slot, element, val, code, where, holder, others)
+
+
+def _put(slot: Any, element: str, val: Any, code: dict[str, Any], where: Any, holder: Any, others: list[Any]) -> None:
+    """A row's value into its slice's field of `holder` (a list where the slice repeats), or among `others` when
+    unsliced or not of the slice's type."""
+    if slot is None or element != _ELEMENT[slot.type]:
+        others.append(genomics.Component(code, {element: val}, where))
+    elif slot.repeats:
+        setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, code, where)])
+    else:
+        setattr(holder, slot.field, genomics.Stated(val, code, where))
 
 
 def variant_id(key: str, group: str) -> str:
@@ -534,12 +540,7 @@ def variant(ctx: Context, rows: list[Observation], key: str, group: str, shared:
         holder, others = (impl_facts, impl_extra) if scope else (facts, extra)
         for k, (element, val) in enumerate(vals):
             code = genomics.fresh(cc) if k else cc  # one per component: the Bundle's objects are not shared
-            if slot is None or element != _ELEMENT[slot.type]:  # unsliced, or a value that is not the slice's type
-                others.append(genomics.Component(code, {element: val}, where))
-            elif slot.repeats:
-                setattr(holder, slot.field, [*(getattr(holder, slot.field) or []), genomics.Stated(val, code, where)])
-            else:
-                setattr(holder, slot.field, genomics.Stated(val, code, where))
+            _put(slot, element, val, code, where, holder, others)
     if (facts.exact or facts.outer or facts.inner) and facts.coordinate_system is None:
         # HL7 v2 LRI (Ch.5) positions are 1-based; the IG asks to say so (coded as the rows' variables are)
         facts.coordinate_system = genomics.Stated("1-based-character", {"coding": [
